@@ -1,0 +1,14 @@
+import type { OptionSpecs } from '../args.js';
+import type { Command } from '../command.js';
+import { datasetsCommand } from './datasets.js';
+import { evalCommand } from './eval.js';
+import { quickstartCommand } from './quickstart.js';
+import { trainCommand } from './train.js';
+
+/** Every tamp command, in the order --help lists them. */
+export const COMMANDS: ReadonlyArray<Command<OptionSpecs>> = [
+  trainCommand,
+  evalCommand,
+  datasetsCommand,
+  quickstartCommand,
+] as unknown as ReadonlyArray<Command<OptionSpecs>>;

@@ -1,0 +1,169 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { CodecError } from '../errors.js';
+import { MAX_CHUNK_BYTES } from '../protocol.js';
+import { Codec, DType, type TensorChunk } from '@tamp/proto/tamp/v1/tensor';
+import { crc32c } from './crc32c.js';
+import { TensorAssembler, type WireTensor, decodeTensors, encodeTensor } from './tensor-codec.js';
+
+function floats(n: number, seed = 1): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    a[i] = (s / 2 ** 32) * 2 - 1;
+  }
+  return a;
+}
+
+function tensor(name: string, data: Float32Array | Int32Array, shape: number[] = [data.length]): WireTensor {
+  return { name, shape, dtype: data instanceof Float32Array ? 'float32' : 'int32', data, sliceStart: 0 };
+}
+
+function expectCodecError(fn: () => unknown, code: string, tensorName?: string): CodecError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(CodecError);
+    const e = error as CodecError;
+    expect(e.code).toBe(code);
+    if (tensorName !== undefined) {
+      expect(e.tensor).toBe(tensorName);
+      expect(e.message).toContain(`"${tensorName}"`);
+    }
+    return e;
+  }
+  throw new Error(`expected a ${code} CodecError, nothing was thrown`);
+}
+
+describe('crc32c', () => {
+  it('matches the standard check value', () => {
+    expect(crc32c(new TextEncoder().encode('123456789'))).toBe(0xe3069283);
+    expect(crc32c(new Uint8Array(0))).toBe(0);
+  });
+
+  it('can be continued across pieces', () => {
+    const bytes = new Uint8Array(floats(1000).buffer);
+    expect(crc32c(bytes.subarray(300), crc32c(bytes.subarray(0, 300)))).toBe(crc32c(bytes));
+  });
+});
+
+describe('encodeTensor / decodeTensors', () => {
+  // Element counts giving 0 bytes, 4 bytes, exactly 1 MiB, and 1 MiB + 4 bytes.
+  const cases: Array<[string, number, number]> = [
+    ['empty', 0, 1],
+    ['one element', 1, 1],
+    ['exactly 1 MiB', MAX_CHUNK_BYTES / 4, 1],
+    ['just over 1 MiB', MAX_CHUNK_BYTES / 4 + 1, 2],
+  ];
+  for (const [label, n, chunks] of cases) {
+    it(`round-trips ${label} (${n * 4} bytes in ${chunks} chunk(s))`, () => {
+      const t = tensor('w', floats(n), [n]);
+      const encoded = encodeTensor(t);
+      expect(encoded).toHaveLength(chunks);
+      for (const c of encoded) expect(c.payload.length).toBeLessThanOrEqual(MAX_CHUNK_BYTES);
+      const [back] = decodeTensors(encoded);
+      expect(back?.name).toBe('w');
+      expect(back?.shape).toEqual([n]);
+      expect(back?.dtype).toBe('float32');
+      expect(Buffer.from((back?.data as Float32Array).buffer).equals(Buffer.from(t.data.buffer))).toBe(true);
+    });
+  }
+
+  it('round-trips int32 tensors, slices and several tensors in one stream', () => {
+    const a = tensor('a', Int32Array.from([1, -2, 3, 2 ** 31 - 1]), [2, 2]);
+    const b: WireTensor = { name: 'big', shape: [10, 10], dtype: 'float32', data: floats(30), sliceStart: 50 };
+    const chunks = [...encodeTensor(a, { chunkBytes: 8 }), ...encodeTensor(b, { chunkBytes: 16 })];
+    const [ra, rb] = decodeTensors(chunks);
+    expect(Array.from(ra?.data ?? [])).toEqual([1, -2, 3, 2 ** 31 - 1]);
+    expect(ra?.dtype).toBe('int32');
+    expect(rb?.sliceStart).toBe(50);
+    expect(rb?.shape).toEqual([10, 10]);
+    expect(Array.from(rb?.data ?? [])).toEqual(Array.from(b.data));
+  });
+
+  it('detects a corrupt payload and names the tensor', () => {
+    const chunks = encodeTensor(tensor('fc1/kernel', floats(1000)), { chunkBytes: 1024 });
+    const damaged = chunks.map((c) => ({ ...c, payload: Uint8Array.from(c.payload) }));
+    const hit = (damaged[2] as TensorChunk).payload;
+    hit[5] = (hit[5] as number) ^ 0x10;
+    const e = expectCodecError(() => decodeTensors(damaged), 'CHUNK_CORRUPT', 'fc1/kernel');
+    expect(e.message).toMatch(/checksum/);
+  });
+
+  it('detects a missing middle chunk and names the missing bytes', () => {
+    const chunks = encodeTensor(tensor('fc2/bias', floats(1000)), { chunkBytes: 1024 });
+    chunks.splice(1, 1);
+    const e = expectCodecError(() => decodeTensors(chunks), 'CHUNK_MISSING', 'fc2/bias');
+    expect(e.message).toContain('bytes [1024, 2048) are missing');
+  });
+
+  it('detects a stream cut before the last chunk', () => {
+    const chunks = encodeTensor(tensor('fc3/kernel', floats(1000)), { chunkBytes: 1024 });
+    chunks.pop();
+    const e = expectCodecError(() => decodeTensors(chunks), 'CHUNK_MISSING', 'fc3/kernel');
+    expect(e.message).toContain('received 3072 of 4000 bytes');
+  });
+
+  it('refuses reserved codecs, unknown dtypes and inconsistent headers', () => {
+    const [c] = encodeTensor(tensor('x', floats(4)));
+    const base = c as TensorChunk;
+    expectCodecError(() => decodeTensors([{ ...base, codec: Codec.CODEC_TOPK }]), 'CODEC_UNSUPPORTED', 'x');
+    expectCodecError(() => decodeTensors([{ ...base, dtype: DType.D_TYPE_UNSPECIFIED }]), 'CHUNK_INVALID', 'x');
+    expectCodecError(() => decodeTensors([{ ...base, totalBytes: 12n }]), 'CHUNK_INVALID', 'x');
+    expectCodecError(() => decodeTensors([{ ...base, sliceStart: 2n }]), 'CHUNK_INVALID', 'x');
+    expectCodecError(() => decodeTensors([base, base]), 'CHUNK_INVALID', 'x');
+    const two = encodeTensor(tensor('y', floats(8)), { chunkBytes: 16 });
+    expectCodecError(() => decodeTensors([two[0] as TensorChunk, { ...(two[1] as TensorChunk), shape: [9] }]), 'CHUNK_INVALID', 'y');
+  });
+
+  it('never allocates from a hostile header', () => {
+    const [c] = encodeTensor(tensor('h', floats(1)));
+    const huge = 2n ** 40n;
+    const assembler = new TensorAssembler();
+    // A header claiming a terabyte is accepted only as a promise: memory follows received bytes.
+    assembler.add({ ...(c as TensorChunk), shape: [2 ** 28, 2 ** 10], sliceLength: huge / 4n, totalBytes: huge });
+    expect(assembler.receivedBytes).toBe(4);
+    expect(() => assembler.finish()).toThrow(CodecError);
+    expectCodecError(() => decodeTensors([{ ...(c as TensorChunk), offset: 2n ** 63n }]), 'CHUNK_INVALID', 'h');
+  });
+
+  it('turns any damage to a stream into a CodecError, never a crash (property)', () => {
+    const chunks = encodeTensor(tensor('p', floats(64)), { chunkBytes: 40 });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: chunks.length - 1 }),
+        fc.constantFrom('payload', 'offset', 'drop', 'totalBytes', 'shape', 'crc'),
+        fc.integer({ min: 0, max: 1 << 30 }),
+        (index, what, noise) => {
+          const copy = chunks.map((c) => ({ ...c, payload: Uint8Array.from(c.payload) }));
+          const target = copy[index] as TensorChunk;
+          if (what === 'payload') {
+            const at = noise % target.payload.length;
+            target.payload[at] = (target.payload[at] as number) ^ (1 + (noise % 255));
+          }
+          if (what === 'offset') target.offset = BigInt(noise);
+          if (what === 'drop') copy.splice(index, 1);
+          if (what === 'totalBytes') target.totalBytes = BigInt(noise);
+          if (what === 'shape') target.shape = [noise];
+          if (what === 'crc') target.crc32c = (target.crc32c ^ (noise | 1)) >>> 0;
+          let threw: unknown;
+          try {
+            decodeTensors(copy);
+          } catch (error) {
+            threw = error;
+          }
+          // Offsets that happen to equal the original, or same-size shapes, may be harmless:
+          // the result must then be exactly the original tensor.
+          if (threw === undefined) {
+            const [back] = decodeTensors(copy);
+            expect(Array.from(back?.data ?? [])).toEqual(Array.from(floats(64)));
+          } else {
+            expect(threw).toBeInstanceOf(CodecError);
+          }
+        },
+      ),
+      { numRuns: 300, seed: 42 },
+    );
+  });
+});

@@ -1,0 +1,267 @@
+/**
+ * Tensors to wire chunks and back. A tensor (or a slice of a variable's
+ * flattened elements) travels as chunks of at most MAX_CHUNK_BYTES, each
+ * carrying the whole tensor's header and CRC-32C, so the receiver can name
+ * exactly what is missing or damaged. The assembler never allocates from a
+ * header: memory grows only with bytes actually received.
+ */
+import { Codec, DType, type TensorChunk } from '@tamp/proto/tamp/v1/tensor';
+import { CodecError } from '../errors.js';
+import { MAX_CHUNK_BYTES } from '../protocol.js';
+import { crc32c } from './crc32c.js';
+
+export type WireDType = 'float32' | 'int32';
+
+/** A named tensor, or the slice [sliceStart, sliceStart + data.length) of a variable's flattened elements. */
+export interface WireTensor {
+  readonly name: string;
+  /** Shape of the whole variable. */
+  readonly shape: readonly number[];
+  readonly dtype: WireDType;
+  readonly data: Float32Array | Int32Array;
+  /** Element offset of `data` within the variable (0 for a whole tensor). */
+  readonly sliceStart: number;
+}
+
+export interface EncodeOptions {
+  /** Payload bytes per chunk, at most MAX_CHUNK_BYTES (the default). */
+  chunkBytes?: number;
+}
+
+if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
+  throw new Error('Tamp needs a little-endian host: tensors travel as little-endian bytes.');
+}
+
+export function sizeOfShape(shape: readonly number[]): number {
+  let size = 1;
+  for (const d of shape) size *= d;
+  return size;
+}
+
+export function bytesOf(data: Float32Array | Int32Array | Uint8Array): Uint8Array {
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+function dtypeOf(data: Float32Array | Int32Array): WireDType {
+  return data instanceof Float32Array ? 'float32' : 'int32';
+}
+
+/** Split a tensor into chunks. Payloads are views of `tensor.data`: no copy. */
+export function encodeTensor(tensor: WireTensor, options: EncodeOptions = {}): TensorChunk[] {
+  const chunkBytes = options.chunkBytes ?? MAX_CHUNK_BYTES;
+  if (!Number.isInteger(chunkBytes) || chunkBytes < 1 || chunkBytes > MAX_CHUNK_BYTES) {
+    throw new CodecError('CHUNK_INVALID', `chunkBytes must be an integer in [1, ${MAX_CHUNK_BYTES}], got ${chunkBytes}`, tensor.name);
+  }
+  if (dtypeOf(tensor.data) !== tensor.dtype) {
+    throw new CodecError('CHUNK_INVALID', `tensor "${tensor.name}" says dtype ${tensor.dtype} but holds ${dtypeOf(tensor.data)} data`, tensor.name);
+  }
+  const size = sizeOfShape(tensor.shape);
+  if (tensor.sliceStart < 0 || tensor.sliceStart + tensor.data.length > size) {
+    throw new CodecError(
+      'CHUNK_INVALID',
+      `tensor "${tensor.name}": slice [${tensor.sliceStart}, ${tensor.sliceStart + tensor.data.length}) lies outside its shape [${tensor.shape.join(',')}] (${size} elements)`,
+      tensor.name,
+    );
+  }
+  const bytes = bytesOf(tensor.data);
+  const header = {
+    name: tensor.name,
+    shape: [...tensor.shape],
+    dtype: tensor.dtype === 'float32' ? DType.D_TYPE_FLOAT32 : DType.D_TYPE_INT32,
+    codec: Codec.CODEC_NONE,
+    totalBytes: BigInt(bytes.length),
+    crc32c: crc32c(bytes),
+    sliceStart: BigInt(tensor.sliceStart),
+    sliceLength: BigInt(tensor.data.length),
+  };
+  const chunks: TensorChunk[] = [];
+  let offset = 0;
+  do {
+    const end = Math.min(bytes.length, offset + chunkBytes);
+    chunks.push({ ...header, offset: BigInt(offset), payload: bytes.subarray(offset, end) });
+    offset = end;
+  } while (offset < bytes.length);
+  return chunks;
+}
+
+interface Pending {
+  readonly first: TensorChunk;
+  readonly shape: number[];
+  readonly dtype: WireDType;
+  readonly totalBytes: number;
+  readonly sliceStart: number;
+  readonly sliceLength: number;
+  readonly parts: Uint8Array[];
+  received: number;
+}
+
+function toSafeNumber(value: bigint, what: string, name: string): number {
+  if (value < 0n || value > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new CodecError('CHUNK_INVALID', `tensor "${name}": ${what} ${value} is out of range`, name);
+  }
+  return Number(value);
+}
+
+/**
+ * Reassembles tensors from chunks that arrive in order of offset (as a gRPC
+ * stream delivers them). Throws CodecError naming the tensor on the first
+ * inconsistency; `finish()` reports tensors left incomplete.
+ */
+export class TensorAssembler {
+  private readonly pending = new Map<string, Pending>();
+  private readonly order: string[] = [];
+  private readonly done = new Set<string>();
+  private bytesReceived = 0;
+
+  /** Bytes of payload accepted so far. */
+  get receivedBytes(): number {
+    return this.bytesReceived;
+  }
+
+  /** Number of distinct tensors seen so far (complete or not). */
+  get tensorCount(): number {
+    return this.order.length;
+  }
+
+  add(chunk: TensorChunk): void {
+    const name = chunk.name;
+    if (name.length === 0) throw new CodecError('CHUNK_INVALID', 'a tensor chunk has an empty name');
+    const sliceStart = toSafeNumber(chunk.sliceStart, 'slice_start', name);
+    const key = `${name}@${sliceStart}`;
+    let p = this.pending.get(key);
+    if (p === undefined) {
+      if (this.done.has(key)) {
+        throw new CodecError('CHUNK_INVALID', `tensor "${name}" (slice at ${sliceStart}) arrived twice in one stream`, name);
+      }
+      p = this.start(chunk, name, sliceStart);
+      this.pending.set(key, p);
+      this.order.push(key);
+    } else {
+      this.checkSameHeader(p, chunk, name);
+    }
+    const offset = toSafeNumber(chunk.offset, 'offset', name);
+    if (offset > p.received) {
+      throw new CodecError(
+        'CHUNK_MISSING',
+        `tensor "${name}": chunk at byte offset ${offset} arrived but bytes [${p.received}, ${offset}) are missing`,
+        name,
+      );
+    }
+    if (offset < p.received) {
+      throw new CodecError('CHUNK_INVALID', `tensor "${name}": chunk at byte offset ${offset} overlaps bytes already received (up to ${p.received})`, name);
+    }
+    const length = chunk.payload.length;
+    if (length > MAX_CHUNK_BYTES) {
+      throw new CodecError('CHUNK_INVALID', `tensor "${name}": chunk payload of ${length} bytes exceeds the ${MAX_CHUNK_BYTES}-byte limit`, name);
+    }
+    if (length === 0 && p.totalBytes > 0) {
+      throw new CodecError('CHUNK_INVALID', `tensor "${name}": empty chunk at offset ${offset} of a ${p.totalBytes}-byte tensor`, name);
+    }
+    if (offset + length > p.totalBytes) {
+      throw new CodecError('CHUNK_INVALID', `tensor "${name}": chunk at offset ${offset} runs ${offset + length - p.totalBytes} bytes past the tensor's ${p.totalBytes} bytes`, name);
+    }
+    p.parts.push(chunk.payload);
+    p.received += length;
+    this.bytesReceived += length;
+    if (p.received === p.totalBytes) this.done.add(key);
+  }
+
+  /** True when every tensor seen so far is complete. */
+  get complete(): boolean {
+    return this.order.every((key) => this.done.has(key));
+  }
+
+  /** Verify checksums and return the tensors in order of first arrival. */
+  finish(): WireTensor[] {
+    const out: WireTensor[] = [];
+    for (const key of this.order) {
+      const p = this.pending.get(key) as Pending;
+      const name = p.first.name;
+      if (p.received < p.totalBytes) {
+        throw new CodecError(
+          'CHUNK_MISSING',
+          `tensor "${name}": received ${p.received} of ${p.totalBytes} bytes; the chunk at offset ${p.received} never arrived (stream cut short?)`,
+          name,
+        );
+      }
+      const buffer = new ArrayBuffer(p.totalBytes);
+      const bytes = new Uint8Array(buffer);
+      let at = 0;
+      for (const part of p.parts) {
+        bytes.set(part, at);
+        at += part.length;
+      }
+      const crc = crc32c(bytes);
+      if (crc !== p.first.crc32c >>> 0) {
+        throw new CodecError(
+          'CHUNK_CORRUPT',
+          `tensor "${name}": checksum mismatch (CRC-32C ${hex(crc)}, expected ${hex(p.first.crc32c)}); its bytes were damaged in transit`,
+          name,
+        );
+      }
+      const data = p.dtype === 'float32' ? new Float32Array(buffer) : new Int32Array(buffer);
+      out.push({ name, shape: p.shape, dtype: p.dtype, data, sliceStart: p.sliceStart });
+    }
+    return out;
+  }
+
+  private start(chunk: TensorChunk, name: string, sliceStart: number): Pending {
+    if (chunk.codec !== Codec.CODEC_NONE) {
+      throw new CodecError(
+        'CODEC_UNSUPPORTED',
+        `tensor "${name}": codec ${Codec[chunk.codec] ?? chunk.codec} is reserved but not implemented; send CODEC_NONE`,
+        name,
+      );
+    }
+    let dtype: WireDType;
+    if (chunk.dtype === DType.D_TYPE_FLOAT32) dtype = 'float32';
+    else if (chunk.dtype === DType.D_TYPE_INT32) dtype = 'int32';
+    else throw new CodecError('CHUNK_INVALID', `tensor "${name}": unknown dtype ${chunk.dtype}`, name);
+    const shape = [...chunk.shape];
+    let size = 1;
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 0) throw new CodecError('CHUNK_INVALID', `tensor "${name}": bad dimension ${d} in shape`, name);
+      size *= d;
+    }
+    if (!Number.isSafeInteger(size)) throw new CodecError('CHUNK_INVALID', `tensor "${name}": shape [${shape.join(',')}] is too large`, name);
+    const sliceLength = toSafeNumber(chunk.sliceLength, 'slice_length', name);
+    const totalBytes = toSafeNumber(chunk.totalBytes, 'total_bytes', name);
+    if (sliceStart + sliceLength > size) {
+      throw new CodecError(
+        'CHUNK_INVALID',
+        `tensor "${name}": slice [${sliceStart}, ${sliceStart + sliceLength}) lies outside its shape [${shape.join(',')}] (${size} elements)`,
+        name,
+      );
+    }
+    if (totalBytes !== sliceLength * 4) {
+      throw new CodecError('CHUNK_INVALID', `tensor "${name}": total_bytes ${totalBytes} does not match ${sliceLength} elements of 4 bytes`, name);
+    }
+    return { first: chunk, shape, dtype, totalBytes, sliceStart, sliceLength, parts: [], received: 0 };
+  }
+
+  private checkSameHeader(p: Pending, chunk: TensorChunk, name: string): void {
+    const a = p.first;
+    const same =
+      a.dtype === chunk.dtype &&
+      a.codec === chunk.codec &&
+      a.totalBytes === chunk.totalBytes &&
+      a.crc32c === chunk.crc32c &&
+      a.sliceLength === chunk.sliceLength &&
+      a.shape.length === chunk.shape.length &&
+      a.shape.every((d, i) => d === chunk.shape[i]);
+    if (!same) {
+      throw new CodecError('CHUNK_INVALID', `tensor "${name}": chunk at offset ${chunk.offset} disagrees with the tensor's first chunk (shape, dtype, size or checksum)`, name);
+    }
+  }
+}
+
+/** Assemble a complete stream of chunks at once. */
+export function decodeTensors(chunks: Iterable<TensorChunk>): WireTensor[] {
+  const assembler = new TensorAssembler();
+  for (const chunk of chunks) assembler.add(chunk);
+  return assembler.finish();
+}
+
+function hex(n: number): string {
+  return `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
+}

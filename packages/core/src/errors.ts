@@ -1,0 +1,136 @@
+/**
+ * Typed errors. Every error Tamp throws on purpose is a TampError with a
+ * stable `code` (never renamed: scripts, tests and remote peers match on it),
+ * a message that says what went wrong and how to fix it, and the underlying
+ * `cause` when there is one.
+ *
+ * `status` is the gRPC status category the error maps to at a service
+ * boundary; the mapping to numeric gRPC codes lives in one place (the rpc
+ * helpers of @tamp/parameter-server), so this module stays free of gRPC.
+ */
+
+export type StatusKind =
+  | 'invalid-argument'
+  | 'failed-precondition'
+  | 'not-found'
+  | 'unavailable'
+  | 'unauthenticated'
+  | 'unimplemented'
+  | 'internal';
+
+export const ERROR_CODES = {
+  /** A tensor, option or argument has the wrong shape, type or value. Not retried. */
+  INVALID_ARGUMENT: 'invalid-argument',
+  /** A command-line usage error (unknown flag, missing value). */
+  USAGE: 'invalid-argument',
+  /** A requested tfjs backend or inference device cannot be brought up. */
+  BACKEND_UNAVAILABLE: 'unavailable',
+  /** A dataset's files are not installed or not found. */
+  DATASET_NOT_FOUND: 'not-found',
+  /** A dataset file is truncated, has the wrong magic number or inconsistent counts. */
+  DATASET_CORRUPT: 'invalid-argument',
+  /** A tensor chunk stream lacks a chunk (gap or truncated stream). */
+  CHUNK_MISSING: 'invalid-argument',
+  /** A tensor's bytes do not match its checksum. */
+  CHUNK_CORRUPT: 'invalid-argument',
+  /** A chunk's header is inconsistent (shape, dtype, offsets, sizes). */
+  CHUNK_INVALID: 'invalid-argument',
+  /** A wire codec that this build does not implement. */
+  CODEC_UNSUPPORTED: 'unimplemented',
+  /** A model file is missing. */
+  MODEL_NOT_FOUND: 'not-found',
+  /** A model file exists but cannot be read (bad JSON, weights of the wrong size, corrupt container). */
+  MODEL_INVALID: 'invalid-argument',
+  /** A model name that the zoo does not know. */
+  MODEL_UNKNOWN: 'invalid-argument',
+  /** A file written by a newer Tamp. */
+  VERSION_UNSUPPORTED: 'failed-precondition',
+} as const satisfies Record<string, StatusKind>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface TampErrorOptions {
+  cause?: unknown;
+}
+
+export class TampError extends Error {
+  readonly code: ErrorCode;
+  readonly status: StatusKind;
+
+  constructor(code: ErrorCode, message: string, options?: TampErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = ERROR_CODES[code];
+  }
+}
+
+/** Bad input: a wrong shape, dtype, NaN, unknown name, out-of-range option. */
+export class InvalidArgumentError extends TampError {
+  constructor(message: string, options?: TampErrorOptions) {
+    super('INVALID_ARGUMENT', message, options);
+  }
+}
+
+/** Thrown by the CLI's argument parser; the CLI exits with code 2. */
+export class UsageError extends TampError {
+  constructor(message: string, options?: TampErrorOptions) {
+    super('USAGE', message, options);
+  }
+}
+
+/** A backend or device that was asked for and cannot be used. `reasons` holds why, per backend tried. */
+export class BackendUnavailableError extends TampError {
+  readonly reasons: ReadonlyArray<{ name: string; reason: string }>;
+
+  constructor(message: string, reasons: ReadonlyArray<{ name: string; reason: string }> = [], options?: TampErrorOptions) {
+    super('BACKEND_UNAVAILABLE', message, options);
+    this.reasons = reasons;
+  }
+}
+
+/** Dataset files missing (DATASET_NOT_FOUND) or damaged (DATASET_CORRUPT). `file` names the file. */
+export class DatasetError extends TampError {
+  readonly file: string | undefined;
+
+  constructor(code: 'DATASET_NOT_FOUND' | 'DATASET_CORRUPT', message: string, file?: string, options?: TampErrorOptions) {
+    super(code, message, options);
+    this.file = file;
+  }
+}
+
+/** A tensor chunk stream that is incomplete, corrupt or inconsistent. `tensor` names the tensor. */
+export class CodecError extends TampError {
+  readonly tensor: string | undefined;
+
+  constructor(
+    code: 'CHUNK_MISSING' | 'CHUNK_CORRUPT' | 'CHUNK_INVALID' | 'CODEC_UNSUPPORTED',
+    message: string,
+    tensor?: string,
+    options?: TampErrorOptions,
+  ) {
+    super(code, message, options);
+    this.tensor = tensor;
+  }
+}
+
+/** A model that is missing, unknown or unreadable. */
+export class ModelError extends TampError {
+  constructor(
+    code: 'MODEL_NOT_FOUND' | 'MODEL_INVALID' | 'MODEL_UNKNOWN' | 'VERSION_UNSUPPORTED',
+    message: string,
+    options?: TampErrorOptions,
+  ) {
+    super(code, message, options);
+  }
+}
+
+export function isTampError(error: unknown): error is TampError {
+  return error instanceof TampError;
+}
+
+/** The message of any thrown value, for logs. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,16 @@
+/**
+ * @tamp/core: the browser-safe root. Node-only parts (datasets from disk,
+ * file IO, Dawn, tfjs-node) live in @tamp/core/node.
+ */
+export * from './errors.js';
+export * from './protocol.js';
+export * from './random.js';
+export { crc32c } from './codec/crc32c.js';
+export * from './codec/tensor-codec.js';
+export * from './data/dataset.js';
+export * from './zoo/zoo.js';
+export * from './backend/select.js';
+export * from './backend/tfjs-backends.js';
+export * from './train/optimizers.js';
+export * from './train/classifier.js';
+export * from './metrics/classification.js';

@@ -1,0 +1,10 @@
+/** @tamp/core/node: datasets from disk and npm, model files, Node backends (tfjs-node, Dawn). */
+export * from './datasets/idx.js';
+export * from './datasets/mnist.js';
+export * from './datasets/idx-folder.js';
+export * from './datasets/registry.js';
+export * from './files.js';
+export * from './model-files.js';
+export * from './webgpu-dawn.js';
+export * from './backends.js';
+export * from './train-single.js';

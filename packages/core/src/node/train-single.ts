@@ -1,0 +1,155 @@
+/**
+ * Training in one process: the embedded default before a cluster is asked
+ * for, and the baseline the cluster's speed is measured against.
+ */
+import { join } from 'node:path';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { iterateBatches, stepsPerEpoch } from '../data/dataset.js';
+import { InvalidArgumentError } from '../errors.js';
+import { evaluateClassifier } from '../metrics/classification.js';
+import { trainStep } from '../train/classifier.js';
+import { createTfOptimizer, optimizerSettings } from '../train/optimizers.js';
+import { createModel, isZooModel } from '../zoo/zoo.js';
+import type { BackendRequest } from '../backend/select.js';
+import { useBackend } from './backends.js';
+import { loadClassificationDataset } from './datasets/registry.js';
+import { atomicWriteFile } from './files.js';
+import { loadLayersModelFile, saveLayersModel } from './model-files.js';
+
+export interface TrainOptions {
+  model: string;
+  dataset: string;
+  epochs: number;
+  /** Cap on samples per epoch (default: the whole training split). */
+  epochSize?: number;
+  batchSize: number;
+  optimizer: string;
+  learningRate: number;
+  backend: BackendRequest;
+  requireGpu?: boolean;
+  seed: number;
+  out: string;
+  log?: (message: string) => void;
+  onProgress?: (p: TrainProgress) => void;
+}
+
+export interface TrainProgress {
+  readonly epoch: number;
+  readonly epochs: number;
+  readonly step: number;
+  readonly stepsPerEpoch: number;
+  readonly globalStep: number;
+  readonly loss: number;
+  readonly samplesPerSecond: number;
+  readonly validationAccuracy?: number;
+}
+
+export interface EpochRecord {
+  readonly epoch: number;
+  readonly loss: number;
+  readonly validationAccuracy: number;
+  readonly samplesPerSecond: number;
+}
+
+export interface TrainReport {
+  readonly model: string;
+  readonly dataset: string;
+  readonly backend: string;
+  readonly adapter: string | undefined;
+  readonly mode: string;
+  readonly workers: number;
+  readonly ps: number;
+  readonly epochs: number;
+  readonly batchSize: number;
+  readonly optimizer: string;
+  readonly learningRate: number;
+  readonly seed: number;
+  readonly steps: number;
+  readonly samples: number;
+  readonly trainSeconds: number;
+  readonly samplesPerSecond: number;
+  readonly testAccuracy: number;
+  readonly testLoss: number;
+  readonly validationAccuracy: number;
+  readonly history: readonly EpochRecord[];
+  readonly modelPath: string;
+}
+
+export function checkPositiveInt(name: string, value: number): void {
+  if (!Number.isInteger(value) || value < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got ${value}`);
+}
+
+/** A zoo model by name, or a model.json to continue from. */
+export async function createOrLoadModel(spec: string, seed: number): Promise<LayersModel> {
+  return isZooModel(spec) ? createModel(spec, { seed }) : loadLayersModelFile(spec);
+}
+
+export async function trainSingleProcess(options: TrainOptions): Promise<TrainReport> {
+  const log = options.log ?? (() => {});
+  checkPositiveInt('epochs', options.epochs);
+  checkPositiveInt('batch size', options.batchSize);
+  if (options.epochSize !== undefined) checkPositiveInt('epoch size', options.epochSize);
+  const settings = optimizerSettings(options.optimizer, options.learningRate);
+  const dataset = loadClassificationDataset(options.dataset);
+  const backend = await useBackend(options.backend, { requireGpu: options.requireGpu ?? false, log });
+  const model = await createOrLoadModel(options.model, options.seed);
+  const optimizer = createTfOptimizer(settings);
+  const batchOptions = { batchSize: options.batchSize, seed: options.seed, ...(options.epochSize !== undefined ? { limit: options.epochSize } : {}) };
+  const steps = stepsPerEpoch(dataset.train, batchOptions);
+  const history: EpochRecord[] = [];
+  let globalStep = 0;
+  let samples = 0;
+  let trainMs = 0;
+  for (let epoch = 0; epoch < options.epochs; epoch++) {
+    const started = performance.now();
+    let epochSamples = 0;
+    let loss = NaN;
+    let step = 0;
+    for (const batch of iterateBatches(dataset.train, { ...batchOptions, epoch })) {
+      loss = await trainStep(model, optimizer, batch);
+      if (!Number.isFinite(loss)) {
+        throw new InvalidArgumentError(`training diverged: loss is ${loss} at epoch ${epoch + 1}, step ${step + 1}; lower --lr (now ${options.learningRate})`);
+      }
+      step++;
+      globalStep++;
+      epochSamples += batch.size;
+      const elapsed = (performance.now() - started) / 1000;
+      options.onProgress?.({ epoch, epochs: options.epochs, step, stepsPerEpoch: steps, globalStep, loss, samplesPerSecond: epochSamples / elapsed });
+    }
+    const epochMs = performance.now() - started;
+    trainMs += epochMs;
+    samples += epochSamples;
+    const val = await evaluateClassifier(model, dataset.validation);
+    const record = { epoch: epoch + 1, loss, validationAccuracy: val.accuracy, samplesPerSecond: epochSamples / (epochMs / 1000) };
+    history.push(record);
+    log(`epoch ${epoch + 1}/${options.epochs}: loss ${loss.toFixed(4)}, validation accuracy ${(val.accuracy * 100).toFixed(2)}%, ${record.samplesPerSecond.toFixed(0)} samples/s`);
+  }
+  const test = await evaluateClassifier(model, dataset.test);
+  const modelPath = await saveLayersModel(model, join(options.out, 'model'));
+  const report: TrainReport = {
+    model: options.model,
+    dataset: dataset.name,
+    backend: backend.name,
+    adapter: backend.adapter,
+    mode: 'single-process',
+    workers: 1,
+    ps: 0,
+    epochs: options.epochs,
+    batchSize: options.batchSize,
+    optimizer: settings.name,
+    learningRate: settings.learningRate,
+    seed: options.seed,
+    steps: globalStep,
+    samples,
+    trainSeconds: trainMs / 1000,
+    samplesPerSecond: samples / (trainMs / 1000),
+    testAccuracy: test.accuracy,
+    testLoss: test.loss,
+    validationAccuracy: history[history.length - 1]?.validationAccuracy ?? 0,
+    history,
+    modelPath,
+  };
+  atomicWriteFile(join(options.out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  model.dispose();
+  return report;
+}

@@ -1,0 +1,71 @@
+/**
+ * The math of one training step for the classifiers (browser-safe): used by
+ * the single-process trainer and by every cluster worker.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import type { Batch } from '../data/dataset.js';
+
+const EPSILON = 1e-7;
+
+/** [n, ...inputShape] tensor for a batch, following the model's input shape. */
+export function batchInput(model: LayersModel, xs: Float32Array, n: number): tf.Tensor {
+  const shape = model.inputs[0]?.shape.slice(1) as number[];
+  return tf.tensor(xs, [n, ...shape], 'float32');
+}
+
+/** Mean categorical cross-entropy of softmax outputs (clipped like tfjs-layers). */
+export function crossEntropy(probabilities: tf.Tensor, labels: tf.Tensor1D, numClasses: number): tf.Scalar {
+  return tf.tidy(() => {
+    const oneHot = tf.cast(tf.oneHot(labels, numClasses), 'float32');
+    const logp = tf.log(tf.clipByValue(probabilities, EPSILON, 1 - EPSILON));
+    return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, logp), -1))) as tf.Scalar;
+  });
+}
+
+export function numClassesOf(model: LayersModel): number {
+  return model.outputs[0]?.shape[1] as number;
+}
+
+/** Loss of the model on a batch, as a function tfjs can differentiate. */
+export function lossFunction(model: LayersModel, batch: Batch): () => tf.Scalar {
+  const numClasses = numClassesOf(model);
+  return () => {
+    const x = batchInput(model, batch.xs, batch.size);
+    const y = tf.tensor1d(batch.labels, 'int32');
+    const p = model.apply(x, { training: true }) as tf.Tensor;
+    return crossEntropy(p, y, numClasses);
+  };
+}
+
+export interface Gradients {
+  readonly loss: number;
+  /** Gradient per trainable variable, by the variable's name (e.g. "fc1/kernel"). Caller disposes. */
+  readonly grads: Map<string, tf.Tensor>;
+}
+
+/**
+ * Loss and gradients of one batch, without changing the model. Reads are
+ * asynchronous: WebGPU cannot read synchronously in Node.
+ */
+export async function computeGradients(model: LayersModel, batch: Batch): Promise<Gradients> {
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const { value, grads } = tf.variableGrads(lossFunction(model, batch), variables);
+  const loss = (await value.data())[0] as number;
+  value.dispose();
+  const byName = new Map<string, tf.Tensor>();
+  model.trainableWeights.forEach((w, i) => {
+    const v = variables[i] as tf.Variable;
+    byName.set(w.originalName, grads[v.name] as tf.Tensor);
+  });
+  return { loss, grads: byName };
+}
+
+/** One optimizer step on a batch; resolves to the loss. */
+export async function trainStep(model: LayersModel, optimizer: tf.Optimizer, batch: Batch): Promise<number> {
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const cost = optimizer.minimize(lossFunction(model, batch), true, variables) as tf.Scalar;
+  const loss = (await cost.data())[0] as number;
+  cost.dispose();
+  return loss;
+}

@@ -1,0 +1,54 @@
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { ModelError } from '../errors.js';
+import { lenet300100, lenet5 } from './lenet.js';
+
+export type ModelTask = 'classification' | 'detection';
+
+export interface ZooEntry {
+  readonly name: string;
+  readonly description: string;
+  readonly task: ModelTask;
+  /** Input shape of one sample. */
+  readonly inputShape: readonly number[];
+  readonly parameters: number;
+  readonly create: (seed: number) => LayersModel;
+}
+
+const entries: ZooEntry[] = [
+  {
+    name: 'lenet-300-100',
+    description: 'dense 784-300-100-10 (MNIST-shaped input [N, 784])',
+    task: 'classification',
+    inputShape: [784],
+    parameters: 266_610,
+    create: lenet300100,
+  },
+  {
+    name: 'lenet-5',
+    description: 'Caffe LeNet-5: conv 20@5x5, pool, conv 50@5x5, pool, dense 500, dense 10 (input [N, 28, 28, 1])',
+    task: 'classification',
+    inputShape: [28, 28, 1],
+    parameters: 431_080,
+    create: lenet5,
+  },
+];
+
+/** The model zoo, by name. */
+export const ZOO: ReadonlyMap<string, ZooEntry> = new Map(entries.map((e) => [e.name, e]));
+
+export function zooEntry(name: string): ZooEntry {
+  const entry = ZOO.get(name);
+  if (entry === undefined) {
+    throw new ModelError('MODEL_UNKNOWN', `unknown model "${name}": the zoo has ${[...ZOO.keys()].join(', ')}; or pass a path to a model.json`);
+  }
+  return entry;
+}
+
+/** A freshly initialised zoo model; the same seed gives the same weights. */
+export function createModel(name: string, options: { seed?: number } = {}): LayersModel {
+  return zooEntry(name).create(options.seed ?? 1);
+}
+
+export function isZooModel(name: string): boolean {
+  return ZOO.has(name);
+}

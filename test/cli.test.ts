@@ -1,0 +1,105 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import '@tensorflow/tfjs-backend-cpu';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { evaluateClassifier } from '@tamp/core';
+import { loadMnist } from '@tamp/core/node';
+import { jsonOf, runTamp, serveFolder } from './helpers/tamp.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tamp-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function oneLineError(stderr: string): string {
+  const lines = stderr.trim().split('\n').filter((l) => l.startsWith('tamp: '));
+  expect(lines).toHaveLength(1);
+  expect(stderr).not.toMatch(/^\s+at /m);
+  return lines[0] as string;
+}
+
+describe('tamp CLI', () => {
+  it('prints help and version', async () => {
+    const help = await runTamp(['--help']);
+    expect(help.code).toBe(0);
+    for (const c of ['train', 'eval', 'datasets', 'quickstart']) expect(help.stdout).toContain(`  ${c}`);
+    const version = await runTamp(['--version', '--json']);
+    expect(jsonOf(version)).toEqual({ version: '0.1.0' });
+    const trainHelp = await runTamp(['train', '--help']);
+    expect(trainHelp.code).toBe(0);
+    expect(trainHelp.stdout).toMatch(/--batch-size <n> +samples per step per worker \(default: 64\)/);
+  });
+
+  it('exits 2 with a one-line error on usage mistakes', async () => {
+    const unknown = await runTamp(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(oneLineError(unknown.stderr)).toMatch(/unknown command "frobnicate"/);
+    const badFlag = await runTamp(['train', '--model', 'lenet-300-100', '--epochs', 'many']);
+    expect(badFlag.code).toBe(2);
+    expect(oneLineError(badFlag.stderr)).toMatch(/--epochs needs a number/);
+    const json = await runTamp(['eval', '--json']);
+    expect(json.code).toBe(2);
+    expect(jsonOf(json)).toEqual({ error: { code: 'USAGE', message: 'tamp eval needs <model>' } });
+  });
+
+  it('lists datasets', async () => {
+    const r = await runTamp(['datasets', '--json']);
+    expect(r.code).toBe(0);
+    const { datasets } = jsonOf<{ datasets: Array<{ name: string; available: boolean }> }>(r);
+    expect(datasets.find((d) => d.name === 'mnist')?.available).toBe(true);
+    expect(datasets.find((d) => d.name === 'fashion-mnist')?.available).toBe(true);
+  });
+
+  describe('train and eval', () => {
+    const out = join(dir, 'run');
+    let report: Record<string, unknown>;
+
+    beforeAll(async () => {
+      const r = await runTamp(['train', '--model', 'lenet-300-100', '--dataset', 'mnist', '--epochs', '1', '--epoch-size', '1024', '--backend', 'wasm', '--out', out, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      report = jsonOf(r);
+    });
+
+    it('writes report.json with the promised fields', () => {
+      expect(report).toMatchObject({ model: 'lenet-300-100', dataset: 'mnist', backend: 'wasm', workers: 1, steps: 16 });
+      expect(report.testAccuracy).toBeGreaterThan(0.6);
+      expect(report.testAccuracy).toBeLessThanOrEqual(1);
+      expect(report.samplesPerSecond).toBeGreaterThan(0);
+    });
+
+    it('writes a model that stock tfjs loads over http with the same accuracy', async () => {
+      const server = await serveFolder(join(out, 'model'));
+      try {
+        await tf.setBackend('cpu');
+        const model = await tfl.loadLayersModel(`${server.url}/model.json`);
+        const evaluation = await evaluateClassifier(model, loadMnist().test);
+        expect(Math.abs(evaluation.accuracy - (report.testAccuracy as number))).toBeLessThanOrEqual(0.001);
+      } finally {
+        await server.close();
+      }
+    });
+
+    it('evaluates the saved model with tamp eval', async () => {
+      const r = await runTamp(['eval', join(out, 'model', 'model.json'), '--dataset', 'mnist', '--limit', '500', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const result = jsonOf<{ accuracy: number; count: number; split: string }>(r);
+      expect(result.count).toBe(500);
+      expect(result.split).toBe('test');
+      expect(result.accuracy).toBeGreaterThan(0.6);
+    });
+
+    it('refuses a corrupt model file with a one-line typed error', async () => {
+      const bad = join(dir, 'bad', 'model.json');
+      rmSync(join(dir, 'bad'), { recursive: true, force: true });
+      mkdirSync(join(dir, 'bad'));
+      writeFileSync(bad, '{"modelTopology": {"class_name"');
+      const r = await runTamp(['eval', bad, '--dataset', 'mnist', '--json']);
+      expect(r.code).toBe(1);
+      expect(oneLineError(r.stderr)).toMatch(/not valid JSON/);
+      expect(jsonOf<{ error: { code: string } }>(r).error.code).toBe('MODEL_INVALID');
+      const verbose = await runTamp(['eval', bad, '--dataset', 'mnist', '--verbose']);
+      expect(verbose.stderr).toMatch(/^\s+at /m);
+    });
+  });
+});
