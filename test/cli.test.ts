@@ -89,6 +89,16 @@ describe('tamp CLI', () => {
       expect(result.accuracy).toBeGreaterThan(0.6);
     });
 
+    it('trains LeNet-5 on the WASM backend in one process (Tamp supplies the missing kernels)', async () => {
+      const r = await runTamp(['train', '--model', 'lenet-5', '--dataset', 'mnist', '--epochs', '1', '--epoch-size', '512', '--backend', 'wasm', '--out', join(dir, 'lenet5'), '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const report = jsonOf<{ backend: string; steps: number; testAccuracy: number }>(r);
+      expect(report.backend).toBe('wasm');
+      expect(report.steps).toBe(8);
+      // Eight steps from scratch already beat chance (10%) by far.
+      expect(report.testAccuracy).toBeGreaterThan(0.3);
+    });
+
     it('refuses a corrupt model file with a one-line typed error', async () => {
       const bad = join(dir, 'bad', 'model.json');
       rmSync(join(dir, 'bad'), { recursive: true, force: true });

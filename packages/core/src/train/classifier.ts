@@ -3,6 +3,8 @@
  * the single-process trainer and by every cluster worker.
  */
 import * as tf from '@tensorflow/tfjs-core';
+// tfjs-layers registers tfjs-core's gradient functions when it loads; every
+// model here comes from it, so the gradients are always there.
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { Batch } from '../data/dataset.js';
 

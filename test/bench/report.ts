@@ -1,0 +1,35 @@
+/** Shared by the benchmarks: machine description and BENCHMARKS.md sections. */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { version_core } from '@tensorflow/tfjs-core';
+
+export const REPO = fileURLToPath(new URL('../..', import.meta.url));
+
+export function machine(): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  return `${cpu}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; tfjs ${version_core}; ${new Date().toISOString().slice(0, 10)}`;
+}
+
+/** Replace (or append) the section of BENCHMARKS.md between this benchmark's markers. */
+export function writeSection(name: string, markdown: string): void {
+  const file = join(REPO, 'BENCHMARKS.md');
+  const begin = `<!-- BEGIN ${name} -->`;
+  const end = `<!-- END ${name} -->`;
+  const text = readFileSync(file, 'utf8');
+  const block = `${begin}\n${markdown.trim()}\n${end}`;
+  const a = text.indexOf(begin);
+  const b = text.indexOf(end);
+  const next = a !== -1 && b > a ? text.slice(0, a) + block + text.slice(b + end.length) : `${text.trimEnd()}\n\n${block}\n`;
+  writeFileSync(file, next);
+}
+
+export function markdownTable(header: string[], rows: Array<Array<string | number>>): string {
+  const line = (cells: Array<string | number>) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+export function fmt(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}

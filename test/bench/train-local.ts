@@ -1,0 +1,181 @@
+/**
+ * pnpm bench:train-local: training speed in one process, same machine, one
+ * run. Stock tfjs `model.fit` on cpu and on wasm, against Tamp's WASM path,
+ * for LeNet-300-100 and LeNet-5 at batch 64; plus where a step's time goes.
+ *
+ * Options: --quick (fewer steps, for a smoke run), --no-write (print only).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { createModel, createTfOptimizer, iterateBatches, optimizerSettings, trainStep, type Batch } from '@tamp/core';
+import { loadMnist, setTampWasmKernels, useBackend } from '@tamp/core/node';
+import { fmt, machine, markdownTable, writeSection } from './report.js';
+
+const quick = process.argv.includes('--quick');
+const write = !process.argv.includes('--no-write');
+const BATCH = 64;
+const REQUIRED = ['Conv2DBackpropFilter', 'MaxPoolGrad'];
+
+const mnist = loadMnist();
+const batches: Batch[] = [...iterateBatches(mnist.train, { batchSize: BATCH, seed: 1, limit: BATCH * 60 })];
+
+interface Measure {
+  samplesPerSecond?: number;
+  error?: string;
+  steps: number;
+}
+
+function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+/** Stock tfjs: compile + model.fit over `steps` batches (after one warm-up fit). */
+async function stockFit(modelName: string, steps: number): Promise<Measure> {
+  const model = createModel(modelName, { seed: 1 });
+  model.compile({ optimizer: tf.train.adam(0.001), loss: 'categoricalCrossentropy' });
+  const shape = [BATCH * steps, ...(model.inputs[0]?.shape.slice(1) as number[])];
+  const xs = tf.tensor(concatXs(batches.slice(0, steps)), shape);
+  const ys = tf.oneHot(tf.tensor1d(concatLabels(batches.slice(0, steps)), 'int32'), 10);
+  try {
+    const wx = tf.slice(xs, 0, BATCH);
+    const wy = tf.slice(ys, 0, BATCH);
+    await model.fit(wx, wy, { batchSize: BATCH, epochs: 1, verbose: 0 });
+    tf.dispose([wx, wy]);
+    const t0 = performance.now();
+    await model.fit(xs, ys, { batchSize: BATCH, epochs: 1, shuffle: false, verbose: 0 });
+    return { samplesPerSecond: (BATCH * steps) / ((performance.now() - t0) / 1000), steps };
+  } catch (error) {
+    return { error: (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '', steps };
+  } finally {
+    tf.dispose([xs, ys]);
+    model.dispose();
+  }
+}
+
+/** Tamp's training step (the one workers and `tamp train` run). */
+async function tampSteps(modelName: string, steps: number, warmup = 3): Promise<Measure> {
+  const model = createModel(modelName, { seed: 1 });
+  const optimizer = createTfOptimizer(optimizerSettings('adam', 0.001));
+  for (const b of batches.slice(0, warmup)) await trainStep(model, optimizer, b);
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) await trainStep(model, optimizer, batches[(warmup + i) % batches.length] as Batch);
+  const seconds = (performance.now() - t0) / 1000;
+  model.dispose();
+  optimizer.dispose();
+  return { samplesPerSecond: (BATCH * steps) / seconds, steps };
+}
+
+/** Kernel time per step, by kernel, on Tamp's path. */
+async function profile(modelName: string): Promise<Array<[string, number]>> {
+  const model = createModel(modelName, { seed: 1 });
+  const optimizer = createTfOptimizer(optimizerSettings('adam', 0.001));
+  for (const b of batches.slice(0, 3)) await trainStep(model, optimizer, b);
+  const rounds = 5;
+  const total = new Map<string, number>();
+  for (let r = 0; r < rounds; r++) {
+    const info = await tf.profile(async () => {
+      await trainStep(model, optimizer, batches[3 + r] as Batch);
+    });
+    for (const k of info.kernels) {
+      if (k.name.endsWith('__op')) continue; // op wrappers repeat their kernels' time
+      total.set(k.name, (total.get(k.name) ?? 0) + (k.kernelTimeMs as number) / rounds);
+    }
+  }
+  model.dispose();
+  optimizer.dispose();
+  return [...total].sort((a, b) => b[1] - a[1]);
+}
+
+function concatXs(bs: Batch[]): Float32Array {
+  const out = new Float32Array(bs.reduce((n, b) => n + b.xs.length, 0));
+  let at = 0;
+  for (const b of bs) {
+    out.set(b.xs, at);
+    at += b.xs.length;
+  }
+  return out;
+}
+
+function concatLabels(bs: Batch[]): Int32Array {
+  return Int32Array.from(bs.flatMap((b) => Array.from(b.labels)));
+}
+
+interface Row {
+  what: string;
+  m: Measure;
+}
+
+const sections: string[] = [];
+const summary: Record<string, Record<string, number | string>> = {};
+for (const modelName of ['lenet-300-100', 'lenet-5']) {
+  const conv = modelName === 'lenet-5';
+  const fast = quick ? 8 : 40;
+  const rows: Row[] = [];
+  log(`${modelName}: stock model.fit on cpu`);
+  await useBackend('cpu');
+  rows.push({ what: 'stock tfjs `model.fit`, cpu backend', m: await stockFit(modelName, conv ? (quick ? 1 : 2) : quick ? 4 : 20) });
+  await useBackend('wasm');
+  setTampWasmKernels(false);
+  log(`${modelName}: stock model.fit on wasm`);
+  rows.push({ what: 'stock tfjs `model.fit`, wasm backend', m: await stockFit(modelName, fast) });
+  setTampWasmKernels(true);
+  log(`${modelName}: model.fit on wasm with Tamp's kernels`);
+  rows.push({ what: '`model.fit`, wasm + all Tamp kernels', m: await stockFit(modelName, fast) });
+  setTampWasmKernels(true, REQUIRED);
+  log(`${modelName}: Tamp step, missing/fixed kernels only`);
+  rows.push({ what: 'Tamp step, wasm + missing/fixed kernels only (Conv2DBackpropFilter, MaxPoolGrad)', m: await tampSteps(modelName, fast) });
+  setTampWasmKernels(true);
+  log(`${modelName}: Tamp step, all kernels`);
+  const tamp = await tampSteps(modelName, fast * 2);
+  rows.push({ what: "**Tamp's WASM path**: Tamp step, wasm + all Tamp kernels (backward through XNNPACK)", m: tamp });
+  const cpu = rows[0]?.m.samplesPerSecond ?? NaN;
+  const stockWasm = rows[1]?.m.samplesPerSecond;
+  const table = markdownTable(
+    ['path', 'samples/s', 'vs stock cpu', 'vs stock wasm', 'steps timed'],
+    rows.map(({ what, m }) => [
+      what,
+      m.samplesPerSecond !== undefined ? fmt(m.samplesPerSecond, m.samplesPerSecond < 10 ? 2 : 0) : `fails: ${m.error ?? ''}`,
+      m.samplesPerSecond !== undefined ? `${fmt(m.samplesPerSecond / cpu, 1)}x` : '-',
+      m.samplesPerSecond !== undefined && stockWasm !== undefined ? `${fmt(m.samplesPerSecond / stockWasm, 2)}x` : '-',
+      m.steps,
+    ]),
+  );
+  log(`${modelName}: profiling`);
+  const prof = await profile(modelName);
+  const stepMs = prof.reduce((n, [, ms]) => n + ms, 0);
+  const profTable = markdownTable(
+    ['kernel', 'ms per step', 'share'],
+    prof.slice(0, 8).map(([name, ms]) => [name, fmt(ms, 1), `${fmt((100 * ms) / stepMs, 0)}%`]),
+  );
+  sections.push(`### ${modelName}, batch ${BATCH}\n\n${table}\n\nWhere a step's kernel time goes on Tamp's path (tf.profile, mean of 5 steps; ${fmt(stepMs, 1)} ms of kernels per step, the rest is JavaScript between kernels):\n\n${profTable}`);
+  summary[modelName] = {
+    stockCpu: cpu,
+    stockWasm: stockWasm ?? 'fails',
+    tamp: tamp.samplesPerSecond ?? NaN,
+    kernelMsPerStep: stepMs,
+  };
+}
+
+const l5 = summary['lenet-5'] as { stockCpu: number; tamp: number };
+const l3 = summary['lenet-300-100'] as { stockWasm: number; tamp: number };
+const goals = [
+  `- LeNet-5 on Tamp's WASM path vs stock cpu: **${fmt(l5.tamp / l5.stockCpu, 0)}x** (goal: at least 150x).`,
+  `- LeNet-300-100 on Tamp's WASM path vs stock wasm \`model.fit\`: **${fmt(l3.tamp / l3.stockWasm, 2)}x** (goal: at least 1.3x).`,
+  `- Moonshot (one process, one core): LeNet-300-100 ${fmt(l3.tamp)} samples/s (target 5,000), LeNet-5 ${fmt(l5.tamp)} samples/s (target 500).`,
+];
+const markdown = [
+  '## Training in one process: `pnpm bench:train-local`',
+  '',
+  `Machine: ${machine()}. The WASM backend runs single-threaded in Node, so every row uses one core.${quick ? ' **Quick run (--quick): few steps, noisy.**' : ''}`,
+  '',
+  ...goals,
+  '',
+  sections.join('\n\n'),
+  '',
+  '### What stands in the way of more',
+  '',
+  '- One core per process: tfjs-backend-wasm runs single-threaded in Node (its threaded build cannot start workers there). The second core is used by running a second worker process (see the cluster benchmark).',
+  "- LeNet-5: the convolution gradients are most of the step. The input gradient is a full convolution of a zero-padded dy (stride 1), so XNNPACK spends time multiplying padding; the filter gradient's XNNPACK operator is rebuilt every step because its 'filter' is a fresh dy (packing it is part of the cost). A direct deconvolution (XNNPACK has one, tfjs-backend-wasm does not expose it) would remove both.",
+  '- LeNet-300-100: the three matrix products per layer are about 60% of kernel time; the rest is the Adam update (about ten small element-wise kernels per variable per step) and tfjs bookkeeping between kernels. A fused optimizer kernel would take most of that away.',
+].join('\n');
+process.stdout.write(`${markdown}\n`);
+if (write && !quick) writeSection('bench:train-local', markdown);
