@@ -8,20 +8,23 @@ const dir = mkdtempSync(join(tmpdir(), 'tamp-quickstart-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('tamp quickstart (what pnpm start runs)', () => {
-  it('trains, saves, reloads and evaluates LeNet-300-100 on MNIST', async () => {
+  it('trains LeNet-300-100 on MNIST on a local cluster, saves, reloads and evaluates it', async () => {
     const out = join(dir, 'qs');
     const r = await runTamp(['quickstart', '--epochs', '1', '--out', out, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const result = jsonOf<{ train: { testAccuracy: number; steps: number }; evaluation: { accuracy: number; count: number } }>(r);
-    expect(result.train.steps).toBe(Math.ceil(7000 / 64));
+    const result = jsonOf<{ train: { testAccuracy: number; steps: number; workers: number; ps: number; mode: string }; evaluation: { accuracy: number; count: number } }>(r);
+    expect(result.train).toMatchObject({ workers: 2, ps: 1, mode: 'async' });
+    // Two workers take global batches of 2 × 64 from 7,000 digits: 54 steps each.
+    expect(result.train.steps).toBe(2 * Math.floor(7000 / 128));
     expect(result.evaluation.count).toBe(2000);
-    // One epoch of LeNet-300-100 on 7,000 digits lands near 91%.
-    expect(result.evaluation.accuracy).toBeGreaterThan(0.85);
+    // One async epoch (54 steps per worker) lands at 80-90%; asynchrony makes the exact figure vary.
+    expect(result.evaluation.accuracy).toBeGreaterThan(0.7);
     expect(result.evaluation.accuracy).toBe(result.train.testAccuracy);
     expect(existsSync(join(out, 'model', 'model.json'))).toBe(true);
     expect(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'))).toMatchObject({ model: 'lenet-300-100', dataset: 'mnist' });
     const text = await runTamp(['quickstart', '--epochs', '1', '--out', out]);
     expect(text.stdout).toMatch(/Tamp quickstart\n/);
+    expect(text.stdout).toMatch(/train +lenet-300-100 on mnist, 2 workers \+ 1 ps, async/);
     expect(text.stdout).toMatch(/evaluate +saved model, mnist test split \(2000\) +accuracy \d+\.\d\d%/);
   });
 });

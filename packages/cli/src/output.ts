@@ -45,7 +45,9 @@ export function createOutput(options: { json: boolean; verbose: boolean; stderr?
         stderr.write(`${message}\n`);
       }
     },
-    progress(fields) {
+    progress(all) {
+      // Numbers not known yet (NaN) are left out rather than shown as null.
+      const fields = Object.fromEntries(Object.entries(all).filter(([, v]) => typeof v !== 'number' || Number.isFinite(v))) as ProgressFields;
       const now = Date.now();
       const final = fields.done >= fields.total;
       if (tty) {

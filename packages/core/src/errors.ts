@@ -45,6 +45,26 @@ export const ERROR_CODES = {
   MODEL_UNKNOWN: 'invalid-argument',
   /** A file written by a newer Tamp. */
   VERSION_UNSUPPORTED: 'failed-precondition',
+  /** A request for another job: its job id differs from the server's. Not retried. */
+  JOB_MISMATCH: 'failed-precondition',
+  /** A peer speaks another protocol version: upgrade so every role runs the same Tamp. */
+  PROTOCOL_MISMATCH: 'failed-precondition',
+  /** A worker id the job does not know. */
+  UNKNOWN_WORKER: 'failed-precondition',
+  /** A shard or chief that has not been initialised yet (retried by clients). */
+  NOT_READY: 'unavailable',
+  /** A tensor named after no variable of the shard. */
+  UNKNOWN_VARIABLE: 'invalid-argument',
+  /** A tensor whose shape, slice or dtype differs from its variable's. */
+  SHAPE_MISMATCH: 'invalid-argument',
+  /** A gradient containing NaN or Infinity. */
+  NON_FINITE: 'invalid-argument',
+  /** A bad cluster description (flags or TF_CONFIG). */
+  CLUSTER_CONFIG: 'invalid-argument',
+  /** A peer stayed unreachable through every retry. */
+  PEER_UNAVAILABLE: 'unavailable',
+  /** The training job failed (a role exited, every worker was lost, a checkpoint could not be written). */
+  JOB_FAILED: 'internal',
 } as const satisfies Record<string, StatusKind>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -121,6 +141,25 @@ export class ModelError extends TampError {
     message: string,
     options?: TampErrorOptions,
   ) {
+    super(code, message, options);
+  }
+}
+
+export type ClusterErrorCode =
+  | 'JOB_MISMATCH'
+  | 'PROTOCOL_MISMATCH'
+  | 'UNKNOWN_WORKER'
+  | 'NOT_READY'
+  | 'UNKNOWN_VARIABLE'
+  | 'SHAPE_MISMATCH'
+  | 'NON_FINITE'
+  | 'CLUSTER_CONFIG'
+  | 'PEER_UNAVAILABLE'
+  | 'JOB_FAILED';
+
+/** Errors of the cluster trainer: refused requests, bad cluster descriptions, lost peers. */
+export class ClusterError extends TampError {
+  constructor(code: ClusterErrorCode, message: string, options?: TampErrorOptions) {
     super(code, message, options);
   }
 }

@@ -5,7 +5,7 @@
 export * from './errors.js';
 export * from './protocol.js';
 export * from './random.js';
-export { crc32c } from './codec/crc32c.js';
+export { crc32, crc32Portable, setCrc32Implementation } from './codec/crc32.js';
 export * from './codec/tensor-codec.js';
 export * from './data/dataset.js';
 export * from './zoo/zoo.js';

@@ -3,11 +3,15 @@ import type { Command } from '../command.js';
 import { datasetsCommand } from './datasets.js';
 import { evalCommand } from './eval.js';
 import { quickstartCommand } from './quickstart.js';
+import { chiefCommand, psCommand, workerCommand } from './roles.js';
 import { trainCommand } from './train.js';
 
 /** Every tamp command, in the order --help lists them. */
 export const COMMANDS: ReadonlyArray<Command<OptionSpecs>> = [
   trainCommand,
+  chiefCommand,
+  psCommand,
+  workerCommand,
   evalCommand,
   datasetsCommand,
   quickstartCommand,

@@ -2,17 +2,19 @@
  * `pnpm start`: the main job on the embedded default. Each stage is real
  * work; later stages (cluster, compression, inference) extend the list.
  */
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { BackendRequest } from '@tamp/core';
-import { evaluateClassifier } from '@tamp/core';
-import { loadClassificationDataset, loadLayersModelFile, trainSingleProcess } from '@tamp/core/node';
+import { type BackendRequest, evaluateClassifier } from '@tamp/core';
+import { loadClassificationDataset, loadLayersModelFile, useBackend } from '@tamp/core/node';
+import { launchLocalCluster } from '@tamp/worker';
 import { defineCommand } from '../command.js';
 import { percent, table } from '../output.js';
 import { backendOption } from './shared-options.js';
+import { TAMP_BIN } from './train.js';
 
 export const quickstartCommand = defineCommand({
   name: 'quickstart',
-  summary: 'Train LeNet-300-100 on MNIST, evaluate the saved model, and print a summary (what pnpm start runs).',
+  summary: 'Train LeNet-300-100 on MNIST on a local cluster, evaluate the saved model, and print a summary (what pnpm start runs).',
   positionals: [],
   options: {
     out: { type: 'string', value: 'dir', default: 'runs/quickstart', description: 'output folder' },
@@ -22,23 +24,24 @@ export const quickstartCommand = defineCommand({
   },
   async run({ options, out }) {
     const started = performance.now();
-    out.log(`[1/2] training lenet-300-100 on mnist (${options.epochs} epochs)`);
-    const train = await trainSingleProcess({
-      model: 'lenet-300-100',
-      dataset: 'mnist',
-      epochs: options.epochs,
-      batchSize: 64,
-      optimizer: 'adam',
-      learningRate: 0.001,
-      backend: options.backend as BackendRequest,
-      seed: options.seed,
+    out.log(`[1/2] training lenet-300-100 on mnist: local cluster of 1 parameter server and 2 workers, async, ${options.epochs} epochs`);
+    const train = await launchLocalCluster({
+      tamp: [process.execPath, TAMP_BIN],
+      jobId: `quickstart-${randomBytes(4).toString('hex')}`,
+      ps: 1,
+      workers: 2,
+      chiefArgs: ['--model', 'lenet-300-100', '--dataset', 'mnist', '--epochs', String(options.epochs), '--batch-size', '64', '--optimizer', 'adam', '--lr', '0.001', '--mode', 'async', '--seed', String(options.seed), '--out', options.out, '--backend', options.backend],
+      workerArgs: ['--backend', options.backend],
       out: options.out,
+      verbose: out.verbose,
       log: (m) => out.log(`      ${m}`),
-      onProgress: (p) => out.progress({ label: `      epoch ${p.epoch + 1}/${p.epochs}`, done: p.step, total: p.stepsPerEpoch, loss: p.loss, 'samples/s': p.samplesPerSecond }),
+      onProgress: (p) =>
+        out.progress({ label: `      epoch ${Math.min(p.epoch + 1, p.epochs)}/${p.epochs}`, done: p.globalStep, total: p.totalSteps, loss: p.loss, 'samples/s': p.samplesPerSecond }),
     });
     out.endProgress();
 
     out.log(`[2/2] evaluating the saved model ${train.modelPath}`);
+    await useBackend(options.backend as BackendRequest, { log: (m) => out.debug(m) });
     const reloaded = await loadLayersModelFile(join(options.out, 'model', 'model.json'));
     const evaluation = await evaluateClassifier(reloaded, loadClassificationDataset('mnist').test);
     reloaded.dispose();
@@ -53,7 +56,7 @@ export const quickstartCommand = defineCommand({
       'Tamp quickstart',
       table(
         [
-          ['train', `lenet-300-100 on mnist, ${train.backend}, ${train.mode}`, `${train.samplesPerSecond.toFixed(0)} samples/s`, `${train.steps} steps`],
+          ['train', `lenet-300-100 on mnist, ${train.workers} workers + ${train.ps} ps, ${train.mode}, ${train.backend}`, `${train.samplesPerSecond.toFixed(0)} samples/s`, `${train.steps} steps`],
           ['evaluate', `saved model, mnist test split (${evaluation.count})`, `accuracy ${percent(evaluation.accuracy)}`, `loss ${evaluation.loss.toFixed(4)}`],
         ],
         ['stage', 'what', 'result', ''],

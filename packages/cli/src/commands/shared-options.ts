@@ -1,4 +1,6 @@
-import { BACKEND_NAMES, OPTIMIZER_NAMES } from '@tamp/core';
+import { BACKEND_NAMES, OPTIMIZER_NAMES, UsageError, optimizerSettings } from '@tamp/core';
+import { CONSISTENCY_MODES, type ConsistencyMode } from '@tamp/parameter-server';
+import type { TrainingSettings } from '@tamp/worker';
 
 export const BACKEND_CHOICES = ['auto', ...BACKEND_NAMES] as const;
 
@@ -9,16 +11,54 @@ export const backendOption = {
   description: 'tfjs backend: auto takes the fastest really present (tensorflow, webgpu on a hardware adapter, wasm, cpu)',
 } as const;
 
+export const requireGpuOption = { type: 'boolean', description: 'fail unless a GPU backend comes up' } as const;
+
+export const jobIdOption = { type: 'string', default: 'tamp', description: 'job id shared by every role of one job' } as const;
+
 export const trainOptions = {
-  model: { type: 'string', value: 'name|model.json', description: 'zoo model (lenet-300-100, lenet-5) or a model.json to start from' },
+  model: { type: 'string', value: 'name|model.json', description: 'zoo model (lenet-300-100, lenet-5, mlp-tiny) or a model.json to start from' },
   dataset: { type: 'string', value: 'name|folder', description: 'mnist, fashion-mnist, or an IDX folder' },
   epochs: { type: 'number', integer: true, min: 1, default: 5, description: 'passes over the training split' },
   'epoch-size': { type: 'number', integer: true, min: 1, description: 'samples per epoch (default: the whole training split)' },
   'batch-size': { type: 'number', integer: true, min: 1, default: 64, description: 'samples per step per worker' },
   optimizer: { type: 'string', choices: OPTIMIZER_NAMES, default: 'adam', description: 'optimizer' },
   lr: { type: 'number', min: 0, default: 0.001, description: 'learning rate' },
-  backend: backendOption,
-  'require-gpu': { type: 'boolean', description: 'fail unless a GPU backend comes up' },
+  mode: { type: 'string', choices: CONSISTENCY_MODES, default: 'async', description: 'cluster consistency: sync, async, or ssp (bounded staleness)' },
+  staleness: { type: 'number', integer: true, min: 0, default: 2, description: 'ssp: how many steps a worker may run ahead of the slowest' },
+  'backup-workers': { type: 'number', integer: true, min: 0, default: 0, description: 'sync: apply a step when all but this many workers have pushed' },
   seed: { type: 'number', integer: true, default: 1, description: 'seed for initial weights and data order' },
   out: { type: 'string', value: 'dir', description: 'output folder: model/model.json and report.json' },
 } as const;
+
+/** The training settings a chief hands to its workers. */
+export function trainingSettings(o: {
+  model: string | undefined;
+  dataset: string | undefined;
+  epochs: number;
+  'epoch-size': number | undefined;
+  'batch-size': number;
+  optimizer: string;
+  lr: number;
+  mode: string;
+  staleness: number;
+  'backup-workers': number;
+  seed: number;
+}): TrainingSettings {
+  if (o.model === undefined) throw new UsageError('needs --model (lenet-300-100, lenet-5, mlp-tiny, or a model.json)');
+  if (o.dataset === undefined) throw new UsageError('needs --dataset (mnist, fashion-mnist, or an IDX folder)');
+  return {
+    model: o.model,
+    dataset: o.dataset,
+    epochs: o.epochs,
+    ...(o['epoch-size'] !== undefined ? { epochSize: o['epoch-size'] } : {}),
+    batchSize: o['batch-size'],
+    optimizer: optimizerSettings(o.optimizer, o.lr),
+    mode: o.mode as ConsistencyMode,
+    staleness: o.staleness,
+    backupWorkers: o['backup-workers'],
+    seed: o.seed,
+  };
+}
+
+/** Flags of `tamp train` that the chief of a local cluster receives unchanged. */
+export const CHIEF_FLAGS = ['model', 'dataset', 'epochs', 'epoch-size', 'batch-size', 'optimizer', 'lr', 'mode', 'staleness', 'backup-workers', 'seed', 'out'] as const;

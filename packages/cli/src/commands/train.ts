@@ -1,55 +1,110 @@
-import { UsageError, type BackendRequest } from '@tamp/core';
-import { type TrainReport, trainSingleProcess } from '@tamp/core/node';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { type BackendRequest, UsageError } from '@tamp/core';
+import { trainSingleProcess } from '@tamp/core/node';
+import { launchLocalCluster, parseTfConfig } from '@tamp/worker';
 import { defineCommand } from '../command.js';
-import { percent, table } from '../output.js';
-import { trainOptions } from './shared-options.js';
+import type { Output } from '../output.js';
+import { percent } from '../output.js';
+import { trainSummary } from './summary.js';
+import { runChiefRole, runPsRole, runWorkerRole } from './roles.js';
+import { CHIEF_FLAGS, backendOption, jobIdOption, requireGpuOption, trainOptions, trainingSettings } from './shared-options.js';
 
-export function trainSummary(r: TrainReport): string {
-  return table(
-    [
-      ['model', r.model],
-      ['dataset', r.dataset],
-      ['backend', `${r.backend}${r.adapter !== undefined ? ` (${r.adapter})` : ''}`],
-      ['mode', `${r.mode}, ${r.workers} worker(s), ${r.ps} parameter server(s)`],
-      ['steps', r.steps],
-      ['samples/s', r.samplesPerSecond],
-      ['validation accuracy', percent(r.validationAccuracy)],
-      ['test accuracy', percent(r.testAccuracy)],
-      ['model', r.modelPath],
-    ],
-  );
+export const TAMP_BIN = fileURLToPath(new URL('../../bin/tamp.mjs', import.meta.url));
+
+const options = {
+  ...trainOptions,
+  local: { type: 'boolean', description: 'run a whole cluster on this machine: chief, --ps servers and --workers workers as child processes' },
+  ps: { type: 'number', integer: true, min: 1, default: 1, description: 'parameter servers (with --local)' },
+  workers: { type: 'number', integer: true, min: 1, default: 2, description: 'workers (with --local)' },
+  backend: backendOption,
+  'require-gpu': requireGpuOption,
+  'job-id': { ...jobIdOption, description: 'job id (with TF_CONFIG; --local makes a fresh one)' },
+} as const;
+
+type TrainArgs = { [K in keyof typeof options]: unknown } & Parameters<typeof trainingSettings>[0] & {
+  out: string | undefined;
+  local: boolean;
+  ps: number;
+  workers: number;
+  backend: string;
+  'require-gpu': boolean;
+  'job-id': string;
+};
+
+/** The argv a chief of a local cluster gets: the training flags given to tamp train. */
+function chiefArgs(o: TrainArgs): string[] {
+  const args: string[] = [];
+  for (const flag of CHIEF_FLAGS) {
+    const v = o[flag];
+    if (v !== undefined) args.push(`--${flag}`, String(v));
+  }
+  return [...args, '--backend', o.backend];
+}
+
+async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean) {
+  if (o.out === undefined) throw new UsageError('tamp train needs --out DIR');
+  trainingSettings(o); // fail on bad flags before starting processes
+  const jobId = `local-${randomBytes(4).toString('hex')}`;
+  out.log(`local cluster ${jobId}: 1 chief, ${o.ps} parameter server(s), ${o.workers} worker(s), ${o.mode}`);
+  const report = await launchLocalCluster({
+    tamp: [process.execPath, TAMP_BIN],
+    jobId,
+    ps: o.ps,
+    workers: o.workers,
+    chiefArgs: chiefArgs(o),
+    workerArgs: ['--backend', o.backend, ...(o['require-gpu'] ? ['--require-gpu'] : [])],
+    out: o.out,
+    verbose,
+    log: (m) => out.log(m),
+    onProgress: (p) =>
+      out.progress({
+        label: `epoch ${Math.min(p.epoch + 1, p.epochs)}/${p.epochs}`,
+        done: p.globalStep,
+        total: p.totalSteps,
+        loss: p.loss,
+        'samples/s': p.samplesPerSecond,
+        ...(p.validationAccuracy > 0 ? { 'val acc': percent(p.validationAccuracy) } : {}),
+      }),
+  });
+  out.endProgress();
+  return report;
 }
 
 export const trainCommand = defineCommand({
   name: 'train',
-  summary: 'Train a model (in this process; a cluster arrives with --local and the cluster roles).',
+  summary: 'Train a model: in this process, on a local cluster (--local), or as the role TF_CONFIG names.',
   positionals: [],
-  options: trainOptions,
-  async run({ options, out }) {
-    if (options.model === undefined) throw new UsageError('tamp train needs --model (lenet-300-100, lenet-5, or a model.json)');
-    if (options.dataset === undefined) throw new UsageError('tamp train needs --dataset (mnist, fashion-mnist, or an IDX folder)');
-    if (options.out === undefined) throw new UsageError('tamp train needs --out DIR');
+  options,
+  async run({ options: o, out }) {
+    const tf = parseTfConfig(process.env.TF_CONFIG);
+    if (tf !== undefined && !o.local) {
+      out.log(`TF_CONFIG: running as ${tf.task.type} ${tf.task.index}`);
+      if (tf.task.type === 'ps') return runPsRole({ index: undefined, host: undefined, port: undefined, 'job-id': o['job-id'] }, out, tf);
+      if (tf.task.type === 'worker') return runWorkerRole({ chief: undefined, index: undefined, backend: o.backend, 'require-gpu': o['require-gpu'], 'job-id': o['job-id'] }, out, tf);
+      return runChiefRole({ ...o, ps: undefined, workers: undefined, host: undefined, port: undefined }, out, tf);
+    }
+    if (o.local) {
+      const report = await trainLocalCluster(o as TrainArgs, out, out.verbose);
+      return { result: report, text: trainSummary(report) };
+    }
+    if (o.out === undefined) throw new UsageError('tamp train needs --out DIR');
+    const s = trainingSettings(o);
     const report = await trainSingleProcess({
-      model: options.model,
-      dataset: options.dataset,
-      epochs: options.epochs,
-      ...(options['epoch-size'] !== undefined ? { epochSize: options['epoch-size'] } : {}),
-      batchSize: options['batch-size'],
-      optimizer: options.optimizer,
-      learningRate: options.lr,
-      backend: options.backend as BackendRequest,
-      requireGpu: options['require-gpu'],
-      seed: options.seed,
-      out: options.out,
+      model: s.model,
+      dataset: s.dataset,
+      epochs: s.epochs,
+      ...(s.epochSize !== undefined ? { epochSize: s.epochSize } : {}),
+      batchSize: s.batchSize,
+      optimizer: s.optimizer.name,
+      learningRate: s.optimizer.learningRate,
+      backend: o.backend as BackendRequest,
+      requireGpu: o['require-gpu'],
+      seed: s.seed,
+      out: o.out,
       log: (m) => out.log(m),
       onProgress: (p) =>
-        out.progress({
-          label: `epoch ${p.epoch + 1}/${p.epochs}`,
-          done: p.step,
-          total: p.stepsPerEpoch,
-          loss: p.loss,
-          'samples/s': p.samplesPerSecond,
-        }),
+        out.progress({ label: `epoch ${p.epoch + 1}/${p.epochs}`, done: p.step, total: p.stepsPerEpoch, loss: p.loss, 'samples/s': p.samplesPerSecond }),
     });
     out.endProgress();
     return { result: report, text: trainSummary(report) };

@@ -1,14 +1,14 @@
 /**
  * Tensors to wire chunks and back. A tensor (or a slice of a variable's
  * flattened elements) travels as chunks of at most MAX_CHUNK_BYTES, each
- * carrying the whole tensor's header and CRC-32C, so the receiver can name
+ * carrying the whole tensor's header and CRC-32, so the receiver can name
  * exactly what is missing or damaged. The assembler never allocates from a
  * header: memory grows only with bytes actually received.
  */
 import { Codec, DType, type TensorChunk } from '@tamp/proto/tamp/v1/tensor';
 import { CodecError } from '../errors.js';
-import { MAX_CHUNK_BYTES } from '../protocol.js';
-import { crc32c } from './crc32c.js';
+import { MAX_CHUNK_BYTES, ZERO_COPY_MIN_BYTES } from '../protocol.js';
+import { crc32 } from './crc32.js';
 
 export type WireDType = 'float32' | 'int32';
 
@@ -46,6 +46,8 @@ function dtypeOf(data: Float32Array | Int32Array): WireDType {
   return data instanceof Float32Array ? 'float32' : 'int32';
 }
 
+const NO_PADDING = new Uint8Array(0);
+
 /** Split a tensor into chunks. Payloads are views of `tensor.data`: no copy. */
 export function encodeTensor(tensor: WireTensor, options: EncodeOptions = {}): TensorChunk[] {
   const chunkBytes = options.chunkBytes ?? MAX_CHUNK_BYTES;
@@ -70,9 +72,10 @@ export function encodeTensor(tensor: WireTensor, options: EncodeOptions = {}): T
     dtype: tensor.dtype === 'float32' ? DType.D_TYPE_FLOAT32 : DType.D_TYPE_INT32,
     codec: Codec.CODEC_NONE,
     totalBytes: BigInt(bytes.length),
-    crc32c: crc32c(bytes),
+    crc32: crc32(bytes),
     sliceStart: BigInt(tensor.sliceStart),
     sliceLength: BigInt(tensor.data.length),
+    padding: NO_PADDING,
   };
   const chunks: TensorChunk[] = [];
   let offset = 0;
@@ -184,22 +187,29 @@ export class TensorAssembler {
           name,
         );
       }
-      const buffer = new ArrayBuffer(p.totalBytes);
-      const bytes = new Uint8Array(buffer);
-      let at = 0;
-      for (const part of p.parts) {
-        bytes.set(part, at);
-        at += part.length;
+      const single = p.parts.length === 1 ? (p.parts[0] as Uint8Array) : undefined;
+      let bytes: Uint8Array;
+      if (single !== undefined && single.length >= ZERO_COPY_MIN_BYTES && single.byteOffset % 4 === 0) {
+        // In place: a large buffer of its own (never Node's shared pool), aligned.
+        bytes = single;
+      } else {
+        bytes = new Uint8Array(p.totalBytes);
+        let at = 0;
+        for (const part of p.parts) {
+          bytes.set(part, at);
+          at += part.length;
+        }
       }
-      const crc = crc32c(bytes);
-      if (crc !== p.first.crc32c >>> 0) {
+      const crc = crc32(bytes);
+      if (crc !== p.first.crc32 >>> 0) {
         throw new CodecError(
           'CHUNK_CORRUPT',
-          `tensor "${name}": checksum mismatch (CRC-32C ${hex(crc)}, expected ${hex(p.first.crc32c)}); its bytes were damaged in transit`,
+          `tensor "${name}": checksum mismatch (CRC-32 ${hex(crc)}, expected ${hex(p.first.crc32)}); its bytes were damaged in transit`,
           name,
         );
       }
-      const data = p.dtype === 'float32' ? new Float32Array(buffer) : new Int32Array(buffer);
+      const n = bytes.byteLength / 4;
+      const data = p.dtype === 'float32' ? new Float32Array(bytes.buffer, bytes.byteOffset, n) : new Int32Array(bytes.buffer, bytes.byteOffset, n);
       out.push({ name, shape: p.shape, dtype: p.dtype, data, sliceStart: p.sliceStart });
     }
     return out;
@@ -245,7 +255,7 @@ export class TensorAssembler {
       a.dtype === chunk.dtype &&
       a.codec === chunk.codec &&
       a.totalBytes === chunk.totalBytes &&
-      a.crc32c === chunk.crc32c &&
+      a.crc32 === chunk.crc32 &&
       a.sliceLength === chunk.sliceLength &&
       a.shape.length === chunk.shape.length &&
       a.shape.every((d, i) => d === chunk.shape[i]);

@@ -13,6 +13,18 @@ export function lenet300100(seed: number): tf.LayersModel {
   });
 }
 
+/** 784-32-10: the tiny model tests and smoke runs train (25,450 parameters). */
+export function mlpTiny(seed: number): tf.LayersModel {
+  const init = (i: number) => tf.initializers.glorotUniform({ seed: seed + i });
+  return tf.sequential({
+    name: 'mlp-tiny',
+    layers: [
+      tf.layers.dense({ name: 'fc1', inputShape: [784], units: 32, activation: 'relu', kernelInitializer: init(1) }),
+      tf.layers.dense({ name: 'fc2', units: 10, activation: 'softmax', kernelInitializer: init(2) }),
+    ],
+  });
+}
+
 /**
  * LeNet-5 as in Caffe's examples/mnist (the variant Deep Compression used):
  * conv 20@5x5, max-pool 2, conv 50@5x5, max-pool 2, dense 500 + ReLU, dense 10.

@@ -36,6 +36,6 @@ describe('model zoo', () => {
 
   it('refuses unknown names, listing the zoo', () => {
     expect(() => zooEntry('resnet-50')).toThrow(ModelError);
-    expect(() => zooEntry('resnet-50')).toThrow(/the zoo has lenet-300-100, lenet-5/);
+    expect(() => zooEntry('resnet-50')).toThrow(/the zoo has lenet-300-100, lenet-5, mlp-tiny/);
   });
 });

@@ -1,6 +1,6 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { ModelError } from '../errors.js';
-import { lenet300100, lenet5 } from './lenet.js';
+import { lenet300100, lenet5, mlpTiny } from './lenet.js';
 
 export type ModelTask = 'classification' | 'detection';
 
@@ -30,6 +30,14 @@ const entries: ZooEntry[] = [
     inputShape: [28, 28, 1],
     parameters: 431_080,
     create: lenet5,
+  },
+  {
+    name: 'mlp-tiny',
+    description: 'dense 784-32-10, for tests and smoke runs (input [N, 784])',
+    task: 'classification',
+    inputShape: [784],
+    parameters: 25_450,
+    create: mlpTiny,
   },
 ];
 

@@ -59,6 +59,8 @@ export interface HeartbeatRequest {
   loss: number;
   accuracy: number;
   samples: bigint;
+  /** Seconds since this worker's first training step began. */
+  seconds: number;
 }
 
 export interface HeartbeatResponse {
@@ -75,6 +77,10 @@ export interface LeaveRequest {
   /** The worker finished its work (true) or is giving up (false). */
   finished: boolean;
   reason: string;
+  /** Final counts, so the chief's report does not depend on the last heartbeat. */
+  localStep: bigint;
+  samples: bigint;
+  seconds: number;
 }
 
 export interface LeaveResponse {
@@ -120,9 +126,18 @@ export interface JobStatusResponse {
   state: string;
   globalStep: bigint;
   workers: WorkerStatus[];
+  /** Epochs completed by the slowest worker still training, and in all. */
   epoch: number;
   validationAccuracy: number;
   checkpointStep: bigint;
+  samplesPerSecond: number;
+  /** Mean of the workers' latest losses. */
+  loss: number;
+  /** Steps the whole job will take (for progress bars). */
+  totalSteps: bigint;
+  epochs: number;
+  /** Why the job failed, when it did. */
+  error: string;
 }
 
 function createBaseJoinRequest(): JoinRequest {
@@ -373,7 +388,7 @@ export const JoinResponse: MessageFns<JoinResponse> = {
 };
 
 function createBaseHeartbeatRequest(): HeartbeatRequest {
-  return { header: undefined, workerId: "", localStep: 0n, epoch: 0, loss: 0, accuracy: 0, samples: 0n };
+  return { header: undefined, workerId: "", localStep: 0n, epoch: 0, loss: 0, accuracy: 0, samples: 0n, seconds: 0 };
 }
 
 export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
@@ -404,6 +419,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
         throw new globalThis.Error("value provided for field message.samples of type uint64 too large");
       }
       writer.uint32(56).uint64(message.samples);
+    }
+    if (message.seconds !== 0) {
+      writer.uint32(65).double(message.seconds);
     }
     return writer;
   },
@@ -475,6 +493,14 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
             }
 
             message.samples = reader.uint64() as bigint;
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.seconds = reader.double();
             continue;
           }
         }
@@ -565,7 +591,7 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
 };
 
 function createBaseLeaveRequest(): LeaveRequest {
-  return { header: undefined, workerId: "", finished: false, reason: "" };
+  return { header: undefined, workerId: "", finished: false, reason: "", localStep: 0n, samples: 0n, seconds: 0 };
 }
 
 export const LeaveRequest: MessageFns<LeaveRequest> = {
@@ -581,6 +607,21 @@ export const LeaveRequest: MessageFns<LeaveRequest> = {
     }
     if (message.reason !== "") {
       writer.uint32(34).string(message.reason);
+    }
+    if (message.localStep !== 0n) {
+      if (BigInt.asUintN(64, message.localStep) !== message.localStep) {
+        throw new globalThis.Error("value provided for field message.localStep of type uint64 too large");
+      }
+      writer.uint32(40).uint64(message.localStep);
+    }
+    if (message.samples !== 0n) {
+      if (BigInt.asUintN(64, message.samples) !== message.samples) {
+        throw new globalThis.Error("value provided for field message.samples of type uint64 too large");
+      }
+      writer.uint32(48).uint64(message.samples);
+    }
+    if (message.seconds !== 0) {
+      writer.uint32(57).double(message.seconds);
     }
     return writer;
   },
@@ -628,6 +669,30 @@ export const LeaveRequest: MessageFns<LeaveRequest> = {
             }
 
             message.reason = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.localStep = reader.uint64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.samples = reader.uint64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.seconds = reader.double();
             continue;
           }
         }
@@ -1055,7 +1120,20 @@ export const WorkerStatus: MessageFns<WorkerStatus> = {
 };
 
 function createBaseJobStatusResponse(): JobStatusResponse {
-  return { jobId: "", state: "", globalStep: 0n, workers: [], epoch: 0, validationAccuracy: 0, checkpointStep: 0n };
+  return {
+    jobId: "",
+    state: "",
+    globalStep: 0n,
+    workers: [],
+    epoch: 0,
+    validationAccuracy: 0,
+    checkpointStep: 0n,
+    samplesPerSecond: 0,
+    loss: 0,
+    totalSteps: 0n,
+    epochs: 0,
+    error: "",
+  };
 }
 
 export const JobStatusResponse: MessageFns<JobStatusResponse> = {
@@ -1086,6 +1164,24 @@ export const JobStatusResponse: MessageFns<JobStatusResponse> = {
         throw new globalThis.Error("value provided for field message.checkpointStep of type uint64 too large");
       }
       writer.uint32(56).uint64(message.checkpointStep);
+    }
+    if (message.samplesPerSecond !== 0) {
+      writer.uint32(65).double(message.samplesPerSecond);
+    }
+    if (message.loss !== 0) {
+      writer.uint32(73).double(message.loss);
+    }
+    if (message.totalSteps !== 0n) {
+      if (BigInt.asUintN(64, message.totalSteps) !== message.totalSteps) {
+        throw new globalThis.Error("value provided for field message.totalSteps of type uint64 too large");
+      }
+      writer.uint32(80).uint64(message.totalSteps);
+    }
+    if (message.epochs !== 0) {
+      writer.uint32(88).uint32(message.epochs);
+    }
+    if (message.error !== "") {
+      writer.uint32(98).string(message.error);
     }
     return writer;
   },
@@ -1157,6 +1253,46 @@ export const JobStatusResponse: MessageFns<JobStatusResponse> = {
             }
 
             message.checkpointStep = reader.uint64() as bigint;
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.samplesPerSecond = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.loss = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.totalSteps = reader.uint64() as bigint;
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.epochs = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.error = reader.string();
             continue;
           }
         }

@@ -124,6 +124,11 @@ export interface AssignRequest {
   syncReplicas: number;
   /** ssp: how many versions a pull may lag behind. */
   staleness: number;
+  /**
+   * Workers whose pushes this shard accepts; any other id is refused with
+   * FAILED_PRECONDITION.
+   */
+  workerIds: string[];
 }
 
 export interface AssignResponse {
@@ -143,7 +148,20 @@ export interface SaveShardRequest {
 export interface SaveShardResponse {
   file: string;
   bytes: bigint;
-  crc32c: number;
+  /** CRC-32 (IEEE) of the file. */
+  crc32: number;
+  version: bigint;
+}
+
+export interface ShutdownRequest {
+  header:
+    | RequestHeader
+    | undefined;
+  /** Why the job ended (logged by the server). */
+  reason: string;
+}
+
+export interface ShutdownResponse {
   version: bigint;
 }
 
@@ -935,6 +953,7 @@ function createBaseAssignRequest(): AssignRequest {
     mode: "",
     syncReplicas: 0,
     staleness: 0,
+    workerIds: [],
   };
 }
 
@@ -969,6 +988,9 @@ export const AssignRequest: MessageFns<AssignRequest> = {
     }
     if (message.staleness !== 0) {
       writer.uint32(72).uint32(message.staleness);
+    }
+    for (const v of message.workerIds) {
+      writer.uint32(82).string(v!);
     }
     return writer;
   },
@@ -1056,6 +1078,14 @@ export const AssignRequest: MessageFns<AssignRequest> = {
             }
 
             message.staleness = reader.uint32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.workerIds.push(reader.string());
             continue;
           }
         }
@@ -1192,7 +1222,7 @@ export const SaveShardRequest: MessageFns<SaveShardRequest> = {
 };
 
 function createBaseSaveShardResponse(): SaveShardResponse {
-  return { file: "", bytes: 0n, crc32c: 0, version: 0n };
+  return { file: "", bytes: 0n, crc32: 0, version: 0n };
 }
 
 export const SaveShardResponse: MessageFns<SaveShardResponse> = {
@@ -1206,8 +1236,8 @@ export const SaveShardResponse: MessageFns<SaveShardResponse> = {
       }
       writer.uint32(16).uint64(message.bytes);
     }
-    if (message.crc32c !== 0) {
-      writer.uint32(29).fixed32(message.crc32c);
+    if (message.crc32 !== 0) {
+      writer.uint32(29).fixed32(message.crc32);
     }
     if (message.version !== 0n) {
       if (BigInt.asUintN(64, message.version) !== message.version) {
@@ -1252,11 +1282,117 @@ export const SaveShardResponse: MessageFns<SaveShardResponse> = {
               break;
             }
 
-            message.crc32c = reader.fixed32();
+            message.crc32 = reader.fixed32();
             continue;
           }
           case 4: {
             if (tag !== 32) {
+              break;
+            }
+
+            message.version = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseShutdownRequest(): ShutdownRequest {
+  return { header: undefined, reason: "" };
+}
+
+export const ShutdownRequest: MessageFns<ShutdownRequest> = {
+  encode(message: ShutdownRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.header !== undefined) {
+      RequestHeader.encode(message.header, writer.uint32(10).fork()).join();
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShutdownRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShutdownRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.header = RequestHeader.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseShutdownResponse(): ShutdownResponse {
+  return { version: 0n };
+}
+
+export const ShutdownResponse: MessageFns<ShutdownResponse> = {
+  encode(message: ShutdownResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0n) {
+      if (BigInt.asUintN(64, message.version) !== message.version) {
+        throw new globalThis.Error("value provided for field message.version of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShutdownResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShutdownResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
               break;
             }
 
@@ -1343,6 +1479,19 @@ export const ParameterServerService = {
     responseSerialize: (value: SaveShardResponse): Buffer => Buffer.from(SaveShardResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SaveShardResponse => SaveShardResponse.decode(value),
   },
+  /**
+   * The chief ends the job: the server answers, then stops serving and its
+   * process exits (so a parameter-server pod or container completes).
+   */
+  shutdown: {
+    path: "/tamp.v1.ParameterServer/Shutdown" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ShutdownRequest): Buffer => Buffer.from(ShutdownRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ShutdownRequest => ShutdownRequest.decode(value),
+    responseSerialize: (value: ShutdownResponse): Buffer => Buffer.from(ShutdownResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ShutdownResponse => ShutdownResponse.decode(value),
+  },
 } as const;
 
 export interface ParameterServerServer extends UntypedServiceImplementation {
@@ -1366,6 +1515,11 @@ export interface ParameterServerServer extends UntypedServiceImplementation {
   assign: handleClientStreamingCall<AssignRequest, AssignResponse>;
   /** Write the shard's state to a checkpoint part (atomic, checksummed). */
   saveShard: handleUnaryCall<SaveShardRequest, SaveShardResponse>;
+  /**
+   * The chief ends the job: the server answers, then stops serving and its
+   * process exits (so a parameter-server pod or container completes).
+   */
+  shutdown: handleUnaryCall<ShutdownRequest, ShutdownResponse>;
 }
 
 export interface ParameterServerClient extends Client {
@@ -1443,6 +1597,25 @@ export interface ParameterServerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SaveShardResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The chief ends the job: the server answers, then stops serving and its
+   * process exits (so a parameter-server pod or container completes).
+   */
+  shutdown(
+    request: ShutdownRequest,
+    callback: (error: ServiceError | null, response: ShutdownResponse) => void,
+  ): ClientUnaryCall;
+  shutdown(
+    request: ShutdownRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ShutdownResponse) => void,
+  ): ClientUnaryCall;
+  shutdown(
+    request: ShutdownRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ShutdownResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -46,8 +46,11 @@ export interface TensorChunk {
   payload: Uint8Array;
   /** Encoded length of the whole tensor (or slice), in bytes. */
   totalBytes: bigint;
-  /** CRC-32C of the whole encoded tensor (or slice); the same in every chunk. */
-  crc32c: number;
+  /**
+   * CRC-32 (IEEE 802.3, as zlib and gzip compute it) of the whole encoded
+   * tensor (or slice); the same in every chunk.
+   */
+  crc32: number;
   /**
    * A variable split over several parameter servers travels as slices of its
    * flattened elements: [slice_start, slice_start + slice_length).
@@ -55,6 +58,12 @@ export interface TensorChunk {
    */
   sliceStart: bigint;
   sliceLength: bigint;
+  /**
+   * Ignored by receivers. Senders may fill it so that the payload starts on a
+   * 4-byte boundary of the receiver's message buffer, which then reads the
+   * floats in place instead of copying them.
+   */
+  padding: Uint8Array;
 }
 
 function createBaseTensorChunk(): TensorChunk {
@@ -66,9 +75,10 @@ function createBaseTensorChunk(): TensorChunk {
     offset: 0n,
     payload: new Uint8Array(0),
     totalBytes: 0n,
-    crc32c: 0,
+    crc32: 0,
     sliceStart: 0n,
     sliceLength: 0n,
+    padding: new Uint8Array(0),
   };
 }
 
@@ -105,8 +115,8 @@ export const TensorChunk: MessageFns<TensorChunk> = {
       }
       writer.uint32(56).uint64(message.totalBytes);
     }
-    if (message.crc32c !== 0) {
-      writer.uint32(69).fixed32(message.crc32c);
+    if (message.crc32 !== 0) {
+      writer.uint32(69).fixed32(message.crc32);
     }
     if (message.sliceStart !== 0n) {
       if (BigInt.asUintN(64, message.sliceStart) !== message.sliceStart) {
@@ -119,6 +129,9 @@ export const TensorChunk: MessageFns<TensorChunk> = {
         throw new globalThis.Error("value provided for field message.sliceLength of type uint64 too large");
       }
       writer.uint32(80).uint64(message.sliceLength);
+    }
+    if (message.padding.length !== 0) {
+      writer.uint32(90).bytes(message.padding);
     }
     return writer;
   },
@@ -207,7 +220,7 @@ export const TensorChunk: MessageFns<TensorChunk> = {
               break;
             }
 
-            message.crc32c = reader.fixed32();
+            message.crc32 = reader.fixed32();
             continue;
           }
           case 9: {
@@ -224,6 +237,14 @@ export const TensorChunk: MessageFns<TensorChunk> = {
             }
 
             message.sliceLength = reader.uint64() as bigint;
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.padding = reader.bytes();
             continue;
           }
         }

@@ -1,10 +1,11 @@
 /**
- * CRC-32C (Castagnoli), the checksum of iSCSI, ext4 and gRPC's own
- * compression framing. Slicing-by-8: eight table lookups per 8 bytes, which
- * keeps checksumming well under the cost of sending the same bytes.
+ * CRC-32 (IEEE 802.3; the checksum of zlib, gzip and PNG) over tensor bytes
+ * and files. This portable version (slicing-by-8, about 0.6 GB/s) runs in
+ * browsers; @tamp/core/node plugs in zlib's native one (several GB/s), so
+ * checksumming a gradient costs far less than sending it.
  */
 
-const POLY = 0x82f63b78;
+const POLY = 0xedb88320;
 const TABLES: Uint32Array[] = makeTables();
 
 function makeTables(): Uint32Array[] {
@@ -28,8 +29,8 @@ function makeTables(): Uint32Array[] {
   return tables;
 }
 
-/** Continue a CRC-32C over `bytes`; start with `crc = 0`. */
-export function crc32c(bytes: Uint8Array, crc = 0): number {
+/** The portable implementation (always available, used as the reference in tests). */
+export function crc32Portable(bytes: Uint8Array, crc = 0): number {
   const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [
     Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array,
   ];
@@ -55,4 +56,16 @@ export function crc32c(bytes: Uint8Array, crc = 0): number {
     i++;
   }
   return ~c >>> 0;
+}
+
+let implementation: (bytes: Uint8Array, crc: number) => number = crc32Portable;
+
+/** Continue a CRC-32 over `bytes`; start with `crc = 0`. */
+export function crc32(bytes: Uint8Array, crc = 0): number {
+  return implementation(bytes, crc);
+}
+
+/** Use a faster implementation with the same results (zlib.crc32 in Node). */
+export function setCrc32Implementation(fn: (bytes: Uint8Array, crc: number) => number): void {
+  implementation = fn;
 }

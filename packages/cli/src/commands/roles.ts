@@ -1,0 +1,169 @@
+/**
+ * tamp ps | chief | worker: one process of a cluster, described by flags or
+ * by Kubeflow's TF_CONFIG alone. Flags win over TF_CONFIG.
+ */
+import { type BackendRequest, ClusterError, UsageError } from '@tamp/core';
+import { startParameterServer } from '@tamp/parameter-server';
+import { type Role, type TfConfig, parseAddressList, parseTfConfig, portOf, runChief, runWorker } from '@tamp/worker';
+import { defineCommand } from '../command.js';
+import type { Output } from '../output.js';
+import { table } from '../output.js';
+import { trainSummary } from './summary.js';
+import { backendOption, jobIdOption, requireGpuOption, trainOptions, trainingSettings } from './shared-options.js';
+
+/** Tell a launching parent (over IPC) which port this role bound. */
+function announce(port: number): void {
+  process.send?.({ type: 'listening', port });
+}
+
+export function tfConfigFor(role: Role): TfConfig | undefined {
+  const tf = parseTfConfig(process.env.TF_CONFIG);
+  if (tf !== undefined && tf.task.type !== role) {
+    throw new ClusterError('CLUSTER_CONFIG', `TF_CONFIG says this task is ${tf.task.type} ${tf.task.index}; run tamp ${tf.task.type} (or tamp train) instead of tamp ${role}`);
+  }
+  return tf;
+}
+
+/** Bind all interfaces when TF_CONFIG describes a real cluster; loopback otherwise. */
+function defaultHost(tf: TfConfig | undefined): string {
+  return tf !== undefined ? '0.0.0.0' : '127.0.0.1';
+}
+
+export interface PsArgs {
+  index: number | undefined;
+  host: string | undefined;
+  port: number | undefined;
+  'job-id': string;
+}
+
+export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps')) {
+  const index = o.index ?? tf?.task.index ?? 0;
+  const port = o.port ?? (tf !== undefined ? portOf(tf.cluster.ps[index] as string) : 2222);
+  const ps = await startParameterServer({
+    jobId: o['job-id'],
+    index,
+    host: o.host ?? defaultHost(tf),
+    port,
+    log: (m) => out.log(m),
+    onShutdown: () => stop('the chief ended the job'),
+  });
+  announce(ps.port);
+  let stop: (why: string) => void = () => {};
+  const why = await new Promise<string>((resolve) => {
+    stop = resolve;
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  await ps.close();
+  const result = { role: 'ps', index, port: ps.port, version: Number(ps.shard.version), applied: Number(ps.shard.counters.applied), stoppedBy: why };
+  return { result, text: `parameter server ${index} stopped (${why}) at version ${result.version}` };
+}
+
+export const psCommand = defineCommand({
+  name: 'ps',
+  summary: 'Run one parameter server of a cluster (flags or TF_CONFIG).',
+  positionals: [],
+  options: {
+    index: { type: 'number', integer: true, min: 0, description: 'shard index (default: TF_CONFIG task index, or 0)' },
+    host: { type: 'string', description: 'address to listen on (default: 0.0.0.0 with TF_CONFIG, else 127.0.0.1)' },
+    port: { type: 'number', integer: true, min: 0, max: 65535, description: 'port (default: from TF_CONFIG, else 2222; 0: any free port)' },
+    'job-id': jobIdOption,
+  },
+  run: ({ options, out }) => runPsRole(options, out),
+});
+
+export interface ChiefArgs {
+  ps: string | undefined;
+  workers: number | undefined;
+  host: string | undefined;
+  port: number | undefined;
+  'job-id': string;
+  backend: string;
+}
+
+export async function runChiefRole(o: ChiefArgs & Parameters<typeof trainingSettings>[0] & { out: string | undefined }, out: Output, tf = tfConfigFor('chief')) {
+  if (o.out === undefined) throw new UsageError('the chief needs --out DIR (where the model and report.json go)');
+  const psAddresses = o.ps !== undefined ? parseAddressList(o.ps, '--ps') : tf?.cluster.ps;
+  if (psAddresses === undefined) throw new UsageError('the chief needs --ps host:port,... (or TF_CONFIG)');
+  const numWorkers = o.workers ?? tf?.cluster.worker.length;
+  if (numWorkers === undefined) throw new UsageError('the chief needs --workers N (or TF_CONFIG)');
+  const port = o.port ?? (tf !== undefined ? portOf(tf.cluster.chief[0] as string) : 2223);
+  const report = await runChief({
+    jobId: o['job-id'],
+    host: o.host ?? defaultHost(tf),
+    port,
+    psAddresses,
+    numWorkers,
+    training: trainingSettings(o),
+    out: o.out,
+    backend: o.backend as BackendRequest,
+    log: (m) => out.log(m),
+    onListening: announce,
+    onProgress: (p) =>
+      out.progress({ label: `epoch ${Math.min(p.epoch + 1, p.epochs)}/${p.epochs}`, done: p.globalStep, total: p.totalSteps, loss: p.loss, 'samples/s': p.samplesPerSecond }),
+  });
+  out.endProgress();
+  return { result: report, text: trainSummary(report) };
+}
+
+export const chiefCommand = defineCommand({
+  name: 'chief',
+  summary: "Run a cluster's chief: initialise the parameter servers, coordinate workers, evaluate, write the model.",
+  positionals: [],
+  options: {
+    ...trainOptions,
+    ps: { type: 'string', value: 'host:port,...', description: 'parameter server addresses, in shard order (default: TF_CONFIG)' },
+    workers: { type: 'number', integer: true, min: 1, description: 'number of workers (default: TF_CONFIG)' },
+    host: { type: 'string', description: 'address to listen on (default: 0.0.0.0 with TF_CONFIG, else 127.0.0.1)' },
+    port: { type: 'number', integer: true, min: 0, max: 65535, description: 'port (default: from TF_CONFIG, else 2223)' },
+    backend: backendOption,
+    'job-id': jobIdOption,
+  },
+  run: ({ options, out }) => runChiefRole(options, out),
+});
+
+export interface WorkerArgs {
+  chief: string | undefined;
+  index: number | undefined;
+  backend: string;
+  'require-gpu': boolean;
+  'job-id': string;
+}
+
+export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor('worker')) {
+  const chiefAddress = o.chief !== undefined ? (parseAddressList(o.chief, '--chief')[0] as string) : tf?.cluster.chief[0];
+  if (chiefAddress === undefined) throw new UsageError('the worker needs --chief host:port (or TF_CONFIG)');
+  const report = await runWorker({
+    jobId: o['job-id'],
+    chiefAddress,
+    taskIndex: o.index ?? tf?.task.index ?? -1,
+    backend: o.backend as BackendRequest,
+    requireGpu: o['require-gpu'],
+    log: (m) => out.log(m),
+  });
+  return {
+    result: report,
+    text: table([
+      ['worker', report.workerId],
+      ['backend', report.backend],
+      ['steps', report.steps],
+      ['samples/s', report.samples / Math.max(1e-3, report.seconds)],
+      ...(report.stopped !== undefined ? [['stopped', report.stopped] as [string, string]] : []),
+    ]),
+  };
+}
+
+export const workerCommand = defineCommand({
+  name: 'worker',
+  summary: 'Run one worker of a cluster: join the chief, train on its data shard.',
+  positionals: [],
+  options: {
+    chief: { type: 'string', value: 'host:port', description: "the chief's address (default: TF_CONFIG)" },
+    index: { type: 'number', integer: true, min: 0, description: 'task index (default: TF_CONFIG, else the chief chooses)' },
+    backend: backendOption,
+    'require-gpu': requireGpuOption,
+    'job-id': jobIdOption,
+  },
+  run: ({ options, out }) => runWorkerRole(options, out),
+});
+

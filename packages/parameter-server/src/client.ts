@@ -1,0 +1,277 @@
+/**
+ * Clients of the ParameterServer service: one shard (ShardClient), and all
+ * shards of a job through its placement (ParameterClient), which splits
+ * gradients into the parts each shard holds and reassembles pulled slices.
+ */
+import { type ClientWritableStream, Metadata, type ServiceError } from '@grpc/grpc-js';
+import {
+  type ParameterServerClient as GrpcParameterServerClient,
+  type PushRequest,
+  type PushResponse,
+  type ShardStatusResponse,
+} from '@tamp/proto/tamp/v1/parameter_server';
+import { Codec } from '@tamp/proto/tamp/v1/tensor';
+import { type OptimizerSettings, TensorAssembler, type WireTensor, encodeTensor, sizeOfShape } from '@tamp/core';
+import { CHANNEL_OPTIONS, clientCredentials } from './rpc/channel.js';
+import { FastParameterServerClient } from './rpc/fast-codec.js';
+import { requestHeader } from './rpc/header.js';
+import { withRetry } from './rpc/retry.js';
+import { fromServiceError } from './rpc/status.js';
+import type { ConsistencyMode } from './shard.js';
+import type { Placement, VariablePart } from './placement.js';
+
+export interface CallSettings {
+  /** Deadline of one call (ms). */
+  readonly callTimeoutMs?: number;
+}
+
+function deadline(ms: number): Date {
+  return new Date(Date.now() + ms);
+}
+
+function writeAll<T>(stream: ClientWritableStream<T>, messages: Iterable<T>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const it = messages[Symbol.iterator]();
+    const pump = () => {
+      for (;;) {
+        const next = it.next();
+        if (next.done === true) {
+          stream.end();
+          resolve();
+          return;
+        }
+        if (!stream.write(next.value)) {
+          stream.once('drain', pump);
+          return;
+        }
+      }
+    };
+    stream.once('error', reject);
+    pump();
+  });
+}
+
+export interface AssignSpec {
+  readonly shardIndex: number;
+  readonly optimizer: OptimizerSettings;
+  readonly version: bigint;
+  readonly mode: ConsistencyMode;
+  readonly syncReplicas: number;
+  readonly staleness: number;
+  readonly workerIds: readonly string[];
+}
+
+export interface PushSpec {
+  readonly workerId: string;
+  readonly step: bigint;
+  readonly basedOnVersion: bigint;
+  readonly batchSize: number;
+}
+
+/** One shard. */
+export class ShardClient {
+  readonly address: string;
+  private readonly client: GrpcParameterServerClient;
+  private readonly jobId: string;
+  private readonly timeoutMs: number;
+
+  constructor(address: string, jobId: string, settings: CallSettings = {}) {
+    this.address = address;
+    this.jobId = jobId;
+    this.timeoutMs = settings.callTimeoutMs ?? 60_000;
+    this.client = new FastParameterServerClient(address, clientCredentials(), CHANNEL_OPTIONS) as unknown as GrpcParameterServerClient;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  status(): Promise<ShardStatusResponse> {
+    return new Promise((resolve, reject) => {
+      this.client.shardStatus({ header: requestHeader(this.jobId) }, new Metadata(), { deadline: deadline(this.timeoutMs) }, (error, response) => {
+        if (error !== null) reject(fromServiceError(error, `shard status from ${this.address}`));
+        else resolve(response);
+      });
+    });
+  }
+
+  pull(workerId: string, options: { minVersion?: bigint; names?: readonly string[]; timeoutMs?: number } = {}): Promise<{ version: bigint; tensors: WireTensor[] }> {
+    return new Promise((resolve, reject) => {
+      const assembler = new TensorAssembler();
+      let version: bigint | undefined;
+      const stream = this.client.pull(
+        { header: requestHeader(this.jobId), workerId, names: [...(options.names ?? [])], minVersion: options.minVersion ?? 0n, codec: Codec.CODEC_NONE },
+        { deadline: deadline(options.timeoutMs ?? this.timeoutMs) },
+      );
+      stream.on('data', (msg: { version: bigint; chunk?: Parameters<TensorAssembler['add']>[0] }) => {
+        try {
+          version ??= msg.version;
+          if (msg.chunk !== undefined) assembler.add(msg.chunk);
+        } catch (error) {
+          stream.cancel();
+          reject(error as Error);
+        }
+      });
+      stream.on('error', (error: ServiceError) => reject(fromServiceError(error, `pull from ${this.address}`)));
+      stream.on('end', () => {
+        try {
+          resolve({ version: version ?? 0n, tensors: assembler.finish() });
+        } catch (error) {
+          reject(error as Error);
+        }
+      });
+    });
+  }
+
+  push(spec: PushSpec, tensors: readonly WireTensor[]): Promise<PushResponse> {
+    return new Promise((resolve, reject) => {
+      const stream = this.client.push({ deadline: deadline(this.timeoutMs) }, (error, response) => {
+        if (error !== null) reject(fromServiceError(error, `push to ${this.address}`));
+        else resolve(response as PushResponse);
+      });
+      const header = requestHeader(this.jobId);
+      const messages = function* (): Generator<PushRequest> {
+        let first = true;
+        for (const t of tensors) {
+          for (const chunk of encodeTensor(t)) {
+            yield first
+              ? { header, workerId: spec.workerId, step: spec.step, basedOnVersion: spec.basedOnVersion, batchSize: spec.batchSize, tensorCount: tensors.length, chunk }
+              : { header: undefined, workerId: '', step: 0n, basedOnVersion: 0n, batchSize: 0, tensorCount: 0, chunk };
+            first = false;
+          }
+        }
+      };
+      writeAll(stream, messages()).catch(() => {
+        // The callback above reports the call's status.
+      });
+    });
+  }
+
+  assign(spec: AssignSpec, tensors: readonly WireTensor[]): Promise<bigint> {
+    return new Promise((resolve, reject) => {
+      const stream = this.client.assign({ deadline: deadline(this.timeoutMs) }, (error, response) => {
+        if (error !== null) reject(fromServiceError(error, `assign to ${this.address}`));
+        else resolve(response?.version ?? 0n);
+      });
+      const header = requestHeader(this.jobId);
+      const o = spec.optimizer;
+      const optimizer = {
+        name: o.name,
+        learningRate: o.learningRate,
+        momentum: o.momentum,
+        beta1: o.beta1,
+        beta2: o.beta2,
+        epsilon: o.epsilon,
+        initialAccumulatorValue: o.initialAccumulatorValue,
+      };
+      const base = {
+        shardIndex: spec.shardIndex,
+        optimizer,
+        version: spec.version,
+        tensorCount: tensors.length,
+        mode: spec.mode,
+        syncReplicas: spec.syncReplicas,
+        staleness: spec.staleness,
+        workerIds: [...spec.workerIds],
+      };
+      const messages = function* () {
+        yield { header, ...base, chunk: undefined };
+        for (const t of tensors) for (const chunk of encodeTensor(t)) yield { header: undefined, ...base, workerIds: [], chunk };
+      };
+      writeAll(stream, messages()).catch(() => {});
+    });
+  }
+
+  shutdown(reason: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.client.shutdown({ header: requestHeader(this.jobId), reason }, new Metadata(), { deadline: deadline(this.timeoutMs) }, (error) => {
+        if (error !== null) reject(fromServiceError(error, `shutdown of ${this.address}`));
+        else resolve();
+      });
+    });
+  }
+
+  /** Wait until the server answers (it may still be starting). */
+  async waitReachable(timeoutMs: number): Promise<ShardStatusResponse> {
+    return withRetry(() => this.status(), { deadlineMs: timeoutMs, baseDelayMs: 50, maxDelayMs: 500 });
+  }
+}
+
+export interface PulledParameters {
+  /** Whole variables by name. */
+  readonly values: Map<string, Float32Array>;
+  /** Version of each shard's snapshot. */
+  readonly versions: bigint[];
+}
+
+/** Every shard of a job, through the job's placement. */
+export class ParameterClient {
+  readonly shards: ShardClient[];
+  private readonly placement: Placement;
+  private readonly shapes: Map<string, readonly number[]>;
+  private readonly retryMs: number;
+
+  constructor(addresses: readonly string[], placement: Placement, jobId: string, settings: CallSettings & { retryMs?: number } = {}) {
+    if (addresses.length !== placement.shards.length) {
+      throw new Error(`${addresses.length} parameter server addresses for a placement over ${placement.shards.length}`);
+    }
+    this.shards = addresses.map((a) => new ShardClient(a, jobId, settings));
+    this.placement = placement;
+    this.retryMs = settings.retryMs ?? 60_000;
+    this.shapes = new Map(placement.shards.flat().map((p) => [p.name, p.shape]));
+  }
+
+  close(): void {
+    for (const s of this.shards) s.close();
+  }
+
+  /** Pull every shard (concurrently) and reassemble whole variables. */
+  async pullAll(workerId: string, minVersions?: readonly bigint[]): Promise<PulledParameters> {
+    const results = await Promise.all(
+      this.shards.map((s, i) =>
+        withRetry(() => s.pull(workerId, { minVersion: minVersions?.[i] ?? 0n }), { deadlineMs: this.retryMs }),
+      ),
+    );
+    const values = new Map<string, Float32Array>();
+    for (const { tensors } of results) {
+      for (const t of tensors) {
+        const shape = this.shapes.get(t.name);
+        if (shape === undefined) throw new Error(`pull: shard sent "${t.name}", which the placement does not know`);
+        const size = sizeOfShape(shape);
+        if (t.sliceStart === 0 && t.data.length === size) {
+          values.set(t.name, t.data as Float32Array); // whole variable: no reassembly
+          continue;
+        }
+        let target = values.get(t.name);
+        if (target === undefined) {
+          target = new Float32Array(size);
+          values.set(t.name, target);
+        }
+        target.set(t.data as Float32Array, t.sliceStart);
+      }
+    }
+    for (const name of this.shapes.keys()) if (!values.has(name)) throw new Error(`pull: no shard sent "${name}"`);
+    return { values, versions: results.map((r) => r.version) };
+  }
+
+  /** The tensors shard `index` expects, cut from whole gradients. */
+  partsFor(index: number, grads: ReadonlyMap<string, Float32Array>): WireTensor[] {
+    return (this.placement.shards[index] as readonly VariablePart[]).map((p) => {
+      const g = grads.get(p.name);
+      if (g === undefined) throw new Error(`push: no gradient for "${p.name}"`);
+      return { name: p.name, shape: p.shape, dtype: 'float32', data: g.subarray(p.sliceStart, p.sliceStart + p.sliceLength), sliceStart: p.sliceStart };
+    });
+  }
+
+  /** Push a whole gradient to every shard (concurrently). Retried pushes are applied once. */
+  async pushAll(spec: Omit<PushSpec, 'basedOnVersion'> & { basedOnVersions: readonly bigint[] }, grads: ReadonlyMap<string, Float32Array>): Promise<PushResponse[]> {
+    return Promise.all(
+      this.shards.map((s, i) =>
+        withRetry(
+          () => s.push({ workerId: spec.workerId, step: spec.step, batchSize: spec.batchSize, basedOnVersion: spec.basedOnVersions[i] ?? 0n }, this.partsFor(i, grads)),
+          { deadlineMs: this.retryMs },
+        ),
+      ),
+    );
+  }
+}

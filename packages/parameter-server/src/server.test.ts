@@ -1,0 +1,246 @@
+import { Metadata, status } from '@grpc/grpc-js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ParameterServerClient as RawClient, type PushRequest, type PushResponse } from '@tamp/proto/tamp/v1/parameter_server';
+import { ClusterError, PROTOCOL_VERSION, TampError, type WireTensor, encodeTensor, optimizerSettings } from '@tamp/core';
+import { CHANNEL_OPTIONS, clientCredentials } from './rpc/channel.js';
+import { ShardClient } from './client.js';
+import { type RunningParameterServer, startParameterServer } from './server.js';
+import { RpcError } from './rpc/status.js';
+
+const JOB = 'test-job';
+const WORKERS = ['worker-0', 'worker-1', 'worker-2', 'worker-3'];
+let ps: RunningParameterServer;
+let client: ShardClient;
+let address: string;
+
+function vars(values: { w: number[]; b: number[] }): WireTensor[] {
+  return [
+    { name: 'w', shape: [2, 3], dtype: 'float32', data: Float32Array.from(values.w), sliceStart: 0 },
+    { name: 'b', shape: [3], dtype: 'float32', data: Float32Array.from(values.b), sliceStart: 0 },
+  ];
+}
+
+const INITIAL = { w: [10, 20, 30, 40, 50, 60], b: [1, 2, 3] };
+
+async function assign(lr = 1): Promise<void> {
+  await client.assign(
+    { shardIndex: 0, optimizer: optimizerSettings('sgd', lr), version: 0n, mode: 'async', syncReplicas: 1, staleness: 0, workerIds: WORKERS },
+    vars(INITIAL),
+  );
+}
+
+async function values(): Promise<{ version: bigint; w: number[]; b: number[] }> {
+  const { version, tensors } = await client.pull('chief');
+  const get = (n: string) => Array.from(tensors.find((t) => t.name === n)?.data ?? []);
+  return { version, w: get('w'), b: get('b') };
+}
+
+async function expectRefused(p: Promise<unknown>, grpcCode: status, tampCode: string, pattern: RegExp): Promise<void> {
+  let caught: unknown;
+  try {
+    await p;
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught, 'expected the call to be refused').toBeInstanceOf(RpcError);
+  const e = caught as RpcError;
+  expect(status[e.grpcCode]).toBe(status[grpcCode]);
+  expect(e.code).toBe(tampCode);
+  expect(e.message).toMatch(pattern);
+}
+
+beforeEach(async () => {
+  ps = await startParameterServer({ jobId: JOB, index: 0 });
+  address = `127.0.0.1:${ps.port}`;
+  client = new ShardClient(address, JOB);
+});
+
+afterEach(async () => {
+  client.close();
+  await ps.close();
+});
+
+describe('parameter server', () => {
+  it('refuses pushes before the chief initialised it (UNAVAILABLE, retryable)', async () => {
+    await expectRefused(client.push({ workerId: 'worker-0', step: 0n, basedOnVersion: 0n, batchSize: 1 }, vars(INITIAL)), status.UNAVAILABLE, 'NOT_READY', /not been initialised/);
+  });
+
+  it('applies every async push exactly once: K workers × M integer gradients with SGD at lr 1', async () => {
+    await assign(1);
+    const K = 4;
+    const M = 25;
+    const gradient = (k: number, m: number) => ({ w: [1, 2, 3, 4, 5, 6].map((x) => x * (k + 1) + m), b: [k, m, 1] });
+    await Promise.all(
+      Array.from({ length: K }, async (_, k) => {
+        const c = new ShardClient(address, JOB);
+        for (let m = 0; m < M; m++) {
+          const g = gradient(k, m);
+          const r = await c.push({ workerId: `worker-${k}`, step: BigInt(m), basedOnVersion: 0n, batchSize: 1 }, vars(g));
+          expect(r.duplicate).toBe(false);
+        }
+        c.close();
+      }),
+    );
+    const expected = { w: [...INITIAL.w], b: [...INITIAL.b] };
+    for (let k = 0; k < K; k++) {
+      for (let m = 0; m < M; m++) {
+        const g = gradient(k, m);
+        g.w.forEach((x, i) => (expected.w[i] = (expected.w[i] as number) - x));
+        g.b.forEach((x, i) => (expected.b[i] = (expected.b[i] as number) - x));
+      }
+    }
+    const got = await values();
+    expect(got.version).toBe(BigInt(K * M));
+    expect(got.w).toEqual(expected.w);
+    expect(got.b).toEqual(expected.b);
+  });
+
+  it('acknowledges a retried push without applying it again', async () => {
+    await assign(1);
+    const g = vars({ w: [1, 1, 1, 1, 1, 1], b: [1, 1, 1] });
+    const first = await client.push({ workerId: 'worker-0', step: 7n, basedOnVersion: 0n, batchSize: 1 }, g);
+    const again = await client.push({ workerId: 'worker-0', step: 7n, basedOnVersion: 0n, batchSize: 1 }, g);
+    expect(first).toMatchObject({ version: 1n, duplicate: false });
+    expect(again).toMatchObject({ version: 1n, duplicate: true });
+    expect((await values()).w).toEqual(INITIAL.w.map((x) => x - 1));
+    const other = await client.push({ workerId: 'worker-1', step: 7n, basedOnVersion: 0n, batchSize: 1 }, g);
+    expect(other.duplicate).toBe(false);
+    const st = await client.status();
+    expect([st.pushesApplied, st.pushesDuplicate]).toEqual([2n, 1n]);
+  });
+
+  describe('bad input is refused with its status and changes nothing', () => {
+    const meta = { workerId: 'worker-0', step: 1n, basedOnVersion: 0n, batchSize: 1 };
+    const good = () => vars({ w: [1, 1, 1, 1, 1, 1], b: [1, 1, 1] });
+
+    async function unchanged(): Promise<void> {
+      const v = await values();
+      expect(v).toEqual({ version: 0n, w: INITIAL.w, b: INITIAL.b });
+    }
+
+    beforeEach(async () => {
+      await assign(1);
+    });
+
+    it('an unknown variable', async () => {
+      const g = good();
+      g[1] = { ...(g[1] as WireTensor), name: 'bias' };
+      await expectRefused(client.push(meta, g), status.INVALID_ARGUMENT, 'UNKNOWN_VARIABLE', /gradient "bias" names no variable/);
+      await unchanged();
+    });
+
+    it('a wrong shape', async () => {
+      const g = good();
+      g[0] = { name: 'w', shape: [3, 2], dtype: 'float32', data: new Float32Array(6), sliceStart: 0 };
+      await expectRefused(client.push(meta, g), status.INVALID_ARGUMENT, 'SHAPE_MISMATCH', /"w" has shape \[3,2\], expected \[2,3\]/);
+      await unchanged();
+    });
+
+    it('a wrong dtype', async () => {
+      const g = good();
+      g[1] = { name: 'b', shape: [3], dtype: 'int32', data: new Int32Array(3), sliceStart: 0 };
+      await expectRefused(client.push(meta, g), status.INVALID_ARGUMENT, 'SHAPE_MISMATCH', /"b" has dtype int32, expected float32/);
+      await unchanged();
+    });
+
+    it('NaN and Infinity', async () => {
+      for (const bad of [NaN, Infinity, -Infinity]) {
+        const g = good();
+        (g[0]?.data as Float32Array)[4] = bad;
+        await expectRefused(client.push(meta, g), status.INVALID_ARGUMENT, 'NON_FINITE', new RegExp(`"w" holds ${bad} at element 4`));
+      }
+      await unchanged();
+    });
+
+    it('a missing gradient', async () => {
+      const g = good().slice(0, 1);
+      await expectRefused(client.push(meta, g), status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', /missing gradients for b@0/);
+      await unchanged();
+    });
+
+    it('a wrong job id', async () => {
+      const other = new ShardClient(address, 'another-job');
+      await expectRefused(other.push(meta, good()), status.FAILED_PRECONDITION, 'JOB_MISMATCH', /job "another-job" reached a server of job "test-job"/);
+      await expectRefused(other.pull('worker-0'), status.FAILED_PRECONDITION, 'JOB_MISMATCH', /another-job/);
+      other.close();
+      await unchanged();
+    });
+
+    it('an unknown worker', async () => {
+      await expectRefused(client.push({ ...meta, workerId: 'worker-9' }, good()), status.FAILED_PRECONDITION, 'UNKNOWN_WORKER', /worker "worker-9" is not part of this job/);
+      await expectRefused(client.pull('worker-9'), status.FAILED_PRECONDITION, 'UNKNOWN_WORKER', /worker-9/);
+      await unchanged();
+    });
+
+    describe('through a raw client', () => {
+      let raw: RawClient;
+      beforeEach(() => {
+        raw = new RawClient(address, clientCredentials(), CHANNEL_OPTIONS);
+      });
+      afterEach(() => raw.close());
+
+      function rawPush(messages: PushRequest[], finish: 'end' | 'cancel'): Promise<PushResponse> {
+        return new Promise((resolve, reject) => {
+          const stream = raw.push(new Metadata(), (error, response) => (error !== null ? reject(error) : resolve(response as PushResponse)));
+          for (const m of messages) stream.write(m);
+          if (finish === 'end') stream.end();
+          else setTimeout(() => stream.cancel(), 50);
+        });
+      }
+
+      function pushMessages(protocolVersion = PROTOCOL_VERSION): PushRequest[] {
+        const chunks = good().flatMap((t) => encodeTensor(t, { chunkBytes: 8 }));
+        return chunks.map((chunk, i) => ({
+          header: i === 0 ? { jobId: JOB, protocolVersion } : undefined,
+          workerId: 'worker-0',
+          step: 1n,
+          basedOnVersion: 0n,
+          batchSize: 1,
+          tensorCount: 2,
+          chunk,
+        }));
+      }
+
+      it('a wrong protocol version', async () => {
+        const error = await rawPush(pushMessages(PROTOCOL_VERSION + 1), 'end').catch((e: unknown) => e);
+        expect((error as { code: number }).code).toBe(status.FAILED_PRECONDITION);
+        expect((error as { details: string }).details).toMatch(/protocol version 2 is not this server's 1/);
+        await unchanged();
+      });
+
+      it('a stream cut mid-tensor (half-closed)', async () => {
+        const messages = pushMessages().slice(0, 2); // "w" is 24 bytes in 8-byte chunks: 2 of 3
+        const error = await rawPush(messages, 'end').catch((e: unknown) => e);
+        expect((error as { code: number }).code).toBe(status.INVALID_ARGUMENT);
+        expect((error as { details: string }).details).toMatch(/tensor "w": received 16 of 24 bytes/);
+        await unchanged();
+      });
+
+      it('a stream cancelled mid-tensor', async () => {
+        const error = await rawPush(pushMessages().slice(0, 2), 'cancel').catch((e: unknown) => e);
+        expect((error as { code: number }).code).toBe(status.CANCELLED);
+        await unchanged();
+        expect((await client.status()).pushesApplied).toBe(0n);
+      });
+
+      it('a chunk gap and a damaged chunk', async () => {
+        const gap = pushMessages();
+        gap.splice(1, 1);
+        const e1 = await rawPush(gap, 'end').catch((e: unknown) => e);
+        expect((e1 as { details: string }).details).toMatch(/tensor "w": chunk at byte offset 16 arrived but bytes \[8, 16\) are missing/);
+        const damaged = pushMessages();
+        const c = damaged[1]?.chunk;
+        if (c !== undefined) c.payload = Uint8Array.from([9, 9, 9, 9, 9, 9, 9, 9]);
+        const e2 = await rawPush(damaged, 'end').catch((e: unknown) => e);
+        expect((e2 as { details: string }).details).toMatch(/tensor "w": checksum mismatch/);
+        await unchanged();
+      });
+    });
+  });
+
+  it('rebuilds typed errors on the client side', async () => {
+    const e = await client.push({ workerId: 'worker-0', step: 0n, basedOnVersion: 0n, batchSize: 1 }, []).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(TampError);
+    expect(e).not.toBeInstanceOf(ClusterError);
+  });
+});

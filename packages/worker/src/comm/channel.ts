@@ -1,0 +1,87 @@
+/** The training thread's side of the communication thread. */
+import { Worker } from 'node:worker_threads';
+import { ClusterError, type ErrorCode, ERROR_CODES, TampError } from '@tamp/core';
+import type { Progress } from '../coordinator-client.js';
+import type { CommInit, FromComm, NamedArray, ToComm } from './messages.js';
+
+type Pending = { resolve: (m: FromComm) => void; reject: (e: unknown) => void };
+type Request = Extract<ToComm, { id: number }> extends infer T ? (T extends unknown ? Omit<T, 'id'> : never) : never;
+
+export class CommChannel {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private stopReason: string | undefined;
+  private exited = false;
+
+  constructor(init: CommInit, private readonly log: (message: string) => void) {
+    this.worker = new Worker(new URL('./bootstrap.mjs', import.meta.url), { workerData: init });
+    this.worker.on('message', (m: FromComm) => this.onMessage(m));
+    this.worker.on('error', (error) => this.failAll(new ClusterError('JOB_FAILED', `communication thread failed: ${error.message}`, { cause: error })));
+    this.worker.on('exit', (code) => {
+      this.exited = true;
+      if (this.pending.size > 0) this.failAll(new ClusterError('JOB_FAILED', `communication thread exited (code ${code})`));
+    });
+  }
+
+  /** Why the job asked this worker to stop, if it did. */
+  get stopped(): string | undefined {
+    return this.stopReason;
+  }
+
+  private onMessage(m: FromComm): void {
+    if (m.type === 'stop') {
+      this.stopReason = m.reason;
+      return;
+    }
+    if (m.type === 'log') {
+      this.log(m.message);
+      return;
+    }
+    const p = this.pending.get(m.id);
+    if (p === undefined) return;
+    this.pending.delete(m.id);
+    if (m.type === 'error') {
+      const code = (m.error.code in ERROR_CODES ? m.error.code : 'JOB_FAILED') as ErrorCode;
+      p.reject(new TampError(code, m.error.message));
+    } else p.resolve(m);
+  }
+
+  private failAll(error: unknown): void {
+    for (const p of this.pending.values()) p.reject(error);
+    this.pending.clear();
+  }
+
+  private request(message: Request, transfer: ArrayBuffer[] = []): Promise<FromComm> {
+    if (this.exited) return Promise.reject(new ClusterError('JOB_FAILED', 'communication thread is gone'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...message, id }, transfer);
+    });
+  }
+
+  async pull(minVersions?: readonly bigint[]): Promise<{ values: Map<string, Float32Array>; versions: readonly bigint[] }> {
+    const m = await this.request({ type: 'pull', ...(minVersions !== undefined ? { minVersions } : {}) });
+    if (m.type !== 'pulled') throw new Error(`unexpected reply ${m.type}`);
+    return { values: new Map(m.values.map((v) => [v.name, v.data])), versions: m.versions };
+  }
+
+  /** Push whole gradients; their buffers are transferred (unusable here afterwards). */
+  async push(step: bigint, basedOnVersions: readonly bigint[], batchSize: number, grads: readonly NamedArray[]): Promise<{ versions: readonly bigint[]; duplicate: boolean; dropped: boolean }> {
+    const m = await this.request({ type: 'push', step, basedOnVersions, batchSize, grads }, grads.map((g) => g.data.buffer as ArrayBuffer));
+    if (m.type !== 'pushed') throw new Error(`unexpected reply ${m.type}`);
+    return m;
+  }
+
+  progress(progress: Progress): void {
+    if (!this.exited) this.worker.postMessage({ type: 'progress', progress } satisfies ToComm);
+  }
+
+  async close(): Promise<void> {
+    if (!this.exited) {
+      await this.request({ type: 'close' }).catch(() => undefined);
+      await this.worker.terminate();
+    }
+  }
+}

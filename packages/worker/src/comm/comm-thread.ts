@@ -1,0 +1,90 @@
+/**
+ * A worker's communication thread. WASM compute blocks the training
+ * thread's event loop for a whole step; pulls, pushes and heartbeats run
+ * here, on their own event loop, so they overlap with compute.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { TampError, errorMessage } from '@tamp/core';
+import { ParameterClient } from '@tamp/parameter-server';
+import { CoordinatorClient, type Progress } from '../coordinator-client.js';
+import type { CommInit, FromComm, NamedArray, ToComm } from './messages.js';
+
+const port = parentPort;
+if (port === null) throw new Error('comm-thread must run in a worker thread');
+const init = workerData as CommInit;
+const params = new ParameterClient(init.psAddresses, init.placement, init.jobId);
+const chief = new CoordinatorClient(init.chiefAddress, init.jobId, Math.max(5_000, init.heartbeatIntervalMs * 3));
+
+function send(message: FromComm, transfer: ArrayBuffer[] = []): void {
+  port?.postMessage(message, transfer);
+}
+
+function fail(id: number, error: unknown): void {
+  send({ id, type: 'error', error: { code: error instanceof TampError ? error.code : 'INTERNAL', message: errorMessage(error) } });
+}
+
+let progress: Progress = { localStep: 0n, epoch: 0, loss: 0, accuracy: 0, samples: 0n, seconds: 0 };
+let lastAnswer = Date.now();
+let stopped = false;
+let beating = false;
+
+const heartbeat = setInterval(() => {
+  if (beating || stopped) return;
+  beating = true;
+  chief
+    .heartbeat(init.workerId, progress)
+    .then((r) => {
+      lastAnswer = Date.now();
+      if (r.stop && !stopped) {
+        stopped = true;
+        send({ type: 'stop', reason: 'the chief ended the job' });
+      }
+    })
+    .catch((error: unknown) => {
+      if (!stopped && Date.now() - lastAnswer > init.chiefLostAfterMs) {
+        stopped = true;
+        send({ type: 'stop', reason: `the chief at ${init.chiefAddress} has not answered for ${Math.round((Date.now() - lastAnswer) / 1000)} s (${errorMessage(error)})` });
+      }
+    })
+    .finally(() => {
+      beating = false;
+    });
+}, init.heartbeatIntervalMs);
+
+port.on('message', (msg: ToComm) => {
+  switch (msg.type) {
+    case 'progress':
+      progress = msg.progress;
+      return;
+    case 'pull':
+      params.pullAll(init.workerId, msg.minVersions).then(
+        ({ values, versions }) => {
+          const list: NamedArray[] = [...values].map(([name, data]) => ({ name, data }));
+          send({ id: msg.id, type: 'pulled', versions, values: list }, list.map((v) => v.data.buffer as ArrayBuffer));
+        },
+        (error: unknown) => fail(msg.id, error),
+      );
+      return;
+    case 'push': {
+      const grads = new Map(msg.grads.map((g) => [g.name, g.data]));
+      params.pushAll({ workerId: init.workerId, step: msg.step, batchSize: msg.batchSize, basedOnVersions: msg.basedOnVersions }, grads).then(
+        (responses) =>
+          send({
+            id: msg.id,
+            type: 'pushed',
+            versions: responses.map((r) => r.version),
+            duplicate: responses.some((r) => r.duplicate),
+            dropped: responses.some((r) => r.dropped),
+          }),
+        (error: unknown) => fail(msg.id, error),
+      );
+      return;
+    }
+    case 'close':
+      clearInterval(heartbeat);
+      params.close();
+      chief.close();
+      send({ id: msg.id, type: 'closed' });
+      return;
+  }
+});

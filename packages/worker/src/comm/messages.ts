@@ -1,0 +1,38 @@
+/** Messages between a worker's training thread and its communication thread. */
+import type { Placement } from '@tamp/parameter-server';
+import type { Progress } from '../coordinator-client.js';
+
+export interface CommInit {
+  readonly jobId: string;
+  readonly workerId: string;
+  readonly psAddresses: readonly string[];
+  readonly placement: Placement;
+  readonly chiefAddress: string;
+  readonly heartbeatIntervalMs: number;
+  /** Stop (and tell the training thread) after the chief has not answered for this long. */
+  readonly chiefLostAfterMs: number;
+}
+
+export interface NamedArray {
+  readonly name: string;
+  readonly data: Float32Array;
+}
+
+export type ToComm =
+  | { readonly id: number; readonly type: 'pull'; readonly minVersions?: readonly bigint[] }
+  | { readonly id: number; readonly type: 'push'; readonly step: bigint; readonly basedOnVersions: readonly bigint[]; readonly batchSize: number; readonly grads: readonly NamedArray[] }
+  | { readonly type: 'progress'; readonly progress: Progress }
+  | { readonly id: number; readonly type: 'close' };
+
+export interface SerializedError {
+  readonly code: string;
+  readonly message: string;
+}
+
+export type FromComm =
+  | { readonly id: number; readonly type: 'pulled'; readonly versions: readonly bigint[]; readonly values: readonly NamedArray[] }
+  | { readonly id: number; readonly type: 'pushed'; readonly versions: readonly bigint[]; readonly duplicate: boolean; readonly dropped: boolean }
+  | { readonly id: number; readonly type: 'error'; readonly error: SerializedError }
+  | { readonly id: number; readonly type: 'closed' }
+  | { readonly type: 'stop'; readonly reason: string }
+  | { readonly type: 'log'; readonly message: string };

@@ -1,0 +1,61 @@
+/**
+ * What the chief tells every worker at Join: the training configuration,
+ * the model's topology (so workers need no model file), the placement and
+ * the parameter servers. Sent as JSON: it is large and grows with features.
+ */
+import { ClusterError, type OptimizerSettings } from '@tamp/core';
+import type { ConsistencyMode, Placement } from '@tamp/parameter-server';
+
+export interface TrainingSettings {
+  readonly model: string;
+  readonly dataset: string;
+  readonly epochs: number;
+  readonly epochSize?: number;
+  readonly batchSize: number;
+  readonly optimizer: OptimizerSettings;
+  readonly mode: ConsistencyMode;
+  readonly staleness: number;
+  readonly backupWorkers: number;
+  readonly seed: number;
+}
+
+export interface JobConfig {
+  readonly jobId: string;
+  readonly training: TrainingSettings;
+  /** tfjs LayersModel topology (model.toJSON), from which workers build the model. */
+  readonly modelTopology: unknown;
+  readonly numWorkers: number;
+  readonly psAddresses: readonly string[];
+  readonly placement: Placement;
+  readonly heartbeatIntervalMs: number;
+}
+
+export function workerId(taskIndex: number): string {
+  return `worker-${taskIndex}`;
+}
+
+export function encodeJobConfig(config: JobConfig): string {
+  return JSON.stringify(config);
+}
+
+export function decodeJobConfig(json: string): JobConfig {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (error) {
+    throw new ClusterError('CLUSTER_CONFIG', 'the chief sent a job configuration that is not JSON', { cause: error });
+  }
+  const c = value as Partial<JobConfig>;
+  if (
+    typeof c !== 'object' ||
+    c === null ||
+    typeof c.jobId !== 'string' ||
+    typeof c.training !== 'object' ||
+    !Array.isArray(c.psAddresses) ||
+    typeof c.placement !== 'object' ||
+    typeof c.numWorkers !== 'number'
+  ) {
+    throw new ClusterError('CLUSTER_CONFIG', 'the chief sent an incomplete job configuration; run the same Tamp version in every role');
+  }
+  return c as JobConfig;
+}

@@ -1,0 +1,165 @@
+/**
+ * `tamp train --local`: a whole cluster as child processes on loopback.
+ * Each role runs `tamp ps|chief|worker ...` in its own process (so its
+ * command line names its role), binds port 0 and reports the port over IPC;
+ * the launcher starts the parameter servers, then the chief, then the
+ * workers, shows the chief's progress, and returns the chief's report.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ClusterError, errorMessage } from '@tamp/core';
+import type { ChiefReport } from './chief.js';
+import { CoordinatorClient } from './coordinator-client.js';
+
+export interface LocalClusterOptions {
+  /** How to run `tamp`: e.g. [process.execPath, '/path/to/bin/tamp.mjs']. */
+  readonly tamp: readonly string[];
+  readonly jobId: string;
+  readonly ps: number;
+  readonly workers: number;
+  /** Training flags for the chief (model, dataset, epochs, ..., --out). */
+  readonly chiefArgs: readonly string[];
+  /** Flags for every worker (backend, ...). */
+  readonly workerArgs: readonly string[];
+  readonly out: string;
+  /** Forward every child's log lines (prefixed with its role). */
+  readonly verbose?: boolean;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly log?: (message: string) => void;
+  readonly onProgress?: (status: { globalStep: number; totalSteps: number; epoch: number; epochs: number; samplesPerSecond: number; loss: number; validationAccuracy: number }) => void;
+  /** Called with each child as it starts (tests kill some). */
+  readonly onSpawn?: (role: string, child: ChildProcess) => void;
+}
+
+interface Child {
+  readonly role: string;
+  readonly process: ChildProcess;
+  readonly tail: string[];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  port?: number;
+}
+
+const TAIL_LINES = 40;
+
+export async function launchLocalCluster(options: LocalClusterOptions): Promise<ChiefReport> {
+  const log = options.log ?? (() => {});
+  const children: Child[] = [];
+  let failure: ClusterError | undefined;
+  let finishing = false;
+  let rejectFailure: (e: unknown) => void = () => {};
+  const failed = new Promise<never>((_, reject) => {
+    rejectFailure = reject;
+  });
+  failed.catch(() => undefined);
+
+  const start = (role: string, args: readonly string[], waitForPort: boolean): Promise<Child> => {
+    const [cmd, ...base] = options.tamp as [string, ...string[]];
+    const proc = spawn(cmd, [...base, ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...options.env } });
+    const tail: string[] = [];
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+    const child: Child = { role, process: proc, tail, exited };
+    children.push(child);
+    options.onSpawn?.(role, proc);
+    const onLine = (line: string) => {
+      if (line.trim() === '') return;
+      tail.push(line);
+      if (tail.length > TAIL_LINES) tail.shift();
+      if (options.verbose === true) log(`[${role}] ${line}`);
+    };
+    let buffered = '';
+    proc.stderr?.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      lines.forEach(onLine);
+    });
+    proc.stdout?.on('data', () => {});
+    void exited.then(({ code, signal }) => {
+      if (buffered !== '') onLine(buffered);
+      if (finishing && code === 0) return;
+      const bad = code !== 0;
+      if (!bad) return;
+      const why = `${role} exited with ${signal !== null ? `signal ${signal}` : `code ${code}`}`;
+      if (role.startsWith('worker')) {
+        // A lost worker is the chief's business (async continues; sync drops it from the barrier).
+        log(`${why}; the chief carries on without it`);
+        return;
+      }
+      failure ??= new ClusterError('JOB_FAILED', `${why}:\n${tail.slice(-12).map((l) => `  ${l}`).join('\n')}`);
+      rejectFailure(failure);
+    });
+    return new Promise((resolve, reject) => {
+      proc.on('message', (m: { type?: string; port?: number }) => {
+        if (m.type === 'listening' && typeof m.port === 'number') {
+          child.port = m.port;
+          resolve(child);
+        }
+      });
+      void exited.then(({ code }) => reject(new ClusterError('JOB_FAILED', `${role} exited (code ${code}) before it was ready:\n${tail.slice(-12).map((l) => `  ${l}`).join('\n')}`)));
+      if (!waitForPort) resolve(child);
+    });
+  };
+
+  const killAll = (signal: NodeJS.Signals) => {
+    for (const c of children) if (c.process.exitCode === null && c.process.signalCode === null) c.process.kill(signal);
+  };
+  const onSignal = () => {
+    killAll('SIGTERM');
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  let poller: NodeJS.Timeout | undefined;
+  let coordinator: CoordinatorClient | undefined;
+  try {
+    const ps = await Promise.race([Promise.all(Array.from({ length: options.ps }, (_, i) => start(`ps-${i}`, ['ps', '--index', String(i), '--port', '0', '--job-id', options.jobId], true))), failed]);
+    const psList = ps.map((c) => `127.0.0.1:${c.port}`).join(',');
+    log(`${options.ps} parameter server(s) on ${psList}`);
+    const chief = await Promise.race([
+      start('chief', ['chief', '--ps', psList, '--workers', String(options.workers), '--port', '0', '--job-id', options.jobId, ...options.chiefArgs], true),
+      failed,
+    ]);
+    const chiefAddress = `127.0.0.1:${chief.port}`;
+    log(`chief on ${chiefAddress}; starting ${options.workers} worker(s)`);
+    for (let i = 0; i < options.workers; i++) {
+      await start(`worker-${i}`, ['worker', '--chief', chiefAddress, '--index', String(i), '--job-id', options.jobId, ...options.workerArgs], false);
+    }
+    coordinator = new CoordinatorClient(chiefAddress, options.jobId, 5_000);
+    const c = coordinator;
+    poller = setInterval(() => {
+      c.jobStatus().then(
+        (s) =>
+          options.onProgress?.({
+            globalStep: Number(s.globalStep),
+            totalSteps: Number(s.totalSteps),
+            epoch: s.epoch,
+            epochs: s.epochs,
+            samplesPerSecond: s.samplesPerSecond,
+            loss: s.loss,
+            validationAccuracy: s.validationAccuracy,
+          }),
+        () => undefined,
+      );
+    }, 500);
+    const result = await Promise.race([chief.exited, failed]);
+    finishing = true;
+    if (result.code !== 0) throw failure ?? new ClusterError('JOB_FAILED', `chief exited with code ${result.code}`);
+    // Workers leave and parameter servers stop on their own once the chief is done.
+    const grace = setTimeout(() => killAll('SIGKILL'), 15_000);
+    await Promise.all(children.map((c) => c.exited));
+    clearTimeout(grace);
+    try {
+      return JSON.parse(readFileSync(join(options.out, 'report.json'), 'utf8')) as ChiefReport;
+    } catch (error) {
+      throw new ClusterError('JOB_FAILED', `the chief finished but left no readable report.json in ${options.out}: ${errorMessage(error)}`);
+    }
+  } finally {
+    if (poller !== undefined) clearInterval(poller);
+    coordinator?.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    killAll('SIGKILL');
+  }
+}

@@ -1,0 +1,15 @@
+import { optimizerSettings, type WireTensor } from '@tamp/core';
+import { startParameterServer, ShardClient } from '@tamp/parameter-server';
+const ps = await startParameterServer({ jobId: 'j', index: 0 });
+const c = new ShardClient(`127.0.0.1:${ps.port}`, 'j');
+const n = 266_610;
+const t = (): WireTensor[] => [{ name: 'w', shape: [n], dtype: 'float32', data: new Float32Array(n).fill(0.01), sliceStart: 0 }];
+await c.assign({ shardIndex: 0, optimizer: optimizerSettings(process.argv[2] === 'sgd' ? 'sgd' : 'adam', 0.001), version: 0n, mode: 'async', syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] }, t());
+for (let i = 0; i < 10; i++) await c.push({ workerId: 'worker-0', step: BigInt(i), basedOnVersion: 0n, batchSize: 1 }, t());
+let t0 = performance.now();
+for (let i = 10; i < 60; i++) await c.push({ workerId: 'worker-0', step: BigInt(i), basedOnVersion: 0n, batchSize: 1 }, t());
+console.log('push ms', ((performance.now() - t0) / 50).toFixed(2));
+t0 = performance.now();
+for (let i = 0; i < 50; i++) await c.pull('worker-0');
+console.log('pull ms', ((performance.now() - t0) / 50).toFixed(2));
+c.close(); await ps.close();
