@@ -59,6 +59,8 @@ export interface AssignSpec {
   readonly syncReplicas: number;
   readonly staleness: number;
   readonly workerIds: readonly string[];
+  /** Step every worker starts at (resume). */
+  readonly workerStep?: bigint;
 }
 
 export interface PushSpec {
@@ -95,12 +97,12 @@ export class ShardClient {
     });
   }
 
-  pull(workerId: string, options: { minVersion?: bigint; names?: readonly string[]; timeoutMs?: number } = {}): Promise<{ version: bigint; tensors: WireTensor[] }> {
+  pull(workerId: string, options: { minVersion?: bigint; step?: bigint; names?: readonly string[]; timeoutMs?: number } = {}): Promise<{ version: bigint; tensors: WireTensor[] }> {
     return new Promise((resolve, reject) => {
       const assembler = new TensorAssembler();
       let version: bigint | undefined;
       const stream = this.client.pull(
-        { header: requestHeader(this.jobId), workerId, names: [...(options.names ?? [])], minVersion: options.minVersion ?? 0n, codec: Codec.CODEC_NONE },
+        { header: requestHeader(this.jobId), workerId, names: [...(options.names ?? [])], minVersion: options.minVersion ?? 0n, codec: Codec.CODEC_NONE, step: options.step ?? 0n },
         { deadline: deadline(options.timeoutMs ?? this.timeoutMs) },
       );
       stream.on('data', (msg: { version: bigint; chunk?: Parameters<TensorAssembler['add']>[0] }) => {
@@ -123,9 +125,10 @@ export class ShardClient {
     });
   }
 
-  push(spec: PushSpec, tensors: readonly WireTensor[]): Promise<PushResponse> {
+  /** `timeoutMs`: sync pushes wait at the step barrier for the other workers. */
+  push(spec: PushSpec, tensors: readonly WireTensor[], timeoutMs = this.timeoutMs): Promise<PushResponse> {
     return new Promise((resolve, reject) => {
-      const stream = this.client.push({ deadline: deadline(this.timeoutMs) }, (error, response) => {
+      const stream = this.client.push({ deadline: deadline(timeoutMs) }, (error, response) => {
         if (error !== null) reject(fromServiceError(error, `push to ${this.address}`));
         else resolve(response as PushResponse);
       });
@@ -173,12 +176,31 @@ export class ShardClient {
         syncReplicas: spec.syncReplicas,
         staleness: spec.staleness,
         workerIds: [...spec.workerIds],
+        workerStep: spec.workerStep ?? 0n,
       };
       const messages = function* () {
         yield { header, ...base, chunk: undefined };
         for (const t of tensors) for (const chunk of encodeTensor(t)) yield { header: undefined, ...base, workerIds: [], chunk };
       };
       writeAll(stream, messages()).catch(() => {});
+    });
+  }
+
+  updateMembership(liveWorkerIds: readonly string[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.client.updateMembership({ header: requestHeader(this.jobId), liveWorkerIds: [...liveWorkerIds] }, new Metadata(), { deadline: deadline(this.timeoutMs) }, (error) => {
+        if (error !== null) reject(fromServiceError(error, `membership update to ${this.address}`));
+        else resolve();
+      });
+    });
+  }
+
+  saveShard(directory: string, step: bigint): Promise<{ file: string; bytes: number; crc32: number; version: bigint }> {
+    return new Promise((resolve, reject) => {
+      this.client.saveShard({ header: requestHeader(this.jobId), directory, step }, new Metadata(), { deadline: deadline(this.timeoutMs) }, (error, r) => {
+        if (error !== null) reject(fromServiceError(error, `checkpoint of ${this.address}`));
+        else resolve({ file: r.file, bytes: Number(r.bytes), crc32: r.crc32, version: r.version });
+      });
     });
   }
 
@@ -226,10 +248,18 @@ export class ParameterClient {
   }
 
   /** Pull every shard (concurrently) and reassemble whole variables. */
-  async pullAll(workerId: string, minVersions?: readonly bigint[]): Promise<PulledParameters> {
+  async pullAll(workerId: string, options: { minVersions?: readonly bigint[]; step?: bigint; timeoutMs?: number } = {}): Promise<PulledParameters> {
     const results = await Promise.all(
       this.shards.map((s, i) =>
-        withRetry(() => s.pull(workerId, { minVersion: minVersions?.[i] ?? 0n }), { deadlineMs: this.retryMs }),
+        withRetry(
+          () =>
+            s.pull(workerId, {
+              minVersion: options.minVersions?.[i] ?? 0n,
+              ...(options.step !== undefined ? { step: options.step } : {}),
+              ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+            }),
+          { deadlineMs: Math.max(this.retryMs, options.timeoutMs ?? 0) },
+        ),
       ),
     );
     const values = new Map<string, Float32Array>();
@@ -264,12 +294,20 @@ export class ParameterClient {
   }
 
   /** Push a whole gradient to every shard (concurrently). Retried pushes are applied once. */
-  async pushAll(spec: Omit<PushSpec, 'basedOnVersion'> & { basedOnVersions: readonly bigint[] }, grads: ReadonlyMap<string, Float32Array>): Promise<PushResponse[]> {
+  async pushAll(
+    spec: Omit<PushSpec, 'basedOnVersion'> & { basedOnVersions: readonly bigint[]; timeoutMs?: number },
+    grads: ReadonlyMap<string, Float32Array>,
+  ): Promise<PushResponse[]> {
     return Promise.all(
       this.shards.map((s, i) =>
         withRetry(
-          () => s.push({ workerId: spec.workerId, step: spec.step, batchSize: spec.batchSize, basedOnVersion: spec.basedOnVersions[i] ?? 0n }, this.partsFor(i, grads)),
-          { deadlineMs: this.retryMs },
+          () =>
+            s.push(
+              { workerId: spec.workerId, step: spec.step, batchSize: spec.batchSize, basedOnVersion: spec.basedOnVersions[i] ?? 0n },
+              this.partsFor(i, grads),
+              spec.timeoutMs,
+            ),
+          { deadlineMs: Math.max(this.retryMs, spec.timeoutMs ?? 0) },
         ),
       ),
     );

@@ -15,6 +15,8 @@ import {
   type ShardStatusResponse,
   type ShutdownRequest,
   type ShutdownResponse,
+  type UpdateMembershipRequest,
+  type UpdateMembershipResponse,
 } from '@tamp/proto/tamp/v1/parameter_server';
 import { Codec, DType } from '@tamp/proto/tamp/v1/tensor';
 import {
@@ -24,14 +26,14 @@ import {
   TensorAssembler,
   type OptimizerName,
   encodeTensor,
-  errorMessage,
   optimizerSettings,
 } from '@tamp/core';
 import { checkHeader } from './rpc/header.js';
 import { bindServer, createServer, shutdownServer } from './rpc/channel.js';
 import { toServiceError } from './rpc/status.js';
 import { FastParameterServerService, encodePullResponse } from './rpc/fast-codec.js';
-import { CONSISTENCY_MODES, type ConsistencyMode, type PushMeta, Shard } from './shard.js';
+import { CHIEF_READER_ID, CONSISTENCY_MODES, type ConsistencyMode, type PushMeta, Shard } from './shard.js';
+import { writeShardCheckpoint } from './checkpoint.js';
 
 export interface ParameterServerOptions {
   readonly jobId: string;
@@ -74,12 +76,14 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
       checkHeader(req.header, jobId, 'pull');
       shard.checkReader(req.workerId);
       if (req.codec !== Codec.CODEC_NONE) throw new CodecError('CODEC_UNSUPPORTED', `pull: codec ${Codec[req.codec] ?? req.codec} is reserved but not implemented; ask for CODEC_NONE`);
-      if (req.minVersion > shard.version) {
+      const mustWait = req.minVersion > shard.version || shard.mode === 'ssp';
+      if (mustWait) {
         const abort = new AbortController();
         const timer = setTimeout(() => abort.abort(), pullWaitMs);
         call.once('cancelled', () => abort.abort());
         try {
-          await shard.waitForVersion(req.minVersion, abort.signal);
+          if (req.minVersion > shard.version) await shard.waitForVersion(req.minVersion, abort.signal);
+          if (shard.mode === 'ssp' && req.workerId !== CHIEF_READER_ID) await shard.waitForStaleness(req.workerId, req.step, abort.signal);
         } finally {
           clearTimeout(timer);
         }
@@ -135,18 +139,15 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
       if (done) return;
       try {
         if (meta === undefined) throw new InvalidArgumentError('push: empty stream (no header, no gradients)');
-        const tensors = assembler.finish();
-        if (shard.isDuplicate(meta.workerId, meta.step)) {
-          shard.counters.duplicate += 1n;
-          done = true;
-          callback(null, { version: shard.version, duplicate: true, dropped: false });
-          return;
-        }
-        const grads = shard.validatePush(meta, tensors);
-        shard.markSeen(meta.workerId, meta.step);
-        const version = shard.applyGradients(grads);
+        const grads = shard.validatePush(meta, assembler.finish());
         done = true;
-        callback(null, { version, duplicate: false, dropped: false });
+        shard.acceptPush(meta, grads).then(
+          (outcome) => callback(null, outcome),
+          (error: unknown) => {
+            shard.counters.refused += 1n;
+            callback(fail(error), null);
+          },
+        );
       } catch (error) {
         refuse(error);
       }
@@ -172,6 +173,9 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
         pushesDropped: shard.counters.dropped,
         pushesRefused: shard.counters.refused,
         initialized: shard.initialized,
+        pullsWaited: shard.counters.pullsWaited,
+        maxLead: shard.counters.maxLead,
+        liveWorkerIds: [...shard.liveWorkers],
       });
     } catch (error) {
       callback(fail(error), null);
@@ -229,6 +233,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
             syncReplicas: first.syncReplicas,
             staleness: first.staleness,
             workerIds: first.workerIds,
+            workerStep: first.workerStep,
           },
           tensors,
         );
@@ -241,7 +246,25 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
   };
 
   const saveShard = (call: { request: SaveShardRequest }, callback: sendUnaryData<SaveShardResponse>) => {
-    callback(fail(new ClusterError('JOB_FAILED', `saveShard: checkpoints are not available in this build (${errorMessage(call.request.directory)})`)), null);
+    try {
+      checkHeader(call.request.header, jobId, 'saveShard');
+      if (call.request.directory === '') throw new InvalidArgumentError('saveShard: no directory');
+      const saved = writeShardCheckpoint(shard, call.request.directory);
+      log(`shard ${shard.index}: checkpoint of version ${shard.version} (step ${call.request.step}) in ${saved.file}`);
+      callback(null, { file: saved.file, bytes: BigInt(saved.bytes), crc32: saved.crc32, version: shard.version });
+    } catch (error) {
+      callback(fail(error), null);
+    }
+  };
+
+  const updateMembership = (call: { request: UpdateMembershipRequest }, callback: sendUnaryData<UpdateMembershipResponse>) => {
+    try {
+      checkHeader(call.request.header, jobId, 'updateMembership');
+      shard.setLive(call.request.liveWorkerIds);
+      callback(null, { version: shard.version });
+    } catch (error) {
+      callback(fail(error), null);
+    }
   };
 
   const shutdown = (call: { request: ShutdownRequest }, callback: sendUnaryData<ShutdownResponse>) => {
@@ -255,7 +278,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
     }
   };
 
-  return { pull: (call: ServerWritableStream<PullRequest, PullResponse>) => void pull(call), push, shardStatus, assign, saveShard, shutdown };
+  return { pull: (call: ServerWritableStream<PullRequest, PullResponse>) => void pull(call), push, shardStatus, assign, saveShard, shutdown, updateMembership };
 }
 
 export async function startParameterServer(options: ParameterServerOptions): Promise<RunningParameterServer> {

@@ -22,9 +22,13 @@ export interface ShardConfig {
   readonly optimizer: OptimizerSettings;
   readonly version: bigint;
   readonly mode: ConsistencyMode;
+  /** sync: gradients per step when every worker is alive (workers less backups). */
   readonly syncReplicas: number;
+  /** ssp: how many steps a worker may run ahead of the slowest. */
   readonly staleness: number;
   readonly workerIds: readonly string[];
+  /** Step every worker starts at (non-zero after a resume). */
+  readonly workerStep?: bigint;
 }
 
 export interface ShardPart {
@@ -55,6 +59,15 @@ export interface ShardCounters {
   duplicate: bigint;
   dropped: bigint;
   refused: bigint;
+  pullsWaited: bigint;
+  maxLead: bigint;
+}
+
+interface PendingGradient {
+  readonly workerId: string;
+  readonly batchSize: number;
+  readonly grads: ReadonlyMap<string, Float32Array>;
+  readonly resolvers: Array<(o: PushOutcome) => void>;
 }
 
 /** How many past steps per worker are remembered for idempotency; older ones count as duplicates. */
@@ -84,8 +97,14 @@ export class Shard {
   private optimizer: ServerOptimizer | undefined;
   private seen = new Map<string, SeenSteps>();
   private currentVersion = 0n;
-  private waiters: Array<{ min: bigint; resolve: () => void }> = [];
-  readonly counters: ShardCounters = { applied: 0n, duplicate: 0n, dropped: 0n, refused: 0n };
+  private waiters: Array<{ ready: () => boolean; resolve: () => void }> = [];
+  /** Workers still training (the chief's view); sync and ssp wait only for these. */
+  private live = new Set<string>();
+  /** Per worker: the next step it will push (ssp measures leads with it). */
+  private nextStep = new Map<string, bigint>();
+  /** sync: gradients received for the current step, by worker. */
+  private pending = new Map<string, PendingGradient>();
+  readonly counters: ShardCounters = { applied: 0n, duplicate: 0n, dropped: 0n, refused: 0n, pullsWaited: 0n, maxLead: 0n };
 
   constructor(index: number) {
     this.index = index;
@@ -105,6 +124,11 @@ export class Shard {
 
   get optimizerName(): OptimizerName | undefined {
     return this.optimizer?.name;
+  }
+
+  /** The optimizer's slot names, in the order each part's slots are kept. */
+  get slotNames(): readonly string[] | undefined {
+    return this.optimizer?.slotNames;
   }
 
   get workerIds(): readonly string[] {
@@ -169,11 +193,29 @@ export class Shard {
     }
     if (globalState !== undefined) optimizer.restoreGlobalState(globalState);
     // All checked: switch over as one unit.
+    for (const p of this.pending.values()) for (const r of p.resolvers) r({ version: config.version, duplicate: false, dropped: true });
     this.parts = parts;
     this.optimizer = optimizer;
     this.config = { ...config, workerIds: [...config.workerIds] };
     this.seen = new Map();
+    this.pending = new Map();
+    this.live = new Set(config.workerIds);
+    this.nextStep = new Map(config.workerIds.map((id) => [id, config.workerStep ?? 0n]));
     this.currentVersion = config.version;
+    this.wake();
+  }
+
+  get liveWorkers(): readonly string[] {
+    return [...this.live];
+  }
+
+  /** The chief's view of which workers are training; may complete a sync step or release ssp waits. */
+  setLive(ids: readonly string[]): void {
+    const config = this.requireInitialized('updateMembership');
+    const unknown = ids.filter((id) => !config.workerIds.includes(id));
+    if (unknown.length > 0) throw new ClusterError('UNKNOWN_WORKER', `updateMembership: ${unknown.join(', ')} not part of this job`);
+    this.live = new Set(ids);
+    this.completeSyncStep();
     this.wake();
   }
 
@@ -275,13 +317,9 @@ export class Shard {
   }
 
   /** Apply one gradient per part (already validated) as one optimizer step. */
-  applyGradients(grads: ReadonlyMap<string, Float32Array>, scale = 1): bigint {
+  applyGradients(grads: ReadonlyMap<string, Float32Array>): bigint {
     const optimizer = this.optimizer as ServerOptimizer;
-    for (const [key, part] of this.parts) {
-      let g = grads.get(key) as Float32Array;
-      if (scale !== 1) g = g.map((x) => x * scale);
-      optimizer.apply(part.value, g, part.slots);
-    }
+    for (const [key, part] of this.parts) optimizer.apply(part.value, grads.get(key) as Float32Array, part.slots);
     optimizer.endStep();
     this.currentVersion += 1n;
     this.counters.applied += 1n;
@@ -289,22 +327,124 @@ export class Shard {
     return this.currentVersion;
   }
 
+  /**
+   * Take a validated push according to the consistency mode. async and ssp
+   * apply it at once; sync holds it until every live worker (less backups)
+   * has pushed for the step, then applies their batch-weighted mean; a push
+   * for a step already applied is dropped (a backup worker's late gradient).
+   */
+  acceptPush(meta: PushMeta, grads: ReadonlyMap<string, Float32Array>): Promise<PushOutcome> {
+    const config = this.requireInitialized('push');
+    const waiting = this.pending.get(meta.workerId);
+    if (this.isDuplicate(meta.workerId, meta.step)) {
+      this.counters.duplicate += 1n;
+      if (config.mode === 'sync' && waiting !== undefined && meta.step === this.currentVersion) {
+        // A retry of a push still waiting at the barrier: answer it when the step completes.
+        return new Promise((resolve) => waiting.resolvers.push((o) => resolve({ ...o, duplicate: true })));
+      }
+      return Promise.resolve({ version: this.currentVersion, duplicate: true, dropped: false });
+    }
+    if (config.mode !== 'sync') {
+      this.markSeen(meta.workerId, meta.step);
+      const version = this.applyGradients(grads);
+      const next = this.nextStep.get(meta.workerId) ?? 0n;
+      if (meta.step + 1n > next) this.nextStep.set(meta.workerId, meta.step + 1n);
+      this.wake();
+      return Promise.resolve({ version, duplicate: false, dropped: false });
+    }
+    if (meta.step < this.currentVersion) {
+      this.markSeen(meta.workerId, meta.step);
+      this.counters.dropped += 1n;
+      return Promise.resolve({ version: this.currentVersion, duplicate: false, dropped: true });
+    }
+    if (meta.step > this.currentVersion) {
+      return Promise.reject(
+        new InvalidArgumentError(`push from ${meta.workerId}: step ${meta.step} is ahead of shard ${this.index}, which collects step ${this.currentVersion}; pull with min_version first`),
+      );
+    }
+    this.markSeen(meta.workerId, meta.step);
+    return new Promise((resolve) => {
+      this.pending.set(meta.workerId, { workerId: meta.workerId, batchSize: Math.max(1, meta.batchSize), grads, resolvers: [resolve] });
+      this.completeSyncStep();
+    });
+  }
+
+  /** Gradients a sync step needs: one per live worker, less the backups. */
+  get syncRequired(): number {
+    const config = this.config as ShardConfig;
+    const backups = config.workerIds.length - config.syncReplicas;
+    return Math.max(1, this.live.size - backups);
+  }
+
+  private completeSyncStep(): void {
+    if (this.config?.mode !== 'sync' || this.pending.size === 0 || this.pending.size < this.syncRequired) return;
+    // Batch-weighted mean, summed in worker-id order: the result does not
+    // depend on arrival order or on how variables are split over shards.
+    const contributions = [...this.pending.values()].sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0));
+    const total = contributions.reduce((n, c) => n + c.batchSize, 0);
+    const mean = new Map<string, Float32Array>();
+    for (const [key, part] of this.parts) {
+      const acc = new Float64Array(part.sliceLength);
+      for (const c of contributions) {
+        const g = c.grads.get(key) as Float32Array;
+        const w = c.batchSize / total;
+        for (let i = 0; i < acc.length; i++) acc[i] = (acc[i] as number) + w * (g[i] as number);
+      }
+      mean.set(key, Float32Array.from(acc));
+    }
+    this.pending = new Map();
+    const version = this.applyGradients(mean);
+    for (const c of contributions) for (const r of c.resolvers) r({ version, duplicate: false, dropped: false });
+  }
+
   /** Resolve once the version reaches `min` (or the signal aborts). */
   waitForVersion(min: bigint, signal?: AbortSignal): Promise<void> {
-    if (this.currentVersion >= min) return Promise.resolve();
+    return this.waitUntil(() => this.currentVersion >= min, signal, () => `pull: gave up waiting for version ${min} (shard at ${this.currentVersion})`);
+  }
+
+  /**
+   * ssp: resolve once worker `workerId`, about to compute `step`, is at most
+   * `staleness` steps ahead of the slowest live worker. Answers as soon as
+   * that holds: every applied push re-checks.
+   */
+  async waitForStaleness(workerId: string, step: bigint, signal?: AbortSignal): Promise<void> {
+    const config = this.requireInitialized('pull');
+    const slowest = () => {
+      let min: bigint | undefined;
+      for (const id of this.live) {
+        if (id === workerId) continue;
+        const s = this.nextStep.get(id) ?? 0n;
+        if (min === undefined || s < min) min = s;
+      }
+      return min;
+    };
+    const allowed = () => {
+      const min = slowest();
+      return min === undefined || step - min <= BigInt(config.staleness);
+    };
+    if (!allowed()) {
+      this.counters.pullsWaited += 1n;
+      await this.waitUntil(allowed, signal, () => `pull: gave up waiting for the slowest worker (step ${step}, staleness ${config.staleness})`);
+    }
+    const min = slowest();
+    if (min !== undefined && step - min > this.counters.maxLead) this.counters.maxLead = step - min;
+  }
+
+  private waitUntil(ready: () => boolean, signal: AbortSignal | undefined, why: () => string): Promise<void> {
+    if (ready()) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const entry = { min, resolve };
+      const entry = { ready, resolve };
       this.waiters.push(entry);
       signal?.addEventListener('abort', () => {
         this.waiters = this.waiters.filter((w) => w !== entry);
-        reject(new ClusterError('NOT_READY', `pull: gave up waiting for version ${min} (shard at ${this.currentVersion})`));
+        reject(new ClusterError('NOT_READY', why()));
       });
     });
   }
 
   private wake(): void {
-    const ready = this.waiters.filter((w) => this.currentVersion >= w.min);
-    this.waiters = this.waiters.filter((w) => this.currentVersion < w.min);
+    const ready = this.waiters.filter((w) => w.ready());
+    this.waiters = this.waiters.filter((w) => !ready.includes(w));
     for (const w of ready) w.resolve();
   }
 }

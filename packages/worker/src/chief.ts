@@ -1,12 +1,15 @@
 /**
  * The chief: initialises the parameter servers from the model (zoo or
- * model.json), runs the Coordinator, evaluates on the validation and test
- * splits after each epoch, and writes the final model and report.
+ * model.json) or from a checkpoint, runs the Coordinator, keeps the servers
+ * told which workers are alive, runs checkpoint barriers, evaluates on the
+ * validation and test splits after each epoch, and writes the final model
+ * and report.
  */
 import { join } from 'node:path';
 import { type BackendRequest, ClusterError, type ImageClassificationDataset, errorMessage, evaluateClassifier, stepsPerEpoch } from '@tamp/core';
 import { type TrainReport, atomicWriteFile, createOrLoadModel, loadClassificationDataset, saveLayersModel, useBackend } from '@tamp/core/node';
 import { CHIEF_READER_ID, ParameterClient, placeVariables } from '@tamp/parameter-server';
+import { type RestoredState, findLatestCheckpoint, pruneCheckpoints, restoreTensors, saveCheckpoint } from './checkpoints.js';
 import { type RunningCoordinator, startCoordinator } from './coordinator.js';
 import { type JobConfig, type TrainingSettings, encodeJobConfig, workerId } from './job-config.js';
 import { setVariables, variableSpecs, variableValues } from './model-state.js';
@@ -17,11 +20,17 @@ export interface ChiefOptions {
   readonly port?: number;
   readonly psAddresses: readonly string[];
   readonly numWorkers: number;
-  readonly training: TrainingSettings;
+  /** Required unless resuming (a checkpoint brings its own). */
+  readonly training?: TrainingSettings;
   readonly out: string;
+  /** Continue from the latest complete checkpoint under this folder (a previous --out). */
+  readonly resume?: string;
+  /** A checkpoint every this many steps of each worker (default: one epoch; 0: only at the end). */
+  readonly checkpointEvery?: number;
   /** Backend for the chief's own evaluation. */
   readonly backend?: BackendRequest;
   readonly heartbeatIntervalMs?: number;
+  /** A worker silent this long is dropped from barriers (default 10 s). */
   readonly heartbeatTimeoutMs?: number;
   /** Fail when not every worker has joined by then. */
   readonly joinTimeoutMs?: number;
@@ -54,6 +63,16 @@ export interface ChiefReport extends Omit<TrainReport, 'history'> {
   readonly history: readonly ClusterEpochRecord[];
   readonly workerStats: ReadonlyArray<{ workerId: string; backend: string; state: string; steps: number; samples: number; joins: number }>;
   readonly lostWorkers: number;
+  /** sync with backup workers: late gradients the servers dropped. */
+  readonly droppedGradients: number;
+  readonly backupWorkers: number;
+  readonly staleness: number;
+  /** ssp: pulls that waited for the slowest worker, and the largest lead allowed. */
+  readonly sspWaits: number;
+  readonly maxLead: number;
+  readonly checkpoints: readonly string[];
+  /** The checkpoint this run resumed from, if any. */
+  readonly resumedFrom: string | undefined;
 }
 
 function meanLoss(losses: number[]): number {
@@ -63,19 +82,38 @@ function meanLoss(losses: number[]): number {
 
 export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
   const log = options.log ?? (() => {});
-  const t = options.training;
   const interval = options.heartbeatIntervalMs ?? 1_000;
   if (options.numWorkers < 1) throw new ClusterError('CLUSTER_CONFIG', `a job needs at least one worker, got ${options.numWorkers}`);
   if (options.psAddresses.length < 1) throw new ClusterError('CLUSTER_CONFIG', 'a job needs at least one parameter server');
+
+  let restored: RestoredState | undefined;
+  if (options.resume !== undefined) {
+    restored = findLatestCheckpoint(options.resume, (m) => log(`warning: ${m}`));
+    if (restored === undefined) throw new ClusterError('JOB_FAILED', `--resume ${options.resume}: no complete checkpoint found under ${join(options.resume, 'checkpoints')}`);
+    log(`resuming from ${restored.dir} (step ${restored.manifest.step} of each worker, version ${restored.version})`);
+    if (restored.manifest.numWorkers !== options.numWorkers) {
+      log(`warning: the checkpoint was written by ${restored.manifest.numWorkers} workers, this job has ${options.numWorkers}: data shards change`);
+    }
+  }
+  const t: TrainingSettings | undefined = restored?.manifest.training ?? options.training;
+  if (t === undefined) throw new ClusterError('CLUSTER_CONFIG', 'the chief needs training settings (--model, --dataset, ...) or --resume');
+  if (t.mode === 'sync' && t.backupWorkers >= options.numWorkers) {
+    throw new ClusterError('CLUSTER_CONFIG', `--backup-workers ${t.backupWorkers} leaves no worker to wait for: use fewer than --workers ${options.numWorkers}`);
+  }
 
   const dataset: ImageClassificationDataset = loadClassificationDataset(t.dataset);
   const backend = await useBackend(options.backend ?? 'auto', { log });
   const model = await createOrLoadModel(t.model, t.seed);
   const specs = variableSpecs(model);
   const placement = placeVariables(specs, options.psAddresses.length);
-  const initial = await variableValues(model);
+  const initial = restored?.values ?? (await variableValues(model));
   const workerIds = Array.from({ length: options.numWorkers }, (_, i) => workerId(i));
   const params = new ParameterClient(options.psAddresses, placement, options.jobId);
+  const startStep = restored?.manifest.step ?? 0;
+  const perWorker = stepsPerEpoch(dataset.train, { batchSize: t.batchSize, seed: t.seed, replica: { index: 0, count: options.numWorkers }, ...(t.epochSize !== undefined ? { limit: t.epochSize } : {}) });
+  const stepsEach = perWorker * t.epochs;
+  const checkpointEvery = options.checkpointEvery ?? restored?.manifest.checkpointEvery ?? perWorker;
+  const checkpoints: string[] = [];
   let coordinator: RunningCoordinator | undefined;
   try {
     log(`initialising ${options.psAddresses.length} parameter server(s) with ${specs.length} variables (${t.optimizer.name}, ${t.mode})`);
@@ -83,8 +121,17 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
       params.shards.map(async (shard, i) => {
         await shard.waitReachable(120_000);
         await shard.assign(
-          { shardIndex: i, optimizer: t.optimizer, version: 0n, mode: t.mode, syncReplicas: options.numWorkers - t.backupWorkers, staleness: t.staleness, workerIds },
-          params.partsFor(i, initial),
+          {
+            shardIndex: i,
+            optimizer: t.optimizer,
+            version: restored?.version ?? 0n,
+            mode: t.mode,
+            syncReplicas: options.numWorkers - t.backupWorkers,
+            staleness: t.staleness,
+            workerIds,
+            workerStep: BigInt(startStep),
+          },
+          restored !== undefined ? restoreTensors(restored, params, i, t.optimizer) : params.partsFor(i, initial),
         );
       }),
     );
@@ -97,6 +144,8 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
       psAddresses: options.psAddresses,
       placement,
       heartbeatIntervalMs: interval,
+      startStep,
+      checkpointEvery,
     };
     coordinator = await startCoordinator({
       jobId: options.jobId,
@@ -112,14 +161,14 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
     });
     options.onListening?.(coordinator.port);
     const state = coordinator.state;
-
-    const perWorker = stepsPerEpoch(dataset.train, { batchSize: t.batchSize, seed: t.seed, replica: { index: 0, count: options.numWorkers }, ...(t.epochSize !== undefined ? { limit: t.epochSize } : {}) });
-    const totalSteps = perWorker * t.epochs * options.numWorkers;
+    // Steps the whole job takes: sync applies one step for all workers.
+    const totalSteps = t.mode === 'sync' ? stepsEach : stepsEach * options.numWorkers;
     state.totalSteps = BigInt(totalSteps);
-    const history: ClusterEpochRecord[] = [];
+    const history: ClusterEpochRecord[] = [...((restored?.manifest.history ?? []) as ClusterEpochRecord[])];
+    const priorSamples = restored?.manifest.samples ?? 0;
     const started = Date.now();
-    let firstJoin: number | undefined;
     let epochStart = { time: Date.now(), samples: 0n };
+    let announced = '';
 
     const evaluate = async () => {
       const { values } = await params.pullAll(CHIEF_READER_ID);
@@ -129,23 +178,59 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
       return { validation, test };
     };
 
+    const writeCheckpoint = async (step: number) => {
+      const file = await saveCheckpoint(
+        params,
+        options.out,
+        { jobId: options.jobId, training: t, numWorkers: options.numWorkers, checkpointEvery, variables: specs, history, samples: priorSamples + Number(state.samples) },
+        step,
+      );
+      pruneCheckpoints(options.out);
+      checkpoints.push(file);
+      state.checkpointStep = BigInt(step);
+      log(`checkpoint at step ${step}: ${file}`);
+      return file;
+    };
+
+    // Wake on the heartbeat interval, or at once when membership or a
+    // checkpoint barrier changes (workers wait at barriers for this loop).
+    let wake: () => void = () => {};
+    state.onChange(() => wake());
     for (;;) {
-      await new Promise((resolve) => setTimeout(resolve, interval));
-      if (firstJoin === undefined && state.workers.length > 0) {
-        firstJoin = Date.now();
-        epochStart = { time: firstJoin, samples: 0n };
-      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, interval);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = () => {};
       try {
         state.globalStep = (await params.shards[0]?.status())?.version ?? state.globalStep;
       } catch (error) {
         log(`parameter server 0 did not answer: ${errorMessage(error)}`);
       }
       state.checkLost();
+      const live = state.liveWorkerIds.join(',');
+      if (live !== announced) {
+        await Promise.all(params.shards.map((s) => s.updateMembership(state.liveWorkerIds)));
+        announced = live;
+      }
+      if (state.barrierReady && state.barrier !== undefined) {
+        const step = state.barrier.step;
+        try {
+          const file = await writeCheckpoint(step);
+          state.releaseBarrier({ complete: true, manifest: file });
+        } catch (error) {
+          log(`checkpoint at step ${step} failed: ${errorMessage(error)}; training on without it`);
+          state.releaseBarrier({ complete: false, manifest: '' });
+        }
+      }
       if (!state.allJoinedOnce && Date.now() - started > (options.joinTimeoutMs ?? 300_000)) {
         throw new ClusterError('JOB_FAILED', `only ${state.workers.length} of ${options.numWorkers} workers joined within ${Math.round((options.joinTimeoutMs ?? 300_000) / 1000)} s`);
       }
       if (state.allJoinedOnce && state.workers.every((w) => w.state === 'lost' || w.state === 'left')) {
-        throw new ClusterError('JOB_FAILED', 'every worker was lost before finishing; see the workers\' logs');
+        throw new ClusterError('JOB_FAILED', "every worker was lost before finishing; see the workers' logs");
       }
       while (state.completedEpochs > history.length) {
         const epoch = history.length + 1;
@@ -181,6 +266,9 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
       if (state.trainingOver) break;
     }
     state.jobState = 'finishing';
+    const status = await Promise.all(params.shards.map((s) => s.status()));
+    state.globalStep = status[0]?.version ?? state.globalStep;
+    await writeCheckpoint(stepsEach);
     const trainSeconds = Math.max(0, ...state.workers.map((w) => w.seconds));
     const { values } = await params.pullAll(CHIEF_READER_ID);
     setVariables(model, values);
@@ -205,7 +293,7 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
       learningRate: t.optimizer.learningRate,
       seed: t.seed,
       steps: Number(state.globalStep),
-      samples,
+      samples: priorSamples + samples,
       trainSeconds,
       samplesPerSecond: state.samplesPerSecond,
       testAccuracy: test.accuracy,
@@ -215,6 +303,13 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
       modelPath,
       workerStats: workers.map((w) => ({ workerId: w.workerId, backend: w.backend, state: w.state, steps: Number(w.localStep), samples: Number(w.samples), joins: w.joins })),
       lostWorkers: workers.filter((w) => w.state === 'lost' || w.state === 'left').length,
+      droppedGradients: Number(status[0]?.pushesDropped ?? 0n),
+      backupWorkers: t.backupWorkers,
+      staleness: t.staleness,
+      sspWaits: status.reduce((n, s) => n + Number(s.pullsWaited), 0),
+      maxLead: status.reduce((n, s) => Math.max(n, Number(s.maxLead)), 0),
+      checkpoints,
+      resumedFrom: restored?.dir,
     };
     atomicWriteFile(join(options.out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
     state.jobState = 'done';
@@ -227,6 +322,7 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
     if (coordinator !== undefined) {
       coordinator.state.jobState = 'failed';
       coordinator.state.error = errorMessage(error);
+      coordinator.state.releaseBarrier({ complete: false, manifest: '' });
     }
     throw error;
   } finally {

@@ -72,6 +72,16 @@ export class CoordinatorClient {
     ).then(() => undefined);
   }
 
+  /** Wait at checkpoint `step` until the chief has written it. */
+  checkpointBarrier(workerId: string, step: number, timeoutMs: number): Promise<{ complete: boolean; manifest: string }> {
+    return new Promise((resolve, reject) => {
+      this.client.checkpointBarrier({ header: requestHeader(this.jobId), workerId, step: BigInt(step) }, new Metadata(), { deadline: new Date(Date.now() + timeoutMs) }, (error, r) => {
+        if (error !== null) reject(fromServiceError(error, `checkpoint barrier (chief at ${this.address})`));
+        else resolve(r);
+      });
+    });
+  }
+
   jobStatus(): Promise<JobStatusResponse> {
     return this.unary('job status', (md, o, cb) => this.client.jobStatus({ header: requestHeader(this.jobId) }, md, o, cb));
   }

@@ -68,6 +68,8 @@ export class CoordinatorState {
   loss = 0;
   totalSteps = 0n;
   error = '';
+  /** Workers waiting at a checkpoint barrier: the step, and how to release each. */
+  barrier: { step: number; arrived: Map<string, (r: CheckpointBarrierResponse) => void> } | undefined;
   private readonly log: (message: string) => void;
   private listeners = new Set<() => void>();
 
@@ -156,7 +158,7 @@ export class CoordinatorState {
 
   leave(id: string, finished: boolean, reason: string, final?: { localStep: bigint; samples: bigint; seconds: number }): void {
     const r = this.find(id, 'leave');
-    if (final !== undefined && final.samples > 0n) {
+    if (final !== undefined && (final.localStep > 0n || final.samples > 0n)) {
       r.localStep = final.localStep;
       r.samples = final.samples;
       r.seconds = final.seconds;
@@ -179,6 +181,39 @@ export class CoordinatorState {
     }
     if (lost.length > 0) this.changed();
     return lost;
+  }
+
+  /** A worker reached checkpoint `step`: resolves when the checkpoint is written (or abandoned). */
+  arriveAtBarrier(id: string, step: number): Promise<CheckpointBarrierResponse> {
+    const r = this.find(id, 'checkpointBarrier');
+    if (this.barrier !== undefined && this.barrier.step !== step) {
+      throw new ClusterError('CLUSTER_CONFIG', `checkpointBarrier: ${r.workerId} arrived for step ${step} while the others wait at step ${this.barrier.step}`);
+    }
+    this.barrier ??= { step, arrived: new Map() };
+    const barrier = this.barrier;
+    return new Promise((resolve) => {
+      barrier.arrived.set(r.workerId, resolve);
+      this.changed();
+    });
+  }
+
+  /** Every worker still training waits at the barrier. */
+  get barrierReady(): boolean {
+    if (this.barrier === undefined) return false;
+    const active = this.active;
+    return active.length > 0 && active.every((w) => this.barrier?.arrived.has(w.workerId) === true);
+  }
+
+  /** Release everyone at the barrier. */
+  releaseBarrier(response: CheckpointBarrierResponse): void {
+    const b = this.barrier;
+    this.barrier = undefined;
+    for (const resolve of b?.arrived.values() ?? []) resolve(response);
+  }
+
+  /** Workers the parameter servers should wait for: still training, or expected to join. */
+  get liveWorkerIds(): string[] {
+    return this.slots.flatMap((s, i) => (s === undefined ? [workerId(i)] : s.state === 'joined' ? [s.workerId] : []));
   }
 
   get workers(): WorkerRecord[] {
@@ -263,9 +298,17 @@ export async function startCoordinator(options: CoordinatorOptions & { host?: st
       return {};
     }),
     getGlobalStep: unary<GetGlobalStepRequest, GetGlobalStepResponse>('getGlobalStep', () => ({ globalStep: state.globalStep })),
-    checkpointBarrier: unary<CheckpointBarrierRequest, CheckpointBarrierResponse>('checkpointBarrier', () => {
-      throw new ClusterError('JOB_FAILED', 'checkpointBarrier: this job does not checkpoint');
-    }),
+    checkpointBarrier: (call: { request: CheckpointBarrierRequest }, callback: sendUnaryData<CheckpointBarrierResponse>) => {
+      try {
+        checkHeader(call.request.header, jobId, 'checkpointBarrier');
+        state.arriveAtBarrier(call.request.workerId, Number(call.request.step)).then(
+          (r) => callback(null, r),
+          (error: unknown) => callback(fail(error), null),
+        );
+      } catch (error) {
+        callback(fail(error), null);
+      }
+    },
     jobStatus: unary<JobStatusRequest, JobStatusResponse>('jobStatus', () => ({
       jobId,
       state: state.jobState,

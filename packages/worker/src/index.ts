@@ -6,3 +6,4 @@ export * from './chief.js';
 export * from './worker.js';
 export * from './model-state.js';
 export * from './launcher.js';
+export * from './checkpoints.js';

@@ -28,6 +28,10 @@ export interface JobConfig {
   readonly psAddresses: readonly string[];
   readonly placement: Placement;
   readonly heartbeatIntervalMs: number;
+  /** Step every worker starts at: 0, or the step of the checkpoint resumed. */
+  readonly startStep: number;
+  /** A checkpoint barrier every this many steps of each worker (0: only at the end). */
+  readonly checkpointEvery: number;
 }
 
 export function workerId(taskIndex: number): string {

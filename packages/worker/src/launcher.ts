@@ -22,6 +22,8 @@ export interface LocalClusterOptions {
   readonly chiefArgs: readonly string[];
   /** Flags for every worker (backend, ...). */
   readonly workerArgs: readonly string[];
+  /** Extra flags for worker i, after the common ones (e.g. a different backend for one worker). */
+  readonly workerArgsByIndex?: ReadonlyArray<readonly string[]>;
   readonly out: string;
   /** Forward every child's log lines (prefixed with its role). */
   readonly verbose?: boolean;
@@ -124,7 +126,8 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
     const chiefAddress = `127.0.0.1:${chief.port}`;
     log(`chief on ${chiefAddress}; starting ${options.workers} worker(s)`);
     for (let i = 0; i < options.workers; i++) {
-      await start(`worker-${i}`, ['worker', '--chief', chiefAddress, '--index', String(i), '--job-id', options.jobId, ...options.workerArgs], false);
+      const extra = options.workerArgsByIndex?.[i] ?? [];
+      await start(`worker-${i}`, ['worker', '--chief', chiefAddress, '--index', String(i), '--job-id', options.jobId, ...options.workerArgs, ...extra], false);
     }
     coordinator = new CoordinatorClient(chiefAddress, options.jobId, 5_000);
     const c = coordinator;

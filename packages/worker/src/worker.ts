@@ -3,13 +3,20 @@
  * backend, and exchanges parameters and gradients with the parameter
  * servers through its communication thread.
  *
- * async mode: each step's gradient is pushed as soon as it is computed, and
- * the next parameters are pulled while the step computes (they are then at
- * most one of this worker's own updates stale, which asynchronous SGD
- * tolerates by design).
+ * - async: each gradient is pushed as soon as it is computed (up to two in
+ *   flight), and the next parameters are pulled while the step computes.
+ * - ssp: as async, but a pull for step s waits at the servers until the
+ *   slowest live worker is at most `staleness` steps behind s.
+ * - sync: pull the parameters of global step v (waiting for step v−1 to be
+ *   applied), compute, push for step v and wait until the servers apply the
+ *   step's mean gradient. A worker that fell behind (its push dropped as late,
+ *   or it rejoined) continues at the step the cluster is at.
+ *
+ * Every `checkpointEvery` steps the worker waits at the chief's checkpoint
+ * barrier; a resumed job starts every worker at the checkpoint's step.
  */
 import * as tfl from '@tensorflow/tfjs-layers';
-import { type BackendRequest, ClusterError, type SelectedBackend, computeGradients, errorMessage, iterateBatches, stepsPerEpoch } from '@tamp/core';
+import { BatchSource, type BackendRequest, ClusterError, type SelectedBackend, computeGradients, errorMessage } from '@tamp/core';
 import { loadClassificationDataset, useBackend } from '@tamp/core/node';
 import { CommChannel } from './comm/channel.js';
 import type { NamedArray } from './comm/messages.js';
@@ -37,8 +44,13 @@ export interface WorkerReport {
   readonly steps: number;
   readonly samples: number;
   readonly seconds: number;
+  /** sync: gradients the servers dropped as late. */
+  readonly dropped: number;
   readonly stopped?: string;
 }
+
+/** How long a sync push or pull may wait at a barrier for slow workers. */
+const BARRIER_WAIT_MS = 30 * 60_000;
 
 export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
   const log = options.log ?? (() => {});
@@ -55,7 +67,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
     const taskIndex = joined.taskIndex;
     id = psWorkerId(taskIndex);
     const t = config.training;
-    log(`${id} of ${config.numWorkers}: ${t.model} on ${t.dataset}, ${t.mode}, batch ${t.batchSize}, backend ${backend.name}`);
+    log(`${id} of ${config.numWorkers}: ${t.model} on ${t.dataset}, ${t.mode}, batch ${t.batchSize}, backend ${backend.name}${config.startStep > 0 ? `, resuming at step ${config.startStep}` : ''}`);
     const dataset = loadClassificationDataset(t.dataset);
     const model = await tfl.models.modelFromJSON({ modelTopology: config.modelTopology as never });
     comm = new CommChannel(
@@ -70,81 +82,207 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
       },
       log,
     );
-    if (t.mode !== 'async') throw new ClusterError('CLUSTER_CONFIG', `mode "${t.mode}" is not supported by this worker`);
-    const replica = { index: taskIndex, count: config.numWorkers };
-    const batchOptions = { batchSize: t.batchSize, seed: t.seed, replica, ...(t.epochSize !== undefined ? { limit: t.epochSize } : {}) };
-    const steps = stepsPerEpoch(dataset.train, batchOptions);
-    let step = 0n;
-    let samples = 0n;
-    let loss = NaN;
-    let params = await comm.pull();
-    const started = performance.now();
-    const elapsed = () => (performance.now() - started) / 1000;
-    // Pushes still on their way: up to two overlap with the next step's
-    // compute, so the parameter server's apply time is hidden too.
-    const inFlight: Array<Promise<unknown>> = [];
-    const MAX_IN_FLIGHT = 2;
-    let stopped: string | undefined;
-    // Where a step's time goes (ms, per epoch), logged with each epoch.
-    const phases = { weights: 0, compute: 0, readback: 0, waitPush: 0, waitPull: 0 };
-    let mark = performance.now();
-    const lap = (phase: keyof typeof phases) => {
-      const now = performance.now();
-      phases[phase] += now - mark;
-      mark = now;
-    };
-    outer: for (let epoch = 0; epoch < t.epochs; epoch++) {
-      let i = 0;
-      for (const batch of iterateBatches(dataset.train, { ...batchOptions, epoch })) {
-        if (comm.stopped !== undefined) {
-          stopped = comm.stopped;
-          break outer;
-        }
-        mark = performance.now();
-        setVariables(model, params.values);
-        const basedOn = params.versions;
-        const next = comm.pull();
-        lap('weights');
-        const result = await computeGradients(model, batch);
-        loss = result.loss;
-        lap('compute');
-        const grads: NamedArray[] = [];
-        for (const [name, g] of result.grads) {
-          grads.push({ name, data: (await g.data()) as Float32Array });
-          g.dispose();
-        }
-        lap('readback');
-        if (!Number.isFinite(loss)) {
-          await Promise.allSettled([next, ...inFlight]);
-          throw new ClusterError('NON_FINITE', `${id}: loss is ${loss} at epoch ${epoch + 1}, step ${i + 1}; lower the learning rate (now ${t.optimizer.learningRate})`);
-        }
-        while (inFlight.length >= MAX_IN_FLIGHT) await inFlight.shift();
-        inFlight.push(comm.push(step, basedOn, batch.size, grads));
-        lap('waitPush');
-        step++;
-        i++;
-        samples += BigInt(batch.size);
-        params = await next;
-        lap('waitPull');
-        comm.progress({ localStep: step, epoch, loss, accuracy: 0, samples, seconds: elapsed() });
-      }
-      while (inFlight.length > 0) await inFlight.shift();
-      comm.progress({ localStep: step, epoch: epoch + 1, loss, accuracy: 0, samples, seconds: elapsed() });
-      const perStep = Object.entries(phases).map(([k, v]) => `${k} ${(v / Math.max(1, i)).toFixed(1)}`).join(', ');
-      log(`${id}: epoch ${epoch + 1}/${t.epochs} done (${i} of ${steps} steps), loss ${loss.toFixed(4)}; ms per step: ${perStep}`);
-      for (const k of Object.keys(phases) as Array<keyof typeof phases>) phases[k] = 0;
-    }
-    while (inFlight.length > 0) await inFlight.shift();
-    const seconds = elapsed();
-    if (stopped === undefined) await chief.leave(id, true, 'done', { localStep: step, samples, seconds });
-    else log(`${id}: stopping: ${stopped}`);
+    const source = new BatchSource(dataset.train, {
+      batchSize: t.batchSize,
+      seed: t.seed,
+      replica: { index: taskIndex, count: config.numWorkers },
+      ...(t.epochSize !== undefined ? { limit: t.epochSize } : {}),
+    });
+    const loop = new ReplicaLoop(config, id, model, source, comm, chief, log);
+    const result = t.mode === 'sync' ? await loop.runSync() : await loop.runAsync();
+    if (result.stopped === undefined) await chief.leave(id, true, 'done', { localStep: BigInt(result.steps), samples: BigInt(result.samples), seconds: result.seconds });
+    else log(`${id}: stopping: ${result.stopped}`);
     model.dispose();
-    return { workerId: id, taskIndex, backend: backend.name, steps: Number(step), samples: Number(samples), seconds, ...(stopped !== undefined ? { stopped } : {}) };
+    return { workerId: id, taskIndex, backend: backend.name, ...result };
   } catch (error) {
     await chief.leave(id, false, errorMessage(error)).catch(() => undefined);
     throw error;
   } finally {
     await comm?.close();
     chief.close();
+  }
+}
+
+interface LoopResult {
+  steps: number;
+  samples: number;
+  seconds: number;
+  dropped: number;
+  stopped?: string;
+}
+
+/** The training loop of one replica, by mode. */
+class ReplicaLoop {
+  private readonly totalSteps: number;
+  private samples = 0;
+  private dropped = 0;
+  private loss = NaN;
+  private started = 0;
+  private lastCheckpoint: number;
+  // Where a step's time goes (ms, per epoch), logged with each epoch.
+  private phases = { weights: 0, compute: 0, readback: 0, waitPush: 0, waitPull: 0, checkpoint: 0 };
+  private mark = 0;
+  private phaseSteps = 0;
+
+  constructor(
+    private readonly config: JobConfig,
+    private readonly id: string,
+    private readonly model: tfl.LayersModel,
+    private readonly source: BatchSource,
+    private readonly comm: CommChannel,
+    private readonly chief: CoordinatorClient,
+    private readonly log: (message: string) => void,
+  ) {
+    this.totalSteps = source.stepsPerEpoch * config.training.epochs;
+    this.lastCheckpoint = config.startStep;
+  }
+
+  private lap(phase: keyof ReplicaLoop['phases']): void {
+    const now = performance.now();
+    this.phases[phase] += now - this.mark;
+    this.mark = now;
+  }
+
+  private elapsed(): number {
+    return (performance.now() - this.started) / 1000;
+  }
+
+  private progress(step: number): void {
+    this.comm.progress({
+      localStep: BigInt(step),
+      epoch: Math.floor(step / this.source.stepsPerEpoch),
+      loss: this.loss,
+      accuracy: 0,
+      samples: BigInt(this.samples),
+      seconds: this.elapsed(),
+    });
+  }
+
+  /** After finishing `step` steps: log an epoch that just ended. */
+  private maybeLogEpoch(step: number): void {
+    this.phaseSteps++;
+    if (step % this.source.stepsPerEpoch !== 0 && step !== this.totalSteps) return;
+    const epoch = Math.ceil(step / this.source.stepsPerEpoch);
+    const perStep = Object.entries(this.phases)
+      .map(([k, v]) => `${k} ${(v / Math.max(1, this.phaseSteps)).toFixed(1)}`)
+      .join(', ');
+    this.log(`${this.id}: epoch ${epoch}/${this.config.training.epochs} done, loss ${this.loss.toFixed(4)}${this.dropped > 0 ? `, ${this.dropped} late gradients dropped` : ''}; ms per step: ${perStep}`);
+    for (const k of Object.keys(this.phases) as Array<keyof ReplicaLoop['phases']>) this.phases[k] = 0;
+    this.phaseSteps = 0;
+  }
+
+  private checkpointDue(step: number): boolean {
+    const every = this.config.checkpointEvery;
+    return every > 0 && step > this.lastCheckpoint && step < this.totalSteps && step % every === 0;
+  }
+
+  private async checkpoint(step: number): Promise<void> {
+    this.progress(step);
+    const r = await this.chief.checkpointBarrier(this.id, step, BARRIER_WAIT_MS);
+    this.lastCheckpoint = step;
+    if (!r.complete) this.log(`${this.id}: checkpoint ${step} was abandoned by the chief; training on`);
+    this.lap('checkpoint');
+  }
+
+  private async gradients(step: number): Promise<{ grads: NamedArray[]; size: number }> {
+    const batch = this.source.batch(step);
+    const result = await computeGradients(this.model, batch);
+    this.loss = result.loss;
+    this.lap('compute');
+    const grads: NamedArray[] = [];
+    for (const [name, g] of result.grads) {
+      grads.push({ name, data: (await g.data()) as Float32Array });
+      g.dispose();
+    }
+    this.lap('readback');
+    if (!Number.isFinite(this.loss)) {
+      throw new ClusterError('NON_FINITE', `${this.id}: loss is ${this.loss} at step ${step + 1}; lower the learning rate (now ${this.config.training.optimizer.learningRate})`);
+    }
+    return { grads, size: batch.size };
+  }
+
+  private result(steps: number, stopped?: string): LoopResult {
+    return { steps, samples: this.samples, seconds: this.elapsed(), dropped: this.dropped, ...(stopped !== undefined ? { stopped } : {}) };
+  }
+
+  async runAsync(): Promise<LoopResult> {
+    const ssp = this.config.training.mode === 'ssp';
+    const pull = (step: number) => this.comm.pull(ssp ? { step: BigInt(step), timeoutMs: BARRIER_WAIT_MS } : {});
+    const inFlight: Array<Promise<unknown>> = [];
+    const MAX_IN_FLIGHT = 2;
+    const flush = async () => {
+      while (inFlight.length > 0) await inFlight.shift();
+    };
+    let step = this.config.startStep;
+    let params = await pull(step);
+    this.started = performance.now();
+    this.mark = performance.now();
+    while (step < this.totalSteps) {
+      if (this.comm.stopped !== undefined) return this.result(step, this.comm.stopped);
+      if (this.checkpointDue(step)) {
+        await flush();
+        await this.checkpoint(step);
+        params = await pull(step);
+      }
+      this.mark = performance.now();
+      setVariables(this.model, params.values);
+      const basedOn = params.versions;
+      const next = step + 1 < this.totalSteps && !this.checkpointDue(step + 1) ? pull(step + 1) : undefined;
+      this.lap('weights');
+      let computed: { grads: NamedArray[]; size: number };
+      try {
+        computed = await this.gradients(step);
+      } catch (error) {
+        await Promise.allSettled([next, ...inFlight]);
+        throw error;
+      }
+      while (inFlight.length >= MAX_IN_FLIGHT) await inFlight.shift();
+      inFlight.push(this.comm.push(BigInt(step), basedOn, computed.size, computed.grads));
+      this.lap('waitPush');
+      step++;
+      this.samples += computed.size;
+      if (next !== undefined) {
+        params = await next;
+      } else if (step < this.totalSteps && !this.checkpointDue(step)) {
+        params = await pull(step);
+      }
+      this.lap('waitPull');
+      this.progress(step);
+      this.maybeLogEpoch(step);
+    }
+    await flush();
+    this.progress(step);
+    return this.result(step);
+  }
+
+  async runSync(): Promise<LoopResult> {
+    let step = this.config.startStep;
+    let localSteps = 0;
+    this.started = performance.now();
+    for (;;) {
+      if (this.comm.stopped !== undefined) return this.result(step, this.comm.stopped);
+      this.mark = performance.now();
+      // Parameters of step `step`: every shard has applied step − 1 (or more,
+      // when this worker fell behind: then it continues where the cluster is).
+      const params = await this.comm.pull({ minVersions: this.config.psAddresses.map(() => BigInt(step)), timeoutMs: BARRIER_WAIT_MS });
+      const version = Number(params.versions.reduce((a, b) => (a < b ? a : b)));
+      this.lap('waitPull');
+      if (version >= this.totalSteps) break;
+      if (version > step) step = version;
+      if (this.checkpointDue(step)) await this.checkpoint(step);
+      setVariables(this.model, params.values);
+      this.lap('weights');
+      const { grads, size } = await this.gradients(step);
+      const r = await this.comm.push(BigInt(step), params.versions, size, grads, BARRIER_WAIT_MS);
+      this.lap('waitPush');
+      if (r.dropped) this.dropped++;
+      else this.samples += size;
+      step++;
+      localSteps++;
+      this.progress(step);
+      this.maybeLogEpoch(step);
+    }
+    this.progress(step);
+    return { ...this.result(step), steps: localSteps };
   }
 }

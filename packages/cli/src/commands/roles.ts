@@ -81,8 +81,16 @@ export interface ChiefArgs {
   backend: string;
 }
 
-export async function runChiefRole(o: ChiefArgs & Parameters<typeof trainingSettings>[0] & { out: string | undefined }, out: Output, tf = tfConfigFor('chief')) {
-  if (o.out === undefined) throw new UsageError('the chief needs --out DIR (where the model and report.json go)');
+export async function runChiefRole(
+  o: ChiefArgs &
+    Parameters<typeof trainingSettings>[0] & { out: string | undefined; resume: string | undefined; 'checkpoint-every': number | undefined; 'heartbeat-timeout': number },
+  out: Output,
+  tf = tfConfigFor('chief'),
+) {
+  const outDir = o.out ?? o.resume;
+  if (outDir === undefined) throw new UsageError('the chief needs --out DIR (where the model, report.json and checkpoints go)');
+  const resuming = o.resume !== undefined;
+  if (!resuming && (o.model === undefined || o.dataset === undefined)) throw new UsageError('the chief needs --model and --dataset (or --resume DIR)');
   const psAddresses = o.ps !== undefined ? parseAddressList(o.ps, '--ps') : tf?.cluster.ps;
   if (psAddresses === undefined) throw new UsageError('the chief needs --ps host:port,... (or TF_CONFIG)');
   const numWorkers = o.workers ?? tf?.cluster.worker.length;
@@ -94,8 +102,11 @@ export async function runChiefRole(o: ChiefArgs & Parameters<typeof trainingSett
     port,
     psAddresses,
     numWorkers,
-    training: trainingSettings(o),
-    out: o.out,
+    ...(o.model !== undefined && o.dataset !== undefined ? { training: trainingSettings(o) } : {}),
+    out: outDir,
+    ...(o.resume !== undefined ? { resume: o.resume } : {}),
+    ...(o['checkpoint-every'] !== undefined ? { checkpointEvery: o['checkpoint-every'] } : {}),
+    heartbeatTimeoutMs: o['heartbeat-timeout'] * 1000,
     backend: o.backend as BackendRequest,
     log: (m) => out.log(m),
     onListening: announce,

@@ -27,7 +27,10 @@ export const trainOptions = {
   staleness: { type: 'number', integer: true, min: 0, default: 2, description: 'ssp: how many steps a worker may run ahead of the slowest' },
   'backup-workers': { type: 'number', integer: true, min: 0, default: 0, description: 'sync: apply a step when all but this many workers have pushed' },
   seed: { type: 'number', integer: true, default: 1, description: 'seed for initial weights and data order' },
-  out: { type: 'string', value: 'dir', description: 'output folder: model/model.json and report.json' },
+  out: { type: 'string', value: 'dir', description: 'output folder: model/model.json, report.json, checkpoints/' },
+  'checkpoint-every': { type: 'number', integer: true, min: 0, description: 'cluster: a checkpoint every N steps of each worker (default: each epoch; 0: only at the end)' },
+  resume: { type: 'string', value: 'dir', description: 'cluster: continue from the latest complete checkpoint under DIR (a previous --out)' },
+  'heartbeat-timeout': { type: 'number', min: 0.1, default: 10, description: 'cluster: seconds without a heartbeat before a worker is dropped from barriers' },
 } as const;
 
 /** The training settings a chief hands to its workers. */
@@ -61,4 +64,20 @@ export function trainingSettings(o: {
 }
 
 /** Flags of `tamp train` that the chief of a local cluster receives unchanged. */
-export const CHIEF_FLAGS = ['model', 'dataset', 'epochs', 'epoch-size', 'batch-size', 'optimizer', 'lr', 'mode', 'staleness', 'backup-workers', 'seed', 'out'] as const;
+export const CHIEF_FLAGS = [
+  'model',
+  'dataset',
+  'epochs',
+  'epoch-size',
+  'batch-size',
+  'optimizer',
+  'lr',
+  'mode',
+  'staleness',
+  'backup-workers',
+  'seed',
+  'out',
+  'checkpoint-every',
+  'resume',
+  'heartbeat-timeout',
+] as const;

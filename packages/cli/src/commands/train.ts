@@ -24,6 +24,7 @@ const options = {
 
 type TrainArgs = { [K in keyof typeof options]: unknown } & Parameters<typeof trainingSettings>[0] & {
   out: string | undefined;
+  resume: string | undefined;
   local: boolean;
   ps: number;
   workers: number;
@@ -37,14 +38,15 @@ function chiefArgs(o: TrainArgs): string[] {
   const args: string[] = [];
   for (const flag of CHIEF_FLAGS) {
     const v = o[flag];
-    if (v !== undefined) args.push(`--${flag}`, String(v));
+    if (v !== undefined) args.push(`--${flag}`, String(v as string | number));
   }
   return [...args, '--backend', o.backend];
 }
 
 async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean) {
-  if (o.out === undefined) throw new UsageError('tamp train needs --out DIR');
-  trainingSettings(o); // fail on bad flags before starting processes
+  const outDir = o.out ?? o.resume;
+  if (outDir === undefined) throw new UsageError('tamp train needs --out DIR');
+  if (o.resume === undefined) trainingSettings(o); // fail on bad flags before starting processes
   const jobId = `local-${randomBytes(4).toString('hex')}`;
   out.log(`local cluster ${jobId}: 1 chief, ${o.ps} parameter server(s), ${o.workers} worker(s), ${o.mode}`);
   const report = await launchLocalCluster({
@@ -52,9 +54,9 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean) {
     jobId,
     ps: o.ps,
     workers: o.workers,
-    chiefArgs: chiefArgs(o),
+    chiefArgs: [...chiefArgs(o), ...(o.out === undefined ? ['--out', outDir] : [])],
     workerArgs: ['--backend', o.backend, ...(o['require-gpu'] ? ['--require-gpu'] : [])],
-    out: o.out,
+    out: outDir,
     verbose,
     log: (m) => out.log(m),
     onProgress: (p) =>
@@ -88,6 +90,7 @@ export const trainCommand = defineCommand({
       const report = await trainLocalCluster(o as TrainArgs, out, out.verbose);
       return { result: report, text: trainSummary(report) };
     }
+    if (o.resume !== undefined) throw new UsageError('--resume continues a cluster job: add --local (or run the cluster roles)');
     if (o.out === undefined) throw new UsageError('tamp train needs --out DIR');
     const s = trainingSettings(o);
     const report = await trainSingleProcess({

@@ -150,3 +150,41 @@ export function* iterateBatches(split: ImageClassificationSplit, options: BatchO
     yield gatherBatch(split, order.subarray(start, end));
   }
 }
+
+/**
+ * Batches by step number: step s of a replica is batch (s mod steps) of
+ * epoch floor(s / steps). Workers that resume, or skip steps the cluster
+ * already took, jump straight to theirs. Each epoch's order is computed once.
+ */
+export class BatchSource {
+  readonly stepsPerEpoch: number;
+  private cached: { epoch: number; order: Uint32Array } | undefined;
+  private readonly count: number;
+  private readonly index: number;
+
+  constructor(
+    readonly split: ImageClassificationSplit,
+    readonly options: BatchOptions,
+  ) {
+    const { count, index } = checkOptions(split, options);
+    this.count = count;
+    this.index = index;
+    this.stepsPerEpoch = stepsPerEpoch(split, options);
+    if (this.stepsPerEpoch === 0) {
+      throw new InvalidArgumentError(`the ${split.name} split has too few samples for ${count} replica(s) with batch ${options.batchSize}`);
+    }
+  }
+
+  epochOf(step: number): number {
+    return Math.floor(step / this.stepsPerEpoch);
+  }
+
+  batch(step: number): Batch {
+    const epoch = this.epochOf(step);
+    if (this.cached?.epoch !== epoch) this.cached = { epoch, order: epochOrder(this.split, { ...this.options, epoch }) };
+    const global = this.options.batchSize * this.count;
+    const start = (step % this.stepsPerEpoch) * global + this.index * this.options.batchSize;
+    const end = Math.min(this.cached.order.length, start + this.options.batchSize);
+    return gatherBatch(this.split, this.cached.order.subarray(start, end));
+  }
+}

@@ -2,7 +2,7 @@
 import { Worker } from 'node:worker_threads';
 import { ClusterError, type ErrorCode, ERROR_CODES, TampError } from '@tamp/core';
 import type { Progress } from '../coordinator-client.js';
-import type { CommInit, FromComm, NamedArray, ToComm } from './messages.js';
+import type { CommInit, FromComm, NamedArray, PullOptions, ToComm } from './messages.js';
 
 type Pending = { resolve: (m: FromComm) => void; reject: (e: unknown) => void };
 type Request = Extract<ToComm, { id: number }> extends infer T ? (T extends unknown ? Omit<T, 'id'> : never) : never;
@@ -61,15 +61,24 @@ export class CommChannel {
     });
   }
 
-  async pull(minVersions?: readonly bigint[]): Promise<{ values: Map<string, Float32Array>; versions: readonly bigint[] }> {
-    const m = await this.request({ type: 'pull', ...(minVersions !== undefined ? { minVersions } : {}) });
+  async pull(options: PullOptions = {}): Promise<{ values: Map<string, Float32Array>; versions: readonly bigint[] }> {
+    const m = await this.request({ type: 'pull', options });
     if (m.type !== 'pulled') throw new Error(`unexpected reply ${m.type}`);
     return { values: new Map(m.values.map((v) => [v.name, v.data])), versions: m.versions };
   }
 
   /** Push whole gradients; their buffers are transferred (unusable here afterwards). */
-  async push(step: bigint, basedOnVersions: readonly bigint[], batchSize: number, grads: readonly NamedArray[]): Promise<{ versions: readonly bigint[]; duplicate: boolean; dropped: boolean }> {
-    const m = await this.request({ type: 'push', step, basedOnVersions, batchSize, grads }, grads.map((g) => g.data.buffer as ArrayBuffer));
+  async push(
+    step: bigint,
+    basedOnVersions: readonly bigint[],
+    batchSize: number,
+    grads: readonly NamedArray[],
+    timeoutMs?: number,
+  ): Promise<{ versions: readonly bigint[]; duplicate: boolean; dropped: boolean }> {
+    const m = await this.request(
+      { type: 'push', step, basedOnVersions, batchSize, grads, ...(timeoutMs !== undefined ? { timeoutMs } : {}) },
+      grads.map((g) => g.data.buffer as ArrayBuffer),
+    );
     if (m.type !== 'pushed') throw new Error(`unexpected reply ${m.type}`);
     return m;
   }

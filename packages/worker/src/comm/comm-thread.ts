@@ -57,7 +57,7 @@ port.on('message', (msg: ToComm) => {
       progress = msg.progress;
       return;
     case 'pull':
-      params.pullAll(init.workerId, msg.minVersions).then(
+      params.pullAll(init.workerId, msg.options).then(
         ({ values, versions }) => {
           const list: NamedArray[] = [...values].map(([name, data]) => ({ name, data }));
           send({ id: msg.id, type: 'pulled', versions, values: list }, list.map((v) => v.data.buffer as ArrayBuffer));
@@ -67,7 +67,12 @@ port.on('message', (msg: ToComm) => {
       return;
     case 'push': {
       const grads = new Map(msg.grads.map((g) => [g.name, g.data]));
-      params.pushAll({ workerId: init.workerId, step: msg.step, batchSize: msg.batchSize, basedOnVersions: msg.basedOnVersions }, grads).then(
+      params
+        .pushAll(
+          { workerId: init.workerId, step: msg.step, batchSize: msg.batchSize, basedOnVersions: msg.basedOnVersions, ...(msg.timeoutMs !== undefined ? { timeoutMs: msg.timeoutMs } : {}) },
+          grads,
+        )
+        .then(
         (responses) =>
           send({
             id: msg.id,

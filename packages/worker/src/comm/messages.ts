@@ -13,14 +13,30 @@ export interface CommInit {
   readonly chiefLostAfterMs: number;
 }
 
+export interface PullOptions {
+  /** Wait until every shard has at least these versions (sync). */
+  readonly minVersions?: readonly bigint[];
+  /** The step these parameters are for (ssp). */
+  readonly step?: bigint;
+  readonly timeoutMs?: number;
+}
+
 export interface NamedArray {
   readonly name: string;
   readonly data: Float32Array;
 }
 
 export type ToComm =
-  | { readonly id: number; readonly type: 'pull'; readonly minVersions?: readonly bigint[] }
-  | { readonly id: number; readonly type: 'push'; readonly step: bigint; readonly basedOnVersions: readonly bigint[]; readonly batchSize: number; readonly grads: readonly NamedArray[] }
+  | { readonly id: number; readonly type: 'pull'; readonly options: PullOptions }
+  | {
+      readonly id: number;
+      readonly type: 'push';
+      readonly step: bigint;
+      readonly basedOnVersions: readonly bigint[];
+      readonly batchSize: number;
+      readonly grads: readonly NamedArray[];
+      readonly timeoutMs?: number;
+    }
   | { readonly type: 'progress'; readonly progress: Progress }
   | { readonly id: number; readonly type: 'close' };
 

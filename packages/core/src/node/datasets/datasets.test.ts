@@ -182,3 +182,16 @@ describe('fashion-mnist (Debian dataset-fashion-mnist)', () => {
     expect(ds.test.imageShape).toEqual([28, 28, 1]);
   });
 });
+
+describe('BatchSource', () => {
+  it('gives step s the batch iterateBatches gives, across epochs', async () => {
+    const { BatchSource } = await import('../../data/dataset.js');
+    const ds = loadMnist();
+    const options = { batchSize: 16, seed: 5, limit: 160, replica: { index: 1, count: 2 } };
+    const source = new BatchSource(ds.train, options);
+    expect(source.stepsPerEpoch).toBe(5);
+    const epoch2 = [...iterateBatches(ds.train, { ...options, epoch: 2 })];
+    expect(Array.from(source.batch(13).labels)).toEqual(Array.from(epoch2[3]?.labels ?? []));
+    expect(Array.from(source.batch(0).labels)).toEqual(Array.from([...iterateBatches(ds.train, { ...options, epoch: 0 })][0]?.labels ?? []));
+  });
+});

@@ -34,6 +34,12 @@ export interface PullRequest {
   minVersion: bigint;
   /** Codec the reply should use. */
   codec: Codec;
+  /**
+   * ssp: the step the worker is about to compute with these parameters; the
+   * pull waits until the slowest live worker is at most `staleness` steps
+   * behind it.
+   */
+  step: bigint;
 }
 
 export interface PullResponse {
@@ -91,6 +97,13 @@ export interface ShardStatusResponse {
   pushesDropped: bigint;
   pushesRefused: bigint;
   initialized: boolean;
+  /**
+   * ssp: pulls that had to wait, and the largest lead over the slowest worker
+   * at which a pull was answered.
+   */
+  pullsWaited: bigint;
+  maxLead: bigint;
+  liveWorkerIds: string[];
 }
 
 export interface OptimizerConfig {
@@ -129,6 +142,8 @@ export interface AssignRequest {
    * FAILED_PRECONDITION.
    */
   workerIds: string[];
+  /** The step every worker starts from (non-zero when resuming a checkpoint). */
+  workerStep: bigint;
 }
 
 export interface AssignResponse {
@@ -165,8 +180,17 @@ export interface ShutdownResponse {
   version: bigint;
 }
 
+export interface UpdateMembershipRequest {
+  header: RequestHeader | undefined;
+  liveWorkerIds: string[];
+}
+
+export interface UpdateMembershipResponse {
+  version: bigint;
+}
+
 function createBasePullRequest(): PullRequest {
-  return { header: undefined, workerId: "", names: [], minVersion: 0n, codec: 0 };
+  return { header: undefined, workerId: "", names: [], minVersion: 0n, codec: 0, step: 0n };
 }
 
 export const PullRequest: MessageFns<PullRequest> = {
@@ -188,6 +212,12 @@ export const PullRequest: MessageFns<PullRequest> = {
     }
     if (message.codec !== 0) {
       writer.uint32(40).int32(message.codec);
+    }
+    if (message.step !== 0n) {
+      if (BigInt.asUintN(64, message.step) !== message.step) {
+        throw new globalThis.Error("value provided for field message.step of type uint64 too large");
+      }
+      writer.uint32(48).uint64(message.step);
     }
     return writer;
   },
@@ -243,6 +273,14 @@ export const PullRequest: MessageFns<PullRequest> = {
             }
 
             message.codec = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.step = reader.uint64() as bigint;
             continue;
           }
         }
@@ -682,6 +720,9 @@ function createBaseShardStatusResponse(): ShardStatusResponse {
     pushesDropped: 0n,
     pushesRefused: 0n,
     initialized: false,
+    pullsWaited: 0n,
+    maxLead: 0n,
+    liveWorkerIds: [],
   };
 }
 
@@ -728,6 +769,21 @@ export const ShardStatusResponse: MessageFns<ShardStatusResponse> = {
     }
     if (message.initialized !== false) {
       writer.uint32(72).bool(message.initialized);
+    }
+    if (message.pullsWaited !== 0n) {
+      if (BigInt.asUintN(64, message.pullsWaited) !== message.pullsWaited) {
+        throw new globalThis.Error("value provided for field message.pullsWaited of type uint64 too large");
+      }
+      writer.uint32(80).uint64(message.pullsWaited);
+    }
+    if (message.maxLead !== 0n) {
+      if (BigInt.asUintN(64, message.maxLead) !== message.maxLead) {
+        throw new globalThis.Error("value provided for field message.maxLead of type uint64 too large");
+      }
+      writer.uint32(88).uint64(message.maxLead);
+    }
+    for (const v of message.liveWorkerIds) {
+      writer.uint32(98).string(v!);
     }
     return writer;
   },
@@ -815,6 +871,30 @@ export const ShardStatusResponse: MessageFns<ShardStatusResponse> = {
             }
 
             message.initialized = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.pullsWaited = reader.uint64() as bigint;
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.maxLead = reader.uint64() as bigint;
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.liveWorkerIds.push(reader.string());
             continue;
           }
         }
@@ -954,6 +1034,7 @@ function createBaseAssignRequest(): AssignRequest {
     syncReplicas: 0,
     staleness: 0,
     workerIds: [],
+    workerStep: 0n,
   };
 }
 
@@ -991,6 +1072,12 @@ export const AssignRequest: MessageFns<AssignRequest> = {
     }
     for (const v of message.workerIds) {
       writer.uint32(82).string(v!);
+    }
+    if (message.workerStep !== 0n) {
+      if (BigInt.asUintN(64, message.workerStep) !== message.workerStep) {
+        throw new globalThis.Error("value provided for field message.workerStep of type uint64 too large");
+      }
+      writer.uint32(88).uint64(message.workerStep);
     }
     return writer;
   },
@@ -1086,6 +1173,14 @@ export const AssignRequest: MessageFns<AssignRequest> = {
             }
 
             message.workerIds.push(reader.string());
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.workerStep = reader.uint64() as bigint;
             continue;
           }
         }
@@ -1412,6 +1507,112 @@ export const ShutdownResponse: MessageFns<ShutdownResponse> = {
   },
 };
 
+function createBaseUpdateMembershipRequest(): UpdateMembershipRequest {
+  return { header: undefined, liveWorkerIds: [] };
+}
+
+export const UpdateMembershipRequest: MessageFns<UpdateMembershipRequest> = {
+  encode(message: UpdateMembershipRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.header !== undefined) {
+      RequestHeader.encode(message.header, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.liveWorkerIds) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateMembershipRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateMembershipRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.header = RequestHeader.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.liveWorkerIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseUpdateMembershipResponse(): UpdateMembershipResponse {
+  return { version: 0n };
+}
+
+export const UpdateMembershipResponse: MessageFns<UpdateMembershipResponse> = {
+  encode(message: UpdateMembershipResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0n) {
+      if (BigInt.asUintN(64, message.version) !== message.version) {
+        throw new globalThis.Error("value provided for field message.version of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateMembershipResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateMembershipResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 /**
  * One shard of the model's variables. A job runs P of these; each holds the
  * variables (or variable slices) that the placement assigned to it and applies
@@ -1492,6 +1693,22 @@ export const ParameterServerService = {
     responseSerialize: (value: ShutdownResponse): Buffer => Buffer.from(ShutdownResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ShutdownResponse => ShutdownResponse.decode(value),
   },
+  /**
+   * The chief reports which workers are alive. A sync step needs a gradient
+   * from each live worker (less backups); ssp measures staleness against the
+   * slowest live worker. Lost workers stop holding the others back.
+   */
+  updateMembership: {
+    path: "/tamp.v1.ParameterServer/UpdateMembership" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateMembershipRequest): Buffer =>
+      Buffer.from(UpdateMembershipRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateMembershipRequest => UpdateMembershipRequest.decode(value),
+    responseSerialize: (value: UpdateMembershipResponse): Buffer =>
+      Buffer.from(UpdateMembershipResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateMembershipResponse => UpdateMembershipResponse.decode(value),
+  },
 } as const;
 
 export interface ParameterServerServer extends UntypedServiceImplementation {
@@ -1520,6 +1737,12 @@ export interface ParameterServerServer extends UntypedServiceImplementation {
    * process exits (so a parameter-server pod or container completes).
    */
   shutdown: handleUnaryCall<ShutdownRequest, ShutdownResponse>;
+  /**
+   * The chief reports which workers are alive. A sync step needs a gradient
+   * from each live worker (less backups); ssp measures staleness against the
+   * slowest live worker. Lost workers stop holding the others back.
+   */
+  updateMembership: handleUnaryCall<UpdateMembershipRequest, UpdateMembershipResponse>;
 }
 
 export interface ParameterServerClient extends Client {
@@ -1616,6 +1839,26 @@ export interface ParameterServerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ShutdownResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The chief reports which workers are alive. A sync step needs a gradient
+   * from each live worker (less backups); ssp measures staleness against the
+   * slowest live worker. Lost workers stop holding the others back.
+   */
+  updateMembership(
+    request: UpdateMembershipRequest,
+    callback: (error: ServiceError | null, response: UpdateMembershipResponse) => void,
+  ): ClientUnaryCall;
+  updateMembership(
+    request: UpdateMembershipRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateMembershipResponse) => void,
+  ): ClientUnaryCall;
+  updateMembership(
+    request: UpdateMembershipRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateMembershipResponse) => void,
   ): ClientUnaryCall;
 }
 

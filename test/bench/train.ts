@@ -1,0 +1,131 @@
+/**
+ * pnpm bench:train: cluster scaling on this machine, one run. Samples/s of
+ * one process, a 1-worker and a 2-worker local cluster (1 parameter server),
+ * sync and async, WASM backend, batch 64 per worker; then the parameter
+ * server's apply rate beside a plain copy of the same bytes.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type WireTensor, optimizerSettings } from '@tamp/core';
+import { Shard, ShardClient, startParameterServer } from '@tamp/parameter-server';
+import { TAMP_BIN } from '../helpers/tamp.js';
+import { fmt, machine, markdownTable, writeSection } from './report.js';
+
+const quick = process.argv.includes('--quick');
+const write = !process.argv.includes('--no-write') && !quick;
+const work = mkdtempSync(join(tmpdir(), 'tamp-bench-train-'));
+
+function run(args: string[]): { samplesPerSecond: number; testAccuracy: number } {
+  const out = join(work, String(Math.random()).slice(2));
+  const full = [...args, '--out', out, '--json'];
+  process.stderr.write(`$ tamp ${full.join(' ')}\n`);
+  const r = spawnSync(process.execPath, [TAMP_BIN, ...full], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`tamp ${full.join(' ')} failed:\n${r.stderr.slice(-2000)}`);
+  return JSON.parse(r.stdout) as { samplesPerSecond: number; testAccuracy: number };
+}
+
+/** Two independent one-process trainings at once: what two cores give with no communication at all. */
+async function twoAtOnce(args: string[]): Promise<number> {
+  const one = (seed: number) =>
+    new Promise<number>((resolve, reject) => {
+      const out = join(work, String(Math.random()).slice(2));
+      const child = spawn(process.execPath, [TAMP_BIN, 'train', ...args, '--seed', String(seed), '--out', out, '--json'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.on('close', (code) => (code === 0 ? resolve((JSON.parse(stdout) as { samplesPerSecond: number }).samplesPerSecond) : reject(new Error(`exit ${code}`))));
+    });
+  const [a, b] = await Promise.all([one(1), one(2)]);
+  return a + b;
+}
+
+const sections: string[] = [];
+const goals: string[] = [];
+for (const [model, epochSize] of [
+  ['lenet-300-100', quick ? 1920 : 7000],
+  ['lenet-5', quick ? 640 : 3840],
+] as const) {
+  const common = ['--model', model, '--dataset', 'mnist', '--epochs', '1', '--epoch-size', String(epochSize), '--batch-size', '64', '--backend', 'wasm'];
+  const single = run(['train', ...common]).samplesPerSecond;
+  process.stderr.write('  two one-process trainings at once\n');
+  const ceiling = await twoAtOnce(common);
+  const rows: Array<Array<string | number>> = [
+    ['one process', '-', fmt(single), '1.00x', '-'],
+    ['two independent one-process trainings at once (no communication: the ceiling of 2 cores)', '-', fmt(ceiling), `${fmt(ceiling / single, 2)}x`, '-'],
+  ];
+  const cluster: Record<string, number> = {};
+  for (const mode of ['async', 'sync'] as const) {
+    for (const workers of [1, 2]) {
+      const sps = run(['train', '--local', '--ps', '1', '--workers', String(workers), '--mode', mode, '--checkpoint-every', '0', ...common]).samplesPerSecond;
+      cluster[`${mode}-${workers}`] = sps;
+    }
+    rows.push([`cluster, 1 worker`, mode, fmt(cluster[`${mode}-1`] as number), `${fmt((cluster[`${mode}-1`] as number) / single, 2)}x`, '1.00x']);
+    rows.push([`cluster, 2 workers`, mode, fmt(cluster[`${mode}-2`] as number), `${fmt((cluster[`${mode}-2`] as number) / single, 2)}x`, `${fmt((cluster[`${mode}-2`] as number) / (cluster[`${mode}-1`] as number), 2)}x`]);
+  }
+  const overhead = 1 - (cluster['async-1'] as number) / single;
+  const scale = (cluster['async-2'] as number) / (cluster['async-1'] as number);
+  goals.push(
+    `- ${model}: 1-worker async overhead **${fmt(overhead * 100, 0)}%** (goal: at most 10%); 2 workers **${fmt(scale, 2)}x** one worker in async (goal: at least 1.6x), ${fmt((cluster['sync-2'] as number) / (cluster['sync-1'] as number), 2)}x in sync; two independent processes at once reach ${fmt(ceiling / single, 2)}x of one on this machine.`,
+  );
+  sections.push(`### ${model}, batch 64 per worker, ${epochSize} samples\n\n${markdownTable(['run', 'mode', 'samples/s', 'vs one process', 'vs 1 worker'], rows)}`);
+}
+
+// The parameter server's apply rate: one shard, one variable of 4M floats (16 MiB).
+const N = 4 * 1024 * 1024;
+const BYTES = N * 4;
+const grad = new Float32Array(N).map((_, i) => Math.sin(i) * 1e-3);
+function rate(fn: () => void, rounds: number): number {
+  fn();
+  const t0 = performance.now();
+  for (let i = 0; i < rounds; i++) fn();
+  return (BYTES * rounds) / ((performance.now() - t0) / 1000) / 1e9;
+}
+const copyTarget = new Float32Array(N);
+const applyRows: Array<Array<string | number>> = [['plain copy of the same bytes (Float32Array.set)', fmt(rate(() => copyTarget.set(grad), 20), 2)]];
+for (const name of ['sgd', 'adam'] as const) {
+  const shard = new Shard(0);
+  shard.assign(
+    { optimizer: optimizerSettings(name, 1e-3), version: 0n, mode: 'async', syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] },
+    [{ name: 'w', shape: [N], dtype: 'float32', data: new Float32Array(N), sliceStart: 0 }],
+  );
+  const grads = new Map([['w@0', grad]]);
+  let step = 0;
+  const meta = () => ({ workerId: 'worker-0', step: BigInt(step++), basedOnVersion: 0n, batchSize: 1, tensorCount: 1 });
+  applyRows.push([`${name}: optimizer apply`, fmt(rate(() => shard.applyGradients(grads), 10), 2)]);
+  applyRows.push([
+    `${name}: validate (shapes, NaN/Inf) + apply`,
+    fmt(rate(() => void shard.acceptPush(meta(), shard.validatePush(meta(), [{ name: 'w', shape: [N], dtype: 'float32', data: grad, sliceStart: 0 }])), 10), 2),
+  ]);
+}
+// The same through gRPC on loopback: one client pushing 4 MiB gradients to a parameter server in this process.
+const ps = await startParameterServer({ jobId: 'bench', index: 0 });
+const client = new ShardClient(`127.0.0.1:${ps.port}`, 'bench');
+const M = 1024 * 1024;
+const t: WireTensor[] = [{ name: 'w', shape: [M], dtype: 'float32', data: grad.subarray(0, M), sliceStart: 0 }];
+await client.assign({ shardIndex: 0, optimizer: optimizerSettings('sgd', 1e-3), version: 0n, mode: 'async', syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] }, t);
+for (let i = 0; i < 5; i++) await client.push({ workerId: 'worker-0', step: BigInt(i), basedOnVersion: 0n, batchSize: 1 }, t);
+const pushes = 40;
+const t0 = performance.now();
+for (let i = 5; i < 5 + pushes; i++) await client.push({ workerId: 'worker-0', step: BigInt(i), basedOnVersion: 0n, batchSize: 1 }, t);
+const grpcRate = (pushes * M * 4) / ((performance.now() - t0) / 1000) / 1e9;
+applyRows.push(['sgd: whole push over gRPC on loopback (client and server in one process)', fmt(grpcRate, 2)]);
+client.close();
+await ps.close();
+rmSync(work, { recursive: true, force: true });
+
+const markdown = [
+  '## Cluster scaling: `pnpm bench:train`',
+  '',
+  `Machine: ${machine()}. Each row is a real \`tamp train\` run (\`--local\` clusters: one chief, one parameter server, W workers, each its own process), WASM backend, 1 epoch. Samples/s is steady-state training throughput: all samples over the longest worker's own training time (start-up and the chief's evaluations excluded).${quick ? ' **Quick run: noisy.**' : ''}`,
+  '',
+  ...goals,
+  '',
+  sections.join('\n\n'),
+  '',
+  '### Parameter server apply rate (one shard, 16 MiB of fp32 gradients per apply)',
+  '',
+  markdownTable(['what', 'GB/s of gradients'], applyRows),
+].join('\n');
+process.stdout.write(`${markdown}\n`);
+if (write) writeSection('bench:train', markdown);
