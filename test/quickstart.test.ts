@@ -12,7 +12,14 @@ describe('tamp quickstart (what pnpm start runs)', () => {
     const out = join(dir, 'qs');
     const r = await runTamp(['quickstart', '--epochs', '1', '--out', out, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const result = jsonOf<{ train: { testAccuracy: number; steps: number; workers: number; ps: number; mode: string }; evaluation: { accuracy: number; count: number } }>(r);
+    const result = jsonOf<{
+      train: { testAccuracy: number; steps: number; workers: number; ps: number; mode: string };
+      evaluation: { accuracy: number; count: number };
+      compression: { ratio: number; accuracyBefore: number; accuracyAfter: number };
+    }>(r);
+    expect(result.compression.accuracyBefore).toBe(result.evaluation.accuracy);
+    expect(result.compression.accuracyBefore - result.compression.accuracyAfter).toBeLessThanOrEqual(0.005);
+    expect(existsSync(join(out, 'compressed', 'model.tamp'))).toBe(true);
     expect(result.train).toMatchObject({ workers: 2, ps: 1, mode: 'async' });
     // Two workers take global batches of 2 × 64 from 7,000 digits: 54 steps each.
     expect(result.train.steps).toBe(2 * Math.floor(7000 / 128));
@@ -26,5 +33,7 @@ describe('tamp quickstart (what pnpm start runs)', () => {
     expect(text.stdout).toMatch(/Tamp quickstart\n/);
     expect(text.stdout).toMatch(/train +lenet-300-100 on mnist, 2 workers \+ 1 ps, async/);
     expect(text.stdout).toMatch(/evaluate +saved model, mnist test split \(2000\) +accuracy \d+\.\d\d%/);
+    expect(text.stdout).toMatch(/compress +int8 per channel, .tamp +accuracy \d+\.\d\d% +\d+\.\d KiB, 3\.9\dx smaller/);
+    expect(text.stdout).toMatch(/compressed \(model.tamp\)/);
   });
 });

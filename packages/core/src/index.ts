@@ -14,3 +14,4 @@ export * from './backend/tfjs-backends.js';
 export * from './train/optimizers.js';
 export * from './train/classifier.js';
 export * from './metrics/classification.js';
+export * from './image/mnist-preprocess.js';

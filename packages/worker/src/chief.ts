@@ -274,7 +274,7 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
     setVariables(model, values);
     const test = await evaluateClassifier(model, dataset.test);
     const validation = await evaluateClassifier(model, dataset.validation);
-    const modelPath = await saveLayersModel(model, join(options.out, 'model'));
+    const modelPath = await saveLayersModel(model, join(options.out, 'model'), { model: t.model, dataset: t.dataset, task: 'classification', classNames: dataset.classNames });
     const workers = state.workers;
     const backends = [...new Set(workers.map((w) => w.backend))];
     const samples = Number(state.samples);

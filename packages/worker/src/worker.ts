@@ -258,25 +258,32 @@ class ReplicaLoop {
   async runSync(): Promise<LoopResult> {
     let step = this.config.startStep;
     let localSteps = 0;
+    const shards = this.config.psAddresses.length;
+    // Parameters of step s: every shard has applied step s − 1 (or more, when
+    // this worker fell behind: then it continues where the cluster is).
+    const pullFor = (s: number) => this.comm.pull({ minVersions: new Array<bigint>(shards).fill(BigInt(s)), timeoutMs: BARRIER_WAIT_MS });
     this.started = performance.now();
+    this.mark = performance.now();
+    let params = await pullFor(step);
+    this.lap('waitPull');
     for (;;) {
       if (this.comm.stopped !== undefined) return this.result(step, this.comm.stopped);
-      this.mark = performance.now();
-      // Parameters of step `step`: every shard has applied step − 1 (or more,
-      // when this worker fell behind: then it continues where the cluster is).
-      const params = await this.comm.pull({ minVersions: this.config.psAddresses.map(() => BigInt(step)), timeoutMs: BARRIER_WAIT_MS });
       const version = Number(params.versions.reduce((a, b) => (a < b ? a : b)));
-      this.lap('waitPull');
       if (version >= this.totalSteps) break;
       if (version > step) step = version;
       if (this.checkpointDue(step)) await this.checkpoint(step);
+      this.mark = performance.now();
       setVariables(this.model, params.values);
       this.lap('weights');
       const { grads, size } = await this.gradients(step);
-      const r = await this.comm.push(BigInt(step), params.versions, size, grads, BARRIER_WAIT_MS);
+      // Ask for the next step's parameters together with the push: the
+      // servers answer the pull as soon as this step is applied, saving a
+      // round trip per step.
+      const [r, next] = await Promise.all([this.comm.push(BigInt(step), params.versions, size, grads, BARRIER_WAIT_MS), pullFor(step + 1)]);
       this.lap('waitPush');
       if (r.dropped) this.dropped++;
       else this.samples += size;
+      params = next;
       step++;
       localSteps++;
       this.progress(step);

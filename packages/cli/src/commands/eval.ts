@@ -1,5 +1,6 @@
 import { UsageError, evaluateClassifier, type BackendRequest } from '@tamp/core';
-import { loadClassificationDataset, loadLayersModelFile, useBackend } from '@tamp/core/node';
+import { loadClassificationDataset, useBackend } from '@tamp/core/node';
+import { loadAnyModel } from '@tamp/compress/node';
 import { defineCommand } from '../command.js';
 import { percent, table } from '../output.js';
 import { backendOption } from './shared-options.js';
@@ -7,7 +8,7 @@ import { backendOption } from './shared-options.js';
 export const evalCommand = defineCommand({
   name: 'eval',
   summary: "Evaluate a model on a dataset's test split: accuracy for classifiers.",
-  positionals: [{ name: 'model', description: 'a tfjs model.json', required: true }],
+  positionals: [{ name: 'model', description: 'a tfjs model.json or a model.tamp', required: true }],
   options: {
     dataset: { type: 'string', value: 'name|folder', description: 'mnist, fashion-mnist, or an IDX folder' },
     limit: { type: 'number', integer: true, min: 1, description: 'evaluate only the first N test samples' },
@@ -18,7 +19,7 @@ export const evalCommand = defineCommand({
     if (options.dataset === undefined) throw new UsageError('tamp eval needs --dataset (mnist, fashion-mnist, or an IDX folder)');
     const dataset = loadClassificationDataset(options.dataset);
     const backend = await useBackend(options.backend as BackendRequest, { log: (m) => out.debug(m) });
-    const model = await loadLayersModelFile(modelPath);
+    const model = await loadAnyModel(modelPath);
     const evaluation = await evaluateClassifier(model, dataset.test, options.limit !== undefined ? { limit: options.limit } : {});
     model.dispose();
     const result = { model: modelPath, dataset: dataset.name, split: 'test', backend: backend.name, ...evaluation };

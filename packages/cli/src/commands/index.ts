@@ -1,7 +1,9 @@
 import type { OptionSpecs } from '../args.js';
 import type { Command } from '../command.js';
+import { compressCommand } from './compress.js';
 import { datasetsCommand } from './datasets.js';
 import { evalCommand } from './eval.js';
+import { inferCommand } from './infer.js';
 import { quickstartCommand } from './quickstart.js';
 import { chiefCommand, psCommand, workerCommand } from './roles.js';
 import { trainCommand } from './train.js';
@@ -12,7 +14,9 @@ export const COMMANDS: ReadonlyArray<Command<OptionSpecs>> = [
   chiefCommand,
   psCommand,
   workerCommand,
+  compressCommand,
   evalCommand,
+  inferCommand,
   datasetsCommand,
   quickstartCommand,
 ] as unknown as ReadonlyArray<Command<OptionSpecs>>;

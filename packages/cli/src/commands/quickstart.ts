@@ -7,14 +7,15 @@ import { join } from 'node:path';
 import { type BackendRequest, evaluateClassifier } from '@tamp/core';
 import { loadClassificationDataset, loadLayersModelFile, useBackend } from '@tamp/core/node';
 import { launchLocalCluster } from '@tamp/worker';
+import { compressModel } from '@tamp/compress/node';
 import { defineCommand } from '../command.js';
-import { percent, table } from '../output.js';
+import { formatBytes, percent, table } from '../output.js';
 import { backendOption } from './shared-options.js';
 import { TAMP_BIN } from './train.js';
 
 export const quickstartCommand = defineCommand({
   name: 'quickstart',
-  summary: 'Train LeNet-300-100 on MNIST on a local cluster, evaluate the saved model, and print a summary (what pnpm start runs).',
+  summary: 'Train LeNet-300-100 on MNIST on a local cluster, evaluate and compress it, and print a summary (what pnpm start runs).',
   positionals: [],
   options: {
     out: { type: 'string', value: 'dir', default: 'runs/quickstart', description: 'output folder' },
@@ -24,7 +25,7 @@ export const quickstartCommand = defineCommand({
   },
   async run({ options, out }) {
     const started = performance.now();
-    out.log(`[1/2] training lenet-300-100 on mnist: local cluster of 1 parameter server and 2 workers, async, ${options.epochs} epochs`);
+    out.log(`[1/3] training lenet-300-100 on mnist: local cluster of 1 parameter server and 2 workers, async, ${options.epochs} epochs`);
     const train = await launchLocalCluster({
       tamp: [process.execPath, TAMP_BIN],
       jobId: `quickstart-${randomBytes(4).toString('hex')}`,
@@ -40,16 +41,20 @@ export const quickstartCommand = defineCommand({
     });
     out.endProgress();
 
-    out.log(`[2/2] evaluating the saved model ${train.modelPath}`);
+    out.log(`[2/3] evaluating the saved model ${train.modelPath}`);
     await useBackend(options.backend as BackendRequest, { log: (m) => out.debug(m) });
     const reloaded = await loadLayersModelFile(join(options.out, 'model', 'model.json'));
     const evaluation = await evaluateClassifier(reloaded, loadClassificationDataset('mnist').test);
     reloaded.dispose();
 
+    out.log(`[3/3] compressing it: int8 weights per output channel`);
+    const compressed = await compressModel({ model: join(options.out, 'model', 'model.json'), out: join(options.out, 'compressed'), int8: true, dataset: 'mnist', log: (m) => out.log(`      ${m}`) });
+
     const result = {
       out: options.out,
       train,
       evaluation: { model: train.modelPath, dataset: 'mnist', ...evaluation },
+      compression: compressed,
       seconds: (performance.now() - started) / 1000,
     };
     const text = [
@@ -58,11 +63,20 @@ export const quickstartCommand = defineCommand({
         [
           ['train', `lenet-300-100 on mnist, ${train.workers} workers + ${train.ps} ps, ${train.mode}, ${train.backend}`, `${train.samplesPerSecond.toFixed(0)} samples/s`, `${train.steps} steps`],
           ['evaluate', `saved model, mnist test split (${evaluation.count})`, `accuracy ${percent(evaluation.accuracy)}`, `loss ${evaluation.loss.toFixed(4)}`],
+          ['compress', 'int8 per channel, .tamp', `accuracy ${percent(compressed.accuracyAfter ?? NaN)}`, `${formatBytes(compressed.compressedBytes)}, ${compressed.ratio.toFixed(2)}x smaller`],
         ],
         ['stage', 'what', 'result', ''],
       ),
       '',
-      `wrote ${options.out}/model/model.json and ${options.out}/report.json in ${result.seconds.toFixed(1)} s`,
+      table(
+        [
+          ['original (fp32 model.json)', formatBytes(compressed.originalBytes), percent(compressed.accuracyBefore ?? NaN)],
+          ['compressed (model.tamp)', formatBytes(compressed.compressedBytes), percent(compressed.accuracyAfter ?? NaN)],
+        ],
+        ['model', 'weights', 'test accuracy'],
+      ),
+      '',
+      `wrote ${options.out}/model/model.json, ${options.out}/compressed/model.tamp and the reports in ${result.seconds.toFixed(1)} s`,
     ].join('\n');
     return { result, text };
   },

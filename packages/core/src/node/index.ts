@@ -10,3 +10,4 @@ export * from './model-files.js';
 export * from './webgpu-dawn.js';
 export * from './backends.js';
 export * from './train-single.js';
+export * from './png.js';

@@ -75,7 +75,16 @@ export function fileSaveHandler(dir: string): tf.io.IOHandler {
   });
 }
 
-export async function saveLayersModel(model: tfl.LayersModel, dir: string): Promise<string> {
+/** What Tamp records about a model in model.json's userDefinedMetadata.tamp. */
+export interface TampModelMetadata {
+  readonly model?: string;
+  readonly dataset?: string;
+  readonly task?: 'classification' | 'detection';
+  readonly classNames?: readonly string[];
+}
+
+export async function saveLayersModel(model: tfl.LayersModel, dir: string, metadata?: TampModelMetadata): Promise<string> {
+  if (metadata !== undefined) model.setUserDefinedMetadata({ tamp: { ...metadata } });
   await model.save(fileSaveHandler(dir));
   return join(dir, 'model.json');
 }

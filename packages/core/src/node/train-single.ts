@@ -125,7 +125,7 @@ export async function trainSingleProcess(options: TrainOptions): Promise<TrainRe
     log(`epoch ${epoch + 1}/${options.epochs}: loss ${loss.toFixed(4)}, validation accuracy ${(val.accuracy * 100).toFixed(2)}%, ${record.samplesPerSecond.toFixed(0)} samples/s`);
   }
   const test = await evaluateClassifier(model, dataset.test);
-  const modelPath = await saveLayersModel(model, join(options.out, 'model'));
+  const modelPath = await saveLayersModel(model, join(options.out, 'model'), { model: options.model, dataset: options.dataset, task: 'classification', classNames: dataset.classNames });
   const report: TrainReport = {
     model: options.model,
     dataset: dataset.name,

@@ -1,0 +1,4 @@
+/** @tamp/compress/node: files and the compression pipeline. */
+export * from './files.js';
+export * from './tfjs-export.js';
+export * from './compress.js';
