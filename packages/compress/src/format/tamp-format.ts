@@ -7,11 +7,12 @@
  * not a crash or a huge allocation.
  */
 import { ModelError, crc32 } from '@tamp/core';
+import { type HuffmanStream, huffmanDecode, huffmanEncode } from '../huffman.js';
 import { ByteReader, ByteWriter } from './binary.js';
 
 export const TAMP_MAGIC = 'TAMPMODL';
 export const TAMP_MAJOR = 1;
-export const TAMP_MINOR = 0;
+export const TAMP_MINOR = 1;
 const HEADER_BYTES = 24;
 const MAX_SECTIONS = 1 << 16;
 const MAX_RANK = 8;
@@ -19,17 +20,93 @@ const MAX_RANK = 8;
 /** Section flag: a reader that does not know the section's type may skip it. */
 export const SECTION_OPTIONAL = 1;
 
-/** Tensor encodings. Part 2 of compression adds sparse and clustered ones. */
-export const ENCODINGS = Object.freeze({ DENSE_F32: 0, INT8_CHANNEL: 1 } as const);
+/** Tensor encodings (FORMAT.md). 0-1 since 1.0; 2-5 since 1.1. */
+export const ENCODINGS = Object.freeze({
+  DENSE_F32: 0,
+  INT8_CHANNEL: 1,
+  CLUSTER_PACKED: 2,
+  SPARSE_F32: 3,
+  SPARSE_INT8_CHANNEL: 4,
+  SPARSE_CLUSTER: 5,
+} as const);
 
+/** A weight's values, in one of three forms. */
 export type TensorEncoding =
   | { readonly kind: 'f32'; readonly data: Float32Array }
-  | { readonly kind: 'int8'; readonly values: Int8Array; readonly scales: Float32Array };
+  | { readonly kind: 'int8'; readonly values: Int8Array; readonly scales: Float32Array }
+  /** Weight sharing: each element is codebook[indices[i]] (at most 256 shared values). */
+  | { readonly kind: 'clustered'; readonly codebook: Float32Array; readonly indices: Uint8Array };
+
+/**
+ * How a weight is stored: every element (dense), or only the non-zero ones
+ * with Huffman-coded gaps between them (sparse; for clustered weights the
+ * cluster indices are Huffman-coded too, and codebook[0] must be 0).
+ */
+export type TensorStorage = 'dense' | 'sparse';
 
 export interface TampTensor {
   readonly name: string;
   readonly shape: readonly number[];
   readonly encoding: TensorEncoding;
+  /** Default: dense. */
+  readonly storage?: TensorStorage;
+}
+
+/** Gap symbols 0..254 are zeros before the next element; 255 is a filler: 255 zeros and no element. */
+const GAP_FILLER = 255;
+
+function isZero(e: TensorEncoding, i: number): boolean {
+  if (e.kind === 'f32') return e.data[i] === 0;
+  if (e.kind === 'int8') return e.values[i] === 0;
+  return e.indices[i] === 0;
+}
+
+/** Positions of the non-zero elements as gap symbols. */
+function gapSymbols(e: TensorEncoding, size: number): { gaps: Uint16Array; nonZero: Uint32Array } {
+  const gaps: number[] = [];
+  const nonZero: number[] = [];
+  let run = 0;
+  for (let i = 0; i < size; i++) {
+    if (isZero(e, i)) {
+      run++;
+      if (run === GAP_FILLER) {
+        gaps.push(GAP_FILLER);
+        run = 0;
+      }
+      continue;
+    }
+    gaps.push(run);
+    nonZero.push(i);
+    run = 0;
+  }
+  return { gaps: Uint16Array.from(gaps), nonZero: Uint32Array.from(nonZero) };
+}
+
+function writeHuffman(w: ByteWriter, s: HuffmanStream): void {
+  w.u16(s.lengths.length).bytes(s.lengths).u32(s.bits).bytes(s.data);
+}
+
+function readHuffman(r: ByteReader, what: string): HuffmanStream {
+  const alphabet = r.u16(`${what} alphabet size`);
+  const lengths = Uint8Array.from(r.take(alphabet, `${what} code lengths`));
+  const bits = r.u32(`${what} bit count`);
+  const data = r.take(Math.ceil(bits / 8), `${what} bits`);
+  return { lengths, data, bits };
+}
+
+/** Positions of the non-zero elements from gap symbols; checks they stay inside the tensor. */
+function positions(gaps: Uint16Array, nonZero: number, size: number, where: ByteReader): Uint32Array {
+  const out = new Uint32Array(nonZero);
+  let pos = 0;
+  let k = 0;
+  for (const g of gaps) {
+    pos += g;
+    if (g === GAP_FILLER) continue;
+    if (k >= nonZero || pos >= size) throw where.fail(`sparse positions run past the tensor's ${size} elements`);
+    out[k++] = pos++;
+  }
+  if (k !== nonZero) throw where.fail(`sparse positions give ${k} elements, the header says ${nonZero}`);
+  return out;
 }
 
 /** What a model was, where it came from, and how to use it. */
@@ -64,16 +141,53 @@ function encodeTensor(t: TampTensor): Uint8Array {
   const name = new TextEncoder().encode(t.name);
   w.u16(name.length).bytes(name);
   const e = t.encoding;
-  w.u8(e.kind === 'f32' ? ENCODINGS.DENSE_F32 : ENCODINGS.INT8_CHANNEL).u8(t.shape.length);
+  const size = sizeOf(t.shape);
+  const sparse = t.storage === 'sparse';
+  const channels = t.shape.length === 0 ? 1 : (t.shape[t.shape.length - 1] as number);
+  const code =
+    e.kind === 'f32'
+      ? sparse ? ENCODINGS.SPARSE_F32 : ENCODINGS.DENSE_F32
+      : e.kind === 'int8'
+        ? sparse ? ENCODINGS.SPARSE_INT8_CHANNEL : ENCODINGS.INT8_CHANNEL
+        : sparse ? ENCODINGS.SPARSE_CLUSTER : ENCODINGS.CLUSTER_PACKED;
+  w.u8(code).u8(t.shape.length);
   for (const d of t.shape) w.u32(d);
-  if (e.kind === 'f32') {
-    if (e.data.length !== sizeOf(t.shape)) throw new Error(`tensor "${t.name}": ${e.data.length} values for shape [${t.shape.join(',')}]`);
-    w.f32s(e.data);
-  } else {
-    const channels = t.shape.length === 0 ? 1 : (t.shape[t.shape.length - 1] as number);
-    if (e.scales.length !== channels || e.values.length !== sizeOf(t.shape)) throw new Error(`tensor "${t.name}": int8 data does not match shape [${t.shape.join(',')}]`);
-    w.u32(channels).f32s(e.scales).bytes(new Uint8Array(e.values.buffer, e.values.byteOffset, e.values.byteLength));
+  const length = e.kind === 'f32' ? e.data.length : e.kind === 'int8' ? e.values.length : e.indices.length;
+  if (length !== size) throw new Error(`tensor "${t.name}": ${length} values for shape [${t.shape.join(',')}]`);
+  if (e.kind === 'int8') {
+    if (e.scales.length !== channels) throw new Error(`tensor "${t.name}": ${e.scales.length} scales for ${channels} channels`);
+    w.u32(channels).f32s(e.scales);
   }
+  if (e.kind === 'clustered') {
+    const k = e.codebook.length;
+    if (k < 1 || k > 256) throw new Error(`tensor "${t.name}": codebook of ${k} values (1..256)`);
+    if (sparse && e.codebook[0] !== 0) throw new Error(`tensor "${t.name}": sparse clustered storage needs codebook[0] = 0 for the pruned weights`);
+    for (const i of e.indices) if (i >= k) throw new Error(`tensor "${t.name}": index ${i} outside its codebook of ${k}`);
+    w.u16(k).f32s(e.codebook);
+  }
+  if (!sparse) {
+    if (e.kind === 'f32') w.f32s(e.data);
+    else if (e.kind === 'int8') w.bytes(new Uint8Array(e.values.buffer, e.values.byteOffset, e.values.byteLength));
+    else {
+      const bits = Math.max(1, Math.ceil(Math.log2(e.codebook.length)));
+      const packed = new Uint8Array(Math.ceil((size * bits) / 8));
+      for (let i = 0; i < size; i++) {
+        const v = e.indices[i] as number;
+        for (let b = 0; b < bits; b++) {
+          const bit = i * bits + b;
+          if ((v >> b) & 1) packed[bit >> 3] = (packed[bit >> 3] as number) | (1 << (bit & 7));
+        }
+      }
+      w.u8(bits).bytes(packed);
+    }
+    return w.finish();
+  }
+  const { gaps, nonZero } = gapSymbols(e, size);
+  w.u32(nonZero.length).u32(gaps.length);
+  writeHuffman(w, huffmanEncode(gaps, 256));
+  if (e.kind === 'f32') w.f32s(Float32Array.from(nonZero, (i) => e.data[i] as number));
+  else if (e.kind === 'int8') w.bytes(Uint8Array.from(nonZero, (i) => (e.values[i] as number) & 0xff));
+  else writeHuffman(w, huffmanEncode(Uint16Array.from(nonZero, (i) => (e.indices[i] as number) - 1), e.codebook.length - 1 || 1));
   return w.finish();
 }
 
@@ -97,22 +211,90 @@ function decodeTensor(payload: Uint8Array, index: number): TampTensor {
   const shape: number[] = [];
   for (let i = 0; i < rank; i++) shape.push(r.u32('dimension'));
   const size = sizeOf(shape);
+  if (!Number.isSafeInteger(size)) throw where.fail(`shape [${shape.join(',')}] is too large`);
+  const expectedChannels = rank === 0 ? 1 : (shape[rank - 1] as number);
+  const readScales = () => {
+    const channels = r.u32('channels');
+    if (channels !== expectedChannels) throw where.fail(`${channels} channel scales for a last dimension of ${expectedChannels}`);
+    return r.f32s(channels, 'scales');
+  };
+  const readCodebook = () => {
+    const k = r.u16('codebook size');
+    if (k < 1 || k > 256) throw where.fail(`codebook of ${k} values (1..256)`);
+    return r.f32s(k, 'codebook');
+  };
+  const readSparse = () => {
+    const nonZero = r.u32('non-zero count');
+    const gapCount = r.u32('gap symbol count');
+    if (nonZero > size) throw where.fail(`${nonZero} non-zero elements in a tensor of ${size}`);
+    // One symbol per element plus at most one filler per 255 zeros: bounds the decode.
+    if (gapCount < nonZero || gapCount > nonZero + Math.ceil(size / GAP_FILLER)) throw where.fail(`${gapCount} gap symbols cannot place ${nonZero} elements in ${size}`);
+    const gapStream = readHuffman(r, 'gap stream');
+    if (gapStream.lengths.length !== 256) throw where.fail('gap alphabet must have 256 symbols');
+    return { nonZero, gapCount, gapStream };
+  };
+  const decodeGaps = (s: ReturnType<typeof readSparse>) =>
+    positions(huffmanDecode(s.gapStream, s.gapCount, `tensor "${name}" gaps`), s.nonZero, size, where);
   let decoded: TensorEncoding;
+  let storage: TensorStorage = 'dense';
   if (encoding === ENCODINGS.DENSE_F32) {
     if (r.remaining !== size * 4) throw where.fail(`shape [${shape.join(',')}] needs ${size * 4} bytes of float32, the section has ${r.remaining}`);
     decoded = { kind: 'f32', data: r.f32s(size, 'values') };
   } else if (encoding === ENCODINGS.INT8_CHANNEL) {
-    const channels = r.u32('channels');
-    const expected = rank === 0 ? 1 : (shape[rank - 1] as number);
-    if (channels !== expected) throw where.fail(`${channels} channel scales for a last dimension of ${expected}`);
-    if (r.remaining !== channels * 4 + size) throw where.fail(`int8 data for shape [${shape.join(',')}] needs ${channels * 4 + size} bytes, the section has ${r.remaining}`);
-    const scales = r.f32s(channels, 'scales');
+    const scales = readScales();
+    if (r.remaining !== size) throw where.fail(`int8 data for shape [${shape.join(',')}] needs ${size} bytes, the section has ${r.remaining}`);
     decoded = { kind: 'int8', scales, values: Int8Array.from(r.take(size, 'values'), (b) => (b << 24) >> 24) };
+  } else if (encoding === ENCODINGS.CLUSTER_PACKED) {
+    const codebook = readCodebook();
+    const bits = r.u8('index bits');
+    if (bits < 1 || bits > 8 || 1 << bits < codebook.length) throw where.fail(`${bits}-bit indices cannot address a codebook of ${codebook.length}`);
+    const packedBytes = Math.ceil((size * bits) / 8);
+    if (r.remaining !== packedBytes) throw where.fail(`${bits}-bit indices for shape [${shape.join(',')}] need ${packedBytes} bytes, the section has ${r.remaining}`);
+    const packed = r.take(packedBytes, 'indices');
+    const indices = new Uint8Array(size);
+    for (let i = 0; i < size; i++) {
+      let v = 0;
+      for (let b = 0; b < bits; b++) {
+        const bit = i * bits + b;
+        v |= (((packed[bit >> 3] as number) >> (bit & 7)) & 1) << b;
+      }
+      if (v >= codebook.length) throw where.fail(`index ${v} outside the codebook of ${codebook.length}`);
+      indices[i] = v;
+    }
+    decoded = { kind: 'clustered', codebook, indices };
+  } else if (encoding === ENCODINGS.SPARSE_F32 || encoding === ENCODINGS.SPARSE_INT8_CHANNEL || encoding === ENCODINGS.SPARSE_CLUSTER) {
+    storage = 'sparse';
+    const scales = encoding === ENCODINGS.SPARSE_INT8_CHANNEL ? readScales() : undefined;
+    const codebook = encoding === ENCODINGS.SPARSE_CLUSTER ? readCodebook() : undefined;
+    if (codebook !== undefined && codebook[0] !== 0) throw where.fail('a sparse clustered weight needs codebook[0] = 0');
+    const sparse = readSparse();
+    const at = decodeGaps(sparse);
+    if (encoding === ENCODINGS.SPARSE_F32) {
+      if (r.remaining !== sparse.nonZero * 4) throw where.fail(`${sparse.nonZero} float32 values need ${sparse.nonZero * 4} bytes, ${r.remaining} remain`);
+      const values = r.f32s(sparse.nonZero, 'values');
+      const data = new Float32Array(size);
+      at.forEach((p, k) => (data[p] = values[k] as number));
+      decoded = { kind: 'f32', data };
+    } else if (encoding === ENCODINGS.SPARSE_INT8_CHANNEL) {
+      if (r.remaining !== sparse.nonZero) throw where.fail(`${sparse.nonZero} int8 values need ${sparse.nonZero} bytes, ${r.remaining} remain`);
+      const bytes = r.take(sparse.nonZero, 'values');
+      const values = new Int8Array(size);
+      at.forEach((p, k) => (values[p] = ((bytes[k] as number) << 24) >> 24));
+      decoded = { kind: 'int8', scales: scales as Float32Array, values };
+    } else {
+      const cb = codebook as Float32Array;
+      const indexStream = readHuffman(r, 'index stream');
+      if (indexStream.lengths.length !== Math.max(1, cb.length - 1)) throw where.fail(`index alphabet of ${indexStream.lengths.length} for a codebook of ${cb.length}`);
+      const idx = huffmanDecode(indexStream, sparse.nonZero, `tensor "${name}" indices`);
+      const indices = new Uint8Array(size);
+      at.forEach((p, k) => (indices[p] = (idx[k] as number) + 1));
+      decoded = { kind: 'clustered', codebook: cb, indices };
+    }
   } else {
     throw new ModelError('VERSION_UNSUPPORTED', `tensor "${name}" uses encoding ${encoding}, which this Tamp does not know: the file was written by a newer Tamp (upgrade)`);
   }
   if (r.remaining !== 0) throw where.fail(`${r.remaining} unexpected bytes after the values`);
-  return { name, shape, encoding: decoded };
+  return { name, shape, encoding: decoded, ...(storage === 'sparse' ? { storage } : {}) };
 }
 
 /** Read a .tamp file. `source` names it in errors. */
@@ -172,14 +354,14 @@ export function decodeTampModel(bytes: Uint8Array, source = '.tamp file'): TampM
 export function tensorValues(t: TampTensor): Float32Array {
   const e = t.encoding;
   if (e.kind === 'f32') return e.data;
+  if (e.kind === 'clustered') return Float32Array.from(e.indices, (i) => e.codebook[i] as number);
   const channels = e.scales.length;
   const out = new Float32Array(e.values.length);
   for (let i = 0; i < out.length; i++) out[i] = (e.values[i] as number) * (e.scales[i % channels] as number);
   return out;
 }
 
-/** Bits per weight an encoding spends, everything included. */
+/** Bytes a weight takes in a .tamp file (its section payload). */
 export function encodedBytes(t: TampTensor): number {
-  const e = t.encoding;
-  return e.kind === 'f32' ? e.data.length * 4 : e.values.length + e.scales.length * 4;
+  return encodeTensor(t).length;
 }
