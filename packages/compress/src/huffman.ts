@@ -122,6 +122,8 @@ export function huffmanEncode(symbols: ArrayLike<number>, alphabet: number): Huf
 export function huffmanDecode(stream: HuffmanStream, count: number, where = 'Huffman stream'): Uint16Array {
   const { lengths, data, bits } = stream;
   if (bits > data.length * 8) throw new ModelError('MODEL_INVALID', `${where}: claims ${bits} bits in ${data.length} bytes`);
+  // Every code is at least one bit: checked before allocating the output.
+  if (count > bits) throw new ModelError('MODEL_INVALID', `${where}: ${count} symbols cannot fit in ${bits} bits`);
   const counts = new Uint32Array(MAX_CODE_BITS + 1);
   for (const l of lengths) {
     if (l > MAX_CODE_BITS) throw new ModelError('MODEL_INVALID', `${where}: code length ${l} exceeds ${MAX_CODE_BITS}`);

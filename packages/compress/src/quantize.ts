@@ -83,3 +83,11 @@ export function quantizeUint8Affine(data: Float32Array): Uint8Affine {
   for (let i = 0; i < data.length; i++) values[i] = Math.min(255, Math.max(0, Math.round(((data[i] as number) - min) / scale)));
   return { values, scale, min };
 }
+
+/** int8 with one symmetric scale for the whole tensor. */
+export function quantizeInt8Tensor(data: Float32Array): { values: Int8Array; scale: number } {
+  let max = 0;
+  for (const v of data) max = Math.max(max, Math.abs(v));
+  const scale = max > 0 ? Math.fround(max / 127) : 1;
+  return { scale, values: Int8Array.from(data, (v) => Math.max(-127, Math.min(127, Math.round(v / scale)))) };
+}

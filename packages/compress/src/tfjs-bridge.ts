@@ -58,7 +58,23 @@ export function artifactsToTamp(artifacts: tf.io.ModelArtifacts, options: ToTamp
       ? { name: w.name, shape: w.shape, encoding: { kind: 'int8' as const, ...quantizeInt8(w.data, w.shape) } }
       : { name: w.name, shape: w.shape, encoding: { kind: 'f32' as const, data: w.data } },
   );
-  return { meta: options.meta, modelTopology: artifacts.modelTopology, weights };
+  return { meta: options.meta, modelTopology: compactTopology(artifacts.modelTopology), weights };
+}
+
+/**
+ * The topology without what loading never uses: null settings and weight
+ * initialisers (weights are loaded, never initialised). tfjs fills in its
+ * defaults for missing keys.
+ */
+export function compactTopology(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(compactTopology);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    if (v === null || v === undefined || k.endsWith('_initializer')) continue;
+    out[k] = compactTopology(v);
+  }
+  return out;
 }
 
 /** tfjs artifacts of a .tamp model, weights as float32. */

@@ -1,12 +1,18 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ModelError, Random, crc32 } from '@tamp/core';
-import { quantizeInt8 } from '../quantize.js';
-import { type TampModel, decodeTampModel, encodeTampModel, tensorValues } from './tamp-format.js';
+import { readFileSync } from 'node:fs';
+import { quantizeInt8, quantizeInt8Tensor } from '../quantize.js';
+import { type TampModel, type TampTensor, decodeTampModel, encodeTampModel, tensorValues } from './tamp-format.js';
 
+/** One tensor in every encoding and storage the format has. */
 function sample(): TampModel {
   const r = new Random(1);
   const kernel = Float32Array.from({ length: 40 * 8 }, () => r.normal());
+  // 90% zeros, with a run longer than 255 to exercise the gap filler.
+  const sparse = Float32Array.from({ length: 600 * 4 }, (_, i) => (i > 20 && i < 1400 ? 0 : r.next() < 0.9 ? 0 : r.normal()));
+  const indices = Uint8Array.from({ length: 500 }, () => (r.next() < 0.8 ? 0 : 1 + r.int(15)));
+  const codebook = Float32Array.from({ length: 16 }, (_, i) => (i === 0 ? 0 : (i - 8) / 10));
   return {
     meta: { producer: 'test', created: '2026-01-01T00:00:00Z', model: 'tiny', classNames: ['a', 'b'] },
     modelTopology: { class_name: 'Sequential', config: { name: 'tiny', layers: [] } },
@@ -14,7 +20,12 @@ function sample(): TampModel {
       { name: 'fc1/kernel', shape: [40, 8], encoding: { kind: 'int8', ...quantizeInt8(kernel, [40, 8]) } },
       { name: 'fc1/bias', shape: [8], encoding: { kind: 'f32', data: Float32Array.from({ length: 8 }, () => r.normal()) } },
       { name: 'scalar', shape: [], encoding: { kind: 'f32', data: Float32Array.from([3.5]) } },
-    ],
+      { name: 'bias8', shape: [8], encoding: { kind: 'int8-tensor', ...quantizeInt8Tensor(Float32Array.from({ length: 8 }, () => r.normal())) } },
+      { name: 'packed', shape: [100, 5], encoding: { kind: 'clustered', codebook: codebook.subarray(0, 11), indices: indices.map((i) => i % 11) } },
+      { name: 'sparse-f32', shape: [600, 4], encoding: { kind: 'f32', data: sparse }, storage: 'sparse' },
+      { name: 'sparse-int8', shape: [600, 4], encoding: { kind: 'int8', ...quantizeInt8(sparse, [600, 4]) }, storage: 'sparse' },
+      { name: 'sparse-clustered', shape: [100, 5], encoding: { kind: 'clustered', codebook, indices }, storage: 'sparse' },
+    ] satisfies TampTensor[],
   };
 }
 
@@ -65,13 +76,37 @@ describe('.tamp format', () => {
     const back = decodeTampModel(bytes);
     expect(back.meta).toEqual(sample().meta);
     expect(back.modelTopology).toEqual(sample().modelTopology);
-    expect(back.weights.map((w) => [w.name, w.shape, w.encoding.kind])).toEqual([
-      ['fc1/kernel', [40, 8], 'int8'],
-      ['fc1/bias', [8], 'f32'],
-      ['scalar', [], 'f32'],
+    expect(back.weights.map((w) => [w.name, w.encoding.kind, w.storage ?? 'dense'])).toEqual([
+      ['fc1/kernel', 'int8', 'dense'],
+      ['fc1/bias', 'f32', 'dense'],
+      ['scalar', 'f32', 'dense'],
+      ['bias8', 'int8-tensor', 'dense'],
+      ['packed', 'clustered', 'dense'],
+      ['sparse-f32', 'f32', 'sparse'],
+      ['sparse-int8', 'int8', 'sparse'],
+      ['sparse-clustered', 'clustered', 'sparse'],
     ]);
-    sample().weights.forEach((w, i) => expect(Array.from(tensorValues(back.weights[i] as never))).toEqual(Array.from(tensorValues(w))));
+    sample().weights.forEach((w, i) => expect(Array.from(tensorValues(back.weights[i] as never)), w.name).toEqual(Array.from(tensorValues(w))));
     expect(Buffer.from(encodeTampModel(back)).equals(Buffer.from(bytes))).toBe(true);
+  });
+
+  it('stores sparse weights in far fewer bytes than dense ones', () => {
+    const bytes = encodeTampModel(sample()).length;
+    const dense = encodeTampModel({ ...sample(), weights: sample().weights.map((w) => ({ ...w, storage: 'dense' as const })) }).length;
+    expect(bytes).toBeLessThan(dense * 0.6);
+  });
+
+  it('still reads files of format 1.0', () => {
+    const file = new URL('../../test-fixtures/format-1.0.tamp', import.meta.url);
+    const expected = JSON.parse(readFileSync(new URL('../../test-fixtures/format-1.0.expected.json', import.meta.url), 'utf8')) as { kernel: number[]; bias: number[] };
+    const model = decodeTampModel(readFileSync(file));
+    expect(model.meta.producer).toMatch(/format 1.0 fixture/);
+    const [kernel, bias] = model.weights;
+    expect(kernel?.encoding.kind).toBe('int8');
+    const k = tensorValues(kernel as TampTensor);
+    const scales = (kernel?.encoding as { scales: Float32Array }).scales;
+    expected.kernel.forEach((v, i) => expect(Math.abs((k[i] as number) - v)).toBeLessThanOrEqual((scales[i % 4] as number) / 2 + 1e-7));
+    expect(Array.from(tensorValues(bias as TampTensor))).toEqual(expected.bias);
   });
 
   it('refuses other files, future versions, unknown encodings and unknown required sections', () => {
@@ -124,6 +159,44 @@ describe('.tamp format', () => {
       ),
       { numRuns: 1000, seed: 11 },
     );
+  });
+
+  it('decodes damaged tensor bodies with valid checksums into a ModelError or a well-formed model, never a crash (property)', () => {
+    // Checksums catch random damage first; here the damage is re-checksummed, so the
+    // decoders of every encoding (Huffman tables, gap streams, packed indices) face it.
+    const bytes = encodeTampModel(sample());
+    const tensors = sections(bytes).filter((s) => s.type === 'TNSR');
+    const shapes = sample().weights.map((w) => w.shape);
+    fc.assert(
+      fc.property(fc.nat(tensors.length - 1), fc.nat(), fc.integer({ min: 1, max: 255 }), (t, offset, xor) => {
+        const s = tensors[t] as SectionAt;
+        const damaged = Uint8Array.from(bytes);
+        const at = s.payload + (offset % s.length);
+        damaged[at] = (damaged[at] as number) ^ xor;
+        fixSection(damaged, s);
+        let decoded: TampModel;
+        try {
+          decoded = decodeTampModel(damaged);
+        } catch (error) {
+          expect(error).toBeInstanceOf(ModelError);
+          return;
+        }
+        // Accepted: a value changed, but every tensor still has its shape's number of elements.
+        decoded.weights.forEach((w, i) => expect(tensorValues(w).length).toBe((shapes[i] as number[]).reduce((a, b) => a * b, 1)));
+      }),
+      { numRuns: 2000, seed: 12 },
+    );
+  });
+
+  it('refuses a sparse tensor that claims more elements than its gap symbols can cover (no decompression bomb)', () => {
+    const bytes = encodeTampModel(sample());
+    const s = sections(bytes).find((x) => x.type === 'TNSR' && new TextDecoder().decode(bytes.subarray(x.payload + 2, x.payload + 12)) === 'sparse-f32') as SectionAt;
+    const dims = s.payload + 2 + 'sparse-f32'.length + 2;
+    const view = new DataView(bytes.buffer, bytes.byteOffset);
+    expect(view.getUint32(dims, true)).toBe(600);
+    view.setUint32(dims, 600_000_000, true);
+    fixSection(bytes, s);
+    expect(() => decodeTampModel(bytes)).toThrow(/gap symbols cannot cover a tensor of 2400000000 elements/);
   });
 
   it('refuses a tensor body that disagrees with its header, before allocating it', () => {

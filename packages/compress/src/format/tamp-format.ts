@@ -20,7 +20,7 @@ const MAX_RANK = 8;
 /** Section flag: a reader that does not know the section's type may skip it. */
 export const SECTION_OPTIONAL = 1;
 
-/** Tensor encodings (FORMAT.md). 0-1 since 1.0; 2-5 since 1.1. */
+/** Tensor encodings (FORMAT.md). 0-1 since 1.0; 2-6 since 1.1. */
 export const ENCODINGS = Object.freeze({
   DENSE_F32: 0,
   INT8_CHANNEL: 1,
@@ -28,12 +28,15 @@ export const ENCODINGS = Object.freeze({
   SPARSE_F32: 3,
   SPARSE_INT8_CHANNEL: 4,
   SPARSE_CLUSTER: 5,
+  INT8_TENSOR: 6,
 } as const);
 
 /** A weight's values, in one of three forms. */
 export type TensorEncoding =
   | { readonly kind: 'f32'; readonly data: Float32Array }
   | { readonly kind: 'int8'; readonly values: Int8Array; readonly scales: Float32Array }
+  /** int8 with one scale for the whole tensor (biases: per-channel scales would cost as much as the values). */
+  | { readonly kind: 'int8-tensor'; readonly values: Int8Array; readonly scale: number }
   /** Weight sharing: each element is codebook[indices[i]] (at most 256 shared values). */
   | { readonly kind: 'clustered'; readonly codebook: Float32Array; readonly indices: Uint8Array };
 
@@ -52,12 +55,16 @@ export interface TampTensor {
   readonly storage?: TensorStorage;
 }
 
-/** Gap symbols 0..254 are zeros before the next element; 255 is a filler: 255 zeros and no element. */
+/**
+ * Gap symbols 0..254 are zeros before the next element; 255 is a filler: 255
+ * zeros and no element. Every run of 255 zeros is written, also after the
+ * last element, so fewer than 255 trailing zeros go unwritten.
+ */
 const GAP_FILLER = 255;
 
 function isZero(e: TensorEncoding, i: number): boolean {
   if (e.kind === 'f32') return e.data[i] === 0;
-  if (e.kind === 'int8') return e.values[i] === 0;
+  if (e.kind === 'int8' || e.kind === 'int8-tensor') return e.values[i] === 0;
   return e.indices[i] === 0;
 }
 
@@ -106,6 +113,7 @@ function positions(gaps: Uint16Array, nonZero: number, size: number, where: Byte
     out[k++] = pos++;
   }
   if (k !== nonZero) throw where.fail(`sparse positions give ${k} elements, the header says ${nonZero}`);
+  if (pos > size || size - pos >= GAP_FILLER) throw where.fail(`sparse positions cover ${pos} of ${size} elements (runs of 255 zeros must be written, also at the end)`);
   return out;
 }
 
@@ -144,15 +152,18 @@ function encodeTensor(t: TampTensor): Uint8Array {
   const size = sizeOf(t.shape);
   const sparse = t.storage === 'sparse';
   const channels = t.shape.length === 0 ? 1 : (t.shape[t.shape.length - 1] as number);
+  if (e.kind === 'int8-tensor' && sparse) throw new Error(`tensor "${t.name}": int8-tensor weights are stored dense`);
   const code =
     e.kind === 'f32'
       ? sparse ? ENCODINGS.SPARSE_F32 : ENCODINGS.DENSE_F32
       : e.kind === 'int8'
         ? sparse ? ENCODINGS.SPARSE_INT8_CHANNEL : ENCODINGS.INT8_CHANNEL
-        : sparse ? ENCODINGS.SPARSE_CLUSTER : ENCODINGS.CLUSTER_PACKED;
+        : e.kind === 'int8-tensor'
+          ? ENCODINGS.INT8_TENSOR
+          : sparse ? ENCODINGS.SPARSE_CLUSTER : ENCODINGS.CLUSTER_PACKED;
   w.u8(code).u8(t.shape.length);
   for (const d of t.shape) w.u32(d);
-  const length = e.kind === 'f32' ? e.data.length : e.kind === 'int8' ? e.values.length : e.indices.length;
+  const length = e.kind === 'f32' ? e.data.length : e.kind === 'int8' || e.kind === 'int8-tensor' ? e.values.length : e.indices.length;
   if (length !== size) throw new Error(`tensor "${t.name}": ${length} values for shape [${t.shape.join(',')}]`);
   if (e.kind === 'int8') {
     if (e.scales.length !== channels) throw new Error(`tensor "${t.name}": ${e.scales.length} scales for ${channels} channels`);
@@ -164,6 +175,10 @@ function encodeTensor(t: TampTensor): Uint8Array {
     if (sparse && e.codebook[0] !== 0) throw new Error(`tensor "${t.name}": sparse clustered storage needs codebook[0] = 0 for the pruned weights`);
     for (const i of e.indices) if (i >= k) throw new Error(`tensor "${t.name}": index ${i} outside its codebook of ${k}`);
     w.u16(k).f32s(e.codebook);
+  }
+  if (e.kind === 'int8-tensor') {
+    w.f32s(Float32Array.of(e.scale)).bytes(new Uint8Array(e.values.buffer, e.values.byteOffset, e.values.byteLength));
+    return w.finish();
   }
   if (!sparse) {
     if (e.kind === 'f32') w.f32s(e.data);
@@ -229,6 +244,8 @@ function decodeTensor(payload: Uint8Array, index: number): TampTensor {
     if (nonZero > size) throw where.fail(`${nonZero} non-zero elements in a tensor of ${size}`);
     // One symbol per element plus at most one filler per 255 zeros: bounds the decode.
     if (gapCount < nonZero || gapCount > nonZero + Math.ceil(size / GAP_FILLER)) throw where.fail(`${gapCount} gap symbols cannot place ${nonZero} elements in ${size}`);
+    // Each symbol covers at most 255 elements and fewer than 255 remain after the last: bounds what decoding allocates.
+    if (size >= GAP_FILLER * (gapCount + 1)) throw where.fail(`${gapCount} gap symbols cannot cover a tensor of ${size} elements`);
     const gapStream = readHuffman(r, 'gap stream');
     if (gapStream.lengths.length !== 256) throw where.fail('gap alphabet must have 256 symbols');
     return { nonZero, gapCount, gapStream };
@@ -244,6 +261,10 @@ function decodeTensor(payload: Uint8Array, index: number): TampTensor {
     const scales = readScales();
     if (r.remaining !== size) throw where.fail(`int8 data for shape [${shape.join(',')}] needs ${size} bytes, the section has ${r.remaining}`);
     decoded = { kind: 'int8', scales, values: Int8Array.from(r.take(size, 'values'), (b) => (b << 24) >> 24) };
+  } else if (encoding === ENCODINGS.INT8_TENSOR) {
+    const scale = r.f32s(1, 'scale')[0] as number;
+    if (r.remaining !== size) throw where.fail(`int8 data for shape [${shape.join(',')}] needs ${size} bytes, the section has ${r.remaining}`);
+    decoded = { kind: 'int8-tensor', scale, values: Int8Array.from(r.take(size, 'values'), (b) => (b << 24) >> 24) };
   } else if (encoding === ENCODINGS.CLUSTER_PACKED) {
     const codebook = readCodebook();
     const bits = r.u8('index bits');
@@ -355,6 +376,7 @@ export function tensorValues(t: TampTensor): Float32Array {
   const e = t.encoding;
   if (e.kind === 'f32') return e.data;
   if (e.kind === 'clustered') return Float32Array.from(e.indices, (i) => e.codebook[i] as number);
+  if (e.kind === 'int8-tensor') return Float32Array.from(e.values, (v) => v * e.scale);
   const channels = e.scales.length;
   const out = new Float32Array(e.values.length);
   for (let i = 0; i < out.length; i++) out[i] = (e.values[i] as number) * (e.scales[i % channels] as number);
@@ -364,4 +386,36 @@ export function tensorValues(t: TampTensor): Float32Array {
 /** Bytes a weight takes in a .tamp file (its section payload). */
 export function encodedBytes(t: TampTensor): number {
   return encodeTensor(t).length;
+}
+
+export interface TensorStats {
+  readonly bytes: number;
+  readonly elements: number;
+  readonly nonZero: number;
+  /** Sparse storage: bits spent on positions (the Huffman-coded gaps), per non-zero weight. */
+  readonly positionBits: number;
+  /** Bits spent on values (float32, int8, or cluster indices) per stored weight. */
+  readonly valueBits: number;
+}
+
+/** Where a weight's bytes go. */
+export function tensorStats(t: TampTensor): TensorStats {
+  const size = sizeOf(t.shape);
+  const e = t.encoding;
+  let nonZero = 0;
+  for (let i = 0; i < size; i++) if (!isZero(e, i)) nonZero++;
+  const bytes = encodedBytes(t);
+  if (t.storage !== 'sparse') {
+    const valueBits = e.kind === 'f32' ? 32 : e.kind === 'int8' || e.kind === 'int8-tensor' ? 8 : Math.max(1, Math.ceil(Math.log2(e.codebook.length)));
+    return { bytes, elements: size, nonZero, positionBits: 0, valueBits };
+  }
+  const { gaps } = gapSymbols(e, size);
+  const positionBits = huffmanEncode(gaps, 256).bits / Math.max(1, nonZero);
+  const valueBits =
+    e.kind === 'f32'
+      ? 32
+      : e.kind === 'int8' || e.kind === 'int8-tensor'
+        ? 8
+        : huffmanEncode(Uint16Array.from(e.indices.filter((i) => i !== 0), (i) => i - 1), Math.max(1, e.codebook.length - 1)).bits / Math.max(1, nonZero);
+  return { bytes, elements: size, nonZero, positionBits, valueBits };
 }

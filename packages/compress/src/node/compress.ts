@@ -1,17 +1,26 @@
 /**
- * `tamp compress`: a trained model.json to model.tamp (per-channel int8
- * kernels, float32 biases), a stock-tfjs export (uint8 affine), and a report
- * with per-layer sizes and errors and the accuracy before and after.
+ * `tamp compress`: a trained model.json to model.tamp, a stock-tfjs export
+ * (uint8 affine) and a report.
+ *
+ * Techniques, in Deep Compression's order: pruning (--prune S, while
+ * fine-tuning on the polynomial schedule; or --pattern 2:4), weight sharing
+ * (--clusters N, k-means per layer, centroids fine-tuned), then storage: a
+ * weight with zeros keeps only its non-zero elements, with Huffman-coded
+ * gaps (and Huffman-coded cluster indices when shared) when that is smaller;
+ * values are shared (clustered), int8 per channel (--int8) or float32.
+ * Biases are int8 with one scale per tensor under --int8, float32 otherwise.
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { type ImageClassificationSplit, InvalidArgumentError, argmaxRows, evaluateClassifier, gatherBatch, batchInput } from '@tamp/core';
+import { type ImageClassificationSplit, InvalidArgumentError, argmaxRows, batchInput, evaluateClassifier, gatherBatch, optimizerSettings } from '@tamp/core';
 import { atomicWriteFile, loadClassificationDataset, loadLayersModelFile, readModelArtifacts } from '@tamp/core/node';
-import { type TampMeta, encodeTampModel, encodedBytes } from '../format/tamp-format.js';
-import { channelErrors } from '../quantize.js';
-import { artifactWeights, artifactsToTamp, loadTampAsLayersModel } from '../tfjs-bridge.js';
+import { type TampMeta, type TampModel, type TampTensor, type TensorEncoding, encodeTampModel, encodedBytes, tensorStats } from '../format/tamp-format.js';
+import { channelErrors, quantizeInt8, quantizeInt8Tensor } from '../quantize.js';
+import { artifactWeights, compactTopology, loadTampAsLayersModel } from '../tfjs-bridge.js';
+import { type PrunePattern, type PruneScope, type SparsityPoint, pruneWhileFinetuning, shareWeights } from './finetune.js';
+import { accuracySparsitySvg } from './plot.js';
 import { exportTfjsUint8 } from './tfjs-export.js';
 
 export const PRODUCER = 'Tamp 0.1.0';
@@ -20,8 +29,21 @@ export interface CompressOptions {
   /** A trained model.json. */
   readonly model: string;
   readonly out: string;
+  /** int8 per channel for weights that are neither shared nor stored as floats. */
   readonly int8: boolean;
-  /** Dataset to measure accuracy on (default: the one the model was trained on, from its metadata). */
+  /** Fraction of kernel weights to remove (0.92 removes 92%). */
+  readonly prune?: number;
+  /** 2:4 structured pruning (half of the weights, two in every four). */
+  readonly pattern?: PrunePattern;
+  readonly scope?: PruneScope;
+  /** Shared values per layer (k-means), at most 256. */
+  readonly clusters?: number;
+  /** Fine-tuning epochs while pruning (weight sharing fine-tunes for half as many). 0: no fine-tuning. */
+  readonly finetuneEpochs?: number;
+  readonly finetuneLearningRate?: number;
+  readonly batchSize?: number;
+  readonly seed?: number;
+  /** Dataset to measure accuracy on and fine-tune with (default: the one the model was trained on, from its metadata). */
   readonly dataset?: string;
   readonly log?: (message: string) => void;
 }
@@ -31,7 +53,14 @@ export interface LayerRow {
   readonly shape: readonly number[];
   readonly parameters: number;
   readonly encoding: string;
+  /** Fraction of weights kept (non-zero). */
+  readonly kept: number;
+  /** Bits per weight of the tensor, everything included (bytes × 8 / parameters). */
   readonly bitsPerWeight: number;
+  /** Sparse storage: bits per kept weight spent on its position. */
+  readonly indexBits: number;
+  /** Bits per stored weight spent on its value (float, int8 or Huffman-coded cluster index). */
+  readonly valueBits: number;
   readonly bytes: number;
   /** int8: the largest |w − dequantized w| over all channels, and the largest half step (scale/2) it must stay within. */
   readonly maxError?: number;
@@ -52,6 +81,12 @@ export interface CompressReport {
   readonly ratio: number;
   readonly accuracyBefore: number | undefined;
   readonly accuracyAfter: number | undefined;
+  /** Fraction of all weights kept. */
+  readonly kept: number;
+  readonly seconds: number;
+  /** Validation accuracy against sparsity while pruning (also drawn in plot). */
+  readonly sparsityCurve: readonly SparsityPoint[];
+  readonly plot: string | undefined;
   readonly tfjs: {
     readonly modelJson: string;
     readonly weightBytes: number;
@@ -65,10 +100,9 @@ export interface CompressReport {
   readonly layers: readonly LayerRow[];
 }
 
-/** Outputs of a model on the first n samples of a split. */
+/** Outputs of a model on a whole split. */
 async function outputs(model: tfl.LayersModel, split: ImageClassificationSplit): Promise<{ values: Float32Array; cols: number }> {
-  const rows = Uint32Array.from({ length: split.size }, (_, i) => i);
-  const batch = gatherBatch(split, rows);
+  const batch = gatherBatch(split, Uint32Array.from({ length: split.size }, (_, i) => i));
   const y = tf.tidy(() => model.predict(batchInput(model, batch.xs, batch.size)) as tf.Tensor);
   const values = (await y.data()) as Float32Array;
   const cols = y.shape[1] as number;
@@ -76,37 +110,122 @@ async function outputs(model: tfl.LayersModel, split: ImageClassificationSplit):
   return { values, cols };
 }
 
+/** Artifacts of a model as it is now (after fine-tuning). */
+async function currentArtifacts(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts> {
+  let captured: tf.io.ModelArtifacts | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (a) => {
+      captured = a;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  return captured as tf.io.ModelArtifacts;
+}
+
 export async function compressModel(options: CompressOptions): Promise<CompressReport> {
+  const started = performance.now();
   const log = options.log ?? (() => {});
-  const artifacts = readModelArtifacts(options.model);
-  const stored = (artifacts.userDefinedMetadata as { tamp?: Partial<TampMeta> } | undefined)?.tamp ?? {};
+  const original = readModelArtifacts(options.model);
+  const stored = (original.userDefinedMetadata as { tamp?: Partial<TampMeta> } | undefined)?.tamp ?? {};
   const datasetName = options.dataset ?? stored.dataset;
+  if (options.pattern === '2:4' && options.prune !== undefined) {
+    throw new InvalidArgumentError('--pattern 2:4 prunes exactly half of the weights: leave out --prune (or use --prune S without the pattern)');
+  }
+  const prune = options.pattern === '2:4' ? 0.5 : (options.prune ?? 0);
+  if (!(prune >= 0 && prune < 1)) throw new InvalidArgumentError(`--prune must be in [0, 1), got ${options.prune}`);
+  if (options.clusters !== undefined && (!Number.isInteger(options.clusters) || options.clusters < 2 || options.clusters > 256)) {
+    throw new InvalidArgumentError(`--clusters must be a whole number in [2, 256], got ${options.clusters}`);
+  }
+  const reshapes = prune > 0 || options.clusters !== undefined;
+  if (!options.int8 && !reshapes) throw new InvalidArgumentError('nothing to do: choose --int8, --prune, --pattern 2:4 or --clusters');
+  const epochs = options.finetuneEpochs ?? 0;
+  if (reshapes && epochs > 0 && datasetName === undefined) throw new InvalidArgumentError('fine-tuning needs --dataset (the model records none)');
   const meta: TampMeta = { ...stored, producer: PRODUCER, created: new Date().toISOString(), source: options.model };
-  if (!options.int8) throw new InvalidArgumentError('nothing to do: choose --int8 (or the techniques of compression part 2)');
+  const techniques: string[] = [];
+
+  let artifacts = original;
+  let shared = new Map<string, { codebook: Float32Array; indices: Uint8Array }>();
+  let curve: SparsityPoint[] = [];
+  if (reshapes) {
+    const dataset = datasetName !== undefined ? loadClassificationDataset(datasetName) : undefined;
+    const model = await loadLayersModelFile(options.model);
+    const ft = {
+      dataset: dataset as NonNullable<typeof dataset>,
+      optimizer: optimizerSettings('adam', options.finetuneLearningRate ?? 2e-4),
+      batchSize: options.batchSize ?? 64,
+      seed: options.seed ?? 1,
+      log,
+    };
+    if (prune > 0) {
+      log(`pruning ${options.pattern === '2:4' ? '2:4 (two of every four)' : `${(prune * 100).toFixed(1)}% (${options.scope ?? 'global'})`} over ${epochs} fine-tuning epoch(s)`);
+      curve = (await pruneWhileFinetuning(model, { sparsity: prune, scope: options.scope ?? 'global', pattern: options.pattern ?? 'unstructured' }, epochs, ft)).curve;
+      techniques.push(options.pattern === '2:4' ? 'prune 2:4' : `prune ${(prune * 100).toFixed(1)}%`);
+    }
+    if (options.clusters !== undefined) {
+      log(`sharing ${options.clusters} values per layer, ${Math.ceil(epochs / 2)} fine-tuning epoch(s)`);
+      shared = await shareWeights(model, options.clusters, Math.ceil(epochs / 2), ft);
+      techniques.push(`${options.clusters} shared values`);
+    }
+    artifacts = { ...(await currentArtifacts(model)), ...(original.userDefinedMetadata !== undefined ? { userDefinedMetadata: original.userDefinedMetadata } : {}) };
+    model.dispose();
+  }
+  if (options.int8) techniques.push('int8');
+
   const weights = artifactWeights(artifacts);
-  const tamp = artifactsToTamp(artifacts, { int8: options.int8, meta });
+  const tensors: TampTensor[] = weights.map((w) => {
+    if (w.shape.length < 2) {
+      // Biases: int8 with one scale per tensor under --int8 (per-channel scales would cost as much as the values).
+      return { name: w.name, shape: w.shape, encoding: options.int8 ? { kind: 'int8-tensor', ...quantizeInt8Tensor(w.data) } : { kind: 'f32', data: w.data } };
+    }
+    const cluster = shared.get(w.name);
+    const encoding: TensorEncoding =
+      cluster !== undefined
+        ? { kind: 'clustered', ...cluster }
+        : options.int8
+          ? { kind: 'int8', ...quantizeInt8(w.data, w.shape) }
+          : { kind: 'f32', data: w.data };
+    const dense: TampTensor = { name: w.name, shape: w.shape, encoding };
+    // Sparse storage needs zeros (and, when shared, the zero in codebook[0]); keep whichever is smaller.
+    const canSparse = w.data.some((v) => v === 0) && (encoding.kind !== 'clustered' || encoding.codebook[0] === 0);
+    if (!canSparse) return dense;
+    const sparse: TampTensor = { ...dense, storage: 'sparse' };
+    return encodedBytes(sparse) < encodedBytes(dense) ? sparse : dense;
+  });
+  const tamp: TampModel = { meta, modelTopology: compactTopology(artifacts.modelTopology), weights: tensors };
   const bytes = encodeTampModel(tamp);
   const tampPath = join(options.out, 'model.tamp');
   atomicWriteFile(tampPath, bytes);
   const exported = exportTfjsUint8(artifacts, weights, join(options.out, 'tfjs'));
   const parameters = weights.reduce((n, w) => n + w.data.length, 0);
   const originalBytes = parameters * 4;
-  const layers: LayerRow[] = tamp.weights.map((t, i) => {
+  const layers: LayerRow[] = tensors.map((t, i) => {
     const w = weights[i] as { data: Float32Array };
-    const encoded = encodedBytes(t);
+    const st = tensorStats(t);
+    const kinds = { clustered: 'shared values', int8: 'int8 per channel', 'int8-tensor': 'int8 per tensor', f32: 'float32' } as const;
+    const encoding = `${t.encoding.kind === 'clustered' ? `${t.encoding.codebook.length} ` : ''}${kinds[t.encoding.kind]}${t.storage === 'sparse' ? ', sparse + huffman' : ''}`;
     const row: LayerRow = {
       name: t.name,
       shape: t.shape,
       parameters: w.data.length,
-      encoding: t.encoding.kind === 'int8' ? 'int8 per channel' : 'float32',
-      bitsPerWeight: (encoded * 8) / Math.max(1, w.data.length),
-      bytes: encoded,
+      encoding,
+      kept: st.nonZero / Math.max(1, st.elements),
+      bitsPerWeight: (st.bytes * 8) / Math.max(1, w.data.length),
+      indexBits: st.positionBits,
+      valueBits: st.valueBits,
+      bytes: st.bytes,
     };
     if (t.encoding.kind !== 'int8') return row;
     const errors = channelErrors(w.data, { shape: t.shape, values: t.encoding.values, scales: t.encoding.scales });
     return { ...row, maxError: Math.max(...errors), maxHalfStep: Math.max(...t.encoding.scales) / 2 };
   });
+  if (tensors.some((t) => t.storage === 'sparse')) techniques.push('huffman');
+  const kept = layers.reduce((n, l) => n + l.kept * l.parameters, 0) / parameters;
   log(`wrote ${tampPath} (${bytes.length} bytes, ${(originalBytes / bytes.length).toFixed(2)}x) and ${exported.modelJson}`);
+  let plot: string | undefined;
+  if (curve.length > 1) {
+    plot = join(options.out, 'accuracy-vs-sparsity.svg');
+    atomicWriteFile(plot, accuracySparsitySvg(curve, `${stored.model ?? 'model'}: validation accuracy while pruning`));
+  }
 
   let accuracyBefore: number | undefined;
   let accuracyAfter: number | undefined;
@@ -115,10 +234,10 @@ export async function compressModel(options: CompressOptions): Promise<CompressR
   let maxOutputDifference: number | undefined;
   if (datasetName !== undefined) {
     const test = loadClassificationDataset(datasetName).test;
-    const original = await loadLayersModelFile(options.model);
+    const before = await loadLayersModelFile(options.model);
     const compressed = await loadTampAsLayersModel(bytes, tampPath);
     const stock = await loadLayersModelFile(exported.modelJson);
-    accuracyBefore = (await evaluateClassifier(original, test)).accuracy;
+    accuracyBefore = (await evaluateClassifier(before, test)).accuracy;
     accuracyAfter = (await evaluateClassifier(compressed, test)).accuracy;
     tfjsAccuracy = (await evaluateClassifier(stock, test)).accuracy;
     const a = await outputs(compressed, test);
@@ -127,8 +246,8 @@ export async function compressModel(options: CompressOptions): Promise<CompressR
     const tb = argmaxRows(b.values, b.cols);
     top1Agreement = ta.reduce((n, v, i) => n + (v === tb[i] ? 1 : 0), 0) / ta.length;
     maxOutputDifference = a.values.reduce((m, v, i) => Math.max(m, Math.abs(v - (b.values[i] as number))), 0);
-    for (const m of [original, compressed, stock]) m.dispose();
-    log(`accuracy on ${datasetName} test split: ${(accuracyBefore * 100).toFixed(2)}% before, ${(accuracyAfter * 100).toFixed(2)}% after int8`);
+    for (const m of [before, compressed, stock]) m.dispose();
+    log(`accuracy on ${datasetName} test split: ${(accuracyBefore * 100).toFixed(2)}% before, ${(accuracyAfter * 100).toFixed(2)}% after (${techniques.join(', ')})`);
   } else {
     log('no --dataset and none recorded in the model: accuracy not measured');
   }
@@ -136,7 +255,7 @@ export async function compressModel(options: CompressOptions): Promise<CompressR
     model: options.model,
     out: options.out,
     tamp: tampPath,
-    techniques: ['int8'],
+    techniques,
     dataset: datasetName,
     parameters,
     originalBytes,
@@ -144,6 +263,10 @@ export async function compressModel(options: CompressOptions): Promise<CompressR
     ratio: originalBytes / bytes.length,
     accuracyBefore,
     accuracyAfter,
+    kept,
+    seconds: (performance.now() - started) / 1000,
+    sparsityCurve: curve,
+    plot,
     tfjs: {
       modelJson: exported.modelJson,
       weightBytes: exported.weightBytes,

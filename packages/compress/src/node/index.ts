@@ -2,3 +2,5 @@
 export * from './files.js';
 export * from './tfjs-export.js';
 export * from './compress.js';
+export * from './finetune.js';
+export * from './plot.js';
