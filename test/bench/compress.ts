@@ -93,7 +93,7 @@ try {
     rows.push([
       `${run.model}, ${run.dataset}`,
       `Tamp: \`tamp train ${trainArgs.slice(1).join(' ')}\`, then \`tamp compress model.json ${run.compress.join(' ')} --seed 1\``,
-      `${fmt(report.originalBytes / 1024, 0)} KB → ${fmt(report.compressedBytes / 1024, 1)} KB`,
+      `${fmt(report.originalBytes / 1024, 0)} KiB → ${fmt(report.compressedBytes / 1024, 1)} KiB`,
       `**${fmt(report.ratio, 1)}x**`,
       `${fmt(before, 2)}% → ${fmt(after, 2)}%`,
       `${drop >= 0 ? '−' : '+'}${fmt(Math.abs(drop), 2)}`,
