@@ -66,7 +66,7 @@ const files = roots.flatMap((d) => walk(d)).filter((f) => !f.includes('/src/gen/
 const graph = new Map();
 const problems = [];
 
-const BROWSER = [/packages\/core\/src\/(?!node\/)/, /packages\/compress\/src\/(?!node\/)/, /packages\/webgpu\/src\/browser/, /demos\/[^/]+\/src\//];
+const BROWSER = [/packages\/core\/src\/(?!node\/)/, /packages\/compress\/src\/(?!node\/)/, /packages\/webgpu\/src\/(?!node\/)/, /demos\/[^/]+\/src\//];
 const NO_GRPC = [/packages\/core\//, /packages\/compress\//, /packages\/webgpu\//, /demos\//];
 const NODE_BUILTINS = new Set(['fs', 'path', 'os', 'child_process', 'zlib', 'http', 'https', 'net', 'worker_threads', 'crypto', 'url', 'module', 'stream', 'util', 'events']);
 
@@ -80,7 +80,7 @@ for (const file of files) {
     if (BROWSER.some((r) => r.test(rel)) && !rel.endsWith('.test.ts') && !typeOnly) {
       const bare = spec.replace(/^node:/, '').split('/')[0];
       if (spec.startsWith('node:') || NODE_BUILTINS.has(bare)) problems.push(`${rel}: browser code imports the Node built-in ${spec}`);
-      if (/^@tamp\/(core|compress)\/node/.test(spec)) problems.push(`${rel}: browser code imports ${spec}`);
+      if (/^@tamp\/(core|compress|webgpu)\/node/.test(spec)) problems.push(`${rel}: browser code imports ${spec}`);
     }
     if (typeOnly) continue;
     const target = resolveImport(file, spec);

@@ -78,14 +78,25 @@ describe('compression part 1: int8, .tamp and the tfjs export', () => {
     });
   }
 
-  it('tamp eval and tamp infer take .tamp files', async () => {
+  it('tamp eval and tamp infer take .tamp files, on wasm and (explicitly) on WebGPU', async () => {
     const r = reports.get('lenet-300-100') as CompressReport;
     const evaluation = await runTamp(['eval', r.tamp, '--dataset', 'mnist', '--json']);
     expect(evaluation.code, evaluation.stderr).toBe(0);
     expect(jsonOf<{ accuracy: number }>(evaluation).accuracy).toBe(r.accuracyAfter);
-    const infer = await runTamp(['infer', r.tamp, '--dataset', 'mnist', '--limit', '100', '--device', 'wasm', '--json']);
+    const infer = await runTamp(['infer', r.tamp, '--dataset', 'mnist', '--limit', '256', '--device', 'wasm', '--json']);
     expect(infer.code, infer.stderr).toBe(0);
-    expect(jsonOf<{ count: number; device: string; accuracy: number }>(infer)).toMatchObject({ count: 100, device: 'wasm' });
+    const onWasm = jsonOf<{ count: number; device: string; accuracy: number; predictions: number[] }>(infer);
+    expect(onWasm).toMatchObject({ count: 256, device: 'wasm' });
+    // --device webgpu finds chromium's SwiftShader by itself (no VK_ICD_FILENAMES) and keeps the int8 weights packed.
+    const gpu = await runTamp(['infer', r.tamp, '--dataset', 'mnist', '--limit', '256', '--device', 'webgpu', '--json'], { env: { VK_ICD_FILENAMES: undefined } });
+    expect(gpu.code, gpu.stderr).toBe(0);
+    expect(gpu.stderr).toMatch(/SwiftShader/);
+    const onGpu = jsonOf<{ count: number; device: string; software: boolean; accuracy: number; gpuWeightBytes: number; predictions: number[] }>(gpu);
+    expect(onGpu).toMatchObject({ count: 256, device: 'webgpu', software: true, accuracy: onWasm.accuracy, predictions: onWasm.predictions });
+    expect(onGpu.gpuWeightBytes / r.originalBytes).toBeLessThanOrEqual(0.3);
+    const evalGpu = await runTamp(['eval', r.tamp, '--dataset', 'mnist', '--limit', '256', '--device', 'webgpu', '--json']);
+    expect(evalGpu.code, evalGpu.stderr).toBe(0);
+    expect(jsonOf<{ device: string; count: number; accuracy: number }>(evalGpu)).toMatchObject({ device: 'webgpu', count: 256, accuracy: onWasm.accuracy });
   });
 
   it('tamp infer --image classifies PNG digits drawn dark on light at another size', async () => {

@@ -45,6 +45,12 @@ export const ERROR_CODES = {
   MODEL_UNKNOWN: 'invalid-argument',
   /** A file written by a newer Tamp. */
   VERSION_UNSUPPORTED: 'failed-precondition',
+  /** A model uses a layer, activation or option the inference engine does not implement. */
+  MODEL_UNSUPPORTED: 'unimplemented',
+  /** A model used after dispose(). */
+  MODEL_DISPOSED: 'failed-precondition',
+  /** The GPU failed: device lost, out of memory, or a shader that did not compile. */
+  GPU_ERROR: 'internal',
   /** A request for another job: its job id differs from the server's. Not retried. */
   JOB_MISMATCH: 'failed-precondition',
   /** A peer speaks another protocol version: upgrade so every role runs the same Tamp. */
@@ -137,11 +143,18 @@ export class CodecError extends TampError {
 /** A model that is missing, unknown or unreadable. */
 export class ModelError extends TampError {
   constructor(
-    code: 'MODEL_NOT_FOUND' | 'MODEL_INVALID' | 'MODEL_UNKNOWN' | 'VERSION_UNSUPPORTED',
+    code: 'MODEL_NOT_FOUND' | 'MODEL_INVALID' | 'MODEL_UNKNOWN' | 'VERSION_UNSUPPORTED' | 'MODEL_UNSUPPORTED' | 'MODEL_DISPOSED',
     message: string,
     options?: TampErrorOptions,
   ) {
     super(code, message, options);
+  }
+}
+
+/** The GPU failed while loading or running a model (device lost, out of memory, shader compilation). */
+export class GpuError extends TampError {
+  constructor(message: string, options?: TampErrorOptions) {
+    super('GPU_ERROR', message, options);
   }
 }
 

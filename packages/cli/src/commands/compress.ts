@@ -11,13 +11,15 @@ export function compressSummary(r: CompressReport): string {
     `[${l.shape.join(',')}]`,
     l.parameters,
     l.encoding,
+    percent(l.kept, 1),
     l.bitsPerWeight.toFixed(2),
+    l.indexBits > 0 ? l.indexBits.toFixed(2) : '-',
+    l.valueBits.toFixed(2),
     formatBytes(l.bytes),
-    l.maxError !== undefined ? `${l.maxError.toExponential(2)} (<= ${(l.maxHalfStep as number).toExponential(2)})` : '-',
   ]);
   const acc = (a: number | undefined) => (a === undefined ? 'not measured' : percent(a));
   return [
-    table(rows, ['tensor', 'shape', 'parameters', 'encoding', 'bits/weight', 'bytes', 'max error (half step)']),
+    table(rows, ['tensor', 'shape', 'parameters', 'encoding', 'kept', 'bits/weight', 'index bits', 'value bits', 'bytes']),
     '',
     table([
       ['fp32 weights', formatBytes(r.originalBytes)],
@@ -27,27 +29,45 @@ export function compressSummary(r: CompressReport): string {
       ['accuracy after (.tamp)', acc(r.accuracyAfter)],
       ['accuracy of the tfjs export', acc(r.tfjs.accuracy)],
       ['top-1 agreement .tamp / export', r.tfjs.top1Agreement === undefined ? '-' : percent(r.tfjs.top1Agreement)],
+      ['techniques', r.techniques.join(', ')],
+      ['weights kept', percent(r.kept, 1)],
+      ...(r.plot !== undefined ? [['accuracy vs sparsity', r.plot]] : []),
     ]),
   ].join('\n');
 }
 
 export const compressCommand = defineCommand({
   name: 'compress',
-  summary: 'Compress a trained model: model.tamp (int8 per channel), a stock-tfjs export, and a report.',
+  summary: 'Compress a trained model (prune, share weights, int8, Huffman): model.tamp, a stock-tfjs export, and a report.',
   positionals: [{ name: 'model', description: 'a trained model.json', required: true }],
   options: {
     out: { type: 'string', value: 'dir', description: 'output folder: model.tamp, tfjs/model.json, report.json' },
+    prune: { type: 'number', min: 0, max: 0.999, description: 'fraction of weights to remove (0.92 removes 92%), by magnitude, while fine-tuning' },
+    pattern: { type: 'string', choices: ['unstructured', '2:4'], default: 'unstructured', description: '2:4: keep two of every four weights (structured, 50%)' },
+    'prune-scope': { type: 'string', choices: ['global', 'layer'], default: 'global', description: 'one magnitude threshold over all layers, or the same sparsity in each' },
+    clusters: { type: 'number', integer: true, min: 2, max: 256, description: 'shared values per layer (k-means weight sharing)' },
     int8: { type: 'boolean', description: 'int8 weights, per output channel (the default when no other technique is chosen)' },
+    'finetune-epochs': { type: 'number', integer: true, min: 0, default: 2, description: 'fine-tuning epochs while pruning (weight sharing fine-tunes half as many)' },
+    'finetune-lr': { type: 'number', min: 0, default: 0.0002, description: 'fine-tuning learning rate (Adam)' },
+    seed: { type: 'number', integer: true, default: 1, description: 'seed for fine-tuning data order and k-means' },
     dataset: { type: 'string', value: 'name|folder', description: 'measure accuracy on its test split (default: the dataset the model was trained on)' },
     backend: backendOption,
   },
   async run({ options, positionals, out }) {
     if (options.out === undefined) throw new UsageError('tamp compress needs --out DIR');
     await useBackend(options.backend as BackendRequest, { log: (m) => out.debug(m) });
+    const reshape = options.prune !== undefined || options.pattern === '2:4' || options.clusters !== undefined;
     const report = await compressModel({
       model: positionals[0] as string,
       out: options.out,
-      int8: true,
+      int8: options.int8 || !reshape,
+      ...(options.prune !== undefined ? { prune: options.prune } : {}),
+      pattern: options.pattern as 'unstructured' | '2:4',
+      scope: options['prune-scope'] as 'global' | 'layer',
+      ...(options.clusters !== undefined ? { clusters: options.clusters } : {}),
+      finetuneEpochs: options['finetune-epochs'],
+      finetuneLearningRate: options['finetune-lr'],
+      seed: options.seed,
       ...(options.dataset !== undefined ? { dataset: options.dataset } : {}),
       log: (m) => out.log(m),
     });

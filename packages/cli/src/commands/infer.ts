@@ -1,28 +1,17 @@
-import { type BackendRequest, UsageError, argmaxRows, batchInput, evaluateClassifier, gatherBatch, mnistPreprocess, rgbaToGrey } from '@tamp/core';
-import { loadClassificationDataset, readPng, useBackend } from '@tamp/core/node';
-import { loadAnyModel, readTampFile } from '@tamp/compress/node';
-import { readModelArtifacts } from '@tamp/core/node';
-import * as tf from '@tensorflow/tfjs-core';
+import { UsageError, gatherBatch, mnistPreprocess, rgbaToGrey } from '@tamp/core';
+import { loadClassificationDataset, readPng } from '@tamp/core/node';
+import { type DeviceRequest, evaluateClassification } from '@tamp/webgpu';
+import { loadModelWithSelection } from '@tamp/webgpu/node';
 import { defineCommand } from '../command.js';
 import { percent, table } from '../output.js';
-
-const DEVICES = ['auto', 'webgpu', 'wasm', 'cpu'] as const;
-
-function classNamesOf(modelPath: string): readonly string[] | undefined {
-  try {
-    if (modelPath.endsWith('.tamp')) return readTampFile(modelPath).meta.classNames;
-    return (readModelArtifacts(modelPath).userDefinedMetadata as { tamp?: { classNames?: string[] } } | undefined)?.tamp?.classNames;
-  } catch {
-    return undefined;
-  }
-}
+import { deviceOption } from './shared-options.js';
 
 export const inferCommand = defineCommand({
   name: 'infer',
-  summary: 'Run a model (model.json or model.tamp) on an image or on a dataset\'s test split.',
+  summary: 'Run a model (model.json or model.tamp) on an image or on a dataset\'s test split, on WebGPU (int8 weights kept packed), WASM or CPU.',
   positionals: [{ name: 'model', description: 'a tfjs model.json or a model.tamp', required: true }],
   options: {
-    device: { type: 'string', choices: DEVICES, default: 'auto', description: 'where to run: auto takes the fastest really present' },
+    device: deviceOption,
     image: { type: 'string', value: 'file.png', description: 'classify one PNG image (a digit: any size, dark on light or light on dark)' },
     dataset: { type: 'string', value: 'name|folder', description: "predict the dataset's test split and report accuracy" },
     limit: { type: 'number', integer: true, min: 1, description: 'only the first N test samples' },
@@ -30,41 +19,52 @@ export const inferCommand = defineCommand({
   async run({ options, positionals, out }) {
     const modelPath = positionals[0] as string;
     if ((options.image === undefined) === (options.dataset === undefined)) throw new UsageError('tamp infer needs exactly one of --image FILE or --dataset D');
-    const device = await useBackend(options.device as BackendRequest, { log: (m) => out.debug(m) });
-    const model = await loadAnyModel(modelPath);
+    const { model, selection } = await loadModelWithSelection(modelPath, { device: options.device as DeviceRequest, log: (m) => out.log(m) });
+    const info = model.info();
+    const where = { device: selection.name, adapter: selection.adapter, software: selection.software, skipped: selection.skipped, gpuWeightBytes: info.gpuWeightBytes };
     try {
       if (options.dataset !== undefined) {
         const ds = loadClassificationDataset(options.dataset);
         const n = Math.min(ds.test.size, options.limit ?? ds.test.size);
-        const evaluation = await evaluateClassifier(model, ds.test, { limit: n });
-        const batch = gatherBatch(ds.test, Uint32Array.from({ length: Math.min(n, 10) }, (_, i) => i));
-        const y = tf.tidy(() => model.predict(batchInput(model, batch.xs, batch.size)) as tf.Tensor);
-        const first = Array.from(argmaxRows(await y.data(), y.shape[1] as number));
-        y.dispose();
-        const result = { model: modelPath, device: device.name, dataset: ds.name, count: evaluation.count, accuracy: evaluation.accuracy, predictions: first, labels: Array.from(batch.labels) };
+        const started = performance.now();
+        const evaluation = await evaluateClassification(model, ds.test, { limit: n });
+        const seconds = (performance.now() - started) / 1000;
+        const first = Array.from(evaluation.predictions.subarray(0, 10));
+        const labels = Array.from(gatherBatch(ds.test, Uint32Array.from({ length: first.length }, (_, i) => i)).labels);
+        const result = { model: modelPath, ...where, dataset: ds.name, count: evaluation.count, accuracy: evaluation.accuracy, samplesPerSecond: evaluation.count / seconds, predictions: first, labels };
         return {
           result,
           text: table([
             ['model', modelPath],
-            ['device', device.name],
+            ['device', `${selection.name} (${selection.adapter ?? ''})`],
             ['dataset', `${ds.name} test split, ${evaluation.count} samples`],
             ['accuracy', percent(evaluation.accuracy)],
+            ['samples/s', result.samplesPerSecond.toFixed(0)],
             ['first predictions', first.join(' ')],
-            ['their labels', Array.from(batch.labels).join(' ')],
+            ['their labels', labels.join(' ')],
           ]),
         };
       }
+      if (info.inputShape.reduce((a, b) => a * b, 1) !== 784) throw new UsageError(`--image expects a digit model with 28x28 input; this model takes [${info.inputShape.join(',')}]`);
       const png = readPng(options.image as string);
-      const shape = model.inputs[0]?.shape.slice(1) as number[];
-      if (shape.reduce((a, b) => a * b, 1) !== 784) throw new UsageError(`--image expects a digit model with 28x28 input; this model takes [${shape.join(',')}]`);
       const x = mnistPreprocess(rgbaToGrey(png.rgba, png.width, png.height));
-      const y = tf.tidy(() => model.predict(batchInput(model, x, 1)) as tf.Tensor);
-      const scores = Array.from(await y.data());
-      y.dispose();
-      const names = classNamesOf(modelPath) ?? scores.map((_, i) => String(i));
-      const top = scores.map((p, i) => ({ label: names[i] ?? String(i), index: i, probability: p })).sort((a, b) => b.probability - a.probability).slice(0, 3);
-      const result = { model: modelPath, device: device.name, image: options.image, prediction: top[0]?.label, top };
-      return { result, text: table([['model', modelPath], ['device', device.name], ['image', options.image as string], ...top.map((t, i) => [i === 0 ? 'prediction' : '', `${t.label} (${percent(t.probability, 1)})`])]) };
+      const y = await model.predict(x);
+      const scores = Array.from(y.data);
+      const names = info.meta.classNames ?? scores.map((_, i) => String(i));
+      const top = scores
+        .map((probability, index) => ({ label: names[index] ?? String(index), index, probability }))
+        .sort((a, b) => b.probability - a.probability || a.index - b.index)
+        .slice(0, 3);
+      const result = { model: modelPath, ...where, image: options.image, prediction: top[0]?.label, top };
+      return {
+        result,
+        text: table([
+          ['model', modelPath],
+          ['device', `${selection.name} (${selection.adapter ?? ''})`],
+          ['image', options.image as string],
+          ...top.map((t, i) => [i === 0 ? 'prediction' : '', `${t.label} (${percent(t.probability, 1)})`]),
+        ]),
+      };
     } finally {
       model.dispose();
     }

@@ -81,3 +81,12 @@ export const CHIEF_FLAGS = [
   'resume',
   'heartbeat-timeout',
 ] as const;
+
+export const DEVICE_CHOICES = ['auto', 'webgpu', 'wasm', 'cpu'] as const;
+
+export const deviceOption = {
+  type: 'string',
+  choices: DEVICE_CHOICES,
+  default: 'auto',
+  description: 'inference device: auto takes webgpu on a hardware adapter, then wasm, then cpu; webgpu named explicitly also runs on a software adapter (SwiftShader)',
+} as const;
