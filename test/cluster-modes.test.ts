@@ -73,7 +73,7 @@ describe('sync mode', () => {
     expect(slow?.backend).toBe('cpu');
     // Each step applied exactly 3 − 1 gradients of 64 samples (the first two to arrive);
     // the slow worker's came late far more often than the others'.
-    expect((fast0?.samples ?? 0) + (fast1?.samples ?? 0) + (slow?.samples ?? 0)).toBe(10 * 2 * 64);
+    expect((fast0?.samples ?? 0) + (fast1?.samples ?? 0) + (slow?.samples ?? 0), JSON.stringify(report.workerStats)).toBe(10 * 2 * 64);
     expect(slow?.samples ?? 0).toBeLessThan(Math.min(fast0?.samples ?? 0, fast1?.samples ?? 0));
   });
 

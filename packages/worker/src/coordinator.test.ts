@@ -38,6 +38,16 @@ describe('coordinator membership', () => {
     expect(s.trainingOver).toBe(true);
   });
 
+  it('keeps the final counts of a Leave when a heartbeat sent before it arrives after it', () => {
+    const s = state(1);
+    s.join('a', 0, 'wasm', 0);
+    s.heartbeat({ workerId: 'worker-0', ...beat }, 100);
+    s.leave('worker-0', true, 'done', { localStep: 10n, samples: 640n, seconds: 3 });
+    s.heartbeat({ workerId: 'worker-0', ...beat, localStep: 9n, samples: 576n }, 200);
+    expect(s.workers[0]).toMatchObject({ state: 'finished', localStep: 10n, samples: 640n, seconds: 3 });
+    expect(s.samples).toBe(640n);
+  });
+
   it('refuses heartbeats from workers that never joined', () => {
     const s = state(1);
     expect(() => s.heartbeat({ workerId: 'ghost', ...beat })).toThrow(ClusterError);

@@ -140,6 +140,12 @@ export class CoordinatorState {
 
   heartbeat(req: Pick<HeartbeatRequest, 'workerId' | 'localStep' | 'epoch' | 'loss' | 'accuracy' | 'samples' | 'seconds'>, now = Date.now()): WorkerRecord {
     const r = this.find(req.workerId, 'heartbeat');
+    if (r.state === 'finished' || r.state === 'left') {
+      // A heartbeat sent before the worker's Leave but answered after it: the
+      // Leave's final counts stand.
+      r.lastHeartbeat = now;
+      return r;
+    }
     if (r.state === 'lost') {
       // It came back before anyone took its place: it simply continues.
       r.state = 'joined';
