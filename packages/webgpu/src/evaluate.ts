@@ -1,5 +1,17 @@
-/** Accuracy and cross-entropy of an inference model on a classification split (any device). */
-import { type ImageClassificationSplit, argmaxRows, gatherBatch } from '@tamp/core';
+/** Accuracy (classifiers) or mAP@0.5 (the detector) of an inference model on a split, on any device. */
+import {
+  BOX_CHANNELS,
+  type DataSplit,
+  type DecodeOptions,
+  type Detection,
+  type DetectionMetrics,
+  type ImageClassificationSplit,
+  type LabelledBox,
+  argmaxRows,
+  decodeGrid,
+  gatherBatch,
+  meanAveragePrecision,
+} from '@tamp/core';
 import type { InferenceModel } from './inference-model.js';
 
 export interface InferenceEvaluation {
@@ -37,4 +49,39 @@ export async function evaluateClassification(
     }
   }
   return { accuracy: n === 0 ? 0 : right / n, loss: n === 0 ? 0 : lossSum / n, count: n, predictions };
+}
+
+export interface DetectionEvaluation extends DetectionMetrics {
+  readonly count: number;
+  /** Detections of every evaluated scene. */
+  readonly found: ReadonlyArray<readonly Detection[]>;
+}
+
+/** The grid of a detector's output shape [G, G, 5 + C]. */
+export function gridOf(outputShape: readonly number[]): { grid: number; numClasses: number } {
+  const [g, g2, channels] = outputShape;
+  if (outputShape.length !== 3 || g === undefined || g !== g2 || channels === undefined || channels <= BOX_CHANNELS) {
+    throw new RangeError(`a detector's output is [G, G, ${BOX_CHANNELS} + classes]; this model's is [${outputShape.join(', ')}]`);
+  }
+  return { grid: g, numClasses: channels - BOX_CHANNELS };
+}
+
+/** mAP@0.5 (VOC) of a detector on the first `limit` scenes of a split. */
+export async function evaluateDetection(
+  model: InferenceModel,
+  split: DataSplit,
+  options: { limit?: number; batchSize?: number; decode?: DecodeOptions } = {},
+): Promise<DetectionEvaluation> {
+  const shape = gridOf(model.info().outputShape);
+  const n = Math.min(split.size, options.limit ?? split.size);
+  const batchSize = options.batchSize ?? 64;
+  const detections: Detection[][] = [];
+  const truth: LabelledBox[][] = [];
+  for (let start = 0; start < n; start += batchSize) {
+    const batch = gatherBatch(split, Uint32Array.from({ length: Math.min(batchSize, n - start) }, (_, i) => start + i));
+    const y = await model.predict(batch.xs);
+    detections.push(...decodeGrid(y.data, batch.size, shape, options.decode));
+    truth.push(...(batch.objects ?? []).map((o) => [...o]));
+  }
+  return { ...meanAveragePrecision(detections, truth, shape.numClasses), count: n, found: detections };
 }

@@ -6,8 +6,8 @@
  * and report.
  */
 import { join } from 'node:path';
-import { type BackendRequest, ClusterError, type ImageClassificationDataset, errorMessage, evaluateClassifier, stepsPerEpoch } from '@tamp/core';
-import { type TrainReport, atomicWriteFile, createOrLoadModel, loadClassificationDataset, saveLayersModel, useBackend } from '@tamp/core/node';
+import { type BackendRequest, ClusterError, type Dataset, errorMessage, evaluateModel, stepsPerEpoch } from '@tamp/core';
+import { type TrainReport, atomicWriteFile, checkTask, createOrLoadModel, describeScore, epochLimit, loadDataset, saveLayersModel, testFields, useBackend, validationFields } from '@tamp/core/node';
 import { CHIEF_READER_ID, ParameterClient, placeVariables } from '@tamp/parameter-server';
 import { type RestoredState, findLatestCheckpoint, pruneCheckpoints, restoreTensors, saveCheckpoint } from './checkpoints.js';
 import { type RunningCoordinator, startCoordinator } from './coordinator.js';
@@ -52,8 +52,12 @@ export interface ChiefProgress {
 export interface ClusterEpochRecord {
   readonly epoch: number;
   readonly loss: number;
-  readonly validationAccuracy: number;
-  readonly testAccuracy: number;
+  /** Classifiers. */
+  readonly validationAccuracy?: number;
+  readonly testAccuracy?: number;
+  /** Detectors: mAP@0.5. */
+  readonly validationMAP?: number;
+  readonly testMAP?: number;
   readonly samplesPerSecond: number;
   readonly globalStep: number;
 }
@@ -101,7 +105,8 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
     throw new ClusterError('CLUSTER_CONFIG', `--backup-workers ${t.backupWorkers} leaves no worker to wait for: use fewer than --workers ${options.numWorkers}`);
   }
 
-  const dataset: ImageClassificationDataset = loadClassificationDataset(t.dataset);
+  const dataset: Dataset = loadDataset(t.dataset);
+  checkTask(t.model, dataset);
   const backend = await useBackend(options.backend ?? 'auto', { log });
   const model = await createOrLoadModel(t.model, t.seed);
   const specs = variableSpecs(model);
@@ -110,7 +115,7 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
   const workerIds = Array.from({ length: options.numWorkers }, (_, i) => workerId(i));
   const params = new ParameterClient(options.psAddresses, placement, options.jobId);
   const startStep = restored?.manifest.step ?? 0;
-  const perWorker = stepsPerEpoch(dataset.train, { batchSize: t.batchSize, seed: t.seed, replica: { index: 0, count: options.numWorkers }, ...(t.epochSize !== undefined ? { limit: t.epochSize } : {}) });
+  const perWorker = stepsPerEpoch(dataset.train, { batchSize: t.batchSize, seed: t.seed, replica: { index: 0, count: options.numWorkers }, ...epochLimit(dataset, t.epochSize) });
   const stepsEach = perWorker * t.epochs;
   const checkpointEvery = options.checkpointEvery ?? restored?.manifest.checkpointEvery ?? perWorker;
   const checkpoints: string[] = [];
@@ -173,8 +178,8 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
     const evaluate = async () => {
       const { values } = await params.pullAll(CHIEF_READER_ID);
       setVariables(model, values);
-      const validation = await evaluateClassifier(model, dataset.validation);
-      const test = await evaluateClassifier(model, dataset.test);
+      const validation = await evaluateModel(model, dataset.validation);
+      const test = await evaluateModel(model, dataset.test);
       return { validation, test };
     };
 
@@ -240,18 +245,16 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
         const record: ClusterEpochRecord = {
           epoch,
           loss: meanLoss(state.workers.map((w) => w.loss)),
-          validationAccuracy: validation.accuracy,
-          testAccuracy: test.accuracy,
+          ...(validation.task === 'detection' ? { validationMAP: validation.score, testMAP: test.score } : { validationAccuracy: validation.score, testAccuracy: test.score }),
           samplesPerSecond: Number(samples - epochStart.samples) / Math.max(1e-3, (now - epochStart.time) / 1000),
           globalStep: Number(state.globalStep),
         };
         epochStart = { time: now, samples };
         history.push(record);
         state.epoch = epoch;
-        state.validationAccuracy = validation.accuracy;
-        log(
-          `epoch ${epoch}/${t.epochs}: loss ${record.loss.toFixed(4)}, validation accuracy ${(validation.accuracy * 100).toFixed(2)}%, test accuracy ${(test.accuracy * 100).toFixed(2)}%, global step ${record.globalStep}`,
-        );
+        // The job status's validation figure: accuracy, or mAP for a detector.
+        state.validationAccuracy = validation.score;
+        log(`epoch ${epoch}/${t.epochs}: loss ${record.loss.toFixed(4)}, ${describeScore(validation, 'validation')}, ${describeScore(test, 'test')}, global step ${record.globalStep}`);
       }
       state.loss = meanLoss(state.workers.map((w) => w.loss));
       options.onProgress?.({
@@ -261,7 +264,7 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
         epochs: t.epochs,
         samplesPerSecond: state.samplesPerSecond,
         loss: state.loss,
-        ...(history.length > 0 ? { validationAccuracy: history[history.length - 1]?.validationAccuracy as number } : {}),
+        ...(history.length > 0 ? { validationAccuracy: state.validationAccuracy } : {}),
       });
       if (state.trainingOver) break;
     }
@@ -272,9 +275,9 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
     const trainSeconds = Math.max(0, ...state.workers.map((w) => w.seconds));
     const { values } = await params.pullAll(CHIEF_READER_ID);
     setVariables(model, values);
-    const test = await evaluateClassifier(model, dataset.test);
-    const validation = await evaluateClassifier(model, dataset.validation);
-    const modelPath = await saveLayersModel(model, join(options.out, 'model'), { model: t.model, dataset: t.dataset, task: 'classification', classNames: dataset.classNames });
+    const test = await evaluateModel(model, dataset.test);
+    const validation = await evaluateModel(model, dataset.validation);
+    const modelPath = await saveLayersModel(model, join(options.out, 'model'), { model: t.model, dataset: t.dataset, task: dataset.kind, classNames: dataset.classNames });
     const workers = state.workers;
     const backends = [...new Set(workers.map((w) => w.backend))];
     const samples = Number(state.samples);
@@ -296,9 +299,9 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
       samples: priorSamples + samples,
       trainSeconds,
       samplesPerSecond: state.samplesPerSecond,
-      testAccuracy: test.accuracy,
-      testLoss: test.loss,
-      validationAccuracy: validation.accuracy,
+      task: dataset.kind,
+      ...testFields(test),
+      ...validationFields(validation),
       history,
       modelPath,
       workerStats: workers.map((w) => ({ workerId: w.workerId, backend: w.backend, state: w.state, steps: Number(w.localStep), samples: Number(w.samples), joins: w.joins })),
@@ -313,7 +316,7 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
     };
     atomicWriteFile(join(options.out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
     state.jobState = 'done';
-    log(`done: test accuracy ${(test.accuracy * 100).toFixed(2)}%, ${report.steps} steps, ${report.samplesPerSecond.toFixed(0)} samples/s; model in ${modelPath} (backend for evaluation: ${backend.name})`);
+    log(`done: ${describeScore(test, 'test')}, ${report.steps} steps, ${report.samplesPerSecond.toFixed(0)} samples/s; model in ${modelPath} (backend for evaluation: ${backend.name})`);
     await Promise.all(params.shards.map((s) => s.shutdown('job done').catch((error: unknown) => log(`could not stop ${s.address}: ${errorMessage(error)}`))));
     // Let the workers' next heartbeat hear "stop" before the server goes.
     await new Promise((resolve) => setTimeout(resolve, Math.min(interval, 500)));

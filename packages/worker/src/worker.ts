@@ -17,7 +17,7 @@
  */
 import * as tfl from '@tensorflow/tfjs-layers';
 import { BatchSource, type BackendRequest, ClusterError, type SelectedBackend, computeGradients, errorMessage } from '@tamp/core';
-import { loadClassificationDataset, useBackend } from '@tamp/core/node';
+import { epochLimit, loadDataset, useBackend } from '@tamp/core/node';
 import { CommChannel } from './comm/channel.js';
 import type { NamedArray } from './comm/messages.js';
 import { CoordinatorClient } from './coordinator-client.js';
@@ -68,7 +68,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
     id = psWorkerId(taskIndex);
     const t = config.training;
     log(`${id} of ${config.numWorkers}: ${t.model} on ${t.dataset}, ${t.mode}, batch ${t.batchSize}, backend ${backend.name}${config.startStep > 0 ? `, resuming at step ${config.startStep}` : ''}`);
-    const dataset = loadClassificationDataset(t.dataset);
+    const dataset = loadDataset(t.dataset);
     const model = await tfl.models.modelFromJSON({ modelTopology: config.modelTopology as never });
     comm = new CommChannel(
       {
@@ -86,7 +86,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
       batchSize: t.batchSize,
       seed: t.seed,
       replica: { index: taskIndex, count: config.numWorkers },
-      ...(t.epochSize !== undefined ? { limit: t.epochSize } : {}),
+      ...epochLimit(dataset, t.epochSize),
     });
     const loop = new ReplicaLoop(config, id, model, source, comm, chief, log);
     const result = t.mode === 'sync' ? await loop.runSync() : await loop.runAsync();

@@ -25,9 +25,17 @@ export function compressSummary(r: CompressReport): string {
       ['fp32 weights', formatBytes(r.originalBytes)],
       ['model.tamp', `${formatBytes(r.compressedBytes)} (${r.ratio.toFixed(2)}x smaller)`],
       ['tfjs export (uint8)', `${formatBytes(r.tfjs.weightBytes)} weights (${r.tfjs.ratio.toFixed(2)}x)`],
-      ['accuracy before', acc(r.accuracyBefore)],
-      ['accuracy after (.tamp)', acc(r.accuracyAfter)],
-      ['accuracy of the tfjs export', acc(r.tfjs.accuracy)],
+      ...(r.task === 'detection'
+        ? [
+            ['mAP@0.5 before', acc(r.mAPBefore)],
+            ['mAP@0.5 after (.tamp)', acc(r.mAPAfter)],
+            ['mAP@0.5 of the tfjs export', acc(r.tfjs.accuracy)],
+          ]
+        : [
+            ['accuracy before', acc(r.accuracyBefore)],
+            ['accuracy after (.tamp)', acc(r.accuracyAfter)],
+            ['accuracy of the tfjs export', acc(r.tfjs.accuracy)],
+          ]),
       ['top-1 agreement .tamp / export', r.tfjs.top1Agreement === undefined ? '-' : percent(r.tfjs.top1Agreement)],
       ['techniques', r.techniques.join(', ')],
       ['weights kept', percent(r.kept, 1)],

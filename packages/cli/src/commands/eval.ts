@@ -1,6 +1,6 @@
 import { UsageError } from '@tamp/core';
-import { loadClassificationDataset } from '@tamp/core/node';
-import { type DeviceRequest, evaluateClassification } from '@tamp/webgpu';
+import { loadDataset } from '@tamp/core/node';
+import { type DeviceRequest, evaluateClassification, evaluateDetection } from '@tamp/webgpu';
 import { loadModelWithSelection } from '@tamp/webgpu/node';
 import { defineCommand } from '../command.js';
 import { percent, table } from '../output.js';
@@ -8,21 +8,37 @@ import { deviceOption } from './shared-options.js';
 
 export const evalCommand = defineCommand({
   name: 'eval',
-  summary: "Evaluate a model on a dataset's test split: accuracy for classifiers.",
+  summary: "Evaluate a model on a dataset's test split: accuracy for classifiers, mAP@0.5 for the detector.",
   positionals: [{ name: 'model', description: 'a tfjs model.json or a model.tamp', required: true }],
   options: {
-    dataset: { type: 'string', value: 'name|folder', description: 'mnist, fashion-mnist, or an IDX folder' },
+    dataset: { type: 'string', value: 'name|folder', description: 'mnist, fashion-mnist, shapes, or an IDX folder' },
     limit: { type: 'number', integer: true, min: 1, description: 'evaluate only the first N test samples' },
     device: deviceOption,
   },
   async run({ options, positionals, out }) {
     const modelPath = positionals[0] as string;
-    if (options.dataset === undefined) throw new UsageError('tamp eval needs --dataset (mnist, fashion-mnist, or an IDX folder)');
-    const dataset = loadClassificationDataset(options.dataset);
+    if (options.dataset === undefined) throw new UsageError('tamp eval needs --dataset (mnist, fashion-mnist, shapes, or an IDX folder)');
+    const dataset = loadDataset(options.dataset);
     const { model, selection } = await loadModelWithSelection(modelPath, { device: options.device as DeviceRequest, log: (m) => out.log(m) });
+    const limit = options.limit !== undefined ? { limit: options.limit } : {};
+    const where = { model: modelPath, dataset: dataset.name, split: 'test', device: selection.name, adapter: selection.adapter };
     try {
-      const { predictions: _, ...evaluation } = await evaluateClassification(model, dataset.test, options.limit !== undefined ? { limit: options.limit } : {});
-      const result = { model: modelPath, dataset: dataset.name, split: 'test', device: selection.name, adapter: selection.adapter, ...evaluation };
+      if (dataset.kind === 'detection') {
+        const d = await evaluateDetection(model, dataset.test, limit);
+        const result = { ...where, task: 'detection', mAP: d.mAP, perClassAP: d.perClass, count: d.count, objects: d.objects, detections: d.detections };
+        return {
+          result,
+          text: table([
+            ['model', modelPath],
+            ['dataset', `${dataset.name} (test split, ${d.count} scenes, ${d.objects} objects)`],
+            ['device', `${selection.name} (${selection.adapter ?? ''})`],
+            ['mAP@0.5', d.mAP.toFixed(3)],
+            ...d.perClass.map((ap, c) => [`  AP ${dataset.classNames[c] ?? c}`, ap === undefined ? 'no objects' : ap.toFixed(3)]),
+          ]),
+        };
+      }
+      const { predictions: _, ...evaluation } = await evaluateClassification(model, dataset.test, limit);
+      const result = { ...where, task: 'classification', ...evaluation };
       return {
         result,
         text: table([

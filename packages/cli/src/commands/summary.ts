@@ -9,8 +9,15 @@ export function trainSummary(r: TrainReport): string {
     ['mode', `${r.mode}, ${r.workers} worker(s), ${r.ps} parameter server(s)`],
     ['steps', r.steps],
     ['samples/s', r.samplesPerSecond],
-    ['validation accuracy', percent(r.validationAccuracy)],
-    ['test accuracy', percent(r.testAccuracy)],
+    ...(r.task === 'detection'
+      ? [
+          ['validation mAP@0.5', (r.validationMAP ?? NaN).toFixed(3)],
+          ['test mAP@0.5', (r.mAP ?? NaN).toFixed(3)],
+        ]
+      : [
+          ['validation accuracy', percent(r.validationAccuracy ?? NaN)],
+          ['test accuracy', percent(r.testAccuracy ?? NaN)],
+        ]),
     ['model', r.modelPath],
   ]);
 }

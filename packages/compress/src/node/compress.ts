@@ -14,12 +14,12 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { type ImageClassificationSplit, InvalidArgumentError, argmaxRows, batchInput, evaluateClassifier, gatherBatch, optimizerSettings } from '@tamp/core';
-import { atomicWriteFile, loadClassificationDataset, loadLayersModelFile, readModelArtifacts } from '@tamp/core/node';
+import { type DataSplit, InvalidArgumentError, argmaxRows, batchInput, evaluateModel, gatherBatch, isDetectionSplit, optimizerSettings } from '@tamp/core';
+import { atomicWriteFile, loadDataset, loadLayersModelFile, readModelArtifacts } from '@tamp/core/node';
 import { type TampMeta, type TampModel, type TampTensor, type TensorEncoding, encodeTampModel, encodedBytes, tensorStats } from '../format/tamp-format.js';
 import { channelErrors, quantizeInt8, quantizeInt8Tensor } from '../quantize.js';
 import { artifactWeights, compactTopology, loadTampAsLayersModel } from '../tfjs-bridge.js';
-import { type PrunePattern, type PruneScope, type SparsityPoint, pruneWhileFinetuning, shareWeights } from './finetune.js';
+import { type PrunePattern, type PruneScope, type SparsityPoint, pruneWhileFinetuning, scoreName, shareWeights } from './finetune.js';
 import { accuracySparsitySvg } from './plot.js';
 import { exportTfjsUint8 } from './tfjs-export.js';
 
@@ -79,33 +79,39 @@ export interface CompressReport {
   /** Size of the whole .tamp file. */
   readonly compressedBytes: number;
   readonly ratio: number;
-  readonly accuracyBefore: number | undefined;
-  readonly accuracyAfter: number | undefined;
+  readonly task: 'classification' | 'detection' | undefined;
+  /** Classifiers: test accuracy of the original and of the .tamp model. */
+  readonly accuracyBefore?: number;
+  readonly accuracyAfter?: number;
+  /** Detectors: test mAP@0.5 of the original and of the .tamp model. */
+  readonly mAPBefore?: number;
+  readonly mAPAfter?: number;
   /** Fraction of all weights kept. */
   readonly kept: number;
   readonly seconds: number;
-  /** Validation accuracy against sparsity while pruning (also drawn in plot). */
+  /** Validation accuracy (mAP for detectors) against sparsity while pruning (also drawn in plot). */
   readonly sparsityCurve: readonly SparsityPoint[];
   readonly plot: string | undefined;
   readonly tfjs: {
     readonly modelJson: string;
     readonly weightBytes: number;
     readonly ratio: number;
+    /** Test accuracy (mAP@0.5 for detectors) of the export. */
     readonly accuracy: number | undefined;
-    /** Fraction of test samples where the export's top-1 equals the .tamp model's. */
+    /** Classifiers: fraction of test samples where the export's top-1 equals the .tamp model's. */
     readonly top1Agreement: number | undefined;
-    /** Largest difference between the two models' outputs (softmax scores) over the test split. */
+    /** Largest difference between the two models' outputs (softmax scores; raw grid values for detectors) over the test split. */
     readonly maxOutputDifference: number | undefined;
   };
   readonly layers: readonly LayerRow[];
 }
 
 /** Outputs of a model on a whole split. */
-async function outputs(model: tfl.LayersModel, split: ImageClassificationSplit): Promise<{ values: Float32Array; cols: number }> {
+async function outputs(model: tfl.LayersModel, split: DataSplit): Promise<{ values: Float32Array; cols: number }> {
   const batch = gatherBatch(split, Uint32Array.from({ length: split.size }, (_, i) => i));
   const y = tf.tidy(() => model.predict(batchInput(model, batch.xs, batch.size)) as tf.Tensor);
   const values = (await y.data()) as Float32Array;
-  const cols = y.shape[1] as number;
+  const cols = y.size / (y.shape[0] as number);
   y.dispose();
   return { values, cols };
 }
@@ -147,7 +153,7 @@ export async function compressModel(options: CompressOptions): Promise<CompressR
   let shared = new Map<string, { codebook: Float32Array; indices: Uint8Array }>();
   let curve: SparsityPoint[] = [];
   if (reshapes) {
-    const dataset = datasetName !== undefined ? loadClassificationDataset(datasetName) : undefined;
+    const dataset = datasetName !== undefined ? loadDataset(datasetName) : undefined;
     const model = await loadLayersModelFile(options.model);
     const ft = {
       dataset: dataset as NonNullable<typeof dataset>,
@@ -224,33 +230,43 @@ export async function compressModel(options: CompressOptions): Promise<CompressR
   let plot: string | undefined;
   if (curve.length > 1) {
     plot = join(options.out, 'accuracy-vs-sparsity.svg');
-    atomicWriteFile(plot, accuracySparsitySvg(curve, `${stored.model ?? 'model'}: validation accuracy while pruning`));
+    const metric = stored.task === 'detection' ? 'mAP@0.5' : 'accuracy';
+    atomicWriteFile(plot, accuracySparsitySvg(curve, `${stored.model ?? 'model'}: validation ${metric} while pruning`, metric));
   }
 
-  let accuracyBefore: number | undefined;
-  let accuracyAfter: number | undefined;
-  let tfjsAccuracy: number | undefined;
+  let before: number | undefined;
+  let after: number | undefined;
+  let tfjsScore: number | undefined;
   let top1Agreement: number | undefined;
   let maxOutputDifference: number | undefined;
+  let task: CompressReport['task'];
   if (datasetName !== undefined) {
-    const test = loadClassificationDataset(datasetName).test;
-    const before = await loadLayersModelFile(options.model);
+    const ds = loadDataset(datasetName);
+    task = ds.kind;
+    const test = ds.test;
+    const original = await loadLayersModelFile(options.model);
     const compressed = await loadTampAsLayersModel(bytes, tampPath);
     const stock = await loadLayersModelFile(exported.modelJson);
-    accuracyBefore = (await evaluateClassifier(before, test)).accuracy;
-    accuracyAfter = (await evaluateClassifier(compressed, test)).accuracy;
-    tfjsAccuracy = (await evaluateClassifier(stock, test)).accuracy;
+    before = (await evaluateModel(original, test)).score;
+    after = (await evaluateModel(compressed, test)).score;
+    tfjsScore = (await evaluateModel(stock, test)).score;
     const a = await outputs(compressed, test);
     const b = await outputs(stock, test);
-    const ta = argmaxRows(a.values, a.cols);
-    const tb = argmaxRows(b.values, b.cols);
-    top1Agreement = ta.reduce((n, v, i) => n + (v === tb[i] ? 1 : 0), 0) / ta.length;
+    if (!isDetectionSplit(test)) {
+      const ta = argmaxRows(a.values, a.cols);
+      const tb = argmaxRows(b.values, b.cols);
+      top1Agreement = ta.reduce((n, v, i) => n + (v === tb[i] ? 1 : 0), 0) / ta.length;
+    }
     maxOutputDifference = a.values.reduce((m, v, i) => Math.max(m, Math.abs(v - (b.values[i] as number))), 0);
-    for (const m of [before, compressed, stock]) m.dispose();
-    log(`accuracy on ${datasetName} test split: ${(accuracyBefore * 100).toFixed(2)}% before, ${(accuracyAfter * 100).toFixed(2)}% after (${techniques.join(', ')})`);
+    for (const m of [original, compressed, stock]) m.dispose();
+    log(`${scoreName(ds)} on ${datasetName} test split: ${(before * 100).toFixed(2)}% before, ${(after * 100).toFixed(2)}% after (${techniques.join(', ')})`);
   } else {
     log('no --dataset and none recorded in the model: accuracy not measured');
   }
+  const scores =
+    task === 'detection'
+      ? { ...(before !== undefined ? { mAPBefore: before } : {}), ...(after !== undefined ? { mAPAfter: after } : {}) }
+      : { ...(before !== undefined ? { accuracyBefore: before } : {}), ...(after !== undefined ? { accuracyAfter: after } : {}) };
   const report: CompressReport = {
     model: options.model,
     out: options.out,
@@ -261,8 +277,8 @@ export async function compressModel(options: CompressOptions): Promise<CompressR
     originalBytes,
     compressedBytes: bytes.length,
     ratio: originalBytes / bytes.length,
-    accuracyBefore,
-    accuracyAfter,
+    task,
+    ...scores,
     kept,
     seconds: (performance.now() - started) / 1000,
     sparsityCurve: curve,
@@ -271,7 +287,7 @@ export async function compressModel(options: CompressOptions): Promise<CompressR
       modelJson: exported.modelJson,
       weightBytes: exported.weightBytes,
       ratio: originalBytes / (exported.weightBytes + statSync(exported.modelJson).size),
-      accuracy: tfjsAccuracy,
+      accuracy: tfjsScore,
       top1Agreement,
       maxOutputDifference,
     },

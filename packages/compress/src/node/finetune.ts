@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { type ImageClassificationDataset, type OptimizerSettings, BatchSource, createTfOptimizer, evaluateClassifier, trainStep } from '@tamp/core';
+import { type Dataset, type OptimizerSettings, BatchSource, createTfOptimizer, evaluateModel, trainStep } from '@tamp/core';
 import { kmeans1d } from '../cluster.js';
 import { type Mask, applyMask, globalMagnitudeMasks, magnitudeMask, polynomialSparsity, structured24Mask } from '../prune.js';
 
@@ -21,7 +21,7 @@ export type PrunePattern = 'unstructured' | '2:4';
 export type PruneScope = 'global' | 'layer';
 
 export interface FinetuneOptions {
-  readonly dataset: ImageClassificationDataset;
+  readonly dataset: Dataset;
   readonly optimizer: OptimizerSettings;
   readonly batchSize: number;
   readonly seed: number;
@@ -31,8 +31,19 @@ export interface FinetuneOptions {
 /** A point of the accuracy-against-sparsity curve. */
 export interface SparsityPoint {
   readonly sparsity: number;
-  readonly validationAccuracy: number;
+  /** Validation accuracy (classifiers) or mAP@0.5 (detectors). */
+  readonly validationScore: number;
   readonly step: number;
+}
+
+export function scoreName(dataset: Dataset): string {
+  return dataset.kind === 'detection' ? 'mAP@0.5' : 'accuracy';
+}
+
+/** Fine-tuning batches: a detection dataset's epochs are its default epoch size, not its unlimited split. */
+function finetuneSource(options: FinetuneOptions, seed: number): BatchSource {
+  const limit = options.dataset.kind === 'detection' ? { limit: options.dataset.defaultEpochSize } : {};
+  return new BatchSource(options.dataset.train, { batchSize: options.batchSize, seed, ...limit });
 }
 
 interface Kernel {
@@ -81,9 +92,9 @@ export async function pruneWhileFinetuning(
   const final = target.pattern === '2:4' ? 0.5 : target.sparsity;
   const curve: SparsityPoint[] = [];
   const validate = async (sparsity: number, step: number) => {
-    const { accuracy } = await evaluateClassifier(model, options.dataset.validation);
-    curve.push({ sparsity, validationAccuracy: accuracy, step });
-    options.log(`  sparsity ${(sparsity * 100).toFixed(1)}%: validation accuracy ${(accuracy * 100).toFixed(2)}%`);
+    const { score } = await evaluateModel(model, options.dataset.validation);
+    curve.push({ sparsity, validationScore: score, step });
+    options.log(`  sparsity ${(sparsity * 100).toFixed(1)}%: validation ${scoreName(options.dataset)} ${(score * 100).toFixed(2)}%`);
   };
   await validate(0, 0);
   if (epochs === 0) {
@@ -92,7 +103,7 @@ export async function pruneWhileFinetuning(
     await validate(final, 0);
     return { masks, curve };
   }
-  const source = new BatchSource(options.dataset.train, { batchSize: options.batchSize, seed: options.seed });
+  const source = finetuneSource(options, options.seed);
   const total = epochs * source.stepsPerEpoch;
   const schedule = { initialSparsity: 0, finalSparsity: final, beginStep: 0, endStep: Math.max(1, Math.round(0.6 * total)) };
   // Masks change about eight times over the schedule, and the curve is sampled then.
@@ -153,7 +164,7 @@ export async function shareWeights(
   };
   project();
   if (epochs > 0) {
-    const source = new BatchSource(options.dataset.train, { batchSize: options.batchSize, seed: options.seed + 1 });
+    const source = finetuneSource(options, options.seed + 1);
     const optimizer = createTfOptimizer(options.optimizer);
     for (let step = 0; step < epochs * source.stepsPerEpoch; step++) {
       await trainStep(model, optimizer, source.batch(step));
@@ -161,7 +172,7 @@ export async function shareWeights(
     }
     optimizer.dispose();
   }
-  const { accuracy } = await evaluateClassifier(model, options.dataset.validation);
-  options.log(`  ${clusters} shared values per layer: validation accuracy ${(accuracy * 100).toFixed(2)}%`);
+  const { score } = await evaluateModel(model, options.dataset.validation);
+  options.log(`  ${clusters} shared values per layer: validation ${scoreName(options.dataset)} ${(score * 100).toFixed(2)}%`);
   return new Map(plan.map((p) => [p.kernel.name, { codebook: p.codebook, indices: p.indices }]));
 }

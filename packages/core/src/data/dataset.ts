@@ -7,6 +7,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import { deriveSeed, permutation } from '../random.js';
+import type { GroundTruth, Scene } from './shapes.js';
 
 export type SplitName = 'train' | 'validation' | 'test';
 
@@ -33,10 +34,46 @@ export interface ImageClassificationDataset {
   readonly test: ImageClassificationSplit;
 }
 
+/**
+ * A detection split: scenes made on demand (the `shapes` scenes), so a
+ * training split can be as large as wanted without being stored.
+ */
+export interface DetectionSplit {
+  readonly kind: 'detection';
+  readonly name: SplitName;
+  readonly size: number;
+  readonly imageShape: readonly [number, number, number];
+  /** Scene `index` (0 <= index < size): pixels and ground-truth boxes. Deterministic. */
+  scene(index: number): Scene;
+}
+
+export interface DetectionDataset {
+  readonly kind: 'detection';
+  readonly name: string;
+  readonly source: string;
+  readonly numClasses: number;
+  readonly classNames: readonly string[];
+  readonly train: DetectionSplit;
+  readonly validation: DetectionSplit;
+  readonly test: DetectionSplit;
+  /** Samples per epoch when none is asked for (the training split is effectively unlimited). */
+  readonly defaultEpochSize: number;
+}
+
+export type DataSplit = ImageClassificationSplit | DetectionSplit;
+export type Dataset = ImageClassificationDataset | DetectionDataset;
+
+export function isDetectionSplit(split: DataSplit): split is DetectionSplit {
+  return (split as DetectionSplit).kind === 'detection';
+}
+
 export interface Batch {
   /** size × h × w × c floats in [0, 1]. */
   readonly xs: Float32Array;
+  /** Class of each sample (classification); zeros for detection batches. */
   readonly labels: Int32Array;
+  /** Ground-truth objects of each sample (detection batches only). */
+  readonly objects?: ReadonlyArray<readonly GroundTruth[]>;
   readonly size: number;
 }
 
@@ -58,7 +95,7 @@ export interface BatchOptions {
   limit?: number;
 }
 
-export function imageSize(split: ImageClassificationSplit): number {
+export function imageSize(split: DataSplit): number {
   const [h, w, c] = split.imageShape;
   return h * w * c;
 }
@@ -82,9 +119,20 @@ export function selectRows(
   return { name, size: rows.length, imageShape, images: outImages, labels: outLabels };
 }
 
-/** Copy the given rows of a split into a float batch. */
-export function gatherBatch(split: ImageClassificationSplit, rows: ArrayLike<number>): Batch {
+/** Copy the given rows of a split into a float batch (detection splits render their scenes). */
+export function gatherBatch(split: DataSplit, rows: ArrayLike<number>): Batch {
   const n = imageSize(split);
+  if (isDetectionSplit(split)) {
+    const xs = new Float32Array(rows.length * n);
+    const objects: Array<readonly GroundTruth[]> = [];
+    for (let i = 0; i < rows.length; i++) {
+      const scene = split.scene(rows[i] as number);
+      const dst = i * n;
+      for (let j = 0; j < n; j++) xs[dst + j] = (scene.pixels[j] as number) / 255;
+      objects.push(scene.objects);
+    }
+    return { xs, labels: new Int32Array(rows.length), objects, size: rows.length };
+  }
   const xs = new Float32Array(rows.length * n);
   const labels = new Int32Array(rows.length);
   const scale = 1 / 255;
@@ -98,7 +146,7 @@ export function gatherBatch(split: ImageClassificationSplit, rows: ArrayLike<num
   return { xs, labels, size: rows.length };
 }
 
-function checkOptions(split: ImageClassificationSplit, options: BatchOptions): { count: number; index: number } {
+function checkOptions(split: DataSplit, options: BatchOptions): { count: number; index: number } {
   const { batchSize } = options;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new InvalidArgumentError(`batch size must be a positive integer, got ${batchSize}`);
@@ -116,7 +164,7 @@ function checkOptions(split: ImageClassificationSplit, options: BatchOptions): {
 }
 
 /** Samples in one epoch after the limit. */
-function epochSamples(split: ImageClassificationSplit, options: BatchOptions): number {
+function epochSamples(split: DataSplit, options: BatchOptions): number {
   return Math.min(split.size, options.limit ?? split.size);
 }
 
@@ -124,7 +172,7 @@ function epochSamples(split: ImageClassificationSplit, options: BatchOptions): n
  * Steps per epoch. One replica keeps a final partial batch (like model.fit);
  * several replicas drop it, so every replica takes the same number of steps.
  */
-export function stepsPerEpoch(split: ImageClassificationSplit, options: BatchOptions): number {
+export function stepsPerEpoch(split: DataSplit, options: BatchOptions): number {
   const { count } = checkOptions(split, options);
   const n = epochSamples(split, options);
   const global = options.batchSize * count;
@@ -132,14 +180,14 @@ export function stepsPerEpoch(split: ImageClassificationSplit, options: BatchOpt
 }
 
 /** The rows of one epoch in order (shuffled unless shuffle is false). */
-export function epochOrder(split: ImageClassificationSplit, options: BatchOptions): Uint32Array {
+export function epochOrder(split: DataSplit, options: BatchOptions): Uint32Array {
   const n = epochSamples(split, options);
   if (options.shuffle === false) return Uint32Array.from({ length: n }, (_, i) => i);
   return permutation(split.size, deriveSeed(options.seed, split.name, 'epoch', options.epoch ?? 0)).subarray(0, n);
 }
 
 /** One replica's batches for one epoch, deterministic under (seed, epoch). */
-export function* iterateBatches(split: ImageClassificationSplit, options: BatchOptions): Generator<Batch, void, undefined> {
+export function* iterateBatches(split: DataSplit, options: BatchOptions): Generator<Batch, void, undefined> {
   const { count, index } = checkOptions(split, options);
   const order = epochOrder(split, options);
   const steps = stepsPerEpoch(split, options);
@@ -163,7 +211,7 @@ export class BatchSource {
   private readonly index: number;
 
   constructor(
-    readonly split: ImageClassificationSplit,
+    readonly split: DataSplit,
     readonly options: BatchOptions,
   ) {
     const { count, index } = checkOptions(split, options);

@@ -6,6 +6,7 @@
  * the same on every machine. Browser-safe: the demo draws scenes with it.
  */
 import { Random, deriveSeed } from '../random.js';
+import type { DetectionDataset, DetectionSplit, SplitName } from './dataset.js';
 
 export const SHAPE_CLASSES = Object.freeze(['circle', 'square', 'triangle'] as const);
 export type ShapeClass = (typeof SHAPE_CLASSES)[number];
@@ -85,13 +86,23 @@ export function renderScene(seed: number, options: SceneOptions = {}): Scene {
   const textureAmp = r.uniform(10, 40);
   const noise = r.uniform(4, 18);
   const blobs = Array.from({ length: 3 }, () => ({ x: r.uniform(0, size), y: r.uniform(0, size), s: r.uniform(6, 20) * scale }));
+  // Gaussian blobs are separable: exp(-(dx² + dy²)/2s²) = exp(-dx²/2s²) · exp(-dy²/2s²).
+  const along = (b: { x: number; y: number; s: number }, axis: 'x' | 'y') => Float32Array.from({ length: size }, (_, i) => Math.exp(-((i - b[axis]) ** 2) / (2 * b.s * b.s)));
+  const blobX = blobs.map((b) => along(b, 'x'));
+  const blobY = blobs.map((b) => along(b, 'y'));
+  // Pixel noise: a sum of three uniforms (close to normal, far cheaper to draw), scaled to standard deviation `noise`.
+  const grain = () => (r.next() + r.next() + r.next() - 1.5) * 2 * noise;
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
       const t = ((x * gx + y * gy) / size + 1) / 2;
-      const texture = stripes
-        ? Math.sin((x * gy - y * gx) * frequency) * textureAmp
-        : blobs.reduce((s, b) => s + Math.exp(-((x - b.x) ** 2 + (y - b.y) ** 2) / (2 * b.s * b.s)), 0) * textureAmp * 2 - textureAmp;
-      for (let c = 0; c < 3; c++) px[(y * size + x) * 3 + c] = (base[c] as number) * (1 - t) + (tint[c] as number) * t + texture + r.normal() * noise;
+      let texture: number;
+      if (stripes) texture = Math.sin((x * gy - y * gx) * frequency) * textureAmp;
+      else {
+        let sum = 0;
+        for (let k = 0; k < blobs.length; k++) sum += (blobX[k] as Float32Array)[x] as number * ((blobY[k] as Float32Array)[y] as number);
+        texture = sum * textureAmp * 2 - textureAmp;
+      }
+      for (let c = 0; c < 3; c++) px[(y * size + x) * 3 + c] = (base[c] as number) * (1 - t) + (tint[c] as number) * t + texture + grain();
     }
   }
 
@@ -134,7 +145,7 @@ export function renderScene(seed: number, options: SceneOptions = {}): Scene {
         if (!inside) continue;
         // Shading across the shape, and a little noise, so colour alone is not the answer.
         const light = shade + ((sx - cx) / side) * 0.2;
-        for (let c = 0; c < 3; c++) px[(y * size + x) * 3 + c] = (ink[c] as number) * light + r.normal() * noise * 0.5;
+        for (let c = 0; c < 3; c++) px[(y * size + x) * 3 + c] = (ink[c] as number) * light + grain() * 0.5;
       }
     }
     objects.push(box);
@@ -147,4 +158,45 @@ export function renderScene(seed: number, options: SceneOptions = {}): Scene {
 /** The seed of scene `index` of a split: deterministic, distinct per split. */
 export function sceneSeed(seed: number, split: string, index: number): number {
   return deriveSeed(seed, 'shapes', split, index);
+}
+
+/** Split sizes: the training split is effectively unlimited (scenes are drawn, not stored). */
+export const SHAPES_SPLITS = Object.freeze({ train: 1_000_000, validation: 200, test: 200 });
+export const SHAPES_EPOCH_SIZE = 5000;
+
+function shapesSplit(seed: number, name: SplitName, size: number, cache: boolean): DetectionSplit {
+  const cached = new Map<number, Scene>();
+  return {
+    kind: 'detection',
+    name,
+    size,
+    imageShape: [SHAPES_SCENE_SIZE, SHAPES_SCENE_SIZE, 3],
+    scene(index: number): Scene {
+      if (!Number.isInteger(index) || index < 0 || index >= size) throw new RangeError(`scene ${index} is outside the ${name} split of ${size}`);
+      const hit = cached.get(index);
+      if (hit !== undefined) return hit;
+      const scene = renderScene(sceneSeed(seed, name, index));
+      if (cache) cached.set(index, scene);
+      return scene;
+    },
+  };
+}
+
+/**
+ * The `shapes` dataset: unlimited training scenes, 200 validation and 200
+ * test scenes (kept once drawn), all determined by `seed` (the dataset
+ * `shapes` is seed 1; `shapes:<seed>` names another).
+ */
+export function shapesDataset(seed = 1): DetectionDataset {
+  return {
+    kind: 'detection',
+    name: seed === 1 ? 'shapes' : `shapes:${seed}`,
+    source: `procedural scenes (seed ${seed}): circles, squares and triangles on textured backgrounds`,
+    numClasses: SHAPE_CLASSES.length,
+    classNames: SHAPE_CLASSES,
+    train: shapesSplit(seed, 'train', SHAPES_SPLITS.train, false),
+    validation: shapesSplit(seed, 'validation', SHAPES_SPLITS.validation, true),
+    test: shapesSplit(seed, 'test', SHAPES_SPLITS.test, true),
+    defaultEpochSize: SHAPES_EPOCH_SIZE,
+  };
 }

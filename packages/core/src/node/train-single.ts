@@ -6,13 +6,14 @@ import { join } from 'node:path';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { iterateBatches, stepsPerEpoch } from '../data/dataset.js';
 import { InvalidArgumentError } from '../errors.js';
-import { evaluateClassifier } from '../metrics/classification.js';
+import { type Evaluation, evaluateModel } from '../metrics/evaluate.js';
 import { trainStep } from '../train/classifier.js';
 import { createTfOptimizer, optimizerSettings } from '../train/optimizers.js';
-import { createModel, isZooModel } from '../zoo/zoo.js';
+import { createModel, isZooModel, zooEntry } from '../zoo/zoo.js';
+import type { Dataset } from '../data/dataset.js';
 import type { BackendRequest } from '../backend/select.js';
 import { useBackend } from './backends.js';
-import { loadClassificationDataset } from './datasets/registry.js';
+import { loadDataset } from './datasets/registry.js';
 import { atomicWriteFile } from './files.js';
 import { loadLayersModelFile, saveLayersModel } from './model-files.js';
 
@@ -20,7 +21,7 @@ export interface TrainOptions {
   model: string;
   dataset: string;
   epochs: number;
-  /** Cap on samples per epoch (default: the whole training split). */
+  /** Cap on samples per epoch (default: the whole training split; shapes: 5,000 scenes). */
   epochSize?: number;
   batchSize: number;
   optimizer: string;
@@ -47,7 +48,10 @@ export interface TrainProgress {
 export interface EpochRecord {
   readonly epoch: number;
   readonly loss: number;
-  readonly validationAccuracy: number;
+  /** Classifiers. */
+  readonly validationAccuracy?: number;
+  /** Detectors: mAP@0.5 on the validation scenes. */
+  readonly validationMAP?: number;
   readonly samplesPerSecond: number;
 }
 
@@ -68,11 +72,56 @@ export interface TrainReport {
   readonly samples: number;
   readonly trainSeconds: number;
   readonly samplesPerSecond: number;
-  readonly testAccuracy: number;
+  readonly task: 'classification' | 'detection';
+  /** Classifiers: top-1 accuracy on the test split. */
+  readonly testAccuracy?: number;
+  /** Detectors: mAP@0.5 on the test scenes, and AP per class. */
+  readonly mAP?: number;
+  readonly perClassAP?: ReadonlyArray<number | undefined>;
   readonly testLoss: number;
-  readonly validationAccuracy: number;
+  readonly validationAccuracy?: number;
+  readonly validationMAP?: number;
   readonly history: readonly EpochRecord[];
   readonly modelPath: string;
+}
+
+/** The report fields of a test evaluation: testAccuracy, or mAP and perClassAP. */
+export function testFields(e: Evaluation): Pick<TrainReport, 'testAccuracy' | 'mAP' | 'perClassAP' | 'testLoss'> {
+  return e.task === 'detection' ? { mAP: e.mAP as number, perClassAP: e.perClassAP ?? [], testLoss: e.loss } : { testAccuracy: e.accuracy as number, testLoss: e.loss };
+}
+
+/** The report fields of a validation evaluation. */
+export function validationFields(e: Evaluation): Pick<EpochRecord, 'validationAccuracy' | 'validationMAP'> {
+  return e.task === 'detection' ? { validationMAP: e.mAP as number } : { validationAccuracy: e.accuracy as number };
+}
+
+/** The last epoch's validation score, for the report. */
+export function lastValidation(history: readonly EpochRecord[]): Pick<EpochRecord, 'validationAccuracy' | 'validationMAP'> {
+  const last = history.at(-1);
+  return {
+    ...(last?.validationAccuracy !== undefined ? { validationAccuracy: last.validationAccuracy } : {}),
+    ...(last?.validationMAP !== undefined ? { validationMAP: last.validationMAP } : {}),
+  };
+}
+
+/** "validation accuracy 97.10%" or "validation mAP@0.5 0.812". */
+export function describeScore(e: Evaluation, split: string): string {
+  return e.task === 'detection' ? `${split} mAP@0.5 ${(e.score).toFixed(3)}` : `${split} accuracy ${(e.score * 100).toFixed(2)}%`;
+}
+
+/** Refuse a zoo model trained on data of the other task (a detector on MNIST, a classifier on shapes). */
+export function checkTask(model: string, dataset: Dataset): void {
+  if (!isZooModel(model)) return;
+  const task = zooEntry(model).task;
+  if (task !== dataset.kind) {
+    throw new InvalidArgumentError(`${model} is a ${task} model and ${dataset.name} a ${dataset.kind} dataset: train ${task === 'detection' ? 'shapes-detector on shapes' : 'classifiers on mnist, fashion-mnist or an IDX folder'}`);
+  }
+}
+
+/** Samples per epoch: --epoch-size, else the dataset's default (shapes: 5,000), else the whole split. */
+export function epochLimit(dataset: Dataset, epochSize: number | undefined): { limit?: number } {
+  const limit = epochSize ?? (dataset.kind === 'detection' ? dataset.defaultEpochSize : undefined);
+  return limit !== undefined ? { limit } : {};
 }
 
 export function checkPositiveInt(name: string, value: number): void {
@@ -90,11 +139,12 @@ export async function trainSingleProcess(options: TrainOptions): Promise<TrainRe
   checkPositiveInt('batch size', options.batchSize);
   if (options.epochSize !== undefined) checkPositiveInt('epoch size', options.epochSize);
   const settings = optimizerSettings(options.optimizer, options.learningRate);
-  const dataset = loadClassificationDataset(options.dataset);
+  const dataset = loadDataset(options.dataset);
+  checkTask(options.model, dataset);
   const backend = await useBackend(options.backend, { requireGpu: options.requireGpu ?? false, log });
   const model = await createOrLoadModel(options.model, options.seed);
   const optimizer = createTfOptimizer(settings);
-  const batchOptions = { batchSize: options.batchSize, seed: options.seed, ...(options.epochSize !== undefined ? { limit: options.epochSize } : {}) };
+  const batchOptions = { batchSize: options.batchSize, seed: options.seed, ...epochLimit(dataset, options.epochSize) };
   const steps = stepsPerEpoch(dataset.train, batchOptions);
   const history: EpochRecord[] = [];
   let globalStep = 0;
@@ -119,13 +169,13 @@ export async function trainSingleProcess(options: TrainOptions): Promise<TrainRe
     const epochMs = performance.now() - started;
     trainMs += epochMs;
     samples += epochSamples;
-    const val = await evaluateClassifier(model, dataset.validation);
-    const record = { epoch: epoch + 1, loss, validationAccuracy: val.accuracy, samplesPerSecond: epochSamples / (epochMs / 1000) };
+    const val = await evaluateModel(model, dataset.validation);
+    const record: EpochRecord = { epoch: epoch + 1, loss, ...validationFields(val), samplesPerSecond: epochSamples / (epochMs / 1000) };
     history.push(record);
-    log(`epoch ${epoch + 1}/${options.epochs}: loss ${loss.toFixed(4)}, validation accuracy ${(val.accuracy * 100).toFixed(2)}%, ${record.samplesPerSecond.toFixed(0)} samples/s`);
+    log(`epoch ${epoch + 1}/${options.epochs}: loss ${loss.toFixed(4)}, ${describeScore(val, 'validation')}, ${record.samplesPerSecond.toFixed(0)} samples/s`);
   }
-  const test = await evaluateClassifier(model, dataset.test);
-  const modelPath = await saveLayersModel(model, join(options.out, 'model'), { model: options.model, dataset: options.dataset, task: 'classification', classNames: dataset.classNames });
+  const test = await evaluateModel(model, dataset.test);
+  const modelPath = await saveLayersModel(model, join(options.out, 'model'), { model: options.model, dataset: options.dataset, task: dataset.kind, classNames: dataset.classNames });
   const report: TrainReport = {
     model: options.model,
     dataset: dataset.name,
@@ -143,9 +193,9 @@ export async function trainSingleProcess(options: TrainOptions): Promise<TrainRe
     samples,
     trainSeconds: trainMs / 1000,
     samplesPerSecond: samples / (trainMs / 1000),
-    testAccuracy: test.accuracy,
-    testLoss: test.loss,
-    validationAccuracy: history[history.length - 1]?.validationAccuracy ?? 0,
+    task: dataset.kind,
+    ...testFields(test),
+    ...lastValidation(history),
     history,
     modelPath,
   };

@@ -1,12 +1,16 @@
 /**
- * The math of one training step for the classifiers (browser-safe): used by
- * the single-process trainer and by every cluster worker.
+ * The math of one training step (browser-safe): used by the single-process
+ * trainer and by every cluster worker. Classification batches use softmax
+ * cross-entropy; detection batches (with ground-truth objects) the
+ * detector's loss on its output grid.
  */
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-layers registers tfjs-core's gradient functions when it loads; every
 // model here comes from it, so the gradients are always there.
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { Batch } from '../data/dataset.js';
+import { BOX_CHANNELS, encodeTargets } from '../detection/grid.js';
+import { detectionLoss } from '../detection/loss.js';
 
 const EPSILON = 1e-7;
 
@@ -29,8 +33,27 @@ export function numClassesOf(model: LayersModel): number {
   return model.outputs[0]?.shape[1] as number;
 }
 
+/** The output grid of a detector: [N, G, G, 5 + C]. */
+export function detectorGrid(model: LayersModel): { grid: number; numClasses: number } {
+  const shape = model.outputs[0]?.shape ?? [];
+  const grid = shape[1];
+  const channels = shape[3];
+  if (shape.length !== 4 || typeof grid !== 'number' || grid !== shape[2] || typeof channels !== 'number' || channels <= BOX_CHANNELS) {
+    throw new Error(`a detector's output must be [N, G, G, ${BOX_CHANNELS} + classes]; this model's is [${shape.join(', ')}]`);
+  }
+  return { grid, numClasses: channels - BOX_CHANNELS };
+}
+
 /** Loss of the model on a batch, as a function tfjs can differentiate. */
 export function lossFunction(model: LayersModel, batch: Batch): () => tf.Scalar {
+  if (batch.objects !== undefined) {
+    const shape = detectorGrid(model);
+    const targets = encodeTargets(batch.objects, shape);
+    return () => {
+      const x = batchInput(model, batch.xs, batch.size);
+      return detectionLoss(model.apply(x, { training: true }) as tf.Tensor, targets, shape.numClasses);
+    };
+  }
   const numClasses = numClassesOf(model);
   return () => {
     const x = batchInput(model, batch.xs, batch.size);

