@@ -39,6 +39,8 @@ export interface ModelInfo {
   readonly gpuBytes: number;
   /** GPU buffers this model holds now. */
   readonly gpuBuffers: number;
+  /** Compute dispatches per inference pass (WebGPU; 0 elsewhere). Bias and activation are fused into their layer's dispatch. */
+  readonly dispatches: number;
   /** How each weight is kept on the device, by name. */
   readonly weights: ReadonlyArray<{ readonly name: string; readonly storage: string; readonly bytes: number }>;
   readonly meta: Partial<TampMeta>;

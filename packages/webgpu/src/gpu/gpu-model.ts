@@ -240,6 +240,7 @@ export class GpuModel implements InferenceModel {
       gpuWeightBytes: this.memory.bytes('weight'),
       gpuBytes: this.memory.bytes(),
       gpuBuffers: this.memory.buffers,
+      dispatches: this.stages.length,
       weights: this.weights.map((w) => ({ name: w.name, storage: w.storage, bytes: w.bytes })),
       meta: this.parts.meta,
     };

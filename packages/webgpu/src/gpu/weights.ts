@@ -86,6 +86,31 @@ export function weightWgsl(w: GpuWeight, prefix: string, binding: number): { cod
   };
 }
 
+/**
+ * Like weightWgsl, plus `<prefix>_q4(i)`: the four values i..i+3 as a vec4
+ * (i a multiple of 4), read with one load of the packed word, and
+ * `<prefix>_scale4(c)` for channels c..c+3. Kernels that compute four
+ * consecutive output channels per thread use it when the channel count is
+ * a multiple of 4, so four int8 weights arrive in one 32-bit load.
+ */
+export function weightWgsl4(w: GpuWeight, prefix: string, binding: number): { code: string; bindings: number } {
+  const base = weightWgsl(w, prefix, binding);
+  let q4: string;
+  if (w.kind === 'f32') {
+    q4 = `fn ${prefix}_q4(i: u32) -> vec4<f32> { return vec4<f32>(${prefix}_data[i], ${prefix}_data[i + 1u], ${prefix}_data[i + 2u], ${prefix}_data[i + 3u]); }`;
+  } else if (w.kind === 'int8') {
+    // Shifting left then arithmetic-right sign-extends each byte.
+    q4 = `fn ${prefix}_q4(i: u32) -> vec4<f32> { let w = bitcast<i32>(${prefix}_data[i >> 2u]); return vec4<f32>(vec4<i32>(w << 24u, w << 16u, w << 8u, w) >> vec4<u32>(24u)); }`;
+  } else {
+    q4 = `fn ${prefix}_q4(i: u32) -> vec4<f32> { let w = ${prefix}_data[i >> 2u]; return vec4<f32>(${prefix}_aux[w & 255u], ${prefix}_aux[(w >> 8u) & 255u], ${prefix}_aux[(w >> 16u) & 255u], ${prefix}_aux[w >> 24u]); }`;
+  }
+  const scale4 =
+    w.kind === 'int8' && w.scales > 1
+      ? `fn ${prefix}_scale4(c: u32) -> vec4<f32> { return vec4<f32>(${prefix}_aux[c], ${prefix}_aux[c + 1u], ${prefix}_aux[c + 2u], ${prefix}_aux[c + 3u]); }`
+      : `fn ${prefix}_scale4(c: u32) -> vec4<f32> { return vec4<f32>(${prefix}_scale(c)); }`;
+  return { code: `${base.code}\n${q4}\n${scale4}`, bindings: base.bindings };
+}
+
 export function weightEntries(w: GpuWeight, binding: number): GPUBindGroupEntry[] {
   const entries: GPUBindGroupEntry[] = [{ binding, resource: { buffer: w.data } }];
   if (w.aux !== undefined) entries.push({ binding: binding + 1, resource: { buffer: w.aux } });

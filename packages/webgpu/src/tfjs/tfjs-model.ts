@@ -79,6 +79,7 @@ export class TfjsModel implements InferenceModel {
       gpuWeightBytes: 0,
       gpuBytes: 0,
       gpuBuffers: 0,
+      dispatches: 0,
       weights: this.parts.weights.map((w) => ({ name: w.name, storage: 'float32 (dequantized at load)', bytes: sizeOf(w.shape) * 4 })),
       meta: this.parts.meta,
     };

@@ -1,0 +1,157 @@
+/**
+ * pnpm bench:infer: Tamp's int8 inference against stock tfjs fp32, in one
+ * run on one device. For LeNet-5 and the shapes detector at batch 1 and 64:
+ *  - WebGPU: Tamp (`loadModel(model.tamp, { device: 'webgpu' })`, int8
+ *    weights packed on the GPU) against `tf.loadLayersModel` on
+ *    tfjs-backend-webgpu with the fp32 model.json, on the same adapter;
+ *  - WASM: Tamp's wasm device against `tf.loadLayersModel` on
+ *    tfjs-backend-wasm.
+ * Latency percentiles over N timed runs after warm-up, compute dispatches
+ * per inference (counted by wrapping the compute pass encoder), and weight
+ * bytes on the GPU. The models are the zoo's with seeded weights: latency
+ * does not depend on training.
+ *
+ *   pnpm bench:infer [--iterations N] [--models lenet-5,shapes-detector] [--no-write]
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import '@tensorflow/tfjs-backend-wasm';
+import '@tensorflow/tfjs-backend-cpu';
+import { createModel } from '@tamp/core';
+import { installNavigatorGpu, loadLayersModelFile, requestDawnAdapter, saveLayersModel } from '@tamp/core/node';
+import { artifactsToTamp, encodeTampModel, quantizeInt8Tensor } from '@tamp/compress';
+import { type InferenceModel, loadModel } from '@tamp/webgpu/node';
+import { fmt, machine, markdownTable, writeSection } from './report.js';
+
+const write = !process.argv.includes('--no-write');
+const itAt = process.argv.indexOf('--iterations');
+const iterations = itAt === -1 ? 30 : Number(process.argv[itAt + 1]);
+const modelsAt = process.argv.indexOf('--models');
+const models = modelsAt === -1 ? ['lenet-5', 'shapes-detector'] : (process.argv[modelsAt + 1] as string).split(',');
+const work = mkdtempSync(join(tmpdir(), 'tamp-bench-infer-'));
+
+let dispatches = 0;
+async function countDispatches(device: GPUDevice): Promise<void> {
+  const encoder = device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  const proto = Object.getPrototypeOf(pass) as { dispatchWorkgroups: (...a: number[]) => void };
+  pass.end();
+  encoder.finish();
+  const original = proto.dispatchWorkgroups;
+  proto.dispatchWorkgroups = function (this: GPUComputePassEncoder, ...args: number[]) {
+    dispatches++;
+    original.apply(this, args);
+  };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
+}
+
+interface Timing {
+  p50: number;
+  p90: number;
+  dispatches: number;
+}
+
+async function time(run: () => Promise<void>): Promise<Timing> {
+  for (let i = 0; i < 3; i++) await run();
+  const times: number[] = [];
+  dispatches = 0;
+  for (let i = 0; i < iterations; i++) {
+    const t = performance.now();
+    await run();
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  return { p50: percentile(times, 0.5), p90: percentile(times, 0.9), dispatches: dispatches / iterations };
+}
+
+async function artifactsOf(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts> {
+  let captured: tf.io.ModelArtifacts | undefined;
+  await model.save(tf.io.withSaveHandler(async (a) => ((captured = a), { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } })));
+  return captured as tf.io.ModelArtifacts;
+}
+
+const found = await requestDawnAdapter({ allowSoftware: true, log: (m) => process.stderr.write(`${m}\n`) });
+installNavigatorGpu(found.gpu);
+await import('@tensorflow/tfjs-backend-webgpu');
+const probe = await found.adapter.requestDevice();
+await countDispatches(probe);
+
+const rows: Array<Array<string | number>> = [];
+const ratios: string[] = [];
+try {
+  for (const name of models) {
+    await tf.setBackend('cpu');
+    const model = createModel(name, { seed: 1 });
+    const dir = join(work, name);
+    const modelJson = await saveLayersModel(model, dir, { model: name });
+    const tamp = artifactsToTamp(await artifactsOf(model), { int8: true, meta: { producer: 'bench', created: new Date().toISOString(), model: name } });
+    const weights = tamp.weights.map((w) => (w.shape.length === 1 && w.encoding.kind === 'f32' ? { ...w, encoding: { kind: 'int8-tensor' as const, ...quantizeInt8Tensor(w.encoding.data) } } : w));
+    const tampFile = join(work, `${name}.tamp`);
+    writeFileSync(tampFile, encodeTampModel({ ...tamp, weights }));
+    const fp32Bytes = model.countParams() * 4;
+    const inputShape = model.inputs[0]?.shape.slice(1) as number[];
+    model.dispose();
+    const per = inputShape.reduce((a, b) => a * b, 1);
+    for (const batch of [1, 64]) {
+      const x = Float32Array.from({ length: batch * per }, (_, i) => ((i * 7919) % 997) / 997);
+      // Tamp int8 on WebGPU.
+      const ours: InferenceModel = await loadModel(tampFile, { device: 'webgpu' });
+      const tampGpu = await time(async () => void (await ours.predict(x)));
+      const info = ours.info();
+      ours.dispose();
+      // Stock tfjs fp32 on tfjs-backend-webgpu, same adapter.
+      await tf.setBackend('webgpu');
+      const stock = await loadLayersModelFile(modelJson);
+      const input = tf.tensor(x, [batch, ...inputShape]);
+      const stockGpu = await time(async () => {
+        const y = stock.predict(input) as tf.Tensor;
+        await y.data();
+        y.dispose();
+      });
+      const stockGpuBytes = tf.memory().numBytesInGPU ?? 0;
+      input.dispose();
+      stock.dispose();
+      // WASM: Tamp's wasm device against stock tfjs wasm.
+      const oursWasm = await loadModel(tampFile, { device: 'wasm' });
+      const tampWasm = await time(async () => void (await oursWasm.predict(x)));
+      oursWasm.dispose();
+      await tf.setBackend('wasm');
+      const stockW = await loadLayersModelFile(modelJson);
+      const inputW = tf.tensor(x, [batch, ...inputShape]);
+      const stockWasm = await time(async () => {
+        const y = stockW.predict(inputW) as tf.Tensor;
+        await y.data();
+        y.dispose();
+      });
+      inputW.dispose();
+      stockW.dispose();
+      rows.push(
+        [name, batch, 'WebGPU', 'Tamp int8 (.tamp)', fmt(tampGpu.p50, 2), fmt(tampGpu.p90, 2), fmt(tampGpu.dispatches, 0), `${fmt(info.gpuWeightBytes / 1024, 1)} KiB (${fmt(info.gpuWeightBytes / fp32Bytes, 3)}x)`],
+        [name, batch, 'WebGPU', 'stock tfjs fp32', fmt(stockGpu.p50, 2), fmt(stockGpu.p90, 2), fmt(stockGpu.dispatches, 0), `${fmt(stockGpuBytes / 1024, 1)} KiB (all tensors on the GPU)`],
+        [name, batch, 'WASM', 'Tamp (dequantized at load)', fmt(tampWasm.p50, 2), fmt(tampWasm.p90, 2), '–', '–'],
+        [name, batch, 'WASM', 'stock tfjs fp32', fmt(stockWasm.p50, 2), fmt(stockWasm.p90, 2), '–', '–'],
+      );
+      ratios.push(`${name} batch ${batch}: WebGPU latency Tamp/stock **${fmt(tampGpu.p50 / stockGpu.p50, 2)}x**, weights ${fmt(info.gpuWeightBytes / fp32Bytes, 3)}x of fp32; WASM ${fmt(tampWasm.p50 / stockWasm.p50, 2)}x`);
+      process.stderr.write(`${ratios.at(-1)}\n`);
+    }
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+
+const markdown = `## Inference: Tamp int8 against stock tfjs fp32 (\`pnpm bench:infer\`)
+
+${machine()}. WebGPU adapter: ${found.description}${found.software ? ' (software: SwiftShader runs WebGPU on the CPU, so compare ratios only, not absolute times)' : ''}. ${iterations} timed runs after 3 warm-up runs; latency is a whole \`predict\` including upload and read-back (ms). Dispatches per inference counted by wrapping the compute pass encoder.
+
+${markdownTable(['model', 'batch', 'device', 'engine', 'p50 ms', 'p90 ms', 'dispatches', 'weights on the GPU'], rows)}
+
+${ratios.map((r) => `- ${r}`).join('\n')}
+`;
+process.stdout.write(`${markdown}\n`);
+if (write) writeSection('bench:infer', markdown);
