@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-backend-cpu';
 import { createModel } from '@tamp/core';
@@ -114,7 +114,7 @@ try {
         await y.data();
         y.dispose();
       });
-      const stockGpuBytes = tf.memory().numBytesInGPU ?? 0;
+      const stockGpuBytes = (tf.memory() as { numBytesInGPU?: number }).numBytesInGPU ?? 0;
       input.dispose();
       stock.dispose();
       // WASM: Tamp's wasm device against stock tfjs wasm.

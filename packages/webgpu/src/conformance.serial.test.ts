@@ -21,11 +21,12 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BatchSource, type ImageClassificationDataset, InvalidArgumentError, ModelError, createModel, createTfOptimizer, gatherBatch, optimizerSettings, trainStep } from '@tamp/core';
-import { loadMnist, requestDawnAdapter, writeModelArtifacts } from '@tamp/core/node';
+import { BatchSource, type Detection, type ImageClassificationDataset, InvalidArgumentError, ModelError, createModel, createTfOptimizer, decodeGrid, gatherBatch, optimizerSettings, renderScene, sceneSeed, trainStep } from '@tamp/core';
+import { loadLayersModelFile, loadMnist, requestDawnAdapter, writeModelArtifacts } from '@tamp/core/node';
 import { type TampModel, type TampTensor, artifactsToTamp, decodeTampModel, encodeTampModel, quantizeInt8Tensor } from '@tamp/compress';
 import { pruneWhileFinetuning, shareWeights } from '@tamp/compress/node';
-import { DEVICE_NAMES, type DeviceName, type InferenceModel, loadModel, planModel, readModelParts, runReference } from './node/index.js';
+import { DEVICE_NAMES, type DeviceName, type InferenceModel, gridOf, loadModel, planModel, readModelParts, runReference } from './node/index.js';
+import { fileURLToPath } from 'node:url';
 
 const dir = mkdtempSync(join(tmpdir(), 'tamp-conformance-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -138,6 +139,17 @@ function expectClose(actual: Float32Array, reference: Float64Array, rowSize: num
   }
 }
 
+function expectSameBoxes(actual: readonly Detection[], reference: readonly Detection[], what: string): void {
+  expect(actual.length, `${what}: number of boxes`).toBe(reference.length);
+  reference.forEach((r, i) => {
+    const a = actual[i] as Detection;
+    expect(a.label, `${what}: label of box ${i}`).toBe(r.label);
+    for (const k of ['x1', 'y1', 'x2', 'y2', 'score'] as const) {
+      if (Math.abs(a[k] - r[k]) > 1e-3) throw new Error(`${what}: box ${i} ${k} is ${a[k]}, the float64 reference ${r[k]} (more than 1e-3 apart)`);
+    }
+  });
+}
+
 function top1(data: Float32Array, classes: number): Int32Array {
   const out = new Int32Array(data.length / classes);
   for (let r = 0; r < out.length; r++) {
@@ -225,6 +237,41 @@ describe('conformance: every device against the float64 reference', () => {
         m.dispose();
       }
     }
+  });
+
+  it('runs the trained shapes detector (float32 and int8) on every device: decoded boxes equal the float64 reference within 1e-3', async () => {
+    // The detector bench:detect trained (test/fixtures/shapes-detector), so its boxes are real, confident detections.
+    const fixture = fileURLToPath(new URL('../../../test/fixtures/shapes-detector/model.json', import.meta.url));
+    const trained = await loadLayersModelFile(fixture);
+    const int8File = join(dir, 'detector-int8.tamp');
+    writeFileSync(int8File, encodeTampModel(int8Tamp(await artifactsOf(trained), 'shapes-detector')));
+    trained.dispose();
+    const scenes = 6;
+    const per = 96 * 96 * 3;
+    const x = new Float32Array(scenes * per);
+    for (let i = 0; i < scenes; i++) x.set(Float32Array.from(renderScene(sceneSeed(2026, 'test', i)).pixels, (v) => v / 255), i * per);
+    let boxes = 0;
+    for (const file of [fixture, int8File]) {
+      const parts = await readModelParts(file);
+      const plan = planModel(parts.modelTopology, parts.weights);
+      const shape = gridOf(plan.outputShape);
+      const reference = runReference(plan, parts.weights, x, scenes);
+      const expected = decodeGrid(reference, scenes, shape, { scoreThreshold: 0.3 });
+      for (const device of DEVICE_NAMES) {
+        const m = await loadModel(file, { device });
+        try {
+          const y = await m.predict(x);
+          expectClose(y.data, reference, plan.outputShape.reduce((a, b) => a * b, 1), `detector ${file} on ${device}`);
+          const found = decodeGrid(y.data, scenes, shape, { scoreThreshold: 0.3 });
+          for (let n = 0; n < scenes; n++) expectSameBoxes(found[n] as Detection[], expected[n] as Detection[], `scene ${n}, ${file} on ${device}`);
+          boxes += found.flat().length;
+        } finally {
+          m.dispose();
+        }
+      }
+    }
+    // Six scenes of one to four shapes each: a trained detector finds most of them on every run.
+    expect(boxes / (2 * DEVICE_NAMES.length)).toBeGreaterThanOrEqual(scenes);
   });
 
   it('splits a batch larger than one pass allows, and takes tensors and number arrays', async () => {

@@ -10,6 +10,7 @@ import { type ModelParts, isTampBytes, partsFromModelJson, partsFromTamp } from 
 import type { InferenceModel } from './inference-model.js';
 
 export * from './inference-model.js';
+export * from './image-input.js';
 export { type LoadOptions, type LoadedModel, type AdapterProvider, adapterFrom, loadParts } from './load.js';
 export { type ModelParts, isTampBytes, partsFromModelJson, partsFromTamp } from './model-source.js';
 export { type Plan, type Op, ACTIVATIONS, planModel } from './plan.js';

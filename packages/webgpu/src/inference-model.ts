@@ -4,14 +4,20 @@
  */
 import { InvalidArgumentError, ModelError } from '@tamp/core';
 import type { TampMeta } from '@tamp/compress';
+import { type ImageInput, imagesToInput, isImageInput } from './image-input.js';
 
 /** Inference devices, fastest first. `auto` takes the first really present (a software WebGPU adapter is skipped). */
 export const DEVICE_NAMES = Object.freeze(['webgpu', 'wasm', 'cpu'] as const);
 export type DeviceName = (typeof DEVICE_NAMES)[number];
 export type DeviceRequest = DeviceName | 'auto';
 
-/** A batch of inputs: a typed array or number array (samples one after another), or a tfjs tensor (anything with `shape` and `data()`). */
-export type ModelInput = Float32Array | Uint8Array | readonly number[] | { readonly shape: readonly number[]; data(): Promise<ArrayLike<number>> };
+/**
+ * A batch of inputs: a typed array or number array (samples one after
+ * another), a tfjs tensor (anything with `shape` and `data()`), or one image
+ * or an array of images (ImageData, ImageBitmap, a canvas, an <img>, a
+ * <video>, a VideoFrame: see image-input.ts), resized to the model's input.
+ */
+export type ModelInput = Float32Array | Uint8Array | readonly number[] | { readonly shape: readonly number[]; data(): Promise<ArrayLike<number>> } | ImageInput | readonly ImageInput[];
 
 export interface Prediction {
   /** [batch, ...output shape of one sample]. */
@@ -66,13 +72,16 @@ export async function normalizeInput(input: ModelInput, inputShape: readonly num
   const expected = `[N, ${inputShape.join(', ')}]`;
   let data: Float32Array;
   let shape: readonly number[] | undefined;
+  if (isImageInput(input) || (Array.isArray(input) && input.length > 0 && (input as unknown[]).every(isImageInput))) {
+    return imagesToInput(input as ImageInput | readonly ImageInput[], inputShape);
+  }
   if (input instanceof Float32Array) data = input;
   else if (input instanceof Uint8Array || Array.isArray(input)) data = Float32Array.from(input as ArrayLike<number>);
   else if (typeof input === 'object' && input !== null && 'data' in input && typeof input.data === 'function') {
     shape = input.shape;
     data = Float32Array.from(await input.data());
   } else {
-    throw new InvalidArgumentError(`predict: expected a Float32Array, a number array or a tensor of shape ${expected}, got ${typeof input}`);
+    throw new InvalidArgumentError(`predict: expected a Float32Array, a number array, a tensor of shape ${expected} or an image, got ${typeof input}`);
   }
   if (shape !== undefined) {
     // A tensor: its batch axis first, then one sample's shape (or the same number of elements, e.g. [N, 784] for [28, 28, 1]).

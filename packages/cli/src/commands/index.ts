@@ -1,5 +1,6 @@
 import type { OptionSpecs } from '../args.js';
 import type { Command } from '../command.js';
+import { benchCommand } from './bench.js';
 import { compressCommand } from './compress.js';
 import { datasetsCommand } from './datasets.js';
 import { evalCommand } from './eval.js';
@@ -17,6 +18,7 @@ export const COMMANDS: ReadonlyArray<Command<OptionSpecs>> = [
   compressCommand,
   evalCommand,
   inferCommand,
+  benchCommand,
   datasetsCommand,
   quickstartCommand,
 ] as unknown as ReadonlyArray<Command<OptionSpecs>>;
