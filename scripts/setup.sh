@@ -3,7 +3,9 @@
 #  - chromium: its SwiftShader Vulkan driver runs WebGPU without a GPU, and it
 #    is the browser of the end-to-end tests;
 #  - libvulkan1: the Vulkan loader Dawn (WebGPU in Node) needs;
-#  - dataset-fashion-mnist: the Fashion-MNIST IDX files.
+#  - dataset-fashion-mnist: the Fashion-MNIST IDX files;
+#  - kubernetes-client (only when no kubectl is present): `kubectl kustomize`
+#    renders the Kubernetes manifests offline in the container tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,7 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+if ! command -v kubectl > /dev/null; then missing+=(kubernetes-client); fi
 if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
