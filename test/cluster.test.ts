@@ -101,4 +101,37 @@ describe('cluster trainer (real processes)', () => {
     // The parameter server exited because the chief shut it down.
     expect(results.find((r) => r.type === 'ps-0')?.stderr).toMatch(/shutdown requested by the chief/);
   });
+
+  it('a failed job stops its parameter servers too (so `docker compose up` returns)', async () => {
+    const [chief, ps, w0] = (await freePorts(3)).map((p) => `127.0.0.1:${p}`) as [string, string, string];
+    const cluster = { chief: [chief], ps: [ps], worker: [w0] };
+    const out = join(dir, 'failed');
+    const start = (type: string) => {
+      const child = spawn(process.execPath, [TAMP_BIN, 'train', ...TINY, '--heartbeat-timeout', '1', '--out', out], {
+        env: { ...process.env, TF_CONFIG: JSON.stringify({ cluster, task: { type, index: 0 } }) },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+      const done = new Promise<{ code: number | null; stderr: string }>((resolve) =>
+        child.on('close', (code) => {
+          clearTimeout(timer);
+          resolve({ code, stderr });
+        }),
+      );
+      return { child, done, stderr: () => stderr };
+    };
+    const psRole = start('ps');
+    const chiefRole = start('chief');
+    const worker = start('worker');
+    // Once the worker has joined, kill it: with no worker left the job fails.
+    for (let i = 0; i < 1200 && !/worker-0 \(.*\) joined/.test(chiefRole.stderr()); i++) await new Promise((r) => setTimeout(r, 50));
+    worker.child.kill('SIGKILL');
+    const [c, p] = await Promise.all([chiefRole.done, psRole.done]);
+    expect(c.code, c.stderr).toBe(1);
+    expect(c.stderr).toMatch(/every worker was lost before finishing/);
+    expect(p.code, p.stderr).toBe(0);
+    expect(p.stderr).toMatch(/shutdown requested by the chief.*job failed/);
+  });
 });

@@ -327,6 +327,10 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
       coordinator.state.error = errorMessage(error);
       coordinator.state.releaseBarrier({ complete: false, manifest: '' });
     }
+    // Stop the parameter servers too, so an orchestrator sees the whole job end
+    // (`docker compose up` returns) instead of idle servers waiting forever. Their
+    // state is in the last checkpoint: `tamp train --resume` continues from it.
+    await Promise.all(params.shards.map((s) => s.shutdown(`job failed: ${errorMessage(error)}`).catch(() => undefined)));
     throw error;
   } finally {
     params.close();

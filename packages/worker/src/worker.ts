@@ -68,8 +68,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
     id = psWorkerId(taskIndex);
     const t = config.training;
     log(`${id} of ${config.numWorkers}: ${t.model} on ${t.dataset}, ${t.mode}, batch ${t.batchSize}, backend ${backend.name}${config.startStep > 0 ? `, resuming at step ${config.startStep}` : ''}`);
-    const dataset = loadDataset(t.dataset);
-    const model = await tfl.models.modelFromJSON({ modelTopology: config.modelTopology as never });
+    // The comm thread first: it heartbeats from the moment it starts, so the
+    // seconds spent loading the dataset and building the model (longer on a
+    // loaded machine) never count as silence against the heartbeat timeout.
     comm = new CommChannel(
       {
         jobId: config.jobId,
@@ -82,6 +83,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
       },
       log,
     );
+    const dataset = loadDataset(t.dataset);
+    const model = await tfl.models.modelFromJSON({ modelTopology: config.modelTopology as never });
     const source = new BatchSource(dataset.train, {
       batchSize: t.batchSize,
       seed: t.seed,

@@ -28,7 +28,7 @@ let lastAnswer = Date.now();
 let stopped = false;
 let beating = false;
 
-const heartbeat = setInterval(() => {
+function beat(): void {
   if (beating || stopped) return;
   beating = true;
   chief
@@ -49,7 +49,10 @@ const heartbeat = setInterval(() => {
     .finally(() => {
       beating = false;
     });
-}, init.heartbeatIntervalMs);
+}
+// One at once (the worker may still be loading its data), then on the interval.
+beat();
+const heartbeat = setInterval(beat, init.heartbeatIntervalMs);
 
 port.on('message', (msg: ToComm) => {
   switch (msg.type) {
