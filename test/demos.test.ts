@@ -6,9 +6,11 @@
  *  - each demo's JS (gzipped) and models fit their budgets (demos/budgets.ts);
  *  - digits: ten MNIST test digits, drawn on the pad with pointer events
  *    (one stroke per run of ink in each row, at 10x), are all read right, on
- *    WebGPU (forced) with the compressed and the fp32 model;
+ *    WebGPU (forced) with the compressed and the fp32 model; one more is
+ *    drawn with touch input (touch pointers through Chrome DevTools Protocol);
  *  - objects: 50 freshly generated scenes rendered in the page: mAP@0.5 of
- *    the boxes it finds against their ground truth is at least 0.8;
+ *    the boxes it finds against their ground truth is at least 0.8; an
+ *    uploaded PNG scene (twice the model's size) has its shapes found;
  *  - with WebGPU turned off, both pages say so and still predict on WASM.
  * Screenshots go to test-artifacts/.
  */
@@ -19,7 +21,7 @@ import { join, relative } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Detection, gatherBatch, meanAveragePrecision, renderScene, sceneSeed } from '@tamp/core';
-import { loadMnist } from '@tamp/core/node';
+import { encodePng, loadMnist } from '@tamp/core/node';
 import { BUDGETS } from '../demos/budgets.js';
 import type { Manifest } from '../demos/build-models.js';
 import { type DemoSize, DEMO_NAMES, buildDemo, sizeTable } from '../demos/site.js';
@@ -115,6 +117,32 @@ async function drawDigit(page: Page, pixels: Float32Array): Promise<void> {
   }
 }
 
+/** The same strokes as drawDigit, as touch input (Chromium turns touches into pointer events of type touch). */
+async function drawDigitByTouch(page: Page, pixels: Float32Array): Promise<void> {
+  const box = await page.locator('#pad').boundingBox();
+  if (box === null) throw new Error('the drawing pad is not visible');
+  const s = box.width / 28;
+  const cdp = await page.context().newCDPSession(page);
+  const touch = (type: 'touchStart' | 'touchMove' | 'touchEnd', x: number, y: number) =>
+    cdp.send('Input.dispatchTouchEvent', { type, touchPoints: type === 'touchEnd' ? [] : [{ x: box.x + x * s, y: box.y + y * s }] });
+  for (let y = 0; y < 28; y++) {
+    let x = 0;
+    while (x < 28) {
+      if ((pixels[y * 28 + x] as number) <= 0.35) {
+        x++;
+        continue;
+      }
+      const start = x;
+      while (x < 28 && (pixels[y * 28 + x] as number) > 0.35) x++;
+      await touch('touchStart', start + 0.5, y + 0.5);
+      await touch('touchMove', (start + x) / 2, y + 0.5);
+      await touch('touchMove', x - 0.5, y + 0.5);
+      await touch('touchEnd', x - 0.5, y + 0.5);
+    }
+  }
+  await cdp.detach();
+}
+
 async function readDigits(page: Page, digits: ReturnType<typeof tenDigits>, shot: string): Promise<number[]> {
   const read: number[] = [];
   for (const { pixels } of digits) {
@@ -151,6 +179,23 @@ describe('demos in headless Chromium', () => {
     await page.close();
   });
 
+  it('digits: a digit drawn with touch input is read right too', async () => {
+    const context = await (browser as Browser).newContext({ hasTouch: true });
+    const page = await context.newPage();
+    await page.goto(`${servers.digits?.url}/index.html?device=webgpu`);
+    await page.waitForFunction(() => window.digits?.ready === true);
+    let touches = 0;
+    await page.exposeFunction('countTouch', () => touches++);
+    await page.evaluate(() => document.getElementById('pad')?.addEventListener('pointerdown', (e) => e.pointerType === 'touch' && (window as unknown as { countTouch: () => void }).countTouch()));
+    const three = tenDigits()[3] as { label: number; pixels: Float32Array };
+    await drawDigitByTouch(page, three.pixels);
+    await page.waitForFunction(() => window.digits.settled());
+    expect(touches, 'strokes arrived as touch pointers').toBeGreaterThan(5);
+    expect(await page.evaluate(() => window.digits.top[0]?.digit)).toBe(3);
+    await page.screenshot({ path: join(ARTIFACTS, 'demo-digits-touch.png') });
+    await context.close();
+  });
+
   it('objects: on 50 fresh scenes rendered in the page, mAP@0.5 of the boxes is at least 0.8 (WebGPU, forced)', async () => {
     const page = await (browser as Browser).newPage();
     const errors = pageErrors(page);
@@ -166,6 +211,16 @@ describe('demos in headless Chromium', () => {
     process.stderr.write(`objects demo: mAP@0.5 ${mAP.toFixed(3)} on 50 fresh scenes (${truth.flat().length} objects)\n`);
     expect(mAP).toBeGreaterThanOrEqual(0.8);
     expect(await page.textContent('#found')).not.toBe('–');
+    // An uploaded image (a PNG scene at twice the model's size, so the page scales it down): its shapes are found.
+    const scene = renderScene(sceneSeed(90_210, 'demo-upload', 0), { size: 192 });
+    const rgba = new Uint8Array(192 * 192 * 4);
+    for (let i = 0; i < 192 * 192; i++) rgba.set([scene.pixels[i * 3] as number, scene.pixels[i * 3 + 1] as number, scene.pixels[i * 3 + 2] as number, 255], i * 4);
+    const runs = await page.evaluate(() => window.objects.runs);
+    await page.setInputFiles('#upload', { name: 'scene.png', mimeType: 'image/png', buffer: Buffer.from(encodePng({ width: 192, height: 192, rgba })) });
+    await page.waitForFunction((n) => window.objects.runs > n, runs);
+    const uploaded = await page.evaluate(() => window.objects.detections);
+    expect(meanAveragePrecision([uploaded], [scene.objects], 3).mAP, `uploaded scene: ${JSON.stringify(scene.objects)} vs ${JSON.stringify(uploaded.slice(0, 4))}`).toBeGreaterThanOrEqual(0.5);
+    await page.screenshot({ path: join(ARTIFACTS, 'demo-objects-upload.png') });
     expect(errors, errors.join('\n')).toEqual([]);
     await page.close();
   });
