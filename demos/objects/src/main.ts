@@ -3,12 +3,12 @@
  * @tamp/core's scene generator, the same one it was trained on, from fixed
  * seeds), on an image you choose, or on the webcam. Boxes are decoded and
  * NMS'd after the GPU pass (@tamp/core's decodeGrid), drawn with labels and
- * scores. `window.objects` exposes the state for the end-to-end test.
+ * scores (`detect` from @tamp/webgpu, imported as detectBoxes: the GPU pass, then decodeGrid). `window.objects` exposes the state for the end-to-end test.
  */
 import '@tamp/demo-kit/style.css';
-import { type Detection, SHAPE_CLASSES, decodeGrid, renderScene } from '@tamp/core';
+import { type Detection, SHAPE_CLASSES, renderScene } from '@tamp/core';
 import { type DemoManifest, Latency, type OpenedModel, formatBytes, manifestBytes, openModel } from '@tamp/demo-kit';
-import type { ImageInput } from '@tamp/webgpu';
+import { type ImageInput, detect as detectBoxes } from '@tamp/webgpu';
 import manifestJson from '../../models.json' with { type: 'json' };
 
 const MODEL_URL = './models/detector.tamp';
@@ -71,12 +71,10 @@ function draw(): void {
 
 async function detect(source: CanvasImageSource, input: ImageInput): Promise<Detection[]> {
   if (model === undefined) throw new Error('the model is not loaded yet');
-  const info = model.model.info();
   const started = performance.now();
-  const y = await model.model.predict(input);
+  // The GPU pass, then the grid decoded into boxes and NMS'd (score ≥ 0.05, kept for the threshold slider).
+  state.detections = (await detectBoxes(model.model, input))[0] ?? [];
   latency.add(performance.now() - started);
-  const [grid, , channels] = info.outputShape as [number, number, number];
-  state.detections = decodeGrid(y.data, 1, { grid, numClasses: channels - 5 })[0] ?? [];
   state.runs++;
   shown = { source, input };
   $('latency').textContent = `${latency.median().toFixed(1)} ms (median of the last ${Math.min(20, state.runs)})`;

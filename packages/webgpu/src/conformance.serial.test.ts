@@ -25,7 +25,7 @@ import { BatchSource, type Detection, type ImageClassificationDataset, InvalidAr
 import { loadLayersModelFile, loadMnist, requestDawnAdapter, writeModelArtifacts } from '@tamp/core/node';
 import { type TampModel, type TampTensor, artifactsToTamp, decodeTampModel, encodeTampModel, quantizeInt8Tensor } from '@tamp/compress';
 import { pruneWhileFinetuning, shareWeights } from '@tamp/compress/node';
-import { DEVICE_NAMES, type DeviceName, type InferenceModel, gridOf, loadModel, planModel, readModelParts, runReference } from './node/index.js';
+import { DEVICE_NAMES, type DeviceName, type InferenceModel, detect, gridOf, loadModel, planModel, readModelParts, runReference } from './node/index.js';
 import { fileURLToPath } from 'node:url';
 
 const dir = mkdtempSync(join(tmpdir(), 'tamp-conformance-'));
@@ -263,6 +263,8 @@ describe('conformance: every device against the float64 reference', () => {
           const y = await m.predict(x);
           expectClose(y.data, reference, plan.outputShape.reduce((a, b) => a * b, 1), `detector ${file} on ${device}`);
           const found = decodeGrid(y.data, scenes, shape, { scoreThreshold: 0.3 });
+          // detect(): the same pass and decoding in one call.
+          expect(await detect(m, x, { scoreThreshold: 0.3 })).toEqual(found);
           for (let n = 0; n < scenes; n++) expectSameBoxes(found[n] as Detection[], expected[n] as Detection[], `scene ${n}, ${file} on ${device}`);
           boxes += found.flat().length;
         } finally {

@@ -12,7 +12,7 @@ import {
   gatherBatch,
   meanAveragePrecision,
 } from '@tamp/core';
-import type { InferenceModel } from './inference-model.js';
+import type { InferenceModel, ModelInput } from './inference-model.js';
 
 export interface InferenceEvaluation {
   readonly accuracy: number;
@@ -64,6 +64,17 @@ export function gridOf(outputShape: readonly number[]): { grid: number; numClass
     throw new RangeError(`a detector's output is [G, G, ${BOX_CHANNELS} + classes]; this model's is [${outputShape.join(', ')}]`);
   }
   return { grid: g, numClasses: channels - BOX_CHANNELS };
+}
+
+/**
+ * Run a detector and decode its grid after the GPU pass: the boxes of every
+ * image of the batch (coordinates in [0, 1] of the image), above
+ * `scoreThreshold` (default 0.05) and after NMS (IoU 0.45 by default).
+ */
+export async function detect(model: InferenceModel, input: ModelInput, options: DecodeOptions = {}): Promise<Detection[][]> {
+  const shape = gridOf(model.info().outputShape);
+  const y = await model.predict(input);
+  return decodeGrid(y.data, y.shape[0] as number, shape, options);
 }
 
 /** mAP@0.5 (VOC) of a detector on the first `limit` scenes of a split. */

@@ -1,6 +1,6 @@
-import { UsageError, decodeGrid, gatherBatch, mnistPreprocess, rgbaToGrey, rgbaToRgbInput } from '@tamp/core';
+import { UsageError, gatherBatch, mnistPreprocess, rgbaToGrey, rgbaToRgbInput } from '@tamp/core';
 import { loadDataset, readPng } from '@tamp/core/node';
-import { type DeviceRequest, evaluateClassification, evaluateDetection, gridOf } from '@tamp/webgpu';
+import { type DeviceRequest, detect, evaluateClassification, evaluateDetection } from '@tamp/webgpu';
 import { loadModelWithSelection } from '@tamp/webgpu/node';
 import { defineCommand } from '../command.js';
 import { percent, table } from '../output.js';
@@ -72,8 +72,7 @@ export const inferCommand = defineCommand({
       const png = readPng(options.image as string);
       if (detector) {
         const [h, w] = info.inputShape as [number, number, number];
-        const y = await model.predict(rgbaToRgbInput(png.rgba, png.width, png.height, w, h));
-        const [found = []] = decodeGrid(y.data, 1, gridOf(info.outputShape), { scoreThreshold: 0.3 });
+        const [found = []] = await detect(model, rgbaToRgbInput(png.rgba, png.width, png.height, w, h), { scoreThreshold: 0.3 });
         // Boxes in the image's own pixels.
         const objects = found.map((d) => ({
           label: names(d.label),
