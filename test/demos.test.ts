@@ -95,11 +95,9 @@ function tenDigits(): Array<{ label: number; pixels: Float32Array }> {
   return out;
 }
 
-/** Draw a 28x28 digit on the pad: a pointer stroke along each run of ink in each row, at 10x. */
-async function drawDigit(page: Page, pixels: Float32Array): Promise<void> {
-  const box = await page.locator('#pad').boundingBox();
-  if (box === null) throw new Error('the drawing pad is not visible');
-  const s = box.width / 28;
+/** The strokes that redraw a 28x28 digit: one per run of ink (> 0.35) in each row, as [first column, last column, row]. */
+function strokes(pixels: Float32Array): Array<[number, number, number]> {
+  const out: Array<[number, number, number]> = [];
   for (let y = 0; y < 28; y++) {
     let x = 0;
     while (x < 28) {
@@ -109,36 +107,40 @@ async function drawDigit(page: Page, pixels: Float32Array): Promise<void> {
       }
       const start = x;
       while (x < 28 && (pixels[y * 28 + x] as number) > 0.35) x++;
-      await page.mouse.move(box.x + (start + 0.5) * s, box.y + (y + 0.5) * s);
-      await page.mouse.down();
-      await page.mouse.move(box.x + (x - 0.5) * s, box.y + (y + 0.5) * s, { steps: 2 });
-      await page.mouse.up();
+      out.push([start, x - 1, y]);
     }
+  }
+  return out;
+}
+
+async function padBox(page: Page): Promise<{ x: number; y: number; s: number }> {
+  const box = await page.locator('#pad').boundingBox();
+  if (box === null) throw new Error('the drawing pad is not visible');
+  return { x: box.x, y: box.y, s: box.width / 28 };
+}
+
+/** Draw a digit on the pad with the mouse, at 10x. */
+async function drawDigit(page: Page, pixels: Float32Array): Promise<void> {
+  const { x: bx, y: by, s } = await padBox(page);
+  for (const [first, last, y] of strokes(pixels)) {
+    await page.mouse.move(bx + (first + 0.5) * s, by + (y + 0.5) * s);
+    await page.mouse.down();
+    await page.mouse.move(bx + (last + 0.5) * s, by + (y + 0.5) * s, { steps: 2 });
+    await page.mouse.up();
   }
 }
 
-/** The same strokes as drawDigit, as touch input (Chromium turns touches into pointer events of type touch). */
+/** The same strokes as touch input (Chromium turns touches into pointer events of type touch). */
 async function drawDigitByTouch(page: Page, pixels: Float32Array): Promise<void> {
-  const box = await page.locator('#pad').boundingBox();
-  if (box === null) throw new Error('the drawing pad is not visible');
-  const s = box.width / 28;
+  const { x: bx, y: by, s } = await padBox(page);
   const cdp = await page.context().newCDPSession(page);
   const touch = (type: 'touchStart' | 'touchMove' | 'touchEnd', x: number, y: number) =>
-    cdp.send('Input.dispatchTouchEvent', { type, touchPoints: type === 'touchEnd' ? [] : [{ x: box.x + x * s, y: box.y + y * s }] });
-  for (let y = 0; y < 28; y++) {
-    let x = 0;
-    while (x < 28) {
-      if ((pixels[y * 28 + x] as number) <= 0.35) {
-        x++;
-        continue;
-      }
-      const start = x;
-      while (x < 28 && (pixels[y * 28 + x] as number) > 0.35) x++;
-      await touch('touchStart', start + 0.5, y + 0.5);
-      await touch('touchMove', (start + x) / 2, y + 0.5);
-      await touch('touchMove', x - 0.5, y + 0.5);
-      await touch('touchEnd', x - 0.5, y + 0.5);
-    }
+    cdp.send('Input.dispatchTouchEvent', { type, touchPoints: type === 'touchEnd' ? [] : [{ x: bx + x * s, y: by + y * s }] });
+  for (const [first, last, y] of strokes(pixels)) {
+    await touch('touchStart', first + 0.5, y + 0.5);
+    await touch('touchMove', (first + last + 1) / 2, y + 0.5);
+    await touch('touchMove', last + 0.5, y + 0.5);
+    await touch('touchEnd', last + 0.5, y + 0.5);
   }
   await cdp.detach();
 }

@@ -1,19 +1,3 @@
-import { defineConfig } from 'vite';
+import { demoConfig } from '../vite.shared.js';
 
-// Relative asset URLs, so dist/ works from any folder or sub-path.
-export default defineConfig({
-  base: './',
-  build: {
-    target: 'es2022',
-    chunkSizeWarningLimit: 4096,
-    rollupOptions: {
-      onwarn(warning, warn) {
-        // tfjs-backend-wasm is imported statically by the page (for its .wasm URLs) and
-        // dynamically by @tamp/core's backend selection; one chunk is what we want.
-        if (warning.code === 'INEFFECTIVE_DYNAMIC_IMPORT') return;
-        warn(warning);
-      },
-    },
-  },
-  server: { port: 5174, strictPort: false },
-});
+export default demoConfig(5174);
