@@ -40,6 +40,7 @@ import {
   str,
   tampImage,
 } from './helpers/containers.js';
+import { indexFromHostname } from '../packages/cli/src/commands/roles.js';
 import { type CommandLine, checkCommandLine, isPinned, lintDockerfile } from './helpers/containers-lint.js';
 import { REPO } from './helpers/tamp.js';
 
@@ -492,7 +493,6 @@ function claimOf(spec: Obj, volume: string): string | undefined {
   return v === undefined ? undefined : (obj(v.persistentVolumeClaim, `${volume}.persistentVolumeClaim`).claimName as string);
 }
 
-const POD_INDEX = "metadata.labels['apps.kubernetes.io/pod-index']";
 const COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']";
 
 /** The wiring of the kustomize base (and of any overlay over it). */
@@ -519,11 +519,14 @@ function checkKubernetesWiring(docs: readonly Obj[]): { chief: string[]; ps: str
   const servicePort = obj(list(psSpec.ports, 'ports')[0], 'port');
   expect([servicePort.port, servicePort.targetPort]).toEqual([psPort, 'grpc']);
   const replicas = Number(obj(psSet.spec, 'spec').replicas);
-  const psArgs = Array.from({ length: replicas }, (_, i) => argsOf(psC, containerEnv(psC, { [POD_INDEX]: String(i) })));
-  expect(flagValue(chief, 'ps')?.split(',')).toEqual(psArgs.map((_, i) => `tamp-ps-${i}.tamp-ps:${psPort}`));
+  const psArgs = Array.from({ length: replicas }, () => argsOf(psC, containerEnv(psC, {})));
+  const psSetName = String(obj(psSet.metadata, 'metadata').name);
+  expect(flagValue(chief, 'ps')?.split(',')).toEqual(psArgs.map((_, i) => `${psSetName}-${i}.tamp-ps:${psPort}`));
   psArgs.forEach((args, i) => {
     expect(args[0]).toBe('ps');
-    expect(flagValue(args, 'index'), `tamp-ps-${i} serves shard ${i}`).toBe(String(i));
+    // Pod i of the StatefulSet is named (and has the host name) tamp-ps-<i>; the CLI reads its shard from that.
+    const shard = args.includes('--index-from-hostname') ? indexFromHostname(`${psSetName}-${i}`) : Number(flagValue(args, 'index'));
+    expect(shard, `tamp-ps-${i} serves shard ${i}`).toBe(i);
     expect(flagValue(args, 'port')).toBe(String(psPort));
     expect(flagValue(args, 'host')).toBe('0.0.0.0');
     expect(flagValue(args, 'job-id')).toBe(jobId);
@@ -704,7 +707,7 @@ function allCommandLines(): CommandLine[] {
       ['Job', 'tamp-worker', 'worker'],
     ] as const) {
       const spec = container(podSpec(resource(docs, kind, name)), c);
-      lines.push({ where: `k8s/${dir}: ${kind}/${name}`, argv: argsOf(spec, containerEnv(spec, { [POD_INDEX]: '1', [COMPLETION_INDEX]: '1' })) });
+      lines.push({ where: `k8s/${dir}: ${kind}/${name}`, argv: argsOf(spec, containerEnv(spec, { [COMPLETION_INDEX]: '1' })) });
     }
   }
   const tfjob = resource(kustomize('kubeflow'), 'TFJob', 'tamp');

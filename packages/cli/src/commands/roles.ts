@@ -2,6 +2,7 @@
  * tamp ps | chief | worker: one process of a cluster, described by flags or
  * by Kubeflow's TF_CONFIG alone. Flags win over TF_CONFIG.
  */
+import { hostname } from 'node:os';
 import { type BackendRequest, ClusterError, UsageError } from '@tamp/core';
 import { startParameterServer } from '@tamp/parameter-server';
 import { type Role, type TfConfig, parseAddressList, parseTfConfig, portOf, runChief, runWorker } from '@tamp/worker';
@@ -29,15 +30,24 @@ function defaultHost(tf: TfConfig | undefined): string {
   return tf !== undefined ? '0.0.0.0' : '127.0.0.1';
 }
 
+/** A StatefulSet pod's ordinal from its host name (tamp-ps-2 → 2), which every Kubernetes version sets. */
+export function indexFromHostname(hostname: string): number {
+  const m = /-(\d+)$/.exec(hostname);
+  if (m === null) throw new UsageError(`--index-from-hostname: the host name "${hostname}" does not end in -<number> (a StatefulSet pod's ordinal); pass --index N instead`);
+  return Number(m[1]);
+}
+
 export interface PsArgs {
   index: number | undefined;
+  'index-from-hostname'?: boolean;
   host: string | undefined;
   port: number | undefined;
   'job-id': string;
 }
 
 export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps')) {
-  const index = o.index ?? tf?.task.index ?? 0;
+  if (o['index-from-hostname'] === true && o.index !== undefined) throw new UsageError('give --index or --index-from-hostname, not both');
+  const index = o['index-from-hostname'] === true ? indexFromHostname(hostname()) : (o.index ?? tf?.task.index ?? 0);
   const port = o.port ?? (tf !== undefined ? portOf(tf.cluster.ps[index] as string) : 2222);
   const ps = await startParameterServer({
     jobId: o['job-id'],
@@ -65,6 +75,7 @@ export const psCommand = defineCommand({
   positionals: [],
   options: {
     index: { type: 'number', integer: true, min: 0, description: 'shard index (default: TF_CONFIG task index, or 0)' },
+    'index-from-hostname': { type: 'boolean', description: 'shard index = the number ending the host name (a Kubernetes StatefulSet pod: tamp-ps-2 serves shard 2)' },
     host: { type: 'string', description: 'address to listen on (default: 0.0.0.0 with TF_CONFIG, else 127.0.0.1)' },
     port: { type: 'number', integer: true, min: 0, max: 65535, description: 'port (default: from TF_CONFIG, else 2222; 0: any free port)' },
     'job-id': jobIdOption,
