@@ -4,14 +4,13 @@
  * to run on (`?device=auto|webgpu|wasm|cpu` in the page's URL, auto by
  * default) and a sentence saying why, and latency bookkeeping.
  */
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import wasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
-import { DEVICE_NAMES, type DeviceRequest, type InferenceModel, adapterFrom, loadParts, readParts } from '@tamp/webgpu';
+import { DEVICE_NAMES, type DeviceRequest, type InferenceModel, adapterFrom, loadParts, readParts, setWasmBinaryPaths } from '@tamp/webgpu';
 
 // tfjs looks for its .wasm files beside its own script by default; with a bundler they live wherever Vite put them.
-setWasmPaths({ 'tfjs-backend-wasm.wasm': wasm, 'tfjs-backend-wasm-simd.wasm': wasmSimd, 'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded });
+const WASM_PATHS = { 'tfjs-backend-wasm.wasm': wasm, 'tfjs-backend-wasm-simd.wasm': wasmSimd, 'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded };
 
 /** The device the page asks for: ?device=… in its URL, else auto. */
 export function requestedDevice(): DeviceRequest {
@@ -33,6 +32,7 @@ const LABELS: Record<string, string> = { webgpu: 'WebGPU', wasm: 'WASM', cpu: 'C
 
 /** Load a model by URL on the requested device; says which device came up and, if not WebGPU, why. */
 export async function openModel(url: string, device: DeviceRequest = requestedDevice()): Promise<OpenedModel> {
+  await setWasmBinaryPaths(WASM_PATHS);
   const parts = await readParts(new URL(url, location.href).href);
   const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
   const { model, selection } = await loadParts(parts, { device }, () => adapterFrom(gpu, 'this browser'));

@@ -20,6 +20,20 @@ export * from './evaluate.js';
 export interface BrowserLoadOptions extends LoadOptions {
   /** The WebGPU entry point (default: navigator.gpu). */
   readonly gpu?: GPU;
+  /**
+   * Where tfjs-backend-wasm's .wasm binaries are served, for the WASM
+   * fallback: a URL prefix ending in `/`, or each file's URL by name
+   * (`tfjs-backend-wasm.wasm`, `-simd.wasm`, `-threaded-simd.wasm`). tfjs
+   * looks beside its own script by default, which a bundler usually moves;
+   * with Vite, import each file with `?url` and pass the map.
+   */
+  readonly wasmPaths?: string | Readonly<Record<string, string>>;
+}
+
+/** Point tfjs-backend-wasm at its binaries (before the backend first starts). */
+export async function setWasmBinaryPaths(paths: string | Readonly<Record<string, string>>): Promise<void> {
+  const { setWasmPaths } = await import('@tensorflow/tfjs-backend-wasm');
+  setWasmPaths(paths as string | Record<string, string>);
 }
 
 async function fetchBytes(url: string): Promise<Uint8Array> {
@@ -49,6 +63,7 @@ export async function readParts(source: string | URL | Uint8Array | ArrayBuffer)
 
 /** Load a model and bring it up on `options.device` (default auto). */
 export async function loadModel(source: string | URL | Uint8Array | ArrayBuffer, options: BrowserLoadOptions = {}): Promise<InferenceModel> {
+  if (options.wasmPaths !== undefined) await setWasmBinaryPaths(options.wasmPaths);
   const parts = await readParts(source);
   const gpu = options.gpu ?? (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
   const { model } = await loadParts(parts, options, () => adapterFrom(gpu, 'this browser'));
