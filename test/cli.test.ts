@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -49,6 +49,26 @@ describe('tamp CLI', () => {
     const { datasets } = jsonOf<{ datasets: Array<{ name: string; available: boolean }> }>(r);
     expect(datasets.find((d) => d.name === 'mnist')?.available).toBe(true);
     expect(datasets.find((d) => d.name === 'fashion-mnist')?.available).toBe(true);
+  });
+
+  it('--dry-run checks a job as the command would and starts nothing', async () => {
+    const out = join(dir, 'dry');
+    const local = await runTamp(['train', '--local', '--ps', '2', '--workers', '3', '--model', 'lenet-5', '--dataset', 'mnist', '--mode', 'sync', '--out', out, '--dry-run', '--json']);
+    expect(local.code, local.stderr).toBe(0);
+    expect(jsonOf(local)).toMatchObject({ dryRun: true, command: 'train', local: true, ps: 2, workers: 3, model: 'lenet-5', mode: 'sync' });
+    expect(existsSync(out), 'nothing written').toBe(false);
+    const chief = await runTamp(['chief', '--ps', 'ps-0:2222,ps-1:2222', '--workers', '2', '--model', 'mlp-tiny', '--dataset', 'mnist', '--out', out, '--dry-run']);
+    expect(chief.code, chief.stderr).toBe(0);
+    expect(chief.stdout).toMatch(/tamp chief: arguments check out \(dry run, nothing started\): role chief, port 2223, ps ps-0:2222,ps-1:2222, workers 2/);
+    const tfConfig = JSON.stringify({ cluster: { chief: ['c:2223'], ps: ['p:2222'], worker: ['w:1'] }, task: { type: 'ps', index: 0 } });
+    const ps = await runTamp(['train', '--model', 'mlp-tiny', '--dataset', 'mnist', '--out', out, '--dry-run', '--json'], { env: { TF_CONFIG: tfConfig } });
+    expect(jsonOf(ps)).toMatchObject({ dryRun: true, command: 'ps', index: 0, port: 2222 });
+    const bad = await runTamp(['worker', '--dry-run']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/the worker needs --chief host:port/);
+    const unsupported = await runTamp(['compress', 'm.json', '--dry-run']);
+    expect(unsupported.code).toBe(2);
+    expect(unsupported.stderr).toMatch(/unknown option --dry-run for tamp compress/);
   });
 
   describe('train and eval', () => {

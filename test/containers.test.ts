@@ -707,7 +707,8 @@ function allCommandLines(): CommandLine[] {
       ['Job', 'tamp-worker', 'worker'],
     ] as const) {
       const spec = container(podSpec(resource(docs, kind, name)), c);
-      lines.push({ where: `k8s/${dir}: ${kind}/${name}`, argv: argsOf(spec, containerEnv(spec, { [COMPLETION_INDEX]: '1' })) });
+      // Pod 1 of each: a StatefulSet pod's host name is <set>-<ordinal>.
+      lines.push({ where: `k8s/${dir}: ${kind}/${name}`, argv: argsOf(spec, containerEnv(spec, { [COMPLETION_INDEX]: '1' })), hostname: `${name}-1` });
     }
   }
   const tfjob = resource(kustomize('kubeflow'), 'TFJob', 'tamp');
@@ -720,15 +721,17 @@ function allCommandLines(): CommandLine[] {
 }
 
 describe('container command lines', () => {
-  it('every one is accepted by the tamp CLI (its own parser and usage checks)', () => {
+  it('every one is accepted by the tamp CLI (its own parser, then its --dry-run checks)', async () => {
     const lines = allCommandLines();
     // 4 image CMDs, 5 compose + 4 stack services, 6 Kubernetes containers, 3 TFJob replicas, and the documented runs.
     expect(lines.length).toBeGreaterThanOrEqual(22);
     expect(lines.filter((l) => l.where.includes('README.md')).map((l) => l.argv[0])).toEqual(expect.arrayContaining(['infer', 'bench']));
-    expect(lines.flatMap(checkCommandLine)).toEqual([]);
+    const problems: string[] = [];
+    for (const line of lines) problems.push(...(await checkCommandLine(line)));
+    expect(problems).toEqual([]);
   });
 
-  it('the check refuses what tamp would refuse', () => {
+  it('the check refuses what tamp would refuse', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['chief', '--ps', 'ps-0:2222', '--workers', '2', '--model', 'mlp-tiny', '--dataset', 'mnist'], /needs --out/],
       [['chief', '--ps', 'ps-0', '--workers', '2', '--model', 'mlp-tiny', '--dataset', 'mnist', '--out', '/runs/x'], /"ps-0" is not "host:port"/],
@@ -742,6 +745,10 @@ describe('container command lines', () => {
       [['bench', 'train', '/models/model.tamp'], /unknown benchmark "train"/],
       [['serve', '--port', '8080'], /not a command/],
     ];
-    for (const [argv, pattern] of cases) expect(checkCommandLine({ where: 'case', argv }).join('\n'), argv.join(' ')).toMatch(pattern);
+    for (const [argv, pattern] of cases) expect((await checkCommandLine({ where: 'case', argv })).join('\n'), argv.join(' ')).toMatch(pattern);
+    // A StatefulSet pod's host name gives the shard; any other host name is refused.
+    expect(await checkCommandLine({ where: 'case', argv: ['ps', '--index-from-hostname'], hostname: 'tamp-ps-3' })).toEqual([]);
+    expect((await checkCommandLine({ where: 'case', argv: ['ps', '--index-from-hostname'], hostname: 'tamp-ps' })).join('\n')).toMatch(/does not end in -<number>/);
+    expect((await checkCommandLine({ where: 'case', argv: ['compress', 'm.json'] })).join('\n')).toMatch(/has no --dry-run/);
   });
 });

@@ -5,10 +5,9 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { parseAddressList, parseTfConfig } from '@tamp/worker';
 import { parseArgs } from '../../packages/cli/src/args.js';
 import { COMMANDS } from '../../packages/cli/src/commands/index.js';
-import { trainingSettings } from '../../packages/cli/src/commands/shared-options.js';
+import type { Output } from '../../packages/cli/src/output.js';
 import { type DockerStage, type Dockerfile, type IgnoreRule, envPairs, isIgnored } from './containers.js';
 import { REPO } from './tamp.js';
 
@@ -125,6 +124,8 @@ export interface CommandLine {
   readonly argv: readonly string[];
   /** TF_CONFIG the orchestrator gives the container (Kubeflow), if any. */
   readonly tfConfig?: string;
+  /** The container's host name (a StatefulSet pod's is <set>-<ordinal>), if it matters. */
+  readonly hostname?: string;
 }
 
 function messageOf(error: unknown): string {
@@ -132,43 +133,42 @@ function messageOf(error: unknown): string {
 }
 
 /**
- * Whether `tamp <argv>` would start: the CLI has no --dry-run, so this runs
- * its own parser (packages/cli/src/args.ts) against the command's own option
- * specs (commands/index.ts), then the usage checks each command makes
- * before doing any work (a chief needs --out, --model, --dataset, --ps and
- * --workers unless TF_CONFIG gives them; addresses must be host:port...),
- * through the same functions the commands call.
+ * Whether `tamp <argv>` would start, asked of the CLI itself: the command's
+ * own parser and option specs, then its `--dry-run`, which makes every check
+ * the command makes before doing any work (required flags, host:port lists,
+ * TF_CONFIG, training settings, a ps index from the host name) and stops
+ * there. TF_CONFIG and HOSTNAME are set as the orchestrator would set them
+ * for the call and restored after.
  */
-export function checkCommandLine(line: CommandLine): string[] {
+export async function checkCommandLine(line: CommandLine): Promise<string[]> {
   const [name, ...rest] = line.argv;
   const command = COMMANDS.find((c) => c.name === name);
   if (command === undefined) return [`${line.where}: "tamp ${String(name)}" is not a command (${COMMANDS.map((c) => c.name).join(', ')})`];
   const problems: string[] = [];
   const fail = (message: string) => problems.push(`${line.where}: tamp ${name}: ${message}`);
+  const saved = { TF_CONFIG: process.env.TF_CONFIG, HOSTNAME: process.env.HOSTNAME };
+  const setEnv = (key: 'TF_CONFIG' | 'HOSTNAME', value: string | undefined) => {
+    if (value === undefined) delete process.env[key];
+    else process.env[key] = value;
+  };
   try {
     const parsed = parseArgs(rest, command.options, command.positionals, command.name);
     const o = parsed.options as unknown as Record<string, unknown>;
     if (o.help === true) fail('--help only prints the help');
-    const tf = parseTfConfig(line.tfConfig);
-    const role = name === 'train' && tf !== undefined ? tf.task.type : name;
-    if (tf !== undefined && name !== 'train' && tf.task.type !== name) fail(`TF_CONFIG says ${tf.task.type}`);
-    if (role === 'chief' || (name === 'train' && tf === undefined)) {
-      if (o.out === undefined && o.resume === undefined) fail('needs --out (where the model, report.json and checkpoints go)');
-      if (o.resume === undefined) trainingSettings(o as unknown as Parameters<typeof trainingSettings>[0]);
+    if (!('dry-run' in command.options)) {
+      fail(`tamp ${String(name)} has no --dry-run to check it with`);
+      return problems;
     }
-    if (name === 'chief') {
-      if (typeof o.ps === 'string') parseAddressList(o.ps, '--ps');
-      else if (tf === undefined) fail('needs --ps host:port,... (or TF_CONFIG)');
-      if (o.workers === undefined && tf === undefined) fail('needs --workers N (or TF_CONFIG)');
-    }
-    if (name === 'worker') {
-      if (typeof o.chief === 'string') parseAddressList(o.chief, '--chief');
-      else if (tf === undefined) fail('needs --chief host:port (or TF_CONFIG)');
-    }
-    if (name === 'infer' && (o.image === undefined) === (o.dataset === undefined)) fail('needs exactly one of --image FILE or --dataset D');
-    if (name === 'bench' && parsed.positionals[0] !== 'infer') fail(`unknown benchmark "${String(parsed.positionals[0])}"`);
+    setEnv('TF_CONFIG', line.tfConfig);
+    setEnv('HOSTNAME', line.hostname);
+    await command.run({ options: { ...parsed.options, 'dry-run': true } as never, positionals: parsed.positionals, out: SILENT, argv: rest });
   } catch (error) {
     fail(messageOf(error));
+  } finally {
+    setEnv('TF_CONFIG', saved.TF_CONFIG);
+    setEnv('HOSTNAME', saved.HOSTNAME);
   }
   return problems;
 }
+
+const SILENT: Output = { json: true, verbose: false, log: () => {}, debug: () => {}, progress: () => {}, endProgress: () => {} };

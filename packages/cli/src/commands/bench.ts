@@ -3,7 +3,7 @@ import type { DeviceRequest } from '@tamp/webgpu';
 import { loadModelWithSelection } from '@tamp/webgpu/node';
 import { defineCommand } from '../command.js';
 import { table } from '../output.js';
-import { deviceOption } from './shared-options.js';
+import { deviceOption, dryRunOption, dryRunResult } from './shared-options.js';
 
 function percentile(sorted: readonly number[], p: number): number {
   // Nearest rank: the smallest value with at least p of the samples at or below it.
@@ -26,10 +26,12 @@ export const benchCommand = defineCommand({
     batch: { type: 'number', integer: true, min: 1, default: 1, description: 'samples per predict call' },
     iterations: { type: 'number', integer: true, min: 1, default: 50, description: 'timed predict calls (after --warmup untimed ones)' },
     warmup: { type: 'number', integer: true, min: 0, default: 5, description: 'untimed predict calls first (compiles kernels, fills caches)' },
+    'dry-run': dryRunOption,
   },
   async run({ options, positionals, out }) {
     const [what, modelPath] = positionals as [string, string];
     if (what !== 'infer') throw new UsageError(`unknown benchmark "${what}": tamp bench infer <model>`);
+    if (options['dry-run']) return dryRunResult('bench', { what, model: modelPath, device: options.device, batch: options.batch, iterations: options.iterations });
     const { model, selection } = await loadModelWithSelection(modelPath, { device: options.device as DeviceRequest, log: (m) => out.log(m) });
     try {
       const info = model.info();

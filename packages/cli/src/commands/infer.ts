@@ -4,7 +4,7 @@ import { type DeviceRequest, detect, evaluateClassification, evaluateDetection }
 import { loadModelWithSelection } from '@tamp/webgpu/node';
 import { defineCommand } from '../command.js';
 import { percent, table } from '../output.js';
-import { deviceOption } from './shared-options.js';
+import { deviceOption, dryRunOption, dryRunResult } from './shared-options.js';
 
 export const inferCommand = defineCommand({
   name: 'infer',
@@ -15,10 +15,12 @@ export const inferCommand = defineCommand({
     image: { type: 'string', value: 'file.png', description: 'one PNG image: a digit for classifiers (any size, either polarity), a scene for the detector (resized to its input)' },
     dataset: { type: 'string', value: 'name|folder', description: "predict the dataset's test split and report accuracy" },
     limit: { type: 'number', integer: true, min: 1, description: 'only the first N test samples' },
+    'dry-run': dryRunOption,
   },
   async run({ options, positionals, out }) {
     const modelPath = positionals[0] as string;
     if ((options.image === undefined) === (options.dataset === undefined)) throw new UsageError('tamp infer needs exactly one of --image FILE or --dataset D');
+    if (options['dry-run']) return dryRunResult('infer', { model: modelPath, device: options.device, image: options.image, dataset: options.dataset });
     const { model, selection } = await loadModelWithSelection(modelPath, { device: options.device as DeviceRequest, log: (m) => out.log(m) });
     const info = model.info();
     const where = { device: selection.name, adapter: selection.adapter, software: selection.software, skipped: selection.skipped, gpuWeightBytes: info.gpuWeightBytes };

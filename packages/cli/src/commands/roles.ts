@@ -10,7 +10,7 @@ import { defineCommand } from '../command.js';
 import type { Output } from '../output.js';
 import { table } from '../output.js';
 import { trainSummary } from './summary.js';
-import { backendOption, jobIdOption, requireGpuOption, trainOptions, trainingSettings } from './shared-options.js';
+import { backendOption, dryRunOption, dryRunResult, jobIdOption, requireGpuOption, trainOptions, trainingSettings } from './shared-options.js';
 
 /** Tell a launching parent (over IPC) which port this role bound. */
 function announce(port: number): void {
@@ -45,10 +45,12 @@ export interface PsArgs {
   'job-id': string;
 }
 
-export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps')) {
+export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), dryRun = false) {
   if (o['index-from-hostname'] === true && o.index !== undefined) throw new UsageError('give --index or --index-from-hostname, not both');
-  const index = o['index-from-hostname'] === true ? indexFromHostname(hostname()) : (o.index ?? tf?.task.index ?? 0);
+  // Containers get their host name in HOSTNAME too (Docker, Kubernetes); os.hostname() elsewhere.
+  const index = o['index-from-hostname'] === true ? indexFromHostname(process.env.HOSTNAME ?? hostname()) : (o.index ?? tf?.task.index ?? 0);
   const port = o.port ?? (tf !== undefined ? portOf(tf.cluster.ps[index] as string) : 2222);
+  if (dryRun) return dryRunResult('ps', { role: 'ps', index, host: o.host ?? defaultHost(tf), port, jobId: o['job-id'] });
   const ps = await startParameterServer({
     jobId: o['job-id'],
     index,
@@ -79,8 +81,9 @@ export const psCommand = defineCommand({
     host: { type: 'string', description: 'address to listen on (default: 0.0.0.0 with TF_CONFIG, else 127.0.0.1)' },
     port: { type: 'number', integer: true, min: 0, max: 65535, description: 'port (default: from TF_CONFIG, else 2222; 0: any free port)' },
     'job-id': jobIdOption,
+    'dry-run': dryRunOption,
   },
-  run: ({ options, out }) => runPsRole(options, out),
+  run: ({ options, out }) => runPsRole(options, out, tfConfigFor('ps'), options['dry-run']),
 });
 
 export interface ChiefArgs {
@@ -97,6 +100,7 @@ export async function runChiefRole(
     Parameters<typeof trainingSettings>[0] & { out: string | undefined; resume: string | undefined; 'checkpoint-every': number | undefined; 'heartbeat-timeout': number },
   out: Output,
   tf = tfConfigFor('chief'),
+  dryRun = false,
 ) {
   const outDir = o.out ?? o.resume;
   if (outDir === undefined) throw new UsageError('the chief needs --out DIR (where the model, report.json and checkpoints go)');
@@ -107,13 +111,17 @@ export async function runChiefRole(
   const numWorkers = o.workers ?? tf?.cluster.worker.length;
   if (numWorkers === undefined) throw new UsageError('the chief needs --workers N (or TF_CONFIG)');
   const port = o.port ?? (tf !== undefined ? portOf(tf.cluster.chief[0] as string) : 2223);
+  const training = o.model !== undefined && o.dataset !== undefined ? trainingSettings(o) : undefined;
+  if (dryRun) {
+    return dryRunResult('chief', { role: 'chief', port, ps: psAddresses, workers: numWorkers, out: outDir, resume: o.resume, model: training?.model, dataset: training?.dataset, mode: training?.mode, jobId: o['job-id'] });
+  }
   const report = await runChief({
     jobId: o['job-id'],
     host: o.host ?? defaultHost(tf),
     port,
     psAddresses,
     numWorkers,
-    ...(o.model !== undefined && o.dataset !== undefined ? { training: trainingSettings(o) } : {}),
+    ...(training !== undefined ? { training } : {}),
     out: outDir,
     ...(o.resume !== undefined ? { resume: o.resume } : {}),
     ...(o['checkpoint-every'] !== undefined ? { checkpointEvery: o['checkpoint-every'] } : {}),
@@ -140,8 +148,9 @@ export const chiefCommand = defineCommand({
     port: { type: 'number', integer: true, min: 0, max: 65535, description: 'port (default: from TF_CONFIG, else 2223)' },
     backend: backendOption,
     'job-id': jobIdOption,
+    'dry-run': dryRunOption,
   },
-  run: ({ options, out }) => runChiefRole(options, out),
+  run: ({ options, out }) => runChiefRole(options, out, tfConfigFor('chief'), options['dry-run']),
 });
 
 export interface WorkerArgs {
@@ -152,9 +161,10 @@ export interface WorkerArgs {
   'job-id': string;
 }
 
-export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor('worker')) {
+export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor('worker'), dryRun = false) {
   const chiefAddress = o.chief !== undefined ? (parseAddressList(o.chief, '--chief')[0] as string) : tf?.cluster.chief[0];
   if (chiefAddress === undefined) throw new UsageError('the worker needs --chief host:port (or TF_CONFIG)');
+  if (dryRun) return dryRunResult('worker', { role: 'worker', chief: chiefAddress, index: o.index ?? tf?.task.index, backend: o.backend, requireGpu: o['require-gpu'], jobId: o['job-id'] });
   const report = await runWorker({
     jobId: o['job-id'],
     chiefAddress,
@@ -185,7 +195,8 @@ export const workerCommand = defineCommand({
     backend: backendOption,
     'require-gpu': requireGpuOption,
     'job-id': jobIdOption,
+    'dry-run': dryRunOption,
   },
-  run: ({ options, out }) => runWorkerRole(options, out),
+  run: ({ options, out }) => runWorkerRole(options, out, tfConfigFor('worker'), options['dry-run']),
 });
 

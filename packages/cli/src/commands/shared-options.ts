@@ -90,3 +90,15 @@ export const deviceOption = {
   default: 'auto',
   description: 'inference device: auto takes webgpu on a hardware adapter, then wasm, then cpu; webgpu named explicitly also runs on a software adapter (SwiftShader)',
 } as const;
+
+/** `--dry-run` on the commands that start processes or jobs: check everything they would check first, then stop. */
+export const dryRunOption = { type: 'boolean', description: 'check the arguments (and TF_CONFIG) as the command would, then exit without starting anything' } as const;
+
+/** What a dry run prints: what the command would do. */
+export function dryRunResult(command: string, would: Record<string, unknown>): { result: Record<string, unknown>; text: string } {
+  const details = Object.entries(would)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') : String(v)}`)
+    .join(', ');
+  return { result: { dryRun: true, command, ...would }, text: `tamp ${command}: arguments check out (dry run, nothing started): ${details}` };
+}

@@ -8,7 +8,7 @@ import type { Output } from '../output.js';
 import { percent } from '../output.js';
 import { trainSummary } from './summary.js';
 import { runChiefRole, runPsRole, runWorkerRole } from './roles.js';
-import { CHIEF_FLAGS, backendOption, jobIdOption, requireGpuOption, trainOptions, trainingSettings } from './shared-options.js';
+import { CHIEF_FLAGS, backendOption, dryRunOption, dryRunResult, jobIdOption, requireGpuOption, trainOptions, trainingSettings } from './shared-options.js';
 
 export const TAMP_BIN = fileURLToPath(new URL('../../bin/tamp.mjs', import.meta.url));
 
@@ -20,6 +20,7 @@ const options = {
   backend: backendOption,
   'require-gpu': requireGpuOption,
   'job-id': { ...jobIdOption, description: 'job id (with TF_CONFIG; --local makes a fresh one)' },
+  'dry-run': dryRunOption,
 } as const;
 
 type TrainArgs = { [K in keyof typeof options]: unknown } & Parameters<typeof trainingSettings>[0] & {
@@ -43,10 +44,11 @@ function chiefArgs(o: TrainArgs): string[] {
   return [...args, '--backend', o.backend];
 }
 
-async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean) {
+async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dryRun: boolean) {
   const outDir = o.out ?? o.resume;
   if (outDir === undefined) throw new UsageError('tamp train needs --out DIR');
-  if (o.resume === undefined) trainingSettings(o); // fail on bad flags before starting processes
+  const settings = o.resume === undefined ? trainingSettings(o) : undefined; // fail on bad flags before starting processes
+  if (dryRun) return dryRunResult('train', { local: true, ps: o.ps, workers: o.workers, out: outDir, resume: o.resume, model: settings?.model, dataset: settings?.dataset, mode: settings?.mode });
   const jobId = `local-${randomBytes(4).toString('hex')}`;
   out.log(`local cluster ${jobId}: 1 chief, ${o.ps} parameter server(s), ${o.workers} worker(s), ${o.mode}`);
   const report = await launchLocalCluster({
@@ -70,7 +72,7 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean) {
       }),
   });
   out.endProgress();
-  return report;
+  return { result: report, text: trainSummary(report) };
 }
 
 export const trainCommand = defineCommand({
@@ -82,17 +84,18 @@ export const trainCommand = defineCommand({
     const tf = parseTfConfig(process.env.TF_CONFIG);
     if (tf !== undefined && !o.local) {
       out.log(`TF_CONFIG: running as ${tf.task.type} ${tf.task.index}`);
-      if (tf.task.type === 'ps') return runPsRole({ index: undefined, host: undefined, port: undefined, 'job-id': o['job-id'] }, out, tf);
-      if (tf.task.type === 'worker') return runWorkerRole({ chief: undefined, index: undefined, backend: o.backend, 'require-gpu': o['require-gpu'], 'job-id': o['job-id'] }, out, tf);
-      return runChiefRole({ ...o, ps: undefined, workers: undefined, host: undefined, port: undefined }, out, tf);
+      const dry = o['dry-run'];
+      if (tf.task.type === 'ps') return runPsRole({ index: undefined, host: undefined, port: undefined, 'job-id': o['job-id'] }, out, tf, dry);
+      if (tf.task.type === 'worker') return runWorkerRole({ chief: undefined, index: undefined, backend: o.backend, 'require-gpu': o['require-gpu'], 'job-id': o['job-id'] }, out, tf, dry);
+      return runChiefRole({ ...o, ps: undefined, workers: undefined, host: undefined, port: undefined }, out, tf, dry);
     }
     if (o.local) {
-      const report = await trainLocalCluster(o as TrainArgs, out, out.verbose);
-      return { result: report, text: trainSummary(report) };
+      return trainLocalCluster(o as TrainArgs, out, out.verbose, o['dry-run']);
     }
     if (o.resume !== undefined) throw new UsageError('--resume continues a cluster job: add --local (or run the cluster roles)');
     if (o.out === undefined) throw new UsageError('tamp train needs --out DIR');
     const s = trainingSettings(o);
+    if (o['dry-run']) return dryRunResult('train', { out: o.out, model: s.model, dataset: s.dataset, epochs: s.epochs, backend: o.backend });
     const report = await trainSingleProcess({
       model: s.model,
       dataset: s.dataset,
