@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Detection, decodeGrid, iou, renderScene, sceneSeed } from '@tamp/core';
-import { loadModel } from '@tamp/webgpu/node';
+import { type Detection, iou, renderScene, sceneSeed } from '@tamp/core';
+import { detect, loadModel } from '@tamp/webgpu/node';
 import { ARTIFACTS, buildPage, launchChromium, pageErrors } from './helpers/browser.js';
 import { runTamp, serveFolder } from './helpers/tamp.js';
 
@@ -38,19 +38,14 @@ async function inPage(args: { url: string; device: string; seed: number }): Prom
   const log: string[] = [];
   const model = await t.loadModel(args.url, { device: args.device as 'auto', log: (m: string) => log.push(m) });
   const scene = t.renderScene(args.seed);
-  const rgba = new Uint8ClampedArray(96 * 96 * 4);
-  for (let i = 0; i < 96 * 96; i++) {
-    rgba.set([scene.pixels[i * 3] as number, scene.pixels[i * 3 + 1] as number, scene.pixels[i * 3 + 2] as number, 255], i * 4);
-  }
-  const image = new ImageData(rgba, 96, 96);
+  const image = new ImageData(t.rgbToRgba(scene.pixels), 96, 96);
   const bitmap = await createImageBitmap(image);
   // The canvas shows the scene at twice its size: predict must scale it back down.
   const canvas = document.getElementById('scene') as HTMLCanvasElement;
   const ctx = canvas.getContext('2d') as CanvasRenderingContext2D;
   ctx.imageSmoothingEnabled = false;
   ctx.drawImage(bitmap, 0, 0, 192, 192);
-  const grid = { grid: 12, numClasses: 3 };
-  const decode = async (input: Parameters<typeof model.predict>[0]) => t.decodeGrid((await model.predict(input)).data, 1, grid, { scoreThreshold: 0.3 })[0] ?? [];
+  const decode = async (input: Parameters<typeof model.predict>[0]) => (await t.detect(model, input, { scoreThreshold: 0.3 }))[0] ?? [];
   const result = { ...model.info(), log, fromImageData: await decode(image), fromBitmap: await decode(bitmap), fromCanvas: await decode(canvas) };
   for (const d of result.fromCanvas) {
     ctx.strokeStyle = 'yellow';
@@ -90,7 +85,7 @@ describe('@tamp/webgpu in headless Chromium', () => {
     nodeBoxes = { tamp: [], json: [] };
     for (const [key, file] of [['tamp', join(work, 'int8', 'model.tamp')], ['json', join(fixture, 'model.json')]] as const) {
       const m = await loadModel(file, { device: 'cpu' });
-      nodeBoxes[key] = decodeGrid((await m.predict(x)).data, 1, { grid: 12, numClasses: 3 }, { scoreThreshold: 0.3 })[0] ?? [];
+      nodeBoxes[key] = (await detect(m, x, { scoreThreshold: 0.3 }))[0] ?? [];
       m.dispose();
     }
     // The scene's shapes are found at all (else equality below would prove little).

@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Detection, gatherBatch, meanAveragePrecision, renderScene, sceneSeed } from '@tamp/core';
+import { type Detection, gatherBatch, meanAveragePrecision, renderScene, rgbToRgba, sceneSeed } from '@tamp/core';
 import { encodePng, loadMnist } from '@tamp/core/node';
 import { BUDGETS } from '../demos/budgets.js';
 import type { Manifest } from '../demos/build-models.js';
@@ -215,8 +215,7 @@ describe('demos in headless Chromium', () => {
     expect(await page.textContent('#found')).not.toBe('–');
     // An uploaded image (a PNG scene at twice the model's size, so the page scales it down): its shapes are found.
     const scene = renderScene(sceneSeed(90_210, 'demo-upload', 0), { size: 192 });
-    const rgba = new Uint8Array(192 * 192 * 4);
-    for (let i = 0; i < 192 * 192; i++) rgba.set([scene.pixels[i * 3] as number, scene.pixels[i * 3 + 1] as number, scene.pixels[i * 3 + 2] as number, 255], i * 4);
+    const rgba = new Uint8Array(rgbToRgba(scene.pixels).buffer);
     const runs = await page.evaluate(() => window.objects.runs);
     await page.setInputFiles('#upload', { name: 'scene.png', mimeType: 'image/png', buffer: Buffer.from(encodePng({ width: 192, height: 192, rgba })) });
     await page.waitForFunction((n) => window.objects.runs > n, runs);

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { evaluateDetector, renderScene, sceneSeed, shapesDataset } from '@tamp/core';
+import { evaluateDetector, renderScene, rgbToRgba, sceneSeed, shapesDataset } from '@tamp/core';
 import { encodePng, loadLayersModelFile } from '@tamp/core/node';
 import { jsonOf, runTamp } from './helpers/tamp.js';
 
@@ -79,8 +79,7 @@ describe('shapes-detector through tamp', () => {
 
   it('tamp infer finds objects in a PNG scene and refuses a digit dataset', async () => {
     const scene = renderScene(sceneSeed(1, 'test', 0));
-    const rgba = new Uint8Array(96 * 96 * 4);
-    for (let i = 0; i < 96 * 96; i++) rgba.set([scene.pixels[i * 3] as number, scene.pixels[i * 3 + 1] as number, scene.pixels[i * 3 + 2] as number, 255], i * 4);
+    const rgba = new Uint8Array(rgbToRgba(scene.pixels).buffer);
     const png = join(dir, 'scene.png');
     writeFileSync(png, encodePng({ width: 96, height: 96, rgba }));
     const r = await runTamp(['infer', join(single, 'model', 'model.json'), '--image', png, '--device', 'wasm', '--json']);

@@ -17,11 +17,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-backend-cpu';
-import { createModel } from '@tamp/core';
-import { installNavigatorGpu, loadLayersModelFile, requestDawnAdapter, saveLayersModel } from '@tamp/core/node';
+import { createModel, percentile } from '@tamp/core';
+import { installNavigatorGpu, loadLayersModelFile, readModelArtifacts, requestDawnAdapter, saveLayersModel } from '@tamp/core/node';
 import { artifactsToTamp, encodeTampModel, quantizeInt8Tensor } from '@tamp/compress';
 import { type InferenceModel, loadModel } from '@tamp/webgpu/node';
 import { fmt, machine, markdownTable, writeSection } from './report.js';
@@ -47,10 +46,6 @@ async function countDispatches(device: GPUDevice): Promise<void> {
   };
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
-}
-
 interface Timing {
   p50: number;
   p90: number;
@@ -70,10 +65,20 @@ async function time(run: () => Promise<void>): Promise<Timing> {
   return { p50: percentile(times, 0.5), p90: percentile(times, 0.9), dispatches: dispatches / iterations };
 }
 
-async function artifactsOf(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts> {
-  let captured: tf.io.ModelArtifacts | undefined;
-  await model.save(tf.io.withSaveHandler(async (a) => ((captured = a), { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } })));
-  return captured as tf.io.ModelArtifacts;
+/** Stock tfjs fp32 on `backend`: p50/p90 of predict + read-back, and the bytes tfjs then holds on the GPU. */
+async function timeStock(backend: 'webgpu' | 'wasm', modelJson: string, x: Float32Array, shape: number[]): Promise<Timing & { gpuBytes: number }> {
+  await tf.setBackend(backend);
+  const stock = await loadLayersModelFile(modelJson);
+  const input = tf.tensor(x, shape);
+  const timing = await time(async () => {
+    const y = stock.predict(input) as tf.Tensor;
+    await y.data();
+    y.dispose();
+  });
+  const gpuBytes = (tf.memory() as { numBytesInGPU?: number }).numBytesInGPU ?? 0;
+  input.dispose();
+  stock.dispose();
+  return { ...timing, gpuBytes };
 }
 
 const found = await requestDawnAdapter({ allowSoftware: true, log: (m) => process.stderr.write(`${m}\n`) });
@@ -91,7 +96,7 @@ try {
     const model = createModel(name, { seed: 1 });
     const dir = join(work, name);
     const modelJson = await saveLayersModel(model, dir, { model: name });
-    const tamp = artifactsToTamp(await artifactsOf(model), { int8: true, meta: { producer: 'bench', created: new Date().toISOString(), model: name } });
+    const tamp = artifactsToTamp(readModelArtifacts(modelJson), { int8: true, meta: { producer: 'bench', created: new Date().toISOString(), model: name } });
     const weights = tamp.weights.map((w) => (w.shape.length === 1 && w.encoding.kind === 'f32' ? { ...w, encoding: { kind: 'int8-tensor' as const, ...quantizeInt8Tensor(w.encoding.data) } } : w));
     const tampFile = join(work, `${name}.tamp`);
     writeFileSync(tampFile, encodeTampModel({ ...tamp, weights }));
@@ -107,31 +112,13 @@ try {
       const info = ours.info();
       ours.dispose();
       // Stock tfjs fp32 on tfjs-backend-webgpu, same adapter.
-      await tf.setBackend('webgpu');
-      const stock = await loadLayersModelFile(modelJson);
-      const input = tf.tensor(x, [batch, ...inputShape]);
-      const stockGpu = await time(async () => {
-        const y = stock.predict(input) as tf.Tensor;
-        await y.data();
-        y.dispose();
-      });
-      const stockGpuBytes = (tf.memory() as { numBytesInGPU?: number }).numBytesInGPU ?? 0;
-      input.dispose();
-      stock.dispose();
+      const stockGpu = await timeStock('webgpu', modelJson, x, [batch, ...inputShape]);
+      const stockGpuBytes = stockGpu.gpuBytes;
       // WASM: Tamp's wasm device against stock tfjs wasm.
       const oursWasm = await loadModel(tampFile, { device: 'wasm' });
       const tampWasm = await time(async () => void (await oursWasm.predict(x)));
       oursWasm.dispose();
-      await tf.setBackend('wasm');
-      const stockW = await loadLayersModelFile(modelJson);
-      const inputW = tf.tensor(x, [batch, ...inputShape]);
-      const stockWasm = await time(async () => {
-        const y = stockW.predict(inputW) as tf.Tensor;
-        await y.data();
-        y.dispose();
-      });
-      inputW.dispose();
-      stockW.dispose();
+      const stockWasm = await timeStock('wasm', modelJson, x, [batch, ...inputShape]);
       rows.push(
         [name, batch, 'WebGPU', 'Tamp int8 (.tamp)', fmt(tampGpu.p50, 2), fmt(tampGpu.p90, 2), fmt(tampGpu.dispatches, 0), `${fmt(info.gpuWeightBytes / 1024, 1)} KiB (${fmt(info.gpuWeightBytes / fp32Bytes, 3)}x)`],
         [name, batch, 'WebGPU', 'stock tfjs fp32', fmt(stockGpu.p50, 2), fmt(stockGpu.p90, 2), fmt(stockGpu.dispatches, 0), `${fmt(stockGpuBytes / 1024, 1)} KiB (all tensors on the GPU)`],

@@ -6,7 +6,7 @@
  */
 import '@tamp/demo-kit/style.css';
 import { mnistPreprocess, rgbaToGrey } from '@tamp/core';
-import { type DemoManifest, Latency, type OpenedModel, formatBytes, manifestBytes, openModel } from '@tamp/demo-kit';
+import { type DemoManifest, Latency, type OpenedModel, manifestBytes, openModel, showError as showPageError, showModel } from '@tamp/demo-kit';
 import manifestJson from '../../models.json' with { type: 'json' };
 
 type ModelKind = 'compressed' | 'fp32';
@@ -45,9 +45,7 @@ let current: OpenedModel | undefined;
 
 function showError(message: string): void {
   state.error = message;
-  const el = $('error');
-  el.textContent = message;
-  el.hidden = false;
+  showPageError(message);
 }
 
 function clearPad(): void {
@@ -135,16 +133,9 @@ async function useModel(kind: ModelKind): Promise<void> {
     showError(`could not load the ${kind} model: ${error instanceof Error ? error.message : String(error)}`);
     return;
   }
-  const info = current.model.info();
   state.kind = kind;
   state.deviceName = current.deviceName;
-  $('device').textContent = current.device;
-  $('device').dataset.device = current.deviceName;
-  $('model-name').textContent = `${info.name}, ${kind === 'fp32' ? 'fp32' : 'compressed'} (${info.parameters.toLocaleString('en-US')} parameters)`;
-  $('size').textContent = `${formatBytes(modelBytes(kind))}${info.gpuWeightBytes > 0 ? `; ${formatBytes(info.gpuWeightBytes)} of weights on the GPU` : ''}`;
-  const fallback = $('fallback');
-  fallback.hidden = current.fallback === undefined;
-  fallback.textContent = current.fallback === undefined ? '' : `Running on ${current.device}: ${current.fallback}.`;
+  showModel(current, kind, modelBytes(kind));
   state.ready = true;
   state.predictedVersion = -1; // predict the pad again with the new model
   await predict();

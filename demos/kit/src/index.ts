@@ -74,3 +74,29 @@ export function manifestBytes(manifest: DemoManifest, demo: string, pattern: Reg
   const files = manifest.models.find((m) => m.demo === demo)?.files ?? [];
   return files.filter((f) => pattern.test(f.path)).reduce((n, f) => n + f.bytes, 0);
 }
+
+function element(id: string): HTMLElement {
+  const el = document.getElementById(id);
+  if (el === null) throw new Error(`the page has no #${id}`);
+  return el;
+}
+
+/** Show an error in the page's #error. */
+export function showError(message: string): void {
+  const el = element('error');
+  el.textContent = message;
+  el.hidden = false;
+}
+
+/** Fill the stats panel for an opened model: #device (and data-device), #model-name, #size (file and GPU weight bytes) and #fallback. */
+export function showModel(opened: OpenedModel, description: string, fileBytes: number): void {
+  const info = opened.model.info();
+  const device = element('device');
+  device.textContent = opened.device;
+  device.dataset.device = opened.deviceName;
+  element('model-name').textContent = `${info.name}, ${description} (${info.parameters.toLocaleString('en-US')} parameters)`;
+  element('size').textContent = `${formatBytes(fileBytes)}${info.gpuWeightBytes > 0 ? `; ${formatBytes(info.gpuWeightBytes)} of weights on the GPU` : ''}`;
+  const fallback = element('fallback');
+  fallback.hidden = opened.fallback === undefined;
+  fallback.textContent = opened.fallback === undefined ? '' : `Running on ${opened.device}: ${opened.fallback}.`;
+}

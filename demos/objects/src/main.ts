@@ -6,8 +6,8 @@
  * scores (`detect` from @tamp/webgpu, imported as detectBoxes: the GPU pass, then decodeGrid). `window.objects` exposes the state for the end-to-end test.
  */
 import '@tamp/demo-kit/style.css';
-import { type Detection, SHAPE_CLASSES, renderScene } from '@tamp/core';
-import { type DemoManifest, Latency, type OpenedModel, formatBytes, manifestBytes, openModel } from '@tamp/demo-kit';
+import { type Detection, SHAPE_CLASSES, renderScene, rgbToRgba } from '@tamp/core';
+import { type DemoManifest, Latency, type OpenedModel, manifestBytes, openModel, showError as showPageError, showModel } from '@tamp/demo-kit';
 import { type ImageInput, detect as detectBoxes } from '@tamp/webgpu';
 import manifestJson from '../../models.json' with { type: 'json' };
 
@@ -42,9 +42,7 @@ declare global {
 
 function showError(message: string): void {
   state.error = message;
-  const el = $('error');
-  el.textContent = message;
-  el.hidden = false;
+  showPageError(message);
 }
 
 function draw(): void {
@@ -86,9 +84,7 @@ async function detect(source: CanvasImageSource, input: ImageInput): Promise<Det
 async function showScene(seed: number): Promise<Detection[]> {
   stopWebcam();
   const scene = renderScene(seed);
-  const rgba = new Uint8ClampedArray(scene.pixels.length / 3 * 4);
-  for (let i = 0; i < scene.pixels.length / 3; i++) rgba.set([scene.pixels[i * 3] as number, scene.pixels[i * 3 + 1] as number, scene.pixels[i * 3 + 2] as number, 255], i * 4);
-  const image = new ImageData(rgba, 96, 96);
+  const image = new ImageData(rgbToRgba(scene.pixels), 96, 96);
   const bitmap = await createImageBitmap(image);
   return detect(bitmap, image);
 }
@@ -157,17 +153,8 @@ async function main(): Promise<void> {
     showError(`could not load the detector: ${error instanceof Error ? error.message : String(error)}`);
     return;
   }
-  const info = model.model.info();
-  const bytes = manifestBytes(manifestJson as DemoManifest, 'objects', /detector\.tamp$/);
   state.deviceName = model.deviceName;
-  $('device').textContent = model.device;
-  $('device').dataset.device = model.deviceName;
-  $('model-name').textContent = `${info.name}, int8 (${info.parameters.toLocaleString('en-US')} parameters)`;
-  $('size').textContent = `${formatBytes(bytes)}${info.gpuWeightBytes > 0 ? `; ${formatBytes(info.gpuWeightBytes)} of weights on the GPU` : ''}`;
-  if (model.fallback !== undefined) {
-    $('fallback').hidden = false;
-    $('fallback').textContent = `Running on ${model.device}: ${model.fallback}.`;
-  }
+  showModel(model, 'int8', manifestBytes(manifestJson as DemoManifest, 'objects', /detector\.tamp$/));
   state.ready = true;
   await showScene(SAMPLE_SEEDS[0] as number);
 }

@@ -20,5 +20,6 @@ export * from './train/classifier.js';
 export * from './metrics/classification.js';
 export * from './metrics/detection.js';
 export * from './metrics/evaluate.js';
+export * from './metrics/percentile.js';
 export * from './image/mnist-preprocess.js';
 export * from './image/resize.js';

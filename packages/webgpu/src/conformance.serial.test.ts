@@ -22,7 +22,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchSource, type Detection, type ImageClassificationDataset, InvalidArgumentError, ModelError, createModel, createTfOptimizer, decodeGrid, gatherBatch, optimizerSettings, renderScene, sceneSeed, trainStep } from '@tamp/core';
-import { loadLayersModelFile, loadMnist, requestDawnAdapter, writeModelArtifacts } from '@tamp/core/node';
+import { loadMnist, readModelArtifacts, requestDawnAdapter, writeModelArtifacts } from '@tamp/core/node';
 import { type TampModel, type TampTensor, artifactsToTamp, decodeTampModel, encodeTampModel, quantizeInt8Tensor } from '@tamp/compress';
 import { pruneWhileFinetuning, shareWeights } from '@tamp/compress/node';
 import { DEVICE_NAMES, type DeviceName, type InferenceModel, detect, gridOf, loadModel, planModel, readModelParts, runReference } from './node/index.js';
@@ -242,10 +242,8 @@ describe('conformance: every device against the float64 reference', () => {
   it('runs the trained shapes detector (float32 and int8) on every device: decoded boxes equal the float64 reference within 1e-3', async () => {
     // The detector bench:detect trained (test/fixtures/shapes-detector), so its boxes are real, confident detections.
     const fixture = fileURLToPath(new URL('../../../test/fixtures/shapes-detector/model.json', import.meta.url));
-    const trained = await loadLayersModelFile(fixture);
     const int8File = join(dir, 'detector-int8.tamp');
-    writeFileSync(int8File, encodeTampModel(int8Tamp(await artifactsOf(trained), 'shapes-detector')));
-    trained.dispose();
+    writeFileSync(int8File, encodeTampModel(int8Tamp(readModelArtifacts(fixture), 'shapes-detector')));
     const scenes = 6;
     const per = 96 * 96 * 3;
     const x = new Float32Array(scenes * per);

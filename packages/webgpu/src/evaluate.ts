@@ -90,8 +90,7 @@ export async function evaluateDetection(
   const truth: LabelledBox[][] = [];
   for (let start = 0; start < n; start += batchSize) {
     const batch = gatherBatch(split, Uint32Array.from({ length: Math.min(batchSize, n - start) }, (_, i) => start + i));
-    const y = await model.predict(batch.xs);
-    detections.push(...decodeGrid(y.data, batch.size, shape, options.decode));
+    detections.push(...(await detect(model, batch.xs, options.decode)));
     truth.push(...(batch.objects ?? []).map((o) => [...o]));
   }
   return { ...meanAveragePrecision(detections, truth, shape.numClasses), count: n, found: detections };

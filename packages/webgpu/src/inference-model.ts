@@ -72,11 +72,11 @@ export async function normalizeInput(input: ModelInput, inputShape: readonly num
   const expected = `[N, ${inputShape.join(', ')}]`;
   let data: Float32Array;
   let shape: readonly number[] | undefined;
-  if (isImageInput(input) || (Array.isArray(input) && input.length > 0 && (input as unknown[]).every(isImageInput))) {
-    return imagesToInput(input as ImageInput | readonly ImageInput[], inputShape);
-  }
   if (input instanceof Float32Array) data = input;
-  else if (input instanceof Uint8Array || Array.isArray(input)) data = Float32Array.from(input as ArrayLike<number>);
+  else if (input instanceof Uint8Array) data = Float32Array.from(input);
+  else if (isImageInput(input) || (Array.isArray(input) && input.length > 0 && (input as unknown[]).every(isImageInput))) {
+    return imagesToInput(input as ImageInput | readonly ImageInput[], inputShape);
+  } else if (Array.isArray(input)) data = Float32Array.from(input as ArrayLike<number>);
   else if (typeof input === 'object' && input !== null && 'data' in input && typeof input.data === 'function') {
     shape = input.shape;
     data = Float32Array.from(await input.data());

@@ -1,14 +1,9 @@
-import { UsageError } from '@tamp/core';
+import { UsageError, percentile } from '@tamp/core';
 import type { DeviceRequest } from '@tamp/webgpu';
 import { loadModelWithSelection } from '@tamp/webgpu/node';
 import { defineCommand } from '../command.js';
 import { table } from '../output.js';
 import { deviceOption, dryRunOption, dryRunResult } from './shared-options.js';
-
-function percentile(sorted: readonly number[], p: number): number {
-  // Nearest rank: the smallest value with at least p of the samples at or below it.
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] as number;
-}
 
 function kib(bytes: number): string {
   return `${(bytes / 1024).toFixed(1)} KiB`;

@@ -28,3 +28,16 @@ export function rgbaToRgbInput(rgba: Uint8Array | Uint8ClampedArray, width: numb
   }
   return out;
 }
+
+/** RGB bytes (a `shapes` scene's pixels) as opaque RGBA, the layout of ImageData, canvases and PNG files. */
+export function rgbToRgba(rgb: Uint8Array | Uint8ClampedArray): Uint8ClampedArray<ArrayBuffer> {
+  if (rgb.length % 3 !== 0) throw new RangeError(`${rgb.length} bytes are not whole RGB pixels`);
+  const rgba = new Uint8ClampedArray((rgb.length / 3) * 4);
+  for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
+    rgba[j] = rgb[i] as number;
+    rgba[j + 1] = rgb[i + 1] as number;
+    rgba[j + 2] = rgb[i + 2] as number;
+    rgba[j + 3] = 255;
+  }
+  return rgba;
+}
