@@ -4,6 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { type BackendRequest, ClusterError, UsageError } from '@tamp/core';
+import { heapGrowingPercent, tuneHeapForCluster } from '@tamp/core/node';
 import { startParameterServer } from '@tamp/parameter-server';
 import { type Role, type TfConfig, parseAddressList, parseTfConfig, portOf, runChief, runWorker } from '@tamp/worker';
 import { defineCommand } from '../command.js';
@@ -50,7 +51,9 @@ export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), 
   // Containers get their host name in HOSTNAME too (Docker, Kubernetes); os.hostname() elsewhere.
   const index = o['index-from-hostname'] === true ? indexFromHostname(process.env.HOSTNAME ?? hostname()) : (o.index ?? tf?.task.index ?? 0);
   const port = o.port ?? (tf !== undefined ? portOf(tf.cluster.ps[index] as string) : 2222);
+  heapGrowingPercent(); // checks TAMP_HEAP_GROWING_PERCENT
   if (dryRun) return dryRunResult('ps', { role: 'ps', index, host: o.host ?? defaultHost(tf), port, jobId: o['job-id'] });
+  tuneHeapForCluster();
   const ps = await startParameterServer({
     jobId: o['job-id'],
     index,
@@ -112,9 +115,11 @@ export async function runChiefRole(
   if (numWorkers === undefined) throw new UsageError('the chief needs --workers N (or TF_CONFIG)');
   const port = o.port ?? (tf !== undefined ? portOf(tf.cluster.chief[0] as string) : 2223);
   const training = o.model !== undefined && o.dataset !== undefined ? trainingSettings(o) : undefined;
+  heapGrowingPercent();
   if (dryRun) {
     return dryRunResult('chief', { role: 'chief', port, ps: psAddresses, workers: numWorkers, out: outDir, resume: o.resume, model: training?.model, dataset: training?.dataset, mode: training?.mode, jobId: o['job-id'] });
   }
+  tuneHeapForCluster();
   const report = await runChief({
     jobId: o['job-id'],
     host: o.host ?? defaultHost(tf),
@@ -164,7 +169,9 @@ export interface WorkerArgs {
 export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor('worker'), dryRun = false) {
   const chiefAddress = o.chief !== undefined ? (parseAddressList(o.chief, '--chief')[0] as string) : tf?.cluster.chief[0];
   if (chiefAddress === undefined) throw new UsageError('the worker needs --chief host:port (or TF_CONFIG)');
+  heapGrowingPercent();
   if (dryRun) return dryRunResult('worker', { role: 'worker', chief: chiefAddress, index: o.index ?? tf?.task.index, backend: o.backend, requireGpu: o['require-gpu'], jobId: o['job-id'] });
+  tuneHeapForCluster();
   const report = await runWorker({
     jobId: o['job-id'],
     chiefAddress,

@@ -1,5 +1,6 @@
 /** @tamp/core/node: datasets from disk and npm, model files, Node backends (tfjs-node, Dawn). */
 export * from './native-crc32.js';
+export * from './heap-tuning.js';
 export * from './wasm-kernels/register.js';
 export * from './datasets/idx.js';
 export * from './datasets/mnist.js';
