@@ -70,6 +70,19 @@ interface PendingGradient {
   readonly resolvers: Array<(o: PushOutcome) => void>;
 }
 
+const EXPONENT_BITS = 0x7f800000;
+
+/**
+ * Index of the first NaN or ±Infinity in `data`, or -1. Reads the float32 bit
+ * patterns (all exponent bits set) as integers: twice as fast as
+ * Number.isFinite on every element, which a push pays for each megabyte.
+ */
+export function firstNonFinite(data: Float32Array): number {
+  const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  for (let i = 0; i < bits.length; i++) if (((bits[i] as number) & EXPONENT_BITS) === EXPONENT_BITS) return i;
+  return -1;
+}
+
 /** How many past steps per worker are remembered for idempotency; older ones count as duplicates. */
 const SEEN_WINDOW = 4096n;
 
@@ -289,10 +302,9 @@ export class Shard {
         throw new ClusterError('SHAPE_MISMATCH', `push: gradient "${t.name}" carries ${t.data.length} elements from ${t.sliceStart}, expected ${part.sliceLength}`);
       }
       const data = t.data as Float32Array;
-      for (let i = 0; i < data.length; i++) {
-        if (!Number.isFinite(data[i])) {
-          throw new ClusterError('NON_FINITE', `push: gradient "${t.name}" holds ${data[i]} at element ${t.sliceStart + i}; lower the learning rate or check the loss`);
-        }
+      const bad = firstNonFinite(data);
+      if (bad !== -1) {
+        throw new ClusterError('NON_FINITE', `push: gradient "${t.name}" holds ${data[bad]} at element ${t.sliceStart + bad}; lower the learning rate or check the loss`);
       }
       grads.set(key, data);
     }
