@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Detection, iou, renderScene, sceneSeed } from '@tamp/core';
+import { type Detection, detectionsDiffer, iou, renderScene, sceneSeed } from '@tamp/core';
 import { detect, loadModel } from '@tamp/webgpu/node';
 import { ARTIFACTS, buildPage, launchChromium, pageErrors } from './helpers/browser.js';
 import { runTamp, serveFolder } from './helpers/tamp.js';
@@ -55,13 +55,6 @@ async function inPage(args: { url: string; device: string; seed: number }): Prom
   return { device: result.device, adapter: result.adapter, software: result.software, format: result.format, gpuWeightBytes: result.gpuWeightBytes, float32WeightBytes: result.float32WeightBytes, log, fromImageData: result.fromImageData, fromBitmap: result.fromBitmap, fromCanvas: result.fromCanvas };
 }
 
-function expectSameBoxes(actual: readonly Detection[], expected: readonly Detection[], what: string): void {
-  expect(actual.map((d) => d.label), what).toEqual(expected.map((d) => d.label));
-  expected.forEach((e, i) => {
-    const a = actual[i] as Detection;
-    for (const k of ['x1', 'y1', 'x2', 'y2', 'score'] as const) expect(Math.abs(a[k] - e[k]), `${what}: box ${i} ${k}`).toBeLessThanOrEqual(1e-3);
-  });
-}
 
 describe('@tamp/webgpu in headless Chromium', () => {
   let work: string;
@@ -112,8 +105,8 @@ describe('@tamp/webgpu in headless Chromium', () => {
     expect(int8.device).toBe('webgpu');
     expect(int8.format).toBe('tamp');
     expect(int8.gpuWeightBytes / int8.float32WeightBytes).toBeLessThanOrEqual(0.3);
-    expectSameBoxes(int8.fromImageData, nodeBoxes.tamp, 'int8 .tamp from ImageData vs Node');
-    expectSameBoxes(int8.fromBitmap, nodeBoxes.tamp, 'int8 .tamp from an ImageBitmap vs Node');
+    expect(detectionsDiffer(int8.fromImageData, nodeBoxes.tamp), 'int8 .tamp from ImageData vs Node').toBeUndefined();
+    expect(detectionsDiffer(int8.fromBitmap, nodeBoxes.tamp), 'int8 .tamp from an ImageBitmap vs Node').toBeUndefined();
     // Scaled 2x up by the canvas and back down by predict: the same shapes, boxes close.
     expect(int8.fromCanvas.map((d) => d.label).sort()).toEqual(nodeBoxes.tamp.map((d) => d.label).sort());
     for (const d of int8.fromCanvas) expect(Math.max(...nodeBoxes.tamp.map((e) => (e.label === d.label ? iou(d, e) : 0)))).toBeGreaterThan(0.8);
@@ -121,12 +114,12 @@ describe('@tamp/webgpu in headless Chromium', () => {
     const fp32 = await page.evaluate(inPage, { url: `${server.url}/models/fp32/model.json`, device: 'webgpu', seed: SEED });
     expect(fp32.device).toBe('webgpu');
     expect(fp32.format).toBe('tfjs');
-    expectSameBoxes(fp32.fromImageData, nodeBoxes.json, 'fp32 model.json from ImageData vs Node');
+    expect(detectionsDiffer(fp32.fromImageData, nodeBoxes.json), 'fp32 model.json from ImageData vs Node').toBeUndefined();
     // auto passes over SwiftShader (a software adapter) in the browser too, and says so.
     const auto = await page.evaluate(inPage, { url: `${server.url}/models/detector.tamp`, device: 'auto', seed: SEED });
     expect(auto.device).toBe('wasm');
     expect(auto.log.join('\n')).toMatch(/webgpu: skipped \(.*software/);
-    expectSameBoxes(auto.fromImageData, nodeBoxes.tamp, 'int8 .tamp on WASM in the browser vs Node');
+    expect(detectionsDiffer(auto.fromImageData, nodeBoxes.tamp), 'int8 .tamp on WASM in the browser vs Node').toBeUndefined();
     await page.close();
   });
 
@@ -140,7 +133,7 @@ describe('@tamp/webgpu in headless Chromium', () => {
     const r = await page.evaluate(inPage, { url: `${server.url}/models/detector.tamp`, device: 'auto', seed: SEED });
     expect(r.device).toBe('wasm');
     expect(r.log.join('\n')).toMatch(/webgpu: skipped/);
-    expectSameBoxes(r.fromImageData, nodeBoxes.tamp, 'WASM fallback vs Node');
+    expect(detectionsDiffer(r.fromImageData, nodeBoxes.tamp), 'WASM fallback vs Node').toBeUndefined();
     const forced = await page.evaluate(async (url) => window.tamp.loadModel(url, { device: 'webgpu' }).then(() => 'loaded', (e: { code?: string; message: string }) => `${e.code}: ${e.message}`), `${server.url}/models/detector.tamp`);
     expect(forced).toMatch(/^BACKEND_UNAVAILABLE: .*webgpu/i);
     const missing = await page.evaluate(async (url) => window.tamp.loadModel(url).then(() => 'loaded', (e: { code?: string }) => e.code), `${server.url}/models/nope.tamp`);

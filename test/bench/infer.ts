@@ -21,7 +21,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-backend-cpu';
 import { createModel, percentile } from '@tamp/core';
 import { installNavigatorGpu, loadLayersModelFile, readModelArtifacts, requestDawnAdapter, saveLayersModel } from '@tamp/core/node';
-import { artifactsToTamp, encodeTampModel, quantizeInt8Tensor } from '@tamp/compress';
+import { artifactsToTamp, encodeTampModel } from '@tamp/compress';
 import { type InferenceModel, loadModel } from '@tamp/webgpu/node';
 import { fmt, machine, markdownTable, writeSection } from './report.js';
 
@@ -96,10 +96,9 @@ try {
     const model = createModel(name, { seed: 1 });
     const dir = join(work, name);
     const modelJson = await saveLayersModel(model, dir, { model: name });
-    const tamp = artifactsToTamp(readModelArtifacts(modelJson), { int8: true, meta: { producer: 'bench', created: new Date().toISOString(), model: name } });
-    const weights = tamp.weights.map((w) => (w.shape.length === 1 && w.encoding.kind === 'f32' ? { ...w, encoding: { kind: 'int8-tensor' as const, ...quantizeInt8Tensor(w.encoding.data) } } : w));
+    const tamp = artifactsToTamp(readModelArtifacts(modelJson), { int8: true, int8Biases: true, meta: { producer: 'bench', created: new Date().toISOString(), model: name } });
     const tampFile = join(work, `${name}.tamp`);
-    writeFileSync(tampFile, encodeTampModel({ ...tamp, weights }));
+    writeFileSync(tampFile, encodeTampModel(tamp));
     const fp32Bytes = model.countParams() * 4;
     const inputShape = model.inputs[0]?.shape.slice(1) as number[];
     model.dispose();

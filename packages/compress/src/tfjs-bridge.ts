@@ -7,7 +7,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ModelError, errorMessage } from '@tamp/core';
-import { quantizeInt8 } from './quantize.js';
+import { quantizeInt8, quantizeInt8Tensor } from './quantize.js';
 import { type TampMeta, type TampModel, type TampTensor, decodeTampModel, tensorValues } from './format/tamp-format.js';
 
 /** Float32 weights of artifacts, by spec (quantized tfjs weights are dequantized). */
@@ -47,17 +47,19 @@ export function artifactWeights(artifacts: tf.io.ModelArtifacts): Array<{ name: 
 }
 
 export interface ToTampOptions {
-  /** Quantize kernels (rank ≥ 2) to int8 per output channel; biases stay float32. */
+  /** Quantize kernels (rank ≥ 2) to int8 per output channel. */
   readonly int8: boolean;
+  /** Also quantize biases (rank < 2) to int8 with one scale per tensor, as `tamp compress --int8` does; float32 otherwise. */
+  readonly int8Biases?: boolean;
   readonly meta: TampMeta;
 }
 
 export function artifactsToTamp(artifacts: tf.io.ModelArtifacts, options: ToTampOptions): TampModel {
-  const weights: TampTensor[] = artifactWeights(artifacts).map((w) =>
-    options.int8 && w.shape.length >= 2
-      ? { name: w.name, shape: w.shape, encoding: { kind: 'int8' as const, ...quantizeInt8(w.data, w.shape) } }
-      : { name: w.name, shape: w.shape, encoding: { kind: 'f32' as const, data: w.data } },
-  );
+  const weights: TampTensor[] = artifactWeights(artifacts).map((w): TampTensor => {
+    if (w.shape.length >= 2 && options.int8) return { name: w.name, shape: w.shape, encoding: { kind: 'int8', ...quantizeInt8(w.data, w.shape) } };
+    if (w.shape.length < 2 && options.int8Biases === true) return { name: w.name, shape: w.shape, encoding: { kind: 'int8-tensor', ...quantizeInt8Tensor(w.data) } };
+    return { name: w.name, shape: w.shape, encoding: { kind: 'f32', data: w.data } };
+  });
   return { meta: options.meta, modelTopology: compactTopology(artifacts.modelTopology), weights };
 }
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type Detection, iou, nonMaxSuppression } from './boxes.js';
+import { type Detection, detectionsDiffer, iou, nonMaxSuppression } from './boxes.js';
 import { decodeGrid, encodeTargets } from './grid.js';
 
 describe('iou', () => {
@@ -70,5 +70,20 @@ describe('the detector grid', () => {
     const t = encodeTargets([[{ x1: 0.1, y1: 0.1, x2: 0.2, y2: 0.2, label: 0 }, { x1: 0.05, y1: 0.05, x2: 0.25, y2: 0.25, label: 1 }]], { grid: 2, numClasses: 2 });
     expect(t.collisions).toBe(1);
     expect(t.classes[0]).toBe(1);
+  });
+});
+
+describe('detectionsDiffer', () => {
+  const box = (label: number, x1: number, score = 0.9): Detection => ({ label, x1, y1: 0.1, x2: x1 + 0.2, y2: 0.3, score });
+  it('accepts equal lists and differences within the tolerance', () => {
+    expect(detectionsDiffer([box(1, 0.1), box(2, 0.5)], [box(1, 0.1), box(2, 0.5)])).toBeUndefined();
+    expect(detectionsDiffer([box(1, 0.1005)], [box(1, 0.1)])).toBeUndefined();
+  });
+  it('names the first difference: count, label, coordinate, score, NaN', () => {
+    expect(detectionsDiffer([box(1, 0.1)], [box(1, 0.1), box(2, 0.5)])).toBe('1 boxes, expected 2');
+    expect(detectionsDiffer([box(1, 0.1), box(3, 0.5)], [box(1, 0.1), box(2, 0.5)])).toBe('box 1 has label 3, expected 2');
+    expect(detectionsDiffer([box(1, 0.11)], [box(1, 0.1)])).toMatch(/^box 0 x1 is 0.11, expected 0.1/);
+    expect(detectionsDiffer([box(1, 0.1, 0.5)], [box(1, 0.1, 0.9)])).toMatch(/^box 0 score/);
+    expect(detectionsDiffer([box(1, NaN)], [box(1, 0.1)])).toMatch(/^box 0 x1 is NaN/);
   });
 });

@@ -61,3 +61,22 @@ export function nonMaxSuppression(detections: readonly Detection[], options: Nms
   }
   return kept;
 }
+
+/**
+ * How two lists of detections differ (the same image on two devices, or a
+ * device against a reference): undefined when they hold the same number of
+ * boxes with the same labels, in order, and every coordinate and score within
+ * `tolerance`; otherwise a sentence naming the first difference.
+ */
+export function detectionsDiffer(actual: readonly Detection[], expected: readonly Detection[], tolerance = 1e-3): string | undefined {
+  if (actual.length !== expected.length) return `${actual.length} boxes, expected ${expected.length}`;
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i] as Detection;
+    const e = expected[i] as Detection;
+    if (a.label !== e.label) return `box ${i} has label ${a.label}, expected ${e.label}`;
+    for (const k of ['x1', 'y1', 'x2', 'y2', 'score'] as const) {
+      if (!(Math.abs(a[k] - e[k]) <= tolerance)) return `box ${i} ${k} is ${a[k]}, expected ${e[k]} (more than ${tolerance} apart)`;
+    }
+  }
+  return undefined;
+}
