@@ -138,6 +138,27 @@ const t0 = performance.now();
 for (let i = 5; i < 5 + pushes; i++) await client.push({ workerId: 'worker-0', step: BigInt(i), basedOnVersion: 0n, batchSize: 1 }, t);
 const grpcRate = (pushes * M * 4) / ((performance.now() - t0) / 1000) / 1e9;
 applyRows.push(['sgd: whole push over gRPC on loopback (client and server in one process)', fmt(grpcRate, 2)]);
+// The cost of tensors rather than bytes: 1 MiB as 1, 8 or 64 tensors, pushed and pulled (small tensors share messages).
+const messageRows: Array<Array<string | number>> = [];
+for (const parts of [1, 8, 64]) {
+  const n = M / parts;
+  const tensors: WireTensor[] = Array.from({ length: parts }, (_, i) => ({ name: `w${i}`, shape: [n], dtype: 'float32', data: grad.subarray(i * n, (i + 1) * n), sliceStart: 0 }));
+  await client.assign({ shardIndex: 0, optimizer: optimizerSettings('sgd', 1e-6), version: 0n, mode: 'async', syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] }, tensors);
+  let step = 0;
+  const pushMs: number[] = [];
+  const pullMs: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let i = 0; i < 10; i++) await client.push({ workerId: 'worker-0', step: BigInt(step++), basedOnVersion: 0n, batchSize: 1 }, tensors);
+    const reps = 40;
+    const p0 = performance.now();
+    for (let i = 0; i < reps; i++) await client.push({ workerId: 'worker-0', step: BigInt(step++), basedOnVersion: 0n, batchSize: 1 }, tensors);
+    pushMs.push((performance.now() - p0) / reps);
+    const q0 = performance.now();
+    for (let i = 0; i < reps; i++) await client.pull('worker-0');
+    pullMs.push((performance.now() - q0) / reps);
+  }
+  messageRows.push([`${parts} x ${fmt((n * 4) / 1024)} KiB`, fmt(Math.min(...pushMs), 2), fmt(Math.min(...pullMs), 2)]);
+}
 client.close();
 await ps.close();
 rmSync(work, { recursive: true, force: true });
@@ -154,6 +175,12 @@ const markdown = [
   '### Parameter server apply rate (one shard, 16 MiB of fp32 gradients per apply)',
   '',
   markdownTable(['what', 'GB/s of gradients'], applyRows),
+  '',
+  `### 1 MiB as 1, 8 or 64 tensors: one push (SGD applied) and one pull over gRPC on loopback, client and server in one process (ms, best of ${ROUNDS})`,
+  '',
+  'Every gRPC message costs both ends far more than its bytes, so chunks of small tensors share messages (up to 2 MiB each, `more_chunks` in the proto).',
+  '',
+  markdownTable(['tensors', 'push ms', 'pull ms'], messageRows),
   '',
   NOTE,
 ].join('\n');

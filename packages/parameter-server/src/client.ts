@@ -5,15 +5,17 @@
  */
 import { type ClientWritableStream, Metadata, type ServiceError } from '@grpc/grpc-js';
 import {
+  type AssignRequest,
   type ParameterServerClient as GrpcParameterServerClient,
+  type PullResponse,
   type PushRequest,
   type PushResponse,
   type ShardStatusResponse,
 } from '@tamp/proto/tamp/v1/parameter_server';
 import { Codec } from '@tamp/proto/tamp/v1/tensor';
-import { type OptimizerSettings, TensorAssembler, type WireTensor, encodeTensor, sizeOfShape } from '@tamp/core';
+import { type OptimizerSettings, TensorAssembler, type WireTensor, encodeTensor, groupChunks, sizeOfShape } from '@tamp/core';
 import { CHANNEL_OPTIONS, clientCredentials } from './rpc/channel.js';
-import { FastParameterServerClient } from './rpc/fast-codec.js';
+import { FastParameterServerClient, messageChunks } from './rpc/fast-codec.js';
 import { requestHeader } from './rpc/header.js';
 import { withRetry } from './rpc/retry.js';
 import { fromServiceError } from './rpc/status.js';
@@ -105,10 +107,10 @@ export class ShardClient {
         { header: requestHeader(this.jobId), workerId, names: [...(options.names ?? [])], minVersion: options.minVersion ?? 0n, codec: Codec.CODEC_NONE, step: options.step ?? 0n },
         { deadline: deadline(options.timeoutMs ?? this.timeoutMs) },
       );
-      stream.on('data', (msg: { version: bigint; chunk?: Parameters<TensorAssembler['add']>[0] }) => {
+      stream.on('data', (msg: PullResponse) => {
         try {
           version ??= msg.version;
-          if (msg.chunk !== undefined) assembler.add(msg.chunk);
+          for (const chunk of messageChunks(msg)) assembler.add(chunk);
         } catch (error) {
           stream.cancel();
           reject(error as Error);
@@ -135,13 +137,12 @@ export class ShardClient {
       const header = requestHeader(this.jobId);
       const messages = function* (): Generator<PushRequest> {
         let first = true;
-        for (const t of tensors) {
-          for (const chunk of encodeTensor(t)) {
-            yield first
-              ? { header, workerId: spec.workerId, step: spec.step, basedOnVersion: spec.basedOnVersion, batchSize: spec.batchSize, tensorCount: tensors.length, chunk }
-              : { header: undefined, workerId: '', step: 0n, basedOnVersion: 0n, batchSize: 0, tensorCount: 0, chunk };
-            first = false;
-          }
+        // Encoded lazily, one message at a time, as the stream takes them.
+        for (const [chunk, ...moreChunks] of groupChunks(tensors.flatMap((t) => encodeTensor(t)))) {
+          yield first
+            ? { header, workerId: spec.workerId, step: spec.step, basedOnVersion: spec.basedOnVersion, batchSize: spec.batchSize, tensorCount: tensors.length, chunk, moreChunks }
+            : { header: undefined, workerId: '', step: 0n, basedOnVersion: 0n, batchSize: 0, tensorCount: 0, chunk, moreChunks };
+          first = false;
         }
       };
       writeAll(stream, messages()).catch(() => {
@@ -178,9 +179,9 @@ export class ShardClient {
         workerIds: [...spec.workerIds],
         workerStep: spec.workerStep ?? 0n,
       };
-      const messages = function* () {
-        yield { header, ...base, chunk: undefined };
-        for (const t of tensors) for (const chunk of encodeTensor(t)) yield { header: undefined, ...base, workerIds: [], chunk };
+      const messages = function* (): Generator<AssignRequest> {
+        yield { header, ...base, chunk: undefined, moreChunks: [] };
+        for (const [chunk, ...moreChunks] of groupChunks(tensors.flatMap((t) => encodeTensor(t)))) yield { header: undefined, ...base, workerIds: [], chunk, moreChunks };
       };
       writeAll(stream, messages()).catch(() => {});
     });

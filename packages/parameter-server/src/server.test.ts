@@ -1,6 +1,6 @@
 import { Metadata, status } from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ParameterServerClient as RawClient, type PushRequest, type PushResponse } from '@tamp/proto/tamp/v1/parameter_server';
+import { type PullResponse, ParameterServerClient as RawClient, type PushRequest, type PushResponse } from '@tamp/proto/tamp/v1/parameter_server';
 import { ClusterError, PROTOCOL_VERSION, TampError, type WireTensor, encodeTensor, optimizerSettings } from '@tamp/core';
 import { CHANNEL_OPTIONS, clientCredentials } from './rpc/channel.js';
 import { ShardClient } from './client.js';
@@ -198,14 +198,37 @@ describe('parameter server', () => {
           batchSize: 1,
           tensorCount: 2,
           chunk,
+          moreChunks: [],
         }));
       }
 
       it('a wrong protocol version', async () => {
         const error = await rawPush(pushMessages(PROTOCOL_VERSION + 1), 'end').catch((e: unknown) => e);
         expect((error as { code: number }).code).toBe(status.FAILED_PRECONDITION);
-        expect((error as { details: string }).details).toMatch(/protocol version 2 is not this server's 1/);
+        expect((error as { details: string }).details).toMatch(new RegExp(`protocol version ${PROTOCOL_VERSION + 1} is not this server's ${PROTOCOL_VERSION}`));
         await unchanged();
+      });
+
+      it('(not bad input) every chunk of a push in one message, `chunk` then `more_chunks`, applies like one chunk per message', async () => {
+        const [first, ...rest] = pushMessages();
+        if (first?.chunk === undefined) throw new Error('no chunks');
+        const one: PushRequest = { ...first, moreChunks: rest.map((m) => m.chunk).filter((c) => c !== undefined) };
+        expect(one.moreChunks.length).toBe(4); // "w" in three 8-byte chunks, "b" in two
+        const r = await rawPush([one], 'end');
+        expect(r).toMatchObject({ version: 1n, duplicate: false });
+        expect((await values()).w).toEqual(INITIAL.w.map((x) => x - 1));
+      });
+
+      it('(not bad input) a pull packs the shard\'s small tensors into one message', async () => {
+        const messages = await new Promise<PullResponse[]>((resolve, reject) => {
+          const got: PullResponse[] = [];
+          const stream = raw.pull({ header: { jobId: JOB, protocolVersion: PROTOCOL_VERSION }, workerId: 'worker-0', names: [], minVersion: 0n, codec: 0, step: 0n });
+          stream.on('data', (m: PullResponse) => got.push(m));
+          stream.on('error', reject);
+          stream.on('end', () => resolve(got));
+        });
+        expect(messages.length).toBe(1);
+        expect([messages[0]?.chunk?.name, ...(messages[0]?.moreChunks.map((c) => c.name) ?? [])]).toEqual(['w', 'b']);
       });
 
       it('a stream cut mid-tensor (half-closed)', async () => {

@@ -26,12 +26,13 @@ import {
   TensorAssembler,
   type OptimizerName,
   encodeTensor,
+  groupChunks,
   optimizerSettings,
 } from '@tamp/core';
 import { checkHeader } from './rpc/header.js';
 import { bindServer, createServer, shutdownServer } from './rpc/channel.js';
 import { toServiceError } from './rpc/status.js';
-import { FastParameterServerService, encodePullResponse } from './rpc/fast-codec.js';
+import { FastParameterServerService, encodePullResponse, messageChunks } from './rpc/fast-codec.js';
 import { CHIEF_READER_ID, CONSISTENCY_MODES, type ConsistencyMode, type PushMeta, Shard } from './shard.js';
 import { writeShardCheckpoint } from './checkpoint.js';
 
@@ -91,7 +92,8 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
       // Encode the whole snapshot now, while no update can interleave: the
       // encoded messages are the snapshot (no separate copy of the variables).
       const version = shard.version;
-      const messages = shard.liveParts(req.names).flatMap((t) => encodeTensor(t).map((chunk) => encodePullResponse({ version, chunk })));
+      const chunks = shard.liveParts(req.names).flatMap((t) => encodeTensor(t));
+      const messages = groupChunks(chunks).map(([chunk, ...moreChunks]) => encodePullResponse({ version, chunk, moreChunks }));
       for (const message of messages) {
         if (call.cancelled) return;
         if (!call.write(message as unknown as PullResponse)) await waitDrain(call);
@@ -123,7 +125,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
             throw new ClusterError('UNKNOWN_WORKER', `push: worker "${meta.workerId}" is not part of this job (known: ${shard.workerIds.join(', ')})`);
           }
         }
-        if (msg.chunk !== undefined) assembler.add(msg.chunk);
+        for (const chunk of messageChunks(msg)) assembler.add(chunk);
         if (assembler.receivedBytes > shardBytes() + PUSH_SLACK_BYTES) {
           throw new InvalidArgumentError(`push: ${assembler.receivedBytes} bytes exceed the shard's ${shardBytes()} bytes of variables`);
         }
@@ -196,7 +198,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
           }
           first = msg;
         }
-        if (msg.chunk !== undefined) assembler.add(msg.chunk);
+        for (const chunk of messageChunks(msg)) assembler.add(chunk);
       } catch (error) {
         done = true;
         callback(fail(error), null);

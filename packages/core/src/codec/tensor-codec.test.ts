@@ -4,7 +4,7 @@ import { CodecError } from '../errors.js';
 import { MAX_CHUNK_BYTES } from '../protocol.js';
 import { Codec, DType, type TensorChunk } from '@tamp/proto/tamp/v1/tensor';
 import { crc32, crc32Portable } from './crc32.js';
-import { TensorAssembler, type WireTensor, decodeTensors, encodeTensor } from './tensor-codec.js';
+import { TensorAssembler, type WireTensor, decodeTensors, encodeTensor, groupChunks } from './tensor-codec.js';
 
 function floats(n: number, seed = 1): Float32Array {
   const a = new Float32Array(n);
@@ -173,5 +173,29 @@ describe('encodeTensor / decodeTensors', () => {
       ),
       { numRuns: 300, seed: 42 },
     );
+  });
+});
+
+describe('groupChunks', () => {
+  const tensor = (name: string, n: number): WireTensor => ({ name, shape: [n], dtype: 'float32', data: new Float32Array(n), sliceStart: 0 });
+
+  it('packs small chunks together in order, up to the byte limit, and lets a large one travel alone', () => {
+    const chunks = [tensor('a', 10), tensor('b', 10), tensor('c', 300_000), tensor('d', 10)].flatMap((t) => encodeTensor(t));
+    // c is 1.2 MB: a 1 MiB chunk and the rest.
+    expect(chunks.map((c) => c.name)).toEqual(['a', 'b', 'c', 'c', 'd']);
+    expect(groupChunks(chunks).map((g) => g.map((c) => c.name))).toEqual([['a', 'b', 'c', 'c', 'd']]);
+    expect(groupChunks(chunks, MAX_CHUNK_BYTES).map((g) => g.map((c) => `${c.name}@${c.offset}`))).toEqual([['a@0', 'b@0'], ['c@0'], ['c@1048576', 'd@0']]);
+    expect(groupChunks(chunks, 1).map((g) => g.length)).toEqual([1, 1, 1, 1, 1]);
+    expect(groupChunks([])).toEqual([]);
+  });
+
+  it('keeps every group within the limit unless a group is a single chunk', () => {
+    const chunks = Array.from({ length: 200 }, (_, i) => tensor(`t${i}`, 1 + ((i * 7919) % 5000))).flatMap((t) => encodeTensor(t));
+    const groups = groupChunks(chunks, 64 * 1024);
+    expect(groups.flat()).toEqual(chunks);
+    for (const g of groups) {
+      const payload = g.reduce((n, c) => n + c.payload.length, 0);
+      if (g.length > 1) expect(payload).toBeLessThanOrEqual(64 * 1024);
+    }
   });
 });

@@ -7,7 +7,7 @@
  */
 import { Codec, DType, type TensorChunk } from '@tamp/proto/tamp/v1/tensor';
 import { CodecError } from '../errors.js';
-import { MAX_CHUNK_BYTES, ZERO_COPY_MIN_BYTES } from '../protocol.js';
+import { MAX_CHUNK_BYTES, MAX_MESSAGE_CHUNK_BYTES, ZERO_COPY_MIN_BYTES } from '../protocol.js';
 import { crc32 } from './crc32.js';
 
 export type WireDType = 'float32' | 'int32';
@@ -274,4 +274,34 @@ export function decodeTensors(chunks: Iterable<TensorChunk>): WireTensor[] {
 
 function hex(n: number): string {
   return `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
+}
+
+/** Bytes a chunk adds to a message besides its payload (name, shape, counters; generous). */
+function chunkOverhead(chunk: TensorChunk): number {
+  return 64 + chunk.name.length * 3 + chunk.shape.length * 5;
+}
+
+/**
+ * Pack chunks, in order, into messages of at most `maxBytes` (payloads plus
+ * headers; a chunk larger than that travels alone). Receivers read each
+ * message's chunks in order, so tensors still arrive in order of offset. Every gRPC message costs
+ * both ends far more CPU than its bytes, so a model's biases and small
+ * kernels should share messages rather than take one each.
+ */
+export function groupChunks(chunks: readonly TensorChunk[], maxBytes = MAX_MESSAGE_CHUNK_BYTES): TensorChunk[][] {
+  const groups: TensorChunk[][] = [];
+  let current: TensorChunk[] = [];
+  let bytes = 0;
+  for (const chunk of chunks) {
+    const size = chunk.payload.length + chunkOverhead(chunk);
+    if (current.length > 0 && bytes + size > maxBytes) {
+      groups.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(chunk);
+    bytes += size;
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
 }

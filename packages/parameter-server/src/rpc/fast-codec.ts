@@ -2,10 +2,11 @@
  * Serializers for the messages that carry tensor payloads (PushRequest,
  * PullResponse, AssignRequest). ts-proto's writer grows its buffer by
  * doubling and then copies it twice more; for megabyte payloads that
- * garbage dominated a push. These encode everything but the payload with
+ * garbage dominated a push. These encode everything but the payloads with
  * ts-proto, then lay the message out in one buffer of the exact size and copy
- * the payload once. The bytes are valid protobuf (fields may come in any
- * order), decoded by the generated code.
+ * each payload once. A message carries its chunks in `chunk` and then
+ * `more_chunks` (several small tensors share a message). The bytes are valid
+ * protobuf, decoded by the generated code.
  */
 import {
   AssignRequest,
@@ -45,72 +46,107 @@ function writeVarint(buf: Buffer, at: number, n: number): number {
   return at;
 }
 
-interface Layout {
+/** Where one chunk goes in a message: its field, encoded head (all but payload and padding), padding bytes, payload. */
+interface Placed {
+  readonly field: number;
+  readonly head: Uint8Array;
   readonly padding: number; // padding field bytes in total (0: none)
+  readonly payload: Uint8Array;
   readonly chunkLength: number;
-  readonly total: number;
-  readonly payloadAt: number;
+  readonly payloadAt: number; // offset of the payload in the message
 }
 
-function layout(prefixLength: number, chunkField: number, headLength: number, payloadLength: number, padding: number): Layout {
-  const payloadHeader = payloadLength === 0 ? 0 : varintLength((PAYLOAD_FIELD << 3) | LEN) + varintLength(payloadLength);
-  const chunkLength = headLength + padding + payloadHeader + payloadLength;
-  const chunkHeader = varintLength((chunkField << 3) | LEN) + varintLength(chunkLength);
-  const payloadAt = prefixLength + chunkHeader + headLength + padding + payloadHeader;
-  return { padding, chunkLength, total: prefixLength + chunkHeader + chunkLength, payloadAt };
+function payloadHeaderLength(payloadLength: number): number {
+  return payloadLength === 0 ? 0 : varintLength((PAYLOAD_FIELD << 3) | LEN) + varintLength(payloadLength);
 }
 
-/** Encode `message` whose field `chunkField` holds a TensorChunk, copying the payload once. */
-function encodeWithChunk(prefix: Uint8Array, chunkField: number, chunk: TensorChunk | undefined): Buffer {
-  if (chunk === undefined) return Buffer.from(prefix.buffer, prefix.byteOffset, prefix.byteLength);
+/** Lay out one chunk starting at message offset `at`, padded so a large payload lands on a 4-byte boundary at the receiver. */
+function place(field: number, chunk: TensorChunk, at: number): Placed {
   const payload = chunk.payload;
   const head = TensorChunkCodec.encode({ ...chunk, payload: new Uint8Array(0), padding: new Uint8Array(0) }).finish();
+  const plan = (padding: number) => {
+    const chunkLength = head.length + padding + payloadHeaderLength(payload.length) + payload.length;
+    const payloadAt = at + varintLength((field << 3) | LEN) + varintLength(chunkLength) + head.length + padding + payloadHeaderLength(payload.length);
+    return { field, head, padding, payload, chunkLength, payloadAt };
+  };
   // A padding field of 2 + k bytes (tag, length, k bytes) moves the payload to
   // a 4-byte boundary at the receiver, so large tensors are read in place.
-  let plan = layout(prefix.length, chunkField, head.length, payload.length, 0);
   if (payload.length >= ZERO_COPY_MIN_BYTES) {
     for (const padding of [0, 2, 3, 4, 5]) {
-      const candidate = layout(prefix.length, chunkField, head.length, payload.length, padding);
-      if ((RECEIVER_OFFSET + candidate.payloadAt) % 4 === 0) {
-        plan = candidate;
-        break;
-      }
+      const candidate = plan(padding);
+      if ((RECEIVER_OFFSET + candidate.payloadAt) % 4 === 0) return candidate;
     }
   }
-  const out = Buffer.allocUnsafe(plan.total);
+  return plan(0);
+}
+
+function placedLength(p: Placed): number {
+  return varintLength((p.field << 3) | LEN) + varintLength(p.chunkLength) + p.chunkLength;
+}
+
+/**
+ * Encode a message whose field `chunkField` holds the first chunk and
+ * `moreField` the rest, copying each payload once into one buffer of the
+ * exact size.
+ */
+function encodeWithChunks(prefix: Uint8Array, chunkField: number, moreField: number, chunks: readonly TensorChunk[]): Buffer {
+  if (chunks.length === 0) return Buffer.from(prefix.buffer, prefix.byteOffset, prefix.byteLength);
+  const placed: Placed[] = [];
+  let total = prefix.length;
+  chunks.forEach((chunk, i) => {
+    const p = place(i === 0 ? chunkField : moreField, chunk, total);
+    placed.push(p);
+    total += placedLength(p);
+  });
+  const out = Buffer.allocUnsafe(total);
   out.set(prefix, 0);
   let at = prefix.length;
-  at = writeVarint(out, at, (chunkField << 3) | LEN);
-  at = writeVarint(out, at, plan.chunkLength);
-  out.set(head, at);
-  at += head.length;
-  if (plan.padding > 0) {
-    at = writeVarint(out, at, (PADDING_FIELD << 3) | LEN);
-    at = writeVarint(out, at, plan.padding - 2);
-    out.fill(0, at, at + plan.padding - 2);
-    at += plan.padding - 2;
+  for (const p of placed) {
+    at = writeVarint(out, at, (p.field << 3) | LEN);
+    at = writeVarint(out, at, p.chunkLength);
+    out.set(p.head, at);
+    at += p.head.length;
+    if (p.padding > 0) {
+      at = writeVarint(out, at, (PADDING_FIELD << 3) | LEN);
+      at = writeVarint(out, at, p.padding - 2);
+      out.fill(0, at, at + p.padding - 2);
+      at += p.padding - 2;
+    }
+    if (p.payload.length > 0) {
+      at = writeVarint(out, at, (PAYLOAD_FIELD << 3) | LEN);
+      at = writeVarint(out, at, p.payload.length);
+      if (at !== p.payloadAt) throw new Error(`fast-codec: payload at ${at}, planned ${p.payloadAt}`);
+      out.set(p.payload, at);
+      at += p.payload.length;
+    }
   }
-  if (payload.length > 0) {
-    at = writeVarint(out, at, (PAYLOAD_FIELD << 3) | LEN);
-    at = writeVarint(out, at, payload.length);
-    if (at !== plan.payloadAt) throw new Error(`fast-codec: payload at ${at}, planned ${plan.payloadAt}`);
-    out.set(payload, at);
-    at += payload.length;
-  }
-  if (at !== plan.total) throw new Error(`fast-codec: wrote ${at} of ${plan.total} bytes`);
+  if (at !== total) throw new Error(`fast-codec: wrote ${at} of ${total} bytes`);
   return out;
 }
 
+function chunksOf(message: { chunk?: TensorChunk | undefined; moreChunks: readonly TensorChunk[] }): TensorChunk[] {
+  if (message.chunk === undefined) {
+    if (message.moreChunks.length > 0) throw new Error('fast-codec: more_chunks without a first chunk');
+    return [];
+  }
+  return [message.chunk, ...message.moreChunks];
+}
+
 export function encodePushRequest(message: PushRequest): Buffer {
-  return encodeWithChunk(PushRequest.encode({ ...message, chunk: undefined }).finish(), 7, message.chunk);
+  return encodeWithChunks(PushRequest.encode({ ...message, chunk: undefined, moreChunks: [] }).finish(), 7, 8, chunksOf(message));
 }
 
 export function encodePullResponse(message: PullResponse): Buffer {
-  return encodeWithChunk(PullResponse.encode({ ...message, chunk: undefined }).finish(), 2, message.chunk);
+  return encodeWithChunks(PullResponse.encode({ ...message, chunk: undefined, moreChunks: [] }).finish(), 2, 3, chunksOf(message));
 }
 
 export function encodeAssignRequest(message: AssignRequest): Buffer {
-  return encodeWithChunk(AssignRequest.encode({ ...message, chunk: undefined }).finish(), 6, message.chunk);
+  return encodeWithChunks(AssignRequest.encode({ ...message, chunk: undefined, moreChunks: [] }).finish(), 6, 12, chunksOf(message));
+}
+
+/** The chunks a decoded message carries, in order (`chunk`, then `more_chunks`). */
+export function messageChunks(message: { chunk?: TensorChunk | undefined; moreChunks?: readonly TensorChunk[] }): TensorChunk[] {
+  return message.chunk === undefined ? [...(message.moreChunks ?? [])] : [message.chunk, ...(message.moreChunks ?? [])];
 }
 
 /**

@@ -1,6 +1,6 @@
 /** The training thread's side of the communication thread. */
 import { Worker } from 'node:worker_threads';
-import { ClusterError, type ErrorCode, ERROR_CODES, TampError } from '@tamp/core';
+import { ClusterError, type ErrorCode, ERROR_CODES, TampError, errorMessage } from '@tamp/core';
 import type { Progress } from '../coordinator-client.js';
 import type { CommInit, FromComm, NamedArray, PullOptions, ToComm } from './messages.js';
 
@@ -17,7 +17,7 @@ export class CommChannel {
   constructor(init: CommInit, private readonly log: (message: string) => void) {
     this.worker = new Worker(new URL('./bootstrap.mjs', import.meta.url), { workerData: init });
     this.worker.on('message', (m: FromComm) => this.onMessage(m));
-    this.worker.on('error', (error) => this.failAll(new ClusterError('JOB_FAILED', `communication thread failed: ${error.message}`, { cause: error })));
+    this.worker.on('error', (error: unknown) => this.failAll(new ClusterError('JOB_FAILED', `communication thread failed: ${errorMessage(error)}`, { cause: error })));
     this.worker.on('exit', (code) => {
       this.exited = true;
       if (this.pending.size > 0) this.failAll(new ClusterError('JOB_FAILED', `communication thread exited (code ${code})`));
@@ -77,7 +77,7 @@ export class CommChannel {
   ): Promise<{ versions: readonly bigint[]; duplicate: boolean; dropped: boolean }> {
     const m = await this.request(
       { type: 'push', step, basedOnVersions, batchSize, grads, ...(timeoutMs !== undefined ? { timeoutMs } : {}) },
-      grads.map((g) => g.data.buffer as ArrayBuffer),
+      [...new Set(grads.map((g) => g.data.buffer as ArrayBuffer))],
     );
     if (m.type !== 'pushed') throw new Error(`unexpected reply ${m.type}`);
     return m;

@@ -60,13 +60,15 @@ port.on('message', (msg: ToComm) => {
       progress = msg.progress;
       return;
     case 'pull':
-      params.pullAll(init.workerId, msg.options).then(
-        ({ values, versions }) => {
+      // A failure in handing the result over (postMessage) fails this request, not the thread.
+      params
+        .pullAll(init.workerId, msg.options)
+        .then(({ values, versions }) => {
           const list: NamedArray[] = [...values].map(([name, data]) => ({ name, data }));
-          send({ id: msg.id, type: 'pulled', versions, values: list }, list.map((v) => v.data.buffer as ArrayBuffer));
-        },
-        (error: unknown) => fail(msg.id, error),
-      );
+          // Large tensors are views of the message that brought them, and one message may bring several: transfer each buffer once.
+          send({ id: msg.id, type: 'pulled', versions, values: list }, [...new Set(list.map((v) => v.data.buffer as ArrayBuffer))]);
+        })
+        .catch((error: unknown) => fail(msg.id, error));
       return;
     case 'push': {
       const grads = new Map(msg.grads.map((g) => [g.name, g.data]));
@@ -75,8 +77,7 @@ port.on('message', (msg: ToComm) => {
           { workerId: init.workerId, step: msg.step, batchSize: msg.batchSize, basedOnVersions: msg.basedOnVersions, ...(msg.timeoutMs !== undefined ? { timeoutMs: msg.timeoutMs } : {}) },
           grads,
         )
-        .then(
-        (responses) =>
+        .then((responses) =>
           send({
             id: msg.id,
             type: 'pushed',
@@ -84,8 +85,8 @@ port.on('message', (msg: ToComm) => {
             duplicate: responses.some((r) => r.duplicate),
             dropped: responses.some((r) => r.dropped),
           }),
-        (error: unknown) => fail(msg.id, error),
-      );
+        )
+        .catch((error: unknown) => fail(msg.id, error));
       return;
     }
     case 'close':

@@ -45,7 +45,15 @@ export interface PullRequest {
 export interface PullResponse {
   /** Number of updates applied to the shard when this snapshot was taken. */
   version: bigint;
-  chunk: TensorChunk | undefined;
+  chunk:
+    | TensorChunk
+    | undefined;
+  /**
+   * Further chunks in the same message, in order after `chunk`: senders pack
+   * small tensors together (up to 2 MiB per message), since every
+   * gRPC message costs both ends far more than its bytes.
+   */
+  moreChunks: TensorChunk[];
 }
 
 export interface PushRequest {
@@ -60,7 +68,11 @@ export interface PushRequest {
   batchSize: number;
   /** Number of tensors (variables or slices) this push carries. */
   tensorCount: number;
-  chunk: TensorChunk | undefined;
+  chunk:
+    | TensorChunk
+    | undefined;
+  /** Further chunks in the same message, in order after `chunk` (see PullResponse). */
+  moreChunks: TensorChunk[];
 }
 
 export interface PushResponse {
@@ -144,6 +156,8 @@ export interface AssignRequest {
   workerIds: string[];
   /** The step every worker starts from (non-zero when resuming a checkpoint). */
   workerStep: bigint;
+  /** Further chunks in the same message, in order after `chunk` (see PullResponse). */
+  moreChunks: TensorChunk[];
 }
 
 export interface AssignResponse {
@@ -297,7 +311,7 @@ export const PullRequest: MessageFns<PullRequest> = {
 };
 
 function createBasePullResponse(): PullResponse {
-  return { version: 0n, chunk: undefined };
+  return { version: 0n, chunk: undefined, moreChunks: [] };
 }
 
 export const PullResponse: MessageFns<PullResponse> = {
@@ -310,6 +324,9 @@ export const PullResponse: MessageFns<PullResponse> = {
     }
     if (message.chunk !== undefined) {
       TensorChunk.encode(message.chunk, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.moreChunks) {
+      TensorChunk.encode(v!, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -343,6 +360,14 @@ export const PullResponse: MessageFns<PullResponse> = {
             message.chunk = TensorChunk.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.moreChunks.push(TensorChunk.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -365,6 +390,7 @@ function createBasePushRequest(): PushRequest {
     batchSize: 0,
     tensorCount: 0,
     chunk: undefined,
+    moreChunks: [],
   };
 }
 
@@ -396,6 +422,9 @@ export const PushRequest: MessageFns<PushRequest> = {
     }
     if (message.chunk !== undefined) {
       TensorChunk.encode(message.chunk, writer.uint32(58).fork()).join();
+    }
+    for (const v of message.moreChunks) {
+      TensorChunk.encode(v!, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -467,6 +496,14 @@ export const PushRequest: MessageFns<PushRequest> = {
             }
 
             message.chunk = TensorChunk.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.moreChunks.push(TensorChunk.decode(reader, reader.uint32()));
             continue;
           }
         }
@@ -1035,6 +1072,7 @@ function createBaseAssignRequest(): AssignRequest {
     staleness: 0,
     workerIds: [],
     workerStep: 0n,
+    moreChunks: [],
   };
 }
 
@@ -1078,6 +1116,9 @@ export const AssignRequest: MessageFns<AssignRequest> = {
         throw new globalThis.Error("value provided for field message.workerStep of type uint64 too large");
       }
       writer.uint32(88).uint64(message.workerStep);
+    }
+    for (const v of message.moreChunks) {
+      TensorChunk.encode(v!, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -1181,6 +1222,14 @@ export const AssignRequest: MessageFns<AssignRequest> = {
             }
 
             message.workerStep = reader.uint64() as bigint;
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.moreChunks.push(TensorChunk.decode(reader, reader.uint32()));
             continue;
           }
         }
