@@ -140,8 +140,9 @@ const grpcRate = (pushes * M * 4) / ((performance.now() - t0) / 1000) / 1e9;
 applyRows.push(['sgd: whole push over gRPC on loopback (client and server in one process)', fmt(grpcRate, 2)]);
 // The cost of tensors rather than bytes: 1 MiB as 1, 8 or 64 tensors, pushed and pulled (small tensors share messages).
 const messageRows: Array<Array<string | number>> = [];
+const MIB_FLOATS = 262_144; // 1 MiB of float32
 for (const parts of [1, 8, 64]) {
-  const n = M / parts;
+  const n = MIB_FLOATS / parts;
   const tensors: WireTensor[] = Array.from({ length: parts }, (_, i) => ({ name: `w${i}`, shape: [n], dtype: 'float32', data: grad.subarray(i * n, (i + 1) * n), sliceStart: 0 }));
   await client.assign({ shardIndex: 0, optimizer: optimizerSettings('sgd', 1e-6), version: 0n, mode: 'async', syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] }, tensors);
   let step = 0;
