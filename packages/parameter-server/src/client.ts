@@ -13,7 +13,7 @@ import {
   type ShardStatusResponse,
 } from '@tamp/proto/tamp/v1/parameter_server';
 import { Codec } from '@tamp/proto/tamp/v1/tensor';
-import { type OptimizerSettings, TensorAssembler, type WireTensor, encodeTensor, groupChunks, sizeOfShape } from '@tamp/core';
+import { type OptimizerSettings, TensorAssembler, type WireTensor, encodeTensorMessages, sizeOfShape } from '@tamp/core';
 import { CHANNEL_OPTIONS, clientCredentials } from './rpc/channel.js';
 import { FastParameterServerClient, messageChunks } from './rpc/fast-codec.js';
 import { requestHeader } from './rpc/header.js';
@@ -137,8 +137,8 @@ export class ShardClient {
       const header = requestHeader(this.jobId);
       const messages = function* (): Generator<PushRequest> {
         let first = true;
-        // Encoded lazily, one message at a time, as the stream takes them.
-        for (const [chunk, ...moreChunks] of groupChunks(tensors.flatMap((t) => encodeTensor(t)))) {
+        // Serialized one message at a time, as the stream takes them.
+        for (const [chunk, ...moreChunks] of encodeTensorMessages(tensors)) {
           yield first
             ? { header, workerId: spec.workerId, step: spec.step, basedOnVersion: spec.basedOnVersion, batchSize: spec.batchSize, tensorCount: tensors.length, chunk, moreChunks }
             : { header: undefined, workerId: '', step: 0n, basedOnVersion: 0n, batchSize: 0, tensorCount: 0, chunk, moreChunks };
@@ -181,7 +181,7 @@ export class ShardClient {
       };
       const messages = function* (): Generator<AssignRequest> {
         yield { header, ...base, chunk: undefined, moreChunks: [] };
-        for (const [chunk, ...moreChunks] of groupChunks(tensors.flatMap((t) => encodeTensor(t)))) yield { header: undefined, ...base, workerIds: [], chunk, moreChunks };
+        for (const [chunk, ...moreChunks] of encodeTensorMessages(tensors)) yield { header: undefined, ...base, workerIds: [], chunk, moreChunks };
       };
       writeAll(stream, messages()).catch(() => {});
     });

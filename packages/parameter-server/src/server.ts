@@ -25,8 +25,7 @@ import {
   InvalidArgumentError,
   TensorAssembler,
   type OptimizerName,
-  encodeTensor,
-  groupChunks,
+  encodeTensorMessages,
   optimizerSettings,
 } from '@tamp/core';
 import { checkHeader } from './rpc/header.js';
@@ -92,8 +91,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
       // Encode the whole snapshot now, while no update can interleave: the
       // encoded messages are the snapshot (no separate copy of the variables).
       const version = shard.version;
-      const chunks = shard.liveParts(req.names).flatMap((t) => encodeTensor(t));
-      const messages = groupChunks(chunks).map(([chunk, ...moreChunks]) => encodePullResponse({ version, chunk, moreChunks }));
+      const messages = encodeTensorMessages(shard.liveParts(req.names)).map(([chunk, ...moreChunks]) => encodePullResponse({ version, chunk, moreChunks }));
       for (const message of messages) {
         if (call.cancelled) return;
         if (!call.write(message as unknown as PullResponse)) await waitDrain(call);

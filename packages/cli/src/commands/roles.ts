@@ -51,9 +51,9 @@ export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), 
   // Containers get their host name in HOSTNAME too (Docker, Kubernetes); os.hostname() elsewhere.
   const index = o['index-from-hostname'] === true ? indexFromHostname(process.env.HOSTNAME ?? hostname()) : (o.index ?? tf?.task.index ?? 0);
   const port = o.port ?? (tf !== undefined ? portOf(tf.cluster.ps[index] as string) : 2222);
-  heapGrowingPercent(); // checks TAMP_HEAP_GROWING_PERCENT
+  const heap = heapGrowingPercent(); // checks TAMP_HEAP_GROWING_PERCENT
   if (dryRun) return dryRunResult('ps', { role: 'ps', index, host: o.host ?? defaultHost(tf), port, jobId: o['job-id'] });
-  tuneHeapForCluster();
+  tuneHeapForCluster(heap);
   const ps = await startParameterServer({
     jobId: o['job-id'],
     index,
@@ -115,11 +115,11 @@ export async function runChiefRole(
   if (numWorkers === undefined) throw new UsageError('the chief needs --workers N (or TF_CONFIG)');
   const port = o.port ?? (tf !== undefined ? portOf(tf.cluster.chief[0] as string) : 2223);
   const training = o.model !== undefined && o.dataset !== undefined ? trainingSettings(o) : undefined;
-  heapGrowingPercent();
+  const heap = heapGrowingPercent();
   if (dryRun) {
     return dryRunResult('chief', { role: 'chief', port, ps: psAddresses, workers: numWorkers, out: outDir, resume: o.resume, model: training?.model, dataset: training?.dataset, mode: training?.mode, jobId: o['job-id'] });
   }
-  tuneHeapForCluster();
+  tuneHeapForCluster(heap);
   const report = await runChief({
     jobId: o['job-id'],
     host: o.host ?? defaultHost(tf),
@@ -169,9 +169,9 @@ export interface WorkerArgs {
 export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor('worker'), dryRun = false) {
   const chiefAddress = o.chief !== undefined ? (parseAddressList(o.chief, '--chief')[0] as string) : tf?.cluster.chief[0];
   if (chiefAddress === undefined) throw new UsageError('the worker needs --chief host:port (or TF_CONFIG)');
-  heapGrowingPercent();
+  const heap = heapGrowingPercent();
   if (dryRun) return dryRunResult('worker', { role: 'worker', chief: chiefAddress, index: o.index ?? tf?.task.index, backend: o.backend, requireGpu: o['require-gpu'], jobId: o['job-id'] });
-  tuneHeapForCluster();
+  tuneHeapForCluster(heap);
   const report = await runWorker({
     jobId: o['job-id'],
     chiefAddress,

@@ -284,9 +284,10 @@ function chunkOverhead(chunk: TensorChunk): number {
 /**
  * Pack chunks, in order, into messages of at most `maxBytes` (payloads plus
  * headers; a chunk larger than that travels alone). Receivers read each
- * message's chunks in order, so tensors still arrive in order of offset. Every gRPC message costs
- * both ends far more CPU than its bytes, so a model's biases and small
- * kernels should share messages rather than take one each.
+ * message's chunks in order, so tensors still arrive in order of offset.
+ * Every gRPC message costs both ends far more CPU than its bytes, so a
+ * model's biases and small kernels should share messages rather than take
+ * one each.
  */
 export function groupChunks(chunks: readonly TensorChunk[], maxBytes = MAX_MESSAGE_CHUNK_BYTES): TensorChunk[][] {
   const groups: TensorChunk[][] = [];
@@ -304,4 +305,9 @@ export function groupChunks(chunks: readonly TensorChunk[], maxBytes = MAX_MESSA
   }
   if (current.length > 0) groups.push(current);
   return groups;
+}
+
+/** Tensors as the chunks of each message that carries them (encodeTensor, then groupChunks). */
+export function encodeTensorMessages(tensors: readonly WireTensor[], maxBytes = MAX_MESSAGE_CHUNK_BYTES): TensorChunk[][] {
+  return groupChunks(tensors.flatMap((t) => encodeTensor(t)), maxBytes);
 }

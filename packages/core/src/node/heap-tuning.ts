@@ -37,12 +37,10 @@ export function heapGrowingPercent(env: NodeJS.ProcessEnv = process.env): number
 }
 
 /**
- * Apply the cluster's heap growth to this process (all its isolates). Call it
- * once, first thing, in a process that is a cluster role; returns the
- * percent applied (0: none).
+ * Apply the cluster's heap growth (heapGrowingPercent()) to this process, all
+ * its isolates. Call it once, first thing, in a process that is a cluster
+ * role; 0 changes nothing.
  */
-export function tuneHeapForCluster(env: NodeJS.ProcessEnv = process.env): number {
-  const percent = heapGrowingPercent(env);
+export function tuneHeapForCluster(percent = heapGrowingPercent()): void {
   if (percent > 0) v8.setFlagsFromString(`--heap-growing-percent=${percent}`);
-  return percent;
 }

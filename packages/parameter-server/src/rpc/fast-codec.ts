@@ -124,12 +124,10 @@ function encodeWithChunks(prefix: Uint8Array, chunkField: number, moreField: num
   return out;
 }
 
+/** The chunks to encode; receivers read `chunk` first, so `more_chunks` alone is a sender's bug. */
 function chunksOf(message: { chunk?: TensorChunk | undefined; moreChunks: readonly TensorChunk[] }): TensorChunk[] {
-  if (message.chunk === undefined) {
-    if (message.moreChunks.length > 0) throw new Error('fast-codec: more_chunks without a first chunk');
-    return [];
-  }
-  return [message.chunk, ...message.moreChunks];
+  if (message.chunk === undefined && message.moreChunks.length > 0) throw new Error('fast-codec: more_chunks without a first chunk');
+  return messageChunks(message);
 }
 
 export function encodePushRequest(message: PushRequest): Buffer {
