@@ -4,14 +4,17 @@
  * sync and async, WASM backend, batch 64 per worker; then the parameter
  * server's apply rate beside a plain copy of the same bytes.
  *
- *   pnpm bench:train [--rounds N] [--quick] [--no-write]
+ *   pnpm bench:train [--rounds N] [--quick] [--no-write] [--no-training]
+ *
+ * --no-training measures only the parameter server's loops and messages
+ * (a minute) and writes nothing.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type WireTensor, optimizerSettings } from '@tamp/core';
-import { Shard, ShardClient, startParameterServer } from '@tamp/parameter-server';
+import { Shard, ShardClient, setServerKernels, startParameterServer } from '@tamp/parameter-server';
 import { TAMP_BIN } from '../helpers/tamp.js';
 import { fmt, machine, markdownTable, writeSection } from './report.js';
 
@@ -25,7 +28,8 @@ Where the CPU goes, measured with \`perf record -a -g\` over a few seconds of st
 - LeNet-5 computes a step in about 90 ms for 1.7 MiB each way. One async worker hides communication completely (the parameter server's Adam runs on the other core, so the cluster even beats one process, whose optimizer runs on its training thread). With two workers both cores compute, and the parameter server (about 8% of the machine's CPU), the two communication threads (about 9%), V8's background threads (about 5%) and the workers' own non-compute work (about 6%: reading gradients out, writing parameters in, messages to the comm thread) come out of their time (perf as above on \`tamp train --local --ps 1 --workers 2 --mode async --model lenet-5 --epochs 1 --epoch-size 7000 ...\`): each worker's step grows from about 90 ms alone to 110-130 ms, against about 98 ms in the ceiling run. 1.6x needs those shares under about 16% together.
 - sync adds a barrier per step (no overlap of the push with compute), so one sync worker is slower than one async worker; with two workers sync and async come closer.
 - The cluster roles let V8's heap grow to 4x its live size between full collections (\`heap-tuning.ts\`): with V8's default the parameter server and each communication thread ran a mark-compact every few steps, and the 1-ps, 1-worker LeNet-300-100 job ran at 3,500-3,760 samples/s instead of 4,700-5,260 (the same three roles with \`--epochs 3\`, the chief's last samples/s; runs alternating with the previous commit).`;
-const write = !process.argv.includes('--no-write') && !quick;
+const training = !process.argv.includes('--no-training');
+const write = !process.argv.includes('--no-write') && !quick && training;
 const work = mkdtempSync(join(tmpdir(), 'tamp-bench-train-'));
 
 function run(args: string[]): { samplesPerSecond: number; testAccuracy: number } {
@@ -57,10 +61,11 @@ const goals: string[] = [];
 const roundsFlag = process.argv.indexOf('--rounds');
 const ROUNDS = roundsFlag !== -1 ? Number(process.argv[roundsFlag + 1]) : quick ? 1 : 3;
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1) throw new Error('--rounds needs a whole number of rounds, at least 1');
-for (const [model, epochSize] of [
+const MODELS = [
   ['lenet-300-100', quick ? 1920 : 7000],
   ['lenet-5', quick ? 640 : 3840],
-] as const) {
+] as const;
+for (const [model, epochSize] of training ? MODELS : []) {
   const common = ['--model', model, '--dataset', 'mnist', '--epochs', '1', '--epoch-size', String(epochSize), '--batch-size', '64', '--backend', 'wasm'];
   const configs: Record<string, () => Promise<number>> = {
     single: () => Promise.resolve(run(['train', ...common]).samplesPerSecond),
@@ -99,32 +104,52 @@ for (const [model, epochSize] of [
   sections.push(`### ${model}, batch 64 per worker, ${epochSize} samples\n\n${markdownTable(['run', 'mode', `samples/s: best of ${ROUNDS}${ROUNDS > 1 ? ' (each round)' : ''}`, 'vs one process', 'vs 1 worker'], rows)}`);
 }
 
-// The parameter server's apply rate: one shard, one variable of 4M floats (16 MiB).
+// The parameter server's apply rate: one shard holding one variable, of 4M floats (16 MiB: beyond the
+// caches) or of LeNet-5's 431,080 (1.7 MB), with each kind of update loop.
 const N = 4 * 1024 * 1024;
-const BYTES = N * 4;
 const grad = new Float32Array(N).map((_, i) => Math.sin(i) * 1e-3);
-function rate(fn: () => void, rounds: number): number {
+const APPLY_SIZES = [N, 431_080] as const;
+function rate(fn: () => void, floats: number): number {
   fn();
+  const rounds = Math.max(10, Math.round((20 * N) / floats));
   const t0 = performance.now();
   for (let i = 0; i < rounds; i++) fn();
-  return (BYTES * rounds) / ((performance.now() - t0) / 1000) / 1e9;
+  return (floats * 4 * rounds) / ((performance.now() - t0) / 1000) / 1e9;
 }
-const copyTarget = new Float32Array(N);
-const applyRows: Array<Array<string | number>> = [['plain copy of the same bytes (Float32Array.set)', fmt(rate(() => copyTarget.set(grad), 20), 2)]];
+const applyRows: Array<Array<string | number>> = [
+  [
+    'plain copy of the same bytes (Float32Array.set)',
+    ...APPLY_SIZES.map((n) => {
+      const target = new Float32Array(n);
+      const source = grad.subarray(0, n);
+      return fmt(rate(() => target.set(source), n), 2);
+    }),
+  ],
+];
 for (const name of ['sgd', 'adam'] as const) {
-  const shard = new Shard(0);
-  shard.assign(
-    { optimizer: optimizerSettings(name, 1e-3), version: 0n, mode: 'async', syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] },
-    [{ name: 'w', shape: [N], dtype: 'float32', data: new Float32Array(N), sliceStart: 0 }],
-  );
-  const grads = new Map([['w@0', grad]]);
-  let step = 0;
-  const meta = () => ({ workerId: 'worker-0', step: BigInt(step++), basedOnVersion: 0n, batchSize: 1, tensorCount: 1 });
-  applyRows.push([`${name}: optimizer apply`, fmt(rate(() => shard.applyGradients(grads), 10), 2)]);
-  applyRows.push([
-    `${name}: validate (shapes, NaN/Inf) + apply`,
-    fmt(rate(() => void shard.acceptPush(meta(), shard.validatePush(meta(), [{ name: 'w', shape: [N], dtype: 'float32', data: grad, sliceStart: 0 }])), 10), 2),
-  ]);
+  for (const kernels of ['js', 'wasm-simd'] as const) {
+    const applyOnly: string[] = [];
+    const checked: string[] = [];
+    for (const n of APPLY_SIZES) {
+      setServerKernels(kernels);
+      const shard = new Shard(0);
+      shard.assign(
+        { optimizer: optimizerSettings(name, 1e-3), version: 0n, mode: 'async', syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] },
+        [{ name: 'w', shape: [n], dtype: 'float32', data: new Float32Array(n), sliceStart: 0 }],
+      );
+      setServerKernels('wasm-simd');
+      if (shard.kernels !== kernels) throw new Error(`the shard uses ${shard.kernels} update loops, not ${kernels}`);
+      const g = grad.subarray(0, n);
+      const grads = new Map([['w@0', g]]);
+      let step = 0;
+      const meta = () => ({ workerId: 'worker-0', step: BigInt(step++), basedOnVersion: 0n, batchSize: 1, tensorCount: 1 });
+      applyOnly.push(fmt(rate(() => shard.applyGradients(grads), n), 2));
+      checked.push(fmt(rate(() => void shard.acceptPush(meta(), shard.validatePush(meta(), [{ name: 'w', shape: [n], dtype: 'float32', data: g, sliceStart: 0 }])), n), 2));
+    }
+    const loops = kernels === 'js' ? 'JavaScript loops' : 'WebAssembly SIMD loops (the default)';
+    applyRows.push([`${name}, ${loops}: optimizer apply`, ...applyOnly]);
+    applyRows.push([`${name}, ${loops}: validate (shapes, NaN/Inf) + apply`, ...checked]);
+  }
 }
 // The same through gRPC on loopback: one client pushing 4 MiB gradients to a parameter server in this process.
 const ps = await startParameterServer({ jobId: 'bench', index: 0 });
@@ -137,7 +162,7 @@ const pushes = 40;
 const t0 = performance.now();
 for (let i = 5; i < 5 + pushes; i++) await client.push({ workerId: 'worker-0', step: BigInt(i), basedOnVersion: 0n, batchSize: 1 }, t);
 const grpcRate = (pushes * M * 4) / ((performance.now() - t0) / 1000) / 1e9;
-applyRows.push(['sgd: whole push over gRPC on loopback (client and server in one process)', fmt(grpcRate, 2)]);
+applyRows.push(['sgd: whole push of 1M floats over gRPC on loopback (client and server in one process)', fmt(grpcRate, 2), '-']);
 // The cost of tensors rather than bytes: 1 MiB as 1, 8 or 64 tensors, pushed and pulled (small tensors share messages).
 const messageRows: Array<Array<string | number>> = [];
 const MIB_FLOATS = 262_144; // 1 MiB of float32
@@ -173,9 +198,11 @@ const markdown = [
   '',
   sections.join('\n\n'),
   '',
-  '### Parameter server apply rate (one shard, 16 MiB of fp32 gradients per apply)',
+  '### Parameter server apply rate (one shard, one variable; GB/s of fp32 gradients)',
   '',
-  markdownTable(['what', 'GB/s of gradients'], applyRows),
+  'The update loops run in WebAssembly SIMD over the shard\'s own WebAssembly memory (four float32 lanes per instruction, bit for bit what tf.train computes); `TAMP_PS_KERNELS=js` selects the JavaScript loops, which V8 runs one scalar operation at a time.',
+  '',
+  markdownTable(['what', '16 MiB variable (beyond the caches)', '1.7 MB variable (LeNet-5\'s 431,080 floats)'], applyRows),
   '',
   `### 1 MiB as 1, 8 or 64 tensors: one push (SGD applied) and one pull over gRPC on loopback, client and server in one process (ms, best of ${ROUNDS})`,
   '',

@@ -237,7 +237,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
           },
           tensors,
         );
-        log(`shard ${shard.index}: assigned ${shard.partList.length} variable part(s) at version ${shard.version}, ${settings.name}, ${first.mode}`);
+        log(`shard ${shard.index}: assigned ${shard.partList.length} variable part(s) at version ${shard.version}, ${settings.name} (${shard.kernels} update loops), ${first.mode}`);
         callback(null, { version: shard.version });
       } catch (error) {
         callback(fail(error), null);

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { firstNonFinite } from './shard.js';
+import { Random, type WireTensor, optimizerSettings } from '@tamp/core';
+import { setServerKernels } from './optimizers/index.js';
+import { OPTIMIZER_STATE_TENSOR, Shard, firstNonFinite } from './shard.js';
 
 describe('firstNonFinite', () => {
   it('finds NaN (any payload) and ±Infinity, and nothing in finite extremes', () => {
@@ -17,5 +19,54 @@ describe('firstNonFinite', () => {
     const whole = Float32Array.from([NaN, 1, 2, 3, Infinity]);
     expect(firstNonFinite(whole.subarray(1, 4))).toBe(-1);
     expect(firstNonFinite(whole.subarray(1))).toBe(3);
+  });
+});
+
+describe('shard update loops', () => {
+  const r = new Random(11);
+  const sizes = [5, 1031];
+  const initial = sizes.map((n) => Float32Array.from({ length: n }, () => r.normal()));
+  const grads = Array.from({ length: 5 }, () => sizes.map((n) => Float32Array.from({ length: n }, () => r.normal())));
+  const config = { optimizer: optimizerSettings('adam', 0.01), version: 0n, mode: 'async' as const, syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] };
+  const tensors = (data: Float32Array[], suffix = ''): WireTensor[] => data.map((d, i) => ({ name: `v${i}${suffix}`, shape: [d.length], dtype: 'float32', data: d, sliceStart: 0 }));
+  const push = (s: Shard, step: number, g: Float32Array[]) => {
+    const meta = { workerId: 'worker-0', step: BigInt(step), basedOnVersion: s.version, batchSize: 1, tensorCount: g.length };
+    return s.acceptPush(meta, s.validatePush(meta, tensors(g)));
+  };
+  const values = (s: Shard) => s.partList.map((p) => Array.from(p.value));
+
+  it('keep variables and slots in the WebAssembly arena by default, and agree with the JavaScript loops', async () => {
+    const simd = new Shard(0);
+    simd.assign(config, tensors(initial));
+    setServerKernels('js');
+    const js = new Shard(1);
+    try {
+      js.assign(config, tensors(initial));
+    } finally {
+      setServerKernels('wasm-simd');
+    }
+    expect([simd.kernels, js.kernels]).toEqual(['wasm-simd', 'js']);
+    for (let step = 0; step < grads.length; step++) {
+      await push(simd, step, grads[step] as Float32Array[]);
+      await push(js, step, grads[step] as Float32Array[]);
+    }
+    const a = values(simd).flat();
+    const b = values(js).flat();
+    expect(a.length).toBe(1036);
+    for (let i = 0; i < a.length; i++) expect(Math.abs((a[i] as number) - (b[i] as number))).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(b[i] as number)));
+    // A shard restored from this state (variables, both slots, β powers) continues exactly as the original.
+    const restored = new Shard(2);
+    const parts = simd.partList;
+    restored.assign(config, [
+      ...tensors(parts.map((p) => p.value.slice())),
+      ...tensors(parts.map((p) => (p.slots[0] as Float32Array).slice()), ':m'),
+      ...tensors(parts.map((p) => (p.slots[1] as Float32Array).slice()), ':v'),
+      { name: OPTIMIZER_STATE_TENSOR, shape: [2], dtype: 'float32', data: Float32Array.from(Object.values(simd.optimizerState())), sliceStart: 0 },
+    ]);
+    expect(restored.kernels).toBe('wasm-simd');
+    const last = grads[0] as Float32Array[];
+    await push(simd, grads.length, last);
+    await push(restored, 0, last);
+    expect(values(restored)).toEqual(values(simd));
   });
 });

@@ -1,21 +1,27 @@
 import type { OptimizerSettings } from '@tamp/core';
 import type { ServerOptimizer } from './optimizer.js';
+import { type KernelArena, lanes } from './wasm-kernels.js';
 
 const f = Math.fround;
 /** tfjs's float32 backend epsilon, which tf.train.adagrad adds inside the square root. */
 const BACKEND_EPSILON = f(1e-7);
 
 /** tf.train.adagrad: a += g²; value += (−lr) · g / sqrt(a + ε), a starting at initialAccumulatorValue. */
-export function adagrad(settings: OptimizerSettings): ServerOptimizer {
+export function adagrad(settings: OptimizerSettings, arena: KernelArena | null = null): ServerOptimizer {
   const c = f(-settings.learningRate);
   const init = f(settings.initialAccumulatorValue);
   return {
     name: 'adagrad',
     settings,
     slotNames: ['accumulator'],
-    initSlot: (_slot, size) => new Float32Array(size).fill(init),
+    kernels: arena !== null ? 'wasm-simd' : 'js',
+    initSlot: (_slot, size) => (arena?.alloc(size) ?? new Float32Array(size)).fill(init),
     apply(value, grad, [accSlot]) {
       const a = accSlot as Float32Array;
+      if (arena?.holds(value) && arena.holds(a)) {
+        arena.kernels.adagrad(value.byteOffset, arena.stage(grad), a.byteOffset, lanes(value.length), c, BACKEND_EPSILON);
+        return;
+      }
       for (let i = 0; i < value.length; i++) {
         const g = grad[i] as number;
         const next = f((a[i] as number) + f(g * g));

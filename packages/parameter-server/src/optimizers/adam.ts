@@ -1,5 +1,6 @@
 import type { OptimizerSettings } from '@tamp/core';
 import type { ServerOptimizer } from './optimizer.js';
+import { type KernelArena, lanes } from './wasm-kernels.js';
 
 const f = Math.fround;
 
@@ -13,7 +14,7 @@ const f = Math.fround;
  * agree with tfjs to about one float32 ulp, several times faster than
  * emulating every rounding.
  */
-export function adam(settings: OptimizerSettings): ServerOptimizer {
+export function adam(settings: OptimizerSettings, arena: KernelArena | null = null): ServerOptimizer {
   const b1 = f(settings.beta1);
   const b2 = f(settings.beta2);
   const oneMinusB1 = f(1 - settings.beta1);
@@ -26,10 +27,16 @@ export function adam(settings: OptimizerSettings): ServerOptimizer {
     name: 'adam',
     settings,
     slotNames: ['m', 'v'],
-    initSlot: (_slot, size) => new Float32Array(size),
+    kernels: arena !== null ? 'wasm-simd' : 'js',
+    initSlot: (_slot, size) => arena?.alloc(size) ?? new Float32Array(size),
     apply(value, grad, [mSlot, vSlot]) {
       const m = mSlot as Float32Array;
       const v = vSlot as Float32Array;
+      if (arena?.holds(value) && arena.holds(m) && arena.holds(v)) {
+        // tf.train.adam's order, every operation in float32 (see wasm-kernels.ts).
+        arena.kernels.adam(value.byteOffset, arena.stage(grad), m.byteOffset, v.byteOffset, lanes(value.length), b1, oneMinusB1, b2, oneMinusB2, f(1 - accBeta1), f(1 - accBeta2), eps, c);
+        return;
+      }
       const step = c / f(1 - accBeta1);
       const invCorr2 = 1 / f(1 - accBeta2);
       for (let i = 0; i < value.length; i++) {

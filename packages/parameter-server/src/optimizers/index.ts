@@ -4,18 +4,24 @@ import { adam } from './adam.js';
 import { momentum } from './momentum.js';
 import type { ServerOptimizer } from './optimizer.js';
 import { sgd } from './sgd.js';
+import type { KernelArena } from './wasm-kernels.js';
 
 export type { ServerOptimizer } from './optimizer.js';
+export { KernelArena, type KernelKind, serverKernels, setServerKernels } from './wasm-kernels.js';
 
-export function createServerOptimizer(settings: OptimizerSettings): ServerOptimizer {
+/**
+ * A server optimizer; with an arena, its update loops run in WebAssembly SIMD
+ * over arrays allocated there (initSlot allocates slots there too).
+ */
+export function createServerOptimizer(settings: OptimizerSettings, arena: KernelArena | null = null): ServerOptimizer {
   switch (settings.name) {
     case 'sgd':
-      return sgd(settings);
+      return sgd(settings, arena);
     case 'momentum':
-      return momentum(settings);
+      return momentum(settings, arena);
     case 'adam':
-      return adam(settings);
+      return adam(settings, arena);
     case 'adagrad':
-      return adagrad(settings);
+      return adagrad(settings, arena);
   }
 }

@@ -1,19 +1,25 @@
 import type { OptimizerSettings } from '@tamp/core';
 import type { ServerOptimizer } from './optimizer.js';
+import { type KernelArena, lanes } from './wasm-kernels.js';
 
 const f = Math.fround;
 
 /** tf.train.momentum (no Nesterov): a = m·a + g; value += (−lr) · a */
-export function momentum(settings: OptimizerSettings): ServerOptimizer {
+export function momentum(settings: OptimizerSettings, arena: KernelArena | null = null): ServerOptimizer {
   const m = f(settings.momentum);
   const c = f(-settings.learningRate);
   return {
     name: 'momentum',
     settings,
     slotNames: ['accumulation'],
-    initSlot: (_slot, size) => new Float32Array(size),
+    kernels: arena !== null ? 'wasm-simd' : 'js',
+    initSlot: (_slot, size) => arena?.alloc(size) ?? new Float32Array(size),
     apply(value, grad, [acc]) {
       const a = acc as Float32Array;
+      if (arena?.holds(value) && arena.holds(a)) {
+        arena.kernels.momentum(value.byteOffset, arena.stage(grad), a.byteOffset, lanes(value.length), m, c);
+        return;
+      }
       for (let i = 0; i < value.length; i++) {
         const next = f(f(m * (a[i] as number)) + (grad[i] as number));
         a[i] = next;

@@ -5,13 +5,16 @@
  * tf.train.<optimizer> computes for the same gradients.
  */
 import type { OptimizerName, OptimizerSettings } from '@tamp/core';
+import type { KernelKind } from './wasm-kernels.js';
 
 export interface ServerOptimizer {
   readonly name: OptimizerName;
   readonly settings: OptimizerSettings;
   /** Per-variable state arrays, e.g. ["m", "v"] for Adam. */
   readonly slotNames: readonly string[];
-  /** A fresh slot for a variable part of `size` elements. */
+  /** Where its update loops run: WebAssembly SIMD over a shard's arena, or JavaScript. */
+  readonly kernels: KernelKind;
+  /** A fresh slot for a variable part of `size` elements (in the arena, when there is one). */
   initSlot(slot: string, size: number): Float32Array;
   /** Apply `grad` to `value` (and its slots) in place. */
   apply(value: Float32Array, grad: Float32Array, slots: readonly Float32Array[]): void;

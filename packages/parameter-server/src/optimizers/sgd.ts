@@ -1,17 +1,23 @@
 import type { OptimizerSettings } from '@tamp/core';
 import type { ServerOptimizer } from './optimizer.js';
+import { type KernelArena, lanes } from './wasm-kernels.js';
 
 const f = Math.fround;
 
 /** tf.train.sgd: value += (−lr) · g */
-export function sgd(settings: OptimizerSettings): ServerOptimizer {
+export function sgd(settings: OptimizerSettings, arena: KernelArena | null = null): ServerOptimizer {
   const c = f(-settings.learningRate);
   return {
     name: 'sgd',
     settings,
     slotNames: [],
-    initSlot: (_slot, size) => new Float32Array(size),
+    kernels: arena !== null ? 'wasm-simd' : 'js',
+    initSlot: (_slot, size) => arena?.alloc(size) ?? new Float32Array(size),
     apply(value, grad) {
+      if (arena?.holds(value)) {
+        arena.kernels.sgd(value.byteOffset, arena.stage(grad), lanes(value.length), c);
+        return;
+      }
       for (let i = 0; i < value.length; i++) value[i] = f(f(c * (grad[i] as number)) + (value[i] as number));
     },
     endStep() {},

@@ -1,0 +1,316 @@
+/**
+ * The optimizers' update loops in WebAssembly SIMD (four float32 lanes per
+ * instruction), for the parameter server's hot path. V8 compiles the
+ * JavaScript loops to one scalar double operation at a time (about 1.2 GB/s
+ * of gradients for Adam here); these run several times faster on the same
+ * core.
+ *
+ * Every lane does tfjs's float32 operations in tfjs's order, each rounded to
+ * float32 as IEEE single precision rounds it, so the results are bit-for-bit
+ * what tf.train computes with float32 tensors.
+ *
+ * WebAssembly code reads only its own memory: a shard keeps its variables,
+ * their slots and one staging area for a gradient in a `KernelArena` (one
+ * WebAssembly.Memory, sized once at assign, never grown, so the
+ * Float32Array views the rest of the shard holds stay valid). A shard too big
+ * for one arena, or a runtime without WebAssembly SIMD, uses the JavaScript
+ * loops (see each optimizer).
+ *
+ * The module is small enough to write by hand; the text format of each
+ * function is in the comment above its encoder.
+ */
+
+// ---------------------------------------------------------------------------
+// A minimal WebAssembly binary encoder: just what these loops need.
+
+const I32 = 0x7f;
+const F32 = 0x7d;
+const V128 = 0x7b;
+
+function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let byte = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (n !== 0);
+  return out;
+}
+
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const byte = n & 0x7f;
+    n >>= 7;
+    const done = (n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0);
+    out.push(done ? byte : byte | 0x80);
+    if (done) return out;
+  }
+}
+
+const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
+const name = (s: string): number[] => [...uleb(s.length), ...Buffer.from(s, 'utf8')];
+const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
+
+// Instructions.
+const get = (i: number) => [0x20, ...uleb(i)];
+const set = (i: number) => [0x21, ...uleb(i)];
+const i32 = (n: number) => [0x41, ...sleb(n)];
+const i32Add = [0x6a];
+const i32Shl = [0x74];
+const i32GeU = [0x4f];
+const simd = (op: number) => [0xfd, ...uleb(op)];
+/** v128.load / v128.store with 16-byte alignment (log2 4) and offset 0. */
+const load = [...simd(0x00), 4, 0];
+const store = [...simd(0x0b), 4, 0];
+const splat = simd(0x13); // f32x4.splat
+const sqrt = simd(0xe3);
+const add = simd(0xe4);
+const mul = simd(0xe6);
+const div = simd(0xe7);
+
+/**
+ * `(block (loop (br_if 1 (i32.ge_u $p0 $end)) body... (advance each pointer
+ * by 16) (br 0)))`: the loop over four lanes at a time. `pointers` are the
+ * local indices of the byte addresses walked together; the first one is
+ * compared with `end`.
+ */
+function loop(pointers: readonly number[], end: number, body: number[]): number[] {
+  const advance = pointers.flatMap((p) => [...get(p), ...i32(16), ...i32Add, ...set(p)]);
+  return [0x02, 0x40, 0x03, 0x40, ...get(pointers[0] as number), ...get(end), ...i32GeU, 0x0d, 1, ...body, ...advance, 0x0c, 0, 0x0b, 0x0b];
+}
+
+/** `$end = $p + $n * 4` ($n counts float32 elements, a multiple of four). */
+const endOf = (p: number, n: number, end: number) => [...get(p), ...get(n), ...i32(2), ...i32Shl, ...i32Add, ...set(end)];
+
+interface Func {
+  readonly name: string;
+  readonly params: readonly number[];
+  /** Extra locals, in order after the parameters. */
+  readonly locals: readonly number[];
+  readonly body: number[];
+}
+
+// sgd(value, grad, n, c): value[i] = value[i] + c * grad[i]       (tf.train.sgd: add(mul(c, g), value))
+//   locals: end 4, C 5
+const SGD: Func = {
+  name: 'sgd',
+  params: [I32, I32, I32, F32],
+  locals: [I32, V128],
+  body: [
+    ...get(3), ...splat, ...set(5),
+    ...endOf(0, 2, 4),
+    ...loop([0, 1], 4, [
+      ...get(0),
+      ...get(5), ...get(1), ...load, ...mul,
+      ...get(0), ...load, ...add,
+      ...store,
+    ]),
+  ],
+};
+
+// momentum(value, grad, acc, n, m, c): a = m * a + g; value = c * a + value
+//   (tf.train.momentum without Nesterov: add(mul(accumulation, m), g); add(mul(a, c), value))
+//   locals: end 6, M 7, C 8, a 9
+const MOMENTUM: Func = {
+  name: 'momentum',
+  params: [I32, I32, I32, I32, F32, F32],
+  locals: [I32, V128, V128, V128],
+  body: [
+    ...get(4), ...splat, ...set(7),
+    ...get(5), ...splat, ...set(8),
+    ...endOf(0, 3, 6),
+    ...loop([0, 1, 2], 6, [
+      ...get(2), ...load, ...get(7), ...mul, ...get(1), ...load, ...add, ...set(9),
+      ...get(2), ...get(9), ...store,
+      ...get(0),
+      ...get(9), ...get(8), ...mul,
+      ...get(0), ...load, ...add,
+      ...store,
+    ]),
+  ],
+};
+
+// adam(value, grad, m, v, n, b1, 1-b1, b2, 1-b2, 1-b1^t, 1-b2^t, eps, -lr):
+//   m = m*b1 + g*(1-b1); v = v*b2 + (g*g)*(1-b2);
+//   value = ((m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)) * -lr + value     (tf.train.adam's order)
+//   locals: end 13, g 14, m' 15, v' 16, B1 17, OB1 18, B2 19, OB2 20, C1 21, C2 22, E 23, L 24
+const ADAM: Func = {
+  name: 'adam',
+  params: [I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32, F32],
+  locals: [I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
+  body: [
+    ...[5, 6, 7, 8, 9, 10, 11, 12].flatMap((p) => [...get(p), ...splat, ...set(p + 12)]),
+    ...endOf(0, 4, 13),
+    ...loop([0, 1, 2, 3], 13, [
+      ...get(1), ...load, ...set(14),
+      ...get(2), ...load, ...get(17), ...mul, ...get(14), ...get(18), ...mul, ...add, ...set(15),
+      ...get(3), ...load, ...get(19), ...mul, ...get(14), ...get(14), ...mul, ...get(20), ...mul, ...add, ...set(16),
+      ...get(2), ...get(15), ...store,
+      ...get(3), ...get(16), ...store,
+      ...get(0),
+      ...get(15), ...get(21), ...div,
+      ...get(16), ...get(22), ...div, ...sqrt, ...get(23), ...add,
+      ...div, ...get(24), ...mul,
+      ...get(0), ...load, ...add,
+      ...store,
+    ]),
+  ],
+};
+
+// adagrad(value, grad, acc, n, c, eps): a = a + g*g; value = (g / sqrt(a + eps)) * c + value
+//   (tf.train.adagrad: add(accumulated, square(g)); add(mul(div(g, sqrt(add(a, backend epsilon))), -lr), value))
+//   locals: end 6, C 7, E 8, g 9, a 10
+const ADAGRAD: Func = {
+  name: 'adagrad',
+  params: [I32, I32, I32, I32, F32, F32],
+  locals: [I32, V128, V128, V128, V128],
+  body: [
+    ...get(4), ...splat, ...set(7),
+    ...get(5), ...splat, ...set(8),
+    ...endOf(0, 3, 6),
+    ...loop([0, 1, 2], 6, [
+      ...get(1), ...load, ...set(9),
+      ...get(2), ...load, ...get(9), ...get(9), ...mul, ...add, ...set(10),
+      ...get(2), ...get(10), ...store,
+      ...get(0),
+      ...get(9), ...get(10), ...get(8), ...add, ...sqrt, ...div, ...get(7), ...mul,
+      ...get(0), ...load, ...add,
+      ...store,
+    ]),
+  ],
+};
+
+const FUNCS: readonly Func[] = [SGD, MOMENTUM, ADAM, ADAGRAD];
+
+/** The module: imports its memory as env.memory, exports one function per optimizer. */
+export function encodeKernelModule(): Uint8Array<ArrayBuffer> {
+  const types = FUNCS.map((f) => [0x60, ...vec(f.params.map((p) => [p])), 0]);
+  const imports = vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]]);
+  const functions = vec(FUNCS.map((_, i) => uleb(i)));
+  const exports = vec(FUNCS.map((f, i) => [...name(f.name), 0x00, ...uleb(i)]));
+  const bodies = vec(
+    FUNCS.map((f) => {
+      const locals = vec(f.locals.map((t) => [1, t]));
+      const code = [...locals, ...f.body, 0x0b];
+      return [...uleb(code.length), ...code];
+    }),
+  );
+  return Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vec(types)),
+    ...section(2, imports),
+    ...section(3, functions),
+    ...section(7, exports),
+    ...section(10, bodies),
+  ]);
+}
+
+// ---------------------------------------------------------------------------
+
+export interface KernelExports {
+  sgd(value: number, grad: number, n: number, c: number): void;
+  momentum(value: number, grad: number, acc: number, n: number, m: number, c: number): void;
+  adam(value: number, grad: number, m: number, v: number, n: number, b1: number, oneMinusB1: number, b2: number, oneMinusB2: number, corr1: number, corr2: number, eps: number, negLr: number): void;
+  adagrad(value: number, grad: number, acc: number, n: number, c: number, eps: number): void;
+}
+
+let compiled: WebAssembly.Module | null | undefined;
+
+/** The compiled module, or null where this runtime has no WebAssembly SIMD. */
+function kernelModule(): WebAssembly.Module | null {
+  if (compiled === undefined) {
+    const bytes = encodeKernelModule();
+    compiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
+  }
+  return compiled;
+}
+
+export type KernelKind = 'wasm-simd' | 'js';
+
+let preferred: KernelKind = process.env.TAMP_PS_KERNELS === 'js' ? 'js' : 'wasm-simd';
+
+/**
+ * Which update loops shards assigned from now on use: WebAssembly SIMD (the
+ * default where the runtime has it) or JavaScript (`TAMP_PS_KERNELS=js` at
+ * start-up chooses this too). Tests and benchmarks compare the two.
+ */
+export function setServerKernels(kind: KernelKind): void {
+  preferred = kind;
+}
+
+/** The kernels a shard assigned now would use. */
+export function serverKernels(): KernelKind {
+  return preferred === 'wasm-simd' && kernelModule() !== null ? 'wasm-simd' : 'js';
+}
+
+const PAGE = 65536;
+/** Largest arena: a 32-bit WebAssembly memory addresses 4 GiB; stay well inside it. */
+export const MAX_ARENA_BYTES = 2 ** 31;
+
+/** Elements rounded up to whole lanes of four (16 bytes). */
+export const lanes = (n: number): number => (n + 3) & ~3;
+
+/**
+ * One WebAssembly memory holding a shard's arrays and a gradient staging
+ * area, with the kernels bound to it. Arrays are 16-byte aligned and padded
+ * to whole lanes (padding stays zero, so the lanes past an array's end
+ * compute on zeros).
+ */
+export class KernelArena {
+  readonly memory: WebAssembly.Memory;
+  readonly kernels: KernelExports;
+  private next = 0;
+  private readonly stagingOffset: number;
+  private readonly stagingFloats: number;
+
+  /** Room for arrays of `arrayFloats` elements in all (each padded to lanes) and a staging area of `stagingFloats`. */
+  private constructor(module: WebAssembly.Module, arrayFloats: number, stagingFloats: number) {
+    const bytes = (arrayFloats + lanes(stagingFloats)) * 4;
+    this.memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(bytes / PAGE)) });
+    this.kernels = new WebAssembly.Instance(module, { env: { memory: this.memory } }).exports as unknown as KernelExports;
+    this.stagingFloats = lanes(stagingFloats);
+    this.stagingOffset = arrayFloats * 4;
+  }
+
+  /**
+   * An arena for arrays of the given lengths (each padded to lanes) and a
+   * staging area as long as the longest, or null when the kernels are off,
+   * unavailable, or the arrays would not fit.
+   */
+  static create(lengths: readonly number[]): KernelArena | null {
+    const module = serverKernels() === 'wasm-simd' ? kernelModule() : null;
+    if (module === null || lengths.length === 0) return null;
+    const arrayFloats = lengths.reduce((a, n) => a + lanes(n), 0);
+    const staging = Math.max(...lengths);
+    if ((arrayFloats + lanes(staging)) * 4 > MAX_ARENA_BYTES) return null;
+    try {
+      return new KernelArena(module, arrayFloats, staging);
+    } catch {
+      return null; // the memory could not be reserved: the JavaScript loops still work
+    }
+  }
+
+  /** A zeroed array of `n` elements inside the arena. */
+  alloc(n: number): Float32Array {
+    const offset = this.next;
+    if (offset + lanes(n) * 4 > this.stagingOffset) throw new RangeError(`kernel arena: no room for ${n} more elements (planned for fewer)`);
+    this.next += lanes(n) * 4;
+    return new Float32Array(this.memory.buffer, offset, n);
+  }
+
+  /** True when `a` lives in this arena (so the kernels can address it). */
+  holds(a: Float32Array): boolean {
+    return a.buffer === this.memory.buffer;
+  }
+
+  /** Copy a gradient into the staging area (zero-padded to lanes); returns its byte address. */
+  stage(grad: Float32Array): number {
+    if (grad.length > this.stagingFloats) throw new RangeError(`kernel arena: a gradient of ${grad.length} elements is longer than the staging area (${this.stagingFloats})`);
+    const view = new Float32Array(this.memory.buffer, this.stagingOffset, lanes(grad.length));
+    view.set(grad);
+    view.fill(0, grad.length);
+    return this.stagingOffset;
+  }
+}
