@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Random, type WireTensor, optimizerSettings } from '@tamp/core';
 import { setServerKernels } from './optimizers/index.js';
-import { OPTIMIZER_STATE_TENSOR, Shard, firstNonFinite } from './shard.js';
+import { OPTIMIZER_STATE_TENSOR, Shard, firstNonFinite, weightedSum } from './shard.js';
 
 describe('firstNonFinite', () => {
   it('finds NaN (any payload) and ±Infinity, and nothing in finite extremes', () => {
@@ -68,5 +68,24 @@ describe('shard update loops', () => {
     await push(simd, grads.length, last);
     await push(restored, 0, last);
     expect(values(restored)).toEqual(values(simd));
+  });
+});
+
+describe('weightedSum', () => {
+  it('sums in double precision in order and rounds once, for 1, 2 and 3 contributions', () => {
+    const r = new Random(5);
+    for (const k of [1, 2, 3]) {
+      const grads = Array.from({ length: k }, () => Float32Array.from({ length: 37 }, () => r.normal() * 1e3));
+      const weights = Array.from({ length: k }, (_, j) => (j + 1) / ((k * (k + 1)) / 2));
+      const out = new Float32Array(37);
+      weightedSum(out, grads, weights);
+      const expected = new Float32Array(37);
+      for (let i = 0; i < 37; i++) {
+        let s = 0;
+        for (let j = 0; j < k; j++) s += (weights[j] as number) * ((grads[j] as Float32Array)[i] as number);
+        expected[i] = s;
+      }
+      expect(Array.from(out), `${k} contributions`).toEqual(Array.from(expected));
+    }
   });
 });

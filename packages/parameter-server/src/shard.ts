@@ -93,6 +93,27 @@ export function firstNonFinite(data: Float32Array): number {
   return -1;
 }
 
+/**
+ * out[i] = Σₖ weights[k]·grads[k][i], summed in double precision in k order
+ * and rounded to float32 once. Two contributions (the common case) get their
+ * own loop; no double-precision scratch array is allocated.
+ */
+export function weightedSum(out: Float32Array, grads: readonly Float32Array[], weights: readonly number[]): void {
+  const n = out.length;
+  if (grads.length === 2) {
+    const [a, b] = grads as [Float32Array, Float32Array];
+    const [wa, wb] = weights as [number, number];
+    for (let i = 0; i < n; i++) out[i] = wa * (a[i] as number) + wb * (b[i] as number);
+    return;
+  }
+  const k = grads.length;
+  for (let i = 0; i < n; i++) {
+    let sum = 0;
+    for (let j = 0; j < k; j++) sum += (weights[j] as number) * ((grads[j] as Float32Array)[i] as number);
+    out[i] = sum;
+  }
+}
+
 /** How many past steps per worker are remembered for idempotency; older ones count as duplicates. */
 const SEEN_WINDOW = 4096n;
 
@@ -427,15 +448,12 @@ export class Shard {
     // depend on arrival order or on how variables are split over shards.
     const contributions = [...this.pending.values()].sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0));
     const total = contributions.reduce((n, c) => n + c.batchSize, 0);
+    const weights = contributions.map((c) => c.batchSize / total);
     const mean = new Map<string, Float32Array>();
     for (const [key, part] of this.parts) {
-      const acc = new Float64Array(part.sliceLength);
-      for (const c of contributions) {
-        const g = c.grads.get(key) as Float32Array;
-        const w = c.batchSize / total;
-        for (let i = 0; i < acc.length; i++) acc[i] = (acc[i] as number) + w * (g[i] as number);
-      }
-      mean.set(key, Float32Array.from(acc));
+      const out = new Float32Array(part.sliceLength);
+      weightedSum(out, contributions.map((c) => c.grads.get(key) as Float32Array), weights);
+      mean.set(key, out);
     }
     this.pending = new Map();
     const version = this.applyGradients(mean);
