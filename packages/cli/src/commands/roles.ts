@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { type BackendRequest, ClusterError, UsageError } from '@tamp/core';
 import { heapGrowingPercent, tuneHeapForCluster } from '@tamp/core/node';
-import { startParameterServer } from '@tamp/parameter-server';
+import { kernelsFromEnv, setServerKernels, startParameterServer } from '@tamp/parameter-server';
 import { type Role, type TfConfig, parseAddressList, parseTfConfig, portOf, runChief, runWorker } from '@tamp/worker';
 import { defineCommand } from '../command.js';
 import type { Output } from '../output.js';
@@ -52,8 +52,10 @@ export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), 
   const index = o['index-from-hostname'] === true ? indexFromHostname(process.env.HOSTNAME ?? hostname()) : (o.index ?? tf?.task.index ?? 0);
   const port = o.port ?? (tf !== undefined ? portOf(tf.cluster.ps[index] as string) : 2222);
   const heap = heapGrowingPercent(); // checks TAMP_HEAP_GROWING_PERCENT
+  const kernels = kernelsFromEnv(); // checks TAMP_PS_KERNELS
   if (dryRun) return dryRunResult('ps', { role: 'ps', index, host: o.host ?? defaultHost(tf), port, jobId: o['job-id'] });
   tuneHeapForCluster(heap);
+  setServerKernels(kernels);
   const ps = await startParameterServer({
     jobId: o['job-id'],
     index,

@@ -7,7 +7,7 @@ import { sgd } from './sgd.js';
 import type { KernelArena } from './wasm-kernels.js';
 
 export type { ServerOptimizer } from './optimizer.js';
-export { KernelArena, type KernelKind, serverKernels, setServerKernels } from './wasm-kernels.js';
+export { KERNELS_ENV, KernelArena, type KernelKind, kernelsFromEnv, serverKernels, setServerKernels } from './wasm-kernels.js';
 
 /**
  * A server optimizer; with an arena, its update loops run in WebAssembly SIMD

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { OPTIMIZER_NAMES, Random, createTfOptimizer, optimizerSettings } from '@tamp/core';
+import { OPTIMIZER_NAMES, Random, TampError, createTfOptimizer, optimizerSettings } from '@tamp/core';
 import { createServerOptimizer } from './index.js';
-import { KernelArena, MAX_ARENA_BYTES, encodeKernelModule, lanes, serverKernels, setServerKernels } from './wasm-kernels.js';
+import { KERNELS_ENV, KernelArena, MAX_ARENA_BYTES, encodeKernelModule, kernelsFromEnv, lanes, serverKernels, setServerKernels } from './wasm-kernels.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -115,5 +115,21 @@ describe('kernel arena', () => {
     } finally {
       setServerKernels('wasm-simd');
     }
+  });
+
+  it('TAMP_PS_KERNELS chooses the loops; an unknown value is a USAGE error naming the variable', () => {
+    expect(kernelsFromEnv({})).toBe('wasm-simd');
+    expect(kernelsFromEnv({ [KERNELS_ENV]: '' })).toBe('wasm-simd');
+    expect(kernelsFromEnv({ [KERNELS_ENV]: 'js' })).toBe('js');
+    expect(kernelsFromEnv({ [KERNELS_ENV]: 'wasm-simd' })).toBe('wasm-simd');
+    let error: unknown;
+    try {
+      kernelsFromEnv({ [KERNELS_ENV]: 'JS ' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(TampError);
+    expect((error as TampError).code).toBe('USAGE');
+    expect((error as Error).message).toContain(KERNELS_ENV);
   });
 });

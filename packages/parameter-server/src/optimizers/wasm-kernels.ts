@@ -20,6 +20,8 @@
  * function is in the comment above its encoder.
  */
 
+import { UsageError } from '@tamp/core';
+
 // ---------------------------------------------------------------------------
 // A minimal WebAssembly binary encoder: just what these loops need.
 
@@ -228,13 +230,25 @@ function kernelModule(): WebAssembly.Module | null {
 }
 
 export type KernelKind = 'wasm-simd' | 'js';
+export const KERNEL_KINDS: readonly KernelKind[] = ['wasm-simd', 'js'];
 
-let preferred: KernelKind = process.env.TAMP_PS_KERNELS === 'js' ? 'js' : 'wasm-simd';
+/** Environment variable the `tamp ps` role reads: `js` selects the JavaScript loops. */
+export const KERNELS_ENV = 'TAMP_PS_KERNELS';
+
+/** The kernels the environment asks for (unset or empty: WebAssembly SIMD); anything else is a UsageError. */
+export function kernelsFromEnv(env: NodeJS.ProcessEnv = process.env): KernelKind {
+  const raw = env[KERNELS_ENV];
+  if (raw === undefined || raw === '') return 'wasm-simd';
+  if ((KERNEL_KINDS as readonly string[]).includes(raw)) return raw as KernelKind;
+  throw new UsageError(`${KERNELS_ENV}="${raw}": give wasm-simd (the default) or js`);
+}
+
+let preferred: KernelKind = 'wasm-simd';
 
 /**
  * Which update loops shards assigned from now on use: WebAssembly SIMD (the
- * default where the runtime has it) or JavaScript (`TAMP_PS_KERNELS=js` at
- * start-up chooses this too). Tests and benchmarks compare the two.
+ * default where the runtime has it) or JavaScript. `tamp ps` sets it from
+ * TAMP_PS_KERNELS; tests and benchmarks compare the two.
  */
 export function setServerKernels(kind: KernelKind): void {
   preferred = kind;
