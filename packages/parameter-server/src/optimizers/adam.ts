@@ -9,10 +9,12 @@ const f = Math.fround;
  * value += (−lr) · (m / (1−β1ᵗ)) / (sqrt(v / (1−β2ᵗ)) + ε), with β1ᵗ and
  * β2ᵗ kept as float32 running products, as tfjs keeps them.
  *
- * Intermediates are computed in double precision and each stored value is
- * rounded to float32 once (tfjs rounds after every operation); the results
- * agree with tfjs to about one float32 ulp, several times faster than
- * emulating every rounding.
+ * Over a kernel arena the WebAssembly SIMD loop does tfjs's float32
+ * operations in tfjs's order: bit for bit what tfjs computes. The JavaScript
+ * loop (a shard without an arena) computes intermediates in double precision
+ * and rounds each stored value to float32 once (tfjs rounds after every
+ * operation): within about one float32 ulp of tfjs, several times faster in
+ * JavaScript than emulating every rounding.
  */
 export function adam(settings: OptimizerSettings, arena: KernelArena | null = null): ServerOptimizer {
   const b1 = f(settings.beta1);

@@ -1,8 +1,11 @@
 /**
  * Server-side optimizers. Each applies one gradient to one variable part in
- * place, emulating tfjs's float32 arithmetic op by op (Math.fround after each
- * operation, in tfjs's order), so a shard's variables match what
- * tf.train.<optimizer> computes for the same gradients.
+ * place, doing tfjs's float32 arithmetic op by op in tfjs's order, so a
+ * shard's variables match what tf.train.<optimizer> computes for the same
+ * gradients: bit for bit in the WebAssembly SIMD loops (wasm-kernels.ts, used
+ * when the part lives in the shard's kernel arena), with Math.fround after
+ * each operation in the JavaScript loops (Adam's JavaScript loop rounds once
+ * per stored value: within about one ulp).
  */
 import type { OptimizerName, OptimizerSettings } from '@tamp/core';
 import type { KernelKind } from './wasm-kernels.js';

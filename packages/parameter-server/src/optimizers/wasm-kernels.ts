@@ -1,9 +1,9 @@
 /**
  * The optimizers' update loops in WebAssembly SIMD (four float32 lanes per
  * instruction), for the parameter server's hot path. V8 compiles the
- * JavaScript loops to one scalar double operation at a time (about 1.2 GB/s
- * of gradients for Adam here); these run several times faster on the same
- * core.
+ * JavaScript loops to one scalar double operation at a time (Adam applied
+ * about 0.5 GB/s of gradients in `pnpm bench:train`); these run 4-7 times
+ * faster on the same core.
  *
  * Every lane does tfjs's float32 operations in tfjs's order, each rounded to
  * float32 as IEEE single precision rounds it, so the results are bit-for-bit
