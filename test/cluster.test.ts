@@ -27,12 +27,18 @@ describe('cluster trainer (real processes)', () => {
     const out = join(dir, 'local');
     const r = await runTamp(['train', '--local', '--ps', '2', '--workers', '2', ...TINY, '--backend', 'wasm', '--out', out, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const report = jsonOf<{ workers: number; ps: number; mode: string; steps: number; testAccuracy: number; samplesPerSecond: number; lostWorkers: number; workerStats: Array<{ steps: number }> }>(r);
+    const report = jsonOf<{ workers: number; ps: number; mode: string; steps: number; testAccuracy: number; samplesPerSecond: number; lostWorkers: number; workerStats: Array<{ steps: number; samples: number; seconds: number; samplesPerSecond: number }> }>(r);
     expect(report).toMatchObject({ workers: 2, ps: 2, mode: 'async', lostWorkers: 0 });
     // 1,024 samples, global batches of 2 × 64: 8 steps per worker, each applied on every shard.
     expect(report.steps).toBe(16);
     expect(report.workerStats.map((w) => w.steps)).toEqual([8, 8]);
     expect(report.samplesPerSecond).toBeGreaterThan(0);
+    // Each worker's own time and rate; the job's rate (all samples over the longest time) is at most their sum.
+    for (const w of report.workerStats) {
+      expect(w.seconds).toBeGreaterThan(0);
+      expect(w.samplesPerSecond).toBeCloseTo(w.samples / w.seconds, 6);
+    }
+    expect(report.samplesPerSecond).toBeLessThanOrEqual(report.workerStats.reduce((n, w) => n + w.samplesPerSecond, 0) * (1 + 1e-9));
     // 16 async steps of mlp-tiny: the order gradients arrive in varies, and so does the accuracy (one run scored 0.47);
     // three times chance (0.1) shows it trained without making the test depend on timing.
     expect(report.testAccuracy).toBeGreaterThan(0.3);

@@ -65,7 +65,8 @@ export interface ClusterEpochRecord {
 export interface ChiefReport extends Omit<TrainReport, 'history'> {
   readonly jobId: string;
   readonly history: readonly ClusterEpochRecord[];
-  readonly workerStats: ReadonlyArray<{ workerId: string; backend: string; state: string; steps: number; samples: number; joins: number }>;
+  /** Per worker: its steps and samples, and its own training time and rate (a straggler shows here; the job's rate is all samples over the longest time). */
+  readonly workerStats: ReadonlyArray<{ workerId: string; backend: string; state: string; steps: number; samples: number; seconds: number; samplesPerSecond: number; joins: number }>;
   readonly lostWorkers: number;
   /** sync with backup workers: late gradients the servers dropped. */
   readonly droppedGradients: number;
@@ -304,7 +305,16 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
       ...validationFields(validation),
       history,
       modelPath,
-      workerStats: workers.map((w) => ({ workerId: w.workerId, backend: w.backend, state: w.state, steps: Number(w.localStep), samples: Number(w.samples), joins: w.joins })),
+      workerStats: workers.map((w) => ({
+        workerId: w.workerId,
+        backend: w.backend,
+        state: w.state,
+        steps: Number(w.localStep),
+        samples: Number(w.samples),
+        seconds: w.seconds,
+        samplesPerSecond: w.seconds > 0 ? Number(w.samples) / w.seconds : 0,
+        joins: w.joins,
+      })),
       lostWorkers: workers.filter((w) => w.state === 'lost' || w.state === 'left').length,
       droppedGradients: Number(status[0]?.pushesDropped ?? 0n),
       backupWorkers: t.backupWorkers,
@@ -316,7 +326,8 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
     };
     atomicWriteFile(join(options.out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
     state.jobState = 'done';
-    log(`done: ${describeScore(test, 'test')}, ${report.steps} steps, ${report.samplesPerSecond.toFixed(0)} samples/s; model in ${modelPath} (backend for evaluation: ${backend.name})`);
+    const perWorker = report.workerStats.length > 1 ? ` (${report.workerStats.map((w) => `${w.workerId} ${w.samplesPerSecond.toFixed(0)}`).join(', ')})` : '';
+    log(`done: ${describeScore(test, 'test')}, ${report.steps} steps, ${report.samplesPerSecond.toFixed(0)} samples/s${perWorker}; model in ${modelPath} (backend for evaluation: ${backend.name})`);
     await Promise.all(params.shards.map((s) => s.shutdown('job done').catch((error: unknown) => log(`could not stop ${s.address}: ${errorMessage(error)}`))));
     // Let the workers' next heartbeat hear "stop" before the server goes.
     await new Promise((resolve) => setTimeout(resolve, Math.min(interval, 500)));
