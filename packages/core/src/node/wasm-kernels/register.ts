@@ -7,6 +7,7 @@
  * | Conv2DBackpropInput   | plain loop                  | stride 1: convolution with the flipped filter (XNNPACK) |
  * | BatchMatMul, _FusedMatMul with a transposed operand | plain loop | explicit transpose, then XNNPACK |
  * | MaxPoolGrad           | wrong for windows <= 0      | correct argmax, cpu's tie rule, one pass |
+ * | Identity              | copies the buffer           | shares it (a reference), as cpu does    |
  *
  * Depthwise convolution gradients are not supplied: the zoo and the shapes
  * detector use no depthwise layers.
@@ -20,6 +21,7 @@ import { batchMatMulConfig, fusedMatMulConfig } from './BatchMatMul.js';
 import { recordStockKernel } from './compose.js';
 import { conv2DBackpropFilterConfig } from './Conv2DBackpropFilter.js';
 import { conv2DBackpropInputConfig } from './Conv2DBackpropInput.js';
+import { identityConfig } from './Identity.js';
 import { maxPoolGradConfig } from './MaxPoolGrad.js';
 
 export const TAMP_WASM_KERNELS: readonly KernelConfig[] = [
@@ -28,6 +30,7 @@ export const TAMP_WASM_KERNELS: readonly KernelConfig[] = [
   batchMatMulConfig,
   fusedMatMulConfig,
   maxPoolGradConfig,
+  identityConfig,
 ];
 
 let enabled = new Set<string>();

@@ -201,6 +201,34 @@ describe('Tamp WASM kernels against the cpu backend', () => {
     }
   });
 
+  it('Identity shares the buffer: no copy, the clone outlives its source, strings still clone, nothing leaks', async () => {
+    await tf.setBackend('wasm');
+    const backend = tf.backend() as unknown as { dataIdMap: { has(id: object): boolean; get(id: object): { memoryOffset: number; refCount: number } | undefined } };
+    const start = tf.memory().numBytes;
+    const x = tf.tensor1d([1, -2, 3.5]);
+    const y = tf.clone(x); // Engine.clone runs the Identity kernel, as saving a tensor for the backward pass does
+    expect(y.dataId).toBe(x.dataId);
+    expect(backend.dataIdMap.get(x.dataId)?.refCount).toBe(2);
+    x.dispose();
+    expect(Array.from(await y.data())).toEqual([1, -2, 3.5]);
+    y.dispose();
+    expect(backend.dataIdMap.has(x.dataId)).toBe(false);
+    const source = tf.tensor1d(['a', 'b'], 'string');
+    const s = tf.clone(source);
+    expect(await s.data()).toEqual(['a', 'b']);
+    tf.dispose([source, s]);
+    // A training step through many saved-for-backward clones leaves no tensors or bytes behind.
+    const model = createModel('lenet-5', { seed: 2 });
+    const tensors = tf.memory().numTensors;
+    const r = new Random(3);
+    const batch = { xs: Float32Array.from({ length: 2 * 784 }, () => r.next()), labels: new Int32Array([3, 7]), size: 2 };
+    const g = await computeGradients(model, batch);
+    for (const t of g.grads.values()) t.dispose();
+    expect(tf.memory().numTensors).toBe(tensors);
+    model.dispose();
+    expect(tf.memory().numBytes).toBe(start);
+  });
+
   it('stock kernels come back when Tamp kernels are turned off', async () => {
     await tf.setBackend('wasm');
     setTampWasmKernels(false);
