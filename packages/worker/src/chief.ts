@@ -2,8 +2,8 @@
  * The chief: initialises the parameter servers from the model (zoo or
  * model.json) or from a checkpoint, runs the Coordinator, keeps the servers
  * told which workers are alive, runs checkpoint barriers, evaluates on the
- * validation and test splits after each epoch, and writes the final model
- * and report.
+ * validation split after each epoch, and scores the final model on the test
+ * and validation splits for the report.
  */
 import { join } from 'node:path';
 import { type BackendRequest, ClusterError, type Dataset, errorMessage, evaluateModel, stepsPerEpoch } from '@tamp/core';
@@ -52,12 +52,10 @@ export interface ChiefProgress {
 export interface ClusterEpochRecord {
   readonly epoch: number;
   readonly loss: number;
-  /** Classifiers. */
+  /** Classifiers: validation accuracy after the epoch (the test split is scored once, at the end). */
   readonly validationAccuracy?: number;
-  readonly testAccuracy?: number;
-  /** Detectors: mAP@0.5. */
+  /** Detectors: validation mAP@0.5. */
   readonly validationMAP?: number;
-  readonly testMAP?: number;
   readonly samplesPerSecond: number;
   readonly globalStep: number;
 }
@@ -176,12 +174,12 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
     let epochStart = { time: Date.now(), samples: 0n };
     let announced = '';
 
-    const evaluate = async () => {
+    // After each epoch: the validation split only, as one-process training does (the test split is
+    // scored once, on the final model). On a small machine this evaluation competes with the workers.
+    const evaluateValidation = async () => {
       const { values } = await params.pullAll(CHIEF_READER_ID);
       setVariables(model, values);
-      const validation = await evaluateModel(model, dataset.validation);
-      const test = await evaluateModel(model, dataset.test);
-      return { validation, test };
+      return evaluateModel(model, dataset.validation);
     };
 
     const writeCheckpoint = async (step: number) => {
@@ -240,13 +238,13 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
       }
       while (state.completedEpochs > history.length) {
         const epoch = history.length + 1;
-        const { validation, test } = await evaluate();
+        const validation = await evaluateValidation();
         const now = Date.now();
         const samples = state.samples;
         const record: ClusterEpochRecord = {
           epoch,
           loss: meanLoss(state.workers.map((w) => w.loss)),
-          ...(validation.task === 'detection' ? { validationMAP: validation.score, testMAP: test.score } : { validationAccuracy: validation.score, testAccuracy: test.score }),
+          ...(validation.task === 'detection' ? { validationMAP: validation.score } : { validationAccuracy: validation.score }),
           samplesPerSecond: Number(samples - epochStart.samples) / Math.max(1e-3, (now - epochStart.time) / 1000),
           globalStep: Number(state.globalStep),
         };
@@ -255,7 +253,7 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
         state.epoch = epoch;
         // The job status's validation figure: accuracy, or mAP for a detector.
         state.validationAccuracy = validation.score;
-        log(`epoch ${epoch}/${t.epochs}: loss ${record.loss.toFixed(4)}, ${describeScore(validation, 'validation')}, ${describeScore(test, 'test')}, global step ${record.globalStep}`);
+        log(`epoch ${epoch}/${t.epochs}: loss ${record.loss.toFixed(4)}, ${describeScore(validation, 'validation')}, global step ${record.globalStep}`);
       }
       state.loss = meanLoss(state.workers.map((w) => w.loss));
       options.onProgress?.({
