@@ -7,7 +7,7 @@
  */
 import { ClusterError, InvalidArgumentError, type OptimizerName, type OptimizerSettings, type WireTensor, sizeOfShape } from '@tamp/core';
 import { type ServerOptimizer, createServerOptimizer } from './optimizers/index.js';
-import { KernelArena, type KernelKind } from './optimizers/wasm-kernels.js';
+import { KernelArena, type KernelKind, allocFloats } from './optimizers/wasm-kernels.js';
 import { partKey } from './placement.js';
 
 export const CONSISTENCY_MODES = Object.freeze(['async', 'sync', 'ssp'] as const);
@@ -245,7 +245,7 @@ export class Shard {
     const arena = KernelArena.create(planned.flatMap(({ t }) => new Array<number>(1 + slotNames.length).fill(t.data.length)));
     const optimizer = createServerOptimizer(config.optimizer, arena);
     const copy = (data: ArrayLike<number>) => {
-      const out = arena?.alloc(data.length) ?? new Float32Array(data.length);
+      const out = allocFloats(arena, data.length);
       out.set(data);
       return out;
     };

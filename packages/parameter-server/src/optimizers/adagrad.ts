@@ -1,6 +1,6 @@
 import type { OptimizerSettings } from '@tamp/core';
 import type { ServerOptimizer } from './optimizer.js';
-import { type KernelArena, lanes } from './wasm-kernels.js';
+import { type KernelArena, allocFloats, lanes } from './wasm-kernels.js';
 
 const f = Math.fround;
 /** tfjs's float32 backend epsilon, which tf.train.adagrad adds inside the square root. */
@@ -15,7 +15,7 @@ export function adagrad(settings: OptimizerSettings, arena: KernelArena | null =
     settings,
     slotNames: ['accumulator'],
     kernels: arena !== null ? 'wasm-simd' : 'js',
-    initSlot: (_slot, size) => (arena?.alloc(size) ?? new Float32Array(size)).fill(init),
+    initSlot: (_slot, size) => allocFloats(arena, size).fill(init),
     apply(value, grad, [accSlot]) {
       const a = accSlot as Float32Array;
       if (arena?.holds(value) && arena.holds(a)) {

@@ -1,6 +1,6 @@
 import type { OptimizerSettings } from '@tamp/core';
 import type { ServerOptimizer } from './optimizer.js';
-import { type KernelArena, lanes } from './wasm-kernels.js';
+import { type KernelArena, allocFloats, lanes } from './wasm-kernels.js';
 
 const f = Math.fround;
 
@@ -30,7 +30,7 @@ export function adam(settings: OptimizerSettings, arena: KernelArena | null = nu
     settings,
     slotNames: ['m', 'v'],
     kernels: arena !== null ? 'wasm-simd' : 'js',
-    initSlot: (_slot, size) => arena?.alloc(size) ?? new Float32Array(size),
+    initSlot: (_slot, size) => allocFloats(arena, size),
     apply(value, grad, [mSlot, vSlot]) {
       const m = mSlot as Float32Array;
       const v = vSlot as Float32Array;

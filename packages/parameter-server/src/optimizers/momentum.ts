@@ -1,6 +1,6 @@
 import type { OptimizerSettings } from '@tamp/core';
 import type { ServerOptimizer } from './optimizer.js';
-import { type KernelArena, lanes } from './wasm-kernels.js';
+import { type KernelArena, allocFloats, lanes } from './wasm-kernels.js';
 
 const f = Math.fround;
 
@@ -13,7 +13,7 @@ export function momentum(settings: OptimizerSettings, arena: KernelArena | null 
     settings,
     slotNames: ['accumulation'],
     kernels: arena !== null ? 'wasm-simd' : 'js',
-    initSlot: (_slot, size) => arena?.alloc(size) ?? new Float32Array(size),
+    initSlot: (_slot, size) => allocFloats(arena, size),
     apply(value, grad, [acc]) {
       const a = acc as Float32Array;
       if (arena?.holds(value) && arena.holds(a)) {

@@ -1,6 +1,6 @@
 import type { OptimizerSettings } from '@tamp/core';
 import type { ServerOptimizer } from './optimizer.js';
-import { type KernelArena, lanes } from './wasm-kernels.js';
+import { type KernelArena, allocFloats, lanes } from './wasm-kernels.js';
 
 const f = Math.fround;
 
@@ -12,7 +12,7 @@ export function sgd(settings: OptimizerSettings, arena: KernelArena | null = nul
     settings,
     slotNames: [],
     kernels: arena !== null ? 'wasm-simd' : 'js',
-    initSlot: (_slot, size) => arena?.alloc(size) ?? new Float32Array(size),
+    initSlot: (_slot, size) => allocFloats(arena, size),
     apply(value, grad) {
       if (arena?.holds(value)) {
         arena.kernels.sgd(value.byteOffset, arena.stage(grad), lanes(value.length), c);

@@ -263,6 +263,11 @@ const PAGE = 65536;
 /** Largest arena: a 32-bit WebAssembly memory addresses 4 GiB; stay well inside it. */
 export const MAX_ARENA_BYTES = 2 ** 31;
 
+/** A zeroed array of `n` floats: in the arena when there is one (so the kernels can reach it), else on the JavaScript heap. */
+export function allocFloats(arena: KernelArena | null, n: number): Float32Array {
+  return arena?.alloc(n) ?? new Float32Array(n);
+}
+
 /** Elements rounded up to whole lanes of four (16 bytes). */
 export const lanes = (n: number): number => (n + 3) & ~3;
 
@@ -277,15 +282,16 @@ export class KernelArena {
   readonly kernels: KernelExports;
   private next = 0;
   private readonly stagingOffset: number;
-  private readonly stagingFloats: number;
+  /** The staging area, made once: the memory never grows, so the view stays valid. */
+  private readonly staging: Float32Array;
 
   /** Room for arrays of `arrayFloats` elements in all (each padded to lanes) and a staging area of `stagingFloats`. */
   private constructor(module: WebAssembly.Module, arrayFloats: number, stagingFloats: number) {
     const bytes = (arrayFloats + lanes(stagingFloats)) * 4;
     this.memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(bytes / PAGE)) });
     this.kernels = new WebAssembly.Instance(module, { env: { memory: this.memory } }).exports as unknown as KernelExports;
-    this.stagingFloats = lanes(stagingFloats);
     this.stagingOffset = arrayFloats * 4;
+    this.staging = new Float32Array(this.memory.buffer, this.stagingOffset, lanes(stagingFloats));
   }
 
   /**
@@ -321,10 +327,9 @@ export class KernelArena {
 
   /** Copy a gradient into the staging area (zero-padded to lanes); returns its byte address. */
   stage(grad: Float32Array): number {
-    if (grad.length > this.stagingFloats) throw new RangeError(`kernel arena: a gradient of ${grad.length} elements is longer than the staging area (${this.stagingFloats})`);
-    const view = new Float32Array(this.memory.buffer, this.stagingOffset, lanes(grad.length));
-    view.set(grad);
-    view.fill(0, grad.length);
+    if (grad.length > this.staging.length) throw new RangeError(`kernel arena: a gradient of ${grad.length} elements is longer than the staging area (${this.staging.length})`);
+    this.staging.set(grad);
+    this.staging.fill(0, grad.length, lanes(grad.length));
     return this.stagingOffset;
   }
 }

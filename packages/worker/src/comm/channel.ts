@@ -2,7 +2,7 @@
 import { Worker } from 'node:worker_threads';
 import { ClusterError, type ErrorCode, ERROR_CODES, TampError, errorMessage } from '@tamp/core';
 import type { Progress } from '../coordinator-client.js';
-import type { CommInit, FromComm, NamedArray, PullOptions, ToComm } from './messages.js';
+import { type CommInit, type FromComm, type NamedArray, type PullOptions, type ToComm, transferList } from './messages.js';
 
 type Pending = { resolve: (m: FromComm) => void; reject: (e: unknown) => void };
 type Request = Extract<ToComm, { id: number }> extends infer T ? (T extends unknown ? Omit<T, 'id'> : never) : never;
@@ -77,7 +77,7 @@ export class CommChannel {
   ): Promise<{ versions: readonly bigint[]; duplicate: boolean; dropped: boolean }> {
     const m = await this.request(
       { type: 'push', step, basedOnVersions, batchSize, grads, ...(timeoutMs !== undefined ? { timeoutMs } : {}) },
-      [...new Set(grads.map((g) => g.data.buffer as ArrayBuffer))],
+      transferList(grads),
     );
     if (m.type !== 'pushed') throw new Error(`unexpected reply ${m.type}`);
     return m;

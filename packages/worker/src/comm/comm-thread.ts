@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { TampError, errorMessage } from '@tamp/core';
 import { ParameterClient } from '@tamp/parameter-server';
 import { CoordinatorClient, type Progress } from '../coordinator-client.js';
-import type { CommInit, FromComm, NamedArray, ToComm } from './messages.js';
+import { type CommInit, type FromComm, type NamedArray, type ToComm, transferList } from './messages.js';
 
 const port = parentPort;
 if (port === null) throw new Error('comm-thread must run in a worker thread');
@@ -65,8 +65,7 @@ port.on('message', (msg: ToComm) => {
         .pullAll(init.workerId, msg.options)
         .then(({ values, versions }) => {
           const list: NamedArray[] = [...values].map(([name, data]) => ({ name, data }));
-          // Large tensors are views of the message that brought them, and one message may bring several: transfer each buffer once.
-          send({ id: msg.id, type: 'pulled', versions, values: list }, [...new Set(list.map((v) => v.data.buffer as ArrayBuffer))]);
+          send({ id: msg.id, type: 'pulled', versions, values: list }, transferList(list));
         })
         .catch((error: unknown) => fail(msg.id, error));
       return;

@@ -2,6 +2,15 @@
 import type { Placement } from '@tamp/parameter-server';
 import type { Progress } from '../coordinator-client.js';
 
+/**
+ * The buffers to transfer with a message carrying these arrays, each once:
+ * large pulled tensors are views of the message that brought them, and one
+ * message may bring several (a buffer named twice makes postMessage throw).
+ */
+export function transferList(arrays: readonly { readonly data: Float32Array }[]): ArrayBuffer[] {
+  return [...new Set(arrays.map((a) => a.data.buffer as ArrayBuffer))];
+}
+
 export interface CommInit {
   readonly jobId: string;
   readonly workerId: string;
