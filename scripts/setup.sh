@@ -5,7 +5,8 @@
 #  - libvulkan1: the Vulkan loader Dawn (WebGPU in Node) needs;
 #  - dataset-fashion-mnist: the Fashion-MNIST IDX files;
 #  - kubernetes-client (only when no kubectl is present): `kubectl kustomize`
-#    renders the Kubernetes manifests offline in the container tests.
+#    renders the Kubernetes manifests offline in the container tests;
+#  - iproute2: `ip netns` and `tc` build the network lab (test/helpers/netlab.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,7 @@ fi
 
 sudo=''
 if [ "$(id -u)" -ne 0 ]; then sudo='sudo'; fi
-packages=(chromium libvulkan1 dataset-fashion-mnist)
+packages=(chromium libvulkan1 dataset-fashion-mnist iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
