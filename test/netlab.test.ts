@@ -4,7 +4,7 @@
  * tiny cluster job with its parameter server on one host and the chief and a
  * worker on the other trains to completion across the link.
  */
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, type SpawnOptions } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ import { TAMP_BIN } from './helpers/tamp.js';
 const LINK_MBIT = 50;
 
 /** Collect a child's output and wait for it to exit. */
-function finished(child: import('node:child_process').ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function finished(child: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -102,7 +102,7 @@ describe('network lab', () => {
   it('trains a tiny job with the parameter server on one host and the chief and worker on the other', async () => {
     const a = lab.host('a');
     const b = lab.host('b');
-    const io = { stdio: ['ignore', 'pipe', 'pipe'] } as const;
+    const io: SpawnOptions = { stdio: ['ignore', 'pipe', 'pipe'] };
     const job = ['--job-id', 'netlab'];
     const ps = finished(lab.spawn('a', process.execPath, [TAMP_BIN, 'ps', '--index', '0', '--host', a.address, '--port', '2222', ...job], io));
     const chief = finished(

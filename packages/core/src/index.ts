@@ -7,6 +7,7 @@ export * from './protocol.js';
 export * from './random.js';
 export { crc32, crc32Portable, setCrc32Implementation } from './codec/crc32.js';
 export * from './codec/tensor-codec.js';
+export * from './codec/compression/index.js';
 export * from './data/dataset.js';
 export * from './data/shapes.js';
 export * from './detection/boxes.js';

@@ -1,0 +1,189 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { CodecError } from '../../errors.js';
+import { clipScale, dgcDensity, DgcSender } from './dgc.js';
+import { ErrorFeedback } from './feedback.js';
+import { decodeFp16, encodeFp16, toHalfBits } from './fp16.js';
+import { decodeInt8, encodeInt8, int8Bytes } from './int8.js';
+import { decodeTopk, decodeTopkSparse, encodeTopk, topkCount, topkPositions } from './topk.js';
+import { decodeWire, encodeWire, parseWireCodec } from './wire-codec.js';
+
+const floats = (max = 1e4) => fc.float({ min: Math.fround(-max), max: Math.fround(max), noNaN: true, noDefaultInfinity: true });
+const arrays = (max?: number) => fc.array(floats(max), { minLength: 0, maxLength: 700 }).map((a) => Float32Array.from(a));
+
+function invalid(f: () => unknown): CodecError {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(CodecError);
+    expect((e as CodecError).code).toBe('CHUNK_INVALID');
+    return e as CodecError;
+  }
+  throw new Error('expected a CHUNK_INVALID error');
+}
+
+describe('fp16', () => {
+  it('round trips within half precision (relative 2^-11, or 2^-25 absolute near zero)', () => {
+    fc.assert(
+      fc.property(arrays(60_000), (a) => {
+        const d = decodeFp16(encodeFp16(a), a.length, 't');
+        for (let i = 0; i < a.length; i++) {
+          const x = a[i] as number;
+          expect(Math.abs((d[i] as number) - x)).toBeLessThanOrEqual(Math.max(Math.abs(x) * 2 ** -11, 2 ** -25));
+        }
+      }),
+    );
+  });
+  it('rounds to nearest even, saturates instead of overflowing, keeps NaN', () => {
+    expect(toHalfBits(1)).toBe(0x3c00);
+    expect(toHalfBits(1 + 2 ** -11)).toBe(0x3c00); // a tie: to even
+    expect(toHalfBits(1 + 3 * 2 ** -11)).toBe(0x3c02);
+    expect(toHalfBits(2 ** -24)).toBe(1); // the smallest subnormal
+    expect(toHalfBits(1e20)).toBe(0x7bff);
+    expect(toHalfBits(-Infinity)).toBe(0xfbff);
+    expect(Number.isNaN(decodeFp16(encodeFp16(new Float32Array([NaN])), 1, 't')[0])).toBe(true);
+    expect(decodeFp16(encodeFp16(new Float32Array([70_000])), 1, 't')[0]).toBe(65504);
+  });
+  it('refuses a payload of the wrong length', () => {
+    invalid(() => decodeFp16(new Uint8Array(5), 3, 't'));
+  });
+});
+
+describe('int8', () => {
+  it('round trips within half a step of each block (scale / 2)', () => {
+    fc.assert(
+      fc.property(arrays(), (a) => {
+        const bytes = encodeInt8(a, 64);
+        expect(bytes.length).toBe(int8Bytes(a.length, 64));
+        const d = decodeInt8(bytes, a.length, 't');
+        for (let b = 0; b * 64 < a.length; b++) {
+          const block = a.subarray(b * 64, (b + 1) * 64);
+          const scale = Math.fround(block.reduce((m, x) => Math.max(m, Math.abs(x)), 0) / 127);
+          for (let i = 0; i < block.length; i++) expect(Math.abs((d[b * 64 + i] as number) - (block[i] as number))).toBeLessThanOrEqual(scale / 2 + 1e-6 * scale + 1e-42); // below 127 subnormals a block rounds to zero
+        }
+      }),
+    );
+  });
+  it('is about a quarter of float32 (0.27x at most for the default block)', () => {
+    expect(int8Bytes(1_000_000) / 4_000_000).toBeLessThan(0.27);
+  });
+  it('refuses a NaN scale (a non-finite gradient), -128, truncation and a bad block size', () => {
+    const nan = encodeInt8(new Float32Array([1, NaN, 3]));
+    expect(invalid(() => decodeInt8(nan, 3, 'g')).message).toMatch(/scale NaN/);
+    const ok = encodeInt8(new Float32Array([1, 2, 3]));
+    const bad = ok.slice();
+    bad[ok.length - 1] = 0x80;
+    invalid(() => decodeInt8(bad, 3, 'g'));
+    invalid(() => decodeInt8(ok.subarray(0, ok.length - 1), 3, 'g'));
+    const zeroBlock = ok.slice();
+    new DataView(zeroBlock.buffer).setUint32(0, 0, true);
+    invalid(() => decodeInt8(zeroBlock, 3, 'g'));
+    invalid(() => decodeInt8(ok, 4, 'g')); // count mismatch
+  });
+});
+
+describe('top-k', () => {
+  it('keeps exactly the k largest magnitudes, in order, and zeros the rest', () => {
+    fc.assert(
+      fc.property(arrays(), fc.double({ min: 0.001, max: 1, noNaN: true }), (a, f) => {
+        const k = topkCount(a.length, f);
+        const d = decodeTopk(encodeTopk(a, f), a.length, 't');
+        const kept = [...d.keys()].filter((i) => d[i] !== 0 || topkPositions(a, k).includes(i));
+        const pos = [...topkPositions(a, k)];
+        expect(pos).toHaveLength(k);
+        expect(pos).toEqual([...pos].sort((x, y) => x - y));
+        const sortedMags = [...a].map(Math.abs).sort((x, y) => y - x);
+        const threshold = k > 0 ? (sortedMags[k - 1] as number) : Infinity;
+        for (const i of pos) expect(Math.abs(a[i] as number)).toBeGreaterThanOrEqual(threshold);
+        for (let i = 0; i < a.length; i++) if (!pos.includes(i)) expect(Math.abs(a[i] as number)).toBeLessThanOrEqual(threshold);
+        for (const i of pos) expect(d[i]).toBe(a[i]);
+        expect(kept.length).toBeLessThanOrEqual(k);
+      }),
+    );
+  });
+  it('sends 1% of a gradient in under 2% of its float32 bytes', () => {
+    const a = Float32Array.from({ length: 266_200 }, (_, i) => Math.sin(i * 12.9898) * 43758.5453 % 1);
+    expect(encodeTopk(a, 0.01).length / a.byteLength).toBeLessThan(0.02);
+  });
+  it('refuses positions out of range, count mismatches, truncation and trailing bytes', () => {
+    const a = new Float32Array([0, 5, 0, -7, 0]);
+    const ok = encodeTopk(a, 0.4);
+    expect([...decodeTopkSparse(ok, 5, 't').positions]).toEqual([1, 3]);
+    invalid(() => decodeTopk(ok, 3, 't')); // position 3 outside a 3-element tensor
+    const more = ok.slice();
+    new DataView(more.buffer).setUint32(0, 3, true);
+    invalid(() => decodeTopk(more, 5, 't'));
+    invalid(() => decodeTopk(ok.subarray(0, ok.length - 1), 5, 't'));
+    invalid(() => decodeTopk(Uint8Array.from([...ok, 0]), 5, 't'));
+    const huge = new Uint8Array(8);
+    new DataView(huge.buffer).setUint32(0, 0xffffffff, true);
+    invalid(() => decodeTopk(huge, 1 << 30, 't')); // refused before allocating 4 billion values
+  });
+});
+
+describe('error feedback', () => {
+  it('accumulates exactly what the codec dropped, so sums over steps are preserved', () => {
+    fc.assert(
+      fc.property(fc.array(arrays(10).filter((a) => a.length === 0 || a.length > 0), { minLength: 1, maxLength: 6 }), (steps) => {
+        const n = 37;
+        const grads = steps.map((s) => Float32Array.from({ length: n }, (_, i) => s[i % Math.max(1, s.length)] ?? 0));
+        const fb = new ErrorFeedback();
+        const received = new Float64Array(n);
+        for (const g of grads) {
+          const c = fb.compensate('w', g);
+          const sent = decodeWire('int8', encodeWire({ kind: 'int8' }, c), n, 'w');
+          fb.remember('w', c, sent);
+          for (let i = 0; i < n; i++) received[i] = (received[i] as number) + (sent[i] as number);
+          // What was compensated = what was sent + what is now owed, element by element.
+          const r = fb.residual('w') as Float32Array;
+          for (let i = 0; i < n; i++) expect(r[i]).toBe(Math.fround((c[i] as number) - (sent[i] as number)));
+        }
+        const r = fb.residual('w') as Float32Array;
+        for (let i = 0; i < n; i++) {
+          const total = grads.reduce((s, g) => s + (g[i] as number), 0);
+          expect(Math.abs((received[i] as number) + (r[i] as number) - total)).toBeLessThanOrEqual(1e-3 * (1 + Math.abs(total)));
+        }
+      }),
+    );
+  });
+});
+
+describe('deep gradient compression', () => {
+  it('warms up from dense to the target density in quarter steps', () => {
+    const o = { fraction: 0.01, momentum: 0.9, warmupSteps: 100 };
+    expect(dgcDensity(0, o)).toBe(1);
+    const seen = new Set(Array.from({ length: 100 }, (_, s) => dgcDensity(s, o)));
+    expect([...seen]).toEqual([1, 0.25, 0.0625, 0.015625, 0.01]);
+    expect(dgcDensity(100, o)).toBe(0.01);
+    expect(dgcDensity(5, { ...o, warmupSteps: 0 })).toBe(0.01);
+  });
+  it('with momentum 0 is top-k with error feedback: nothing is lost, only delayed', () => {
+    const sender = new DgcSender({ fraction: 0.25, momentum: 0, warmupSteps: 0 });
+    const g = new Float32Array([1, -2, 3, -4, 0.5, 0.25, 8, 0.125]);
+    const got = new Float64Array(8);
+    for (let step = 0; step < 3; step++) {
+      const d = decodeTopk(sender.encode('w', g, step), 8, 'w');
+      for (let i = 0; i < 8; i++) got[i] = (got[i] as number) + (d[i] as number);
+    }
+    const pending = sender.pending('w') as Float32Array;
+    for (let i = 0; i < 8; i++) expect((got[i] as number) + (pending[i] as number)).toBeCloseTo(3 * (g[i] as number), 5);
+  });
+  it('masks momentum where it sent, and clipping scales to the bound', () => {
+    const sender = new DgcSender({ fraction: 0.5, momentum: 0.9, warmupSteps: 0 });
+    sender.encode('w', new Float32Array([10, 0.1]), 0);
+    // Position 0 was sent: its velocity and accumulation are zero; position 1 kept both.
+    expect([...(sender.pending('w') as Float32Array)]).toEqual([0, Math.fround(0.1)]);
+    expect(clipScale([new Float32Array([3, 4])], 1)).toBeCloseTo(0.2);
+    expect(clipScale([new Float32Array([0.3, 0.4])], 1)).toBe(1);
+  });
+});
+
+describe('parseWireCodec', () => {
+  it('reads every codec and refuses the rest with the valid list', () => {
+    expect(parseWireCodec('topk:0.01', 'push')).toEqual({ kind: 'topk', fraction: 0.01 });
+    expect(parseWireCodec('int8', 'pull')).toEqual({ kind: 'int8' });
+    expect(() => parseWireCodec('topk:0.01', 'pull')).toThrow(/--wire-pull .* fp32, fp16, int8/);
+    expect(() => parseWireCodec('topk:2', 'push')).toThrow(/\(0, 1\]/);
+    expect(() => parseWireCodec('gzip', 'push')).toThrow(/fp32, fp16, int8, topk:F/);
+  });
+});

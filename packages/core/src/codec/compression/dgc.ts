@@ -1,0 +1,88 @@
+/**
+ * Deep Gradient Compression's sender side (Lin et al., ICLR 2018), which keeps
+ * accuracy while sending 0.1-1% of each gradient:
+ *  - momentum correction: accumulate the velocity u = m·u + g, not the raw
+ *    gradient, into v = v + u, and send the top-k of v;
+ *  - momentum factor masking: zero u and v where they were sent, so stale
+ *    momentum does not push the same coordinates again;
+ *  - local gradient clipping (`clipScale`): scale a worker's gradient to a
+ *    norm bound before it is accumulated;
+ *  - warm-up: start dense and reach the target density in stages, each a
+ *    quarter of the last, over the first `warmupSteps` steps.
+ * With momentum 0 this is plain top-k with error feedback. When momentum
+ * correction is on, the momentum lives here, and the receiver applies plain
+ * SGD to what arrives.
+ */
+import { encodeTopkAt, topkCount, topkPositions } from './topk.js';
+
+export interface DgcOptions {
+  /** Target density: the fraction of each tensor sent once warm-up is over (0.01 = 1%). */
+  readonly fraction: number;
+  /** Momentum of the velocity accumulated here (0: plain error feedback). */
+  readonly momentum: number;
+  /** Steps over which density falls from 1 to `fraction` (0: no warm-up). */
+  readonly warmupSteps: number;
+}
+
+/** Density at `step`: 1, 1/4, 1/16, ... in equal stages over the warm-up, never below the target. */
+export function dgcDensity(step: number, options: DgcOptions): number {
+  if (step >= options.warmupSteps) return options.fraction;
+  const stages = Math.max(1, Math.ceil(Math.log(1 / options.fraction) / Math.log(4)));
+  const stage = Math.floor((step / options.warmupSteps) * (stages + 1));
+  return Math.max(options.fraction, 0.25 ** stage);
+}
+
+/** The factor that scales gradients of total L2 norm `norm` down to `maxNorm` (1 when already within). */
+export function clipScale(grads: readonly Float32Array[], maxNorm: number): number {
+  let sq = 0;
+  for (const g of grads) for (let i = 0; i < g.length; i++) sq += (g[i] as number) * (g[i] as number);
+  const norm = Math.sqrt(sq);
+  return norm > maxNorm && norm > 0 ? maxNorm / norm : 1;
+}
+
+export class DgcSender {
+  private readonly velocity = new Map<string, Float32Array>();
+  private readonly accumulated = new Map<string, Float32Array>();
+
+  constructor(readonly options: DgcOptions) {}
+
+  private state(map: Map<string, Float32Array>, key: string, n: number): Float32Array {
+    let a = map.get(key);
+    if (a === undefined || a.length !== n) {
+      a = new Float32Array(n);
+      map.set(key, a);
+    }
+    return a;
+  }
+
+  /** Accumulate `grad` (already clipped and scaled by the caller) for `key` and encode what is sent at `step`. */
+  encode(key: string, grad: Float32Array, step: number): Uint8Array {
+    const n = grad.length;
+    const u = this.state(this.velocity, key, n);
+    const v = this.state(this.accumulated, key, n);
+    const m = this.options.momentum;
+    for (let i = 0; i < n; i++) {
+      const ui = m * (u[i] as number) + (grad[i] as number);
+      u[i] = ui;
+      v[i] = (v[i] as number) + ui;
+    }
+    const positions = topkPositions(v, topkCount(n, dgcDensity(step, this.options)));
+    const bytes = encodeTopkAt(v, positions);
+    for (let i = 0; i < positions.length; i++) {
+      const p = positions[i] as number;
+      v[p] = 0;
+      u[p] = 0;
+    }
+    return bytes;
+  }
+
+  /** What is accumulated but not yet sent for `key`. */
+  pending(key: string): Float32Array | undefined {
+    return this.accumulated.get(key);
+  }
+
+  reset(): void {
+    this.velocity.clear();
+    this.accumulated.clear();
+  }
+}
