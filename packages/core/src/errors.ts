@@ -16,6 +16,8 @@ export type StatusKind =
   | 'unavailable'
   | 'unauthenticated'
   | 'unimplemented'
+  | 'deadline-exceeded'
+  | 'resource-exhausted'
   | 'internal';
 
 export const ERROR_CODES = {
@@ -71,6 +73,14 @@ export const ERROR_CODES = {
   PEER_UNAVAILABLE: 'unavailable',
   /** The training job failed (a role exited, every worker was lost, a checkpoint could not be written). */
   JOB_FAILED: 'internal',
+  /** A server's queue is full: retry later (HTTP 503). */
+  OVERLOADED: 'unavailable',
+  /** A request's deadline passed before it ran (HTTP 504). */
+  DEADLINE_EXCEEDED: 'deadline-exceeded',
+  /** A request body larger than the server accepts (HTTP 413). */
+  REQUEST_TOO_LARGE: 'resource-exhausted',
+  /** A model or version that the server does not hold (HTTP 404). */
+  MODEL_NOT_LOADED: 'not-found',
 } as const satisfies Record<string, StatusKind>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

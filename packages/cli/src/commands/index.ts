@@ -6,6 +6,7 @@ import { datasetsCommand } from './datasets.js';
 import { evalCommand } from './eval.js';
 import { inferCommand } from './infer.js';
 import { quickstartCommand } from './quickstart.js';
+import { serveCommand } from './serve.js';
 import { chiefCommand, psCommand, workerCommand } from './roles.js';
 import { trainCommand } from './train.js';
 
@@ -19,6 +20,7 @@ export const COMMANDS: ReadonlyArray<Command<OptionSpecs>> = [
   evalCommand,
   inferCommand,
   benchCommand,
+  serveCommand,
   datasetsCommand,
   quickstartCommand,
 ] as unknown as ReadonlyArray<Command<OptionSpecs>>;

@@ -17,6 +17,8 @@ const STATUS: Record<StatusKind, status> = {
   unavailable: status.UNAVAILABLE,
   unauthenticated: status.UNAUTHENTICATED,
   unimplemented: status.UNIMPLEMENTED,
+  'deadline-exceeded': status.DEADLINE_EXCEEDED,
+  'resource-exhausted': status.RESOURCE_EXHAUSTED,
   internal: status.INTERNAL,
 };
 

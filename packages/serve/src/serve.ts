@@ -1,0 +1,89 @@
+/** Start a server: models from flags or a repository, REST (v2 + TF Serving) and metrics. */
+import type { Server } from 'node:http';
+import { UsageError } from '@tamp/core';
+import type { DeviceRequest } from '@tamp/webgpu';
+import type { BatcherOptions } from './batcher.js';
+import { ServeMetrics } from './metrics.js';
+import { ModelStore } from './model-store.js';
+import { ModelRepository } from './repository.js';
+import { startHttp, startMetricsHttp } from './server.js';
+
+export interface ServeOptions {
+  /** name → path of a model.tamp or model.json, served as version 1. */
+  readonly models?: ReadonlyMap<string, string>;
+  /** DIR/<name>/<version>/model.tamp|model.json, polled for changes. */
+  readonly repository?: string;
+  readonly host?: string;
+  readonly httpPort?: number;
+  /** undefined: no metrics server. */
+  readonly metricsPort?: number;
+  readonly device?: DeviceRequest;
+  readonly batching?: Partial<BatcherOptions>;
+  readonly maxBodyBytes?: number;
+  readonly requestTimeoutMs?: number;
+  readonly pollMs?: number;
+  readonly log?: (m: string) => void;
+}
+
+export interface RunningServer {
+  readonly httpPort: number;
+  readonly metricsPort: number | undefined;
+  readonly store: ModelStore;
+  readonly metrics: ServeMetrics;
+  close(): Promise<void>;
+}
+
+function closeServer(s: Server): Promise<void> {
+  return new Promise((resolve) => {
+    s.close(() => resolve());
+    s.closeAllConnections();
+  });
+}
+
+export const DEFAULT_BATCHING: BatcherOptions = { maxBatchSize: 1, maxQueueDelayMs: 0, maxQueueSize: 1024 };
+
+export async function startServe(options: ServeOptions): Promise<RunningServer> {
+  const log = options.log ?? (() => {});
+  if ((options.models === undefined || options.models.size === 0) === (options.repository === undefined)) {
+    throw new UsageError('give models as --model NAME=PATH (one or more), or --model-repository DIR, not both');
+  }
+  const batching = { ...DEFAULT_BATCHING, ...options.batching };
+  if (!(batching.maxBatchSize >= 1 && batching.maxQueueDelayMs >= 0 && batching.maxQueueSize >= batching.maxBatchSize)) {
+    throw new UsageError(`batching: --max-batch-size (${batching.maxBatchSize}) at least 1, --max-queue-delay-ms (${batching.maxQueueDelayMs}) at least 0, and the queue (${batching.maxQueueSize}) at least one batch`);
+  }
+  const store = new ModelStore({ device: options.device ?? 'auto', batching, log });
+  const metrics = new ServeMetrics();
+  let repository: ModelRepository | undefined;
+  try {
+    if (options.repository !== undefined) {
+      repository = new ModelRepository(options.repository, store, log);
+      await repository.sync();
+      repository.watch(options.pollMs ?? 1000);
+    } else {
+      for (const [name, path] of options.models ?? []) await store.load(name, '1', path);
+    }
+  } catch (e) {
+    repository?.stop();
+    await store.close();
+    throw e;
+  }
+  metrics.loaded.set(store.all().length);
+  const host = options.host ?? '127.0.0.1';
+  const http = await startHttp(
+    { store, repository, metrics, maxBodyBytes: options.maxBodyBytes ?? 64 * 1024 * 1024, maxElements: 64 * 1024 * 1024, requestTimeoutMs: options.requestTimeoutMs ?? 0, log },
+    host,
+    options.httpPort ?? 8000,
+  );
+  const metricsHttp = options.metricsPort !== undefined ? await startMetricsHttp(metrics, () => store.all().length > 0, host, options.metricsPort) : undefined;
+  return {
+    httpPort: http.port,
+    metricsPort: metricsHttp?.port,
+    store,
+    metrics,
+    async close() {
+      repository?.stop();
+      await Promise.all([closeServer(http.server), metricsHttp !== undefined ? closeServer(metricsHttp.server) : Promise.resolve()]);
+      await store.close();
+    },
+  };
+}
