@@ -57,7 +57,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     const { result, text } = await command.run({ options: parsed.options, positionals: parsed.positionals, out, argv: rest });
-    await write(process.stdout, json ? JSON.stringify(result) : text);
+    // A command that streamed its results to stdout itself (tamp score --out -) returns no result.
+    if (result !== undefined) await write(process.stdout, json ? JSON.stringify(result) : text);
     return 0;
   } catch (error) {
     out.endProgress();

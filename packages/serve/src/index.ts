@@ -5,3 +5,6 @@ export { ModelStore, ServedModel, ModelNotLoadedError } from './model-store.js';
 export { ModelRepository, scanRepository } from './repository.js';
 export { INPUT_NAME, OUTPUT_NAME, DETECTION_OUTPUTS } from './inference.js';
 export { DATATYPES, type Datatype } from './tensors.js';
+export { openSource, type ScoreRow, type ScoreSource } from './score/sources.js';
+export { ResumableOutput, type Progress } from './score/output.js';
+export { formatOf, scoreToFile, scoreToStream, type ScoreFormat, type ScoreOptions } from './score/score.js';

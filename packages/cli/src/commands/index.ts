@@ -6,6 +6,7 @@ import { datasetsCommand } from './datasets.js';
 import { evalCommand } from './eval.js';
 import { inferCommand } from './infer.js';
 import { quickstartCommand } from './quickstart.js';
+import { scoreCommand } from './score.js';
 import { serveCommand } from './serve.js';
 import { chiefCommand, psCommand, workerCommand } from './roles.js';
 import { trainCommand } from './train.js';
@@ -21,6 +22,7 @@ export const COMMANDS: ReadonlyArray<Command<OptionSpecs>> = [
   inferCommand,
   benchCommand,
   serveCommand,
+  scoreCommand,
   datasetsCommand,
   quickstartCommand,
 ] as unknown as ReadonlyArray<Command<OptionSpecs>>;
