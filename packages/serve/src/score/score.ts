@@ -8,7 +8,7 @@ import type { Writable } from 'node:stream';
 import { decodeGrid, UsageError } from '@tamp/core';
 import { gridOf, type InferenceModel } from '@tamp/webgpu';
 import { imagesToSamples } from '../images.js';
-import { ResumableOutput } from './output.js';
+import type { ResumableOutput } from './output.js';
 import type { ScoreRow, ScoreSource } from './sources.js';
 
 export type ScoreFormat = 'ndjson' | 'csv';

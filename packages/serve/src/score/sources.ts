@@ -62,7 +62,7 @@ async function* ndjsonRows(stream: Readable, start: number, per: number, window:
   const lines = createInterface({ input: stream, crlfDelay: Infinity });
   const queue: string[] = [];
   let ended = false;
-  let failed: unknown;
+  let failed: Error | undefined;
   let wake: (() => void) | undefined;
   lines.on('line', (l) => {
     if (l.trim() === '') return;
@@ -74,7 +74,7 @@ async function* ndjsonRows(stream: Readable, start: number, per: number, window:
     ended = true;
     wake?.();
   });
-  stream.once('error', (e) => {
+  stream.once('error', (e: Error) => {
     failed = e;
     wake?.();
   });
