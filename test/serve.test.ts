@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rgbToRgba, renderScene, sceneSeed } from '@tamp/core';
 import { encodePng } from '@tamp/core/node';
+import { InferenceClient, InferenceError } from '@tamp/client';
 import { type RunningServer, startServe } from '@tamp/serve';
 import { detect, type InferenceModel } from '@tamp/webgpu';
 import { loadModel } from '@tamp/webgpu/node';
@@ -192,6 +193,24 @@ describe('tamp serve: protocols', () => {
     const ok = await infer(v2Input(x, 1));
     expect(ok.status).toBe(200);
     expectClose((ok.json.outputs as V2Output[])[0]?.data as number[], (await reference.predict(x)).data);
+  });
+
+  it('@tamp/client infers in binary and JSON alike, and reports refusals with their status', async () => {
+    const client = new InferenceClient(base);
+    expect(await client.live()).toBe(true);
+    expect(await client.modelReady('digits')).toBe(true);
+    expect((await client.modelMetadata('objects')).outputs.map((o) => o.name)).toContain('detection_boxes');
+    const x = samples(4, 3);
+    const direct = (await reference.predict(x)).data;
+    const bin = await client.infer('digits', [{ name: 'input', shape: [4, 28, 28, 1], datatype: 'FP32', data: x }], { id: 'c1' });
+    expect(bin.id).toBe('c1');
+    expectClose(bin.output('output').data, direct);
+    const json = await client.infer('digits', [{ name: 'input', shape: [4, 784], datatype: 'FP32', data: Array.from(x) }], { binary: false, version: '1' });
+    expectClose(json.output('output').data, direct);
+    const err = await client.infer('nope', [{ name: 'input', shape: [1, 784], datatype: 'FP32', data: x.subarray(0, 784) }]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InferenceError);
+    expect((err as InferenceError).status).toBe(404);
+    expect((err as InferenceError).message).toMatch(/not loaded/);
   });
 
   it('counts requests in Prometheus metrics', async () => {
