@@ -1,0 +1,158 @@
+/**
+ * pnpm bench:serve [--duration S] [--soak S]: `tamp serve` under HTTP load
+ * (autocannon) on this machine's WASM device. LeNet-5 int8 (the digits demo's
+ * compressed model) and the shapes detector, at concurrency 1, 8 and 64, with
+ * and without dynamic batching, JSON and binary bodies; against the server a
+ * user would write by hand (stock tfjs `model.predict` per request, fp32;
+ * serve-baseline.ts). Then a soak: RSS of the batching server over --soak
+ * seconds at concurrency 64. Rewrites its section of BENCHMARKS.md.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { renderScene, sceneSeed } from '@tamp/core';
+import { freePorts } from '../helpers/ports.js';
+import { TAMP_BIN } from '../helpers/tamp.js';
+import { fmt, machine, markdownTable, REPO, writeSection } from './report.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i === -1 ? fallback : Number(args[i + 1]);
+};
+const DURATION = flag('duration', 10);
+const SOAK = flag('soak', 60);
+const CONCURRENCY = [1, 8, 64];
+const DIGITS = join(REPO, 'demos/digits/public/models/compressed.tamp');
+const DIGITS_FP32 = join(REPO, 'demos/digits/public/models/fp32/model.json');
+const DETECTOR = join(REPO, 'demos/objects/public/models/detector.tamp');
+const BATCHING = ['--max-batch-size', '32', '--max-queue-delay-ms', '2', '--max-queue-size', '4096'];
+
+function rssMiB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
+}
+
+async function waitReady(url: string, child: ChildProcess): Promise<void> {
+  for (let i = 0; i < 1200; i++) {
+    if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode}) before it was ready`);
+    if (await fetch(url).then((r) => r.status === 200, () => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} never became ready`);
+}
+
+async function startTamp(batching: boolean): Promise<{ url: string; child: ChildProcess }> {
+  const [port] = await freePorts(1);
+  const child = spawn(process.execPath, [TAMP_BIN, 'serve', '--model', `digits=${DIGITS}`, '--model', `objects=${DETECTOR}`, '--device', 'wasm', '--http-port', String(port), ...(batching ? BATCHING : [])], { stdio: 'ignore' });
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(`${url}/v2/health/ready`, child);
+  return { url, child };
+}
+
+async function startBaseline(): Promise<{ url: string; child: ChildProcess }> {
+  const [port] = await freePorts(1);
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'test/bench/serve-baseline.ts'), DIGITS_FP32, String(port)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (c) => reject(new Error(`the baseline server exited (${c})`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, child };
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+interface Body {
+  readonly body: Buffer;
+  readonly headers: Record<string, string>;
+}
+
+function jsonBody(shape: number[], data: ArrayLike<number>): Body {
+  return { body: Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape, datatype: 'FP32', data: Array.from(data) }] })), headers: { 'content-type': 'application/json' } };
+}
+
+function binaryBody(shape: number[], data: Float32Array): Body {
+  const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape, datatype: 'FP32', parameters: { binary_data_size: data.byteLength } }], parameters: { binary_data_output: true } }));
+  return { body: Buffer.concat([head, Buffer.from(data.buffer, data.byteOffset, data.byteLength)]), headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(head.length) } };
+}
+
+interface Load {
+  readonly rps: number;
+  readonly p50: number;
+  readonly p90: number;
+  readonly p975: number;
+  readonly p99: number;
+  readonly errors: number;
+}
+
+async function load(url: string, body: Body, connections: number, duration = DURATION): Promise<Load> {
+  const r = await autocannon({ url, method: 'POST', headers: body.headers, body: body.body, connections, duration });
+  return { rps: r.requests.total / r.duration, p50: r.latency.p50, p90: r.latency.p90, p975: r.latency.p97_5, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx };
+}
+
+const digit = Float32Array.from({ length: 784 }, (_, i) => ((i * 7919) % 997) / 997);
+const scene = renderScene(sceneSeed(2026, 'bench', 0));
+const scenePixels = Float32Array.from(scene.pixels, (v) => v / 255);
+
+const rows: Array<Array<string | number>> = [];
+const summary: Record<string, Load> = {};
+const row = (model: string, server: string, body: string, c: number, l: Load) => {
+  summary[`${model}|${server}|${body}|${c}`] = l;
+  rows.push([model, server, body, c, fmt(l.rps), fmt(l.p50, 1), fmt(l.p90, 1), fmt(l.p975, 1), fmt(l.p99, 1), l.errors]);
+  process.stderr.write(`${model} ${server} ${body} c=${c}: ${fmt(l.rps)} req/s, p50 ${l.p50} ms, p97.5 ${l.p975} ms, errors ${l.errors}\n`);
+};
+
+for (const batching of [false, true]) {
+  const server = await startTamp(batching);
+  const name = batching ? 'tamp serve, batching' : 'tamp serve';
+  try {
+    for (const c of CONCURRENCY) {
+      row('LeNet-5 int8', name, 'JSON', c, await load(`${server.url}/v2/models/digits/infer`, jsonBody([1, 28, 28, 1], digit), c));
+      row('LeNet-5 int8', name, 'binary', c, await load(`${server.url}/v2/models/digits/infer`, binaryBody([1, 28, 28, 1], digit), c));
+    }
+    for (const c of [1, 64]) row('detector int8', name, 'binary', c, await load(`${server.url}/v2/models/objects/infer`, binaryBody([1, 96, 96, 3], scenePixels), c));
+  } finally {
+    await stop(server.child);
+  }
+}
+const baseline = await startBaseline();
+try {
+  for (const c of CONCURRENCY) row('LeNet-5 fp32', 'hand-written (stock tfjs)', 'JSON', c, await load(baseline.url, jsonBody([1, 28, 28, 1], digit), c));
+} finally {
+  await stop(baseline.child);
+}
+
+// Soak: the batching server at concurrency 64 for SOAK seconds; RSS after a warm-up third against the end.
+const soakServer = await startTamp(true);
+const rss: number[] = [];
+const sampler = setInterval(() => rss.push(rssMiB(soakServer.child.pid as number)), 1000);
+const soak = await load(`${soakServer.url}/v2/models/digits/infer`, binaryBody([1, 28, 28, 1], digit), 64, SOAK);
+clearInterval(sampler);
+await stop(soakServer.child);
+const warm = rss[Math.floor(rss.length / 3)] as number;
+const end = rss.at(-1) as number;
+
+const g = (k: string) => summary[k] as Load;
+const batchedGain = g('LeNet-5 int8|tamp serve, batching|binary|64').rps / g('LeNet-5 int8|tamp serve|binary|64').rps;
+const vsBaseline = g('LeNet-5 int8|tamp serve, batching|binary|64').rps / g('LeNet-5 fp32|hand-written (stock tfjs)|JSON|64').rps;
+const totalErrors = Object.values(summary).reduce((s, l) => s + l.errors, 0) + soak.errors;
+writeSection(
+  'bench:serve',
+  `## Serving: \`pnpm bench:serve\`
+
+\`pnpm bench:serve --duration ${DURATION} --soak ${SOAK}\` on ${machine()}. Every server and autocannon share this machine's two cores; devices are WASM (no GPU here). Batching: \`${BATCHING.join(' ')}\`. autocannon reports no p95, so p97.5 stands in for it (a stricter tail). Latency in ms.
+
+${markdownTable(['model', 'server', 'body', 'concurrency', 'req/s', 'p50', 'p90', 'p97.5', 'p99', 'errors'], rows)}
+
+- Dynamic batching at concurrency 64 (binary): **${batchedGain.toFixed(2)}x** the unbatched throughput (goal ≥ 3.5x), p97.5 ${fmt(g('LeNet-5 int8|tamp serve, batching|binary|64').p975, 1)} ms against ${fmt(g('LeNet-5 int8|tamp serve|binary|64').p975, 1)} ms unbatched (goal: no worse).
+- Against the hand-written stock-tfjs server at concurrency 64: **${vsBaseline.toFixed(2)}x** its throughput (goal ≥ 4x).
+- Errors over every run: ${totalErrors} (goal 0).
+- Soak, ${SOAK} s at concurrency 64 with batching (${fmt(soak.rps)} req/s): RSS ${warm.toFixed(0)} MiB after the first third, ${end.toFixed(0)} MiB at the end (**${(((end - warm) / warm) * 100).toFixed(1)}%**; goal within ±10%).
+- Not measured yet: gRPC load (the gRPC inference service is not built yet).`,
+);
+process.stderr.write('bench:serve: BENCHMARKS.md updated\n');
