@@ -37,26 +37,29 @@ export function compilePackages(root, { declarations = false } = {}) {
   const tsc = createRequire(join(root, 'package.json')).resolve('typescript/bin/tsc');
   const build = join(root, '.build');
   rmSync(build, { recursive: true, force: true });
-  execFileSync(process.execPath, [tsc, '-p', join(root, 'docker', 'tsconfig.build.json'), ...(declarations ? ['--declaration'] : [])], { cwd: root, stdio: 'inherit' });
-  const packages = packageDirs(root);
-  for (const { dir } of packages) {
-    const manifestFile = join(dir, 'package.json');
-    const built = join(build, dir.slice(join(root, 'packages').length + 1), 'src');
-    if (!existsSync(built)) throw new Error(`${dir}: the compiler wrote nothing to ${built}`);
-    rmSync(join(dir, 'dist'), { recursive: true, force: true });
-    renameSync(built, join(dir, 'dist'));
-    // What tsc does not emit travels as it is: the worker thread's bootstrap.mjs, JSON, WASM.
-    cpSync(join(dir, 'src'), join(dir, 'dist'), { recursive: true, filter: (f) => statSync(f).isDirectory() || !/\.[cm]?tsx?$/.test(f) });
-    const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'));
-    const exportsMap = manifest.publishConfig?.exports;
-    if (exportsMap === undefined) throw new Error(`${manifestFile} has no publishConfig.exports (the compiled entry points)`);
-    for (const [subpath, condition, target] of exportTargets(exportsMap)) {
-      if (typeof target !== 'string') throw new Error(`${manifestFile}: publishConfig.exports["${subpath}"].${condition} must be a path`);
-      if (condition === 'types' && !declarations) continue;
-      const fixed = target.includes('*') ? target.slice(0, target.indexOf('*')) : target;
-      if (!existsSync(join(dir, fixed))) throw new Error(`${manifestFile}: publishConfig.exports["${subpath}"] (${condition}) points at ${target}, which the build did not produce`);
+  try {
+    execFileSync(process.execPath, [tsc, '-p', join(root, 'docker', 'tsconfig.build.json'), ...(declarations ? ['--declaration'] : [])], { cwd: root, stdio: 'inherit' });
+    const packages = packageDirs(root);
+    for (const { dir } of packages) {
+      const manifestFile = join(dir, 'package.json');
+      const built = join(build, dir.slice(join(root, 'packages').length + 1), 'src');
+      if (!existsSync(built)) throw new Error(`${dir}: the compiler wrote nothing to ${built}`);
+      rmSync(join(dir, 'dist'), { recursive: true, force: true });
+      renameSync(built, join(dir, 'dist'));
+      // What tsc does not emit travels as it is: the worker thread's bootstrap.mjs, JSON, WASM.
+      cpSync(join(dir, 'src'), join(dir, 'dist'), { recursive: true, filter: (f) => statSync(f).isDirectory() || !/\.[cm]?tsx?$/.test(f) });
+      const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'));
+      const exportsMap = manifest.publishConfig?.exports;
+      if (exportsMap === undefined) throw new Error(`${manifestFile} has no publishConfig.exports (the compiled entry points)`);
+      for (const [subpath, condition, target] of exportTargets(exportsMap)) {
+        if (typeof target !== 'string') throw new Error(`${manifestFile}: publishConfig.exports["${subpath}"].${condition} must be a path`);
+        if (condition === 'types' && !declarations) continue;
+        const fixed = target.includes('*') ? target.slice(0, target.indexOf('*')) : target;
+        if (!existsSync(join(dir, fixed))) throw new Error(`${manifestFile}: publishConfig.exports["${subpath}"] (${condition}) points at ${target}, which the build did not produce`);
+      }
     }
+    return packages;
+  } finally {
+    rmSync(build, { recursive: true, force: true });
   }
-  rmSync(build, { recursive: true, force: true });
-  return packages;
 }
