@@ -66,7 +66,8 @@ try {
 for (const { dir } of packages) {
   const manifestFile = join(dir, 'package.json');
   const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'));
-  manifest.exports = manifest.publishConfig.exports;
+  // The images compile no .d.ts, so each entry keeps its JavaScript only (the `default` condition).
+  manifest.exports = Object.fromEntries(Object.entries(manifest.publishConfig.exports).map(([subpath, entry]) => [subpath, typeof entry === 'string' ? entry : entry.default]));
   delete manifest.publishConfig;
   // Only the compiled code (and the bin) ships: `pnpm deploy` copies what `files` names.
   manifest.files = ['dist', ...(existsSync(join(dir, 'bin')) ? ['bin'] : [])];
