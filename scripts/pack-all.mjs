@@ -49,6 +49,10 @@ function checkTarball(file) {
     }
   }
   if (manifest.exports === undefined) problems.push('no exports');
+  // TypeScript users need a `types` condition, and it must come first (conditions match in order).
+  for (const [subpath, entry] of Object.entries(manifest.exports ?? {})) {
+    if (typeof entry === 'string' || Object.keys(entry)[0] !== 'types') problems.push(`exports["${subpath}"] has no leading "types" condition (publishConfig.exports: { "types": "./dist/....d.ts", "default": "./dist/....js" })`);
+  }
   for (const [subpath, condition, target] of exportTargets(manifest.exports ?? {})) {
     const rel = target.replace(/^\.\//, '');
     const ok = rel.includes('*') ? [...files].some((f) => f.startsWith(rel.slice(0, rel.indexOf('*'))) && f.endsWith(rel.slice(rel.indexOf('*') + 1))) : files.has(rel);
