@@ -14,9 +14,9 @@
 // packages' package.json files, which a checkout must keep pointing at src/
 // (see ARCHITECTURE.md: the bin runs the sources through tsx there).
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { compilePackages } from './compile-packages.mjs';
 
 function fail(message) {
   console.error(`build-dist: ${message}`);
@@ -54,31 +54,20 @@ if (!existsSync(join(root, 'pnpm-workspace.yaml'))) fail('run it from the reposi
 if (existsSync(join(root, '.git'))) fail('this rewrites package.json files: run it in an image build stage or on a copy of the repository, not in a git checkout');
 if (existsSync(out)) fail(`${out} already exists`);
 
-// 1. Compile every package with the repo's strict settings (docker/tsconfig.build.json).
-const tsc = createRequire(join(root, 'package.json')).resolve('typescript/bin/tsc');
-rmSync(join(root, '.build'), { recursive: true, force: true });
-execFileSync(process.execPath, [tsc, '-p', 'docker/tsconfig.build.json'], { stdio: 'inherit' });
+// 1. Compile every package (docker/compile-packages.mjs: the same step `pnpm pack:all` uses) into packages/<name>/dist.
+let packages;
+try {
+  packages = compilePackages(root);
+} catch (error) {
+  fail(error instanceof Error ? error.message : String(error));
+}
 
-// 2. packages/<name>/dist from the compiler's output, and package.json pointing at it.
-for (const name of readdirSync('packages')) {
-  const dir = join('packages', name);
+// 2. Each package.json pointing at the compiled code, as `pnpm pack` does with publishConfig.
+for (const { dir } of packages) {
   const manifestFile = join(dir, 'package.json');
-  if (!existsSync(manifestFile)) continue;
-  const built = join('.build', name, 'src');
-  if (!existsSync(built)) fail(`${dir}: the compiler wrote nothing to ${built}`);
-  rmSync(join(dir, 'dist'), { recursive: true, force: true });
-  renameSync(built, join(dir, 'dist'));
-  // What tsc does not emit travels as it is: the worker thread's bootstrap.mjs, JSON, WASM.
-  cpSync(join(dir, 'src'), join(dir, 'dist'), { recursive: true, filter: (f) => statSync(f).isDirectory() || !/\.[cm]?tsx?$/.test(f) });
   const manifest = JSON.parse(readFileSync(manifestFile, 'utf8'));
-  const exportsMap = manifest.publishConfig?.exports;
-  if (exportsMap === undefined) fail(`${manifestFile} has no publishConfig.exports (the compiled entry points)`);
-  for (const [subpath, target] of Object.entries(exportsMap)) {
-    if (typeof target !== 'string') fail(`${manifestFile}: publishConfig.exports["${subpath}"] must be a path`);
-    const fixed = target.includes('*') ? target.slice(0, target.indexOf('*')) : target;
-    if (!existsSync(join(dir, fixed))) fail(`${manifestFile}: publishConfig.exports["${subpath}"] points at ${target}, which the build did not produce`);
-  }
-  manifest.exports = exportsMap;
+  // The images compile no .d.ts, so each entry keeps its JavaScript only (the `default` condition).
+  manifest.exports = Object.fromEntries(Object.entries(manifest.publishConfig.exports).map(([subpath, entry]) => [subpath, typeof entry === 'string' ? entry : entry.default]));
   delete manifest.publishConfig;
   // Only the compiled code (and the bin) ships: `pnpm deploy` copies what `files` names.
   manifest.files = ['dist', ...(existsSync(join(dir, 'bin')) ? ['bin'] : [])];

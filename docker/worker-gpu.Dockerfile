@@ -13,7 +13,8 @@
 FROM node:20.20.2-bookworm-slim AS node
 
 # ---- build: compile the sources, deploy tamp with production dependencies
-# (optional ones included: tfjs-node-gpu is an optional dependency of @tamp/core)
+# (optional ones included: tfjs-node-gpu is an optional dependency of @tamp/cli,
+# which @tamp/core finds as its optional peer)
 FROM node:20.20.2-bookworm-slim AS build
 # pnpm: the version in package.json's packageManager (corepack in Node 20
 # cannot verify current pnpm releases; npm can install it).

@@ -247,7 +247,7 @@ describe('Dockerfiles', () => {
       expect(isIgnored(IGNORE, path), path).toBe(true);
     }
     const tsconfig = JSON.parse(readFileSync(join(DOCKER_DIR, 'tsconfig.build.json'), 'utf8').replace(/^\s*\/\/.*$/gm, '')) as { extends: string };
-    const inputs = ['package.json', 'pnpm-lock.yaml', 'pnpm-workspace.yaml', '.npmrc', 'docker/build-dist.mjs', 'docker/tsconfig.build.json', join('docker', tsconfig.extends).replace(/^docker\/\.\.\//, '')];
+    const inputs = ['package.json', 'pnpm-lock.yaml', 'pnpm-workspace.yaml', '.npmrc', 'docker/build-dist.mjs', 'docker/compile-packages.mjs', 'docker/tsconfig.build.json', join('docker', tsconfig.extends).replace(/^docker\/\.\.\//, '')];
     for (const pkg of readdirSync(join(REPO, 'packages'))) inputs.push(`packages/${pkg}/package.json`, `packages/${pkg}/src`);
     inputs.push('packages/cli/bin/tamp.mjs', 'packages/worker/src/comm/bootstrap.mjs');
     for (const path of inputs) expect(isIgnored(IGNORE, path), path).toBe(false);

@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * @tamp/core: the browser-safe root. Node-only parts (datasets from disk,
  * file IO, Dawn, tfjs-node) live in @tamp/core/node.

@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * @tamp/webgpu: run .tamp and tfjs models with int8 and shared weights kept
  * packed on the GPU, or on WASM/CPU. This root is the browser entry (fetch,

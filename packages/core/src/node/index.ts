@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 /** @tamp/core/node: datasets from disk and npm, model files, Node backends (tfjs-node, Dawn). */
 export * from './native-crc32.js';
 export * from './heap-tuning.js';

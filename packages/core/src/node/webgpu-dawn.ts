@@ -45,8 +45,12 @@ async function loadDawn(): Promise<DawnModule> {
   try {
     dawn = (await import('webgpu')) as unknown as DawnModule;
   } catch (error) {
+    // An optional peer dependency (browsers never need Dawn's native builds): say how to add it when it is absent.
+    const missing = (error as { code?: unknown }).code === 'ERR_MODULE_NOT_FOUND' && /['"]webgpu['"]/.test(errorMessage(error));
     throw new BackendUnavailableError(
-      `the webgpu package (Dawn) failed to load: ${errorMessage(error)}. It ships builds for linux-x64 and linux-arm64; reinstall with pnpm install.`,
+      missing
+        ? 'the webgpu package (Dawn) is not installed: WebGPU in Node needs it next to @tamp/core (npm install webgpu); wasm and cpu work without it.'
+        : `the webgpu package (Dawn) failed to load: ${errorMessage(error)}. It ships builds for linux-x64 and linux-arm64; reinstall it (npm install webgpu).`,
       [],
       { cause: error },
     );

@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 /**
  * @tamp/webgpu/node: loadModel for Node. Reads model files from disk (or
  * URLs), and gets WebGPU from Dawn (the `webgpu` package): the machine's

