@@ -5,7 +5,7 @@ import { checkOutputFolder, trainSingleProcess } from '@tamp/core/node';
 import { launchLocalCluster, parseTfConfig } from '@tamp/worker';
 import { defineCommand } from '../command.js';
 import type { Output } from '../output.js';
-import { percent } from '../output.js';
+import { clusterProgress } from './cluster-progress.js';
 import { trainSummary } from './summary.js';
 import { runChiefRole, runPsRole, runWorkerRole } from './roles.js';
 import { CHIEF_FLAGS, backendOption, dryRunOption, dryRunResult, jobIdOption, requireGpuOption, trainOptions, trainingSettings } from './shared-options.js';
@@ -62,15 +62,7 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dr
     out: outDir,
     verbose,
     log: (m) => out.log(m),
-    onProgress: (p) =>
-      out.progress({
-        label: `epoch ${Math.min(p.epoch + 1, p.epochs)}/${p.epochs}`,
-        done: p.globalStep,
-        total: p.totalSteps,
-        loss: p.loss,
-        'samples/s': p.samplesPerSecond,
-        ...(p.validationAccuracy > 0 ? { 'val acc': percent(p.validationAccuracy) } : {}),
-      }),
+    onProgress: clusterProgress(out, o.workers),
   });
   out.endProgress();
   return { result: report, text: trainSummary(report) };
