@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Detection } from '../detection/boxes.js';
 import { InvalidArgumentError } from '../errors.js';
+import { decodeGrid } from '../detection/grid.js';
 import { accuracy } from './classification.js';
 import { type LabelledBox, averagePrecision, meanAveragePrecision } from './detection.js';
 
@@ -81,5 +82,7 @@ describe('metrics given mismatched inputs', () => {
     expect(() => meanAveragePrecision([[]], [[], []], 3)).toThrow('mAP: 1 images of detections for 2 of ground truth; pass one list of detections per image');
     expect(() => accuracy([1, 2], [1])).toThrow(InvalidArgumentError);
     expect(() => accuracy([1, 2], [1])).toThrow('accuracy: 2 predictions for 1 labels; pass one prediction per label');
+    expect(() => decodeGrid(new Float32Array(10), 1, { grid: 12, numClasses: 3 })).toThrow(InvalidArgumentError);
+    expect(() => decodeGrid(new Float32Array(10), 1, { grid: 12, numClasses: 3 })).toThrow("decodeGrid: 10 values are not 1 × 12 × 12 × 8; pass the detector's whole output for the batch and its grid shape");
   });
 });
