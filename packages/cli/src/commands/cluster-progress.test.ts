@@ -37,4 +37,16 @@ describe('local cluster progress', () => {
     expect(all).toHaveLength(2);
     expect(JSON.parse(all[1] as string)).toMatchObject({ progress: { done: 41, label: 'epoch 1/1' } });
   });
+
+  it('takes the chief\'s progress too (no validation figure before the first epoch ends)', async () => {
+    const { out, lines } = capture();
+    const onProgress = clusterProgress(out, 3);
+    const { validationAccuracy: _, ...early } = status(0);
+    onProgress(early);
+    onProgress({ ...status(10), epoch: 1, validationAccuracy: 0.9 });
+    await new Promise((resolve) => setImmediate(resolve));
+    const all = lines();
+    expect(all[0]).toMatch(/^waiting for the 3 workers to join/);
+    expect(JSON.parse(all[1] as string)).toMatchObject({ progress: { done: 10, 'val acc': '90.00%' } });
+  });
 });

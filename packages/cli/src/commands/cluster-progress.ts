@@ -1,14 +1,23 @@
 /**
- * Progress of a local cluster. Until the workers take their first step the
- * chief's status shows the same step over and over (on a pipe, a "done":0
- * JSON line a second while workers load the dataset and their backend); say
- * once what the job waits for instead, then show the steps.
+ * Progress of a cluster job (a local cluster's launcher, or the chief role).
+ * Until the workers take their first step the job's status shows the same
+ * step over and over (on a pipe, a "done":0 JSON line a second while workers
+ * load the dataset and their backend); say once what the job waits for
+ * instead, then show the steps.
  */
-import type { LocalClusterOptions } from '@tamp/worker';
 import type { Output } from '../output.js';
 import { percent } from '../output.js';
 
-export type ClusterStatus = Parameters<NonNullable<LocalClusterOptions['onProgress']>>[0];
+/** What both the launcher's status and the chief's progress carry. */
+export interface ClusterStatus {
+  readonly globalStep: number;
+  readonly totalSteps: number;
+  readonly epoch: number;
+  readonly epochs: number;
+  readonly samplesPerSecond: number;
+  readonly loss: number;
+  readonly validationAccuracy?: number;
+}
 
 export function clusterProgress(out: Output, workers: number, options: { indent?: string } = {}): (p: ClusterStatus) => void {
   const indent = options.indent ?? '';
@@ -32,7 +41,7 @@ export function clusterProgress(out: Output, workers: number, options: { indent?
       total: p.totalSteps,
       loss: p.loss,
       'samples/s': p.samplesPerSecond,
-      ...(p.validationAccuracy > 0 ? { 'val acc': percent(p.validationAccuracy) } : {}),
+      ...(p.validationAccuracy !== undefined && p.validationAccuracy > 0 ? { 'val acc': percent(p.validationAccuracy) } : {}),
     });
   };
 }
