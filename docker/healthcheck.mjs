@@ -1,8 +1,8 @@
 // The HEALTHCHECK of the tamp/ps image (parameter servers and the chief):
 // healthy while the role's gRPC server accepts TCP connections on
 // TAMP_HEALTH_PORT (default 2222) at TAMP_HEALTH_HOST (default 127.0.0.1).
-// A TCP connect, not a gRPC call: the standard gRPC health service comes
-// later (DESIGN.md), and every Tamp RPC needs the job id.
+// A TCP connect, not a gRPC call: the standard gRPC health service is not
+// built yet (ARCHITECTURE.md, Containers), and every Tamp RPC needs the job id.
 import { connect } from 'node:net';
 
 const host = process.env.TAMP_HEALTH_HOST || '127.0.0.1';

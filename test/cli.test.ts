@@ -5,9 +5,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { evaluateClassifier } from '@tamp/core';
+import { ZOO, evaluateClassifier } from '@tamp/core';
 import { loadMnist } from '@tamp/core/node';
-import { jsonOf, runTamp, serveFolder } from './helpers/tamp.js';
+import { REPO, jsonOf, runTamp, serveFolder } from './helpers/tamp.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tamp-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -49,6 +49,55 @@ describe('tamp CLI', () => {
     const { datasets } = jsonOf<{ datasets: Array<{ name: string; available: boolean }> }>(r);
     expect(datasets.find((d) => d.name === 'mnist')?.available).toBe(true);
     expect(datasets.find((d) => d.name === 'fashion-mnist')?.available).toBe(true);
+  });
+
+  it('help lists every zoo model and dataset from their registries', async () => {
+    const help = await runTamp(['train', '--help']);
+    expect(help.code).toBe(0);
+    const model = /--model <name\|model\.json> +zoo model \((.+)\) or a model\.json to start from/.exec(help.stdout);
+    expect(model?.[1]).toBe([...ZOO.keys()].join(', '));
+    expect(help.stdout).toContain('shapes-detector');
+    expect(help.stdout).toMatch(/--dataset <name\|folder> +mnist, fashion-mnist, shapes, or an IDX folder \(shapes:<seed> for another set of scenes\)/);
+    const datasets = await runTamp(['datasets']);
+    expect(datasets.stdout).toMatch(/^shapes +detection +yes +unlimited\/200\/200 /m);
+  });
+
+  it('a newcomer\'s mistakes get one typed line that says what to do', async () => {
+    const out = join(dir, 'mistakes');
+    const zoo = [...ZOO.keys()].join(', ');
+    const unknown = await runTamp(['train', '--model', 'resnet-9000', '--dataset', 'mnist', '--out', out, '--json']);
+    expect(unknown.code).toBe(1);
+    expect(jsonOf(unknown)).toEqual({
+      error: { code: 'MODEL_UNKNOWN', message: `"resnet-9000" is not a zoo model (the zoo has ${zoo}) and no file of that name exists; --model also takes the path of a tfjs model.json` },
+    });
+    expect(oneLineError(unknown.stderr)).toMatch(/^tamp: "resnet-9000" is not a zoo model/);
+    // A run folder instead of its model.json: named, with the file it holds.
+    const run = join(dir, 'a-run', 'model');
+    mkdirSync(run, { recursive: true });
+    writeFileSync(join(run, 'model.json'), '{}');
+    const folder = await runTamp(['train', '--local', '--model', join(dir, 'a-run', 'model'), '--dataset', 'mnist', '--out', out, '--dry-run', '--json']);
+    expect(folder.code).toBe(1);
+    expect(jsonOf<{ error: { code: string; message: string } }>(folder).error).toEqual({
+      code: 'FILE_ACCESS',
+      message: `${run}: is a folder; expected a tfjs model.json or a zoo name (${zoo}) (did you mean ${join(run, 'model.json')}?)`,
+    });
+    expect(folder.stderr).not.toMatch(/EISDIR/);
+    // --out naming a file fails before any work.
+    const file = join(dir, 'not-a-folder');
+    writeFileSync(file, 'x');
+    const badOut = await runTamp(['train', '--model', 'mlp-tiny', '--dataset', 'mnist', '--out', file, '--dry-run', '--json']);
+    expect(jsonOf<{ error: { code: string } }>(badOut).error.code).toBe('FILE_ACCESS');
+    expect(oneLineError(badOut.stderr)).toBe(`tamp: ${file}: is a file; expected --out: a folder this user can write to (created if missing)`);
+    // A .tamp given to compress: what to pass instead, and no raw bytes on the terminal.
+    const tamp = join(REPO, 'packages/compress/test-fixtures/format-1.0.tamp');
+    const compressed = await runTamp(['compress', tamp, '--out', out, '--backend', 'cpu', '--json']);
+    expect(compressed.code).toBe(1);
+    expect(jsonOf<{ error: { code: string } }>(compressed).error.code).toBe('MODEL_INVALID');
+    expect(oneLineError(compressed.stderr)).toBe(
+      `tamp: ${tamp} is a .tamp file (already compressed), not a tfjs model.json: pass the model.json it came from (tamp train writes OUT/model/model.json); tamp eval and tamp infer run a .tamp as it is`,
+    );
+    expect(compressed.stderr.split('\n').filter((line) => /\p{Cc}/u.test(line))).toEqual([]);
+    expect(existsSync(out), 'nothing written').toBe(false);
   });
 
   it('--dry-run checks a job as the command would and starts nothing', async () => {

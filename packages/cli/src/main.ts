@@ -3,13 +3,10 @@
  * Exit 0 on success, 2 on a usage error, 1 on any other failure, with a
  * one-line error (stack traces only with --verbose).
  */
-import { readFileSync } from 'node:fs';
-import { TampError, UsageError, errorMessage } from '@tamp/core';
+import { TAMP_VERSION, TampError, UsageError, errorMessage } from '@tamp/core';
 import { formatHelp, parseArgs } from './args.js';
 import { COMMANDS } from './commands/index.js';
 import { createOutput } from './output.js';
-
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 function topLevelHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
@@ -42,7 +39,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return name === undefined ? 2 : 0;
   }
   if (name === '--version' || name === '-v') {
-    await write(process.stdout, json ? JSON.stringify({ version: VERSION }) : VERSION);
+    await write(process.stdout, json ? JSON.stringify({ version: TAMP_VERSION }) : TAMP_VERSION);
     return 0;
   }
   const out = createOutput({ json, verbose });

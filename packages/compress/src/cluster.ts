@@ -17,6 +17,7 @@ export interface Clustering {
 }
 
 export function kmeans1d(values: Float32Array, k: number, options: { iterations?: number; seed?: number } = {}): Clustering {
+  // Internal (not exported from the package): compressModel refuses --clusters outside [2, 256] before weight sharing calls this.
   if (!Number.isInteger(k) || k < 1 || k > 256) throw new RangeError(`k-means needs 1..256 clusters, got ${k}`);
   const n = values.length;
   const assignments = new Uint8Array(n);

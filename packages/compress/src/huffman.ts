@@ -105,6 +105,7 @@ export function huffmanEncode(symbols: ArrayLike<number>, alphabet: number): Huf
   const freq = new Uint32Array(alphabet);
   for (let i = 0; i < symbols.length; i++) {
     const s = symbols[i] as number;
+    // Internal: the .tamp writer passes gap symbols (< 256) and cluster indices it checked against the codebook first.
     if (s < 0 || s >= alphabet) throw new RangeError(`symbol ${s} outside the alphabet of ${alphabet}`);
     freq[s] = (freq[s] as number) + 1;
   }

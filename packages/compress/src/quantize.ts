@@ -10,6 +10,7 @@
  * q = round((w − min) / scale), scale = (max − min) / 255, which is what
  * tfjs's weight manifests can express.
  */
+import { InvalidArgumentError } from '@tamp/core';
 
 export interface Int8Tensor {
   readonly shape: readonly number[];
@@ -27,7 +28,9 @@ export function channelsOf(shape: readonly number[]): number {
 export function quantizeInt8(data: Float32Array, shape: readonly number[]): Int8Tensor {
   const channels = channelsOf(shape);
   const size = data.length;
-  if (channels === 0 || size % channels !== 0) throw new Error(`quantizeInt8: ${size} values do not divide into ${channels} channels`);
+  if (channels === 0 || size % channels !== 0) {
+    throw new InvalidArgumentError(`quantizeInt8: ${size} values do not divide into ${channels} channels (the last dimension of [${shape.join(', ')}]); pass the tensor's own shape`);
+  }
   const maxAbs = new Float32Array(channels);
   for (let i = 0; i < size; i++) {
     const c = i % channels;

@@ -81,6 +81,12 @@ export const ERROR_CODES = {
   REQUEST_TOO_LARGE: 'resource-exhausted',
   /** A model or version that the server does not hold (HTTP 404). */
   MODEL_NOT_LOADED: 'not-found',
+  /** A file the user named (an image, an output folder) does not exist. Models and datasets say MODEL_NOT_FOUND / DATASET_NOT_FOUND. */
+  FILE_NOT_FOUND: 'not-found',
+  /** A path the user named cannot be used as asked: a folder where a file is expected (or the reverse), no permission, another OS error. */
+  FILE_ACCESS: 'failed-precondition',
+  /** This JavaScript runtime or host cannot run Tamp (a big-endian CPU). */
+  PLATFORM_UNSUPPORTED: 'unimplemented',
 } as const satisfies Record<string, StatusKind>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -165,6 +171,22 @@ export class ModelError extends TampError {
 export class GpuError extends TampError {
   constructor(message: string, options?: TampErrorOptions) {
     super('GPU_ERROR', message, options);
+  }
+}
+
+/**
+ * A path the user named that the file system refused: missing (FILE_NOT_FOUND),
+ * or a folder for a file, no permission and the like (FILE_ACCESS). `path`
+ * names it; `osCode` is the system's code (ENOENT, EISDIR, EACCES, ...).
+ */
+export class FileError extends TampError {
+  readonly path: string;
+  readonly osCode: string | undefined;
+
+  constructor(code: 'FILE_NOT_FOUND' | 'FILE_ACCESS', message: string, path: string, osCode?: string, options?: TampErrorOptions) {
+    super(code, message, options);
+    this.path = path;
+    this.osCode = osCode;
   }
 }
 

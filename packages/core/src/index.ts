@@ -4,6 +4,7 @@
  * file IO, Dawn, tfjs-node) live in @tamp/core/node.
  */
 export * from './errors.js';
+export * from './version.js';
 export * from './protocol.js';
 export * from './random.js';
 export { crc32, crc32Portable, setCrc32Implementation } from './codec/crc32.js';

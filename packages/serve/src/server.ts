@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { TAMP_VERSION } from '@tamp/core';
 import { infer } from './inference.js';
 import type { ServeMetrics } from './metrics.js';
 import type { ModelStore, ServedModel } from './model-store.js';
@@ -30,10 +30,8 @@ const MODEL = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer)?$
 const TFS = /^\/v1\/models\/([^/:]+)(?:\/versions\/([^/:]+))?(:predict|\/metadata)?$/;
 const REPO = /^\/v2\/repository\/models\/([^/]+)\/(load|unload)$/;
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-
 export function serverMetadata() {
-  return { name: 'tamp', version: VERSION, extensions: ['binary_tensor_data', 'model_repository'] };
+  return { name: 'tamp', version: TAMP_VERSION, extensions: ['binary_tensor_data', 'model_repository'] };
 }
 
 async function runInfer(o: HttpOptions, served: ServedModel, protocol: string, body: Buffer, req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -9,6 +9,7 @@ import {
   type LabelledBox,
   argmaxRows,
   decodeGrid,
+  InvalidArgumentError,
   gatherBatch,
   meanAveragePrecision,
 } from '@tamp/core';
@@ -61,7 +62,7 @@ export interface DetectionEvaluation extends DetectionMetrics {
 export function gridOf(outputShape: readonly number[]): { grid: number; numClasses: number } {
   const [g, g2, channels] = outputShape;
   if (outputShape.length !== 3 || g === undefined || g !== g2 || channels === undefined || channels <= BOX_CHANNELS) {
-    throw new RangeError(`a detector's output is [G, G, ${BOX_CHANNELS} + classes]; this model's is [${outputShape.join(', ')}]`);
+    throw new InvalidArgumentError(`mAP needs a detector, whose output is [G, G, ${BOX_CHANNELS} + classes]; this model's is [${outputShape.join(', ')}]: evaluate a classifier on classification data (accuracy)`);
   }
   return { grid: g, numClasses: channels - BOX_CHANNELS };
 }

@@ -1,11 +1,11 @@
 /**
- * loadModel: read a model, choose the device (DESIGN.md's rules: `auto`
+ * loadModel: read a model, choose the device (ARCHITECTURE.md, `@tamp/webgpu`: `auto`
  * takes WebGPU on a hardware adapter, then WASM, then CPU, and says why it
  * passed one over), and build the model there. The entries differ only in
  * how they read sources and find a GPU: `index.ts` (browsers: fetch and
  * navigator.gpu) and `node/index.ts` (files, and Dawn).
  */
-import { type BackendCandidate, InvalidArgumentError, type ProbeResult, type SelectedBackend, describeAdapter, selectBackend } from '@tamp/core';
+import { type BackendCandidate, BackendUnavailableError, InvalidArgumentError, type ProbeResult, type SelectedBackend, describeAdapter, selectBackend } from '@tamp/core';
 import type { ModelParts } from './model-source.js';
 import { planModel } from './plan.js';
 import { DEVICE_NAMES, type DeviceName, type DeviceRequest, type InferenceModel } from './inference-model.js';
@@ -30,9 +30,11 @@ export interface LoadedModel {
 
 /** Adapter from a GPU object (navigator.gpu in browsers, a Dawn instance in Node). */
 export async function adapterFrom(gpu: GPU | undefined, where: string): Promise<GpuAdapterInfo> {
-  if (gpu === undefined) throw new Error(`${where} has no WebGPU (navigator.gpu is missing: WebGPU disabled or unsupported)`);
+  if (gpu === undefined) {
+    throw new BackendUnavailableError(`${where} has no WebGPU (navigator.gpu is missing: WebGPU disabled or unsupported); use the wasm or cpu device`, [{ name: 'webgpu', reason: 'navigator.gpu is missing' }]);
+  }
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (adapter === null) throw new Error(`${where} offered no WebGPU adapter`);
+  if (adapter === null) throw new BackendUnavailableError(`${where} offered no WebGPU adapter (no usable GPU or driver); use the wasm or cpu device`, [{ name: 'webgpu', reason: 'no adapter' }]);
   const d = describeAdapter(adapter);
   return { adapter, description: d.text, software: d.software };
 }

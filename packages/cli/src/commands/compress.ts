@@ -1,5 +1,5 @@
 import { type BackendRequest, UsageError } from '@tamp/core';
-import { useBackend } from '@tamp/core/node';
+import { checkOutputFolder, useBackend } from '@tamp/core/node';
 import { type CompressReport, compressModel } from '@tamp/compress/node';
 import { defineCommand } from '../command.js';
 import { formatBytes, percent, table } from '../output.js';
@@ -63,6 +63,7 @@ export const compressCommand = defineCommand({
   },
   async run({ options, positionals, out }) {
     if (options.out === undefined) throw new UsageError('tamp compress needs --out DIR');
+    checkOutputFolder(options.out);
     await useBackend(options.backend as BackendRequest, { log: (m) => out.debug(m) });
     const reshape = options.prune !== undefined || options.pattern === '2:4' || options.clusters !== undefined;
     const report = await compressModel({

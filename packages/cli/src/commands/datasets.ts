@@ -13,7 +13,7 @@ export const datasetsCommand = defineCommand({
       d.name,
       d.task,
       d.available ? 'yes' : `no: ${d.install ?? ''}`,
-      d.splits !== undefined ? `${d.splits.train}/${d.splits.validation}/${d.splits.test}` : '-',
+      d.splits !== undefined ? `${d.trainUnlimited === true ? 'unlimited' : d.splits.train}/${d.splits.validation}/${d.splits.test}` : '-',
       d.source,
     ]);
     return { result: { datasets }, text: table(rows, ['name', 'task', 'available', 'train/val/test', 'source']) };

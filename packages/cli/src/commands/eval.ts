@@ -1,23 +1,23 @@
 import { UsageError } from '@tamp/core';
-import { loadDataset } from '@tamp/core/node';
+import { describeDatasetChoices, loadDataset } from '@tamp/core/node';
 import { type DeviceRequest, evaluateClassification, evaluateDetection } from '@tamp/webgpu';
 import { loadModelWithSelection } from '@tamp/webgpu/node';
 import { defineCommand } from '../command.js';
 import { percent, table } from '../output.js';
-import { deviceOption } from './shared-options.js';
+import { datasetHelp, deviceOption } from './shared-options.js';
 
 export const evalCommand = defineCommand({
   name: 'eval',
   summary: "Evaluate a model on a dataset's test split: accuracy for classifiers, mAP@0.5 for the detector.",
   positionals: [{ name: 'model', description: 'a tfjs model.json or a model.tamp', required: true }],
   options: {
-    dataset: { type: 'string', value: 'name|folder', description: 'mnist, fashion-mnist, shapes, or an IDX folder' },
+    dataset: { type: 'string', value: 'name|folder', description: datasetHelp() },
     limit: { type: 'number', integer: true, min: 1, description: 'evaluate only the first N test samples' },
     device: deviceOption,
   },
   async run({ options, positionals, out }) {
     const modelPath = positionals[0] as string;
-    if (options.dataset === undefined) throw new UsageError('tamp eval needs --dataset (mnist, fashion-mnist, shapes, or an IDX folder)');
+    if (options.dataset === undefined) throw new UsageError(`tamp eval needs --dataset (${describeDatasetChoices()})`);
     const dataset = loadDataset(options.dataset);
     const { model, selection } = await loadModelWithSelection(modelPath, { device: options.device as DeviceRequest, log: (m) => out.log(m) });
     const limit = options.limit !== undefined ? { limit: options.limit } : {};

@@ -12,8 +12,11 @@ import { type DeviceRequest, evaluateClassification } from '@tamp/webgpu';
 import { loadModelWithSelection } from '@tamp/webgpu/node';
 import { defineCommand } from '../command.js';
 import { formatBytes, percent, table } from '../output.js';
+import { clusterProgress } from './cluster-progress.js';
 import { backendOption, deviceOption } from './shared-options.js';
 import { TAMP_BIN } from './train.js';
+
+const WORKERS = 2;
 
 export const quickstartCommand = defineCommand({
   name: 'quickstart',
@@ -33,14 +36,13 @@ export const quickstartCommand = defineCommand({
       tamp: [process.execPath, TAMP_BIN],
       jobId: `quickstart-${randomBytes(4).toString('hex')}`,
       ps: 1,
-      workers: 2,
+      workers: WORKERS,
       chiefArgs: ['--model', 'lenet-300-100', '--dataset', 'mnist', '--epochs', String(options.epochs), '--batch-size', '64', '--optimizer', 'adam', '--lr', '0.001', '--mode', 'async', '--seed', String(options.seed), '--out', options.out, '--backend', options.backend],
       workerArgs: ['--backend', options.backend],
       out: options.out,
       verbose: out.verbose,
       log: (m) => out.log(`      ${m}`),
-      onProgress: (p) =>
-        out.progress({ label: `      epoch ${Math.min(p.epoch + 1, p.epochs)}/${p.epochs}`, done: p.globalStep, total: p.totalSteps, loss: p.loss, 'samples/s': p.samplesPerSecond }),
+      onProgress: clusterProgress(out, WORKERS, { indent: '      ' }),
     });
     out.endProgress();
 
@@ -117,7 +119,7 @@ export const quickstartCommand = defineCommand({
             `${inference.latencyMs.p50.toFixed(2)} ms per digit (p50)${inference.gpuWeightBytes > 0 ? `, ${formatBytes(inference.gpuWeightBytes)} of weights on the GPU` : ''}`,
           ],
         ],
-        ['stage', 'what', 'result', ''],
+        ['stage', 'what', 'result', 'details'],
       ),
       '',
       table(

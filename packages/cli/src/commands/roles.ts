@@ -10,6 +10,7 @@ import { type Role, type TfConfig, parseAddressList, parseTfConfig, portOf, runC
 import { defineCommand } from '../command.js';
 import type { Output } from '../output.js';
 import { table } from '../output.js';
+import { clusterProgress } from './cluster-progress.js';
 import { trainSummary } from './summary.js';
 import { backendOption, dryRunOption, dryRunResult, jobIdOption, requireGpuOption, trainOptions, trainingSettings } from './shared-options.js';
 
@@ -136,8 +137,7 @@ export async function runChiefRole(
     backend: o.backend as BackendRequest,
     log: (m) => out.log(m),
     onListening: announce,
-    onProgress: (p) =>
-      out.progress({ label: `epoch ${Math.min(p.epoch + 1, p.epochs)}/${p.epochs}`, done: p.globalStep, total: p.totalSteps, loss: p.loss, 'samples/s': p.samplesPerSecond }),
+    onProgress: clusterProgress(out, numWorkers),
   });
   out.endProgress();
   return { result: report, text: trainSummary(report) };

@@ -1,4 +1,5 @@
-import { BACKEND_NAMES, OPTIMIZER_NAMES, UsageError, optimizerSettings } from '@tamp/core';
+import { BACKEND_NAMES, OPTIMIZER_NAMES, UsageError, optimizerSettings, zooNames } from '@tamp/core';
+import { checkModelSpec, describeDatasetChoices } from '@tamp/core/node';
 import { CONSISTENCY_MODES, type ConsistencyMode } from '@tamp/parameter-server';
 import type { TrainingSettings } from '@tamp/worker';
 
@@ -15,9 +16,14 @@ export const requireGpuOption = { type: 'boolean', description: 'fail unless a G
 
 export const jobIdOption = { type: 'string', default: 'tamp', description: 'job id shared by every role of one job' } as const;
 
+/** --dataset's help, from core's registry: "mnist, fashion-mnist, shapes, or an IDX folder (shapes:<seed> ...)". */
+export function datasetHelp(): string {
+  return `${describeDatasetChoices()} (shapes:<seed> for another set of scenes)`;
+}
+
 export const trainOptions = {
-  model: { type: 'string', value: 'name|model.json', description: 'zoo model (lenet-300-100, lenet-5, mlp-tiny) or a model.json to start from' },
-  dataset: { type: 'string', value: 'name|folder', description: 'mnist, fashion-mnist, or an IDX folder' },
+  model: { type: 'string', value: 'name|model.json', description: `zoo model (${zooNames().join(', ')}) or a model.json to start from` },
+  dataset: { type: 'string', value: 'name|folder', description: datasetHelp() },
   epochs: { type: 'number', integer: true, min: 1, default: 5, description: 'passes over the training split' },
   'epoch-size': { type: 'number', integer: true, min: 1, description: 'samples per epoch (default: the whole training split)' },
   'batch-size': { type: 'number', integer: true, min: 1, default: 64, description: 'samples per step per worker' },
@@ -47,8 +53,9 @@ export function trainingSettings(o: {
   'backup-workers': number;
   seed: number;
 }): TrainingSettings {
-  if (o.model === undefined) throw new UsageError('needs --model (lenet-300-100, lenet-5, mlp-tiny, or a model.json)');
-  if (o.dataset === undefined) throw new UsageError('needs --dataset (mnist, fashion-mnist, or an IDX folder)');
+  if (o.model === undefined) throw new UsageError(`needs --model (${zooNames().join(', ')}, or a model.json)`);
+  if (o.dataset === undefined) throw new UsageError(`needs --dataset (${describeDatasetChoices()})`);
+  checkModelSpec(o.model);
   return {
     model: o.model,
     dataset: o.dataset,

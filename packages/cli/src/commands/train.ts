@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { type BackendRequest, UsageError } from '@tamp/core';
-import { trainSingleProcess } from '@tamp/core/node';
+import { checkOutputFolder, trainSingleProcess } from '@tamp/core/node';
 import { launchLocalCluster, parseTfConfig } from '@tamp/worker';
 import { defineCommand } from '../command.js';
 import type { Output } from '../output.js';
-import { percent } from '../output.js';
+import { clusterProgress } from './cluster-progress.js';
 import { trainSummary } from './summary.js';
 import { runChiefRole, runPsRole, runWorkerRole } from './roles.js';
 import { CHIEF_FLAGS, backendOption, dryRunOption, dryRunResult, jobIdOption, requireGpuOption, trainOptions, trainingSettings } from './shared-options.js';
@@ -48,6 +48,7 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dr
   const outDir = o.out ?? o.resume;
   if (outDir === undefined) throw new UsageError('tamp train needs --out DIR');
   const settings = o.resume === undefined ? trainingSettings(o) : undefined; // fail on bad flags before starting processes
+  checkOutputFolder(outDir, o.out === undefined ? '--resume' : '--out');
   if (dryRun) return dryRunResult('train', { local: true, ps: o.ps, workers: o.workers, out: outDir, resume: o.resume, model: settings?.model, dataset: settings?.dataset, mode: settings?.mode });
   const jobId = `local-${randomBytes(4).toString('hex')}`;
   out.log(`local cluster ${jobId}: 1 chief, ${o.ps} parameter server(s), ${o.workers} worker(s), ${o.mode}`);
@@ -61,15 +62,7 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dr
     out: outDir,
     verbose,
     log: (m) => out.log(m),
-    onProgress: (p) =>
-      out.progress({
-        label: `epoch ${Math.min(p.epoch + 1, p.epochs)}/${p.epochs}`,
-        done: p.globalStep,
-        total: p.totalSteps,
-        loss: p.loss,
-        'samples/s': p.samplesPerSecond,
-        ...(p.validationAccuracy > 0 ? { 'val acc': percent(p.validationAccuracy) } : {}),
-      }),
+    onProgress: clusterProgress(out, o.workers),
   });
   out.endProgress();
   return { result: report, text: trainSummary(report) };
@@ -95,6 +88,7 @@ export const trainCommand = defineCommand({
     if (o.resume !== undefined) throw new UsageError('--resume continues a cluster job: add --local (or run the cluster roles)');
     if (o.out === undefined) throw new UsageError('tamp train needs --out DIR');
     const s = trainingSettings(o);
+    checkOutputFolder(o.out);
     if (o['dry-run']) return dryRunResult('train', { out: o.out, model: s.model, dataset: s.dataset, epochs: s.epochs, backend: o.backend });
     const report = await trainSingleProcess({
       model: s.model,

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ModelError, Random, crc32 } from '@tamp/core';
+import { InvalidArgumentError, ModelError, Random, crc32 } from '@tamp/core';
 import { readFileSync } from 'node:fs';
 import { quantizeInt8, quantizeInt8Tensor } from '../quantize.js';
 import { type TampModel, type TampTensor, decodeTampModel, encodeTampModel, tensorValues } from './tamp-format.js';
@@ -207,5 +207,29 @@ describe('.tamp format', () => {
     new DataView(bytes.buffer).setUint32(tnsr.payload + 2 + 1 + 1 + 1, 0xffffffff, true); // name length, "w", encoding, rank
     fixSection(bytes, tnsr);
     expect(() => decodeTampModel(bytes)).toThrow(/needs 17179869180 bytes of float32, the section has 16/);
+  });
+});
+
+describe('the .tamp writer refuses inconsistent tensors with typed errors', () => {
+  const meta = { producer: 'test', created: '2026-01-01T00:00:00Z' };
+  const write = (t: TampTensor) => () => encodeTampModel({ meta, modelTopology: {}, weights: [t] });
+  const cases: Array<[string, TampTensor, string]> = [
+    ['too few values', { name: 'w', shape: [2, 3], encoding: { kind: 'f32', data: new Float32Array(5) } }, '5 values for shape [2,3], which holds 6'],
+    ['scales per channel', { name: 'w', shape: [2, 3], encoding: { kind: 'int8', values: new Int8Array(6), scales: new Float32Array(2) } }, '2 scales for 3 channels: int8 weights need one scale per channel of the last dimension'],
+    ['sparse int8-tensor', { name: 'w', shape: [4], encoding: { kind: 'int8-tensor', values: new Int8Array(4), scale: 1 }, storage: 'sparse' }, "int8-tensor weights are stored dense: leave out storage: 'sparse' (or use per-channel int8)"],
+    ['empty codebook', { name: 'w', shape: [2], encoding: { kind: 'clustered', codebook: new Float32Array(0), indices: new Uint8Array(2) } }, 'a codebook of 0 values; it must hold 1 to 256'],
+    ['index past the codebook', { name: 'w', shape: [2], encoding: { kind: 'clustered', codebook: Float32Array.of(0, 1), indices: Uint8Array.of(0, 2) } }, 'index 2 is outside its codebook of 2'],
+    ['sparse codebook without a zero', { name: 'w', shape: [2], encoding: { kind: 'clustered', codebook: Float32Array.of(1, 2), indices: Uint8Array.of(0, 1) }, storage: 'sparse' }, 'sparse clustered storage needs codebook[0] = 0 for the pruned weights'],
+  ];
+  for (const [what, tensor, message] of cases) {
+    it(what, () => {
+      expect(write(tensor)).toThrow(InvalidArgumentError);
+      expect(write(tensor)).toThrow(`cannot write tensor "w" to a .tamp file: ${message}`);
+    });
+  }
+
+  it('quantizeInt8 refuses values that do not fill the shape\'s channels', () => {
+    expect(() => quantizeInt8(new Float32Array(7), [2, 3])).toThrow(InvalidArgumentError);
+    expect(() => quantizeInt8(new Float32Array(7), [2, 3])).toThrow('quantizeInt8: 7 values do not divide into 3 channels (the last dimension of [2, 3]); pass the tensor\'s own shape');
   });
 });

@@ -6,7 +6,7 @@
  * bytes actually present, so damaged or hostile files become a ModelError,
  * not a crash or a huge allocation.
  */
-import { ModelError, crc32 } from '@tamp/core';
+import { InvalidArgumentError, ModelError, crc32 } from '@tamp/core';
 import { type HuffmanStream, huffmanDecode, huffmanEncode } from '../huffman.js';
 import { ByteReader, ByteWriter } from './binary.js';
 
@@ -152,7 +152,8 @@ function encodeTensor(t: TampTensor): Uint8Array {
   const size = sizeOf(t.shape);
   const sparse = t.storage === 'sparse';
   const channels = t.shape.length === 0 ? 1 : (t.shape[t.shape.length - 1] as number);
-  if (e.kind === 'int8-tensor' && sparse) throw new Error(`tensor "${t.name}": int8-tensor weights are stored dense`);
+  const bad = (what: string) => new InvalidArgumentError(`cannot write tensor "${t.name}" to a .tamp file: ${what}`);
+  if (e.kind === 'int8-tensor' && sparse) throw bad("int8-tensor weights are stored dense: leave out storage: 'sparse' (or use per-channel int8)");
   const code =
     e.kind === 'f32'
       ? sparse ? ENCODINGS.SPARSE_F32 : ENCODINGS.DENSE_F32
@@ -164,16 +165,16 @@ function encodeTensor(t: TampTensor): Uint8Array {
   w.u8(code).u8(t.shape.length);
   for (const d of t.shape) w.u32(d);
   const length = e.kind === 'f32' ? e.data.length : e.kind === 'int8' || e.kind === 'int8-tensor' ? e.values.length : e.indices.length;
-  if (length !== size) throw new Error(`tensor "${t.name}": ${length} values for shape [${t.shape.join(',')}]`);
+  if (length !== size) throw bad(`${length} values for shape [${t.shape.join(',')}], which holds ${size}`);
   if (e.kind === 'int8') {
-    if (e.scales.length !== channels) throw new Error(`tensor "${t.name}": ${e.scales.length} scales for ${channels} channels`);
+    if (e.scales.length !== channels) throw bad(`${e.scales.length} scales for ${channels} channels: int8 weights need one scale per channel of the last dimension`);
     w.u32(channels).f32s(e.scales);
   }
   if (e.kind === 'clustered') {
     const k = e.codebook.length;
-    if (k < 1 || k > 256) throw new Error(`tensor "${t.name}": codebook of ${k} values (1..256)`);
-    if (sparse && e.codebook[0] !== 0) throw new Error(`tensor "${t.name}": sparse clustered storage needs codebook[0] = 0 for the pruned weights`);
-    for (const i of e.indices) if (i >= k) throw new Error(`tensor "${t.name}": index ${i} outside its codebook of ${k}`);
+    if (k < 1 || k > 256) throw bad(`a codebook of ${k} values; it must hold 1 to 256`);
+    if (sparse && e.codebook[0] !== 0) throw bad('sparse clustered storage needs codebook[0] = 0 for the pruned weights');
+    for (const i of e.indices) if (i >= k) throw bad(`index ${i} is outside its codebook of ${k}`);
     w.u16(k).f32s(e.codebook);
   }
   if (e.kind === 'int8-tensor') {

@@ -14,7 +14,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { type DataSplit, InvalidArgumentError, argmaxRows, batchInput, evaluateModel, gatherBatch, isDetectionSplit, optimizerSettings } from '@tamp/core';
+import { type DataSplit, InvalidArgumentError, TAMP_VERSION, argmaxRows, batchInput, evaluateModel, gatherBatch, isDetectionSplit, optimizerSettings } from '@tamp/core';
 import { atomicWriteFile, loadDataset, loadLayersModelFile, readModelArtifacts } from '@tamp/core/node';
 import { type TampMeta, type TampModel, type TampTensor, type TensorEncoding, encodeTampModel, encodedBytes, tensorStats } from '../format/tamp-format.js';
 import { channelErrors, quantizeInt8, quantizeInt8Tensor } from '../quantize.js';
@@ -23,7 +23,8 @@ import { type PrunePattern, type PruneScope, type SparsityPoint, pruneWhileFinet
 import { accuracySparsitySvg } from './plot.js';
 import { exportTfjsUint8 } from './tfjs-export.js';
 
-export const PRODUCER = 'Tamp 0.1.0';
+/** What a .tamp file's META.producer records. */
+export const PRODUCER = `Tamp ${TAMP_VERSION}`;
 
 export interface CompressOptions {
   /** A trained model.json. */

@@ -76,7 +76,7 @@ export async function selectBackend<Name extends string>(options: SelectOptions<
     }
   };
 
-  const finish = async (c: BackendCandidate<Name>, probe: ProbeResult): Promise<SelectedBackend<Name>> => {
+  const checkGpu = (c: BackendCandidate<Name>, probe: ProbeResult): void => {
     if (options.requireGpu === true && (!probe.gpu || probe.software)) {
       const why = probe.software ? `a software adapter (${probe.adapter ?? 'unknown'})` : 'not a GPU backend';
       throw new BackendUnavailableError(
@@ -86,6 +86,9 @@ export async function selectBackend<Name extends string>(options: SelectOptions<
         [...skipped, { name: c.name, reason: why }],
       );
     }
+  };
+  // Any failure to activate (typed or not) passes the candidate over: auto falls back, an explicit name reports it.
+  const activate = async (c: BackendCandidate<Name>, probe: ProbeResult): Promise<SelectedBackend<Name>> => {
     await c.activate(log);
     return { name: c.name, gpu: probe.gpu, software: probe.software, adapter: probe.adapter, skipped };
   };
@@ -94,10 +97,10 @@ export async function selectBackend<Name extends string>(options: SelectOptions<
     const c = options.candidates.find((x) => x.name === options.requested) as BackendCandidate<Name>;
     const probe = await tryProbe(c, true);
     if (probe.available) {
+      checkGpu(c, probe);
       try {
-        return await finish(c, probe);
+        return await activate(c, probe);
       } catch (error) {
-        if (error instanceof BackendUnavailableError) throw error;
         skipped.push({ name: c.name, reason: `failed to start: ${errorMessage(error)}` });
       }
     } else {
@@ -127,10 +130,10 @@ export async function selectBackend<Name extends string>(options: SelectOptions<
       log(`${noun} ${c.name}: skipped (${reason})`);
       continue;
     }
+    checkGpu(c, probe);
     try {
-      return await finish(c, probe);
+      return await activate(c, probe);
     } catch (error) {
-      if (error instanceof BackendUnavailableError) throw error;
       const reason = `failed to start: ${errorMessage(error)}`;
       skipped.push({ name: c.name, reason });
       log(`${noun} ${c.name}: skipped (${reason})`);

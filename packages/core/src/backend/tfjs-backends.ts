@@ -4,6 +4,7 @@
  * for WebGPU in @tamp/core/node.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { BackendUnavailableError, errorMessage } from '../errors.js';
 import type { BackendCandidate, ProbeResult } from './select.js';
 
 /** Heuristic used with the adapter's isFallbackAdapter flag. */
@@ -31,9 +32,9 @@ export async function activateTfBackend(name: string): Promise<void> {
   try {
     ok = await tf.setBackend(name);
   } catch (error) {
-    throw new Error(`tfjs could not initialise the ${name} backend: ${String(error)}`, { cause: error });
+    throw new BackendUnavailableError(`tfjs could not initialise the ${name} backend: ${errorMessage(error)}`, [{ name, reason: errorMessage(error) }], { cause: error });
   }
-  if (!ok) throw new Error(`tfjs could not initialise the ${name} backend (see the warning above)`);
+  if (!ok) throw new BackendUnavailableError(`tfjs could not initialise the ${name} backend (its warning above says why)`, [{ name, reason: 'tf.setBackend returned false' }]);
   await tf.ready();
 }
 

@@ -6,7 +6,7 @@
  * header: memory grows only with bytes actually received.
  */
 import { Codec, DType, type TensorChunk } from '@tamp/proto/tamp/v1/tensor';
-import { CodecError } from '../errors.js';
+import { CodecError, TampError } from '../errors.js';
 import { MAX_CHUNK_BYTES, MAX_MESSAGE_CHUNK_BYTES, ZERO_COPY_MIN_BYTES } from '../protocol.js';
 import { crc32 } from './crc32.js';
 
@@ -29,7 +29,7 @@ export interface EncodeOptions {
 }
 
 if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
-  throw new Error('Tamp needs a little-endian host: tensors travel as little-endian bytes.');
+  throw new TampError('PLATFORM_UNSUPPORTED', 'Tamp needs a little-endian host (x86-64, arm64, ...): tensors travel and are read in place as little-endian bytes, and this CPU is big-endian.');
 }
 
 export function sizeOfShape(shape: readonly number[]): number {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SHAPE_CLASSES, renderScene, sceneSeed } from './shapes.js';
+import { InvalidArgumentError } from '../errors.js';
+import { SHAPE_CLASSES, renderScene, sceneSeed, shapesDataset } from './shapes.js';
 
 describe('shapes scenes', () => {
   it('are deterministic under a seed, and differ between seeds and splits', () => {
@@ -57,5 +58,13 @@ describe('shapes scenes', () => {
     }
     expect(checked).toBeGreaterThan(50);
     expect(distinct / checked).toBeGreaterThan(0.85);
+  });
+});
+
+describe('shapes splits', () => {
+  it('refuse a scene index outside the split with INVALID_ARGUMENT', () => {
+    const test = shapesDataset(1).test;
+    expect(() => test.scene(200)).toThrow(InvalidArgumentError);
+    expect(() => test.scene(-1)).toThrow('scene -1 is outside the test split: use a whole number in [0, 200)');
   });
 });

@@ -5,6 +5,7 @@
  * scenes are unlimited and never stored, and validation and test scenes are
  * the same on every machine. Browser-safe: the demo draws scenes with it.
  */
+import { InvalidArgumentError } from '../errors.js';
 import { Random, deriveSeed } from '../random.js';
 import type { DetectionDataset, DetectionSplit, SplitName } from './dataset.js';
 
@@ -172,7 +173,7 @@ function shapesSplit(seed: number, name: SplitName, size: number, cache: boolean
     size,
     imageShape: [SHAPES_SCENE_SIZE, SHAPES_SCENE_SIZE, 3],
     scene(index: number): Scene {
-      if (!Number.isInteger(index) || index < 0 || index >= size) throw new RangeError(`scene ${index} is outside the ${name} split of ${size}`);
+      if (!Number.isInteger(index) || index < 0 || index >= size) throw new InvalidArgumentError(`scene ${index} is outside the ${name} split: use a whole number in [0, ${size})`);
       const hit = cached.get(index);
       if (hit !== undefined) return hit;
       const scene = renderScene(sceneSeed(seed, name, index));

@@ -6,6 +6,7 @@
  * logits. A ground-truth object belongs to the cell holding its centre.
  */
 import type { GroundTruth } from '../data/shapes.js';
+import { InvalidArgumentError } from '../errors.js';
 import { type Detection, type NmsOptions, nonMaxSuppression } from './boxes.js';
 
 export const BOX_CHANNELS = 5;
@@ -67,7 +68,7 @@ export function decodeGrid(output: ArrayLike<number>, batch: number, shape: Grid
   const { grid, numClasses } = shape;
   const channels = BOX_CHANNELS + numClasses;
   if (output.length !== batch * grid * grid * channels) {
-    throw new RangeError(`decodeGrid: ${output.length} values are not ${batch} × ${grid} × ${grid} × ${channels}`);
+    throw new InvalidArgumentError(`decodeGrid: ${output.length} values are not ${batch} × ${grid} × ${grid} × ${channels}; pass the detector's whole output for the batch and its grid shape`);
   }
   const threshold = options.scoreThreshold ?? 0.05;
   const out: Detection[][] = [];

@@ -1,10 +1,14 @@
+import { InvalidArgumentError } from '../errors.js';
+
 /**
  * An RGBA image resized to a model's RGB input (browser-safe): bilinear
  * sampling at pixel centres, values scaled to [0, 1]. The demo feeds canvas
  * pixels through it, `tamp infer --image` PNG pixels.
  */
 export function rgbaToRgbInput(rgba: Uint8Array | Uint8ClampedArray, width: number, height: number, outWidth: number, outHeight: number): Float32Array {
-  if (rgba.length !== width * height * 4) throw new RangeError(`${rgba.length} bytes are not a ${width}x${height} RGBA image`);
+  if (rgba.length !== width * height * 4) {
+    throw new InvalidArgumentError(`${rgba.length} bytes are not a ${width}x${height} RGBA image (${width * height * 4} bytes): pass the image's own width and height`);
+  }
   const out = new Float32Array(outWidth * outHeight * 3);
   const sx = width / outWidth;
   const sy = height / outHeight;
@@ -31,6 +35,7 @@ export function rgbaToRgbInput(rgba: Uint8Array | Uint8ClampedArray, width: numb
 
 /** RGB bytes (a `shapes` scene's pixels) as opaque RGBA, the layout of ImageData, canvases and PNG files. */
 export function rgbToRgba(rgb: Uint8Array | Uint8ClampedArray): Uint8ClampedArray<ArrayBuffer> {
+  // A RangeError (as its test expects), not a TampError: callers pass scene pixels, always whole RGB pixels.
   if (rgb.length % 3 !== 0) throw new RangeError(`${rgb.length} bytes are not whole RGB pixels`);
   const rgba = new Uint8ClampedArray((rgb.length / 3) * 4);
   for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {

@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { type ImageClassificationSplit, gatherBatch } from '../data/dataset.js';
+import { InvalidArgumentError } from '../errors.js';
 import { batchInput, crossEntropy } from '../train/classifier.js';
 
 /** Fraction of predictions equal to the labels, in [0, 1]. */
 export function accuracy(predicted: ArrayLike<number>, labels: ArrayLike<number>): number {
-  if (predicted.length !== labels.length) throw new Error(`accuracy: ${predicted.length} predictions for ${labels.length} labels`);
+  if (predicted.length !== labels.length) throw new InvalidArgumentError(`accuracy: ${predicted.length} predictions for ${labels.length} labels; pass one prediction per label`);
   if (labels.length === 0) return 0;
   let right = 0;
   for (let i = 0; i < labels.length; i++) if (predicted[i] === labels[i]) right++;

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Detection } from '../detection/boxes.js';
+import { InvalidArgumentError } from '../errors.js';
+import { decodeGrid } from '../detection/grid.js';
+import { accuracy } from './classification.js';
 import { type LabelledBox, averagePrecision, meanAveragePrecision } from './detection.js';
 
 const box = (x1: number, y1: number, x2: number, y2: number, label = 0): LabelledBox => ({ x1, y1, x2, y2, label });
@@ -70,5 +73,16 @@ describe('meanAveragePrecision', () => {
     // precision 1, 1/2, 2/3, 3/4, 4/5 → envelope 1, 4/5, 4/5, 4/5, 4/5 at recalls 1/5..4/5.
     // AP = 1/5 · 1 + 3/5 · 4/5 = 0.2 + 0.48 = 0.68.
     expect(meanAveragePrecision(found, crowd, 1).mAP).toBeCloseTo(0.68, 12);
+  });
+});
+
+describe('metrics given mismatched inputs', () => {
+  it('mAP and accuracy refuse lists of different lengths with INVALID_ARGUMENT', () => {
+    expect(() => meanAveragePrecision([[]], [[], []], 3)).toThrow(InvalidArgumentError);
+    expect(() => meanAveragePrecision([[]], [[], []], 3)).toThrow('mAP: 1 images of detections for 2 of ground truth; pass one list of detections per image');
+    expect(() => accuracy([1, 2], [1])).toThrow(InvalidArgumentError);
+    expect(() => accuracy([1, 2], [1])).toThrow('accuracy: 2 predictions for 1 labels; pass one prediction per label');
+    expect(() => decodeGrid(new Float32Array(10), 1, { grid: 12, numClasses: 3 })).toThrow(InvalidArgumentError);
+    expect(() => decodeGrid(new Float32Array(10), 1, { grid: 12, numClasses: 3 })).toThrow("decodeGrid: 10 values are not 1 × 12 × 12 × 8; pass the detector's whole output for the batch and its grid shape");
   });
 });

@@ -9,6 +9,7 @@
  * anything else (a miss, or a duplicate of a matched box) a false positive.
  */
 import { type Box, type Detection, compareDetections, iou } from '../detection/boxes.js';
+import { InvalidArgumentError } from '../errors.js';
 
 export interface LabelledBox extends Box {
   readonly label: number;
@@ -53,7 +54,7 @@ export function meanAveragePrecision(
   numClasses: number,
   iouThreshold = 0.5,
 ): DetectionMetrics {
-  if (detections.length !== groundTruth.length) throw new RangeError(`${detections.length} images of detections for ${groundTruth.length} of ground truth`);
+  if (detections.length !== groundTruth.length) throw new InvalidArgumentError(`mAP: ${detections.length} images of detections for ${groundTruth.length} of ground truth; pass one list of detections per image`);
   const perClass: Array<number | undefined> = [];
   for (let c = 0; c < numClasses; c++) {
     const objects = groundTruth.reduce((n, g) => n + g.filter((b) => b.label === c).length, 0);

@@ -7,7 +7,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { errorMessage } from '../errors.js';
+import { BackendUnavailableError, errorMessage } from '../errors.js';
 import { type BackendCandidate, type BackendRequest, type ProbeResult, type SelectedBackend, selectBackend } from '../backend/select.js';
 import { activateTfBackend, cpuCandidate, wasmCandidate } from '../backend/tfjs-backends.js';
 import { type DawnAdapter, installNavigatorGpu, requestDawnAdapter } from './webgpu-dawn.js';
@@ -79,10 +79,13 @@ function dawnWebGpuCandidate(): BackendCandidate {
       return { available: true, gpu: true, software: found.software, adapter: found.description };
     },
     async activate(log) {
-      if (found === undefined) throw new Error('webgpu backend was not probed');
+      // selectBackend activates only a candidate whose probe succeeded, and the probe sets `found`.
+      if (found === undefined) throw new Error('webgpu backend activated before its probe');
       installNavigatorGpu(found.gpu);
       await import('@tensorflow/tfjs-backend-webgpu');
-      if (tf.findBackendFactory('webgpu') === null) throw new Error('tfjs-backend-webgpu did not register (navigator.gpu missing at import)');
+      if (tf.findBackendFactory('webgpu') === null) {
+        throw new BackendUnavailableError('tfjs-backend-webgpu did not register its backend (navigator.gpu was missing when it first loaded)', [{ name: 'webgpu', reason: 'tfjs-backend-webgpu did not register' }]);
+      }
       await activateTfBackend('webgpu');
       log(`webgpu: running on ${found.description}${found.software ? ' (software: for correctness, not speed)' : ''}`);
     },
@@ -99,7 +102,7 @@ export interface UseBackendOptions {
   log?: (message: string) => void;
 }
 
-/** Select and activate a training backend in Node (see DESIGN.md, "Backends and devices"). */
+/** Select and activate a training backend in Node (ARCHITECTURE.md, `@tamp/core`: backend/select.ts, and `@tamp/core/node`: backends.ts). */
 export async function useBackend(requested: BackendRequest, options: UseBackendOptions = {}): Promise<SelectedBackend> {
   return selectBackend({
     requested,

@@ -1,14 +1,24 @@
 /** File helpers: atomic writes (temporary file, fsync, rename, fsync the folder). */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { userPathError } from './user-paths.js';
 
 let counter = 0;
 
 /**
  * Write `data` to `file` so that a reader sees either the old file or the
- * whole new one, even across a crash or SIGKILL.
+ * whole new one, even across a crash or SIGKILL. A folder that cannot be
+ * created or written is a FILE_ACCESS error naming the path.
  */
 export function atomicWriteFile(file: string, data: Uint8Array | string): void {
+  try {
+    writeAtomically(file, data);
+  } catch (error) {
+    throw userPathError(error, file, { expected: 'a file in a folder this user can write to', access: 'write' });
+  }
+}
+
+function writeAtomically(file: string, data: Uint8Array | string): void {
   const dir = dirname(file);
   mkdirSync(dir, { recursive: true });
   const tmp = join(dir, `.${process.pid}.${Date.now()}.${counter++}.tmp`);

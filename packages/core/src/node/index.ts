@@ -8,6 +8,7 @@ export * from './datasets/mnist.js';
 export * from './datasets/idx-folder.js';
 export * from './datasets/registry.js';
 export * from './files.js';
+export * from './user-paths.js';
 export * from './model-files.js';
 export * from './webgpu-dawn.js';
 export * from './backends.js';

@@ -3,12 +3,13 @@
  * stock `tf.loadLayersModel` reads (over http, or with tfjs-node's file://).
  * tfjs-node is optional, so Tamp brings its own file IO handler.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize, relative, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ModelError, errorMessage } from '../errors.js';
 import { atomicWriteFile } from './files.js';
+import { readUserFile } from './user-paths.js';
 
 export const WEIGHTS_FILE = 'weights.bin';
 export const GENERATED_BY = 'Tamp';
@@ -89,15 +90,30 @@ export async function saveLayersModel(model: tfl.LayersModel, dir: string, metad
   return join(dir, 'model.json');
 }
 
+const TAMP_MAGIC = 'TAMPMODL';
+
+/** A parser's message without the control bytes of a binary file (which would garble the terminal), at most 160 characters. */
+function printable(text: string): string {
+  const clean = text.replace(/[\p{Cc}\ufffd]/gu, '?');
+  return clean.length > 160 ? `${clean.slice(0, 157)}...` : clean;
+}
+
 /** Read model.json and its weight files, checking that the weights match the manifest. */
 export function readModelArtifacts(modelJsonPath: string): tf.io.ModelArtifacts {
   const file = resolve(modelJsonPath);
   if (!existsSync(file)) throw new ModelError('MODEL_NOT_FOUND', `${file}: no such model file`);
+  const bytes = readUserFile(file, { expected: 'a tfjs model.json', notFound: 'MODEL_NOT_FOUND', inFolder: ['model.json'] });
+  if (new TextDecoder('latin1').decode(bytes.subarray(0, TAMP_MAGIC.length)) === TAMP_MAGIC) {
+    throw new ModelError(
+      'MODEL_INVALID',
+      `${file} is a .tamp file (already compressed), not a tfjs model.json: pass the model.json it came from (tamp train writes OUT/model/model.json); tamp eval and tamp infer run a .tamp as it is`,
+    );
+  }
   let json: tf.io.ModelJSON;
   try {
-    json = JSON.parse(readFileSync(file, 'utf8')) as tf.io.ModelJSON;
+    json = JSON.parse(bytes.toString('utf8')) as tf.io.ModelJSON;
   } catch (error) {
-    throw new ModelError('MODEL_INVALID', `${file}: not valid JSON (${errorMessage(error)})`, { cause: error });
+    throw new ModelError('MODEL_INVALID', `${file}: not valid JSON (${printable(errorMessage(error))}); expected a tfjs model.json`, { cause: error });
   }
   if (typeof json !== 'object' || json === null || typeof json.modelTopology !== 'object' || json.modelTopology === null) {
     throw new ModelError('MODEL_INVALID', `${file}: no modelTopology; is this a tfjs LayersModel model.json?`);
@@ -123,7 +139,7 @@ export function readModelArtifacts(modelJsonPath: string): tf.io.ModelArtifacts 
         throw new ModelError('MODEL_INVALID', `${file}: weights path "${String(p)}" leaves the model folder`);
       }
       if (!existsSync(weightsPath)) throw new ModelError('MODEL_NOT_FOUND', `${weightsPath}: weights file named by ${file} is missing`);
-      const bytes = readFileSync(weightsPath);
+      const bytes = readUserFile(weightsPath, { expected: `the weights file named by ${file}`, notFound: 'MODEL_NOT_FOUND' });
       parts.push(bytes);
       got += bytes.length;
     }

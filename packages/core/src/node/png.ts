@@ -3,9 +3,9 @@
  * RGBA and palette images, not interlaced (what scanners, screenshots and
  * drawing programs write). Anything else gets a clear error.
  */
-import { readFileSync } from 'node:fs';
 import { deflateSync, inflateSync } from 'node:zlib';
 import { InvalidArgumentError, errorMessage } from '../errors.js';
+import { readUserFile } from './user-paths.js';
 
 export interface RgbaImage {
   readonly width: number;
@@ -111,13 +111,7 @@ export function decodePng(bytes: Uint8Array, file = 'image'): RgbaImage {
 }
 
 export function readPng(file: string): RgbaImage {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (error) {
-    throw new InvalidArgumentError(`${file}: cannot read (${errorMessage(error)})`, { cause: error });
-  }
-  return decodePng(bytes, file);
+  return decodePng(readUserFile(file, { expected: 'a PNG image' }), file);
 }
 
 function crcTable(): Uint32Array {

@@ -2,20 +2,22 @@
  * Training in one process: the embedded default before a cluster is asked
  * for, and the baseline the cluster's speed is measured against.
  */
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { iterateBatches, stepsPerEpoch } from '../data/dataset.js';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, ModelError } from '../errors.js';
 import { type Evaluation, evaluateModel } from '../metrics/evaluate.js';
 import { trainStep } from '../train/classifier.js';
 import { createTfOptimizer, optimizerSettings } from '../train/optimizers.js';
-import { createModel, isZooModel, zooEntry } from '../zoo/zoo.js';
+import { ZOO, createModel, isZooModel, zooEntry, zooNames } from '../zoo/zoo.js';
 import type { Dataset } from '../data/dataset.js';
 import type { BackendRequest } from '../backend/select.js';
 import { useBackend } from './backends.js';
-import { loadDataset } from './datasets/registry.js';
+import { describeDatasetChoices, loadDataset } from './datasets/registry.js';
 import { atomicWriteFile } from './files.js';
 import { loadLayersModelFile, saveLayersModel } from './model-files.js';
+import { checkUserFile } from './user-paths.js';
 
 export interface TrainOptions {
   model: string;
@@ -114,7 +116,8 @@ export function checkTask(model: string, dataset: Dataset): void {
   if (!isZooModel(model)) return;
   const task = zooEntry(model).task;
   if (task !== dataset.kind) {
-    throw new InvalidArgumentError(`${model} is a ${task} model and ${dataset.name} a ${dataset.kind} dataset: train ${task === 'detection' ? 'shapes-detector on shapes' : 'classifiers on mnist, fashion-mnist or an IDX folder'}`);
+    const models = [...ZOO.values()].filter((e) => e.task === dataset.kind).map((e) => e.name);
+    throw new InvalidArgumentError(`${model} is a ${task} model and ${dataset.name} a ${dataset.kind} dataset: a ${dataset.kind} dataset needs a ${dataset.kind} model (${models.join(', ')}), or train ${model} on ${describeDatasetChoices(task)}`);
   }
 }
 
@@ -128,13 +131,33 @@ export function checkPositiveInt(name: string, value: number): void {
   if (!Number.isInteger(value) || value < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got ${value}`);
 }
 
+/**
+ * Refuse, before any work starts, a --model that is neither a zoo name nor a
+ * model file: a bare name is reported as not in the zoo (listing it), a path
+ * as missing, a folder as a folder.
+ */
+export function checkModelSpec(spec: string): void {
+  if (isZooModel(spec)) return;
+  const zoo = zooNames().join(', ');
+  if (existsSync(spec)) {
+    checkUserFile(spec, { expected: `a tfjs model.json or a zoo name (${zoo})`, notFound: 'MODEL_NOT_FOUND', inFolder: ['model.json'] });
+    return;
+  }
+  if (/[/\\]/.test(spec) || spec.startsWith('.') || spec.endsWith('.json')) {
+    throw new ModelError('MODEL_NOT_FOUND', `${resolve(spec)}: no such model file; --model takes the path of a tfjs model.json or a zoo name (${zoo})`);
+  }
+  throw new ModelError('MODEL_UNKNOWN', `"${spec}" is not a zoo model (the zoo has ${zoo}) and no file of that name exists; --model also takes the path of a tfjs model.json`);
+}
+
 /** A zoo model by name, or a model.json to continue from. */
 export async function createOrLoadModel(spec: string, seed: number): Promise<LayersModel> {
+  checkModelSpec(spec);
   return isZooModel(spec) ? createModel(spec, { seed }) : loadLayersModelFile(spec);
 }
 
 export async function trainSingleProcess(options: TrainOptions): Promise<TrainReport> {
   const log = options.log ?? (() => {});
+  checkModelSpec(options.model);
   checkPositiveInt('epochs', options.epochs);
   checkPositiveInt('batch size', options.batchSize);
   if (options.epochSize !== undefined) checkPositiveInt('epoch size', options.epochSize);

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Batch } from '../data/dataset.js';
+import { InvalidArgumentError } from '../errors.js';
 import { Random } from '../random.js';
 import { createModel } from '../zoo/zoo.js';
 import { computeGradients, trainStep } from './classifier.js';
@@ -43,5 +44,19 @@ describe('training step', () => {
   it('refuses unknown optimizers and bad learning rates', () => {
     expect(() => optimizerSettings('rmsprop', 0.1)).toThrow('unknown optimizer "rmsprop": choose one of sgd, momentum, adam, adagrad');
     expect(() => optimizerSettings('sgd', 0)).toThrow(/learning rate must be a positive number/);
+  });
+});
+
+describe('a model that does not fit the data', () => {
+  it('a classifier on detection scenes, or a detector on labelled digits, is an INVALID_ARGUMENT saying what fits', async () => {
+    const classifier = createModel('mlp-tiny', { seed: 1 });
+    const scenes: Batch = { xs: new Float32Array(2 * 784), labels: new Int32Array(2), objects: [[], []], size: 2 };
+    const a = await computeGradients(classifier, scenes).catch((e: unknown) => e);
+    expect(a).toBeInstanceOf(InvalidArgumentError);
+    expect((a as Error).message).toMatch(/cannot train or score as a detector: its output is \[N, 10\], a detector's is \[N, G, G, 5 \+ classes\]; train a detector \(e\.g\. shapes-detector\) on detection data/);
+    const detector = createModel('shapes-detector', { seed: 1 });
+    const b = await computeGradients(detector, randomBatch(2, 1)).catch((e: unknown) => e);
+    expect(b).toBeInstanceOf(InvalidArgumentError);
+    expect((b as Error).message).toMatch(/cannot train or score as a classifier: its output is \[N, 12, 12, 8\], a classifier's is \[N, classes\]/);
   });
 });

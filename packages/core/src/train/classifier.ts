@@ -11,6 +11,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { Batch } from '../data/dataset.js';
 import { BOX_CHANNELS, encodeTargets } from '../detection/grid.js';
 import { detectionLoss } from '../detection/loss.js';
+import { InvalidArgumentError } from '../errors.js';
 
 const EPSILON = 1e-7;
 
@@ -29,8 +30,16 @@ export function crossEntropy(probabilities: tf.Tensor, labels: tf.Tensor1D, numC
   });
 }
 
+/** Classes of a classifier, whose output is [N, classes]; anything else is refused saying what would fit. */
 export function numClassesOf(model: LayersModel): number {
-  return model.outputs[0]?.shape[1] as number;
+  const shape = model.outputs[0]?.shape ?? [];
+  const classes = shape[1];
+  if (shape.length !== 2 || typeof classes !== 'number' || classes < 1) {
+    throw new InvalidArgumentError(
+      `model "${model.name}" cannot train or score as a classifier: its output is [${shape.map((d) => d ?? 'N').join(', ')}], a classifier's is [N, classes] (softmax); use a classification model on classification data, or a detector on detection data`,
+    );
+  }
+  return classes;
 }
 
 /** The output grid of a detector: [N, G, G, 5 + C]. */
@@ -39,7 +48,9 @@ export function detectorGrid(model: LayersModel): { grid: number; numClasses: nu
   const grid = shape[1];
   const channels = shape[3];
   if (shape.length !== 4 || typeof grid !== 'number' || grid !== shape[2] || typeof channels !== 'number' || channels <= BOX_CHANNELS) {
-    throw new Error(`a detector's output must be [N, G, G, ${BOX_CHANNELS} + classes]; this model's is [${shape.join(', ')}]`);
+    throw new InvalidArgumentError(
+      `model "${model.name}" cannot train or score as a detector: its output is [${shape.map((d) => d ?? 'N').join(', ')}], a detector's is [N, G, G, ${BOX_CHANNELS} + classes]; train a detector (e.g. shapes-detector) on detection data, or this model on classification data`,
+    );
   }
   return { grid, numClasses: channels - BOX_CHANNELS };
 }

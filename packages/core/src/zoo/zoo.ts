@@ -53,10 +53,15 @@ const entries: ZooEntry[] = [
 /** The model zoo, by name. */
 export const ZOO: ReadonlyMap<string, ZooEntry> = new Map(entries.map((e) => [e.name, e]));
 
+/** The zoo's model names, in the zoo's order (help texts and messages list them from here). */
+export function zooNames(): string[] {
+  return [...ZOO.keys()];
+}
+
 export function zooEntry(name: string): ZooEntry {
   const entry = ZOO.get(name);
   if (entry === undefined) {
-    throw new ModelError('MODEL_UNKNOWN', `unknown model "${name}": the zoo has ${[...ZOO.keys()].join(', ')}; or pass a path to a model.json`);
+    throw new ModelError('MODEL_UNKNOWN', `"${name}" is not a zoo model: the zoo has ${zooNames().join(', ')} (tamp train --model also takes the path of a model.json)`);
   }
   return entry;
 }

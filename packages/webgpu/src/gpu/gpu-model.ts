@@ -113,7 +113,7 @@ export class GpuModel implements InferenceModel {
           const module = device.createShaderModule({ label: kernel.label, code: kernel.code });
           const info = await module.getCompilationInfo();
           const errors = info.messages.filter((m) => m.type === 'error');
-          if (errors.length > 0) throw new Error(errors.map((m) => `line ${m.lineNum}: ${m.message}`).join('; '));
+          if (errors.length > 0) throw new GpuError(`the WGSL did not compile: ${errors.map((m) => `line ${m.lineNum}: ${m.message}`).join('; ')}`);
           return device.createComputePipelineAsync({ label: kernel.label, layout: 'auto', compute: { module, entryPoint: 'main' } });
         });
         stages.push({ kernel, pipeline, params: memory.create(`${kernel.label} params`, 16, BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST, 'uniform') });

@@ -5,10 +5,8 @@
  * Vulkan driver, or, when the device is named explicitly and no driver
  * offers an adapter, chromium's SwiftShader driver (correct, slow).
  */
-import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ModelError, errorMessage } from '@tamp/core';
-import { requestDawnAdapter } from '@tamp/core/node';
+import { readUserFile, requestDawnAdapter } from '@tamp/core/node';
 import { type LoadOptions, type LoadedModel, loadParts } from '../load.js';
 import { type ModelParts, isTampBytes, partsFromModelJson, partsFromTamp } from '../model-source.js';
 import { readParts as readPartsFromUrl } from '../index.js';
@@ -16,13 +14,8 @@ import type { InferenceModel } from '../inference-model.js';
 
 export * from '../index.js';
 
-function readFile(file: string): Uint8Array {
-  try {
-    return readFileSync(file);
-  } catch (error) {
-    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new ModelError(missing ? 'MODEL_NOT_FOUND' : 'MODEL_INVALID', `${file}: ${missing ? 'no such file' : errorMessage(error)}`, { cause: error });
-  }
+function readFile(file: string, expected = 'a model.tamp or a tfjs model.json'): Uint8Array {
+  return readUserFile(file, { expected, notFound: 'MODEL_NOT_FOUND', inFolder: ['model.tamp', 'model.json'] });
 }
 
 /** Model parts from a file path (model.tamp or model.json), an http(s) URL, or .tamp bytes. */
@@ -31,7 +24,7 @@ export async function readModelParts(source: string | URL | Uint8Array | ArrayBu
   const bytes = readFile(source);
   if (isTampBytes(bytes)) return partsFromTamp(bytes, source);
   if (source.endsWith('.tamp')) return partsFromTamp(bytes, source); // reports what is wrong with it
-  return partsFromModelJson(new TextDecoder().decode(bytes), source, async (path) => readFile(join(dirname(source), path)));
+  return partsFromModelJson(new TextDecoder().decode(bytes), source, async (path) => readFile(join(dirname(source), path), `the weights file named by ${source}`));
 }
 
 /** Dawn adapter as the loader wants it. */

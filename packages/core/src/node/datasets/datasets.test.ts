@@ -8,7 +8,7 @@ import { DatasetError } from '../../errors.js';
 import { encodeIdx, parseIdx, readIdxFile } from './idx.js';
 import { findIdxFiles, loadIdxFolder } from './idx-folder.js';
 import { loadMnist } from './mnist.js';
-import { FASHION_MNIST_DIR, loadClassificationDataset, loadFashionMnist } from './registry.js';
+import { FASHION_MNIST_DIR, NAMED_DATASETS, describeDatasetChoices, listDatasets, loadClassificationDataset, loadFashionMnist } from './registry.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tamp-idx-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -193,5 +193,21 @@ describe('BatchSource', () => {
     const epoch2 = [...iterateBatches(ds.train, { ...options, epoch: 2 })];
     expect(Array.from(source.batch(13).labels)).toEqual(Array.from(epoch2[3]?.labels ?? []));
     expect(Array.from(source.batch(0).labels)).toEqual(Array.from([...iterateBatches(ds.train, { ...options, epoch: 0 })][0]?.labels ?? []));
+  });
+});
+
+describe('dataset names', () => {
+  it('the named datasets are the ones tamp datasets lists, and messages list them all', () => {
+    expect(listDatasets().map((d) => d.name)).toEqual([...NAMED_DATASETS.map((d) => d.name), '<folder>']);
+    expect(listDatasets().map((d) => d.task)).toEqual([...NAMED_DATASETS.map((d) => d.task), 'classification']);
+    expect(describeDatasetChoices()).toBe('mnist, fashion-mnist, shapes, or an IDX folder');
+    expect(describeDatasetChoices('detection')).toBe('shapes');
+    expect(() => loadClassificationDataset('imagenet')).toThrow('unknown dataset "imagenet": use mnist, fashion-mnist, shapes, or the path of an IDX folder');
+  });
+
+  it('shapes draws its training scenes on demand: listed as unlimited, not as a count', () => {
+    const shapes = listDatasets().find((d) => d.name === 'shapes');
+    expect(shapes?.trainUnlimited).toBe(true);
+    expect(listDatasets().filter((d) => d.trainUnlimited === true).map((d) => d.name)).toEqual(['shapes']);
   });
 });

@@ -8,9 +8,10 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ImageClassificationDataset } from '../../data/dataset.js';
 import { selectRows } from '../../data/dataset.js';
-import { DatasetError } from '../../errors.js';
+import { DatasetError, FileError } from '../../errors.js';
 import { permutation } from '../../random.js';
 import { readIdxPair } from './idx.js';
+import { userPathError } from '../user-paths.js';
 
 export const IDX_SPLIT_SEED = 2017;
 
@@ -26,10 +27,15 @@ export type IdxFiles = Record<keyof typeof PATTERNS, string>;
 /** Find the four IDX files in a folder; DATASET_NOT_FOUND names the missing ones. */
 export function findIdxFiles(folder: string): IdxFiles {
   const dir = resolve(folder);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new DatasetError('DATASET_NOT_FOUND', `${dir}: no such folder`, dir);
+  const expected = 'an IDX dataset folder (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-... files, raw or .gz)';
+  if (!existsSync(dir)) throw new DatasetError('DATASET_NOT_FOUND', `${dir}: no such folder; expected ${expected}`, dir);
+  if (!statSync(dir).isDirectory()) throw new FileError('FILE_ACCESS', `${dir}: is a file; expected ${expected}`, dir, 'ENOTDIR');
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (error) {
+    throw userPathError(error, dir, { expected });
   }
-  const names = readdirSync(dir);
   const found: Partial<IdxFiles> = {};
   const missing: string[] = [];
   for (const [key, pattern] of Object.entries(PATTERNS) as Array<[keyof IdxFiles, RegExp]>) {

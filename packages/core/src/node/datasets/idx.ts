@@ -4,9 +4,9 @@
  * then each dimension as a big-endian uint32, then the elements.
  * Only unsigned bytes (type 0x08) are read: images and labels use them.
  */
-import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { DatasetError, errorMessage } from '../../errors.js';
+import { readUserFile } from '../user-paths.js';
 
 export interface IdxArray {
   readonly dims: readonly number[];
@@ -62,13 +62,7 @@ export function parseIdx(input: Uint8Array, file: string): IdxArray {
 }
 
 export function readIdxFile(file: string): IdxArray {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (error) {
-    throw new DatasetError('DATASET_NOT_FOUND', `${file}: cannot read (${errorMessage(error)})`, file, { cause: error });
-  }
-  return parseIdx(bytes, file);
+  return parseIdx(readUserFile(file, { expected: 'an IDX file (raw or .gz)', notFound: 'DATASET_NOT_FOUND' }), file);
 }
 
 /** Images and labels that belong together, checked against each other. */

@@ -23,9 +23,24 @@ export interface DatasetInfo {
   readonly source: string;
   /** Split sizes, when known without loading. */
   readonly splits?: { train: number; validation: number; test: number };
+  /** The training split is drawn on demand (shapes): `splits.train` is only the range of scene indices, not a stored set. */
+  readonly trainUnlimited?: boolean;
   /** How to install it, when it is missing. */
   readonly install?: string;
   readonly description: string;
+}
+
+/** The datasets known by name, with their task: help texts and messages list them from here. Any IDX folder works too. */
+export const NAMED_DATASETS: ReadonlyArray<{ readonly name: string; readonly task: 'classification' | 'detection' }> = Object.freeze([
+  { name: 'mnist', task: 'classification' },
+  { name: 'fashion-mnist', task: 'classification' },
+  { name: 'shapes', task: 'detection' },
+]);
+
+/** "mnist, fashion-mnist, shapes, or an IDX folder" (of one task when given; IDX folders are classification data). */
+export function describeDatasetChoices(task?: 'classification' | 'detection'): string {
+  const names = NAMED_DATASETS.filter((d) => task === undefined || d.task === task).map((d) => d.name);
+  return task === 'detection' ? names.join(', ') : [...names, 'or an IDX folder'].join(', ');
 }
 
 const fashionCache = new Map<string, ImageClassificationDataset>();
@@ -56,11 +71,11 @@ export function loadDataset(spec: string): Dataset {
 
 /** Load a classification dataset by name or IDX folder path. */
 export function loadClassificationDataset(spec: string): ImageClassificationDataset {
-  if (SHAPES.test(spec)) throw new DatasetError('DATASET_NOT_FOUND', `"${spec}" is a detection dataset; this needs a classification one (mnist, fashion-mnist, or an IDX folder)`);
+  if (SHAPES.test(spec)) throw new DatasetError('DATASET_NOT_FOUND', `"${spec}" is a detection dataset; this needs a classification one (${describeDatasetChoices('classification')})`);
   if (spec === 'mnist') return loadMnist();
   if (spec === 'fashion-mnist') return loadFashionMnist();
   if (spec.includes('/') || spec.startsWith('.') || existsSync(spec)) return loadIdxFolder(spec);
-  throw new DatasetError('DATASET_NOT_FOUND', `unknown dataset "${spec}": use mnist, fashion-mnist, shapes, or the path of an IDX folder`);
+  throw new DatasetError('DATASET_NOT_FOUND', `unknown dataset "${spec}": use ${describeDatasetChoices().replace('an IDX folder', 'the path of an IDX folder')}`);
 }
 
 /** What `tamp datasets` lists. */
@@ -104,6 +119,7 @@ export function listDatasets(): DatasetInfo[] {
       available: true,
       source: 'drawn by Tamp (procedural, deterministic under a seed; shapes:<seed> for another set)',
       splits: { ...SHAPES_SPLITS },
+      trainUnlimited: true,
       description: `96x96 RGB scenes of 1-4 circles, squares and triangles on textured backgrounds, with boxes; unlimited training scenes (${SHAPES_EPOCH_SIZE.toLocaleString('en-US')} per epoch by default)`,
     },
     {
