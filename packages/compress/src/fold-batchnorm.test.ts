@@ -15,7 +15,7 @@ async function artifactsOf(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts
 function randomize(model: tfl.LayersModel, seed: number): void {
   let s = seed;
   const next = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
-  model.setWeights(model.weights.map((w) => tf.tensor(Float32Array.from({ length: w.shape.reduce((a, b) => a * (b as number), 1) }, () => (w.originalName.includes('variance') ? 0.3 + Math.abs(next()) : next())), w.shape as number[])));
+  model.setWeights(model.weights.map((w) => tf.tensor(Float32Array.from({ length: (w.shape as number[]).reduce((a, b) => a * b, 1) }, () => (w.originalName.includes('variance') ? 0.3 + Math.abs(next()) : next())), w.shape as number[])));
 }
 
 function bnBlock(x: tfl.SymbolicTensor, layer: tfl.layers.Layer, relu = true): tfl.SymbolicTensor {

@@ -31,7 +31,8 @@ interface Layer {
 const FOLDS_INTO = new Set(['Conv2D', 'DepthwiseConv2D', 'SeparableConv2D', 'Dense']);
 
 function nameOf(l: Layer): string {
-  return String(l.config.name ?? l.name);
+  const n = l.config.name ?? l.name;
+  return typeof n === 'string' ? n : JSON.stringify(n);
 }
 
 /** Weights a layer holds, in order, and whether each is trainable (tfjs's defaults for missing keys). */
@@ -81,7 +82,7 @@ export function foldBatchNorm(topology: unknown, weights: readonly FoldWeight[])
   layers.forEach((bn, j) => {
     if (bn.class_name !== 'BatchNormalization' || j === 0) return;
     const c = bn.config;
-    const axis = Array.isArray(c.axis) && c.axis.length === 1 ? c.axis[0] : (c.axis ?? -1);
+    const axis: unknown = Array.isArray(c.axis) && c.axis.length === 1 ? (c.axis as unknown[])[0] : (c.axis ?? -1);
     let p: number;
     if (sequential) p = j - 1;
     else {

@@ -59,7 +59,10 @@ function int8FoldedTamp(artifacts: tf.io.ModelArtifacts, name: string): Uint8Arr
   const fold = foldBatchNorm(artifacts.modelTopology, artifactWeights(artifacts));
   const data = new Uint8Array(fold.weights.reduce((n, w) => n + w.data.byteLength, 0));
   let at = 0;
-  for (const w of fold.weights) (data.set(new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength), at), (at += w.data.byteLength));
+  for (const w of fold.weights) {
+    data.set(new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength), at);
+    at += w.data.byteLength;
+  }
   const folded: tf.io.ModelArtifacts = { modelTopology: fold.modelTopology as object, weightSpecs: fold.weights.map((w) => ({ name: w.name, shape: w.shape, dtype: 'float32' })), weightData: data.buffer };
   return encodeTampModel(artifactsToTamp(folded, { int8: true, int8Biases: true, meta: { producer: 'test', created: '2026-01-01T00:00:00Z', model: name } }));
 }
@@ -85,7 +88,7 @@ async function conform(bytes: Uint8Array, what: string, batch = 3): Promise<{ ou
   const x = Float32Array.from({ length: batch * per }, () => next());
   const reference = runReference(plan, parts.weights, x, batch);
   const row = plan.outputShape.reduce((a, b) => a * b, 1);
-  let out = new Float32Array(0);
+  let out: Float32Array = new Float32Array(0);
   let dispatches = 0;
   let activationBytes = 0;
   for (const device of DEVICE_NAMES) {

@@ -159,7 +159,7 @@ export function planLayer(ctx: LayerContext): Out {
       return withActivation(ctx, activation, { id: out, shape: outShape });
     }
     case 'BatchNormalization': {
-      const ax = Array.isArray(c.axis) && c.axis.length === 1 ? c.axis[0] : (c.axis ?? -1);
+      const ax: unknown = Array.isArray(c.axis) && c.axis.length === 1 ? (c.axis as unknown[])[0] : (c.axis ?? -1);
       if (ax !== -1 && ax !== input.shape.length) throw unsupported(`layer "${name}" (BatchNormalization) normalises axis ${str(c.axis)}; only the last (channels) axis runs here`);
       const channels = input.shape[input.shape.length - 1] as number;
       let i = 0;

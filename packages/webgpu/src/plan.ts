@@ -28,7 +28,7 @@ export function planModel(topology: unknown, weights: readonly TampTensor[]): Pl
   const tensors = new Map<string, { id: number; shape: readonly number[] }>([[graph.input, { id: 0, shape: graph.inputShape }]]);
   for (const node of graph.nodes) {
     const c = node.layer.config;
-    if (c.data_format !== undefined && c.data_format !== 'channels_last') throw unsupported(`layer "${node.name}" (${node.layer.class_name}) uses ${String(c.data_format)}`);
+    if (c.data_format !== undefined && c.data_format !== 'channels_last') throw unsupported(`layer "${node.name}" (${node.layer.class_name}) uses ${JSON.stringify(c.data_format)}`);
     const inputs = node.inputs.map((k) => tensors.get(k) as { id: number; shape: readonly number[] });
     const ctx: LayerContext = {
       name: node.name,

@@ -32,7 +32,7 @@ function tinyMobilenet(): tfl.LayersModel {
   const model = tfl.model({ inputs: input, outputs: tfl.layers.dense({ units: 4, activation: 'softmax' }).apply(x) as S });
   let s = 5;
   const next = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
-  model.setWeights(model.weights.map((w) => tf.tensor(Float32Array.from({ length: w.shape.reduce((a, b) => a * (b as number), 1) }, () => (w.originalName.includes('variance') ? 0.5 + Math.abs(next()) : next() * 0.5)), w.shape as number[])));
+  model.setWeights(model.weights.map((w) => tf.tensor(Float32Array.from({ length: (w.shape as number[]).reduce((a, b) => a * b, 1) }, () => (w.originalName.includes('variance') ? 0.5 + Math.abs(next()) : next() * 0.5)), w.shape as number[])));
   return model;
 }
 
