@@ -21,8 +21,7 @@ import { globalPoolKernel } from './kernels/global-pool.js';
 import { padKernel } from './kernels/pad.js';
 import { poolKernel } from './kernels/pool.js';
 import { upsampleKernel } from './kernels/upsample.js';
-import type { GpuMemory } from './memory.js';
-import { BUFFER_USAGE } from './memory.js';
+import { BUFFER_USAGE, type GpuMemory } from './memory.js';
 import { type GpuWeight, uploadWeight } from './weights.js';
 
 export interface Dispatch {
