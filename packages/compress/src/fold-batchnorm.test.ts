@@ -64,6 +64,27 @@ describe('foldBatchNorm', () => {
     folded.dispose();
   });
 
+  it('folds in Sequential models too', async () => {
+    const seq = tfl.sequential({
+      layers: [tfl.layers.conv2d({ inputShape: [5, 5, 2], filters: 3, kernelSize: 3 }), tfl.layers.batchNormalization(), tfl.layers.flatten(), tfl.layers.dense({ units: 2 })],
+    });
+    randomize(seq, 8);
+    const artifacts = await artifactsOf(seq);
+    const fold = foldBatchNorm(artifacts.modelTopology, artifactWeights(artifacts));
+    expect(fold.folded).toHaveLength(1);
+    expect(fold.weights.map((w) => w.shape)).toEqual([[3, 3, 2, 3], [3], [27, 2], [2]]);
+    const folded = await tfl.loadLayersModel({
+      load: async () => tampToArtifacts({ meta: { producer: 't', created: 'now' }, modelTopology: fold.modelTopology, weights: fold.weights.map((w) => ({ name: w.name, shape: w.shape, encoding: { kind: 'f32', data: w.data } })) }),
+    });
+    const x = tf.randomUniform([2, 5, 5, 2], -1, 1, 'float32', 4);
+    const want = (await (seq.predict(x) as tf.Tensor).data()) as Float32Array;
+    const got = (await (folded.predict(x) as tf.Tensor).data()) as Float32Array;
+    const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    got.forEach((v, i) => expect(Math.abs(v - (want[i] as number))).toBeLessThanOrEqual(1e-5 * Math.max(1, scale)));
+    folded.dispose();
+    seq.dispose();
+  });
+
   it('leaves a model without foldable BN alone', async () => {
     const plain = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [3], units: 2, activation: 'relu' }), tfl.layers.batchNormalization()] });
     const artifacts = await artifactsOf(plain);
