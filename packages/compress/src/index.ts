@@ -2,3 +2,4 @@
 export * from './quantize.js';
 export * from './format/tamp-format.js';
 export * from './tfjs-bridge.js';
+export * from './fold-batchnorm.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Random } from '@tamp/core';
-import { channelErrors, dequantizeInt8, quantizeInt8, quantizeUint8Affine } from './quantize.js';
+import { channelErrors, dequantizeInt8, outputChannels, quantizeInt8, quantizeUint8Affine } from './quantize.js';
+import { type TampTensor, decodeTampModel, encodeTampModel, tensorValues } from './format/tamp-format.js';
 
 function random(n: number, seed: number, spread = 1): Float32Array {
   const r = new Random(seed);
@@ -29,6 +30,22 @@ describe('int8 per-channel quantization', () => {
     const q = quantizeInt8(data, [3, 2]);
     expect(Array.from(q.values)).toEqual([32, 0, -127, 0, 64, 0]);
     expect(Array.from(dequantizeInt8(q))[1]).toBe(0);
+  });
+
+  it('quantizes depthwise kernels per output channel: in × multiplier scales, and the .tamp file keeps them', () => {
+    // [kh, kw, in, multiplier] = [2, 2, 3, 2]: output channel c·2 + m is element i mod 6.
+    const shape = [2, 2, 3, 2];
+    expect(outputChannels('block/depthwise_kernel', shape)).toBe(6);
+    expect(outputChannels('block/kernel', shape)).toBe(2);
+    // Channel f holds values of size f + 1: per-channel scales differ, a last-axis-only split could not reproduce them.
+    const data = Float32Array.from({ length: 24 }, (_, i) => ((i % 6) + 1) * (i % 2 === 0 ? 1 : -0.5) * (1 + Math.floor(i / 6) / 10));
+    const q = quantizeInt8(data, shape, 6);
+    expect(q.scales).toHaveLength(6);
+    const errors = channelErrors(data, q);
+    errors.forEach((e, c) => expect(e).toBeLessThanOrEqual((q.scales[c] as number) / 2 + 1e-7));
+    const t: TampTensor = { name: 'block/depthwise_kernel', shape, encoding: { kind: 'int8', ...q } };
+    const back = decodeTampModel(encodeTampModel({ meta: { producer: 't', created: 'now' }, modelTopology: {}, weights: [t] })).weights[0] as TampTensor;
+    expect(Array.from(tensorValues(back))).toEqual(Array.from(dequantizeInt8(q)));
   });
 
   it('uint8 affine reproduces min and max and stays within half a step', () => {

@@ -16,7 +16,7 @@ export interface Int8Tensor {
   readonly shape: readonly number[];
   /** Quantized values, row-major, channels last. */
   readonly values: Int8Array;
-  /** One scale per output channel (the last axis). */
+  /** One scale per output channel (the last axis, or the last two for depthwise kernels). */
   readonly scales: Float32Array;
 }
 
@@ -25,8 +25,20 @@ export function channelsOf(shape: readonly number[]): number {
   return shape.length === 0 ? 1 : (shape[shape.length - 1] as number);
 }
 
-export function quantizeInt8(data: Float32Array, shape: readonly number[]): Int8Tensor {
-  const channels = channelsOf(shape);
+/**
+ * Output channels of a weight by its name: a depthwise kernel
+ * [kh, kw, in, multiplier] (tfjs names it ".../depthwise_kernel") has
+ * in × multiplier output channels, the last two axes together (element i
+ * still belongs to channel i mod C in row-major order); any other kernel
+ * its last axis.
+ */
+export function outputChannels(name: string, shape: readonly number[]): number {
+  if (/(^|\/)depthwise_kernel(_\d+)?$/.test(name) && shape.length === 4) return (shape[2] as number) * (shape[3] as number);
+  return channelsOf(shape);
+}
+
+/** int8 per output channel; `channels` (default: the last axis) divides the tensor so element i is in channel i mod channels. */
+export function quantizeInt8(data: Float32Array, shape: readonly number[], channels = channelsOf(shape)): Int8Tensor {
   const size = data.length;
   if (channels === 0 || size % channels !== 0) {
     throw new InvalidArgumentError(`quantizeInt8: ${size} values do not divide into ${channels} channels (the last dimension of [${shape.join(', ')}]); pass the tensor's own shape`);

@@ -7,7 +7,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ModelError, errorMessage } from '@tamp/core';
-import { quantizeInt8, quantizeInt8Tensor } from './quantize.js';
+import { outputChannels, quantizeInt8, quantizeInt8Tensor } from './quantize.js';
 import { type TampMeta, type TampModel, type TampTensor, decodeTampModel, tensorValues } from './format/tamp-format.js';
 
 /** Float32 weights of artifacts, by spec (quantized tfjs weights are dequantized). */
@@ -56,7 +56,7 @@ export interface ToTampOptions {
 
 export function artifactsToTamp(artifacts: tf.io.ModelArtifacts, options: ToTampOptions): TampModel {
   const weights: TampTensor[] = artifactWeights(artifacts).map((w): TampTensor => {
-    if (w.shape.length >= 2 && options.int8) return { name: w.name, shape: w.shape, encoding: { kind: 'int8', ...quantizeInt8(w.data, w.shape) } };
+    if (w.shape.length >= 2 && options.int8) return { name: w.name, shape: w.shape, encoding: { kind: 'int8', ...quantizeInt8(w.data, w.shape, outputChannels(w.name, w.shape)) } };
     if (w.shape.length < 2 && options.int8Biases === true) return { name: w.name, shape: w.shape, encoding: { kind: 'int8-tensor', ...quantizeInt8Tensor(w.data) } };
     return { name: w.name, shape: w.shape, encoding: { kind: 'f32', data: w.data } };
   });

@@ -305,11 +305,11 @@ describe('bad input gets a typed error', () => {
     await expect(loadModel(join(dir, 'missing.tamp'))).rejects.toMatchObject({ code: 'MODEL_NOT_FOUND' });
     await expect(loadModel(new TextEncoder().encode('{"not": "a model"}'))).rejects.toMatchObject({ code: 'MODEL_INVALID' });
 
-    const bn = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [4], units: 3 }), tfl.layers.batchNormalization()] });
-    const bnFile = join(dir, 'batchnorm.tamp');
-    writeFileSync(bnFile, encodeTampModel(int8Tamp(await artifactsOf(bn), 'batchnorm')));
-    bn.dispose();
-    await expectError(loadModel(bnFile), 'MODEL_UNSUPPORTED', /is a BatchNormalization\. The inference engine runs these layers: .*Conv2D/);
+    const up = tfl.sequential({ layers: [tfl.layers.conv2dTranspose({ inputShape: [4, 4, 1], filters: 2, kernelSize: 2 })] });
+    const upFile = join(dir, 'transposed.tamp');
+    writeFileSync(upFile, encodeTampModel(int8Tamp(await artifactsOf(up), 'transposed')));
+    up.dispose();
+    await expectError(loadModel(upFile), 'MODEL_UNSUPPORTED', /is a Conv2DTranspose\. The inference engine runs these layers: .*Conv2D/);
 
     // A weight whose shape disagrees with its layer.
     const m = decodeTampModel(good);

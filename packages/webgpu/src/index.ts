@@ -14,7 +14,7 @@ export * from './inference-model.js';
 export * from './image-input.js';
 export { type LoadOptions, type LoadedModel, type AdapterProvider, adapterFrom, loadParts } from './load.js';
 export { type ModelParts, isTampBytes, partsFromModelJson, partsFromTamp } from './model-source.js';
-export { type Plan, type Op, ACTIVATIONS, planModel } from './plan.js';
+export { type Plan, type Op, ACTIVATIONS, SUPPORTED_LAYERS, planModel } from './plan.js';
 export { runReference } from './reference.js';
 export * from './evaluate.js';
 

@@ -12,7 +12,7 @@ import { ByteReader, ByteWriter } from './binary.js';
 
 export const TAMP_MAGIC = 'TAMPMODL';
 export const TAMP_MAJOR = 1;
-export const TAMP_MINOR = 1;
+export const TAMP_MINOR = 2;
 const HEADER_BYTES = 24;
 const MAX_SECTIONS = 1 << 16;
 const MAX_RANK = 8;
@@ -153,6 +153,8 @@ function encodeTensor(t: TampTensor): Uint8Array {
   const sparse = t.storage === 'sparse';
   const channels = t.shape.length === 0 ? 1 : (t.shape[t.shape.length - 1] as number);
   const bad = (what: string) => new InvalidArgumentError(`cannot write tensor "${t.name}" to a .tamp file: ${what}`);
+  // Since 1.2 the channels may also be the last two axes together (depthwise kernels [kh, kw, in, multiplier]).
+  const lastTwo = t.shape.length < 2 ? channels : channels * (t.shape[t.shape.length - 2] as number);
   if (e.kind === 'int8-tensor' && sparse) throw bad("int8-tensor weights are stored dense: leave out storage: 'sparse' (or use per-channel int8)");
   const code =
     e.kind === 'f32'
@@ -167,8 +169,8 @@ function encodeTensor(t: TampTensor): Uint8Array {
   const length = e.kind === 'f32' ? e.data.length : e.kind === 'int8' || e.kind === 'int8-tensor' ? e.values.length : e.indices.length;
   if (length !== size) throw bad(`${length} values for shape [${t.shape.join(',')}], which holds ${size}`);
   if (e.kind === 'int8') {
-    if (e.scales.length !== channels) throw bad(`${e.scales.length} scales for ${channels} channels: int8 weights need one scale per channel of the last dimension`);
-    w.u32(channels).f32s(e.scales);
+    if (e.scales.length !== channels && e.scales.length !== lastTwo) throw bad(`${e.scales.length} scales for ${channels} channels: int8 weights need one scale per channel of the last dimension (or, for depthwise kernels, of the last two)`);
+    w.u32(e.scales.length).f32s(e.scales);
   }
   if (e.kind === 'clustered') {
     const k = e.codebook.length;
@@ -229,9 +231,10 @@ function decodeTensor(payload: Uint8Array, index: number): TampTensor {
   const size = sizeOf(shape);
   if (!Number.isSafeInteger(size)) throw where.fail(`shape [${shape.join(',')}] is too large`);
   const expectedChannels = rank === 0 ? 1 : (shape[rank - 1] as number);
+  const lastTwo = rank < 2 ? expectedChannels : expectedChannels * (shape[rank - 2] as number);
   const readScales = () => {
     const channels = r.u32('channels');
-    if (channels !== expectedChannels) throw where.fail(`${channels} channel scales for a last dimension of ${expectedChannels}`);
+    if (channels !== expectedChannels && channels !== lastTwo) throw where.fail(`${channels} channel scales for a last dimension of ${expectedChannels} (or ${lastTwo}, the last two)`);
     return r.f32s(channels, 'scales');
   };
   const readCodebook = () => {

@@ -13,12 +13,13 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type * as tfl from '@tensorflow/tfjs-layers';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { type DataSplit, InvalidArgumentError, TAMP_VERSION, argmaxRows, batchInput, evaluateModel, gatherBatch, isDetectionSplit, optimizerSettings } from '@tamp/core';
 import { atomicWriteFile, loadDataset, loadLayersModelFile, readModelArtifacts } from '@tamp/core/node';
 import { type TampMeta, type TampModel, type TampTensor, type TensorEncoding, encodeTampModel, encodedBytes, tensorStats } from '../format/tamp-format.js';
-import { channelErrors, quantizeInt8, quantizeInt8Tensor } from '../quantize.js';
+import { channelErrors, outputChannels, quantizeInt8, quantizeInt8Tensor } from '../quantize.js';
 import { artifactWeights, compactTopology, loadTampAsLayersModel } from '../tfjs-bridge.js';
+import { type FoldWeight, foldBatchNorm } from '../fold-batchnorm.js';
 import { type PrunePattern, type PruneScope, type SparsityPoint, pruneWhileFinetuning, scoreName, shareWeights } from './finetune.js';
 import { accuracySparsitySvg } from './plot.js';
 import { exportTfjsUint8 } from './tfjs-export.js';
@@ -129,6 +130,23 @@ async function currentArtifacts(model: tfl.LayersModel): Promise<tf.io.ModelArti
   return captured as tf.io.ModelArtifacts;
 }
 
+/** Artifacts with the folded topology and weights (float32, in one buffer). */
+function foldedArtifacts(original: tf.io.ModelArtifacts, fold: { modelTopology: unknown; weights: readonly FoldWeight[] }): tf.io.ModelArtifacts {
+  const total = fold.weights.reduce((n, w) => n + w.data.byteLength, 0);
+  const data = new Uint8Array(total);
+  let at = 0;
+  for (const w of fold.weights) {
+    data.set(new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength), at);
+    at += w.data.byteLength;
+  }
+  return {
+    ...original,
+    modelTopology: fold.modelTopology as object,
+    weightSpecs: fold.weights.map((w) => ({ name: w.name, shape: [...w.shape], dtype: 'float32' as const })),
+    weightData: data.buffer,
+  };
+}
+
 export async function compressModel(options: CompressOptions): Promise<CompressReport> {
   const started = performance.now();
   const log = options.log ?? (() => {});
@@ -150,12 +168,18 @@ export async function compressModel(options: CompressOptions): Promise<CompressR
   const meta: TampMeta = { ...stored, producer: PRODUCER, created: new Date().toISOString(), source: options.model };
   const techniques: string[] = [];
 
-  let artifacts = original;
+  // Batch norm folded first: pruning, sharing and int8 then act on the weights the model really computes with.
+  const fold = foldBatchNorm(original.modelTopology, artifactWeights(original));
+  let artifacts = fold.folded.length === 0 ? original : foldedArtifacts(original, fold);
+  if (fold.folded.length > 0) {
+    techniques.push('batch norm folded');
+    log(`folded ${fold.folded.length} batch norm layer(s) into the layers before them: ${fold.folded.join(', ')}`);
+  }
   let shared = new Map<string, { codebook: Float32Array; indices: Uint8Array }>();
   let curve: SparsityPoint[] = [];
   if (reshapes) {
     const dataset = datasetName !== undefined ? loadDataset(datasetName) : undefined;
-    const model = await loadLayersModelFile(options.model);
+    const model = await tfl.loadLayersModel({ load: async () => artifacts });
     const ft = {
       dataset: dataset as NonNullable<typeof dataset>,
       optimizer: optimizerSettings('adam', options.finetuneLearningRate ?? 2e-4),
@@ -189,7 +213,7 @@ export async function compressModel(options: CompressOptions): Promise<CompressR
       cluster !== undefined
         ? { kind: 'clustered', ...cluster }
         : options.int8
-          ? { kind: 'int8', ...quantizeInt8(w.data, w.shape) }
+          ? { kind: 'int8', ...quantizeInt8(w.data, w.shape, outputChannels(w.name, w.shape)) }
           : { kind: 'f32', data: w.data };
     const dense: TampTensor = { name: w.name, shape: w.shape, encoding };
     // Sparse storage needs zeros (and, when shared, the zero in codebook[0]); keep whichever is smaller.

@@ -52,8 +52,16 @@ interface Kernel {
   readonly shape: number[];
 }
 
+/**
+ * The weights pruning and sharing act on: every kernel but depthwise ones.
+ * A depthwise 3x3 kernel has nine weights per channel, where pruning costs
+ * accuracy fastest and saves least (MobileNets keep most of their weights in
+ * the pointwise and dense layers).
+ */
 export function kernelsOf(model: tfl.LayersModel): Kernel[] {
-  return model.trainableWeights.filter((w) => w.shape.length >= 2).map((w) => ({ variable: w, name: w.originalName, shape: [...w.shape] as number[] }));
+  return model.trainableWeights
+    .filter((w) => w.shape.length >= 2 && !/(^|\/)depthwise_kernel(_\d+)?$/.test(w.originalName))
+    .map((w) => ({ variable: w, name: w.originalName, shape: [...w.shape] as number[] }));
 }
 
 function read(k: Kernel): Float32Array {
@@ -92,6 +100,8 @@ export async function pruneWhileFinetuning(
   const final = target.pattern === '2:4' ? 0.5 : target.sparsity;
   const curve: SparsityPoint[] = [];
   const validate = async (sparsity: number, step: number) => {
+    // `tamp compress --prune` without a dataset (no fine-tuning): no curve to draw.
+    if ((options.dataset as Dataset | undefined) === undefined) return;
     const { score } = await evaluateModel(model, options.dataset.validation);
     curve.push({ sparsity, validationScore: score, step });
     options.log(`  sparsity ${(sparsity * 100).toFixed(1)}%: validation ${scoreName(options.dataset)} ${(score * 100).toFixed(2)}%`);
@@ -172,6 +182,7 @@ export async function shareWeights(
     }
     optimizer.dispose();
   }
+  if ((options.dataset as Dataset | undefined) === undefined) return new Map(plan.map((p) => [p.kernel.name, { codebook: p.codebook, indices: p.indices }]));
   const { score } = await evaluateModel(model, options.dataset.validation);
   options.log(`  ${clusters} shared values per layer: validation ${scoreName(options.dataset)} ${(score * 100).toFixed(2)}%`);
   return new Map(plan.map((p) => [p.kernel.name, { codebook: p.codebook, indices: p.indices }]));

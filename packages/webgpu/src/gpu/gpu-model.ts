@@ -10,22 +10,22 @@
  *
  * Weights upload once at load, kernels compile once at load; a prediction
  * writes the input, runs every kernel in one compute pass (WebGPU orders
- * dispatches in a pass), and reads the output back. Activations ping-pong
- * between two buffers sized for the largest layer, grown when a bigger
- * batch arrives and split into chunks when a batch would exceed the
- * device's largest storage binding.
+ * dispatches in a pass), and reads the output back: no activation leaves
+ * the GPU between layers. Operations are fused first (fuse.ts: padding,
+ * batch norm, residual additions and activations into the convolution that
+ * precedes them); activations live in buffers assigned by liveness
+ * (liveness.ts), grown when a bigger batch arrives, and a batch that would
+ * exceed the device's largest storage binding runs in chunks.
  */
 import { GpuError, errorMessage } from '@tamp/core';
 import type { ModelParts } from '../model-source.js';
 import type { Plan } from '../plan.js';
 import { type InferenceModel, type ModelInfo, type ModelInput, type Prediction, disposedError, normalizeInput } from '../inference-model.js';
-import { activationKernel } from './kernels/activation.js';
-import { type Kernel, dispatchSize } from './kernels/common.js';
-import { conv2dKernel } from './kernels/conv2d.js';
-import { denseKernel } from './kernels/dense.js';
-import { poolKernel } from './kernels/pool.js';
+import { type Dispatch, buildDispatches } from './build.js';
+import { dispatchSize } from './kernels/common.js';
+import { type Slots, assignSlots } from './liveness.js';
 import { BUFFER_USAGE, GpuMemory, MAP_READ } from './memory.js';
-import { type GpuWeight, uploadWeight, weightEntries } from './weights.js';
+import { type GpuWeight, weightEntries } from './weights.js';
 
 export interface GpuAdapterInfo {
   readonly adapter: GPUAdapter;
@@ -33,16 +33,15 @@ export interface GpuAdapterInfo {
   readonly software: boolean;
 }
 
-interface Stage {
-  readonly kernel: Kernel;
+interface Stage extends Dispatch {
   readonly pipeline: GPUComputePipeline;
   readonly params: GPUBuffer;
 }
 
 interface Buffers {
   readonly capacity: number;
-  readonly input: GPUBuffer;
-  readonly ping: readonly [GPUBuffer, GPUBuffer];
+  /** One per liveness slot. */
+  readonly slots: readonly GPUBuffer[];
   readonly staging: GPUBuffer;
   readonly bindGroups: readonly GPUBindGroup[];
 }
@@ -83,6 +82,7 @@ export class GpuModel implements InferenceModel {
     private readonly memory: GpuMemory,
     private readonly weights: readonly GpuWeight[],
     private readonly stages: readonly Stage[],
+    private readonly slots: Slots,
     /** Largest batch one pass may take (the device's storage binding limit). */
     private readonly maxBatch: number,
   ) {
@@ -100,28 +100,30 @@ export class GpuModel implements InferenceModel {
     }
     const memory = new GpuMemory(device);
     try {
-      const weights = await checked(device, `uploading the weights of ${plan.name}`, async () => parts.weights.map((t) => uploadWeight(memory, t)));
-      const kernels: Kernel[] = plan.ops.map((op) => {
-        if (op.kind === 'dense') return denseKernel(op, weights[op.kernel] as GpuWeight, op.bias === undefined ? undefined : weights[op.bias]);
-        if (op.kind === 'conv2d') return conv2dKernel(op, weights[op.kernel] as GpuWeight, op.bias === undefined ? undefined : weights[op.bias]);
-        if (op.kind === 'pool') return poolKernel(op);
-        return activationKernel(op);
-      });
+      const { dispatches, weights } = await checked(device, `uploading the weights of ${plan.name}`, async () => buildDispatches(plan, parts.weights, memory));
       const stages: Stage[] = [];
-      for (const kernel of kernels) {
-        const pipeline = await checked(device, `compiling the kernel of layer "${kernel.label}"`, async () => {
-          const module = device.createShaderModule({ label: kernel.label, code: kernel.code });
-          const info = await module.getCompilationInfo();
-          const errors = info.messages.filter((m) => m.type === 'error');
-          if (errors.length > 0) throw new GpuError(`the WGSL did not compile: ${errors.map((m) => `line ${m.lineNum}: ${m.message}`).join('; ')}`);
-          return device.createComputePipelineAsync({ label: kernel.label, layout: 'auto', compute: { module, entryPoint: 'main' } });
-        });
-        stages.push({ kernel, pipeline, params: memory.create(`${kernel.label} params`, 16, BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST, 'uniform') });
+      const compiled = new Map<string, GPUComputePipeline>();
+      for (const d of dispatches) {
+        const kernel = d.kernel;
+        // Identical WGSL (the same layer shape twice, e.g. repeated blocks) compiles once.
+        let pipeline = compiled.get(kernel.code);
+        if (pipeline === undefined) {
+          pipeline = await checked(device, `compiling the kernel of layer "${kernel.label}"`, async () => {
+            const module = device.createShaderModule({ label: kernel.label, code: kernel.code });
+            const info = await module.getCompilationInfo();
+            const errors = info.messages.filter((m) => m.type === 'error');
+            if (errors.length > 0) throw new GpuError(`the WGSL did not compile: ${errors.map((m) => `line ${m.lineNum}: ${m.message}`).join('; ')}`);
+            return device.createComputePipelineAsync({ label: kernel.label, layout: 'auto', compute: { module, entryPoint: 'main' } });
+          });
+          compiled.set(kernel.code, pipeline);
+        }
+        stages.push({ ...d, pipeline, params: memory.create(`${kernel.label} params`, 16, BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST, 'uniform') });
       }
-      const perSample = Math.max(plan.maxActivation, sizeOf(plan.inputShape)) * 4;
+      const slots = assignSlots(plan, dispatches);
+      const perSample = Math.max(...slots.sizes) * 4;
       const fits = Math.max(1, Math.floor(Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize) / perSample));
       const maxBatch = Math.min(fits, options.maxBatchPerPass ?? fits);
-      return new GpuModel(device, adapter, parts, plan, memory, weights, stages, maxBatch);
+      return new GpuModel(device, adapter, parts, plan, memory, weights, stages, slots, maxBatch);
     } catch (error) {
       memory.destroyAll();
       device.destroy();
@@ -132,23 +134,23 @@ export class GpuModel implements InferenceModel {
   private ensureBuffers(batch: number): Buffers {
     if (this.buffers !== undefined && this.buffers.capacity >= batch) return this.buffers;
     const old = this.buffers;
-    if (old !== undefined) for (const b of [old.input, ...old.ping, old.staging]) this.memory.destroy(b);
+    if (old !== undefined) for (const b of [...old.slots, old.staging]) this.memory.destroy(b);
     this.buffers = undefined;
     let capacity = 1;
     while (capacity < batch) capacity *= 2;
     capacity = Math.min(capacity, this.maxBatch);
-    const act = this.plan.maxActivation * capacity * 4;
     const storage = BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST;
-    const input = this.memory.create('input', sizeOf(this.plan.inputShape) * capacity * 4, storage, 'activation');
-    const ping: [GPUBuffer, GPUBuffer] = [this.memory.create('activations a', act, storage, 'activation'), this.memory.create('activations b', act, storage, 'activation')];
+    const slots = this.slots.sizes.map((size, i) => this.memory.create(`activations ${i}`, size * capacity * 4, storage, 'activation'));
     const staging = this.memory.create('output staging', sizeOf(this.plan.outputShape) * capacity * 4, BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, 'staging');
-    const bindGroups = this.stages.map((stage, i) => {
+    const bufferOf = (tensor: number) => slots[this.slots.slotOf.get(tensor) as number] as GPUBuffer;
+    const bindGroups = this.stages.map((stage) => {
       const entries: GPUBindGroupEntry[] = [
         { binding: 0, resource: { buffer: stage.params } },
-        { binding: 1, resource: { buffer: i === 0 ? input : ping[(i - 1) % 2] as GPUBuffer } },
-        { binding: 2, resource: { buffer: ping[i % 2] as GPUBuffer } },
+        { binding: 1, resource: { buffer: bufferOf(stage.inputs[0] as number) } },
+        { binding: 2, resource: { buffer: bufferOf(stage.output) } },
+        ...stage.inputs.slice(1).map((t, i) => ({ binding: 3 + i, resource: { buffer: bufferOf(t) } })),
       ];
-      let binding = 3;
+      let binding = 2 + stage.inputs.length;
       for (const w of stage.kernel.weights) {
         if (w === undefined) continue;
         entries.push(...weightEntries(w, binding));
@@ -156,7 +158,7 @@ export class GpuModel implements InferenceModel {
       }
       return this.device.createBindGroup({ label: stage.kernel.label, layout: stage.pipeline.getBindGroupLayout(0), entries });
     });
-    this.buffers = { capacity, input, ping, staging, bindGroups };
+    this.buffers = { capacity, slots, staging, bindGroups };
     return this.buffers;
   }
 
@@ -164,7 +166,7 @@ export class GpuModel implements InferenceModel {
     if (this.lost !== undefined) throw new GpuError(`the GPU device was lost (${this.lost}): load the model again`);
     const b = this.ensureBuffers(batch);
     const queue = this.device.queue;
-    queue.writeBuffer(b.input, 0, data.buffer, data.byteOffset, data.byteLength);
+    queue.writeBuffer(b.slots[this.slots.slotOf.get(0) as number] as GPUBuffer, 0, data.buffer, data.byteOffset, data.byteLength);
     const encoder = this.device.createCommandEncoder({ label: 'predict' });
     const pass = encoder.beginComputePass();
     this.stages.forEach((stage, i) => {
@@ -177,7 +179,7 @@ export class GpuModel implements InferenceModel {
     });
     pass.end();
     const outBytes = sizeOf(this.plan.outputShape) * batch * 4;
-    encoder.copyBufferToBuffer(b.ping[(this.stages.length - 1) % 2] as GPUBuffer, 0, b.staging, 0, outBytes);
+    encoder.copyBufferToBuffer(b.slots[this.slots.slotOf.get(this.plan.output) as number] as GPUBuffer, 0, b.staging, 0, outBytes);
     queue.submit([encoder.finish()]);
     try {
       await b.staging.mapAsync(MAP_READ, 0, outBytes);

@@ -17,7 +17,7 @@ export interface GpuWeight {
   readonly data: GPUBuffer;
   /** int8: scales; clustered: codebook. */
   readonly aux: GPUBuffer | undefined;
-  /** Number of scales (int8): the last dimension, or 1 for one scale per tensor. */
+  /** Number of scales (int8): one per output channel, or 1 for one scale per tensor. */
   readonly scales: number;
   readonly bytes: number;
   readonly storage: string;
@@ -74,7 +74,8 @@ export function weightWgsl(w: GpuWeight, prefix: string, binding: number): { cod
     return { code: `${data}\nfn ${prefix}_q(i: u32) -> f32 { return ${prefix}_data[i]; }\nfn ${prefix}_scale(c: u32) -> f32 { return 1.0; }`, bindings: 1 };
   }
   if (w.kind === 'int8') {
-    const scale = w.scales === 1 ? `${prefix}_aux[0]` : `${prefix}_aux[c]`;
+    // Modulo: a depthwise kernel's scales may cover only its last axis (element i is channel i mod scales, as tensorValues reads it).
+    const scale = w.scales === 1 ? `${prefix}_aux[0]` : `${prefix}_aux[c % ${w.scales}u]`;
     return {
       code: `${data}\n${aux}\nfn ${prefix}_q(i: u32) -> f32 { return f32(extractBits(bitcast<i32>(${prefix}_data[i >> 2u]), (i & 3u) * 8u, 8u)); }\nfn ${prefix}_scale(c: u32) -> f32 { return ${scale}; }`,
       bindings: 2,
@@ -106,7 +107,7 @@ export function weightWgsl4(w: GpuWeight, prefix: string, binding: number): { co
   }
   const scale4 =
     w.kind === 'int8' && w.scales > 1
-      ? `fn ${prefix}_scale4(c: u32) -> vec4<f32> { return vec4<f32>(${prefix}_aux[c], ${prefix}_aux[c + 1u], ${prefix}_aux[c + 2u], ${prefix}_aux[c + 3u]); }`
+      ? `fn ${prefix}_scale4(c: u32) -> vec4<f32> { return vec4<f32>(${prefix}_scale(c), ${prefix}_scale(c + 1u), ${prefix}_scale(c + 2u), ${prefix}_scale(c + 3u)); }`
       : `fn ${prefix}_scale4(c: u32) -> vec4<f32> { return vec4<f32>(${prefix}_scale(c)); }`;
   return { code: `${base.code}\n${q4}\n${scale4}`, bindings: base.bindings };
 }

@@ -5,7 +5,7 @@
  * number of threads that do work. Shapes are baked into the WGSL text as
  * constants, so each layer compiles once at load; only the batch varies.
  */
-import type { Activation } from '../../plan.js';
+import type { Elementwise } from '../../plan.js';
 import type { GpuWeight } from '../weights.js';
 
 export const WORKGROUP = 64;
@@ -15,16 +15,28 @@ const MAX_GROUPS = 65_535;
 export interface Kernel {
   readonly label: string;
   readonly code: string;
-  /** Weights bound after the input and output, in order. */
+  /** Weights bound after the inputs and output, in order. */
   readonly weights: ReadonlyArray<GpuWeight | undefined>;
+  /** Activation inputs (default 1): x at binding 1, the others (x1, x2, ...) from binding 3; weights follow them. */
+  readonly inputs?: number;
   threads(batch: number): number;
 }
 
-export function header(): string {
-  return `struct Params { batch: u32, total: u32 };
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;`;
+/** Bindings 0-2 (params, x, y) and, for kernels that read more than one activation, x1, x2, ... from binding 3. */
+export function header(inputs = 1): string {
+  const more = Array.from({ length: inputs - 1 }, (_, i) => `@group(0) @binding(${3 + i}) var<storage, read> x${i + 1}: array<f32>;`);
+  return [
+    'struct Params { batch: u32, total: u32 };',
+    '@group(0) @binding(0) var<uniform> params: Params;',
+    '@group(0) @binding(1) var<storage, read> x: array<f32>;',
+    '@group(0) @binding(2) var<storage, read_write> y: array<f32>;',
+    ...more,
+  ].join('\n');
+}
+
+/** The binding of a kernel's first weight. */
+export function firstWeight(inputs = 1): number {
+  return 2 + inputs;
 }
 
 /** The entry point's first lines: `idx`, returning when beyond the work. */
@@ -46,7 +58,7 @@ export function u(n: number): string {
 }
 
 /** WGSL for an activation applied to `v` (softmax has its own kernel). */
-export function activationWgsl(a: Exclude<Activation, 'softmax'>, v: string): string {
+export function activationWgsl(a: Elementwise, v: string): string {
   switch (a) {
     case 'linear':
       return v;

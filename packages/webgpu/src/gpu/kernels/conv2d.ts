@@ -1,6 +1,7 @@
 /**
  * 2-D convolution, NHWC, kernel [kh, kw, in, out], any stride, valid or
- * same padding, with bias and activation fused into the same dispatch.
+ * same padding (plus a folded ZeroPadding2D), with the epilogue (bias or
+ * folded batch norm, residual, activation) in the same dispatch.
  * When the output channels are a multiple of 4 each thread computes four
  * consecutive channels of one output pixel: one load of the input value
  * serves four multiply-adds, and four int8 weights (consecutive in the
@@ -9,26 +10,21 @@
  */
 import type { Conv2dOp } from '../../plan.js';
 import { type GpuWeight, weightWgsl, weightWgsl4 } from '../weights.js';
-import { type Kernel, activationWgsl, entry, header, u } from './common.js';
+import { type Kernel, entry, firstWeight, header, u } from './common.js';
+import { type Epilogue, epilogueWgsl } from './epilogue.js';
 
-export function conv2dKernel(op: Conv2dOp, kernel: GpuWeight, bias: GpuWeight | undefined): Kernel {
+export function conv2dKernel(op: Conv2dOp, kernel: GpuWeight, e: Epilogue, label = op.name): Kernel {
   const [H, W, C] = op.inShape;
   const [OH, OW, F] = op.outShape;
   const [KH, KW] = op.kernelSize;
-  // Output channels per thread, and the WGSL that differs between one and four.
   const lanes = F % 4 === 0 ? 4 : 1;
-  const read = lanes === 4 ? weightWgsl4 : weightWgsl;
-  const k = read(kernel, 'k', 3);
-  const b = bias === undefined ? undefined : read(bias, 'b', 3 + k.bindings);
-  const [acc, q, scale] = lanes === 4 ? ['vec4<f32>(0.0)', 'k_q4', '_scale4'] : ['0.0', 'k_q', '_scale'];
-  const store =
-    lanes === 4
-      ? `  let o = (((n * OH + u32(oy)) * OW) + u32(ox)) * F + f;
-${['x', 'y', 'z', 'w'].map((c, i) => `  y[o + ${i}u] = ${activationWgsl(op.activation, `v.${c}`)};`).join('\n')}`
-      : `  y[idx] = ${activationWgsl(op.activation, 'v')};`;
-  const code = `${header()}
+  const inputs = e.residual ? 2 : 1;
+  const k = (lanes === 4 ? weightWgsl4 : weightWgsl)(kernel, 'k', firstWeight(inputs));
+  const tail = epilogueWgsl(e, firstWeight(inputs) + k.bindings, lanes);
+  const [acc, q, scale] = lanes === 4 ? ['vec4<f32>(0.0)', 'k_q4', 'k_scale4'] : ['0.0', 'k_q', 'k_scale'];
+  const code = `${header(inputs)}
 ${k.code}
-${b?.code ?? ''}
+${tail.code}
 const H: i32 = ${H}; const W: i32 = ${W}; const C: u32 = ${u(C)};
 const OH: u32 = ${u(OH)}; const OW: u32 = ${u(OW)}; const F: u32 = ${u(F)}; const FT: u32 = ${u(F / lanes)};
 const KH: i32 = ${KH}; const KW: i32 = ${KW};
@@ -55,8 +51,8 @@ ${entry()}
       }
     }
   }
-  let v = acc * k${scale}(f)${b === undefined ? '' : ` + b${q.slice(1)}(f) * b${scale}(f)`};
-${store}
+  let o = ((n * OH + u32(oy)) * OW + u32(ox)) * F + f;
+${tail.finish(`acc * ${scale}(f)`, 'f', 'o')}
 }`;
-  return { label: op.name, code, weights: [kernel, bias], threads: (batch) => (batch * OH * OW * F) / lanes };
+  return { label, code, weights: [kernel, ...tail.weights], inputs, threads: (batch) => (batch * OH * OW * F) / lanes };
 }
