@@ -3,10 +3,10 @@
  * workers), the global step and the job's status. The state is a plain
  * class so the chief's loop and the gRPC service share it.
  */
-import { type sendUnaryData } from '@grpc/grpc-js';
 import {
   type CheckpointBarrierRequest,
   type CheckpointBarrierResponse,
+  type CoordinatorServer,
   CoordinatorService,
   type GetGlobalStepRequest,
   type GetGlobalStepResponse,
@@ -20,7 +20,7 @@ import {
   type LeaveResponse,
 } from '@tamp/proto/tamp/v1/coordinator';
 import { ClusterError } from '@tamp/core';
-import { bindServer, checkHeader, createServer, shutdownServer, toServiceError } from '@tamp/parameter-server';
+import { type RpcServerOptions, serviceHandlers, startServer } from '@tamp/rpc';
 import { workerId } from './job-config.js';
 
 export type WorkerState = 'joined' | 'lost' | 'left' | 'finished';
@@ -267,23 +267,12 @@ export interface RunningCoordinator {
   close(): Promise<void>;
 }
 
-export async function startCoordinator(options: CoordinatorOptions & { host?: string; port?: number }): Promise<RunningCoordinator> {
+export async function startCoordinator(options: CoordinatorOptions & { host?: string; port?: number; rpc?: RpcServerOptions }): Promise<RunningCoordinator> {
   const state = new CoordinatorState(options);
   const { jobId } = options;
   const log = options.log ?? (() => {});
-  const fail = (error: unknown) => toServiceError(error, log);
-  const unary =
-    <Req extends { header?: JoinRequest['header'] }, Res>(name: string, handle: (req: Req) => Res) =>
-    (call: { request: Req }, callback: sendUnaryData<Res>) => {
-      try {
-        checkHeader(call.request.header, jobId, name);
-        callback(null, handle(call.request));
-      } catch (error) {
-        callback(fail(error), null);
-      }
-    };
-  const server = createServer();
-  server.addService(CoordinatorService, {
+  const { unary } = serviceHandlers({ jobId, log });
+  const implementation: CoordinatorServer = {
     join: unary<JoinRequest, JoinResponse>('join', (req) => {
       const r = state.join(req.workerId, req.taskIndex, req.backend);
       return {
@@ -304,17 +293,7 @@ export async function startCoordinator(options: CoordinatorOptions & { host?: st
       return {};
     }),
     getGlobalStep: unary<GetGlobalStepRequest, GetGlobalStepResponse>('getGlobalStep', () => ({ globalStep: state.globalStep })),
-    checkpointBarrier: (call: { request: CheckpointBarrierRequest }, callback: sendUnaryData<CheckpointBarrierResponse>) => {
-      try {
-        checkHeader(call.request.header, jobId, 'checkpointBarrier');
-        state.arriveAtBarrier(call.request.workerId, Number(call.request.step)).then(
-          (r) => callback(null, r),
-          (error: unknown) => callback(fail(error), null),
-        );
-      } catch (error) {
-        callback(fail(error), null);
-      }
-    },
+    checkpointBarrier: unary<CheckpointBarrierRequest, CheckpointBarrierResponse>('checkpointBarrier', (req) => state.arriveAtBarrier(req.workerId, Number(req.step))),
     jobStatus: unary<JobStatusRequest, JobStatusResponse>('jobStatus', () => ({
       jobId,
       state: state.jobState,
@@ -336,8 +315,8 @@ export async function startCoordinator(options: CoordinatorOptions & { host?: st
         lastHeartbeatMs: BigInt(w.lastHeartbeat),
       })),
     })),
-  });
-  const port = await bindServer(server, options.host ?? '127.0.0.1', options.port ?? 0);
-  log(`chief of job "${jobId}" listening on ${options.host ?? '127.0.0.1'}:${port}`);
-  return { port, state, close: () => shutdownServer(server) };
+  };
+  const server = await startServer([{ definition: CoordinatorService, implementation }], { host: options.host ?? '127.0.0.1', port: options.port ?? 0 }, options.rpc);
+  log(`chief of job "${jobId}" listening on ${options.host ?? '127.0.0.1'}:${server.port}`);
+  return { port: server.port, state, close: () => server.close() };
 }

@@ -81,7 +81,6 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         chiefLostAfterMs: Math.max(30_000, config.heartbeatIntervalMs * 30),
       },
-      log,
     );
     const dataset = loadDataset(t.dataset);
     const model = await tfl.models.modelFromJSON({ modelTopology: config.modelTopology as never });

@@ -10,6 +10,7 @@ import { CoordinatorClient, type Progress } from '../coordinator-client.js';
 import { type CommInit, type FromComm, type NamedArray, type ToComm, transferList } from './messages.js';
 
 const port = parentPort;
+// Only CommChannel starts this module, always in a worker thread (bootstrap.mjs).
 if (port === null) throw new Error('comm-thread must run in a worker thread');
 const init = workerData as CommInit;
 const params = new ParameterClient(init.psAddresses, init.placement, init.jobId);
