@@ -6,7 +6,6 @@ export interface Progress {
   readonly localStep: bigint;
   readonly epoch: number;
   readonly loss: number;
-  readonly accuracy: number;
   readonly samples: bigint;
   /** Seconds since the first training step began. */
   readonly seconds: number;
@@ -43,7 +42,7 @@ export class CoordinatorClient {
   }
 
   heartbeat(workerId: string, p: Progress): Promise<HeartbeatResponse> {
-    const request = { header: requestHeader(this.jobId), workerId, localStep: p.localStep, epoch: p.epoch, loss: p.loss, accuracy: p.accuracy, samples: p.samples, seconds: p.seconds };
+    const request = { header: requestHeader(this.jobId), workerId, localStep: p.localStep, epoch: p.epoch, loss: p.loss, samples: p.samples, seconds: p.seconds };
     return callUnary(this.client, 'heartbeat', request, this.call('heartbeat'));
   }
 

@@ -8,8 +8,6 @@ import {
   type CheckpointBarrierResponse,
   type CoordinatorServer,
   CoordinatorService,
-  type GetGlobalStepRequest,
-  type GetGlobalStepResponse,
   type HeartbeatRequest,
   type HeartbeatResponse,
   type JobStatusRequest,
@@ -37,7 +35,6 @@ export interface WorkerRecord {
   localStep: bigint;
   epoch: number;
   loss: number;
-  accuracy: number;
   samples: bigint;
   /** The worker's own training time (s), from its first step. */
   seconds: number;
@@ -120,7 +117,6 @@ export class CoordinatorState {
       localStep: previous?.localStep ?? 0n,
       epoch: previous?.epoch ?? 0,
       loss: previous?.loss ?? 0,
-      accuracy: previous?.accuracy ?? 0,
       samples: previous?.samples ?? 0n,
       seconds: previous?.seconds ?? 0,
       backend,
@@ -138,7 +134,7 @@ export class CoordinatorState {
     return r;
   }
 
-  heartbeat(req: Pick<HeartbeatRequest, 'workerId' | 'localStep' | 'epoch' | 'loss' | 'accuracy' | 'samples' | 'seconds'>, now = Date.now()): WorkerRecord {
+  heartbeat(req: Pick<HeartbeatRequest, 'workerId' | 'localStep' | 'epoch' | 'loss' | 'samples' | 'seconds'>, now = Date.now()): WorkerRecord {
     const r = this.find(req.workerId, 'heartbeat');
     if (r.state === 'finished' || r.state === 'left') {
       // A heartbeat sent before the worker's Leave but answered after it: the
@@ -155,7 +151,6 @@ export class CoordinatorState {
     r.localStep = req.localStep;
     r.epoch = req.epoch;
     r.loss = req.loss;
-    r.accuracy = req.accuracy;
     r.samples = req.samples;
     r.seconds = req.seconds;
     this.changed();
@@ -286,13 +281,12 @@ export async function startCoordinator(options: CoordinatorOptions & { host?: st
     }),
     heartbeat: unary<HeartbeatRequest, HeartbeatResponse>('heartbeat', (req) => {
       state.heartbeat(req);
-      return { globalStep: state.globalStep, stop: state.jobState === 'done' || state.jobState === 'failed', checkpointStep: 0n };
+      return { globalStep: state.globalStep, stop: state.jobState === 'done' || state.jobState === 'failed' };
     }),
     leave: unary<LeaveRequest, LeaveResponse>('leave', (req) => {
       state.leave(req.workerId, req.finished, req.reason, { localStep: req.localStep, samples: req.samples, seconds: req.seconds });
       return {};
     }),
-    getGlobalStep: unary<GetGlobalStepRequest, GetGlobalStepResponse>('getGlobalStep', () => ({ globalStep: state.globalStep })),
     checkpointBarrier: unary<CheckpointBarrierRequest, CheckpointBarrierResponse>('checkpointBarrier', (req) => state.arriveAtBarrier(req.workerId, Number(req.step))),
     jobStatus: unary<JobStatusRequest, JobStatusResponse>('jobStatus', () => ({
       jobId,

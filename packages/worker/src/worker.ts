@@ -154,7 +154,6 @@ class ReplicaLoop {
       localStep: BigInt(step),
       epoch: Math.floor(step / this.source.stepsPerEpoch),
       loss: this.loss,
-      accuracy: 0,
       samples: BigInt(this.samples),
       seconds: this.elapsed(),
     });

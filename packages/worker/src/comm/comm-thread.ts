@@ -24,7 +24,7 @@ function fail(id: number, error: unknown): void {
   send({ id, type: 'error', error: { code: error instanceof TampError ? error.code : 'INTERNAL', message: errorMessage(error) } });
 }
 
-let progress: Progress = { localStep: 0n, epoch: 0, loss: 0, accuracy: 0, samples: 0n, seconds: 0 };
+let progress: Progress = { localStep: 0n, epoch: 0, loss: 0, samples: 0n, seconds: 0 };
 let lastAnswer = Date.now();
 let stopped = false;
 let beating = false;
