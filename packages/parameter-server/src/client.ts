@@ -11,7 +11,7 @@ import {
   type ShardStatusResponse,
 } from '@tamp/proto/tamp/v1/parameter_server';
 import { Codec } from '@tamp/proto/tamp/v1/tensor';
-import { type OptimizerSettings, TensorAssembler, type WireTensor, encodeTensorMessages, sizeOfShape } from '@tamp/core';
+import { ClusterError, InvalidArgumentError, type OptimizerSettings, TensorAssembler, type WireTensor, encodeTensorMessages, sizeOfShape } from '@tamp/core';
 import { type RpcCallOptions, type RpcClientOptions, callClientStream, callServerStream, callUnary, createClient, requestHeader, withRetry } from '@tamp/rpc';
 import { FastParameterServerClient, messageChunks } from './wire/fast-codec.js';
 import type { ConsistencyMode } from './shard.js';
@@ -166,7 +166,7 @@ export class ParameterClient {
 
   constructor(addresses: readonly string[], placement: Placement, jobId: string, settings: CallSettings & { retryMs?: number } = {}) {
     if (addresses.length !== placement.shards.length) {
-      throw new Error(`${addresses.length} parameter server addresses for a placement over ${placement.shards.length}`);
+      throw new ClusterError('CLUSTER_CONFIG', `${addresses.length} parameter server addresses for a placement over ${placement.shards.length}: give one address per parameter server of the job`);
     }
     this.shards = addresses.map((a) => new ShardClient(a, jobId, settings));
     this.placement = placement;
@@ -197,7 +197,7 @@ export class ParameterClient {
     for (const { tensors } of results) {
       for (const t of tensors) {
         const shape = this.shapes.get(t.name);
-        if (shape === undefined) throw new Error(`pull: shard sent "${t.name}", which the placement does not know`);
+        if (shape === undefined) throw new ClusterError('CLUSTER_CONFIG', `pull: shard sent "${t.name}", which the placement does not know; check the order of the ps addresses`);
         const size = sizeOfShape(shape);
         if (t.sliceStart === 0 && t.data.length === size) {
           values.set(t.name, t.data as Float32Array); // whole variable: no reassembly
@@ -211,7 +211,7 @@ export class ParameterClient {
         target.set(t.data as Float32Array, t.sliceStart);
       }
     }
-    for (const name of this.shapes.keys()) if (!values.has(name)) throw new Error(`pull: no shard sent "${name}"`);
+    for (const name of this.shapes.keys()) if (!values.has(name)) throw new ClusterError('CLUSTER_CONFIG', `pull: no shard sent "${name}"; check the order of the ps addresses`);
     return { values, versions: results.map((r) => r.version) };
   }
 
@@ -219,7 +219,7 @@ export class ParameterClient {
   partsFor(index: number, grads: ReadonlyMap<string, Float32Array>): WireTensor[] {
     return (this.placement.shards[index] as readonly VariablePart[]).map((p) => {
       const g = grads.get(p.name);
-      if (g === undefined) throw new Error(`push: no gradient for "${p.name}"`);
+      if (g === undefined) throw new InvalidArgumentError(`push: no gradient for "${p.name}"; push a gradient for every variable of the model`);
       return { name: p.name, shape: p.shape, dtype: 'float32', data: g.subarray(p.sliceStart, p.sliceStart + p.sliceLength), sliceStart: p.sliceStart };
     });
   }
