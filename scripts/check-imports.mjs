@@ -2,9 +2,12 @@
 // Import checks over packages/*/src, test/ and demos/*/src:
 //  1. no circular imports between modules (type-only imports excluded: they
 //     vanish at run time);
-//  2. the package boundaries of DESIGN.md: @tamp/core, @tamp/compress and the
-//     browser entries never import gRPC; browser entries never import Node
-//     built-ins or @tamp/core/node.
+//  2. the package boundaries of ARCHITECTURE.md: only @tamp/rpc (and the
+//     generated code of @tamp/proto) imports @grpc/grpc-js; @tamp/core,
+//     @tamp/compress and the browser entries never import gRPC (nor the
+//     generated services); @tamp/rpc knows nothing of tensors or training
+//     (no @tamp/proto, no other @tamp package but core); browser entries never
+//     import Node built-ins or @tamp/core/node.
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,6 +71,7 @@ const problems = [];
 
 const BROWSER = [/packages\/core\/src\/(?!node\/)/, /packages\/compress\/src\/(?!node\/)/, /packages\/webgpu\/src\/(?!node\/)/, /demos\/[^/]+\/src\//];
 const NO_GRPC = [/packages\/core\//, /packages\/compress\//, /packages\/webgpu\//, /demos\//];
+const GRPC_OWNER = /^packages\/rpc\//;
 const NODE_BUILTINS = new Set(['fs', 'path', 'os', 'child_process', 'zlib', 'http', 'https', 'net', 'worker_threads', 'crypto', 'url', 'module', 'stream', 'util', 'events']);
 
 for (const file of files) {
@@ -75,7 +79,13 @@ for (const file of files) {
   const edges = [];
   for (const { spec, typeOnly } of importsOf(file)) {
     if (NO_GRPC.some((r) => r.test(rel)) && !rel.endsWith('.test.ts') && (spec === '@grpc/grpc-js' || /^@tamp\/proto\/tamp\/v1\/(parameter_server|coordinator)$/.test(spec))) {
-      problems.push(`${rel}: imports ${spec}, but this package must not depend on gRPC (DESIGN.md)`);
+      problems.push(`${rel}: imports ${spec}, but this package must not depend on gRPC (ARCHITECTURE.md)`);
+    }
+    if (spec === '@grpc/grpc-js' && !GRPC_OWNER.test(rel)) {
+      problems.push(`${rel}: imports @grpc/grpc-js; only @tamp/rpc may (ARCHITECTURE.md): use its helpers, or add what is missing there`);
+    }
+    if (GRPC_OWNER.test(rel) && /^@tamp\//.test(spec) && spec !== '@tamp/core' && spec !== '@tamp/rpc') {
+      problems.push(`${rel}: imports ${spec}, but @tamp/rpc depends on @tamp/core only (it knows nothing of tensors or training; ARCHITECTURE.md)`);
     }
     if (BROWSER.some((r) => r.test(rel)) && !rel.endsWith('.test.ts') && !typeOnly) {
       const bare = spec.replace(/^node:/, '').split('/')[0];

@@ -5,8 +5,8 @@
  * `cause` when there is one.
  *
  * `status` is the gRPC status category the error maps to at a service
- * boundary; the mapping to numeric gRPC codes lives in one place (the rpc
- * helpers of @tamp/parameter-server), so this module stays free of gRPC.
+ * boundary; the mapping to numeric gRPC codes lives in one place (@tamp/rpc,
+ * status.ts), so this module stays free of gRPC.
  */
 
 export type StatusKind =

@@ -3,54 +3,25 @@
  * shards of a job through its placement (ParameterClient), which splits
  * gradients into the parts each shard holds and reassembles pulled slices.
  */
-import { type ClientWritableStream, Metadata, type ServiceError } from '@grpc/grpc-js';
 import {
   type AssignRequest,
   type ParameterServerClient as GrpcParameterServerClient,
-  type PullResponse,
   type PushRequest,
   type PushResponse,
   type ShardStatusResponse,
 } from '@tamp/proto/tamp/v1/parameter_server';
 import { Codec } from '@tamp/proto/tamp/v1/tensor';
-import { type OptimizerSettings, TensorAssembler, type WireTensor, encodeTensorMessages, sizeOfShape } from '@tamp/core';
-import { CHANNEL_OPTIONS, clientCredentials } from './rpc/channel.js';
-import { FastParameterServerClient, messageChunks } from './rpc/fast-codec.js';
-import { requestHeader } from './rpc/header.js';
-import { withRetry } from './rpc/retry.js';
-import { fromServiceError } from './rpc/status.js';
+import { ClusterError, InvalidArgumentError, type OptimizerSettings, TensorAssembler, type WireTensor, encodeTensorMessages, sizeOfShape } from '@tamp/core';
+import { type RpcCallOptions, type RpcClientOptions, callClientStream, callServerStream, callUnary, createClient, requestHeader, withRetry } from '@tamp/rpc';
+import { FastParameterServerClient, messageChunks } from './wire/fast-codec.js';
 import type { ConsistencyMode } from './shard.js';
 import type { Placement, VariablePart } from './placement.js';
 
 export interface CallSettings {
   /** Deadline of one call (ms). */
   readonly callTimeoutMs?: number;
-}
-
-function deadline(ms: number): Date {
-  return new Date(Date.now() + ms);
-}
-
-function writeAll<T>(stream: ClientWritableStream<T>, messages: Iterable<T>): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const it = messages[Symbol.iterator]();
-    const pump = () => {
-      for (;;) {
-        const next = it.next();
-        if (next.done === true) {
-          stream.end();
-          resolve();
-          return;
-        }
-        if (!stream.write(next.value)) {
-          stream.once('drain', pump);
-          return;
-        }
-      }
-    };
-    stream.once('error', reject);
-    pump();
-  });
+  /** Transport settings (credentials, interceptors). */
+  readonly rpc?: RpcClientOptions;
 }
 
 export interface AssignSpec {
@@ -83,135 +54,94 @@ export class ShardClient {
     this.address = address;
     this.jobId = jobId;
     this.timeoutMs = settings.callTimeoutMs ?? 60_000;
-    this.client = new FastParameterServerClient(address, clientCredentials(), CHANNEL_OPTIONS) as unknown as GrpcParameterServerClient;
+    this.client = createClient(FastParameterServerClient, address, settings.rpc);
   }
 
   close(): void {
     this.client.close();
   }
 
+  private call(what: string, timeoutMs = this.timeoutMs): RpcCallOptions {
+    return { what: `${what} ${this.address}`, timeoutMs };
+  }
+
   status(): Promise<ShardStatusResponse> {
-    return new Promise((resolve, reject) => {
-      this.client.shardStatus({ header: requestHeader(this.jobId) }, new Metadata(), { deadline: deadline(this.timeoutMs) }, (error, response) => {
-        if (error !== null) reject(fromServiceError(error, `shard status from ${this.address}`));
-        else resolve(response);
-      });
-    });
+    return callUnary(this.client, 'shardStatus', { header: requestHeader(this.jobId) }, this.call('shard status from'));
   }
 
   pull(workerId: string, options: { minVersion?: bigint; step?: bigint; names?: readonly string[]; timeoutMs?: number } = {}): Promise<{ version: bigint; tensors: WireTensor[] }> {
-    return new Promise((resolve, reject) => {
+    const request = { header: requestHeader(this.jobId), workerId, names: [...(options.names ?? [])], minVersion: options.minVersion ?? 0n, codec: Codec.CODEC_NONE, step: options.step ?? 0n };
+    return callServerStream(this.client, 'pull', request, this.call('pull from', options.timeoutMs), () => {
       const assembler = new TensorAssembler();
       let version: bigint | undefined;
-      const stream = this.client.pull(
-        { header: requestHeader(this.jobId), workerId, names: [...(options.names ?? [])], minVersion: options.minVersion ?? 0n, codec: Codec.CODEC_NONE, step: options.step ?? 0n },
-        { deadline: deadline(options.timeoutMs ?? this.timeoutMs) },
-      );
-      stream.on('data', (msg: PullResponse) => {
-        try {
+      return {
+        onMessage(msg) {
           version ??= msg.version;
           for (const chunk of messageChunks(msg)) assembler.add(chunk);
-        } catch (error) {
-          stream.cancel();
-          reject(error as Error);
-        }
-      });
-      stream.on('error', (error: ServiceError) => reject(fromServiceError(error, `pull from ${this.address}`)));
-      stream.on('end', () => {
-        try {
-          resolve({ version: version ?? 0n, tensors: assembler.finish() });
-        } catch (error) {
-          reject(error as Error);
-        }
-      });
+        },
+        finish: () => ({ version: version ?? 0n, tensors: assembler.finish() }),
+      };
     });
   }
 
   /** `timeoutMs`: sync pushes wait at the step barrier for the other workers. */
   push(spec: PushSpec, tensors: readonly WireTensor[], timeoutMs = this.timeoutMs): Promise<PushResponse> {
-    return new Promise((resolve, reject) => {
-      const stream = this.client.push({ deadline: deadline(timeoutMs) }, (error, response) => {
-        if (error !== null) reject(fromServiceError(error, `push to ${this.address}`));
-        else resolve(response as PushResponse);
-      });
-      const header = requestHeader(this.jobId);
-      const messages = function* (): Generator<PushRequest> {
-        let first = true;
-        // Serialized one message at a time, as the stream takes them.
-        for (const [chunk, ...moreChunks] of encodeTensorMessages(tensors)) {
-          yield first
-            ? { header, workerId: spec.workerId, step: spec.step, basedOnVersion: spec.basedOnVersion, batchSize: spec.batchSize, tensorCount: tensors.length, chunk, moreChunks }
-            : { header: undefined, workerId: '', step: 0n, basedOnVersion: 0n, batchSize: 0, tensorCount: 0, chunk, moreChunks };
-          first = false;
-        }
-      };
-      writeAll(stream, messages()).catch(() => {
-        // The callback above reports the call's status.
-      });
-    });
+    const header = requestHeader(this.jobId);
+    const messages = function* (): Generator<PushRequest> {
+      let first = true;
+      // Serialized one message at a time, as the stream takes them.
+      for (const [chunk, ...moreChunks] of encodeTensorMessages(tensors)) {
+        yield first
+          ? { header, workerId: spec.workerId, step: spec.step, basedOnVersion: spec.basedOnVersion, batchSize: spec.batchSize, tensorCount: tensors.length, chunk, moreChunks }
+          : { header: undefined, workerId: '', step: 0n, basedOnVersion: 0n, batchSize: 0, tensorCount: 0, chunk, moreChunks };
+        first = false;
+      }
+    };
+    return callClientStream(this.client, 'push', messages, this.call('push to', timeoutMs));
   }
 
-  assign(spec: AssignSpec, tensors: readonly WireTensor[]): Promise<bigint> {
-    return new Promise((resolve, reject) => {
-      const stream = this.client.assign({ deadline: deadline(this.timeoutMs) }, (error, response) => {
-        if (error !== null) reject(fromServiceError(error, `assign to ${this.address}`));
-        else resolve(response?.version ?? 0n);
-      });
-      const header = requestHeader(this.jobId);
-      const o = spec.optimizer;
-      const optimizer = {
-        name: o.name,
-        learningRate: o.learningRate,
-        momentum: o.momentum,
-        beta1: o.beta1,
-        beta2: o.beta2,
-        epsilon: o.epsilon,
-        initialAccumulatorValue: o.initialAccumulatorValue,
-      };
-      const base = {
-        shardIndex: spec.shardIndex,
-        optimizer,
-        version: spec.version,
-        tensorCount: tensors.length,
-        mode: spec.mode,
-        syncReplicas: spec.syncReplicas,
-        staleness: spec.staleness,
-        workerIds: [...spec.workerIds],
-        workerStep: spec.workerStep ?? 0n,
-      };
-      const messages = function* (): Generator<AssignRequest> {
-        yield { header, ...base, chunk: undefined, moreChunks: [] };
-        for (const [chunk, ...moreChunks] of encodeTensorMessages(tensors)) yield { header: undefined, ...base, workerIds: [], chunk, moreChunks };
-      };
-      writeAll(stream, messages()).catch(() => {});
-    });
+  async assign(spec: AssignSpec, tensors: readonly WireTensor[]): Promise<bigint> {
+    const header = requestHeader(this.jobId);
+    const o = spec.optimizer;
+    const optimizer = {
+      name: o.name,
+      learningRate: o.learningRate,
+      momentum: o.momentum,
+      beta1: o.beta1,
+      beta2: o.beta2,
+      epsilon: o.epsilon,
+      initialAccumulatorValue: o.initialAccumulatorValue,
+    };
+    const base = {
+      shardIndex: spec.shardIndex,
+      optimizer,
+      version: spec.version,
+      tensorCount: tensors.length,
+      mode: spec.mode,
+      syncReplicas: spec.syncReplicas,
+      staleness: spec.staleness,
+      workerIds: [...spec.workerIds],
+      workerStep: spec.workerStep ?? 0n,
+    };
+    const messages = function* (): Generator<AssignRequest> {
+      yield { header, ...base, chunk: undefined, moreChunks: [] };
+      for (const [chunk, ...moreChunks] of encodeTensorMessages(tensors)) yield { header: undefined, ...base, workerIds: [], chunk, moreChunks };
+    };
+    const response = await callClientStream(this.client, 'assign', messages, this.call('assign to'));
+    return response.version;
   }
 
-  updateMembership(liveWorkerIds: readonly string[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.client.updateMembership({ header: requestHeader(this.jobId), liveWorkerIds: [...liveWorkerIds] }, new Metadata(), { deadline: deadline(this.timeoutMs) }, (error) => {
-        if (error !== null) reject(fromServiceError(error, `membership update to ${this.address}`));
-        else resolve();
-      });
-    });
+  async updateMembership(liveWorkerIds: readonly string[]): Promise<void> {
+    await callUnary(this.client, 'updateMembership', { header: requestHeader(this.jobId), liveWorkerIds: [...liveWorkerIds] }, this.call('membership update to'));
   }
 
-  saveShard(directory: string, step: bigint): Promise<{ file: string; bytes: number; crc32: number; version: bigint }> {
-    return new Promise((resolve, reject) => {
-      this.client.saveShard({ header: requestHeader(this.jobId), directory, step }, new Metadata(), { deadline: deadline(this.timeoutMs) }, (error, r) => {
-        if (error !== null) reject(fromServiceError(error, `checkpoint of ${this.address}`));
-        else resolve({ file: r.file, bytes: Number(r.bytes), crc32: r.crc32, version: r.version });
-      });
-    });
+  async saveShard(directory: string, step: bigint): Promise<{ file: string; bytes: number; crc32: number; version: bigint }> {
+    const r = await callUnary(this.client, 'saveShard', { header: requestHeader(this.jobId), directory, step }, this.call('checkpoint of'));
+    return { file: r.file, bytes: Number(r.bytes), crc32: r.crc32, version: r.version };
   }
 
-  shutdown(reason: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.client.shutdown({ header: requestHeader(this.jobId), reason }, new Metadata(), { deadline: deadline(this.timeoutMs) }, (error) => {
-        if (error !== null) reject(fromServiceError(error, `shutdown of ${this.address}`));
-        else resolve();
-      });
-    });
+  async shutdown(reason: string): Promise<void> {
+    await callUnary(this.client, 'shutdown', { header: requestHeader(this.jobId), reason }, this.call('shutdown of'));
   }
 
   /** Wait until the server answers (it may still be starting). */
@@ -236,7 +166,7 @@ export class ParameterClient {
 
   constructor(addresses: readonly string[], placement: Placement, jobId: string, settings: CallSettings & { retryMs?: number } = {}) {
     if (addresses.length !== placement.shards.length) {
-      throw new Error(`${addresses.length} parameter server addresses for a placement over ${placement.shards.length}`);
+      throw new ClusterError('CLUSTER_CONFIG', `${addresses.length} parameter server addresses for a placement over ${placement.shards.length}: give one address per parameter server of the job`);
     }
     this.shards = addresses.map((a) => new ShardClient(a, jobId, settings));
     this.placement = placement;
@@ -267,7 +197,7 @@ export class ParameterClient {
     for (const { tensors } of results) {
       for (const t of tensors) {
         const shape = this.shapes.get(t.name);
-        if (shape === undefined) throw new Error(`pull: shard sent "${t.name}", which the placement does not know`);
+        if (shape === undefined) throw new ClusterError('CLUSTER_CONFIG', `pull: shard sent "${t.name}", which the placement does not know; check the order of the ps addresses`);
         const size = sizeOfShape(shape);
         if (t.sliceStart === 0 && t.data.length === size) {
           values.set(t.name, t.data as Float32Array); // whole variable: no reassembly
@@ -281,7 +211,7 @@ export class ParameterClient {
         target.set(t.data as Float32Array, t.sliceStart);
       }
     }
-    for (const name of this.shapes.keys()) if (!values.has(name)) throw new Error(`pull: no shard sent "${name}"`);
+    for (const name of this.shapes.keys()) if (!values.has(name)) throw new ClusterError('CLUSTER_CONFIG', `pull: no shard sent "${name}"; check the order of the ps addresses`);
     return { values, versions: results.map((r) => r.version) };
   }
 
@@ -289,7 +219,7 @@ export class ParameterClient {
   partsFor(index: number, grads: ReadonlyMap<string, Float32Array>): WireTensor[] {
     return (this.placement.shards[index] as readonly VariablePart[]).map((p) => {
       const g = grads.get(p.name);
-      if (g === undefined) throw new Error(`push: no gradient for "${p.name}"`);
+      if (g === undefined) throw new InvalidArgumentError(`push: no gradient for "${p.name}"; push a gradient for every variable of the model`);
       return { name: p.name, shape: p.shape, dtype: 'float32', data: g.subarray(p.sliceStart, p.sliceStart + p.sliceLength), sliceStart: p.sliceStart };
     });
   }

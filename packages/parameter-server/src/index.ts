@@ -6,7 +6,3 @@ export * from './server.js';
 export * from './checkpoint.js';
 export * from './client.js';
 export * from './optimizers/index.js';
-export * from './rpc/status.js';
-export * from './rpc/header.js';
-export * from './rpc/channel.js';
-export * from './rpc/retry.js';

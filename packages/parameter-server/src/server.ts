@@ -1,10 +1,11 @@
 /**
- * The gRPC ParameterServer service over one Shard.
+ * The gRPC ParameterServer service over one Shard. Handlers are written
+ * through @tamp/rpc's wrappers (header check, errors to statuses).
  */
-import { type Server, type ServerWritableStream, type handleClientStreamingCall, type sendUnaryData } from '@grpc/grpc-js';
 import {
   type AssignRequest,
   type AssignResponse,
+  type ParameterServerServer,
   type PullRequest,
   type PullResponse,
   type PushRequest,
@@ -28,10 +29,8 @@ import {
   encodeTensorMessages,
   optimizerSettings,
 } from '@tamp/core';
-import { checkHeader } from './rpc/header.js';
-import { bindServer, createServer, shutdownServer } from './rpc/channel.js';
-import { toServiceError } from './rpc/status.js';
-import { FastParameterServerService, encodePullResponse, messageChunks } from './rpc/fast-codec.js';
+import { type RpcServerOptions, type Server, serviceHandlers, startServer } from '@tamp/rpc';
+import { FastParameterServerService, encodePullResponse, messageChunks } from './wire/fast-codec.js';
 import { CHIEF_READER_ID, CONSISTENCY_MODES, type ConsistencyMode, type PushMeta, Shard } from './shard.js';
 import { writeShardCheckpoint } from './checkpoint.js';
 
@@ -47,6 +46,8 @@ export interface ParameterServerOptions {
   readonly pullWaitMs?: number;
   /** Called after answering a Shutdown request from the chief. */
   readonly onShutdown?: (reason: string) => void;
+  /** Transport settings (credentials, interceptors). */
+  readonly rpc?: RpcServerOptions;
 }
 
 export interface RunningParameterServer {
@@ -59,64 +60,43 @@ export interface RunningParameterServer {
 /** Bytes a push may carry beyond the shard's variables (headers are not counted; this is slack for safety). */
 const PUSH_SLACK_BYTES = 64 * 1024;
 
-function waitDrain(call: ServerWritableStream<PullRequest, PullResponse>): Promise<void> {
-  return new Promise((resolve) => call.once('drain', resolve));
-}
-
-export function parameterServerService(shard: Shard, options: ParameterServerOptions) {
-  const { jobId } = options;
+export function parameterServerService(shard: Shard, options: ParameterServerOptions): ParameterServerServer {
   const log = options.log ?? (() => {});
+  const rpc = serviceHandlers({ jobId: options.jobId, log });
   const pullWaitMs = options.pullWaitMs ?? 600_000;
-  const fail = (error: unknown) => toServiceError(error, log);
   const shardBytes = () => shard.partList.reduce((n, p) => n + p.sliceLength * 4, 0);
 
-  const pull = async (call: ServerWritableStream<PullRequest, PullResponse>): Promise<void> => {
-    const req = call.request;
-    try {
-      checkHeader(req.header, jobId, 'pull');
-      shard.checkReader(req.workerId);
-      if (req.codec !== Codec.CODEC_NONE) throw new CodecError('CODEC_UNSUPPORTED', `pull: codec ${Codec[req.codec] ?? req.codec} is reserved but not implemented; ask for CODEC_NONE`);
-      const mustWait = req.minVersion > shard.version || shard.mode === 'ssp';
-      if (mustWait) {
-        const abort = new AbortController();
-        const timer = setTimeout(() => abort.abort(), pullWaitMs);
-        call.once('cancelled', () => abort.abort());
-        try {
-          if (req.minVersion > shard.version) await shard.waitForVersion(req.minVersion, abort.signal);
-          if (shard.mode === 'ssp' && req.workerId !== CHIEF_READER_ID) await shard.waitForStaleness(req.workerId, req.step, abort.signal);
-        } finally {
-          clearTimeout(timer);
-        }
+  const pull = rpc.serverStream<PullRequest, PullResponse>('pull', async (req, out) => {
+    shard.checkReader(req.workerId);
+    if (req.codec !== Codec.CODEC_NONE) throw new CodecError('CODEC_UNSUPPORTED', `pull: codec ${Codec[req.codec] ?? req.codec} is reserved but not implemented; ask for CODEC_NONE`);
+    const mustWait = req.minVersion > shard.version || shard.mode === 'ssp';
+    if (mustWait) {
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), pullWaitMs);
+      out.signal.addEventListener('abort', () => abort.abort(), { once: true });
+      try {
+        if (req.minVersion > shard.version) await shard.waitForVersion(req.minVersion, abort.signal);
+        if (shard.mode === 'ssp' && req.workerId !== CHIEF_READER_ID) await shard.waitForStaleness(req.workerId, req.step, abort.signal);
+      } finally {
+        clearTimeout(timer);
       }
-      // Encode the whole snapshot now, while no update can interleave: the
-      // encoded messages are the snapshot (no separate copy of the variables).
-      const version = shard.version;
-      const messages = encodeTensorMessages(shard.liveParts(req.names)).map(([chunk, ...moreChunks]) => encodePullResponse({ version, chunk, moreChunks }));
-      for (const message of messages) {
-        if (call.cancelled) return;
-        if (!call.write(message as unknown as PullResponse)) await waitDrain(call);
-      }
-      call.end();
-    } catch (error) {
-      if (!call.cancelled) call.emit('error', fail(error));
     }
-  };
+    // Encode the whole snapshot now, while no update can interleave: the
+    // encoded messages are the snapshot (no separate copy of the variables).
+    const version = shard.version;
+    const messages = encodeTensorMessages(shard.liveParts(req.names)).map(([chunk, ...moreChunks]) => encodePullResponse({ version, chunk, moreChunks }));
+    for (const message of messages) {
+      if (out.cancelled) return;
+      await out.write(message as unknown as PullResponse);
+    }
+  });
 
-  const push: handleClientStreamingCall<PushRequest, PushResponse> = (call, callback) => {
+  const push = rpc.clientStream<PushRequest, PushResponse>('push', () => {
     let meta: PushMeta | undefined;
     const assembler = new TensorAssembler();
-    let done = false;
-    const refuse = (error: unknown) => {
-      if (done) return;
-      done = true;
-      shard.counters.refused += 1n;
-      callback(fail(error), null);
-    };
-    call.on('data', (msg: PushRequest) => {
-      if (done) return;
-      try {
-        if (meta === undefined) {
-          checkHeader(msg.header, jobId, 'push');
+    return {
+      onMessage(msg, first) {
+        if (first) {
           if (!shard.initialized) throw new ClusterError('NOT_READY', `push: parameter server shard ${shard.index} has not been initialised by the chief yet`);
           meta = { workerId: msg.workerId, step: msg.step, basedOnVersion: msg.basedOnVersion, batchSize: msg.batchSize, tensorCount: msg.tensorCount };
           if (!shard.workerIds.includes(meta.workerId)) {
@@ -127,88 +107,53 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
         if (assembler.receivedBytes > shardBytes() + PUSH_SLACK_BYTES) {
           throw new InvalidArgumentError(`push: ${assembler.receivedBytes} bytes exceed the shard's ${shardBytes()} bytes of variables`);
         }
-      } catch (error) {
-        refuse(error);
-      }
-    });
-    call.on('error', () => {
-      // Cancelled or broken stream: nothing was applied; drop what arrived.
-      done = true;
-    });
-    call.on('end', () => {
-      if (done) return;
-      try {
+      },
+      onEnd() {
         if (meta === undefined) throw new InvalidArgumentError('push: empty stream (no header, no gradients)');
         const grads = shard.validatePush(meta, assembler.finish());
-        done = true;
-        shard.acceptPush(meta, grads).then(
-          (outcome) => callback(null, outcome),
-          (error: unknown) => {
-            shard.counters.refused += 1n;
-            callback(fail(error), null);
-          },
-        );
-      } catch (error) {
-        refuse(error);
-      }
-    });
-  };
+        return shard.acceptPush(meta, grads);
+      },
+      onRefused() {
+        shard.counters.refused += 1n;
+      },
+    };
+  });
 
-  const shardStatus = (call: { request: ShardStatusRequest }, callback: sendUnaryData<ShardStatusResponse>) => {
-    try {
-      checkHeader(call.request.header, jobId, 'shardStatus');
-      callback(null, {
-        shardIndex: shard.index,
-        version: shard.version,
-        variables: shard.partList.map((p) => ({
-          name: p.name,
-          shape: [...p.shape],
-          dtype: DType.D_TYPE_FLOAT32,
-          sliceStart: BigInt(p.sliceStart),
-          sliceLength: BigInt(p.sliceLength),
-        })),
-        optimizer: shard.optimizerName ?? '',
-        pushesApplied: shard.counters.applied,
-        pushesDuplicate: shard.counters.duplicate,
-        pushesDropped: shard.counters.dropped,
-        pushesRefused: shard.counters.refused,
-        initialized: shard.initialized,
-        pullsWaited: shard.counters.pullsWaited,
-        maxLead: shard.counters.maxLead,
-        liveWorkerIds: [...shard.liveWorkers],
-      });
-    } catch (error) {
-      callback(fail(error), null);
-    }
-  };
+  const shardStatus = rpc.unary<ShardStatusRequest, ShardStatusResponse>('shardStatus', () => ({
+    shardIndex: shard.index,
+    version: shard.version,
+    variables: shard.partList.map((p) => ({
+      name: p.name,
+      shape: [...p.shape],
+      dtype: DType.D_TYPE_FLOAT32,
+      sliceStart: BigInt(p.sliceStart),
+      sliceLength: BigInt(p.sliceLength),
+    })),
+    optimizer: shard.optimizerName ?? '',
+    pushesApplied: shard.counters.applied,
+    pushesDuplicate: shard.counters.duplicate,
+    pushesDropped: shard.counters.dropped,
+    pushesRefused: shard.counters.refused,
+    initialized: shard.initialized,
+    pullsWaited: shard.counters.pullsWaited,
+    maxLead: shard.counters.maxLead,
+    liveWorkerIds: [...shard.liveWorkers],
+  }));
 
-  const assign: handleClientStreamingCall<AssignRequest, AssignResponse> = (call, callback) => {
+  const assign = rpc.clientStream<AssignRequest, AssignResponse>('assign', () => {
     let first: AssignRequest | undefined;
     const assembler = new TensorAssembler();
-    let done = false;
-    call.on('data', (msg: AssignRequest) => {
-      if (done) return;
-      try {
-        if (first === undefined) {
-          checkHeader(msg.header, jobId, 'assign');
+    return {
+      onMessage(msg, isFirst) {
+        if (isFirst) {
           if (msg.shardIndex !== shard.index) {
             throw new ClusterError('CLUSTER_CONFIG', `assign: shard ${msg.shardIndex}'s variables reached parameter server ${shard.index}; check the order of the ps addresses`);
           }
           first = msg;
         }
         for (const chunk of messageChunks(msg)) assembler.add(chunk);
-      } catch (error) {
-        done = true;
-        callback(fail(error), null);
-      }
-    });
-    call.on('error', () => {
-      done = true;
-    });
-    call.on('end', () => {
-      if (done) return;
-      done = true;
-      try {
+      },
+      onEnd() {
         if (first === undefined) throw new InvalidArgumentError('assign: empty stream');
         const tensors = assembler.finish();
         if (tensors.length !== first.tensorCount) throw new InvalidArgumentError(`assign: the stream ended after ${tensors.length} of ${first.tensorCount} tensors`);
@@ -238,54 +183,41 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
           tensors,
         );
         log(`shard ${shard.index}: assigned ${shard.partList.length} variable part(s) at version ${shard.version}, ${settings.name} (${shard.kernels} update loops), ${first.mode}`);
-        callback(null, { version: shard.version });
-      } catch (error) {
-        callback(fail(error), null);
-      }
-    });
-  };
+        return { version: shard.version };
+      },
+    };
+  });
 
-  const saveShard = (call: { request: SaveShardRequest }, callback: sendUnaryData<SaveShardResponse>) => {
-    try {
-      checkHeader(call.request.header, jobId, 'saveShard');
-      if (call.request.directory === '') throw new InvalidArgumentError('saveShard: no directory');
-      const saved = writeShardCheckpoint(shard, call.request.directory);
-      log(`shard ${shard.index}: checkpoint of version ${shard.version} (step ${call.request.step}) in ${saved.file}`);
-      callback(null, { file: saved.file, bytes: BigInt(saved.bytes), crc32: saved.crc32, version: shard.version });
-    } catch (error) {
-      callback(fail(error), null);
-    }
-  };
+  const saveShard = rpc.unary<SaveShardRequest, SaveShardResponse>('saveShard', (req) => {
+    if (req.directory === '') throw new InvalidArgumentError('saveShard: no directory');
+    const saved = writeShardCheckpoint(shard, req.directory);
+    log(`shard ${shard.index}: checkpoint of version ${shard.version} (step ${req.step}) in ${saved.file}`);
+    return { file: saved.file, bytes: BigInt(saved.bytes), crc32: saved.crc32, version: shard.version };
+  });
 
-  const updateMembership = (call: { request: UpdateMembershipRequest }, callback: sendUnaryData<UpdateMembershipResponse>) => {
-    try {
-      checkHeader(call.request.header, jobId, 'updateMembership');
-      shard.setLive(call.request.liveWorkerIds);
-      callback(null, { version: shard.version });
-    } catch (error) {
-      callback(fail(error), null);
-    }
-  };
+  const updateMembership = rpc.unary<UpdateMembershipRequest, UpdateMembershipResponse>('updateMembership', (req) => {
+    shard.setLive(req.liveWorkerIds);
+    return { version: shard.version };
+  });
 
-  const shutdown = (call: { request: ShutdownRequest }, callback: sendUnaryData<ShutdownResponse>) => {
-    try {
-      checkHeader(call.request.header, jobId, 'shutdown');
-      callback(null, { version: shard.version });
-      log(`shard ${shard.index}: shutdown requested by the chief (${call.request.reason})`);
-      setImmediate(() => options.onShutdown?.(call.request.reason));
-    } catch (error) {
-      callback(fail(error), null);
-    }
-  };
+  const shutdown = rpc.unary<ShutdownRequest, ShutdownResponse>('shutdown', (req) => {
+    log(`shard ${shard.index}: shutdown requested by the chief (${req.reason})`);
+    // Runs after the wrapper has answered (it answers a plain value at once).
+    setImmediate(() => options.onShutdown?.(req.reason));
+    return { version: shard.version };
+  });
 
-  return { pull: (call: ServerWritableStream<PullRequest, PullResponse>) => void pull(call), push, shardStatus, assign, saveShard, shutdown, updateMembership };
+  return { pull, push, shardStatus, assign, saveShard, shutdown, updateMembership };
 }
 
 export async function startParameterServer(options: ParameterServerOptions): Promise<RunningParameterServer> {
   const shard = new Shard(options.index);
-  const server = createServer();
-  server.addService(FastParameterServerService, parameterServerService(shard, options));
-  const port = await bindServer(server, options.host ?? '127.0.0.1', options.port ?? 0);
-  options.log?.(`parameter server ${options.index} of job "${options.jobId}" listening on ${options.host ?? '127.0.0.1'}:${port}`);
-  return { port, shard, server, close: () => shutdownServer(server) };
+  const host = options.host ?? '127.0.0.1';
+  const running = await startServer(
+    [{ definition: FastParameterServerService, implementation: parameterServerService(shard, options) }],
+    { host, port: options.port ?? 0 },
+    options.rpc,
+  );
+  options.log?.(`parameter server ${options.index} of job "${options.jobId}" listening on ${host}:${running.port}`);
+  return { port: running.port, shard, server: running.server, close: () => running.close() };
 }

@@ -3,13 +3,11 @@
  * workers), the global step and the job's status. The state is a plain
  * class so the chief's loop and the gRPC service share it.
  */
-import { type sendUnaryData } from '@grpc/grpc-js';
 import {
   type CheckpointBarrierRequest,
   type CheckpointBarrierResponse,
+  type CoordinatorServer,
   CoordinatorService,
-  type GetGlobalStepRequest,
-  type GetGlobalStepResponse,
   type HeartbeatRequest,
   type HeartbeatResponse,
   type JobStatusRequest,
@@ -20,7 +18,7 @@ import {
   type LeaveResponse,
 } from '@tamp/proto/tamp/v1/coordinator';
 import { ClusterError } from '@tamp/core';
-import { bindServer, checkHeader, createServer, shutdownServer, toServiceError } from '@tamp/parameter-server';
+import { type RpcServerOptions, serviceHandlers, startServer } from '@tamp/rpc';
 import { workerId } from './job-config.js';
 
 export type WorkerState = 'joined' | 'lost' | 'left' | 'finished';
@@ -37,7 +35,6 @@ export interface WorkerRecord {
   localStep: bigint;
   epoch: number;
   loss: number;
-  accuracy: number;
   samples: bigint;
   /** The worker's own training time (s), from its first step. */
   seconds: number;
@@ -120,7 +117,6 @@ export class CoordinatorState {
       localStep: previous?.localStep ?? 0n,
       epoch: previous?.epoch ?? 0,
       loss: previous?.loss ?? 0,
-      accuracy: previous?.accuracy ?? 0,
       samples: previous?.samples ?? 0n,
       seconds: previous?.seconds ?? 0,
       backend,
@@ -138,7 +134,7 @@ export class CoordinatorState {
     return r;
   }
 
-  heartbeat(req: Pick<HeartbeatRequest, 'workerId' | 'localStep' | 'epoch' | 'loss' | 'accuracy' | 'samples' | 'seconds'>, now = Date.now()): WorkerRecord {
+  heartbeat(req: Pick<HeartbeatRequest, 'workerId' | 'localStep' | 'epoch' | 'loss' | 'samples' | 'seconds'>, now = Date.now()): WorkerRecord {
     const r = this.find(req.workerId, 'heartbeat');
     if (r.state === 'finished' || r.state === 'left') {
       // A heartbeat sent before the worker's Leave but answered after it: the
@@ -155,7 +151,6 @@ export class CoordinatorState {
     r.localStep = req.localStep;
     r.epoch = req.epoch;
     r.loss = req.loss;
-    r.accuracy = req.accuracy;
     r.samples = req.samples;
     r.seconds = req.seconds;
     this.changed();
@@ -267,23 +262,12 @@ export interface RunningCoordinator {
   close(): Promise<void>;
 }
 
-export async function startCoordinator(options: CoordinatorOptions & { host?: string; port?: number }): Promise<RunningCoordinator> {
+export async function startCoordinator(options: CoordinatorOptions & { host?: string; port?: number; rpc?: RpcServerOptions }): Promise<RunningCoordinator> {
   const state = new CoordinatorState(options);
   const { jobId } = options;
   const log = options.log ?? (() => {});
-  const fail = (error: unknown) => toServiceError(error, log);
-  const unary =
-    <Req extends { header?: JoinRequest['header'] }, Res>(name: string, handle: (req: Req) => Res) =>
-    (call: { request: Req }, callback: sendUnaryData<Res>) => {
-      try {
-        checkHeader(call.request.header, jobId, name);
-        callback(null, handle(call.request));
-      } catch (error) {
-        callback(fail(error), null);
-      }
-    };
-  const server = createServer();
-  server.addService(CoordinatorService, {
+  const { unary } = serviceHandlers({ jobId, log });
+  const implementation: CoordinatorServer = {
     join: unary<JoinRequest, JoinResponse>('join', (req) => {
       const r = state.join(req.workerId, req.taskIndex, req.backend);
       return {
@@ -297,24 +281,13 @@ export async function startCoordinator(options: CoordinatorOptions & { host?: st
     }),
     heartbeat: unary<HeartbeatRequest, HeartbeatResponse>('heartbeat', (req) => {
       state.heartbeat(req);
-      return { globalStep: state.globalStep, stop: state.jobState === 'done' || state.jobState === 'failed', checkpointStep: 0n };
+      return { globalStep: state.globalStep, stop: state.jobState === 'done' || state.jobState === 'failed' };
     }),
     leave: unary<LeaveRequest, LeaveResponse>('leave', (req) => {
       state.leave(req.workerId, req.finished, req.reason, { localStep: req.localStep, samples: req.samples, seconds: req.seconds });
       return {};
     }),
-    getGlobalStep: unary<GetGlobalStepRequest, GetGlobalStepResponse>('getGlobalStep', () => ({ globalStep: state.globalStep })),
-    checkpointBarrier: (call: { request: CheckpointBarrierRequest }, callback: sendUnaryData<CheckpointBarrierResponse>) => {
-      try {
-        checkHeader(call.request.header, jobId, 'checkpointBarrier');
-        state.arriveAtBarrier(call.request.workerId, Number(call.request.step)).then(
-          (r) => callback(null, r),
-          (error: unknown) => callback(fail(error), null),
-        );
-      } catch (error) {
-        callback(fail(error), null);
-      }
-    },
+    checkpointBarrier: unary<CheckpointBarrierRequest, CheckpointBarrierResponse>('checkpointBarrier', (req) => state.arriveAtBarrier(req.workerId, Number(req.step))),
     jobStatus: unary<JobStatusRequest, JobStatusResponse>('jobStatus', () => ({
       jobId,
       state: state.jobState,
@@ -336,8 +309,8 @@ export async function startCoordinator(options: CoordinatorOptions & { host?: st
         lastHeartbeatMs: BigInt(w.lastHeartbeat),
       })),
     })),
-  });
-  const port = await bindServer(server, options.host ?? '127.0.0.1', options.port ?? 0);
-  log(`chief of job "${jobId}" listening on ${options.host ?? '127.0.0.1'}:${port}`);
-  return { port, state, close: () => shutdownServer(server) };
+  };
+  const server = await startServer([{ definition: CoordinatorService, implementation }], { host: options.host ?? '127.0.0.1', port: options.port ?? 0 }, options.rpc);
+  log(`chief of job "${jobId}" listening on ${options.host ?? '127.0.0.1'}:${server.port}`);
+  return { port: server.port, state, close: () => server.close() };
 }

@@ -81,7 +81,6 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         chiefLostAfterMs: Math.max(30_000, config.heartbeatIntervalMs * 30),
       },
-      log,
     );
     const dataset = loadDataset(t.dataset);
     const model = await tfl.models.modelFromJSON({ modelTopology: config.modelTopology as never });
@@ -155,7 +154,6 @@ class ReplicaLoop {
       localStep: BigInt(step),
       epoch: Math.floor(step / this.source.stepsPerEpoch),
       loss: this.loss,
-      accuracy: 0,
       samples: BigInt(this.samples),
       seconds: this.elapsed(),
     });

@@ -14,7 +14,7 @@ export class CommChannel {
   private stopReason: string | undefined;
   private exited = false;
 
-  constructor(init: CommInit, private readonly log: (message: string) => void) {
+  constructor(init: CommInit) {
     this.worker = new Worker(new URL('./bootstrap.mjs', import.meta.url), { workerData: init });
     this.worker.on('message', (m: FromComm) => this.onMessage(m));
     this.worker.on('error', (error: unknown) => this.failAll(new ClusterError('JOB_FAILED', `communication thread failed: ${errorMessage(error)}`, { cause: error })));
@@ -32,10 +32,6 @@ export class CommChannel {
   private onMessage(m: FromComm): void {
     if (m.type === 'stop') {
       this.stopReason = m.reason;
-      return;
-    }
-    if (m.type === 'log') {
-      this.log(m.message);
       return;
     }
     const p = this.pending.get(m.id);
@@ -63,6 +59,7 @@ export class CommChannel {
 
   async pull(options: PullOptions = {}): Promise<{ values: Map<string, Float32Array>; versions: readonly bigint[] }> {
     const m = await this.request({ type: 'pull', options });
+    // comm-thread.ts answers a pull with 'pulled' or 'error' (rejected above): anything else is a bug here.
     if (m.type !== 'pulled') throw new Error(`unexpected reply ${m.type}`);
     return { values: new Map(m.values.map((v) => [v.name, v.data])), versions: m.versions };
   }
@@ -79,6 +76,7 @@ export class CommChannel {
       { type: 'push', step, basedOnVersions, batchSize, grads, ...(timeoutMs !== undefined ? { timeoutMs } : {}) },
       transferList(grads),
     );
+    // As for pull: a push is answered with 'pushed' or 'error'.
     if (m.type !== 'pushed') throw new Error(`unexpected reply ${m.type}`);
     return m;
   }

@@ -10,6 +10,7 @@ import { CoordinatorClient, type Progress } from '../coordinator-client.js';
 import { type CommInit, type FromComm, type NamedArray, type ToComm, transferList } from './messages.js';
 
 const port = parentPort;
+// Only CommChannel starts this module, always in a worker thread (bootstrap.mjs).
 if (port === null) throw new Error('comm-thread must run in a worker thread');
 const init = workerData as CommInit;
 const params = new ParameterClient(init.psAddresses, init.placement, init.jobId);
@@ -23,7 +24,7 @@ function fail(id: number, error: unknown): void {
   send({ id, type: 'error', error: { code: error instanceof TampError ? error.code : 'INTERNAL', message: errorMessage(error) } });
 }
 
-let progress: Progress = { localStep: 0n, epoch: 0, loss: 0, accuracy: 0, samples: 0n, seconds: 0 };
+let progress: Progress = { localStep: 0n, epoch: 0, loss: 0, samples: 0n, seconds: 0 };
 let lastAnswer = Date.now();
 let stopped = false;
 let beating = false;

@@ -59,5 +59,4 @@ export type FromComm =
   | { readonly id: number; readonly type: 'pushed'; readonly versions: readonly bigint[]; readonly duplicate: boolean; readonly dropped: boolean }
   | { readonly id: number; readonly type: 'error'; readonly error: SerializedError }
   | { readonly id: number; readonly type: 'closed' }
-  | { readonly type: 'stop'; readonly reason: string }
-  | { readonly type: 'log'; readonly message: string };
+  | { readonly type: 'stop'; readonly reason: string };

@@ -57,7 +57,6 @@ export interface HeartbeatRequest {
   localStep: bigint;
   epoch: number;
   loss: number;
-  accuracy: number;
   samples: bigint;
   /** Seconds since this worker's first training step began. */
   seconds: number;
@@ -67,8 +66,6 @@ export interface HeartbeatResponse {
   globalStep: bigint;
   /** The worker should stop training (job finished or cancelled). */
   stop: boolean;
-  /** A checkpoint is due at this step (0: none pending). */
-  checkpointStep: bigint;
 }
 
 export interface LeaveRequest {
@@ -84,14 +81,6 @@ export interface LeaveRequest {
 }
 
 export interface LeaveResponse {
-}
-
-export interface GetGlobalStepRequest {
-  header: RequestHeader | undefined;
-}
-
-export interface GetGlobalStepResponse {
-  globalStep: bigint;
 }
 
 export interface CheckpointBarrierRequest {
@@ -388,7 +377,7 @@ export const JoinResponse: MessageFns<JoinResponse> = {
 };
 
 function createBaseHeartbeatRequest(): HeartbeatRequest {
-  return { header: undefined, workerId: "", localStep: 0n, epoch: 0, loss: 0, accuracy: 0, samples: 0n, seconds: 0 };
+  return { header: undefined, workerId: "", localStep: 0n, epoch: 0, loss: 0, samples: 0n, seconds: 0 };
 }
 
 export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
@@ -410,9 +399,6 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     }
     if (message.loss !== 0) {
       writer.uint32(41).double(message.loss);
-    }
-    if (message.accuracy !== 0) {
-      writer.uint32(49).double(message.accuracy);
     }
     if (message.samples !== 0n) {
       if (BigInt.asUintN(64, message.samples) !== message.samples) {
@@ -479,14 +465,6 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
             message.loss = reader.double();
             continue;
           }
-          case 6: {
-            if (tag !== 49) {
-              break;
-            }
-
-            message.accuracy = reader.double();
-            continue;
-          }
           case 7: {
             if (tag !== 56) {
               break;
@@ -517,7 +495,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
 };
 
 function createBaseHeartbeatResponse(): HeartbeatResponse {
-  return { globalStep: 0n, stop: false, checkpointStep: 0n };
+  return { globalStep: 0n, stop: false };
 }
 
 export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
@@ -530,12 +508,6 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     }
     if (message.stop !== false) {
       writer.uint32(16).bool(message.stop);
-    }
-    if (message.checkpointStep !== 0n) {
-      if (BigInt.asUintN(64, message.checkpointStep) !== message.checkpointStep) {
-        throw new globalThis.Error("value provided for field message.checkpointStep of type uint64 too large");
-      }
-      writer.uint32(24).uint64(message.checkpointStep);
     }
     return writer;
   },
@@ -567,14 +539,6 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
             }
 
             message.stop = reader.bool();
-            continue;
-          }
-          case 3: {
-            if (tag !== 24) {
-              break;
-            }
-
-            message.checkpointStep = reader.uint64() as bigint;
             continue;
           }
         }
@@ -730,101 +694,6 @@ export const LeaveResponse: MessageFns<LeaveResponse> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-};
-
-function createBaseGetGlobalStepRequest(): GetGlobalStepRequest {
-  return { header: undefined };
-}
-
-export const GetGlobalStepRequest: MessageFns<GetGlobalStepRequest> = {
-  encode(message: GetGlobalStepRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.header !== undefined) {
-      RequestHeader.encode(message.header, writer.uint32(10).fork()).join();
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): GetGlobalStepRequest {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseGetGlobalStepRequest();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.header = RequestHeader.decode(reader, reader.uint32());
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-};
-
-function createBaseGetGlobalStepResponse(): GetGlobalStepResponse {
-  return { globalStep: 0n };
-}
-
-export const GetGlobalStepResponse: MessageFns<GetGlobalStepResponse> = {
-  encode(message: GetGlobalStepResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.globalStep !== 0n) {
-      if (BigInt.asUintN(64, message.globalStep) !== message.globalStep) {
-        throw new globalThis.Error("value provided for field message.globalStep of type uint64 too large");
-      }
-      writer.uint32(8).uint64(message.globalStep);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): GetGlobalStepResponse {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseGetGlobalStepResponse();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 8) {
-              break;
-            }
-
-            message.globalStep = reader.uint64() as bigint;
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1341,16 +1210,6 @@ export const CoordinatorService = {
     responseSerialize: (value: LeaveResponse): Buffer => Buffer.from(LeaveResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): LeaveResponse => LeaveResponse.decode(value),
   },
-  getGlobalStep: {
-    path: "/tamp.v1.Coordinator/GetGlobalStep" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: GetGlobalStepRequest): Buffer => Buffer.from(GetGlobalStepRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GetGlobalStepRequest => GetGlobalStepRequest.decode(value),
-    responseSerialize: (value: GetGlobalStepResponse): Buffer =>
-      Buffer.from(GetGlobalStepResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GetGlobalStepResponse => GetGlobalStepResponse.decode(value),
-  },
   /**
    * A worker reports that it reached a checkpoint step and waits until every
    * shard's part of that checkpoint is written (or the barrier is abandoned).
@@ -1381,7 +1240,6 @@ export interface CoordinatorServer extends UntypedServiceImplementation {
   join: handleUnaryCall<JoinRequest, JoinResponse>;
   heartbeat: handleUnaryCall<HeartbeatRequest, HeartbeatResponse>;
   leave: handleUnaryCall<LeaveRequest, LeaveResponse>;
-  getGlobalStep: handleUnaryCall<GetGlobalStepRequest, GetGlobalStepResponse>;
   /**
    * A worker reports that it reached a checkpoint step and waits until every
    * shard's part of that checkpoint is written (or the barrier is abandoned).
@@ -1432,21 +1290,6 @@ export interface CoordinatorClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: LeaveResponse) => void,
-  ): ClientUnaryCall;
-  getGlobalStep(
-    request: GetGlobalStepRequest,
-    callback: (error: ServiceError | null, response: GetGlobalStepResponse) => void,
-  ): ClientUnaryCall;
-  getGlobalStep(
-    request: GetGlobalStepRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: GetGlobalStepResponse) => void,
-  ): ClientUnaryCall;
-  getGlobalStep(
-    request: GetGlobalStepRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: GetGlobalStepResponse) => void,
   ): ClientUnaryCall;
   /**
    * A worker reports that it reached a checkpoint step and waits until every

@@ -10,6 +10,9 @@ import { ERROR_CODES, type ErrorCode, type StatusKind, TampError, errorMessage }
 
 export const ERROR_CODE_KEY = 'tamp-error-code';
 
+/** gRPC's status codes (numeric, as on the wire), for callers that inspect RpcError.grpcCode. */
+export { status as GrpcStatus } from '@grpc/grpc-js';
+
 const STATUS: Record<StatusKind, status> = {
   'invalid-argument': status.INVALID_ARGUMENT,
   'failed-precondition': status.FAILED_PRECONDITION,
@@ -26,7 +29,11 @@ export function grpcStatusOf(kind: StatusKind): status {
   return STATUS[kind];
 }
 
-/** Server side: turn anything thrown by a handler into a ServiceError for the callback. */
+/**
+ * Server side: turn anything thrown by a handler into a ServiceError for the
+ * callback. Only a TampError's own message travels: it is written for the
+ * caller; anything else may hold paths, stacks or peer state.
+ */
 export function toServiceError(error: unknown, log: (message: string) => void = () => {}): Partial<ServiceError> {
   if (error instanceof TampError) {
     const metadata = new Metadata();

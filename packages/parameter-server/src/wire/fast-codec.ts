@@ -10,13 +10,14 @@
  */
 import {
   AssignRequest,
+  type ParameterServerClient,
   ParameterServerService,
   PullResponse,
   PushRequest,
 } from '@tamp/proto/tamp/v1/parameter_server';
 import { type TensorChunk, TensorChunk as TensorChunkCodec } from '@tamp/proto/tamp/v1/tensor';
-import { makeGenericClientConstructor } from '@grpc/grpc-js';
 import { ZERO_COPY_MIN_BYTES } from '@tamp/core';
+import { clientConstructor } from '@tamp/rpc';
 
 const LEN = 2; // wire type of length-delimited fields
 const PAYLOAD_FIELD = 6; // TensorChunk.payload
@@ -115,17 +116,20 @@ function encodeWithChunks(prefix: Uint8Array, chunkField: number, moreField: num
     if (p.payload.length > 0) {
       at = writeVarint(out, at, (PAYLOAD_FIELD << 3) | LEN);
       at = writeVarint(out, at, p.payload.length);
+      // The layout above was planned with the same lengths: a mismatch is a bug in this file.
       if (at !== p.payloadAt) throw new Error(`fast-codec: payload at ${at}, planned ${p.payloadAt}`);
       out.set(p.payload, at);
       at += p.payload.length;
     }
   }
+  // As above: the exact size was computed from the same placements.
   if (at !== total) throw new Error(`fast-codec: wrote ${at} of ${total} bytes`);
   return out;
 }
 
 /** The chunks to encode; receivers read `chunk` first, so `more_chunks` alone is a sender's bug. */
 function chunksOf(message: { chunk?: TensorChunk | undefined; moreChunks: readonly TensorChunk[] }): TensorChunk[] {
+  // Senders in this repository fill `chunk` first (encodeTensorMessages); only a bug here breaks that.
   if (message.chunk === undefined && message.moreChunks.length > 0) throw new Error('fast-codec: more_chunks without a first chunk');
   return messageChunks(message);
 }
@@ -163,4 +167,5 @@ export const FastParameterServerService = {
   assign: { ...ParameterServerService.assign, requestSerialize: encodeAssignRequest },
 } as const;
 
-export const FastParameterServerClient = makeGenericClientConstructor(FastParameterServerService, 'tamp.v1.ParameterServer');
+/** The generated client's interface over the fast serializers. */
+export const FastParameterServerClient = clientConstructor<ParameterServerClient>(FastParameterServerService, 'tamp.v1.ParameterServer');

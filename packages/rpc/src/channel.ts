@@ -1,0 +1,215 @@
+/**
+ * gRPC servers and channels: options, credentials, window sizes and
+ * interceptors, all from one configuration object per side. Transport
+ * security is a tagged union (`security.kind`) so TLS, mutual TLS and tokens
+ * slot in beside `insecure` without changing any caller.
+ */
+import {
+  ChannelCredentials,
+  type ChannelOptions,
+  type Client,
+  type ClientOptions,
+  type Interceptor,
+  Server,
+  ServerCredentials,
+  type ServerInterceptor,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+  makeGenericClientConstructor,
+} from '@grpc/grpc-js';
+import { ClusterError } from '@tamp/core';
+
+/** Chunks are at most 1 MiB; leave room for headers and metadata. */
+export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * How a connection is secured. Only plaintext exists today (every role of a
+ * job on a private network); TLS variants join this union.
+ */
+export type RpcSecurity = { readonly kind: 'insecure' };
+
+export const INSECURE: RpcSecurity = { kind: 'insecure' };
+
+/** Settings every server takes. */
+export interface RpcServerOptions {
+  /** Default: plaintext. */
+  readonly security?: RpcSecurity;
+  /** Run around every call, first to last (grpc-js server interceptors). */
+  readonly interceptors?: readonly ServerInterceptor[];
+  /** Largest message sent or received (default MAX_MESSAGE_BYTES). */
+  readonly maxMessageBytes?: number;
+}
+
+/** Settings every client channel takes. */
+export interface RpcClientOptions {
+  /** Default: plaintext. */
+  readonly security?: RpcSecurity;
+  /** Run around every call, first to last (grpc-js client interceptors). */
+  readonly interceptors?: readonly Interceptor[];
+  /** Largest message sent or received (default MAX_MESSAGE_BYTES). */
+  readonly maxMessageBytes?: number;
+  /** Extra grpc-js channel options, over the defaults of CHANNEL_OPTIONS. */
+  readonly channelOptions?: ChannelOptions;
+}
+
+export const CHANNEL_OPTIONS: ChannelOptions = {
+  'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+  'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  'grpc.keepalive_time_ms': 20_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 2_000,
+  // HTTP/2 starts each stream with a 64 KiB window; a megabyte of parameters
+  // would wait for 16 window updates. Open it wide from the start.
+  'grpc-node.flow_control_window': 16 * 1024 * 1024,
+};
+
+export function clientCredentials(security: RpcSecurity = INSECURE): ChannelCredentials {
+  switch (security.kind) {
+    case 'insecure':
+      return ChannelCredentials.createInsecure();
+  }
+}
+
+export function serverCredentials(security: RpcSecurity = INSECURE): ServerCredentials {
+  switch (security.kind) {
+    case 'insecure':
+      return ServerCredentials.createInsecure();
+  }
+}
+
+/** The options a generated (or fast-codec) client constructor takes as its third argument. */
+export function clientOptions(options: RpcClientOptions = {}): ClientOptions {
+  const max = options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
+  return {
+    ...CHANNEL_OPTIONS,
+    'grpc.max_receive_message_length': max,
+    'grpc.max_send_message_length': max,
+    ...options.channelOptions,
+    ...(options.interceptors !== undefined && options.interceptors.length > 0 ? { interceptors: [...options.interceptors] } : {}),
+  };
+}
+
+/** A client class for a service: generated code's `XxxClient`, or one made by clientConstructor. */
+export type ClientConstructor<C> = new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>) => C;
+
+/** Connect a client of one service to `address` (host:port) with these settings. */
+export function createClient<C>(Ctor: ClientConstructor<C>, address: string, options: RpcClientOptions = {}): C {
+  return new Ctor(address, clientCredentials(options.security), clientOptions(options));
+}
+
+/**
+ * A client class for a service definition that is not generated code's own
+ * (e.g. one with faster serializers). Typed as `C`, the generated client's
+ * interface, which the definition must match.
+ */
+export function clientConstructor<C extends Client>(definition: ServiceDefinition, serviceName: string): ClientConstructor<C> {
+  return makeGenericClientConstructor(definition, serviceName) as unknown as ClientConstructor<C>;
+}
+
+/** Receive window the servers advertise: pushes of a megabyte arrive without waiting for window updates. */
+export const SERVER_WINDOW_BYTES = 16 * 1024 * 1024;
+/** Largest HTTP/2 frame the servers accept (the default, 16 KiB, splits a megabyte into 64 frames). */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+
+/** Servers remember their options for bindServer (credentials are chosen at bind time in grpc-js). */
+const serverSecurity = new WeakMap<Server, RpcSecurity>();
+
+export function createServer(options: RpcServerOptions = {}): Server {
+  const max = options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
+  const server = new Server({
+    'grpc.max_receive_message_length': max,
+    'grpc.max_send_message_length': max,
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.keepalive_time_ms': 20_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.max_concurrent_streams': 1_000,
+    ...(options.interceptors !== undefined && options.interceptors.length > 0 ? { interceptors: [...options.interceptors] } : {}),
+  });
+  serverSecurity.set(server, options.security ?? INSECURE);
+  // grpc-js has no option for the server's HTTP/2 window; it passes these
+  // settings to http2.createServer (the field exists since grpc-js 1.10). If a
+  // later grpc-js drops it, the servers keep the 64 KiB default: slower, not wrong.
+  const settings = (server as unknown as { commonServerOptions?: { settings?: Record<string, number> } }).commonServerOptions?.settings;
+  if (settings !== undefined) {
+    settings.initialWindowSize = SERVER_WINDOW_BYTES;
+    settings.maxFrameSize = MAX_FRAME_BYTES;
+  }
+  return server;
+}
+
+/**
+ * Open each accepted connection's receive window wide (the stream windows
+ * are set through the settings above; the connection's own window needs
+ * setLocalWindowSize). Reaches into grpc-js's http2 servers: if a later
+ * grpc-js hides them, connections keep the 64 KiB default (slower, not wrong).
+ */
+function widenConnectionWindows(server: Server): void {
+  const servers = (server as unknown as { http2Servers?: Map<{ on(event: 'session', fn: (s: { setLocalWindowSize?(n: number): void }) => void): void }, unknown> }).http2Servers;
+  for (const h2 of servers?.keys() ?? []) {
+    h2.on('session', (session) => {
+      try {
+        session.setLocalWindowSize?.(SERVER_WINDOW_BYTES);
+      } catch {
+        // Older Node: keep the default window.
+      }
+    });
+  }
+}
+
+/**
+ * Bind a server made by createServer (port 0: any free port) and resolve to
+ * the port bound, with the security it was created with.
+ */
+export function bindServer(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const address = `${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`;
+    server.bindAsync(address, serverCredentials(serverSecurity.get(server)), (error, bound) => {
+      if (error !== null) reject(new ClusterError('CLUSTER_CONFIG', `cannot listen on ${host}:${port}: ${error.message}`, { cause: error }));
+      else {
+        widenConnectionWindows(server);
+        resolve(bound);
+      }
+    });
+  });
+}
+
+/** Shut a server down, cancelling calls still running after `graceMs`. */
+export function shutdownServer(server: Server, graceMs = 1_000): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/** A service and its handlers, as Server.addService takes them. */
+export interface ServiceBinding {
+  readonly definition: ServiceDefinition;
+  readonly implementation: UntypedServiceImplementation;
+}
+
+export interface RunningRpcServer {
+  readonly port: number;
+  readonly server: Server;
+  /** Stop serving; calls still running after `graceMs` are cancelled. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** createServer, addService for each binding, bindServer: a serving server and its port. */
+export async function startServer(
+  services: readonly ServiceBinding[],
+  listen: { readonly host: string; readonly port: number },
+  options: RpcServerOptions = {},
+): Promise<RunningRpcServer> {
+  const server = createServer(options);
+  for (const s of services) server.addService(s.definition, s.implementation);
+  const port = await bindServer(server, listen.host, listen.port);
+  return { port, server, close: (graceMs?: number) => shutdownServer(server, graceMs) };
+}

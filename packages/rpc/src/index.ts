@@ -1,0 +1,9 @@
+// @tamp/rpc: the one package that imports @grpc/grpc-js (besides generated
+// code). It knows nothing of tensors or training (ARCHITECTURE.md).
+export * from './channel.js';
+export * from './status.js';
+export * from './header.js';
+export * from './retry.js';
+export * from './handlers.js';
+export * from './calls.js';
+export type { Interceptor as ClientInterceptor, Server, ServerInterceptor } from '@grpc/grpc-js';
