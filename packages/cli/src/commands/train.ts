@@ -69,6 +69,7 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dr
         loss: p.loss,
         'samples/s': p.samplesPerSecond,
         ...(p.validationAccuracy > 0 ? { 'val acc': percent(p.validationAccuracy) } : {}),
+        ...(p.validationMAP > 0 ? { 'val mAP': p.validationMAP.toFixed(3) } : {}),
       }),
   });
   out.endProgress();

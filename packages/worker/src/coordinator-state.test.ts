@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ClusterError } from '@tamp/core';
-import { CoordinatorState } from './coordinator.js';
+import { CoordinatorState } from './coordinator-state.js';
 
 function state(n = 2) {
   return new CoordinatorState({ jobId: 'j', numWorkers: n, jobConfigJson: '{}', psAddresses: ['p:1'], heartbeatIntervalMs: 100, heartbeatTimeoutMs: 1_000, epochs: 3 });
