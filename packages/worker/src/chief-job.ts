@@ -10,7 +10,7 @@ import { type BackendRequest, ClusterError, type Dataset, type SelectedBackend, 
 import { checkTask, createOrLoadModel, epochLimit, loadDataset, useBackend } from '@tamp/core/node';
 import { type Placement, type VariableSpec, placeVariables } from '@tamp/parameter-server';
 import { type RestoredState, findLatestCheckpoint } from './checkpoints.js';
-import { type TrainingSettings, workerId } from './job-config.js';
+import { type JobConfig, type TrainingSettings, workerId } from './job-config.js';
 import { variableSpecs, variableValues } from './model-state.js';
 
 export interface ChiefOptions {
@@ -116,5 +116,20 @@ export async function planChiefJob(options: ChiefOptions, log: (message: string)
     stepsEach,
     totalSteps: t.mode === 'sync' ? stepsEach : stepsEach * options.numWorkers,
     checkpointEvery: options.checkpointEvery ?? restored?.manifest.checkpointEvery ?? perWorker,
+  };
+}
+
+/** What the chief hands every worker at Join. */
+export function jobConfigFor(options: ChiefOptions, job: ChiefJob, heartbeatIntervalMs: number): JobConfig {
+  return {
+    jobId: options.jobId,
+    training: job.training,
+    modelTopology: job.model.toJSON(null, false),
+    numWorkers: options.numWorkers,
+    psAddresses: options.psAddresses,
+    placement: job.placement,
+    heartbeatIntervalMs,
+    startStep: job.startStep,
+    checkpointEvery: job.checkpointEvery,
   };
 }

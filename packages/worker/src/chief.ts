@@ -9,23 +9,17 @@
  * `runChief` (what `tamp chief` calls) runs them in order.
  */
 import { join } from 'node:path';
-import { ClusterError, type Evaluation, errorMessage, evaluateModel } from '@tamp/core';
+import { ClusterError, errorMessage, evaluateModel } from '@tamp/core';
 import { describeScore, lastValidation, saveLayersModel } from '@tamp/core/node';
 import type { ShardStatusResponse } from '@tamp/proto/tamp/v1/parameter_server';
 import { CHIEF_READER_ID, ParameterClient } from '@tamp/parameter-server';
 import { pruneCheckpoints, restoreTensors, saveCheckpoint } from './checkpoints.js';
-import { type ChiefJob, type ChiefOptions, planChiefJob } from './chief-job.js';
+import { type ChiefJob, type ChiefOptions, jobConfigFor, planChiefJob } from './chief-job.js';
 import { type RunningCoordinator, startCoordinator } from './coordinator.js';
 import type { CoordinatorState } from './coordinator-state.js';
-import { type JobConfig, encodeJobConfig } from './job-config.js';
+import { encodeJobConfig } from './job-config.js';
 import { setVariables } from './model-state.js';
-import { type ChiefReport, type ClusterEpochRecord, buildReport, writeReport } from './report.js';
-
-/** The final model's scores. */
-export interface FinalEvaluation {
-  readonly test: Evaluation;
-  readonly validation: Evaluation;
-}
+import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, buildReport, writeReport } from './report.js';
 
 const DEFAULT_JOIN_TIMEOUT_MS = 300_000;
 
@@ -93,21 +87,10 @@ export class Chief {
   /** Serve the Coordinator (workers may join from now on); returns its port. */
   async startCoordinator(): Promise<number> {
     const { options, job } = this;
-    const config: JobConfig = {
-      jobId: options.jobId,
-      training: job.training,
-      modelTopology: job.model.toJSON(null, false),
-      numWorkers: options.numWorkers,
-      psAddresses: options.psAddresses,
-      placement: job.placement,
-      heartbeatIntervalMs: this.interval,
-      startStep: job.startStep,
-      checkpointEvery: job.checkpointEvery,
-    };
     this.coordinator = await startCoordinator({
       jobId: options.jobId,
       numWorkers: options.numWorkers,
-      jobConfigJson: encodeJobConfig(config),
+      jobConfigJson: encodeJobConfig(jobConfigFor(options, job, this.interval)),
       psAddresses: options.psAddresses,
       heartbeatIntervalMs: this.interval,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
@@ -301,10 +284,9 @@ export class Chief {
   }
 
   /**
-   * The job failed: heartbeats tell workers to stop, and the parameter servers
-   * stop too, so an orchestrator sees the whole job end (`docker compose up`
-   * returns) instead of idle servers waiting forever. Their state is in the
-   * last checkpoint: `tamp train --resume` continues from it.
+   * The job failed: heartbeats tell workers to stop, and the parameter servers stop too, so an orchestrator
+   * sees the whole job end (`docker compose up` returns) instead of idle servers waiting forever. Their
+   * state is in the last checkpoint: `tamp train --resume` continues from it.
    */
   async fail(error: unknown): Promise<void> {
     this.coordinator?.state.fail(errorMessage(error));

@@ -1,5 +1,6 @@
 export * from './job-config.js';
 export * from './cluster-config.js';
+export * from './membership.js';
 export * from './coordinator-state.js';
 export * from './coordinator.js';
 export * from './coordinator-client.js';

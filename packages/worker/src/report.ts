@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Evaluation } from '@tamp/core';
 import { type TrainReport, atomicWriteFile, testFields, validationFields } from '@tamp/core/node';
 import type { ShardStatusResponse } from '@tamp/proto/tamp/v1/parameter_server';
-import type { WorkerRecord } from './coordinator-state.js';
+import type { WorkerRecord } from './membership.js';
 import type { TrainingSettings } from './job-config.js';
 
 export interface ClusterEpochRecord {
@@ -52,8 +52,14 @@ export interface ChiefReport extends Omit<TrainReport, 'history'> {
   readonly resumedFrom: string | undefined;
 }
 
+/** The final model's scores. */
+export interface FinalEvaluation {
+  readonly test: Evaluation;
+  readonly validation: Evaluation;
+}
+
 /** Everything the report is made of, gathered by the chief when training is over. */
-export interface ReportInputs {
+export interface ReportInputs extends FinalEvaluation {
   readonly jobId: string;
   readonly training: TrainingSettings;
   readonly dataset: { readonly name: string; readonly kind: 'classification' | 'detection' };
@@ -66,8 +72,6 @@ export interface ReportInputs {
   /** Samples trained on before a resumed run began. */
   readonly priorSamples: number;
   readonly samplesPerSecond: number;
-  readonly test: Evaluation;
-  readonly validation: Evaluation;
   readonly history: readonly ClusterEpochRecord[];
   readonly modelPath: string;
   readonly checkpoints: readonly string[];
