@@ -44,7 +44,7 @@ export class Chief {
     this.log = options.log ?? (() => {});
     this.interval = options.heartbeatIntervalMs ?? 1_000;
     this.params = new ParameterClient(options.psAddresses, job.placement, options.jobId);
-    this.history = [...((job.restored?.manifest.history ?? []) as ClusterEpochRecord[])];
+    this.history = [...(job.restored?.manifest.history ?? [])];
   }
 
   /** Check the options and load what the job needs (see planChiefJob); nothing is started yet. */
