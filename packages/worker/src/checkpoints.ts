@@ -11,6 +11,7 @@ import { ClusterError, ModelError, type OptimizerSettings, type WireTensor, crc3
 import { atomicWriteFile } from '@tamp/core/node';
 import { OPTIMIZER_STATE_TENSOR, type ParameterClient, type VariableSpec, readShardCheckpoint } from '@tamp/parameter-server';
 import type { TrainingSettings } from './job-config.js';
+import type { ClusterEpochRecord } from './report.js';
 
 export const MANIFEST_FORMAT = 1;
 /** Checkpoints kept on disk; older ones are deleted after a new one is complete. */
@@ -31,7 +32,7 @@ export interface CheckpointManifest {
   readonly variables: readonly VariableSpec[];
   readonly parts: ReadonlyArray<{ shard: number; file: string; bytes: number; crc32: number }>;
   /** Evaluation records of the epochs completed so far (the chief's report continues them). */
-  readonly history: readonly unknown[];
+  readonly history: readonly ClusterEpochRecord[];
   /** Samples trained on so far, by all workers. */
   readonly samples: number;
 }

@@ -4,125 +4,68 @@
  * told which workers are alive, runs checkpoint barriers, evaluates on the
  * validation split after each epoch, and scores the final model on the test
  * and validation splits for the report.
+ *
+ * `Chief` names each of these steps so a test can call them one at a time;
+ * `runChief` (what `tamp chief` calls) runs them in order.
  */
 import { join } from 'node:path';
-import { type BackendRequest, ClusterError, type Dataset, errorMessage, evaluateModel, stepsPerEpoch } from '@tamp/core';
-import { type TrainReport, atomicWriteFile, checkTask, createOrLoadModel, describeScore, epochLimit, loadDataset, saveLayersModel, testFields, useBackend, validationFields } from '@tamp/core/node';
-import { CHIEF_READER_ID, ParameterClient, placeVariables } from '@tamp/parameter-server';
-import { type RestoredState, findLatestCheckpoint, pruneCheckpoints, restoreTensors, saveCheckpoint } from './checkpoints.js';
+import { ClusterError, errorMessage, evaluateModel } from '@tamp/core';
+import { describeScore, lastValidation, saveLayersModel } from '@tamp/core/node';
+import type { ShardStatusResponse } from '@tamp/proto/tamp/v1/parameter_server';
+import { CHIEF_READER_ID, ParameterClient } from '@tamp/parameter-server';
+import { pruneCheckpoints, restoreTensors, saveCheckpoint } from './checkpoints.js';
+import { type ChiefJob, type ChiefOptions, jobConfigFor, planChiefJob } from './chief-job.js';
 import { type RunningCoordinator, startCoordinator } from './coordinator.js';
-import { type JobConfig, type TrainingSettings, encodeJobConfig, workerId } from './job-config.js';
-import { setVariables, variableSpecs, variableValues } from './model-state.js';
+import type { CoordinatorState } from './coordinator-state.js';
+import { encodeJobConfig } from './job-config.js';
+import { setVariables } from './model-state.js';
+import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, buildReport, writeReport } from './report.js';
 
-export interface ChiefOptions {
-  readonly jobId: string;
-  readonly host?: string;
-  readonly port?: number;
-  readonly psAddresses: readonly string[];
-  readonly numWorkers: number;
-  /** Required unless resuming (a checkpoint brings its own). */
-  readonly training?: TrainingSettings;
-  readonly out: string;
-  /** Continue from the latest complete checkpoint under this folder (a previous --out). */
-  readonly resume?: string;
-  /** A checkpoint every this many steps of each worker (default: one epoch; 0: only at the end). */
-  readonly checkpointEvery?: number;
-  /** Backend for the chief's own evaluation. */
-  readonly backend?: BackendRequest;
-  readonly heartbeatIntervalMs?: number;
-  /** A worker silent this long is dropped from barriers (default 10 s). */
-  readonly heartbeatTimeoutMs?: number;
-  /** Fail when not every worker has joined by then. */
-  readonly joinTimeoutMs?: number;
-  readonly log?: (message: string) => void;
-  readonly onListening?: (port: number) => void;
-  readonly onProgress?: (p: ChiefProgress) => void;
-}
+const DEFAULT_JOIN_TIMEOUT_MS = 300_000;
 
-export interface ChiefProgress {
-  readonly globalStep: number;
-  readonly totalSteps: number;
-  readonly epoch: number;
-  readonly epochs: number;
-  readonly samplesPerSecond: number;
-  readonly loss: number;
-  readonly validationAccuracy?: number;
-}
+export class Chief {
+  readonly params: ParameterClient;
+  readonly log: (message: string) => void;
+  /** Epoch records so far (a resumed job continues the checkpoint's). */
+  readonly history: ClusterEpochRecord[];
+  /** Manifests of the checkpoints this run wrote. */
+  readonly checkpoints: string[] = [];
+  private readonly interval: number;
+  private coordinator: RunningCoordinator | undefined;
+  private announced = '';
+  private started = 0;
+  private epochStart = { time: 0, samples: 0n };
+  private wake: () => void = () => {};
 
-export interface ClusterEpochRecord {
-  readonly epoch: number;
-  readonly loss: number;
-  /** Classifiers: validation accuracy after the epoch (the test split is scored once, at the end). */
-  readonly validationAccuracy?: number;
-  /** Detectors: validation mAP@0.5. */
-  readonly validationMAP?: number;
-  readonly samplesPerSecond: number;
-  readonly globalStep: number;
-}
-
-export interface ChiefReport extends Omit<TrainReport, 'history'> {
-  readonly jobId: string;
-  readonly history: readonly ClusterEpochRecord[];
-  /** Per worker: its steps and samples, and its own training time and rate (a straggler shows here; the job's rate is all samples over the longest time). */
-  readonly workerStats: ReadonlyArray<{ workerId: string; backend: string; state: string; steps: number; samples: number; seconds: number; samplesPerSecond: number; joins: number }>;
-  readonly lostWorkers: number;
-  /** sync with backup workers: late gradients the servers dropped. */
-  readonly droppedGradients: number;
-  readonly backupWorkers: number;
-  readonly staleness: number;
-  /** ssp: pulls that waited for the slowest worker, and the largest lead allowed. */
-  readonly sspWaits: number;
-  readonly maxLead: number;
-  readonly checkpoints: readonly string[];
-  /** The checkpoint this run resumed from, if any. */
-  readonly resumedFrom: string | undefined;
-}
-
-function meanLoss(losses: number[]): number {
-  const finite = losses.filter((l) => Number.isFinite(l) && l > 0);
-  return finite.length === 0 ? NaN : finite.reduce((a, b) => a + b, 0) / finite.length;
-}
-
-export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
-  const log = options.log ?? (() => {});
-  const interval = options.heartbeatIntervalMs ?? 1_000;
-  if (options.numWorkers < 1) throw new ClusterError('CLUSTER_CONFIG', `a job needs at least one worker, got ${options.numWorkers}`);
-  if (options.psAddresses.length < 1) throw new ClusterError('CLUSTER_CONFIG', 'a job needs at least one parameter server');
-
-  let restored: RestoredState | undefined;
-  if (options.resume !== undefined) {
-    restored = findLatestCheckpoint(options.resume, (m) => log(`warning: ${m}`));
-    if (restored === undefined) throw new ClusterError('JOB_FAILED', `--resume ${options.resume}: no complete checkpoint found under ${join(options.resume, 'checkpoints')}`);
-    log(`resuming from ${restored.dir} (step ${restored.manifest.step} of each worker, version ${restored.version})`);
-    if (restored.manifest.numWorkers !== options.numWorkers) {
-      log(`warning: the checkpoint was written by ${restored.manifest.numWorkers} workers, this job has ${options.numWorkers}: data shards change`);
-    }
-  }
-  const t: TrainingSettings | undefined = restored?.manifest.training ?? options.training;
-  if (t === undefined) throw new ClusterError('CLUSTER_CONFIG', 'the chief needs training settings (--model, --dataset, ...) or --resume');
-  if (t.mode === 'sync' && t.backupWorkers >= options.numWorkers) {
-    throw new ClusterError('CLUSTER_CONFIG', `--backup-workers ${t.backupWorkers} leaves no worker to wait for: use fewer than --workers ${options.numWorkers}`);
+  constructor(
+    readonly options: ChiefOptions,
+    readonly job: ChiefJob,
+  ) {
+    this.log = options.log ?? (() => {});
+    this.interval = options.heartbeatIntervalMs ?? 1_000;
+    this.params = new ParameterClient(options.psAddresses, job.placement, options.jobId);
+    this.history = [...(job.restored?.manifest.history ?? [])];
   }
 
-  const dataset: Dataset = loadDataset(t.dataset);
-  checkTask(t.model, dataset);
-  const backend = await useBackend(options.backend ?? 'auto', { log });
-  const model = await createOrLoadModel(t.model, t.seed);
-  const specs = variableSpecs(model);
-  const placement = placeVariables(specs, options.psAddresses.length);
-  const initial = restored?.values ?? (await variableValues(model));
-  const workerIds = Array.from({ length: options.numWorkers }, (_, i) => workerId(i));
-  const params = new ParameterClient(options.psAddresses, placement, options.jobId);
-  const startStep = restored?.manifest.step ?? 0;
-  const perWorker = stepsPerEpoch(dataset.train, { batchSize: t.batchSize, seed: t.seed, replica: { index: 0, count: options.numWorkers }, ...epochLimit(dataset, t.epochSize) });
-  const stepsEach = perWorker * t.epochs;
-  const checkpointEvery = options.checkpointEvery ?? restored?.manifest.checkpointEvery ?? perWorker;
-  const checkpoints: string[] = [];
-  let coordinator: RunningCoordinator | undefined;
-  try {
-    log(`initialising ${options.psAddresses.length} parameter server(s) with ${specs.length} variables (${t.optimizer.name}, ${t.mode})`);
+  /** Check the options and load what the job needs (see planChiefJob); nothing is started yet. */
+  static async create(options: ChiefOptions): Promise<Chief> {
+    return new Chief(options, await planChiefJob(options, options.log ?? (() => {})));
+  }
+
+  /** The Coordinator's state (after startCoordinator). */
+  get state(): CoordinatorState {
+    // Internal invariant: runChief starts the Coordinator before any step that reads it;
+    // only a test calling the steps out of order gets here.
+    if (this.coordinator === undefined) throw new Error('chief: startCoordinator() has not run');
+    return this.coordinator.state;
+  }
+
+  /** Start shards: wait until every parameter server answers, then Assign each its placed parts, the optimizer and the mode. */
+  async startShards(): Promise<void> {
+    const { training: t, restored } = this.job;
+    this.log(`initialising ${this.params.shards.length} parameter server(s) with ${this.job.specs.length} variables (${t.optimizer.name}, ${t.mode})`);
     await Promise.all(
-      params.shards.map(async (shard, i) => {
+      this.params.shards.map(async (shard, i) => {
         await shard.waitReachable(120_000);
         await shard.assign(
           {
@@ -130,220 +73,278 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
             optimizer: t.optimizer,
             version: restored?.version ?? 0n,
             mode: t.mode,
-            syncReplicas: options.numWorkers - t.backupWorkers,
+            syncReplicas: this.options.numWorkers - t.backupWorkers,
             staleness: t.staleness,
-            workerIds,
-            workerStep: BigInt(startStep),
+            workerIds: this.job.workerIds,
+            workerStep: BigInt(this.job.startStep),
           },
-          restored !== undefined ? restoreTensors(restored, params, i, t.optimizer) : params.partsFor(i, initial),
+          restored !== undefined ? restoreTensors(restored, this.params, i, t.optimizer) : this.params.partsFor(i, this.job.initial),
         );
       }),
     );
+  }
 
-    const config: JobConfig = {
-      jobId: options.jobId,
-      training: t,
-      modelTopology: model.toJSON(null, false),
-      numWorkers: options.numWorkers,
-      psAddresses: options.psAddresses,
-      placement,
-      heartbeatIntervalMs: interval,
-      startStep,
-      checkpointEvery,
-    };
-    coordinator = await startCoordinator({
+  /** Serve the Coordinator (workers may join from now on); returns its port. */
+  async startCoordinator(): Promise<number> {
+    const { options, job } = this;
+    this.coordinator = await startCoordinator({
       jobId: options.jobId,
       numWorkers: options.numWorkers,
-      jobConfigJson: encodeJobConfig(config),
+      jobConfigJson: encodeJobConfig(jobConfigFor(options, job, this.interval)),
       psAddresses: options.psAddresses,
-      heartbeatIntervalMs: interval,
+      heartbeatIntervalMs: this.interval,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
-      epochs: t.epochs,
-      log,
+      epochs: job.training.epochs,
+      totalSteps: job.totalSteps,
+      log: this.log,
       ...(options.host !== undefined ? { host: options.host } : {}),
       ...(options.port !== undefined ? { port: options.port } : {}),
     });
-    options.onListening?.(coordinator.port);
-    const state = coordinator.state;
-    // Steps the whole job takes: sync applies one step for all workers.
-    const totalSteps = t.mode === 'sync' ? stepsEach : stepsEach * options.numWorkers;
-    state.totalSteps = BigInt(totalSteps);
-    const history: ClusterEpochRecord[] = [...((restored?.manifest.history ?? []) as ClusterEpochRecord[])];
-    const priorSamples = restored?.manifest.samples ?? 0;
-    const started = Date.now();
-    let epochStart = { time: Date.now(), samples: 0n };
-    let announced = '';
+    options.onListening?.(this.coordinator.port);
+    // Wake the loop at once when membership or a checkpoint barrier changes (workers wait at barriers for it).
+    this.coordinator.state.onChange(() => this.wake());
+    this.started = Date.now();
+    this.epochStart = { time: Date.now(), samples: 0n };
+    return this.coordinator.port;
+  }
 
-    // After each epoch: the validation split only, as one-process training does (the test split is
-    // scored once, on the final model). On a small machine this evaluation competes with the workers.
-    const evaluateValidation = async () => {
-      const { values } = await params.pullAll(CHIEF_READER_ID);
-      setVariables(model, values);
-      return evaluateModel(model, dataset.validation);
-    };
+  /** Wait for a membership or barrier change, or one heartbeat interval. */
+  waitForChange(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wake = () => {};
+        resolve();
+      };
+      const timer = setTimeout(done, this.interval);
+      this.wake = done;
+    });
+  }
 
-    const writeCheckpoint = async (step: number) => {
-      const file = await saveCheckpoint(
-        params,
-        options.out,
-        { jobId: options.jobId, training: t, numWorkers: options.numWorkers, checkpointEvery, variables: specs, history, samples: priorSamples + Number(state.samples) },
-        step,
-      );
-      pruneCheckpoints(options.out);
-      checkpoints.push(file);
-      state.checkpointStep = BigInt(step);
-      log(`checkpoint at step ${step}: ${file}`);
+  /** One pass of the chief's loop; true when training is over. */
+  async tick(): Promise<boolean> {
+    await this.refreshGlobalStep();
+    await this.syncMembership();
+    await this.serveCheckpointBarrier();
+    this.checkWorkers();
+    await this.evaluateEpochs();
+    this.reportProgress();
+    return this.state.trainingOver;
+  }
+
+  /** The servers' version, from shard 0 (a server that does not answer is logged; the next pass asks again). */
+  async refreshGlobalStep(): Promise<bigint> {
+    try {
+      const status = await this.params.shards[0]?.status();
+      if (status !== undefined) this.state.recordGlobalStep(status.version);
+    } catch (error) {
+      this.log(`parameter server 0 did not answer: ${errorMessage(error)}`);
+    }
+    return this.state.globalStep;
+  }
+
+  /**
+   * Sync membership: mark silent workers lost and, when the set of live workers
+   * changed, tell every shard (UpdateMembership). Returns the set sent, or
+   * undefined when nothing changed.
+   */
+  async syncMembership(now = Date.now()): Promise<readonly string[] | undefined> {
+    this.state.checkLost(now);
+    const live = this.state.liveWorkerIds;
+    const key = live.join(',');
+    if (key === this.announced) return undefined;
+    await Promise.all(this.params.shards.map((s) => s.updateMembership(live)));
+    this.announced = key;
+    return live;
+  }
+
+  /**
+   * Serve the checkpoint barrier: when every training worker waits, write the
+   * checkpoint and release them. Returns the manifest written, or undefined
+   * (no barrier ready, or the save failed: the workers train on without it).
+   */
+  async serveCheckpointBarrier(): Promise<string | undefined> {
+    const state = this.state;
+    const step = state.barrierStep;
+    if (!state.barrierReady || step === undefined) return undefined;
+    try {
+      const file = await this.writeCheckpoint(step);
+      state.releaseBarrier({ complete: true, manifest: file });
       return file;
-    };
+    } catch (error) {
+      this.log(`checkpoint at step ${step} failed: ${errorMessage(error)}; training on without it`);
+      state.releaseBarrier({ complete: false, manifest: '' });
+      return undefined;
+    }
+  }
 
-    // Wake on the heartbeat interval, or at once when membership or a
-    // checkpoint barrier changes (workers wait at barriers for this loop).
-    let wake: () => void = () => {};
-    state.onChange(() => wake());
-    for (;;) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, interval);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = () => {};
-      try {
-        state.globalStep = (await params.shards[0]?.status())?.version ?? state.globalStep;
-      } catch (error) {
-        log(`parameter server 0 did not answer: ${errorMessage(error)}`);
-      }
-      state.checkLost();
-      const live = state.liveWorkerIds.join(',');
-      if (live !== announced) {
-        await Promise.all(params.shards.map((s) => s.updateMembership(state.liveWorkerIds)));
-        announced = live;
-      }
-      if (state.barrierReady && state.barrier !== undefined) {
-        const step = state.barrier.step;
-        try {
-          const file = await writeCheckpoint(step);
-          state.releaseBarrier({ complete: true, manifest: file });
-        } catch (error) {
-          log(`checkpoint at step ${step} failed: ${errorMessage(error)}; training on without it`);
-          state.releaseBarrier({ complete: false, manifest: '' });
-        }
-      }
-      if (!state.allJoinedOnce && Date.now() - started > (options.joinTimeoutMs ?? 300_000)) {
-        throw new ClusterError('JOB_FAILED', `only ${state.workers.length} of ${options.numWorkers} workers joined within ${Math.round((options.joinTimeoutMs ?? 300_000) / 1000)} s`);
-      }
-      if (state.allJoinedOnce && state.workers.every((w) => w.state === 'lost' || w.state === 'left')) {
-        throw new ClusterError('JOB_FAILED', "every worker was lost before finishing; see the workers' logs");
-      }
-      while (state.completedEpochs > history.length) {
-        const epoch = history.length + 1;
-        const validation = await evaluateValidation();
-        const now = Date.now();
-        const samples = state.samples;
-        const record: ClusterEpochRecord = {
-          epoch,
-          loss: meanLoss(state.workers.map((w) => w.loss)),
-          ...(validation.task === 'detection' ? { validationMAP: validation.score } : { validationAccuracy: validation.score }),
-          samplesPerSecond: Number(samples - epochStart.samples) / Math.max(1e-3, (now - epochStart.time) / 1000),
-          globalStep: Number(state.globalStep),
-        };
-        epochStart = { time: now, samples };
-        history.push(record);
-        state.epoch = epoch;
-        // The job status's validation figure: accuracy, or mAP for a detector.
-        state.validationAccuracy = validation.score;
-        log(`epoch ${epoch}/${t.epochs}: loss ${record.loss.toFixed(4)}, ${describeScore(validation, 'validation')}, global step ${record.globalStep}`);
-      }
-      state.loss = meanLoss(state.workers.map((w) => w.loss));
-      options.onProgress?.({
-        globalStep: Number(state.globalStep),
-        totalSteps,
-        epoch: state.completedEpochs,
-        epochs: t.epochs,
-        samplesPerSecond: state.samplesPerSecond,
+  /** Fail the job when not every worker joined in time, or when every worker was lost. */
+  checkWorkers(now = Date.now()): void {
+    const state = this.state;
+    const timeout = this.options.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS;
+    if (!state.allJoinedOnce && now - this.started > timeout) {
+      throw new ClusterError('JOB_FAILED', `only ${state.workers.length} of ${this.options.numWorkers} workers joined within ${Math.round(timeout / 1000)} s`);
+    }
+    if (state.allLost) throw new ClusterError('JOB_FAILED', "every worker was lost before finishing; see the workers' logs");
+  }
+
+  /**
+   * Evaluate finished epochs: for each epoch every worker still training has
+   * completed, pull all shards and score the validation split (as one-process
+   * training does; the test split is scored once, on the final model). On a
+   * small machine this evaluation competes with the workers.
+   */
+  async evaluateEpochs(): Promise<ClusterEpochRecord[]> {
+    const state = this.state;
+    const added: ClusterEpochRecord[] = [];
+    while (state.completedEpochs > this.history.length) {
+      const epoch = this.history.length + 1;
+      await this.pullModel();
+      const validation = await evaluateModel(this.job.model, this.job.dataset.validation);
+      const now = Date.now();
+      const samples = state.samples;
+      const record: ClusterEpochRecord = {
+        epoch,
         loss: state.loss,
-        ...(history.length > 0 ? { validationAccuracy: state.validationAccuracy } : {}),
-      });
-      if (state.trainingOver) break;
+        ...(validation.task === 'detection' ? { validationMAP: validation.score } : { validationAccuracy: validation.score }),
+        samplesPerSecond: Number(samples - this.epochStart.samples) / Math.max(1e-3, (now - this.epochStart.time) / 1000),
+        globalStep: Number(state.globalStep),
+      };
+      this.epochStart = { time: now, samples };
+      this.history.push(record);
+      added.push(record);
+      state.epochEvaluated(epoch, validation);
+      this.log(`epoch ${epoch}/${this.job.training.epochs}: loss ${record.loss.toFixed(4)}, ${describeScore(validation, 'validation')}, global step ${record.globalStep}`);
     }
-    state.jobState = 'finishing';
-    const status = await Promise.all(params.shards.map((s) => s.status()));
-    state.globalStep = status[0]?.version ?? state.globalStep;
-    await writeCheckpoint(stepsEach);
-    const trainSeconds = Math.max(0, ...state.workers.map((w) => w.seconds));
-    const { values } = await params.pullAll(CHIEF_READER_ID);
-    setVariables(model, values);
-    const test = await evaluateModel(model, dataset.test);
-    const validation = await evaluateModel(model, dataset.validation);
-    const modelPath = await saveLayersModel(model, join(options.out, 'model'), { model: t.model, dataset: t.dataset, task: dataset.kind, classNames: dataset.classNames });
-    const workers = state.workers;
-    const backends = [...new Set(workers.map((w) => w.backend))];
-    const samples = Number(state.samples);
-    const report: ChiefReport = {
-      jobId: options.jobId,
-      model: t.model,
-      dataset: dataset.name,
-      backend: backends.length === 1 ? (backends[0] as string) : backends.join('+'),
-      adapter: undefined,
-      mode: t.mode,
-      workers: options.numWorkers,
-      ps: options.psAddresses.length,
-      epochs: t.epochs,
-      batchSize: t.batchSize,
-      optimizer: t.optimizer.name,
-      learningRate: t.optimizer.learningRate,
-      seed: t.seed,
-      steps: Number(state.globalStep),
-      samples: priorSamples + samples,
-      trainSeconds,
+    return added;
+  }
+
+  reportProgress(): void {
+    const state = this.state;
+    this.options.onProgress?.({
+      globalStep: Number(state.globalStep),
+      totalSteps: this.job.totalSteps,
+      epoch: state.completedEpochs,
+      epochs: this.job.training.epochs,
       samplesPerSecond: state.samplesPerSecond,
-      task: dataset.kind,
-      ...testFields(test),
-      ...validationFields(validation),
-      history,
-      modelPath,
-      workerStats: workers.map((w) => ({
-        workerId: w.workerId,
-        backend: w.backend,
-        state: w.state,
-        steps: Number(w.localStep),
-        samples: Number(w.samples),
-        seconds: w.seconds,
-        samplesPerSecond: w.seconds > 0 ? Number(w.samples) / w.seconds : 0,
-        joins: w.joins,
-      })),
-      lostWorkers: workers.filter((w) => w.state === 'lost' || w.state === 'left').length,
-      droppedGradients: Number(status[0]?.pushesDropped ?? 0n),
-      backupWorkers: t.backupWorkers,
-      staleness: t.staleness,
-      sspWaits: status.reduce((n, s) => n + Number(s.pullsWaited), 0),
-      maxLead: status.reduce((n, s) => Math.max(n, Number(s.maxLead)), 0),
-      checkpoints,
-      resumedFrom: restored?.dir,
-    };
-    atomicWriteFile(join(options.out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
-    state.jobState = 'done';
+      loss: state.loss,
+      ...lastValidation(this.history),
+    });
+  }
+
+  /** Training is over: the last checkpoint, the final scores, the model, report.json; then stop the servers. */
+  async finish(): Promise<ChiefReport> {
+    const state = this.state;
+    state.finishing();
+    const shards = await Promise.all(this.params.shards.map((s) => s.status()));
+    state.recordGlobalStep(shards[0]?.version ?? state.globalStep);
+    await this.writeCheckpoint(this.job.stepsEach);
+    const scores = await this.evaluateFinal();
+    const { training: t, dataset } = this.job;
+    const modelPath = await saveLayersModel(this.job.model, join(this.options.out, 'model'), { model: t.model, dataset: t.dataset, task: dataset.kind, classNames: dataset.classNames });
+    const report = this.writeReport(scores, modelPath, shards);
+    state.done();
     const perWorker = report.workerStats.length > 1 ? ` (${report.workerStats.map((w) => `${w.workerId} ${w.samplesPerSecond.toFixed(0)}`).join(', ')})` : '';
-    log(`done: ${describeScore(test, 'test')}, ${report.steps} steps, ${report.samplesPerSecond.toFixed(0)} samples/s${perWorker}; model in ${modelPath} (backend for evaluation: ${backend.name})`);
-    await Promise.all(params.shards.map((s) => s.shutdown('job done').catch((error: unknown) => log(`could not stop ${s.address}: ${errorMessage(error)}`))));
+    this.log(`done: ${describeScore(scores.test, 'test')}, ${report.steps} steps, ${report.samplesPerSecond.toFixed(0)} samples/s${perWorker}; model in ${modelPath} (backend for evaluation: ${this.job.backend.name})`);
+    await this.stopShards('job done', (s, error) => this.log(`could not stop ${s}: ${errorMessage(error)}`));
     // Let the workers' next heartbeat hear "stop" before the server goes.
-    await new Promise((resolve) => setTimeout(resolve, Math.min(interval, 500)));
+    await new Promise((resolve) => setTimeout(resolve, Math.min(this.interval, 500)));
     return report;
+  }
+
+  /** The final model (pulled from the shards) on the test and validation splits. */
+  async evaluateFinal(): Promise<FinalEvaluation> {
+    await this.pullModel();
+    const test = await evaluateModel(this.job.model, this.job.dataset.test);
+    const validation = await evaluateModel(this.job.model, this.job.dataset.validation);
+    return { test, validation };
+  }
+
+  /** Write the report: report.json under --out, from the Coordinator's counts and the shards' final status. */
+  writeReport(scores: FinalEvaluation, modelPath: string, shards: readonly ShardStatusResponse[]): ChiefReport {
+    const state = this.state;
+    const report = buildReport({
+      jobId: this.options.jobId,
+      training: this.job.training,
+      dataset: { name: this.job.dataset.name, kind: this.job.dataset.kind },
+      numWorkers: this.options.numWorkers,
+      workers: state.workers,
+      globalStep: state.globalStep,
+      shards,
+      priorSamples: this.job.restored?.manifest.samples ?? 0,
+      samplesPerSecond: state.samplesPerSecond,
+      ...scores,
+      history: this.history,
+      modelPath,
+      checkpoints: this.checkpoints,
+      resumedFrom: this.job.restored?.dir,
+    });
+    writeReport(this.options.out, report);
+    return report;
+  }
+
+  /**
+   * The job failed: heartbeats tell workers to stop, and the parameter servers stop too, so an orchestrator
+   * sees the whole job end (`docker compose up` returns) instead of idle servers waiting forever. Their
+   * state is in the last checkpoint: `tamp train --resume` continues from it.
+   */
+  async fail(error: unknown): Promise<void> {
+    this.coordinator?.state.fail(errorMessage(error));
+    await this.stopShards(`job failed: ${errorMessage(error)}`, () => undefined);
+  }
+
+  async close(): Promise<void> {
+    this.params.close();
+    await this.coordinator?.close();
+    this.job.model.dispose();
+  }
+
+  private async pullModel(): Promise<void> {
+    const { values } = await this.params.pullAll(CHIEF_READER_ID);
+    setVariables(this.job.model, values);
+  }
+
+  private async writeCheckpoint(step: number): Promise<string> {
+    const { options, job } = this;
+    const file = await saveCheckpoint(
+      this.params,
+      options.out,
+      {
+        jobId: options.jobId,
+        training: job.training,
+        numWorkers: options.numWorkers,
+        checkpointEvery: job.checkpointEvery,
+        variables: job.specs,
+        history: this.history,
+        samples: (job.restored?.manifest.samples ?? 0) + Number(this.state.samples),
+      },
+      step,
+    );
+    pruneCheckpoints(options.out);
+    this.checkpoints.push(file);
+    this.state.checkpointWritten(step);
+    this.log(`checkpoint at step ${step}: ${file}`);
+    return file;
+  }
+
+  private stopShards(reason: string, onError: (address: string, error: unknown) => void): Promise<unknown> {
+    return Promise.all(this.params.shards.map((s) => s.shutdown(reason).catch((error: unknown) => onError(s.address, error))));
+  }
+}
+
+/** Run a whole job as the chief: what `tamp chief` calls. */
+export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
+  const chief = await Chief.create(options);
+  try {
+    await chief.startShards();
+    await chief.startCoordinator();
+    do await chief.waitForChange();
+    while (!(await chief.tick()));
+    return await chief.finish();
   } catch (error) {
-    if (coordinator !== undefined) {
-      coordinator.state.jobState = 'failed';
-      coordinator.state.error = errorMessage(error);
-      coordinator.state.releaseBarrier({ complete: false, manifest: '' });
-    }
-    // Stop the parameter servers too, so an orchestrator sees the whole job end
-    // (`docker compose up` returns) instead of idle servers waiting forever. Their
-    // state is in the last checkpoint: `tamp train --resume` continues from it.
-    await Promise.all(params.shards.map((s) => s.shutdown(`job failed: ${errorMessage(error)}`).catch(() => undefined)));
+    await chief.fail(error);
     throw error;
   } finally {
-    params.close();
-    await coordinator?.close();
-    model.dispose();
+    await chief.close();
   }
 }

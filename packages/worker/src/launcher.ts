@@ -9,7 +9,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClusterError, errorMessage } from '@tamp/core';
-import type { ChiefReport } from './chief.js';
+import type { ChiefReport } from './report.js';
 import { CoordinatorClient } from './coordinator-client.js';
 
 export interface LocalClusterOptions {
@@ -29,7 +29,7 @@ export interface LocalClusterOptions {
   readonly verbose?: boolean;
   readonly env?: NodeJS.ProcessEnv;
   readonly log?: (message: string) => void;
-  readonly onProgress?: (status: { globalStep: number; totalSteps: number; epoch: number; epochs: number; samplesPerSecond: number; loss: number; validationAccuracy: number }) => void;
+  readonly onProgress?: (status: { globalStep: number; totalSteps: number; epoch: number; epochs: number; samplesPerSecond: number; loss: number; validationAccuracy: number; validationMAP: number }) => void;
   /** Called with each child as it starts (tests kill some). */
   readonly onSpawn?: (role: string, child: ChildProcess) => void;
 }
@@ -142,6 +142,7 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
             samplesPerSecond: s.samplesPerSecond,
             loss: s.loss,
             validationAccuracy: s.validationAccuracy,
+            validationMAP: s.validationMap,
           }),
         () => undefined,
       );

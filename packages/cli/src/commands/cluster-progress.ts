@@ -17,6 +17,8 @@ export interface ClusterStatus {
   readonly samplesPerSecond: number;
   readonly loss: number;
   readonly validationAccuracy?: number;
+  /** A detector's validation mAP (validationAccuracy is for classifiers). */
+  readonly validationMAP?: number;
 }
 
 export function clusterProgress(out: Output, workers: number, options: { indent?: string } = {}): (p: ClusterStatus) => void {
@@ -42,6 +44,7 @@ export function clusterProgress(out: Output, workers: number, options: { indent?
       loss: p.loss,
       'samples/s': p.samplesPerSecond,
       ...(p.validationAccuracy !== undefined && p.validationAccuracy > 0 ? { 'val acc': percent(p.validationAccuracy) } : {}),
+      ...(p.validationMAP !== undefined && p.validationMAP > 0 ? { 'val mAP': p.validationMAP.toFixed(3) } : {}),
     });
   };
 }

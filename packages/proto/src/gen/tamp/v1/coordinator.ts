@@ -117,6 +117,7 @@ export interface JobStatusResponse {
   workers: WorkerStatus[];
   /** Epochs completed by the slowest worker still training, and in all. */
   epoch: number;
+  /** Classifiers: the last evaluated epoch's validation accuracy (0 for detectors). */
   validationAccuracy: number;
   checkpointStep: bigint;
   samplesPerSecond: number;
@@ -127,6 +128,8 @@ export interface JobStatusResponse {
   epochs: number;
   /** Why the job failed, when it did. */
   error: string;
+  /** Detectors: the last evaluated epoch's validation mAP@0.5 (0 for classifiers). */
+  validationMap: number;
 }
 
 function createBaseJoinRequest(): JoinRequest {
@@ -1002,6 +1005,7 @@ function createBaseJobStatusResponse(): JobStatusResponse {
     totalSteps: 0n,
     epochs: 0,
     error: "",
+    validationMap: 0,
   };
 }
 
@@ -1051,6 +1055,9 @@ export const JobStatusResponse: MessageFns<JobStatusResponse> = {
     }
     if (message.error !== "") {
       writer.uint32(98).string(message.error);
+    }
+    if (message.validationMap !== 0) {
+      writer.uint32(105).double(message.validationMap);
     }
     return writer;
   },
@@ -1162,6 +1169,14 @@ export const JobStatusResponse: MessageFns<JobStatusResponse> = {
             }
 
             message.error = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 105) {
+              break;
+            }
+
+            message.validationMap = reader.double();
             continue;
           }
         }

@@ -1,0 +1,187 @@
+/**
+ * The Coordinator's state: membership (membership.ts), the checkpoint
+ * barrier, the global step and the job's status. The gRPC service
+ * (coordinator.ts) and the chief share one instance and change it only
+ * through these methods, so every transition (and anything that counts
+ * them) has one place; readers get read-only views.
+ */
+import type { CheckpointBarrierResponse } from '@tamp/proto/tamp/v1/coordinator';
+import { ClusterError } from '@tamp/core';
+import { Membership, type MembershipOptions, type WorkerRecord } from './membership.js';
+
+export type JobState = 'starting' | 'running' | 'finishing' | 'done' | 'failed';
+
+export interface CoordinatorOptions extends MembershipOptions {
+  readonly jobConfigJson: string;
+  readonly psAddresses: readonly string[];
+  readonly heartbeatIntervalMs: number;
+  /** Steps the whole job takes (for progress bars; sync counts one per step of all workers). */
+  readonly totalSteps?: number;
+}
+
+/** A finished epoch's validation score, by task. */
+export interface EpochScore {
+  readonly task: 'classification' | 'detection';
+  readonly score: number;
+}
+
+const NEXT_STATES: Readonly<Record<JobState, readonly JobState[]>> = {
+  starting: ['running', 'failed'],
+  running: ['finishing', 'failed'],
+  finishing: ['done', 'failed'],
+  done: [],
+  failed: [],
+};
+
+export class CoordinatorState extends Membership {
+  private job: JobState = 'running';
+  private step = 0n;
+  private epochs = 0;
+  private accuracy = 0;
+  private map = 0;
+  private checkpointAt = 0n;
+  private failure = '';
+  /** Workers waiting at a checkpoint barrier: the step, and how to release each. */
+  private barrier: { step: number; arrived: Map<string, (r: CheckpointBarrierResponse) => void> } | undefined;
+
+  constructor(override readonly options: CoordinatorOptions) {
+    super(options);
+  }
+
+  /** A worker joins (or rejoins); refused once the job is over. */
+  override join(clientId: string, requestedIndex: number, backend: string, now = Date.now()): WorkerRecord {
+    if (this.job === 'done' || this.job === 'failed') {
+      throw new ClusterError('JOB_MISMATCH', `join: job "${this.options.jobId}" has already ${this.job === 'done' ? 'finished' : 'failed'}`);
+    }
+    return super.join(clientId, requestedIndex, backend, now);
+  }
+
+  // ---- checkpoint barrier ----
+
+  /** A worker reached checkpoint `step`: resolves when the checkpoint is written (or abandoned). */
+  arriveAtBarrier(id: string, step: number): Promise<CheckpointBarrierResponse> {
+    const r = this.find(id, 'checkpointBarrier');
+    if (this.barrier !== undefined && this.barrier.step !== step) {
+      throw new ClusterError('CLUSTER_CONFIG', `checkpointBarrier: ${r.workerId} arrived for step ${step} while the others wait at step ${this.barrier.step}`);
+    }
+    this.barrier ??= { step, arrived: new Map() };
+    const barrier = this.barrier;
+    return new Promise((resolve) => {
+      barrier.arrived.set(r.workerId, resolve);
+      this.changed();
+    });
+  }
+
+  /** The step workers wait at, if any. */
+  get barrierStep(): number | undefined {
+    return this.barrier?.step;
+  }
+
+  /** Workers waiting at the barrier. */
+  get barrierArrived(): readonly string[] {
+    return [...(this.barrier?.arrived.keys() ?? [])];
+  }
+
+  /** Every worker still training waits at the barrier. */
+  get barrierReady(): boolean {
+    if (this.barrier === undefined) return false;
+    const active = this.active;
+    return active.length > 0 && active.every((w) => this.barrier?.arrived.has(w.workerId) === true);
+  }
+
+  /** Release everyone at the barrier. */
+  releaseBarrier(response: CheckpointBarrierResponse): void {
+    const b = this.barrier;
+    this.barrier = undefined;
+    for (const resolve of b?.arrived.values() ?? []) resolve(response);
+  }
+
+  // ---- what the chief learns and decides ----
+
+  /** The parameter servers' version (sync: steps applied; async: pushes applied). */
+  recordGlobalStep(version: bigint): void {
+    this.step = version;
+  }
+
+  /** A complete checkpoint was written at `step`. */
+  checkpointWritten(step: number): void {
+    this.checkpointAt = BigInt(step);
+  }
+
+  /** The chief evaluated epoch `epoch` on the validation split. */
+  epochEvaluated(epoch: number, validation: EpochScore): void {
+    this.epochs = epoch;
+    if (validation.task === 'detection') this.map = validation.score;
+    else this.accuracy = validation.score;
+  }
+
+  /** Training is over: the chief writes the last checkpoint and the report. */
+  finishing(): void {
+    this.moveTo('finishing');
+  }
+
+  /** The report is written: heartbeats now tell workers to stop. */
+  done(): void {
+    this.moveTo('done');
+  }
+
+  /** The job failed: heartbeats tell workers to stop, and workers at a barrier are released with nothing written. */
+  fail(message: string): void {
+    // Once done, the report is written: a later error (stopping the servers) does not undo that.
+    if (this.stopRequested) return;
+    this.moveTo('failed');
+    this.failure = message;
+    this.releaseBarrier({ complete: false, manifest: '' });
+  }
+
+  private moveTo(next: JobState): void {
+    // Internal invariant: only the chief calls finishing/done/fail, in that order
+    // (runChief); a different order is a bug in the chief, not a user's mistake.
+    if (!NEXT_STATES[this.job].includes(next)) throw new Error(`coordinator: job state ${this.job} cannot become ${next}`);
+    this.job = next;
+  }
+
+  // ---- read-only views ----
+
+  get jobState(): JobState {
+    return this.job;
+  }
+
+  /** Heartbeats answer "stop" once the job is over. */
+  get stopRequested(): boolean {
+    return this.job === 'done' || this.job === 'failed';
+  }
+
+  get globalStep(): bigint {
+    return this.step;
+  }
+
+  /** The last epoch the chief evaluated. */
+  get epoch(): number {
+    return this.epochs;
+  }
+
+  /** Classifiers: the last evaluated epoch's validation accuracy (0 before any, and for detectors). */
+  get validationAccuracy(): number {
+    return this.accuracy;
+  }
+
+  /** Detectors: the last evaluated epoch's validation mAP@0.5 (0 before any, and for classifiers). */
+  get validationMAP(): number {
+    return this.map;
+  }
+
+  get checkpointStep(): bigint {
+    return this.checkpointAt;
+  }
+
+  get totalSteps(): bigint {
+    return BigInt(this.options.totalSteps ?? 0);
+  }
+
+  /** Why the job failed ('' unless it did). */
+  get error(): string {
+    return this.failure;
+  }
+
+}

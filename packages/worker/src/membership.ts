@@ -1,0 +1,219 @@
+/**
+ * Membership: the job's worker slots and what each worker last reported
+ * (join, heartbeat, leave, lost after silence), with read-only views. The
+ * Coordinator's state (coordinator-state.ts) builds on it; every change
+ * notifies the listeners (the chief's loop wakes on them).
+ */
+import type { HeartbeatRequest } from '@tamp/proto/tamp/v1/coordinator';
+import { ClusterError } from '@tamp/core';
+import { workerId } from './job-config.js';
+
+export type WorkerState = 'joined' | 'lost' | 'left' | 'finished';
+
+/** One worker slot as the Coordinator knows it (a read-only view). */
+export interface WorkerRecord {
+  /** The id the worker gave (its own identity). */
+  readonly clientId: string;
+  /** The id the parameter servers know it by: worker-<taskIndex>. */
+  readonly workerId: string;
+  readonly taskIndex: number;
+  readonly state: WorkerState;
+  readonly lastHeartbeat: number;
+  readonly localStep: bigint;
+  readonly epoch: number;
+  readonly loss: number;
+  readonly samples: bigint;
+  /** The worker's own training time (s), from its first step. */
+  readonly seconds: number;
+  readonly backend: string;
+  readonly joins: number;
+}
+
+type Slot = { -readonly [K in keyof WorkerRecord]: WorkerRecord[K] };
+
+export interface MembershipOptions {
+  readonly jobId: string;
+  readonly numWorkers: number;
+  /** A worker silent for this long is marked lost. */
+  readonly heartbeatTimeoutMs: number;
+  /** Epochs each worker runs: a worker that finished has completed them all. */
+  readonly epochs: number;
+  readonly log?: (message: string) => void;
+}
+
+/** Mean of the workers' latest finite, positive losses (NaN before any). */
+export function meanLoss(losses: readonly number[]): number {
+  const finite = losses.filter((l) => Number.isFinite(l) && l > 0);
+  return finite.length === 0 ? NaN : finite.reduce((a, b) => a + b, 0) / finite.length;
+}
+
+export class Membership {
+  private readonly slots: Array<Slot | undefined>;
+  private readonly listeners = new Set<() => void>();
+  protected readonly log: (message: string) => void;
+
+  constructor(readonly options: MembershipOptions) {
+    this.slots = new Array<Slot | undefined>(options.numWorkers).fill(undefined);
+    this.log = options.log ?? (() => {});
+  }
+
+  /** Called after every membership or barrier change. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  protected changed(): void {
+    for (const l of this.listeners) l();
+  }
+
+  join(clientId: string, requestedIndex: number, backend: string, now = Date.now()): WorkerRecord {
+    const n = this.options.numWorkers;
+    let index = -1;
+    if (requestedIndex >= 0) {
+      if (requestedIndex >= n) throw new ClusterError('CLUSTER_CONFIG', `join: task index ${requestedIndex} is out of range: the job has ${n} workers (0..${n - 1})`);
+      const current = this.slots[requestedIndex];
+      if (current !== undefined && current.clientId !== clientId && (current.state === 'joined' || current.state === 'finished')) {
+        throw new ClusterError('CLUSTER_CONFIG', `join: task index ${requestedIndex} is held by "${current.clientId}"; give each worker its own --index`);
+      }
+      index = requestedIndex;
+    } else {
+      index = this.slots.findIndex((s) => s !== undefined && s.clientId === clientId);
+      if (index === -1) index = this.slots.findIndex((s) => s === undefined);
+      if (index === -1) index = this.slots.findIndex((s) => s?.state === 'lost' || s?.state === 'left');
+      if (index === -1) throw new ClusterError('CLUSTER_CONFIG', `join: all ${n} worker slots of job "${this.options.jobId}" are taken`);
+    }
+    const previous = this.slots[index];
+    if (previous?.state === 'finished') {
+      throw new ClusterError('CLUSTER_CONFIG', `join: worker ${index} already finished its share of job "${this.options.jobId}"`);
+    }
+    const record: Slot = {
+      clientId,
+      workerId: workerId(index),
+      taskIndex: index,
+      state: 'joined',
+      lastHeartbeat: now,
+      localStep: previous?.localStep ?? 0n,
+      epoch: previous?.epoch ?? 0,
+      loss: previous?.loss ?? 0,
+      samples: previous?.samples ?? 0n,
+      seconds: previous?.seconds ?? 0,
+      backend,
+      joins: (previous?.joins ?? 0) + 1,
+    };
+    this.slots[index] = record;
+    this.log(`${record.workerId} (${clientId}, ${backend}) ${record.joins > 1 ? 'rejoined' : 'joined'}`);
+    this.changed();
+    return record;
+  }
+
+  protected find(clientOrWorkerId: string, what: string): Slot {
+    const r = this.slots.find((s) => s !== undefined && (s.clientId === clientOrWorkerId || s.workerId === clientOrWorkerId));
+    if (r === undefined) throw new ClusterError('UNKNOWN_WORKER', `${what}: worker "${clientOrWorkerId}" has not joined job "${this.options.jobId}"; call Join first`);
+    return r;
+  }
+
+  /** A worker's progress. (The request's `accuracy` is not kept: workers do not measure it.) */
+  heartbeat(req: Pick<HeartbeatRequest, 'workerId' | 'localStep' | 'epoch' | 'loss' | 'samples' | 'seconds'>, now = Date.now()): WorkerRecord {
+    const r = this.find(req.workerId, 'heartbeat');
+    if (r.state === 'finished' || r.state === 'left') {
+      // A heartbeat sent before the worker's Leave but answered after it: the
+      // Leave's final counts stand.
+      r.lastHeartbeat = now;
+      return r;
+    }
+    if (r.state === 'lost') {
+      // It came back before anyone took its place: it simply continues.
+      r.state = 'joined';
+      this.log(`${r.workerId} is back`);
+    }
+    r.lastHeartbeat = now;
+    r.localStep = req.localStep;
+    r.epoch = req.epoch;
+    r.loss = req.loss;
+    r.samples = req.samples;
+    r.seconds = req.seconds;
+    this.changed();
+    return r;
+  }
+
+  leave(id: string, finished: boolean, reason: string, final?: { localStep: bigint; samples: bigint; seconds: number }): void {
+    const r = this.find(id, 'leave');
+    if (final !== undefined && (final.localStep > 0n || final.samples > 0n)) {
+      r.localStep = final.localStep;
+      r.samples = final.samples;
+      r.seconds = final.seconds;
+    }
+    r.state = finished ? 'finished' : 'left';
+    if (finished) r.epoch = Math.max(r.epoch, this.options.epochs);
+    this.log(`${r.workerId} ${finished ? 'finished' : `left (${reason})`}`);
+    this.changed();
+  }
+
+  /** Mark workers silent for longer than the timeout as lost; returns them. */
+  checkLost(now = Date.now()): WorkerRecord[] {
+    const lost: WorkerRecord[] = [];
+    for (const r of this.slots) {
+      if (r?.state === 'joined' && now - r.lastHeartbeat > this.options.heartbeatTimeoutMs) {
+        r.state = 'lost';
+        lost.push(r);
+        this.log(`${r.workerId} lost: no heartbeat for ${now - r.lastHeartbeat} ms`);
+      }
+    }
+    if (lost.length > 0) this.changed();
+    return lost;
+  }
+
+  /** Mean of the workers' latest losses. */
+  get loss(): number {
+    return meanLoss(this.workers.map((w) => w.loss));
+  }
+
+  /** Workers the parameter servers should wait for: still training, or expected to join. */
+  get liveWorkerIds(): string[] {
+    return this.slots.flatMap((s, i) => (s === undefined ? [workerId(i)] : s.state === 'joined' ? [s.workerId] : []));
+  }
+
+  get workers(): WorkerRecord[] {
+    return this.slots.filter((s): s is Slot => s !== undefined);
+  }
+
+  get allJoinedOnce(): boolean {
+    return this.slots.every((s) => s !== undefined);
+  }
+
+  /** Workers still training. */
+  get active(): WorkerRecord[] {
+    return this.workers.filter((w) => w.state === 'joined');
+  }
+
+  /** Every slot has finished, or is lost/left with no one training any more. */
+  get trainingOver(): boolean {
+    return this.allJoinedOnce && this.active.length === 0;
+  }
+
+  /** Every worker joined once and none finished: all were lost or left. */
+  get allLost(): boolean {
+    return this.allJoinedOnce && this.workers.every((w) => w.state === 'lost' || w.state === 'left');
+  }
+
+  /** Epochs completed by the slowest worker still training (or all, when none is). */
+  get completedEpochs(): number {
+    const relevant = this.workers.filter((w) => w.state === 'joined' || w.state === 'finished');
+    return relevant.length === 0 ? 0 : Math.min(...relevant.map((w) => w.epoch));
+  }
+
+  get samples(): bigint {
+    return this.workers.reduce((n, w) => n + w.samples, 0n);
+  }
+
+  /**
+   * Training throughput: all samples over the longest worker's own training
+   * time (the workers train side by side), so start-up and the chief's
+   * evaluations do not count.
+   */
+  get samplesPerSecond(): number {
+    const seconds = Math.max(0, ...this.workers.map((w) => w.seconds));
+    return seconds > 0 ? Number(this.samples) / seconds : 0;
+  }
+}

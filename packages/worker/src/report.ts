@@ -1,0 +1,138 @@
+/**
+ * The chief's report.json: the one-process report's fields (core's
+ * TrainReport: testAccuracy or mAP, validation score, history, samples/s,
+ * ...) plus what only a cluster has: workers, lost workers, dropped
+ * gradients, ssp waits and the checkpoints written. README.md lists the
+ * fields; add to them, never rename.
+ */
+import { join } from 'node:path';
+import type { Evaluation } from '@tamp/core';
+import { type TrainReport, atomicWriteFile, testFields, validationFields } from '@tamp/core/node';
+import type { ShardStatusResponse } from '@tamp/proto/tamp/v1/parameter_server';
+import type { WorkerRecord } from './membership.js';
+import type { TrainingSettings } from './job-config.js';
+
+export interface ClusterEpochRecord {
+  readonly epoch: number;
+  readonly loss: number;
+  /** Classifiers: validation accuracy after the epoch (the test split is scored once, at the end). */
+  readonly validationAccuracy?: number;
+  /** Detectors: validation mAP@0.5. */
+  readonly validationMAP?: number;
+  readonly samplesPerSecond: number;
+  readonly globalStep: number;
+}
+
+export interface WorkerStats {
+  readonly workerId: string;
+  readonly backend: string;
+  readonly state: string;
+  readonly steps: number;
+  readonly samples: number;
+  readonly seconds: number;
+  readonly samplesPerSecond: number;
+  readonly joins: number;
+}
+
+export interface ChiefReport extends Omit<TrainReport, 'history'> {
+  readonly jobId: string;
+  readonly history: readonly ClusterEpochRecord[];
+  /** Per worker: its steps and samples, and its own training time and rate (a straggler shows here; the job's rate is all samples over the longest time). */
+  readonly workerStats: readonly WorkerStats[];
+  readonly lostWorkers: number;
+  /** sync with backup workers: late gradients the servers dropped. */
+  readonly droppedGradients: number;
+  readonly backupWorkers: number;
+  readonly staleness: number;
+  /** ssp: pulls that waited for the slowest worker, and the largest lead allowed. */
+  readonly sspWaits: number;
+  readonly maxLead: number;
+  readonly checkpoints: readonly string[];
+  /** The checkpoint this run resumed from, if any. */
+  readonly resumedFrom: string | undefined;
+}
+
+/** The final model's scores. */
+export interface FinalEvaluation {
+  readonly test: Evaluation;
+  readonly validation: Evaluation;
+}
+
+/** Everything the report is made of, gathered by the chief when training is over. */
+export interface ReportInputs extends FinalEvaluation {
+  readonly jobId: string;
+  readonly training: TrainingSettings;
+  readonly dataset: { readonly name: string; readonly kind: 'classification' | 'detection' };
+  readonly numWorkers: number;
+  readonly workers: readonly WorkerRecord[];
+  /** The servers' version after training: the job's step count. */
+  readonly globalStep: bigint;
+  /** Every shard's status after training. */
+  readonly shards: readonly ShardStatusResponse[];
+  /** Samples trained on before a resumed run began. */
+  readonly priorSamples: number;
+  readonly samplesPerSecond: number;
+  readonly history: readonly ClusterEpochRecord[];
+  readonly modelPath: string;
+  readonly checkpoints: readonly string[];
+  readonly resumedFrom: string | undefined;
+}
+
+export function workerStats(w: WorkerRecord): WorkerStats {
+  return {
+    workerId: w.workerId,
+    backend: w.backend,
+    state: w.state,
+    steps: Number(w.localStep),
+    samples: Number(w.samples),
+    seconds: w.seconds,
+    samplesPerSecond: w.seconds > 0 ? Number(w.samples) / w.seconds : 0,
+    joins: w.joins,
+  };
+}
+
+export function buildReport(r: ReportInputs): ChiefReport {
+  const t = r.training;
+  const backends = [...new Set(r.workers.map((w) => w.backend))];
+  const samples = r.workers.reduce((n, w) => n + Number(w.samples), 0);
+  return {
+    jobId: r.jobId,
+    model: t.model,
+    dataset: r.dataset.name,
+    backend: backends.length === 1 ? (backends[0] as string) : backends.join('+'),
+    adapter: undefined,
+    mode: t.mode,
+    workers: r.numWorkers,
+    ps: r.shards.length,
+    epochs: t.epochs,
+    batchSize: t.batchSize,
+    optimizer: t.optimizer.name,
+    learningRate: t.optimizer.learningRate,
+    seed: t.seed,
+    steps: Number(r.globalStep),
+    samples: r.priorSamples + samples,
+    trainSeconds: Math.max(0, ...r.workers.map((w) => w.seconds)),
+    samplesPerSecond: r.samplesPerSecond,
+    task: r.dataset.kind,
+    ...testFields(r.test),
+    ...validationFields(r.validation),
+    history: r.history,
+    modelPath: r.modelPath,
+    workerStats: r.workers.map(workerStats),
+    lostWorkers: r.workers.filter((w) => w.state === 'lost' || w.state === 'left').length,
+    droppedGradients: Number(r.shards[0]?.pushesDropped ?? 0n),
+    backupWorkers: t.backupWorkers,
+    staleness: t.staleness,
+    sspWaits: r.shards.reduce((n, s) => n + Number(s.pullsWaited), 0),
+    maxLead: r.shards.reduce((n, s) => Math.max(n, Number(s.maxLead)), 0),
+    checkpoints: r.checkpoints,
+    resumedFrom: r.resumedFrom,
+  };
+}
+
+/** Write `<out>/report.json` atomically; returns its path. */
+export function writeReport(out: string, report: ChiefReport): string {
+  const file = join(out, 'report.json');
+  atomicWriteFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  return file;
+}
