@@ -15,9 +15,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ModelError, type OptimizerSettings, crc32, errorMessage } from '@tamp/core';
+import { type ConsistencyMode, ModelError, type OptimizerSettings, crc32, errorMessage } from '@tamp/core';
 import { atomicWriteFile } from '@tamp/core/node';
-import type { ConsistencyMode, Shard } from './shard.js';
+import type { Shard } from './shard.js';
 
 const MAGIC = 'TAMPSHRD';
 export const SHARD_CHECKPOINT_FORMAT = 1;

@@ -16,6 +16,7 @@ function shard(mode: ConsistencyMode, opts: { syncReplicas?: number; staleness?:
   const s = new Shard(0);
   s.assign(
     {
+      shardIndex: 0,
       optimizer: optimizerSettings(opts.optimizer ?? 'sgd', 1),
       version: 0n,
       mode,
@@ -78,9 +79,9 @@ describe('ssp gate', () => {
   it('holds a worker more than τ steps ahead of the slowest live worker until it catches up', async () => {
     const s = shard('ssp', { staleness: 2 });
     s.setLive(['worker-0', 'worker-1']);
-    await s.waitForStaleness('worker-0', 2n); // 2 ahead of worker-1 at 0: allowed
+    await s.beforePull('worker-0', 2n, 0n); // 2 ahead of worker-1 at 0: allowed
     let released = false;
-    const held = s.waitForStaleness('worker-0', 3n).then(() => (released = true));
+    const held = s.beforePull('worker-0', 3n, 0n).then(() => (released = true));
     await new Promise((r) => setTimeout(r, 20));
     expect(released).toBe(false);
     await s.acceptPush(meta('worker-1', 0), g(0, 0));
@@ -93,7 +94,7 @@ describe('ssp gate', () => {
   it('stops waiting for a worker that left the membership', async () => {
     const s = shard('ssp', { staleness: 0 });
     s.setLive(['worker-0', 'worker-1']);
-    const held = s.waitForStaleness('worker-0', 4n);
+    const held = s.beforePull('worker-0', 4n, 0n);
     s.setLive(['worker-0']);
     await held;
   });

@@ -24,15 +24,14 @@ import {
   CodecError,
   InvalidArgumentError,
   TensorAssembler,
-  type OptimizerName,
   encodeTensorMessages,
-  optimizerSettings,
 } from '@tamp/core';
 import { checkHeader } from './rpc/header.js';
 import { bindServer, createServer, shutdownServer } from './rpc/channel.js';
 import { toServiceError } from './rpc/status.js';
 import { FastParameterServerService, encodePullResponse, messageChunks } from './rpc/fast-codec.js';
-import { CHIEF_READER_ID, CONSISTENCY_MODES, type ConsistencyMode, type PushMeta, Shard } from './shard.js';
+import { type PushMeta, Shard } from './shard.js';
+import { shardConfigFromProto } from './wire/shard-config.js';
 import { writeShardCheckpoint } from './checkpoint.js';
 
 export interface ParameterServerOptions {
@@ -76,14 +75,12 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
       checkHeader(req.header, jobId, 'pull');
       shard.checkReader(req.workerId);
       if (req.codec !== Codec.CODEC_NONE) throw new CodecError('CODEC_UNSUPPORTED', `pull: codec ${Codec[req.codec] ?? req.codec} is reserved but not implemented; ask for CODEC_NONE`);
-      const mustWait = req.minVersion > shard.version || shard.mode === 'ssp';
-      if (mustWait) {
+      if (shard.pullMayWait(req.workerId, req.minVersion)) {
         const abort = new AbortController();
         const timer = setTimeout(() => abort.abort(), pullWaitMs);
         call.once('cancelled', () => abort.abort());
         try {
-          if (req.minVersion > shard.version) await shard.waitForVersion(req.minVersion, abort.signal);
-          if (shard.mode === 'ssp' && req.workerId !== CHIEF_READER_ID) await shard.waitForStaleness(req.workerId, req.step, abort.signal);
+          await shard.beforePull(req.workerId, req.step, req.minVersion, abort.signal);
         } finally {
           clearTimeout(timer);
         }
@@ -109,7 +106,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
     const refuse = (error: unknown) => {
       if (done) return;
       done = true;
-      shard.counters.refused += 1n;
+      shard.recordRefused();
       callback(fail(error), null);
     };
     call.on('data', (msg: PushRequest) => {
@@ -141,12 +138,10 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
         if (meta === undefined) throw new InvalidArgumentError('push: empty stream (no header, no gradients)');
         const grads = shard.validatePush(meta, assembler.finish());
         done = true;
+        // The shard counts the pushes its policy refuses.
         shard.acceptPush(meta, grads).then(
           (outcome) => callback(null, outcome),
-          (error: unknown) => {
-            shard.counters.refused += 1n;
-            callback(fail(error), null);
-          },
+          (error: unknown) => callback(fail(error), null),
         );
       } catch (error) {
         refuse(error);
@@ -212,32 +207,9 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
         if (first === undefined) throw new InvalidArgumentError('assign: empty stream');
         const tensors = assembler.finish();
         if (tensors.length !== first.tensorCount) throw new InvalidArgumentError(`assign: the stream ended after ${tensors.length} of ${first.tensorCount} tensors`);
-        const o = first.optimizer;
-        if (o === undefined) throw new InvalidArgumentError('assign: no optimizer configuration');
-        if (!(CONSISTENCY_MODES as readonly string[]).includes(first.mode)) {
-          throw new InvalidArgumentError(`assign: unknown mode "${first.mode}": choose one of ${CONSISTENCY_MODES.join(', ')}`);
-        }
-        const settings = {
-          ...optimizerSettings(o.name, o.learningRate),
-          momentum: o.momentum,
-          beta1: o.beta1,
-          beta2: o.beta2,
-          epsilon: o.epsilon,
-          initialAccumulatorValue: o.initialAccumulatorValue,
-        };
-        shard.assign(
-          {
-            optimizer: { ...settings, name: settings.name as OptimizerName },
-            version: first.version,
-            mode: first.mode as ConsistencyMode,
-            syncReplicas: first.syncReplicas,
-            staleness: first.staleness,
-            workerIds: first.workerIds,
-            workerStep: first.workerStep,
-          },
-          tensors,
-        );
-        log(`shard ${shard.index}: assigned ${shard.partList.length} variable part(s) at version ${shard.version}, ${settings.name} (${shard.kernels} update loops), ${first.mode}`);
+        const config = shardConfigFromProto(first);
+        shard.assign(config, tensors);
+        log(`shard ${shard.index}: assigned ${shard.partList.length} variable part(s) at version ${shard.version}, ${config.optimizer.name} (${shard.kernels} update loops), ${config.mode}`);
         callback(null, { version: shard.version });
       } catch (error) {
         callback(fail(error), null);

@@ -27,7 +27,7 @@ describe('shard update loops', () => {
   const sizes = [5, 1031];
   const initial = sizes.map((n) => Float32Array.from({ length: n }, () => r.normal()));
   const grads = Array.from({ length: 5 }, () => sizes.map((n) => Float32Array.from({ length: n }, () => r.normal())));
-  const config = { optimizer: optimizerSettings('adam', 0.01), version: 0n, mode: 'async' as const, syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] };
+  const config = { shardIndex: 0, optimizer: optimizerSettings('adam', 0.01), version: 0n, mode: 'async' as const, syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] };
   const tensors = (data: Float32Array[], suffix = ''): WireTensor[] => data.map((d, i) => ({ name: `v${i}${suffix}`, shape: [d.length], dtype: 'float32', data: d, sliceStart: 0 }));
   const push = (s: Shard, step: number, g: Float32Array[]) => {
     const meta = { workerId: 'worker-0', step: BigInt(step), basedOnVersion: s.version, batchSize: 1, tensorCount: g.length };
@@ -41,7 +41,7 @@ describe('shard update loops', () => {
     setServerKernels('js');
     const js = new Shard(1);
     try {
-      js.assign(config, tensors(initial));
+      js.assign({ ...config, shardIndex: 1 }, tensors(initial));
     } finally {
       setServerKernels('wasm-simd');
     }
@@ -57,7 +57,7 @@ describe('shard update loops', () => {
     // A shard restored from this state (variables, both slots, β powers) continues exactly as the original.
     const restored = new Shard(2);
     const parts = simd.partList;
-    restored.assign(config, [
+    restored.assign({ ...config, shardIndex: 2 }, [
       ...tensors(parts.map((p) => p.value.slice())),
       ...tensors(parts.map((p) => (p.slots[0] as Float32Array).slice()), ':m'),
       ...tensors(parts.map((p) => (p.slots[1] as Float32Array).slice()), ':v'),

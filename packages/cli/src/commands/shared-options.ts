@@ -1,5 +1,4 @@
-import { BACKEND_NAMES, OPTIMIZER_NAMES, UsageError, optimizerSettings } from '@tamp/core';
-import { CONSISTENCY_MODES, type ConsistencyMode } from '@tamp/parameter-server';
+import { BACKEND_NAMES, CONSISTENCY_MODES, type ConsistencyMode, OPTIMIZER_NAMES, UsageError, optimizerSettings } from '@tamp/core';
 import type { TrainingSettings } from '@tamp/worker';
 
 export const BACKEND_CHOICES = ['auto', ...BACKEND_NAMES] as const;
