@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Random, type WireTensor, optimizerSettings } from '@tamp/core';
+import { ClusterError, Random, type WireTensor, optimizerSettings } from '@tamp/core';
 import { setServerKernels } from './optimizers/index.js';
 import { OPTIMIZER_STATE_TENSOR, Shard, firstNonFinite, weightedSum } from './shard.js';
 
@@ -87,5 +87,34 @@ describe('weightedSum', () => {
       }
       expect(Array.from(out), `${k} contributions`).toEqual(Array.from(expected));
     }
+  });
+});
+
+describe('shard state', () => {
+  const config = { shardIndex: 0, optimizer: optimizerSettings('sgd', 1), version: 0n, mode: 'async' as const, syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] };
+  const w = (data: number[]): WireTensor => ({ name: 'w', shape: [data.length], dtype: 'float32', data: Float32Array.from(data), sliceStart: 0 });
+
+  it('keeps its whole state when an assign is refused', async () => {
+    const s = new Shard(0);
+    s.assign(config, [w([1, 2])]);
+    const meta = { workerId: 'worker-0', step: 0n, basedOnVersion: 0n, batchSize: 1, tensorCount: 1 };
+    await s.acceptPush(meta, s.validatePush(meta, [w([1, 1])]));
+    const before = { version: s.version, values: s.partList.map((p) => Array.from(p.value)), mode: s.mode, counters: s.counters };
+    expect(() => s.assign({ ...config, shardIndex: 1 }, [w([5, 5])])).toThrow(ClusterError);
+    expect(() => s.assign({ ...config, mode: 'sync', syncReplicas: 2 }, [w([5, 5])])).toThrow(/sync needs 1..1 replicas/);
+    expect(() => s.assign(config, [w([5, 5]), { ...w([1, 1]), name: 'w:m' }])).toThrow(/not used by sgd: w:m/);
+    expect({ version: s.version, values: s.partList.map((p) => Array.from(p.value)), mode: s.mode, counters: s.counters }).toEqual(before);
+    expect(s.isDuplicate('worker-0', 0n)).toBe(true);
+  });
+
+  it('counts refusals itself and hands out read-only snapshots of its counters', async () => {
+    const s = new Shard(0);
+    s.assign({ ...config, mode: 'sync' }, [w([1, 2])]);
+    const snapshot = s.counters;
+    await expect(s.acceptPush({ workerId: 'worker-0', step: 3n, basedOnVersion: 0n, batchSize: 1, tensorCount: 1 }, new Map([['w@0', Float32Array.from([1, 1])]]))).rejects.toThrow(/ahead of shard 0/);
+    s.recordRefused();
+    expect(s.counters.refused).toBe(2n);
+    expect(snapshot.refused).toBe(0n);
+    expect(Object.isFrozen(snapshot)).toBe(true);
   });
 });
