@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ModelError, type WireTensor, optimizerSettings } from '@tamp/core';
+import { ModelError, type WireTensor, crc32, optimizerSettings } from '@tamp/core';
 import { readShardCheckpoint, writeShardCheckpoint } from './checkpoint.js';
 import { type ConsistencyMode, Shard } from './shard.js';
 
@@ -124,5 +124,27 @@ describe('shard checkpoint files', () => {
       }),
       { numRuns: 200, seed: 7 },
     );
+  });
+
+  it('refuses a header whose parts are malformed even when its checksum is right', async () => {
+    const s = shard('async');
+    await s.acceptPush(meta('worker-0', 0), g(1, 1));
+    const saved = writeShardCheckpoint(s, dir);
+    const bytes = readFileSync(saved.file);
+    const headerLength = bytes.readUInt32LE(12);
+    const header = JSON.parse(bytes.toString('utf8', 16, 16 + headerLength)) as { parts: Array<Record<string, unknown>> };
+    for (const broken of [{ slots: 'm' }, { sliceLength: -1 }, { name: 7 }]) {
+      const json = Buffer.from(JSON.stringify({ ...header, parts: header.parts.map((p) => ({ ...p, ...broken })) }), 'utf8');
+      const data = bytes.subarray(16 + headerLength, bytes.length - 4);
+      const out = Buffer.alloc(16 + json.length + data.length + 4);
+      bytes.copy(out, 0, 0, 12);
+      out.writeUInt32LE(json.length, 12);
+      json.copy(out, 16);
+      data.copy(out, 16 + json.length);
+      out.writeUInt32LE(crc32(out.subarray(0, out.length - 4)), out.length - 4);
+      const file = join(dir, 'malformed.bin');
+      writeFileSync(file, out);
+      expect(() => readShardCheckpoint(file), JSON.stringify(broken)).toThrow(/lacks its name, shape, slice or slot names/);
+    }
   });
 });

@@ -67,7 +67,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
   const log = options.log ?? (() => {});
   const pullWaitMs = options.pullWaitMs ?? 600_000;
   const fail = (error: unknown) => toServiceError(error, log);
-  const shardBytes = () => shard.partList.reduce((n, p) => n + p.sliceLength * 4, 0);
+  const shardBytes = () => shard.bytes;
 
   const pull = async (call: ServerWritableStream<PullRequest, PullResponse>): Promise<void> => {
     const req = call.request;

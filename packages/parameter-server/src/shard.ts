@@ -220,8 +220,8 @@ export class Shard {
   /**
    * Take a validated push: a retry of one already taken is answered as a
    * duplicate, anything else goes to the mode's policy (async and ssp apply
-   * at once; sync holds it for the step's barrier). A push the policy
-   * refuses is counted.
+   * at once; sync holds it for the step's barrier). A policy counts the
+   * pushes it refuses.
    */
   acceptPush(meta: PushMeta, grads: ReadonlyMap<string, Float32Array>): Promise<PushOutcome> {
     const { policy } = this.require('push');
@@ -229,10 +229,7 @@ export class Shard {
       this.counterSet.duplicate();
       return policy.duplicate(meta);
     }
-    return policy.accept(meta, grads).catch((error: unknown) => {
-      this.counterSet.refused();
-      throw error;
-    });
+    return policy.accept(meta, grads);
   }
 
   /** Whether a pull by `readerId` may have to wait (for a version, or at the mode's gate). */

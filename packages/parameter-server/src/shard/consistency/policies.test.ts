@@ -182,6 +182,7 @@ describe('sync policy', () => {
     expect(s.value()).toEqual([9, 19]);
     await expect(s.policy.accept(meta('worker-0', 2), grad(1, 1))).rejects.toThrow(InvalidArgumentError);
     expect(s.seen.has('worker-0', 2n)).toBe(false); // refused, so a later push for step 2 is not a duplicate
+    expect(s.counters.snapshot().refused).toBe(1n);
   });
 
   it('answers a retry still at the barrier when the step completes, as a duplicate', async () => {

@@ -36,7 +36,7 @@ export interface PolicyHost {
 export interface ConsistencyPolicy {
   /** True when workers' pulls must pass beforePull (a gate that may hold them). */
   readonly gatesPulls: boolean;
-  /** Take a validated push for a (worker, step) not seen before. */
+  /** Take a validated push for a (worker, step) not seen before; a refusal is counted (host.counters) and rejects. */
   accept(meta: PushMeta, grads: ReadonlyMap<string, Float32Array>): Promise<PushOutcome>;
   /** Answer a push for a (worker, step) already taken. */
   duplicate(meta: PushMeta): Promise<PushOutcome>;

@@ -63,6 +63,7 @@ export class SyncPolicy implements ConsistencyPolicy {
       return Promise.resolve({ version, duplicate: false, dropped: true });
     }
     if (meta.step > version) {
+      this.host.counters.refused();
       return Promise.reject(
         new InvalidArgumentError(`push from ${meta.workerId}: step ${meta.step} is ahead of shard ${this.host.index}, which collects step ${version}; pull with min_version first`),
       );
