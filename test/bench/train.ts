@@ -136,7 +136,7 @@ for (const name of ['sgd', 'adam'] as const) {
       setServerKernels(kernels);
       const shard = new Shard(0);
       shard.assign(
-        { optimizer: optimizerSettings(name, 1e-3), version: 0n, mode: 'async', syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] },
+        { shardIndex: 0, optimizer: optimizerSettings(name, 1e-3), version: 0n, mode: 'async', syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] },
         [{ name: 'w', shape: [n], dtype: 'float32', data: new Float32Array(n), sliceStart: 0 }],
       );
       setServerKernels('wasm-simd');

@@ -19,6 +19,7 @@ export * from './zoo/zoo.js';
 export * from './backend/select.js';
 export * from './backend/tfjs-backends.js';
 export * from './train/optimizers.js';
+export * from './cluster/index.js';
 export * from './train/classifier.js';
 export * from './metrics/classification.js';
 export * from './metrics/detection.js';

@@ -15,9 +15,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ModelError, type OptimizerSettings, crc32, errorMessage } from '@tamp/core';
+import { type ConsistencyMode, ModelError, type OptimizerSettings, crc32, errorMessage, partKey } from '@tamp/core';
 import { atomicWriteFile } from '@tamp/core/node';
-import type { ConsistencyMode, Shard } from './shard.js';
+import type { Shard } from './shard.js';
 
 const MAGIC = 'TAMPSHRD';
 export const SHARD_CHECKPOINT_FORMAT = 1;
@@ -80,6 +80,22 @@ function corrupt(file: string, why: string): ModelError {
   return new ModelError('MODEL_INVALID', `checkpoint part ${file} is damaged: ${why}`);
 }
 
+/** A header part as the writer makes it (the checksum only proves the bytes are the ones written). */
+function wellFormedPart(p: unknown): boolean {
+  const q = p as Partial<ShardCheckpointHeader['parts'][number]> | null;
+  const count = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
+  return (
+    typeof q === 'object' &&
+    q !== null &&
+    typeof q.name === 'string' &&
+    Array.isArray(q.shape) &&
+    count(q.sliceStart) &&
+    count(q.sliceLength) &&
+    Array.isArray(q.slots) &&
+    q.slots.every((s) => typeof s === 'string')
+  );
+}
+
 /** Read and verify a shard checkpoint file. */
 export function readShardCheckpoint(file: string): ShardCheckpoint {
   let bytes: Buffer;
@@ -104,6 +120,7 @@ export function readShardCheckpoint(file: string): ShardCheckpoint {
     throw corrupt(file, `header is not JSON (${errorMessage(error)})`);
   }
   if (!Array.isArray(header.parts as unknown) || typeof header.version !== 'string') throw corrupt(file, 'header lacks parts or version');
+  if (!header.parts.every(wellFormedPart)) throw corrupt(file, 'a part in the header lacks its name, shape, slice or slot names');
   const dataBytes = header.parts.reduce((n, p) => n + p.sliceLength * 4 * (1 + p.slots.length), 0);
   if (16 + headerLength + dataBytes + 4 !== bytes.length) throw corrupt(file, `holds ${bytes.length} bytes; its header describes ${16 + headerLength + dataBytes + 4}`);
   const values = new Map<string, Float32Array>();
@@ -116,8 +133,8 @@ export function readShardCheckpoint(file: string): ShardCheckpoint {
     return out;
   };
   for (const p of header.parts) {
-    values.set(`${p.name}@${p.sliceStart}`, take(p.sliceLength));
-    for (const slot of p.slots) slots.set(`${p.name}:${slot}@${p.sliceStart}`, take(p.sliceLength));
+    values.set(partKey(p.name, p.sliceStart), take(p.sliceLength));
+    for (const slot of p.slots) slots.set(partKey(`${p.name}:${slot}`, p.sliceStart), take(p.sliceLength));
   }
   return { header, values, slots };
 }

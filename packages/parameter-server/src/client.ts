@@ -11,11 +11,11 @@ import {
   type ShardStatusResponse,
 } from '@tamp/proto/tamp/v1/parameter_server';
 import { Codec } from '@tamp/proto/tamp/v1/tensor';
-import { ClusterError, InvalidArgumentError, type OptimizerSettings, TensorAssembler, type WireTensor, encodeTensorMessages, sizeOfShape } from '@tamp/core';
+import { ClusterError, InvalidArgumentError, type Placement, type ShardConfig, TensorAssembler, type WireTensor, encodeTensorMessages } from '@tamp/core';
 import { type RpcCallOptions, type RpcClientOptions, callClientStream, callServerStream, callUnary, createClient, requestHeader, withRetry } from '@tamp/rpc';
 import { FastParameterServerClient, messageChunks } from './wire/fast-codec.js';
-import type { ConsistencyMode } from './shard.js';
-import type { Placement, VariablePart } from './placement.js';
+import { reassembleVariables, splitGradients } from './split.js';
+import { shardConfigToProto } from './wire/shard-config.js';
 
 export interface CallSettings {
   /** Deadline of one call (ms). */
@@ -24,17 +24,8 @@ export interface CallSettings {
   readonly rpc?: RpcClientOptions;
 }
 
-export interface AssignSpec {
-  readonly shardIndex: number;
-  readonly optimizer: OptimizerSettings;
-  readonly version: bigint;
-  readonly mode: ConsistencyMode;
-  readonly syncReplicas: number;
-  readonly staleness: number;
-  readonly workerIds: readonly string[];
-  /** Step every worker starts at (resume). */
-  readonly workerStep?: bigint;
-}
+/** What ShardClient.assign sends: the shard configuration (kept as a name for existing importers). */
+export type AssignSpec = ShardConfig;
 
 export interface PushSpec {
   readonly workerId: string;
@@ -100,29 +91,9 @@ export class ShardClient {
     return callClientStream(this.client, 'push', messages, this.call('push to', timeoutMs));
   }
 
-  async assign(spec: AssignSpec, tensors: readonly WireTensor[]): Promise<bigint> {
+  async assign(config: ShardConfig, tensors: readonly WireTensor[]): Promise<bigint> {
     const header = requestHeader(this.jobId);
-    const o = spec.optimizer;
-    const optimizer = {
-      name: o.name,
-      learningRate: o.learningRate,
-      momentum: o.momentum,
-      beta1: o.beta1,
-      beta2: o.beta2,
-      epsilon: o.epsilon,
-      initialAccumulatorValue: o.initialAccumulatorValue,
-    };
-    const base = {
-      shardIndex: spec.shardIndex,
-      optimizer,
-      version: spec.version,
-      tensorCount: tensors.length,
-      mode: spec.mode,
-      syncReplicas: spec.syncReplicas,
-      staleness: spec.staleness,
-      workerIds: [...spec.workerIds],
-      workerStep: spec.workerStep ?? 0n,
-    };
+    const base = { ...shardConfigToProto(config), tensorCount: tensors.length };
     const messages = function* (): Generator<AssignRequest> {
       yield { header, ...base, chunk: undefined, moreChunks: [] };
       for (const [chunk, ...moreChunks] of encodeTensorMessages(tensors)) yield { header: undefined, ...base, workerIds: [], chunk, moreChunks };
@@ -161,17 +132,15 @@ export interface PulledParameters {
 export class ParameterClient {
   readonly shards: ShardClient[];
   private readonly placement: Placement;
-  private readonly shapes: Map<string, readonly number[]>;
   private readonly retryMs: number;
 
   constructor(addresses: readonly string[], placement: Placement, jobId: string, settings: CallSettings & { retryMs?: number } = {}) {
     if (addresses.length !== placement.shards.length) {
-      throw new ClusterError('CLUSTER_CONFIG', `${addresses.length} parameter server addresses for a placement over ${placement.shards.length}: give one address per parameter server of the job`);
+      throw new ClusterError('CLUSTER_CONFIG', `${addresses.length} parameter server addresses for a placement over ${placement.shards.length} shards: give one address per shard, in shard order`);
     }
     this.shards = addresses.map((a) => new ShardClient(a, jobId, settings));
     this.placement = placement;
     this.retryMs = settings.retryMs ?? 60_000;
-    this.shapes = new Map(placement.shards.flat().map((p) => [p.name, p.shape]));
   }
 
   close(): void {
@@ -193,35 +162,13 @@ export class ParameterClient {
         ),
       ),
     );
-    const values = new Map<string, Float32Array>();
-    for (const { tensors } of results) {
-      for (const t of tensors) {
-        const shape = this.shapes.get(t.name);
-        if (shape === undefined) throw new ClusterError('CLUSTER_CONFIG', `pull: shard sent "${t.name}", which the placement does not know; check the order of the ps addresses`);
-        const size = sizeOfShape(shape);
-        if (t.sliceStart === 0 && t.data.length === size) {
-          values.set(t.name, t.data as Float32Array); // whole variable: no reassembly
-          continue;
-        }
-        let target = values.get(t.name);
-        if (target === undefined) {
-          target = new Float32Array(size);
-          values.set(t.name, target);
-        }
-        target.set(t.data as Float32Array, t.sliceStart);
-      }
-    }
-    for (const name of this.shapes.keys()) if (!values.has(name)) throw new ClusterError('CLUSTER_CONFIG', `pull: no shard sent "${name}"; check the order of the ps addresses`);
+    const values = reassembleVariables(this.placement, results.map((r) => r.tensors));
     return { values, versions: results.map((r) => r.version) };
   }
 
   /** The tensors shard `index` expects, cut from whole gradients. */
   partsFor(index: number, grads: ReadonlyMap<string, Float32Array>): WireTensor[] {
-    return (this.placement.shards[index] as readonly VariablePart[]).map((p) => {
-      const g = grads.get(p.name);
-      if (g === undefined) throw new InvalidArgumentError(`push: no gradient for "${p.name}"; push a gradient for every variable of the model`);
-      return { name: p.name, shape: p.shape, dtype: 'float32', data: g.subarray(p.sliceStart, p.sliceStart + p.sliceLength), sliceStart: p.sliceStart };
-    });
+    return splitGradients(this.placement, index, grads);
   }
 
   /** Push a whole gradient to every shard (concurrently). Retried pushes are applied once. */

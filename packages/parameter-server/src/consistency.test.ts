@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ModelError, type WireTensor, optimizerSettings } from '@tamp/core';
+import { ModelError, type WireTensor, crc32, optimizerSettings } from '@tamp/core';
 import { readShardCheckpoint, writeShardCheckpoint } from './checkpoint.js';
 import { type ConsistencyMode, Shard } from './shard.js';
 
@@ -16,6 +16,7 @@ function shard(mode: ConsistencyMode, opts: { syncReplicas?: number; staleness?:
   const s = new Shard(0);
   s.assign(
     {
+      shardIndex: 0,
       optimizer: optimizerSettings(opts.optimizer ?? 'sgd', 1),
       version: 0n,
       mode,
@@ -78,9 +79,9 @@ describe('ssp gate', () => {
   it('holds a worker more than τ steps ahead of the slowest live worker until it catches up', async () => {
     const s = shard('ssp', { staleness: 2 });
     s.setLive(['worker-0', 'worker-1']);
-    await s.waitForStaleness('worker-0', 2n); // 2 ahead of worker-1 at 0: allowed
+    await s.beforePull('worker-0', 2n, 0n); // 2 ahead of worker-1 at 0: allowed
     let released = false;
-    const held = s.waitForStaleness('worker-0', 3n).then(() => (released = true));
+    const held = s.beforePull('worker-0', 3n, 0n).then(() => (released = true));
     await new Promise((r) => setTimeout(r, 20));
     expect(released).toBe(false);
     await s.acceptPush(meta('worker-1', 0), g(0, 0));
@@ -93,7 +94,7 @@ describe('ssp gate', () => {
   it('stops waiting for a worker that left the membership', async () => {
     const s = shard('ssp', { staleness: 0 });
     s.setLive(['worker-0', 'worker-1']);
-    const held = s.waitForStaleness('worker-0', 4n);
+    const held = s.beforePull('worker-0', 4n, 0n);
     s.setLive(['worker-0']);
     await held;
   });
@@ -123,5 +124,27 @@ describe('shard checkpoint files', () => {
       }),
       { numRuns: 200, seed: 7 },
     );
+  });
+
+  it('refuses a header whose parts are malformed even when its checksum is right', async () => {
+    const s = shard('async');
+    await s.acceptPush(meta('worker-0', 0), g(1, 1));
+    const saved = writeShardCheckpoint(s, dir);
+    const bytes = readFileSync(saved.file);
+    const headerLength = bytes.readUInt32LE(12);
+    const header = JSON.parse(bytes.toString('utf8', 16, 16 + headerLength)) as { parts: Array<Record<string, unknown>> };
+    for (const broken of [{ slots: 'm' }, { sliceLength: -1 }, { name: 7 }]) {
+      const json = Buffer.from(JSON.stringify({ ...header, parts: header.parts.map((p) => ({ ...p, ...broken })) }), 'utf8');
+      const data = bytes.subarray(16 + headerLength, bytes.length - 4);
+      const out = Buffer.alloc(16 + json.length + data.length + 4);
+      bytes.copy(out, 0, 0, 12);
+      out.writeUInt32LE(json.length, 12);
+      json.copy(out, 16);
+      data.copy(out, 16 + json.length);
+      out.writeUInt32LE(crc32(out.subarray(0, out.length - 4)), out.length - 4);
+      const file = join(dir, 'malformed.bin');
+      writeFileSync(file, out);
+      expect(() => readShardCheckpoint(file), JSON.stringify(broken)).toThrow(/lacks its name, shape, slice or slot names/);
+    }
   });
 });

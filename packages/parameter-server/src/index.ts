@@ -1,6 +1,9 @@
 // Node-only package: checksum tensors with zlib's native CRC-32.
 import '@tamp/core/native-crc32';
-export * from './placement.js';
+// Placement moved to @tamp/core (cluster/placement.ts); still exported here for importers of @tamp/parameter-server.
+export { type Placement, type VariablePart, type VariableSpec, partKey, placeVariables, shardLoads } from '@tamp/core';
+export * from './split.js';
+export * from './wire/shard-config.js';
 export * from './shard.js';
 export * from './server.js';
 export * from './checkpoint.js';

@@ -31,7 +31,8 @@ import {
 } from '@tamp/core';
 import { type RpcServerOptions, type Server, serviceHandlers, startServer } from '@tamp/rpc';
 import { FastParameterServerService, encodePullResponse, messageChunks } from './wire/fast-codec.js';
-import { CHIEF_READER_ID, CONSISTENCY_MODES, type ConsistencyMode, type PushMeta, Shard } from './shard.js';
+import { type PushMeta, Shard } from './shard.js';
+import { shardConfigFromProto } from './wire/shard-config.js';
 import { writeShardCheckpoint } from './checkpoint.js';
 
 export interface ParameterServerOptions {
@@ -64,19 +65,17 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
   const log = options.log ?? (() => {});
   const rpc = serviceHandlers({ jobId: options.jobId, log });
   const pullWaitMs = options.pullWaitMs ?? 600_000;
-  const shardBytes = () => shard.partList.reduce((n, p) => n + p.sliceLength * 4, 0);
+  const shardBytes = () => shard.bytes;
 
   const pull = rpc.serverStream<PullRequest, PullResponse>('pull', async (req, out) => {
     shard.checkReader(req.workerId);
     if (req.codec !== Codec.CODEC_NONE) throw new CodecError('CODEC_UNSUPPORTED', `pull: codec ${Codec[req.codec] ?? req.codec} is reserved but not implemented; ask for CODEC_NONE`);
-    const mustWait = req.minVersion > shard.version || shard.mode === 'ssp';
-    if (mustWait) {
+    if (shard.pullMayWait(req.workerId, req.minVersion)) {
       const abort = new AbortController();
       const timer = setTimeout(() => abort.abort(), pullWaitMs);
       out.signal.addEventListener('abort', () => abort.abort(), { once: true });
       try {
-        if (req.minVersion > shard.version) await shard.waitForVersion(req.minVersion, abort.signal);
-        if (shard.mode === 'ssp' && req.workerId !== CHIEF_READER_ID) await shard.waitForStaleness(req.workerId, req.step, abort.signal);
+        await shard.beforePull(req.workerId, req.step, req.minVersion, abort.signal);
       } finally {
         clearTimeout(timer);
       }
@@ -93,6 +92,8 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
 
   const push = rpc.clientStream<PushRequest, PushResponse>('push', () => {
     let meta: PushMeta | undefined;
+    // Past validation the shard's consistency policy counts its own refusals.
+    let handedToShard = false;
     const assembler = new TensorAssembler();
     return {
       onMessage(msg, first) {
@@ -111,10 +112,11 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
       onEnd() {
         if (meta === undefined) throw new InvalidArgumentError('push: empty stream (no header, no gradients)');
         const grads = shard.validatePush(meta, assembler.finish());
+        handedToShard = true;
         return shard.acceptPush(meta, grads);
       },
       onRefused() {
-        shard.counters.refused += 1n;
+        if (!handedToShard) shard.recordRefused();
       },
     };
   });
@@ -157,32 +159,9 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
         if (first === undefined) throw new InvalidArgumentError('assign: empty stream');
         const tensors = assembler.finish();
         if (tensors.length !== first.tensorCount) throw new InvalidArgumentError(`assign: the stream ended after ${tensors.length} of ${first.tensorCount} tensors`);
-        const o = first.optimizer;
-        if (o === undefined) throw new InvalidArgumentError('assign: no optimizer configuration');
-        if (!(CONSISTENCY_MODES as readonly string[]).includes(first.mode)) {
-          throw new InvalidArgumentError(`assign: unknown mode "${first.mode}": choose one of ${CONSISTENCY_MODES.join(', ')}`);
-        }
-        const settings = {
-          ...optimizerSettings(o.name, o.learningRate),
-          momentum: o.momentum,
-          beta1: o.beta1,
-          beta2: o.beta2,
-          epsilon: o.epsilon,
-          initialAccumulatorValue: o.initialAccumulatorValue,
-        };
-        shard.assign(
-          {
-            optimizer: { ...settings, name: settings.name as OptimizerName },
-            version: first.version,
-            mode: first.mode as ConsistencyMode,
-            syncReplicas: first.syncReplicas,
-            staleness: first.staleness,
-            workerIds: first.workerIds,
-            workerStep: first.workerStep,
-          },
-          tensors,
-        );
-        log(`shard ${shard.index}: assigned ${shard.partList.length} variable part(s) at version ${shard.version}, ${settings.name} (${shard.kernels} update loops), ${first.mode}`);
+        const config = shardConfigFromProto(first);
+        shard.assign(config, tensors);
+        log(`shard ${shard.index}: assigned ${shard.partList.length} variable part(s) at version ${shard.version}, ${config.optimizer.name} (${shard.kernels} update loops), ${config.mode}`);
         return { version: shard.version };
       },
     };

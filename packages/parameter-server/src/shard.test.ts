@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Random, type WireTensor, optimizerSettings } from '@tamp/core';
+import { ClusterError, Random, type WireTensor, optimizerSettings } from '@tamp/core';
 import { setServerKernels } from './optimizers/index.js';
 import { OPTIMIZER_STATE_TENSOR, Shard, firstNonFinite, weightedSum } from './shard.js';
 
@@ -27,7 +27,7 @@ describe('shard update loops', () => {
   const sizes = [5, 1031];
   const initial = sizes.map((n) => Float32Array.from({ length: n }, () => r.normal()));
   const grads = Array.from({ length: 5 }, () => sizes.map((n) => Float32Array.from({ length: n }, () => r.normal())));
-  const config = { optimizer: optimizerSettings('adam', 0.01), version: 0n, mode: 'async' as const, syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] };
+  const config = { shardIndex: 0, optimizer: optimizerSettings('adam', 0.01), version: 0n, mode: 'async' as const, syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] };
   const tensors = (data: Float32Array[], suffix = ''): WireTensor[] => data.map((d, i) => ({ name: `v${i}${suffix}`, shape: [d.length], dtype: 'float32', data: d, sliceStart: 0 }));
   const push = (s: Shard, step: number, g: Float32Array[]) => {
     const meta = { workerId: 'worker-0', step: BigInt(step), basedOnVersion: s.version, batchSize: 1, tensorCount: g.length };
@@ -41,7 +41,7 @@ describe('shard update loops', () => {
     setServerKernels('js');
     const js = new Shard(1);
     try {
-      js.assign(config, tensors(initial));
+      js.assign({ ...config, shardIndex: 1 }, tensors(initial));
     } finally {
       setServerKernels('wasm-simd');
     }
@@ -57,7 +57,7 @@ describe('shard update loops', () => {
     // A shard restored from this state (variables, both slots, β powers) continues exactly as the original.
     const restored = new Shard(2);
     const parts = simd.partList;
-    restored.assign(config, [
+    restored.assign({ ...config, shardIndex: 2 }, [
       ...tensors(parts.map((p) => p.value.slice())),
       ...tensors(parts.map((p) => (p.slots[0] as Float32Array).slice()), ':m'),
       ...tensors(parts.map((p) => (p.slots[1] as Float32Array).slice()), ':v'),
@@ -87,5 +87,34 @@ describe('weightedSum', () => {
       }
       expect(Array.from(out), `${k} contributions`).toEqual(Array.from(expected));
     }
+  });
+});
+
+describe('shard state', () => {
+  const config = { shardIndex: 0, optimizer: optimizerSettings('sgd', 1), version: 0n, mode: 'async' as const, syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] };
+  const w = (data: number[]): WireTensor => ({ name: 'w', shape: [data.length], dtype: 'float32', data: Float32Array.from(data), sliceStart: 0 });
+
+  it('keeps its whole state when an assign is refused', async () => {
+    const s = new Shard(0);
+    s.assign(config, [w([1, 2])]);
+    const meta = { workerId: 'worker-0', step: 0n, basedOnVersion: 0n, batchSize: 1, tensorCount: 1 };
+    await s.acceptPush(meta, s.validatePush(meta, [w([1, 1])]));
+    const before = { version: s.version, values: s.partList.map((p) => Array.from(p.value)), mode: s.mode, counters: s.counters };
+    expect(() => s.assign({ ...config, shardIndex: 1 }, [w([5, 5])])).toThrow(ClusterError);
+    expect(() => s.assign({ ...config, mode: 'sync', syncReplicas: 2 }, [w([5, 5])])).toThrow(/sync needs 1..1 replicas/);
+    expect(() => s.assign(config, [w([5, 5]), { ...w([1, 1]), name: 'w:m' }])).toThrow(/not used by sgd: w:m/);
+    expect({ version: s.version, values: s.partList.map((p) => Array.from(p.value)), mode: s.mode, counters: s.counters }).toEqual(before);
+    expect(s.isDuplicate('worker-0', 0n)).toBe(true);
+  });
+
+  it('counts refusals itself and hands out read-only snapshots of its counters', async () => {
+    const s = new Shard(0);
+    s.assign({ ...config, mode: 'sync' }, [w([1, 2])]);
+    const snapshot = s.counters;
+    await expect(s.acceptPush({ workerId: 'worker-0', step: 3n, basedOnVersion: 0n, batchSize: 1, tensorCount: 1 }, new Map([['w@0', Float32Array.from([1, 1])]]))).rejects.toThrow(/ahead of shard 0/);
+    s.recordRefused();
+    expect(s.counters.refused).toBe(2n);
+    expect(snapshot.refused).toBe(0n);
+    expect(Object.isFrozen(snapshot)).toBe(true);
   });
 });

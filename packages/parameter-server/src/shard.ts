@@ -1,161 +1,59 @@
 /**
- * One parameter-server shard: its variable parts, their optimizer slots, the
- * version (updates applied) and the bookkeeping that makes pushes idempotent.
+ * One parameter-server shard: the state a ParameterServer serves. Its parts
+ * live in ShardStorage (shard/storage.ts), pushes are checked completely by
+ * shard/validation.ts, applied once per (worker id, step) (shard/idempotency.ts)
+ * and combined by the consistency policy its mode names (shard/consistency/).
  *
  * Every request is validated completely before anything changes, so a
  * refused push or assign leaves the shard exactly as it was.
  */
-import { ClusterError, InvalidArgumentError, type OptimizerName, type OptimizerSettings, type WireTensor, sizeOfShape } from '@tamp/core';
-import { type ServerOptimizer, createServerOptimizer } from './optimizers/index.js';
-import { KernelArena, type KernelKind, allocFloats } from './optimizers/wasm-kernels.js';
-import { partKey } from './placement.js';
+import {
+  CHIEF_READER_ID,
+  ClusterError,
+  type ConsistencyMode,
+  type OptimizerName,
+  type ShardConfig,
+  type WireTensor,
+  checkShardConfig,
+} from '@tamp/core';
+import { CounterSet, type ShardCounters } from './shard/counters.js';
+import { type ConsistencyPolicy, POLICIES, type PolicyHost, type PushOutcome } from './shard/consistency/index.js';
+import { SeenPushes } from './shard/idempotency.js';
+import { type ShardPart, ShardStorage } from './shard/storage.js';
+import { type PushMeta, checkKnownWorker, validatePush } from './shard/validation.js';
+import { Waiters } from './shard/waiters.js';
+import type { KernelKind } from './optimizers/wasm-kernels.js';
 
-export const CONSISTENCY_MODES = Object.freeze(['async', 'sync', 'ssp'] as const);
-export type ConsistencyMode = (typeof CONSISTENCY_MODES)[number];
+export type { ShardCounters } from './shard/counters.js';
+export { type PushOutcome, weightedSum } from './shard/consistency/index.js';
+export type { ShardPart } from './shard/storage.js';
+export { type PushMeta, firstNonFinite } from './shard/validation.js';
+// The cluster vocabulary moved to @tamp/core (cluster/); still exported here for importers of @tamp/parameter-server.
+export { CHIEF_READER_ID, CONSISTENCY_MODES, type ConsistencyMode, OPTIMIZER_STATE_TENSOR, type ShardConfig } from '@tamp/core';
 
-/** Id the chief uses to read a shard (evaluation, final model, checkpoints). */
-export const CHIEF_READER_ID = 'chief';
-
-/** Name of the pseudo-tensor holding optimizer state shared by all variables (Adam's β powers). */
-export const OPTIMIZER_STATE_TENSOR = ':optimizer';
-
-export interface ShardConfig {
-  readonly optimizer: OptimizerSettings;
-  readonly version: bigint;
-  readonly mode: ConsistencyMode;
-  /** sync: gradients per step when every worker is alive (workers less backups). */
-  readonly syncReplicas: number;
-  /** ssp: how many steps a worker may run ahead of the slowest. */
-  readonly staleness: number;
-  readonly workerIds: readonly string[];
-  /** Step every worker starts at (non-zero after a resume). */
-  readonly workerStep?: bigint;
-}
-
-export interface ShardPart {
-  readonly name: string;
-  readonly shape: readonly number[];
-  readonly sliceStart: number;
-  readonly sliceLength: number;
-  readonly value: Float32Array;
-  readonly slots: Float32Array[];
-}
-
-export interface PushMeta {
-  readonly workerId: string;
-  readonly step: bigint;
-  readonly basedOnVersion: bigint;
-  readonly batchSize: number;
-  readonly tensorCount: number;
-}
-
-export interface PushOutcome {
-  readonly version: bigint;
-  readonly duplicate: boolean;
-  readonly dropped: boolean;
-}
-
-export interface ShardCounters {
-  applied: bigint;
-  duplicate: bigint;
-  dropped: bigint;
-  refused: bigint;
-  pullsWaited: bigint;
-  maxLead: bigint;
-}
-
-interface PendingGradient {
-  readonly workerId: string;
-  readonly batchSize: number;
-  readonly grads: ReadonlyMap<string, Float32Array>;
-  readonly resolvers: Array<(o: PushOutcome) => void>;
-}
-
-const FINITE_BLOCK = 4096;
-
-/**
- * Index of the first NaN or ±Infinity in `data`, or -1. Sums x·0 over blocks
- * of elements (0 for every finite x, NaN for NaN and ±Infinity), a loop
- * without branches that V8 runs at about 5 GB/s here (a compare per element
- * ran at 2-3.5 GB/s); only a block whose sum is not 0 is searched element by
- * element. A push pays this for every megabyte it carries.
- */
-export function firstNonFinite(data: Float32Array): number {
-  const n = data.length;
-  for (let start = 0; start < n; start += FINITE_BLOCK) {
-    const end = Math.min(n, start + FINITE_BLOCK);
-    let sum = 0;
-    for (let i = start; i < end; i++) sum += (data[i] as number) * 0;
-    if (sum !== 0) {
-      for (let i = start; i < end; i++) if (!Number.isFinite(data[i] as number)) return i;
-    }
-  }
-  return -1;
-}
-
-/**
- * out[i] = Σₖ weights[k]·grads[k][i], summed in double precision in k order
- * and rounded to float32 once. Two contributions (the common case) get their
- * own loop; no double-precision scratch array is allocated.
- */
-export function weightedSum(out: Float32Array, grads: readonly Float32Array[], weights: readonly number[]): void {
-  const n = out.length;
-  if (grads.length === 2) {
-    const [a, b] = grads as [Float32Array, Float32Array];
-    const [wa, wb] = weights as [number, number];
-    for (let i = 0; i < n; i++) out[i] = wa * (a[i] as number) + wb * (b[i] as number);
-    return;
-  }
-  const k = grads.length;
-  for (let i = 0; i < n; i++) {
-    let sum = 0;
-    for (let j = 0; j < k; j++) sum += (weights[j] as number) * ((grads[j] as Float32Array)[i] as number);
-    out[i] = sum;
-  }
-}
-
-/** How many past steps per worker are remembered for idempotency; older ones count as duplicates. */
-const SEEN_WINDOW = 4096n;
-
-class SeenSteps {
-  private max = -1n;
-  private readonly recent = new Set<bigint>();
-
-  has(step: bigint): boolean {
-    return step <= this.max - SEEN_WINDOW || this.recent.has(step);
-  }
-
-  add(step: bigint): void {
-    this.recent.add(step);
-    if (step > this.max) this.max = step;
-    if (this.recent.size > Number(SEEN_WINDOW)) {
-      for (const s of this.recent) if (s <= this.max - SEEN_WINDOW) this.recent.delete(s);
-    }
-  }
+/** Everything an Assign sets, replaced as one unit. */
+interface Assigned {
+  readonly config: ShardConfig;
+  readonly storage: ShardStorage;
+  readonly policy: ConsistencyPolicy;
 }
 
 export class Shard {
   readonly index: number;
-  private parts = new Map<string, ShardPart>();
-  private config: ShardConfig | undefined;
-  private optimizer: ServerOptimizer | undefined;
-  private seen = new Map<string, SeenSteps>();
+  private state: Assigned | undefined;
+  private seen = new SeenPushes();
   private currentVersion = 0n;
-  private waiters: Array<{ ready: () => boolean; resolve: () => void }> = [];
+  private readonly waiters = new Waiters();
   /** Workers still training (the chief's view); sync and ssp wait only for these. */
   private live = new Set<string>();
-  /** Per worker: the next step it will push (ssp measures leads with it). */
-  private nextStep = new Map<string, bigint>();
-  /** sync: gradients received for the current step, by worker. */
-  private pending = new Map<string, PendingGradient>();
-  readonly counters: ShardCounters = { applied: 0n, duplicate: 0n, dropped: 0n, refused: 0n, pullsWaited: 0n, maxLead: 0n };
+  private readonly counterSet = new CounterSet();
 
   constructor(index: number) {
     this.index = index;
   }
 
   get initialized(): boolean {
-    return this.config !== undefined;
+    return this.state !== undefined;
   }
 
   get version(): bigint {
@@ -163,38 +61,53 @@ export class Shard {
   }
 
   get mode(): ConsistencyMode | undefined {
-    return this.config?.mode;
+    return this.state?.config.mode;
   }
 
   get optimizerName(): OptimizerName | undefined {
-    return this.optimizer?.name;
+    return this.state?.storage.optimizer.name;
   }
 
   /** The optimizer's slot names, in the order each part's slots are kept. */
   get slotNames(): readonly string[] | undefined {
-    return this.optimizer?.slotNames;
+    return this.state?.storage.optimizer.slotNames;
   }
 
   /** Where the optimizer's update loops run (undefined before the first assign). */
   get kernels(): KernelKind | undefined {
-    return this.optimizer?.kernels;
+    return this.state?.storage.optimizer.kernels;
   }
 
   get workerIds(): readonly string[] {
-    return this.config?.workerIds ?? [];
+    return this.state?.config.workerIds ?? [];
   }
 
   get partList(): readonly ShardPart[] {
-    return [...this.parts.values()];
+    return [...(this.state?.storage.parts.values() ?? [])];
+  }
+
+  /** Bytes of the shard's variables (0 before the first assign). */
+  get bytes(): number {
+    return this.state?.storage.bytes ?? 0;
   }
 
   /** The configuration it was assigned (for checkpoints). */
   get shardConfig(): ShardConfig | undefined {
-    return this.config;
+    return this.state?.config;
+  }
+
+  /** A snapshot of the counters (ShardStatus); they change only through the shard. */
+  get counters(): ShardCounters {
+    return this.counterSet.snapshot();
+  }
+
+  /** Count a push the server refused before it reached the shard (a broken stream, too many bytes, an invalid push). */
+  recordRefused(): void {
+    this.counterSet.refused();
   }
 
   optimizerState(): Record<string, number> {
-    return this.optimizer?.globalState() ?? {};
+    return this.state?.storage.optimizer.globalState() ?? {};
   }
 
   /**
@@ -203,73 +116,34 @@ export class Shard {
    * (OPTIMIZER_STATE_TENSOR, optional).
    */
   assign(config: ShardConfig, tensors: readonly WireTensor[]): void {
-    if (config.workerIds.length === 0) throw new InvalidArgumentError('assign: the job has no workers');
-    if (config.mode === 'sync' && (config.syncReplicas < 1 || config.syncReplicas > config.workerIds.length)) {
-      throw new InvalidArgumentError(`assign: sync needs 1..${config.workerIds.length} replicas per step, got ${config.syncReplicas}`);
+    if (config.shardIndex !== this.index) {
+      throw new ClusterError('CLUSTER_CONFIG', `assign: shard ${config.shardIndex}'s variables reached parameter server ${this.index}; check the order of the ps addresses`);
     }
-    const slotNames = createServerOptimizer(config.optimizer).slotNames;
-    const values = new Map<string, WireTensor>();
-    const slotTensors = new Map<string, WireTensor>();
-    let globalState: Record<string, number> | undefined;
-    for (const t of tensors) {
-      if (t.dtype !== 'float32') throw new InvalidArgumentError(`assign: tensor "${t.name}" is ${t.dtype}, expected float32`);
-      if (t.name === OPTIMIZER_STATE_TENSOR) {
-        const [accBeta1, accBeta2] = t.data;
-        globalState = { accBeta1: accBeta1 ?? NaN, accBeta2: accBeta2 ?? NaN };
-        continue;
-      }
-      const colon = t.name.lastIndexOf(':');
-      const target = colon === -1 ? values : slotTensors;
-      const key = partKey(t.name, t.sliceStart);
-      if (target.has(key)) throw new InvalidArgumentError(`assign: tensor "${t.name}" (slice at ${t.sliceStart}) appears twice`);
-      target.set(key, t);
-    }
-    if (values.size === 0) throw new InvalidArgumentError('assign: no variables');
-    // Check everything first: which slots are given, and that they fit.
-    const planned: Array<{ key: string; t: WireTensor; given: Array<WireTensor | undefined> }> = [];
-    for (const [key, t] of values) {
-      if (sizeOfShape(t.shape) < t.sliceStart + t.data.length) throw new InvalidArgumentError(`assign: "${t.name}" slice runs past its shape`);
-      const given = slotNames.map((slot) => {
-        const slotKey = partKey(`${t.name}:${slot}`, t.sliceStart);
-        const g = slotTensors.get(slotKey);
-        if (g !== undefined && g.data.length !== t.data.length) throw new InvalidArgumentError(`assign: slot "${g.name}" has ${g.data.length} elements, its variable ${t.data.length}`);
-        slotTensors.delete(slotKey);
-        return g;
-      });
-      planned.push({ key, t, given });
-    }
-    if (slotTensors.size > 0) {
-      throw new InvalidArgumentError(`assign: optimizer slots without a variable or not used by ${config.optimizer.name}: ${[...slotTensors.values()].map((t) => t.name).join(', ')}`);
-    }
-    // Variables and slots live in one WebAssembly memory when they fit, so the SIMD update loops can reach them.
-    const arena = KernelArena.create(planned.flatMap(({ t }) => new Array<number>(1 + slotNames.length).fill(t.data.length)));
-    const optimizer = createServerOptimizer(config.optimizer, arena);
-    const copy = (data: ArrayLike<number>) => {
-      const out = allocFloats(arena, data.length);
-      out.set(data);
-      return out;
-    };
-    const parts = new Map<string, ShardPart>();
-    for (const { key, t, given } of planned) {
-      const value = copy(t.data);
-      const slots = slotNames.map((slot, i) => {
-        const g = given[i];
-        return g === undefined ? optimizer.initSlot(slot, t.data.length) : copy(g.data);
-      });
-      parts.set(key, { name: t.name, shape: [...t.shape], sliceStart: t.sliceStart, sliceLength: t.data.length, value, slots });
-    }
-    if (globalState !== undefined) optimizer.restoreGlobalState(globalState);
+    checkShardConfig(config);
+    const storage = ShardStorage.build(config, tensors);
+    const own: ShardConfig = { ...config, workerIds: [...config.workerIds] };
+    const policy = POLICIES[own.mode](this.host(own, storage));
     // All checked: switch over as one unit.
-    for (const p of this.pending.values()) for (const r of p.resolvers) r({ version: config.version, duplicate: false, dropped: true });
-    this.parts = parts;
-    this.optimizer = optimizer;
-    this.config = { ...config, workerIds: [...config.workerIds] };
-    this.seen = new Map();
-    this.pending = new Map();
-    this.live = new Set(config.workerIds);
-    this.nextStep = new Map(config.workerIds.map((id) => [id, config.workerStep ?? 0n]));
+    this.state?.policy.release(config.version);
+    this.state = { config: own, storage, policy };
+    this.seen = new SeenPushes();
+    this.live = new Set(own.workerIds);
     this.currentVersion = config.version;
-    this.wake();
+    this.waiters.wake();
+  }
+
+  private host(config: ShardConfig, storage: ShardStorage): PolicyHost {
+    return {
+      index: this.index,
+      config,
+      version: () => this.currentVersion,
+      live: () => this.live,
+      parts: () => storage.parts,
+      markSeen: (workerId, step) => this.seen.add(workerId, step),
+      apply: (grads) => this.applyGradients(grads),
+      counters: this.counterSet,
+      waitUntil: (ready, signal, why) => this.waiters.until(ready, signal, why),
+    };
   }
 
   get liveWorkers(): readonly string[] {
@@ -278,25 +152,23 @@ export class Shard {
 
   /** The chief's view of which workers are training; may complete a sync step or release ssp waits. */
   setLive(ids: readonly string[]): void {
-    const config = this.requireInitialized('updateMembership');
+    const { config, policy } = this.require('updateMembership');
     const unknown = ids.filter((id) => !config.workerIds.includes(id));
     if (unknown.length > 0) throw new ClusterError('UNKNOWN_WORKER', `updateMembership: ${unknown.join(', ')} not part of this job`);
     this.live = new Set(ids);
-    this.completeSyncStep();
-    this.wake();
+    policy.membershipChanged();
+    this.waiters.wake();
   }
 
-  private requireInitialized(what: string): ShardConfig {
-    if (this.config === undefined) throw new ClusterError('NOT_READY', `${what}: parameter server shard ${this.index} has not been initialised by the chief yet`);
-    return this.config;
+  private require(what: string): Assigned {
+    if (this.state === undefined) throw new ClusterError('NOT_READY', `${what}: parameter server shard ${this.index} has not been initialised by the chief yet`);
+    return this.state;
   }
 
   /** Check that `id` may read this shard. */
   checkReader(id: string): void {
-    const config = this.requireInitialized('pull');
-    if (id !== CHIEF_READER_ID && !config.workerIds.includes(id)) {
-      throw new ClusterError('UNKNOWN_WORKER', `pull: worker "${id}" is not part of this job (known: ${config.workerIds.join(', ')})`);
-    }
+    const { config } = this.require('pull');
+    if (id !== CHIEF_READER_ID) checkKnownWorker(config.workerIds, id, 'pull');
   }
 
   /**
@@ -304,13 +176,13 @@ export class Shard {
    * live values: read them before anything else runs, or use snapshot().
    */
   liveParts(names: readonly string[] = []): WireTensor[] {
-    this.requireInitialized('pull');
+    const { storage } = this.require('pull');
     const wanted = new Set(names);
     for (const n of wanted) {
-      if (![...this.parts.values()].some((p) => p.name === n)) throw new ClusterError('UNKNOWN_VARIABLE', `pull: this shard holds no variable "${n}"`);
+      if (!storage.holdsVariable(n)) throw new ClusterError('UNKNOWN_VARIABLE', `pull: this shard holds no variable "${n}"`);
     }
     const tensors: WireTensor[] = [];
-    for (const p of this.parts.values()) {
+    for (const p of storage.parts.values()) {
       if (wanted.size > 0 && !wanted.has(p.name)) continue;
       tensors.push({ name: p.name, shape: p.shape, dtype: 'float32', data: p.value, sliceStart: p.sliceStart });
     }
@@ -328,186 +200,56 @@ export class Shard {
    * right shapes and dtype, finite values. Returns the gradients by part key.
    */
   validatePush(meta: PushMeta, tensors: readonly WireTensor[]): Map<string, Float32Array> {
-    const config = this.requireInitialized('push');
-    if (!config.workerIds.includes(meta.workerId)) {
-      throw new ClusterError('UNKNOWN_WORKER', `push: worker "${meta.workerId}" is not part of this job (known: ${config.workerIds.join(', ')})`);
-    }
-    if (tensors.length !== meta.tensorCount) {
-      throw new InvalidArgumentError(`push from ${meta.workerId} step ${meta.step}: the stream ended after ${tensors.length} of ${meta.tensorCount} tensors`);
-    }
-    const grads = new Map<string, Float32Array>();
-    for (const t of tensors) {
-      const key = partKey(t.name, t.sliceStart);
-      const part = this.parts.get(key);
-      if (part === undefined) {
-        const other = [...this.parts.values()].find((p) => p.name === t.name);
-        throw new ClusterError(
-          'UNKNOWN_VARIABLE',
-          other === undefined
-            ? `push: gradient "${t.name}" names no variable of shard ${this.index}`
-            : `push: gradient "${t.name}" starts at element ${t.sliceStart}, but shard ${this.index} holds it from element ${other.sliceStart}`,
-        );
-      }
-      if (t.dtype !== 'float32') throw new ClusterError('SHAPE_MISMATCH', `push: gradient "${t.name}" has dtype ${t.dtype}, expected float32`);
-      if (t.shape.length !== part.shape.length || t.shape.some((d, i) => d !== part.shape[i])) {
-        throw new ClusterError('SHAPE_MISMATCH', `push: gradient "${t.name}" has shape [${t.shape.join(',')}], expected [${part.shape.join(',')}]`);
-      }
-      if (t.data.length !== part.sliceLength) {
-        throw new ClusterError('SHAPE_MISMATCH', `push: gradient "${t.name}" carries ${t.data.length} elements from ${t.sliceStart}, expected ${part.sliceLength}`);
-      }
-      const data = t.data as Float32Array;
-      const bad = firstNonFinite(data);
-      if (bad !== -1) {
-        throw new ClusterError('NON_FINITE', `push: gradient "${t.name}" holds ${data[bad]} at element ${t.sliceStart + bad}; lower the learning rate or check the loss`);
-      }
-      grads.set(key, data);
-    }
-    if (grads.size !== this.parts.size) {
-      const missing = [...this.parts.keys()].filter((k) => !grads.has(k));
-      throw new InvalidArgumentError(`push: missing gradients for ${missing.join(', ')}`);
-    }
-    return grads;
+    const { config, storage } = this.require('push');
+    return validatePush({ index: this.index, workerIds: config.workerIds, parts: storage.parts }, meta, tensors);
   }
 
   isDuplicate(workerId: string, step: bigint): boolean {
-    return this.seen.get(workerId)?.has(step) === true;
-  }
-
-  markSeen(workerId: string, step: bigint): void {
-    let s = this.seen.get(workerId);
-    if (s === undefined) {
-      s = new SeenSteps();
-      this.seen.set(workerId, s);
-    }
-    s.add(step);
+    return this.seen.has(workerId, step);
   }
 
   /** Apply one gradient per part (already validated) as one optimizer step. */
   applyGradients(grads: ReadonlyMap<string, Float32Array>): bigint {
-    const optimizer = this.optimizer as ServerOptimizer;
-    for (const [key, part] of this.parts) optimizer.apply(part.value, grads.get(key) as Float32Array, part.slots);
-    optimizer.endStep();
+    this.require('push').storage.apply(grads);
     this.currentVersion += 1n;
-    this.counters.applied += 1n;
-    this.wake();
+    this.counterSet.applied();
+    this.waiters.wake();
     return this.currentVersion;
   }
 
   /**
-   * Take a validated push according to the consistency mode. async and ssp
-   * apply it at once; sync holds it until every live worker (less backups)
-   * has pushed for the step, then applies their batch-weighted mean; a push
-   * for a step already applied is dropped (a backup worker's late gradient).
+   * Take a validated push: a retry of one already taken is answered as a
+   * duplicate, anything else goes to the mode's policy (async and ssp apply
+   * at once; sync holds it for the step's barrier). A policy counts the
+   * pushes it refuses.
    */
   acceptPush(meta: PushMeta, grads: ReadonlyMap<string, Float32Array>): Promise<PushOutcome> {
-    const config = this.requireInitialized('push');
-    const waiting = this.pending.get(meta.workerId);
-    if (this.isDuplicate(meta.workerId, meta.step)) {
-      this.counters.duplicate += 1n;
-      if (config.mode === 'sync' && waiting !== undefined && meta.step === this.currentVersion) {
-        // A retry of a push still waiting at the barrier: answer it when the step completes.
-        return new Promise((resolve) => waiting.resolvers.push((o) => resolve({ ...o, duplicate: true })));
-      }
-      return Promise.resolve({ version: this.currentVersion, duplicate: true, dropped: false });
+    const { policy } = this.require('push');
+    if (this.seen.has(meta.workerId, meta.step)) {
+      this.counterSet.duplicate();
+      return policy.duplicate(meta);
     }
-    if (config.mode !== 'sync') {
-      this.markSeen(meta.workerId, meta.step);
-      const version = this.applyGradients(grads);
-      const next = this.nextStep.get(meta.workerId) ?? 0n;
-      if (meta.step + 1n > next) this.nextStep.set(meta.workerId, meta.step + 1n);
-      this.wake();
-      return Promise.resolve({ version, duplicate: false, dropped: false });
-    }
-    if (meta.step < this.currentVersion) {
-      this.markSeen(meta.workerId, meta.step);
-      this.counters.dropped += 1n;
-      return Promise.resolve({ version: this.currentVersion, duplicate: false, dropped: true });
-    }
-    if (meta.step > this.currentVersion) {
-      return Promise.reject(
-        new InvalidArgumentError(`push from ${meta.workerId}: step ${meta.step} is ahead of shard ${this.index}, which collects step ${this.currentVersion}; pull with min_version first`),
-      );
-    }
-    this.markSeen(meta.workerId, meta.step);
-    return new Promise((resolve) => {
-      this.pending.set(meta.workerId, { workerId: meta.workerId, batchSize: Math.max(1, meta.batchSize), grads, resolvers: [resolve] });
-      this.completeSyncStep();
-    });
+    return policy.accept(meta, grads);
   }
 
-  /** Gradients a sync step needs: one per live worker, less the backups. */
-  get syncRequired(): number {
-    const config = this.config as ShardConfig;
-    const backups = config.workerIds.length - config.syncReplicas;
-    return Math.max(1, this.live.size - backups);
+  /** Whether a pull by `readerId` may have to wait (for a version, or at the mode's gate). */
+  pullMayWait(readerId: string, minVersion: bigint): boolean {
+    return minVersion > this.currentVersion || (readerId !== CHIEF_READER_ID && this.state?.policy.gatesPulls === true);
   }
 
-  private completeSyncStep(): void {
-    if (this.config?.mode !== 'sync' || this.pending.size === 0 || this.pending.size < this.syncRequired) return;
-    // Batch-weighted mean, summed in worker-id order: the result does not
-    // depend on arrival order or on how variables are split over shards.
-    const contributions = [...this.pending.values()].sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0));
-    const total = contributions.reduce((n, c) => n + c.batchSize, 0);
-    const weights = contributions.map((c) => c.batchSize / total);
-    const mean = new Map<string, Float32Array>();
-    for (const [key, part] of this.parts) {
-      const out = new Float32Array(part.sliceLength);
-      weightedSum(out, contributions.map((c) => c.grads.get(key) as Float32Array), weights);
-      mean.set(key, out);
-    }
-    this.pending = new Map();
-    const version = this.applyGradients(mean);
-    for (const c of contributions) for (const r of c.resolvers) r({ version, duplicate: false, dropped: false });
+  /**
+   * Resolve once a pull may be answered: the version has reached
+   * `minVersion`, and a worker (not the chief) has passed the mode's gate
+   * for `step` (ssp's staleness bound). Rejects NOT_READY when the signal aborts.
+   */
+  async beforePull(readerId: string, step: bigint, minVersion: bigint, signal?: AbortSignal): Promise<void> {
+    const { policy } = this.require('pull');
+    if (minVersion > this.currentVersion) await this.waitForVersion(minVersion, signal);
+    if (readerId !== CHIEF_READER_ID) await policy.beforePull(readerId, step, signal);
   }
 
   /** Resolve once the version reaches `min` (or the signal aborts). */
   waitForVersion(min: bigint, signal?: AbortSignal): Promise<void> {
-    return this.waitUntil(() => this.currentVersion >= min, signal, () => `pull: gave up waiting for version ${min} (shard at ${this.currentVersion})`);
-  }
-
-  /**
-   * ssp: resolve once worker `workerId`, about to compute `step`, is at most
-   * `staleness` steps ahead of the slowest live worker. Answers as soon as
-   * that holds: every applied push re-checks.
-   */
-  async waitForStaleness(workerId: string, step: bigint, signal?: AbortSignal): Promise<void> {
-    const config = this.requireInitialized('pull');
-    const slowest = () => {
-      let min: bigint | undefined;
-      for (const id of this.live) {
-        if (id === workerId) continue;
-        const s = this.nextStep.get(id) ?? 0n;
-        if (min === undefined || s < min) min = s;
-      }
-      return min;
-    };
-    const allowed = () => {
-      const min = slowest();
-      return min === undefined || step - min <= BigInt(config.staleness);
-    };
-    if (!allowed()) {
-      this.counters.pullsWaited += 1n;
-      await this.waitUntil(allowed, signal, () => `pull: gave up waiting for the slowest worker (step ${step}, staleness ${config.staleness})`);
-    }
-    const min = slowest();
-    if (min !== undefined && step - min > this.counters.maxLead) this.counters.maxLead = step - min;
-  }
-
-  private waitUntil(ready: () => boolean, signal: AbortSignal | undefined, why: () => string): Promise<void> {
-    if (ready()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const entry = { ready, resolve };
-      this.waiters.push(entry);
-      signal?.addEventListener('abort', () => {
-        this.waiters = this.waiters.filter((w) => w !== entry);
-        reject(new ClusterError('NOT_READY', why()));
-      });
-    });
-  }
-
-  private wake(): void {
-    const ready = this.waiters.filter((w) => w.ready());
-    this.waiters = this.waiters.filter((w) => !ready.includes(w));
-    for (const w of ready) w.resolve();
+    return this.waiters.until(() => this.currentVersion >= min, signal, () => `pull: gave up waiting for version ${min} (shard at ${this.currentVersion})`);
   }
 }

@@ -3,8 +3,7 @@
  * the model's topology (so workers need no model file), the placement and
  * the parameter servers. Sent as JSON: it is large and grows with features.
  */
-import { ClusterError, type OptimizerSettings } from '@tamp/core';
-import type { ConsistencyMode, Placement } from '@tamp/parameter-server';
+import { ClusterError, type ConsistencyMode, type OptimizerSettings, type Placement } from '@tamp/core';
 
 export interface TrainingSettings {
   readonly model: string;

@@ -1,8 +1,7 @@
 /** A LayersModel's trainable variables as named arrays, and back. */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { ClusterError } from '@tamp/core';
-import type { VariableSpec } from '@tamp/parameter-server';
+import { ClusterError, type VariableSpec } from '@tamp/core';
 
 export function variableSpecs(model: LayersModel): VariableSpec[] {
   return model.trainableWeights.map((w) => ({ name: w.originalName, shape: [...w.shape] as number[] }));

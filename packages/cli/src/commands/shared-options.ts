@@ -1,6 +1,5 @@
-import { BACKEND_NAMES, OPTIMIZER_NAMES, UsageError, optimizerSettings, zooNames } from '@tamp/core';
+import { BACKEND_NAMES, CONSISTENCY_MODES, type ConsistencyMode, OPTIMIZER_NAMES, UsageError, optimizerSettings, zooNames } from '@tamp/core';
 import { checkModelSpec, describeDatasetChoices } from '@tamp/core/node';
-import { CONSISTENCY_MODES, type ConsistencyMode } from '@tamp/parameter-server';
 import type { TrainingSettings } from '@tamp/worker';
 
 export const BACKEND_CHOICES = ['auto', ...BACKEND_NAMES] as const;

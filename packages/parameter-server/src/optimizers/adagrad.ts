@@ -1,5 +1,5 @@
 import type { OptimizerSettings } from '@tamp/core';
-import type { ServerOptimizer } from './optimizer.js';
+import { OPTIMIZER_SLOTS, type ServerOptimizer } from './optimizer.js';
 import { type KernelArena, allocFloats, lanes } from './wasm-kernels.js';
 
 const f = Math.fround;
@@ -13,7 +13,7 @@ export function adagrad(settings: OptimizerSettings, arena: KernelArena | null =
   return {
     name: 'adagrad',
     settings,
-    slotNames: ['accumulator'],
+    slotNames: OPTIMIZER_SLOTS.adagrad,
     kernels: arena !== null ? 'wasm-simd' : 'js',
     initSlot: (_slot, size) => allocFloats(arena, size).fill(init),
     apply(value, grad, [accSlot]) {

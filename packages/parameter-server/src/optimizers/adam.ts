@@ -1,5 +1,5 @@
 import type { OptimizerSettings } from '@tamp/core';
-import type { ServerOptimizer } from './optimizer.js';
+import { OPTIMIZER_SLOTS, type ServerOptimizer } from './optimizer.js';
 import { type KernelArena, allocFloats, lanes } from './wasm-kernels.js';
 
 const f = Math.fround;
@@ -28,7 +28,7 @@ export function adam(settings: OptimizerSettings, arena: KernelArena | null = nu
   return {
     name: 'adam',
     settings,
-    slotNames: ['m', 'v'],
+    slotNames: OPTIMIZER_SLOTS.adam,
     kernels: arena !== null ? 'wasm-simd' : 'js',
     initSlot: (_slot, size) => allocFloats(arena, size),
     apply(value, grad, [mSlot, vSlot]) {

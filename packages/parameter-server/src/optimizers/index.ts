@@ -6,7 +6,7 @@ import type { ServerOptimizer } from './optimizer.js';
 import { sgd } from './sgd.js';
 import type { KernelArena } from './wasm-kernels.js';
 
-export type { ServerOptimizer } from './optimizer.js';
+export { OPTIMIZER_SLOTS, type ServerOptimizer } from './optimizer.js';
 export { KERNELS_ENV, KernelArena, type KernelKind, kernelsFromEnv, serverKernels, setServerKernels } from './wasm-kernels.js';
 
 /**

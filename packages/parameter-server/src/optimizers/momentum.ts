@@ -1,5 +1,5 @@
 import type { OptimizerSettings } from '@tamp/core';
-import type { ServerOptimizer } from './optimizer.js';
+import { OPTIMIZER_SLOTS, type ServerOptimizer } from './optimizer.js';
 import { type KernelArena, allocFloats, lanes } from './wasm-kernels.js';
 
 const f = Math.fround;
@@ -11,7 +11,7 @@ export function momentum(settings: OptimizerSettings, arena: KernelArena | null 
   return {
     name: 'momentum',
     settings,
-    slotNames: ['accumulation'],
+    slotNames: OPTIMIZER_SLOTS.momentum,
     kernels: arena !== null ? 'wasm-simd' : 'js',
     initSlot: (_slot, size) => allocFloats(arena, size),
     apply(value, grad, [acc]) {

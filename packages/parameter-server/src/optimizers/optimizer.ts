@@ -10,6 +10,18 @@
 import type { OptimizerName, OptimizerSettings } from '@tamp/core';
 import type { KernelKind } from './wasm-kernels.js';
 
+/**
+ * Each optimizer's per-variable state arrays, in the order a variable part
+ * keeps them: known from the name alone, so a shard plans its memory before
+ * building the one optimizer it uses.
+ */
+export const OPTIMIZER_SLOTS: Readonly<Record<OptimizerName, readonly string[]>> = Object.freeze({
+  sgd: [],
+  momentum: ['accumulation'],
+  adam: ['m', 'v'],
+  adagrad: ['accumulator'],
+});
+
 export interface ServerOptimizer {
   readonly name: OptimizerName;
   readonly settings: OptimizerSettings;

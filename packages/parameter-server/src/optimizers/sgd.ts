@@ -1,5 +1,5 @@
 import type { OptimizerSettings } from '@tamp/core';
-import type { ServerOptimizer } from './optimizer.js';
+import { OPTIMIZER_SLOTS, type ServerOptimizer } from './optimizer.js';
 import { type KernelArena, allocFloats, lanes } from './wasm-kernels.js';
 
 const f = Math.fround;
@@ -10,7 +10,7 @@ export function sgd(settings: OptimizerSettings, arena: KernelArena | null = nul
   return {
     name: 'sgd',
     settings,
-    slotNames: [],
+    slotNames: OPTIMIZER_SLOTS.sgd,
     kernels: arena !== null ? 'wasm-simd' : 'js',
     initSlot: (_slot, size) => allocFloats(arena, size),
     apply(value, grad) {

@@ -315,6 +315,7 @@ export class KernelArena {
   /** A zeroed array of `n` elements inside the arena. */
   alloc(n: number): Float32Array {
     const offset = this.next;
+    // Internal invariant: ShardStorage.build sizes the arena for exactly the arrays it then allocates.
     if (offset + lanes(n) * 4 > this.stagingOffset) throw new RangeError(`kernel arena: no room for ${n} more elements (planned for fewer)`);
     this.next += lanes(n) * 4;
     return new Float32Array(this.memory.buffer, offset, n);
@@ -327,6 +328,7 @@ export class KernelArena {
 
   /** Copy a gradient into the staging area (zero-padded to lanes); returns its byte address. */
   stage(grad: Float32Array): number {
+    // Internal invariant: the staging area is as long as the longest part, and validation refuses a gradient of another length.
     if (grad.length > this.staging.length) throw new RangeError(`kernel arena: a gradient of ${grad.length} elements is longer than the staging area (${this.staging.length})`);
     this.staging.set(grad);
     this.staging.fill(0, grad.length, lanes(grad.length));

@@ -1,5 +1,5 @@
 /** Messages between a worker's training thread and its communication thread. */
-import type { Placement } from '@tamp/parameter-server';
+import type { Placement } from '@tamp/core';
 import type { Progress } from '../coordinator-client.js';
 
 /**

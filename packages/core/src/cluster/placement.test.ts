@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import '@tensorflow/tfjs-backend-cpu';
-import { ZOO, sizeOfShape } from '@tamp/core';
+import { sizeOfShape } from '../codec/tensor-codec.js';
+import { ZOO } from '../zoo/zoo.js';
 import { placeVariables, shardLoads } from './placement.js';
 
 describe('shard placement', () => {

@@ -5,8 +5,12 @@
  * server; parts are then placed largest first on the least loaded shard
  * (ties to the lowest index). The result depends only on the variables'
  * names, shapes and order, and P: every role computes the same placement.
+ *
+ * Pure and browser-safe: the chief computes it, workers receive it in their
+ * job configuration, and ParameterClient splits and reassembles through it.
  */
-import { InvalidArgumentError, sizeOfShape } from '@tamp/core';
+import { sizeOfShape } from '../codec/tensor-codec.js';
+import { InvalidArgumentError } from '../errors.js';
 
 export interface VariableSpec {
   readonly name: string;

@@ -1,0 +1,40 @@
+/**
+ * One parameter-server shard's configuration, as the chief sets it with
+ * Assign: the one domain type behind ShardClient.assign, the gRPC
+ * AssignRequest (converted in @tamp/parameter-server's wire/shard-config.ts)
+ * and Shard.assign.
+ */
+import { InvalidArgumentError } from '../errors.js';
+import type { OptimizerSettings } from '../train/optimizers.js';
+import type { ConsistencyMode } from './consistency.js';
+
+/** Id the chief reads shards with (evaluation, the final model, checkpoints); never a worker's id. */
+export const CHIEF_READER_ID = 'chief';
+
+/** Name of the pseudo-tensor an Assign carries optimizer state shared by all variables in (Adam's β powers). */
+export const OPTIMIZER_STATE_TENSOR = ':optimizer';
+
+export interface ShardConfig {
+  /** Which shard of the placement this configures. */
+  readonly shardIndex: number;
+  readonly optimizer: OptimizerSettings;
+  /** Version (updates applied) to start from: 0 for a new job, the checkpoint's on resume. */
+  readonly version: bigint;
+  readonly mode: ConsistencyMode;
+  /** sync: gradients per step when every worker is alive (workers less backups). */
+  readonly syncReplicas: number;
+  /** ssp: how many steps a worker may run ahead of the slowest. */
+  readonly staleness: number;
+  /** Workers whose pushes the shard accepts. */
+  readonly workerIds: readonly string[];
+  /** Step every worker starts at (non-zero after a resume). */
+  readonly workerStep?: bigint;
+}
+
+/** Refuse a configuration no shard can run, with an InvalidArgumentError saying what to change. */
+export function checkShardConfig(config: ShardConfig, what = 'assign'): void {
+  if (config.workerIds.length === 0) throw new InvalidArgumentError(`${what}: the job has no workers`);
+  if (config.mode === 'sync' && (config.syncReplicas < 1 || config.syncReplicas > config.workerIds.length)) {
+    throw new InvalidArgumentError(`${what}: sync needs 1..${config.workerIds.length} replicas per step, got ${config.syncReplicas}`);
+  }
+}

@@ -1,0 +1,35 @@
+/** async: every push is applied at once; pulls never wait for other workers. */
+import type { ConsistencyPolicy, PolicyHost, PushOutcome } from './policy.js';
+import { seenBefore } from './policy.js';
+import type { PushMeta } from '../validation.js';
+
+export class AsyncPolicy implements ConsistencyPolicy {
+  readonly gatesPulls: boolean = false;
+  protected readonly host: PolicyHost;
+
+  constructor(host: PolicyHost) {
+    this.host = host;
+  }
+
+  accept(meta: PushMeta, grads: ReadonlyMap<string, Float32Array>): Promise<PushOutcome> {
+    this.host.markSeen(meta.workerId, meta.step);
+    this.beforeApply(meta);
+    const version = this.host.apply(grads);
+    return Promise.resolve({ version, duplicate: false, dropped: false });
+  }
+
+  /** Called after a push is taken and before it is applied (ssp records the worker's progress). */
+  protected beforeApply(_meta: PushMeta): void {}
+
+  duplicate(): Promise<PushOutcome> {
+    return seenBefore(this.host);
+  }
+
+  beforePull(_workerId: string, _step: bigint, _signal?: AbortSignal): Promise<void> {
+    return Promise.resolve();
+  }
+
+  membershipChanged(): void {}
+
+  release(): void {}
+}

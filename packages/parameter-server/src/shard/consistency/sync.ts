@@ -1,0 +1,117 @@
+/**
+ * sync: a step is one gradient from each live worker (less backups). Pushes
+ * for the current step are held; when enough have arrived their
+ * batch-weighted mean, summed in worker-id order, is applied once and every
+ * held push is answered with the new version. A push for a step already
+ * applied is dropped (a backup worker's late gradient); one for a later step
+ * is refused (the worker must pull with min_version first).
+ */
+import { InvalidArgumentError } from '@tamp/core';
+import type { ConsistencyPolicy, PolicyHost, PushOutcome } from './policy.js';
+import { seenBefore } from './policy.js';
+import type { PushMeta } from '../validation.js';
+
+interface PendingGradient {
+  readonly workerId: string;
+  readonly batchSize: number;
+  readonly grads: ReadonlyMap<string, Float32Array>;
+  readonly resolvers: Array<(o: PushOutcome) => void>;
+}
+
+/**
+ * out[i] = Σₖ weights[k]·grads[k][i], summed in double precision in k order
+ * and rounded to float32 once. Two contributions (the common case) get their
+ * own loop; no double-precision scratch array is allocated.
+ */
+export function weightedSum(out: Float32Array, grads: readonly Float32Array[], weights: readonly number[]): void {
+  const n = out.length;
+  if (grads.length === 2) {
+    const [a, b] = grads as [Float32Array, Float32Array];
+    const [wa, wb] = weights as [number, number];
+    for (let i = 0; i < n; i++) out[i] = wa * (a[i] as number) + wb * (b[i] as number);
+    return;
+  }
+  const k = grads.length;
+  for (let i = 0; i < n; i++) {
+    let sum = 0;
+    for (let j = 0; j < k; j++) sum += (weights[j] as number) * ((grads[j] as Float32Array)[i] as number);
+    out[i] = sum;
+  }
+}
+
+export class SyncPolicy implements ConsistencyPolicy {
+  readonly gatesPulls = false;
+  private readonly host: PolicyHost;
+  /** Gradients received for the current step, by worker. */
+  private pending = new Map<string, PendingGradient>();
+
+  constructor(host: PolicyHost) {
+    this.host = host;
+  }
+
+  /** Gradients a step needs: one per live worker, less the backups. */
+  get required(): number {
+    const { workerIds, syncReplicas } = this.host.config;
+    return Math.max(1, this.host.live().size - (workerIds.length - syncReplicas));
+  }
+
+  accept(meta: PushMeta, grads: ReadonlyMap<string, Float32Array>): Promise<PushOutcome> {
+    const version = this.host.version();
+    if (meta.step < version) {
+      this.host.markSeen(meta.workerId, meta.step);
+      this.host.counters.dropped();
+      return Promise.resolve({ version, duplicate: false, dropped: true });
+    }
+    if (meta.step > version) {
+      this.host.counters.refused();
+      return Promise.reject(
+        new InvalidArgumentError(`push from ${meta.workerId}: step ${meta.step} is ahead of shard ${this.host.index}, which collects step ${version}; pull with min_version first`),
+      );
+    }
+    this.host.markSeen(meta.workerId, meta.step);
+    return new Promise((resolve) => {
+      this.pending.set(meta.workerId, { workerId: meta.workerId, batchSize: Math.max(1, meta.batchSize), grads, resolvers: [resolve] });
+      this.complete();
+    });
+  }
+
+  duplicate(meta: PushMeta): Promise<PushOutcome> {
+    const waiting = this.pending.get(meta.workerId);
+    if (waiting !== undefined && meta.step === this.host.version()) {
+      // A retry of a push still waiting at the barrier: answer it when the step completes.
+      return new Promise((resolve) => waiting.resolvers.push((o) => resolve({ ...o, duplicate: true })));
+    }
+    return seenBefore(this.host);
+  }
+
+  beforePull(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  membershipChanged(): void {
+    this.complete();
+  }
+
+  release(version: bigint): void {
+    for (const p of this.pending.values()) for (const r of p.resolvers) r({ version, duplicate: false, dropped: true });
+    this.pending = new Map();
+  }
+
+  private complete(): void {
+    if (this.pending.size === 0 || this.pending.size < this.required) return;
+    // Batch-weighted mean, summed in worker-id order: the result does not
+    // depend on arrival order or on how variables are split over shards.
+    const contributions = [...this.pending.values()].sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0));
+    const total = contributions.reduce((n, c) => n + c.batchSize, 0);
+    const weights = contributions.map((c) => c.batchSize / total);
+    const mean = new Map<string, Float32Array>();
+    for (const [key, part] of this.host.parts()) {
+      const out = new Float32Array(part.sliceLength);
+      weightedSum(out, contributions.map((c) => c.grads.get(key) as Float32Array), weights);
+      mean.set(key, out);
+    }
+    this.pending = new Map();
+    const version = this.host.apply(mean);
+    for (const c of contributions) for (const r of c.resolvers) r({ version, duplicate: false, dropped: false });
+  }
+}

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { AssignRequest } from '@tamp/proto/tamp/v1/parameter_server';
+import { InvalidArgumentError, type ShardConfig, checkShardConfig, optimizerSettings } from '@tamp/core';
+import { shardConfigFromProto, shardConfigToProto } from './shard-config.js';
+
+const CONFIG: ShardConfig = {
+  shardIndex: 2,
+  optimizer: { ...optimizerSettings('adam', 0.003), beta1: 0.8, epsilon: 1e-6 },
+  version: 12_345_678_901_234n,
+  mode: 'ssp',
+  syncReplicas: 3,
+  staleness: 4,
+  workerIds: ['worker-0', 'worker-1', 'worker-2'],
+  workerStep: 900n,
+};
+
+/** Through the bytes the gRPC message really carries. */
+const overTheWire = (config: ShardConfig) =>
+  AssignRequest.decode(AssignRequest.encode({ header: undefined, chunk: undefined, moreChunks: [], ...shardConfigToProto(config), tensorCount: 1 }).finish());
+
+describe('ShardConfig on the wire', () => {
+  it('round-trips every field through an encoded AssignRequest', () => {
+    const back = shardConfigFromProto(overTheWire(CONFIG));
+    // Optimizer settings travel as doubles, so they come back exactly.
+    expect(back).toEqual(CONFIG);
+  });
+
+  it('sends a missing workerStep as 0 (a new job)', () => {
+    const { workerStep: _, ...fresh } = CONFIG;
+    expect(shardConfigFromProto(overTheWire(fresh)).workerStep).toBe(0n);
+  });
+
+  it('refuses an unknown mode, an unknown optimizer and a missing optimizer, naming what to send', () => {
+    const request = overTheWire(CONFIG);
+    expect(() => shardConfigFromProto({ ...request, mode: 'eventual' })).toThrow(/unknown mode "eventual": choose one of async, sync, ssp/);
+    expect(() => shardConfigFromProto({ ...request, optimizer: { ...(request.optimizer as NonNullable<typeof request.optimizer>), name: 'rmsprop' } })).toThrow(InvalidArgumentError);
+    expect(() => shardConfigFromProto({ ...request, optimizer: undefined })).toThrow(/no optimizer configuration/);
+  });
+});
+
+describe('checkShardConfig', () => {
+  it('refuses a job without workers and a sync step that needs more workers than the job has', () => {
+    expect(() => checkShardConfig(CONFIG)).not.toThrow();
+    expect(() => checkShardConfig({ ...CONFIG, workerIds: [] })).toThrow(/the job has no workers/);
+    expect(() => checkShardConfig({ ...CONFIG, mode: 'sync', syncReplicas: 4 })).toThrow(/sync needs 1..3 replicas per step, got 4/);
+    expect(() => checkShardConfig({ ...CONFIG, mode: 'sync', syncReplicas: 0 })).toThrow(InvalidArgumentError);
+  });
+});
