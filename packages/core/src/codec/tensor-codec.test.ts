@@ -199,3 +199,46 @@ describe('groupChunks', () => {
     }
   });
 });
+
+describe('compressed chunks', () => {
+  const data = Float32Array.from({ length: 3000 }, (_, i) => Math.sin(i) * (i % 7));
+  const tensor = { name: 'dense/kernel', shape: [30, 100], dtype: 'float32' as const, data, sliceStart: 0 };
+
+  it('round trip each codec through chunks: fp16 and int8 within their bounds, top-k exactly its kept values', () => {
+    for (const codec of [{ kind: 'fp16' as const }, { kind: 'int8' as const }, { kind: 'topk' as const, fraction: 0.01 }]) {
+      const chunks = encodeTensor(tensor, { codec, chunkBytes: 1000 });
+      expect(chunks.length).toBeGreaterThan(0);
+      const assembler = new TensorAssembler({ accept: [codec.kind] });
+      for (const c of chunks) assembler.add(c);
+      const [out] = assembler.finish();
+      expect(out?.data).toBeInstanceOf(Float32Array);
+      expect(out?.data.length).toBe(3000);
+      const bound = codec.kind === 'fp16' ? 6 * 2 ** -11 : codec.kind === 'int8' ? 6 / 127 : 0;
+      let kept = 0;
+      for (let i = 0; i < 3000; i++) {
+        const got = out?.data[i] as number;
+        if (codec.kind === 'topk') {
+          if (got !== 0) {
+            kept++;
+            expect(got).toBe(data[i]);
+          }
+        } else expect(Math.abs(got - (data[i] as number))).toBeLessThanOrEqual(bound);
+      }
+      if (codec.kind === 'topk') expect(kept).toBe(30);
+    }
+  });
+
+  it('refuses a codec the job did not agree to, and a malformed compressed payload, before anything is returned', () => {
+    const chunks = encodeTensor(tensor, { codec: { kind: 'int8' } });
+    const strict = new TensorAssembler();
+    expect(() => chunks.forEach((c) => strict.add(c))).toThrow(/not one this job agreed to/);
+    // A top-k payload whose position runs past the tensor: refused at finish with CHUNK_INVALID.
+    const [bad] = encodeTensor({ ...tensor, data: data.subarray(0, 100), shape: [100] }, { codec: { kind: 'topk', fraction: 0.05 } });
+    const payload = (bad as (typeof chunks)[number]).payload.slice();
+    payload[payload.length - 1] = 0x7f; // the last gap jumps far past the end
+    const forged = { ...(bad as (typeof chunks)[number]), payload, crc32: crc32(payload) };
+    const a = new TensorAssembler({ accept: ['topk'] });
+    a.add(forged);
+    expect(() => a.finish()).toThrow(/outside the tensor/);
+  });
+});

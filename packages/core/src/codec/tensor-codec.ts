@@ -9,6 +9,7 @@ import { Codec, DType, type TensorChunk } from '@tamp/proto/tamp/v1/tensor';
 import { CodecError, TampError } from '../errors.js';
 import { MAX_CHUNK_BYTES, MAX_MESSAGE_CHUNK_BYTES, ZERO_COPY_MIN_BYTES } from '../protocol.js';
 import { crc32 } from './crc32.js';
+import { codecKindOf, decodeWire, encodeWire, protoCodec, type WireCodec, type WireCodecKind } from './compression/wire-codec.js';
 
 export type WireDType = 'float32' | 'int32';
 
@@ -26,6 +27,8 @@ export interface WireTensor {
 export interface EncodeOptions {
   /** Payload bytes per chunk, at most MAX_CHUNK_BYTES (the default). */
   chunkBytes?: number;
+  /** Compress float32 data on the wire (compression/wire-codec.ts); fp32 (the default) sends the raw bytes. */
+  codec?: WireCodec;
 }
 
 if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
@@ -65,12 +68,16 @@ export function encodeTensor(tensor: WireTensor, options: EncodeOptions = {}): T
       tensor.name,
     );
   }
-  const bytes = bytesOf(tensor.data);
+  const codec = options.codec ?? { kind: 'fp32' };
+  if (codec.kind !== 'fp32' && !(tensor.data instanceof Float32Array)) {
+    throw new CodecError('CHUNK_INVALID', `tensor "${tensor.name}": the ${codec.kind} codec compresses float32 data, not ${tensor.dtype}`, tensor.name);
+  }
+  const bytes = codec.kind === 'fp32' ? bytesOf(tensor.data) : encodeWire(codec, tensor.data as Float32Array);
   const header = {
     name: tensor.name,
     shape: [...tensor.shape],
     dtype: tensor.dtype === 'float32' ? DType.D_TYPE_FLOAT32 : DType.D_TYPE_INT32,
-    codec: Codec.CODEC_NONE,
+    codec: protoCodec(codec.kind),
     totalBytes: BigInt(bytes.length),
     crc32: crc32(bytes),
     sliceStart: BigInt(tensor.sliceStart),
@@ -91,6 +98,7 @@ interface Pending {
   readonly first: TensorChunk;
   readonly shape: number[];
   readonly dtype: WireDType;
+  readonly codec: WireCodecKind;
   readonly totalBytes: number;
   readonly sliceStart: number;
   readonly sliceLength: number;
@@ -111,10 +119,16 @@ function toSafeNumber(value: bigint, what: string, name: string): number {
  * inconsistency; `finish()` reports tensors left incomplete.
  */
 export class TensorAssembler {
+  /** Codecs this receiver takes: raw float32 only unless a job agreed to more. */
+  private readonly accepted: ReadonlySet<WireCodecKind>;
   private readonly pending = new Map<string, Pending>();
   private readonly order: string[] = [];
   private readonly done = new Set<string>();
   private bytesReceived = 0;
+
+  constructor(options: { accept?: readonly WireCodecKind[] } = {}) {
+    this.accepted = new Set<WireCodecKind>(['fp32', ...(options.accept ?? [])]);
+  }
 
   /** Bytes of payload accepted so far. */
   get receivedBytes(): number {
@@ -208,18 +222,23 @@ export class TensorAssembler {
           name,
         );
       }
-      const n = bytes.byteLength / 4;
-      const data = p.dtype === 'float32' ? new Float32Array(bytes.buffer, bytes.byteOffset, n) : new Int32Array(bytes.buffer, bytes.byteOffset, n);
+      let data: Float32Array | Int32Array;
+      if (p.codec !== 'fp32') data = decodeWire(p.codec, bytes, p.sliceLength, name);
+      else {
+        const n = bytes.byteLength / 4;
+        data = p.dtype === 'float32' ? new Float32Array(bytes.buffer, bytes.byteOffset, n) : new Int32Array(bytes.buffer, bytes.byteOffset, n);
+      }
       out.push({ name, shape: p.shape, dtype: p.dtype, data, sliceStart: p.sliceStart });
     }
     return out;
   }
 
   private start(chunk: TensorChunk, name: string, sliceStart: number): Pending {
-    if (chunk.codec !== Codec.CODEC_NONE) {
+    const codec = codecKindOf(chunk.codec, name);
+    if (!this.accepted.has(codec)) {
       throw new CodecError(
         'CODEC_UNSUPPORTED',
-        `tensor "${name}": codec ${Codec[chunk.codec] ?? chunk.codec} is reserved but not implemented; send CODEC_NONE`,
+        `tensor "${name}": codec ${Codec[chunk.codec] ?? chunk.codec} is not one this job agreed to (it takes ${[...this.accepted].join(', ')}); run every role with the job's --wire settings`,
         name,
       );
     }
@@ -243,10 +262,15 @@ export class TensorAssembler {
         name,
       );
     }
-    if (totalBytes !== sliceLength * 4) {
+    if (codec === 'fp32' && totalBytes !== sliceLength * 4) {
       throw new CodecError('CHUNK_INVALID', `tensor "${name}": total_bytes ${totalBytes} does not match ${sliceLength} elements of 4 bytes`, name);
     }
-    return { first: chunk, shape, dtype, totalBytes, sliceStart, sliceLength, parts: [], received: 0 };
+    if (codec !== 'fp32') {
+      if (dtype !== 'float32') throw new CodecError('CHUNK_INVALID', `tensor "${name}": the ${codec} codec carries float32 data, not ${dtype}`, name);
+      // The most any codec takes per element (top-k: 4 bytes of value and at most 5 of position): a header cannot claim more.
+      if (totalBytes > 9 * sliceLength + 8) throw new CodecError('CHUNK_INVALID', `tensor "${name}": total_bytes ${totalBytes} is more than a ${codec} encoding of ${sliceLength} elements can take`, name);
+    }
+    return { first: chunk, shape, dtype, codec, totalBytes, sliceStart, sliceLength, parts: [], received: 0 };
   }
 
   private checkSameHeader(p: Pending, chunk: TensorChunk, name: string): void {
