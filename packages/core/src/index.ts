@@ -21,6 +21,7 @@ export * from './backend/select.js';
 export * from './backend/tfjs-backends.js';
 export * from './train/optimizers.js';
 export * from './train/classifier.js';
+export * from './train/batch-norm.js';
 export * from './metrics/classification.js';
 export * from './metrics/detection.js';
 export * from './metrics/evaluate.js';
