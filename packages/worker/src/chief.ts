@@ -6,7 +6,7 @@
  * and validation splits for the report.
  */
 import { join } from 'node:path';
-import { type BackendRequest, ClusterError, type Dataset, errorMessage, evaluateModel, stepsPerEpoch } from '@tamp/core';
+import { type BackendRequest, ClusterError, type Dataset, errorMessage, evaluateModel, recalibrateBatchNorm, recalibrationBatches, stepsPerEpoch } from '@tamp/core';
 import { type TrainReport, atomicWriteFile, checkTask, createOrLoadModel, describeScore, epochLimit, loadDataset, saveLayersModel, testFields, useBackend, validationFields } from '@tamp/core/node';
 import { CHIEF_READER_ID, ParameterClient, placeVariables } from '@tamp/parameter-server';
 import { type RestoredState, findLatestCheckpoint, pruneCheckpoints, restoreTensors, saveCheckpoint } from './checkpoints.js';
@@ -179,6 +179,8 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
     const evaluateValidation = async () => {
       const { values } = await params.pullAll(CHIEF_READER_ID);
       setVariables(model, values);
+      // Batch-norm statistics are not on the parameter servers: recompute them (precise BN, ARCHITECTURE.md).
+      await recalibrateBatchNorm(model, recalibrationBatches(dataset.train, { batchSize: t.batchSize, seed: t.seed }));
       return evaluateModel(model, dataset.validation);
     };
 
@@ -274,6 +276,7 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
     const trainSeconds = Math.max(0, ...state.workers.map((w) => w.seconds));
     const { values } = await params.pullAll(CHIEF_READER_ID);
     setVariables(model, values);
+    await recalibrateBatchNorm(model, recalibrationBatches(dataset.train, { batchSize: t.batchSize, seed: t.seed }));
     const test = await evaluateModel(model, dataset.test);
     const validation = await evaluateModel(model, dataset.validation);
     const modelPath = await saveLayersModel(model, join(options.out, 'model'), { model: t.model, dataset: t.dataset, task: dataset.kind, classNames: dataset.classNames });
