@@ -16,7 +16,7 @@ export const requireGpuOption = { type: 'boolean', description: 'fail unless a G
 export const jobIdOption = { type: 'string', default: 'tamp', description: 'job id shared by every role of one job' } as const;
 
 export const trainOptions = {
-  model: { type: 'string', value: 'name|model.json', description: 'zoo model (lenet-300-100, lenet-5, mlp-tiny) or a model.json to start from' },
+  model: { type: 'string', value: 'name|model.json', description: 'zoo model (lenet-300-100, lenet-5, mlp-tiny, resnet-20, mobilenet-v2-<alpha>-<size>, mobilenet-tiny, shapes-detector, shapes-mobilenet-detector) or a model.json to start from' },
   dataset: { type: 'string', value: 'name|folder', description: 'mnist, fashion-mnist, or an IDX folder' },
   epochs: { type: 'number', integer: true, min: 1, default: 5, description: 'passes over the training split' },
   'epoch-size': { type: 'number', integer: true, min: 1, description: 'samples per epoch (default: the whole training split)' },
