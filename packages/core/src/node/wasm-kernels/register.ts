@@ -4,7 +4,7 @@
  * | kernel                | stock tfjs 4.22 on wasm     | Tamp                                    |
  * |-----------------------|-----------------------------|-----------------------------------------|
  * | Conv2DBackpropFilter  | missing: CNNs cannot train  | convolution of transposed x and dy (XNNPACK) |
- * | Conv2DBackpropInput   | plain loop                  | stride 1: convolution with the flipped filter (XNNPACK) |
+ * | Conv2DBackpropInput   | plain loop                  | convolution of dy (dilated by the stride) with the flipped filter (XNNPACK) |
  * | BatchMatMul, _FusedMatMul with a transposed operand | plain loop | explicit transpose, then XNNPACK |
  * | MaxPoolGrad           | wrong for windows <= 0      | correct argmax, cpu's tie rule, one pass |
  * | Identity              | copies the buffer           | shares it (a reference), as cpu does    |
