@@ -9,7 +9,7 @@
  * `runChief` (what `tamp chief` calls) runs them in order.
  */
 import { join } from 'node:path';
-import { ClusterError, errorMessage, evaluateModel } from '@tamp/core';
+import { ClusterError, errorMessage, evaluateModel, recalibrateBatchNorm, recalibrationBatches } from '@tamp/core';
 import { describeScore, lastValidation, saveLayersModel } from '@tamp/core/node';
 import type { ShardStatusResponse } from '@tamp/proto/tamp/v1/parameter_server';
 import { CHIEF_READER_ID, ParameterClient } from '@tamp/parameter-server';
@@ -299,9 +299,13 @@ export class Chief {
     this.job.model.dispose();
   }
 
+  /** The shards' weights into the chief's model, with batch-norm statistics that match them. */
   private async pullModel(): Promise<void> {
     const { values } = await this.params.pullAll(CHIEF_READER_ID);
     setVariables(this.job.model, values);
+    // Batch-norm statistics are not on the parameter servers: recompute them (precise BN; ARCHITECTURE.md, @tamp/worker). No-op without batch norm.
+    const t = this.job.training;
+    await recalibrateBatchNorm(this.job.model, recalibrationBatches(this.job.dataset.train, { batchSize: t.batchSize, seed: t.seed }));
   }
 
   private async writeCheckpoint(step: number): Promise<string> {

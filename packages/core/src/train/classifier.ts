@@ -12,13 +12,19 @@ import type { Batch } from '../data/dataset.js';
 import { BOX_CHANNELS, encodeTargets } from '../detection/grid.js';
 import { detectionLoss } from '../detection/loss.js';
 import { InvalidArgumentError } from '../errors.js';
+import { type ImageShape, fitSamples } from '../data/fit-input.js';
 
 const EPSILON = 1e-7;
 
-/** [n, ...inputShape] tensor for a batch, following the model's input shape. */
+/**
+ * [n, ...inputShape] tensor for a batch, following the model's input shape;
+ * square images smaller than an image input are padded (and grey ones
+ * repeated over its channels) first, see data/fit-input.ts.
+ */
 export function batchInput(model: LayersModel, xs: Float32Array, n: number): tf.Tensor {
   const shape = model.inputs[0]?.shape.slice(1) as number[];
-  return tf.tensor(xs, [n, ...shape], 'float32');
+  const fitted = shape.length === 3 ? fitSamples(xs, n, shape as unknown as ImageShape) : xs;
+  return tf.tensor(fitted, [n, ...shape], 'float32');
 }
 
 /** Mean categorical cross-entropy of softmax outputs (clipped like tfjs-layers). */

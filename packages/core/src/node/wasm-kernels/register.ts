@@ -4,13 +4,13 @@
  * | kernel                | stock tfjs 4.22 on wasm     | Tamp                                    |
  * |-----------------------|-----------------------------|-----------------------------------------|
  * | Conv2DBackpropFilter  | missing: CNNs cannot train  | convolution of transposed x and dy (XNNPACK) |
- * | Conv2DBackpropInput   | plain loop                  | stride 1: convolution with the flipped filter (XNNPACK) |
+ * | Conv2DBackpropInput   | plain loop                  | convolution of dy (dilated by the stride) with the flipped filter (XNNPACK) |
  * | BatchMatMul, _FusedMatMul with a transposed operand | plain loop | explicit transpose, then XNNPACK |
  * | MaxPoolGrad           | wrong for windows <= 0      | correct argmax, cpu's tie rule, one pass |
  * | Identity              | copies the buffer           | shares it (a reference), as cpu does    |
- *
- * Depthwise convolution gradients are not supplied: the zoo and the shapes
- * detector use no depthwise layers.
+ * | DepthwiseConv2dNativeBackpropInput  | missing: MobileNets cannot train | scatter over the heap, channels innermost |
+ * | DepthwiseConv2dNativeBackpropFilter | missing: MobileNets cannot train | one pass over dy, float64 sums |
+ * | Tile                  | index arithmetic per element: 1/5 of a MobileNetV2 step, 1/3 of ResNet-20's (batch-norm gradient) | block copies of rows, doubling over repeated rows |
  *
  * `setTampWasmKernels(false)` restores the stock kernels (benchmarks compare
  * the two in one process).
@@ -21,8 +21,11 @@ import { batchMatMulConfig, fusedMatMulConfig } from './BatchMatMul.js';
 import { recordStockKernel } from './compose.js';
 import { conv2DBackpropFilterConfig } from './Conv2DBackpropFilter.js';
 import { conv2DBackpropInputConfig } from './Conv2DBackpropInput.js';
+import { depthwiseConv2dNativeBackpropFilterConfig } from './DepthwiseConv2dNativeBackpropFilter.js';
+import { depthwiseConv2dNativeBackpropInputConfig } from './DepthwiseConv2dNativeBackpropInput.js';
 import { identityConfig } from './Identity.js';
 import { maxPoolGradConfig } from './MaxPoolGrad.js';
+import { tileConfig } from './Tile.js';
 
 export const TAMP_WASM_KERNELS: readonly KernelConfig[] = [
   conv2DBackpropFilterConfig,
@@ -31,6 +34,9 @@ export const TAMP_WASM_KERNELS: readonly KernelConfig[] = [
   fusedMatMulConfig,
   maxPoolGradConfig,
   identityConfig,
+  depthwiseConv2dNativeBackpropInputConfig,
+  depthwiseConv2dNativeBackpropFilterConfig,
+  tileConfig,
 ];
 
 let enabled = new Set<string>();
