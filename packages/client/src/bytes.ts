@@ -31,8 +31,10 @@ export const ARRAYS = {
   FP64: Float64Array,
 } as const;
 
+/** Elements from raw bytes, copied to an aligned buffer of their own. */
 export function fromBytes(datatype: string, bytes: Uint8Array): Float32Array | Int32Array | Float64Array | Uint8Array {
-  const copy = bytes.slice().buffer;
+  // new Uint8Array(view) copies; a Node Buffer's slice() would not (it shares the pool).
+  const copy = new Uint8Array(bytes).buffer;
   if (datatype === 'FP32') return new Float32Array(copy);
   if (datatype === 'INT32') return new Int32Array(copy);
   if (datatype === 'FP64') return new Float64Array(copy);
