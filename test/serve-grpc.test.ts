@@ -116,7 +116,7 @@ describe('tamp serve over gRPC: conformance', () => {
     expect(await grpc.call('ModelReady', { name: 'nope' })).toEqual({ ready: false });
     expect(await grpc.call('ServerMetadata', {})).toEqual(await (await fetch(`${base}/v2`)).json());
     for (const model of ['digits', 'objects']) {
-      const rest = await (await fetch(`${base}/v2/models/${model}`)).json();
+      const rest: unknown = await (await fetch(`${base}/v2/models/${model}`)).json();
       expect(await grpc.call('ModelMetadata', { name: model })).toEqual(rest);
     }
     expect((await grpc.refusal('ModelMetadata', { name: 'nope' })).code).toBe(status.NOT_FOUND);
