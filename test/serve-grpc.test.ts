@@ -231,9 +231,9 @@ describe('tamp serve over gRPC: conformance', () => {
 });
 
 describe('tamp serve over gRPC: batching, capacity and deadlines', () => {
-  it('shares the batcher with REST: UNAVAILABLE at capacity, DEADLINE_EXCEEDED from the call deadline or parameters.timeout', async () => {
+  it('shares the batcher with REST: UNAVAILABLE at capacity, DEADLINE_EXCEEDED from the call deadline or parameters.timeout, RESOURCE_EXHAUSTED over the size limit', async () => {
     // A long queue delay: batches run only when full, so counts are fixed by construction.
-    const server = await startServe({ models: new Map([['digits', DIGITS]]), httpPort: 0, grpcPort: 0, device: 'wasm', batching: { maxBatchSize: 4, maxQueueDelayMs: 60_000, maxQueueSize: 8 }, log });
+    const server = await startServe({ models: new Map([['digits', DIGITS]]), httpPort: 0, grpcPort: 0, device: 'wasm', batching: { maxBatchSize: 4, maxQueueDelayMs: 60_000, maxQueueSize: 8 }, maxBodyBytes: 100_000, log });
     const grpc = new ProtoClient(server.grpcPort as number);
     const base = `http://127.0.0.1:${server.httpPort}`;
     try {
@@ -260,6 +260,9 @@ describe('tamp serve over gRPC: batching, capacity and deadlines', () => {
       const all = await Promise.all([...waiting, one(5), one(6)]);
       expect(all).toHaveLength(4);
       expect(batcher.counts()).toMatchObject({ batches: 1, samples: 4, refused: 1, expired: 2 });
+      // A message over --max-body-bytes (40 samples: 125 KB) is refused before it is read.
+      expect((await grpc.refusal('ModelInfer', rawInfer('digits', samples(40), 40))).code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(batcher.counts().samples).toBe(4);
     } finally {
       grpc.close();
       await server.close();
