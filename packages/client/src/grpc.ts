@@ -58,7 +58,9 @@ function dataOf(datatype: string, c: InferTensorContents | undefined): Float32Ar
   if (datatype === 'FP64') return Float64Array.from(c.fp64Contents);
   if (datatype === 'BOOL') return Uint8Array.from(c.boolContents, Number);
   if (datatype.startsWith('INT')) return Int32Array.from(c.intContents);
-  if (datatype.startsWith('UINT')) return Uint8Array.from(c.uintContents);
+  if (datatype === 'UINT8') return Uint8Array.from(c.uintContents);
+  // UINT16 and UINT32 do not fit the byte array: as doubles, exactly.
+  if (datatype.startsWith('UINT')) return Float64Array.from(c.uintContents);
   return Float32Array.from(c.fp32Contents);
 }
 
