@@ -315,7 +315,7 @@ describe('tamp serve: model repository', () => {
 describe('tamp serve: the command', () => {
   it('starts from the bin, answers health and an inference, and stops on SIGTERM', async () => {
     const [port] = await freePorts(1);
-    const child = spawn(process.execPath, [TAMP_BIN, 'serve', '--model', `digits=${DIGITS}`, '--http-port', String(port), '--device', 'wasm', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [TAMP_BIN, 'serve', '--model', `digits=${DIGITS}`, '--http-port', String(port), '--grpc-port', '0', '--device', 'wasm', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -1,16 +1,18 @@
 /**
  * pnpm bench:serve [--duration S] [--soak S]: `tamp serve` under HTTP load
- * (autocannon) on this machine's WASM device. LeNet-5 int8 (the digits demo's
+ * (autocannon) and gRPC load on this machine's WASM device. LeNet-5 int8 (the digits demo's
  * compressed model) and the shapes detector, at concurrency 1, 8 and 64, with
  * and without dynamic batching, JSON and binary bodies; against the server a
  * user would write by hand (stock tfjs `model.predict` per request, fp32;
- * serve-baseline.ts). Then a soak: RSS of the batching server over --soak
+ * serve-baseline.ts); and gRPC load (a bounded loop of concurrent ModelInfer
+ * calls through @tamp/client/grpc, raw tensor contents). Then a soak: RSS of the batching server over --soak
  * seconds at concurrency 64. Rewrites its section of BENCHMARKS.md.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { GrpcInferenceClient } from '@tamp/client/grpc';
 import { renderScene, sceneSeed } from '@tamp/core';
 import { freePorts } from '../helpers/ports.js';
 import { TAMP_BIN } from '../helpers/tamp.js';
@@ -42,12 +44,27 @@ async function waitReady(url: string, child: ChildProcess): Promise<void> {
   throw new Error(`${url} never became ready`);
 }
 
-async function startTamp(batching: boolean): Promise<{ url: string; child: ChildProcess }> {
-  const [port] = await freePorts(1);
-  const child = spawn(process.execPath, [TAMP_BIN, 'serve', '--model', `digits=${DIGITS}`, '--model', `objects=${DETECTOR}`, '--device', 'wasm', '--http-port', String(port), ...(batching ? BATCHING : [])], { stdio: 'ignore' });
+async function startTamp(batching: boolean): Promise<{ url: string; grpc: string; child: ChildProcess }> {
+  const [port, grpcPort] = await freePorts(2);
+  const child = spawn(
+    process.execPath,
+    [TAMP_BIN, 'serve', '--model', `digits=${DIGITS}`, '--model', `objects=${DETECTOR}`, '--device', 'wasm', '--http-port', String(port), '--grpc-port', String(grpcPort), ...(batching ? BATCHING : [])],
+    { stdio: 'ignore' },
+  );
   const url = `http://127.0.0.1:${port}`;
   await waitReady(`${url}/v2/health/ready`, child);
-  return { url, child };
+  // The gRPC port binds just after the HTTP one: wait for it too.
+  const grpc = `127.0.0.1:${grpcPort}`;
+  const probe = new GrpcInferenceClient(grpc, { timeoutMs: 1_000 });
+  try {
+    for (let i = 0; !(await probe.ready().catch(() => false)); i++) {
+      if (i >= 100) throw new Error(`gRPC at ${grpc} never became ready`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    probe.close();
+  }
+  return { url, grpc, child };
 }
 
 async function startBaseline(): Promise<{ url: string; child: ChildProcess }> {
@@ -95,6 +112,39 @@ async function load(url: string, body: Body, connections: number, duration = DUR
   return { rps: r.requests.total / r.duration, p50: r.latency.p50, p90: r.latency.p90, p975: r.latency.p97_5, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx };
 }
 
+/**
+ * gRPC load: `connections` ModelInfer loops over one channel (HTTP/2
+ * multiplexes them, as gRPC clients do) until `duration` seconds pass; each
+ * loop waits for its answer before the next call, as autocannon's connections do.
+ */
+async function grpcLoad(address: string, model: string, shape: number[], data: Float32Array, connections: number, duration = DURATION): Promise<Load> {
+  const client = new GrpcInferenceClient(address, { timeoutMs: 30_000 });
+  const latencies: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  const end = started + duration * 1000;
+  const loop = async () => {
+    while (performance.now() < end) {
+      const t = performance.now();
+      try {
+        await client.infer(model, [{ name: 'input', shape, datatype: 'FP32', data }]);
+        latencies.push(performance.now() - t);
+      } catch {
+        errors++;
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: connections }, loop));
+  } finally {
+    client.close();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
+  return { rps: latencies.length / seconds, p50: q(0.5), p90: q(0.9), p975: q(0.975), p99: q(0.99), errors };
+}
+
 const digit = Float32Array.from({ length: 784 }, (_, i) => ((i * 7919) % 997) / 997);
 const scene = renderScene(sceneSeed(2026, 'bench', 0));
 const scenePixels = Float32Array.from(scene.pixels, (v) => v / 255);
@@ -114,6 +164,7 @@ for (const batching of [false, true]) {
     for (const c of CONCURRENCY) {
       row('LeNet-5 int8', name, 'JSON', c, await load(`${server.url}/v2/models/digits/infer`, jsonBody([1, 28, 28, 1], digit), c));
       row('LeNet-5 int8', name, 'binary', c, await load(`${server.url}/v2/models/digits/infer`, binaryBody([1, 28, 28, 1], digit), c));
+      row('LeNet-5 int8', name, 'gRPC (raw)', c, await grpcLoad(server.grpc, 'digits', [1, 28, 28, 1], digit, c));
     }
     for (const c of [1, 64]) row('detector int8', name, 'binary', c, await load(`${server.url}/v2/models/objects/infer`, binaryBody([1, 96, 96, 3], scenePixels), c));
   } finally {
@@ -140,12 +191,13 @@ const end = rss.at(-1) as number;
 const g = (k: string) => summary[k] as Load;
 const batchedGain = g('LeNet-5 int8|tamp serve, batching|binary|64').rps / g('LeNet-5 int8|tamp serve|binary|64').rps;
 const vsBaseline = g('LeNet-5 int8|tamp serve, batching|binary|64').rps / g('LeNet-5 fp32|hand-written (stock tfjs)|JSON|64').rps;
+const grpcGain = g('LeNet-5 int8|tamp serve, batching|gRPC (raw)|64').rps / g('LeNet-5 int8|tamp serve|gRPC (raw)|64').rps;
 const totalErrors = Object.values(summary).reduce((s, l) => s + l.errors, 0) + soak.errors;
 writeSection(
   'bench:serve',
   `## Serving: \`pnpm bench:serve\`
 
-\`pnpm bench:serve --duration ${DURATION} --soak ${SOAK}\` on ${machine()}. Every server and autocannon share this machine's two cores; devices are WASM (no GPU here). Batching: \`${BATCHING.join(' ')}\`. autocannon reports no p95, so p97.5 stands in for it (a stricter tail). Latency in ms.
+\`pnpm bench:serve --duration ${DURATION} --soak ${SOAK}\` on ${machine()}. Every server and autocannon share this machine's two cores; devices are WASM (no GPU here). Batching: \`${BATCHING.join(' ')}\`. HTTP load is autocannon; gRPC load is a loop of concurrent ModelInfer calls through \`@tamp/client/grpc\` over one channel (raw tensor contents). autocannon reports no p95, so p97.5 stands in for it (a stricter tail). Latency in ms.
 
 ${markdownTable(['model', 'server', 'body', 'concurrency', 'req/s', 'p50', 'p90', 'p97.5', 'p99', 'errors'], rows)}
 
@@ -153,6 +205,6 @@ ${markdownTable(['model', 'server', 'body', 'concurrency', 'req/s', 'p50', 'p90'
 - Against the hand-written stock-tfjs server at concurrency 64: **${vsBaseline.toFixed(2)}x** its throughput (goal ≥ 4x).
 - Errors over every run: ${totalErrors} (goal 0).
 - Soak, ${SOAK} s at concurrency 64 with batching (${fmt(soak.rps)} req/s): RSS ${warm.toFixed(0)} MiB after the first third, ${end.toFixed(0)} MiB at the end (**${(((end - warm) / warm) * 100).toFixed(1)}%**; goal within ±10%).
-- Not measured yet: gRPC load (the gRPC inference service is not built yet).`,
+- gRPC at concurrency 64: dynamic batching gives **${grpcGain.toFixed(2)}x** the unbatched throughput (${fmt(g('LeNet-5 int8|tamp serve, batching|gRPC (raw)|64').rps)} against ${fmt(g('LeNet-5 int8|tamp serve|gRPC (raw)|64').rps)} req/s); against binary REST with batching: ${fmt(g('LeNet-5 int8|tamp serve, batching|binary|64').rps)} req/s.`,
 );
 process.stderr.write('bench:serve: BENCHMARKS.md updated\n');

@@ -3,11 +3,13 @@
  * KServe, Seldon MLServer, OpenVINO Model Server) over REST, with `fetch`, so
  * it runs in browsers and in Node. Tensors travel with the binary tensor data
  * extension by default (raw bytes after a JSON header), the fast path that
- * JSON number arrays are not. No dependencies, no Node built-ins.
+ * JSON number arrays are not. No dependencies, no Node built-ins. A gRPC
+ * client for Node is the subpath `@tamp/client/grpc`.
  */
+import { fromBytes, toBytes } from './bytes.js';
 
 export type Datatype = 'BOOL' | 'UINT8' | 'UINT16' | 'UINT32' | 'INT8' | 'INT16' | 'INT32' | 'FP32' | 'FP64' | 'BYTES';
-type TypedArray = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | Uint8Array | Uint16Array | Uint32Array;
+export type TypedArray = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | Uint8Array | Uint16Array | Uint32Array;
 
 export interface Tensor {
   readonly name: string;
@@ -49,43 +51,6 @@ export class InferenceError extends Error {
 }
 
 const HEADER = 'inference-header-content-length';
-
-function toBytes(t: Tensor): Uint8Array {
-  if (t.datatype === 'BYTES') {
-    const items = t.data as readonly Uint8Array[];
-    const out = new Uint8Array(items.reduce((s, b) => s + 4 + b.length, 0));
-    const view = new DataView(out.buffer);
-    let o = 0;
-    for (const b of items) {
-      view.setUint32(o, b.length, true);
-      out.set(b, o + 4);
-      o += 4 + b.length;
-    }
-    return out;
-  }
-  const typed = ArrayBuffer.isView(t.data) ? (t.data as TypedArray) : ARRAYS[t.datatype].from(t.data as readonly number[]);
-  return new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
-}
-
-const ARRAYS = {
-  BOOL: Uint8Array,
-  UINT8: Uint8Array,
-  UINT16: Uint16Array,
-  UINT32: Uint32Array,
-  INT8: Int8Array,
-  INT16: Int16Array,
-  INT32: Int32Array,
-  FP32: Float32Array,
-  FP64: Float64Array,
-} as const;
-
-function fromBytes(datatype: string, bytes: Uint8Array): Float32Array | Int32Array | Float64Array | Uint8Array {
-  const copy = bytes.slice().buffer;
-  if (datatype === 'FP32') return new Float32Array(copy);
-  if (datatype === 'INT32') return new Int32Array(copy);
-  if (datatype === 'FP64') return new Float64Array(copy);
-  return new Uint8Array(copy);
-}
 
 function base64(bytes: Uint8Array): string {
   let s = '';

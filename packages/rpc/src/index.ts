@@ -6,4 +6,5 @@ export * from './header.js';
 export * from './retry.js';
 export * from './handlers.js';
 export * from './calls.js';
+export * from './public-handlers.js';
 export type { Interceptor as ClientInterceptor, Server, ServerInterceptor } from '@grpc/grpc-js';

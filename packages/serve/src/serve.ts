@@ -1,8 +1,9 @@
-/** Start a server: models from flags or a repository, REST (v2 + TF Serving) and metrics. */
+/** Start a server: models from flags or a repository, REST (v2 + TF Serving), gRPC (v2) and metrics. */
 import type { Server } from 'node:http';
 import { UsageError } from '@tamp/core';
 import type { DeviceRequest } from '@tamp/webgpu';
 import type { BatcherOptions } from './batcher.js';
+import { startGrpc } from './grpc.js';
 import { ServeMetrics } from './metrics.js';
 import { ModelStore } from './model-store.js';
 import { ModelRepository } from './repository.js';
@@ -15,6 +16,8 @@ export interface ServeOptions {
   readonly repository?: string;
   readonly host?: string;
   readonly httpPort?: number;
+  /** The Open Inference Protocol's gRPC service on this port (0: a free one); undefined: no gRPC server. */
+  readonly grpcPort?: number;
   /** undefined: no metrics server. */
   readonly metricsPort?: number;
   readonly device?: DeviceRequest;
@@ -27,6 +30,7 @@ export interface ServeOptions {
 
 export interface RunningServer {
   readonly httpPort: number;
+  readonly grpcPort: number | undefined;
   readonly metricsPort: number | undefined;
   readonly store: ModelStore;
   readonly metrics: ServeMetrics;
@@ -69,21 +73,32 @@ export async function startServe(options: ServeOptions): Promise<RunningServer> 
   }
   metrics.loaded.set(store.all().length);
   const host = options.host ?? '127.0.0.1';
-  const http = await startHttp(
-    { store, repository, metrics, maxBodyBytes: options.maxBodyBytes ?? 64 * 1024 * 1024, maxElements: 64 * 1024 * 1024, requestTimeoutMs: options.requestTimeoutMs ?? 0, log },
-    host,
-    options.httpPort ?? 8000,
-  );
-  const metricsHttp = options.metricsPort !== undefined ? await startMetricsHttp(metrics, () => store.all().length > 0, host, options.metricsPort) : undefined;
-  return {
-    httpPort: http.port,
-    metricsPort: metricsHttp?.port,
-    store,
-    metrics,
-    async close() {
-      repository?.stop();
-      await Promise.all([closeServer(http.server), metricsHttp !== undefined ? closeServer(metricsHttp.server) : Promise.resolve()]);
-      await store.close();
-    },
-  };
+  const limits = { maxBodyBytes: options.maxBodyBytes ?? 64 * 1024 * 1024, maxElements: 64 * 1024 * 1024, requestTimeoutMs: options.requestTimeoutMs ?? 0 };
+  const started: Array<() => Promise<void>> = [];
+  try {
+    const http = await startHttp({ store, repository, metrics, ...limits, log }, host, options.httpPort ?? 8000);
+    started.push(() => closeServer(http.server));
+    const grpc = options.grpcPort !== undefined ? await startGrpc({ store, metrics, maxMessageBytes: limits.maxBodyBytes, maxElements: limits.maxElements, requestTimeoutMs: limits.requestTimeoutMs, log }, host, options.grpcPort) : undefined;
+    if (grpc !== undefined) started.push(() => grpc.close());
+    const metricsHttp = options.metricsPort !== undefined ? await startMetricsHttp(metrics, () => store.all().length > 0, host, options.metricsPort) : undefined;
+    if (metricsHttp !== undefined) started.push(() => closeServer(metricsHttp.server));
+    return {
+      httpPort: http.port,
+      grpcPort: grpc?.port,
+      metricsPort: metricsHttp?.port,
+      store,
+      metrics,
+      async close() {
+        repository?.stop();
+        await Promise.all(started.map((close) => close()));
+        await store.close();
+      },
+    };
+  } catch (e) {
+    // A port taken: close what did start, so a refused start leaves nothing listening.
+    repository?.stop();
+    await Promise.all(started.map((close) => close()));
+    await store.close();
+    throw e;
+  }
 }

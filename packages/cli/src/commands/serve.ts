@@ -1,6 +1,6 @@
 /**
- * tamp serve: models over the Open Inference Protocol v2 (REST) and TF
- * Serving's REST API, with dynamic batching, a watched model repository and
+ * tamp serve: models over the Open Inference Protocol v2 (REST and gRPC) and
+ * TF Serving's REST API, with dynamic batching, a watched model repository and
  * Prometheus metrics. Runs until SIGINT or SIGTERM.
  */
 import { UsageError } from '@tamp/core';
@@ -28,13 +28,14 @@ export function modelFlags(argv: readonly string[]): Map<string, string> {
 
 export const serveCommand = defineCommand({
   name: 'serve',
-  summary: 'Serve models over the Open Inference Protocol v2 (KServe v2 REST) and TF Serving REST, with dynamic batching.',
+  summary: 'Serve models over the Open Inference Protocol v2 (KServe v2 REST and gRPC) and TF Serving REST, with dynamic batching.',
   positionals: [],
   options: {
     model: { type: 'string', value: 'NAME=PATH', description: 'a model.tamp or model.json to serve as NAME (version 1); repeat for more models' },
     'model-repository': { type: 'string', value: 'DIR', description: 'serve DIR/<name>/<version>/model.tamp|model.json, polled for new and changed versions' },
     host: { type: 'string', default: '127.0.0.1', description: 'address to listen on' },
     'http-port': { type: 'number', integer: true, min: 0, max: 65535, default: 8000, description: 'REST port (v2 and TF Serving); 0 picks a free one' },
+    'grpc-port': { type: 'number', integer: true, min: 0, max: 65535, default: 8001, description: 'gRPC port (inference.GRPCInferenceService, the v2 protocol); 0 picks a free one' },
     'metrics-port': { type: 'number', integer: true, min: 0, max: 65535, description: 'Prometheus /metrics and /healthz on this port (default: none)' },
     device: deviceOption,
     'max-batch-size': { type: 'number', integer: true, min: 1, default: 1, description: 'most samples in one dynamic batch (1: no batching)' },
@@ -50,12 +51,13 @@ export const serveCommand = defineCommand({
     if ((models.size === 0) === (repository === undefined)) throw new UsageError('give --model NAME=PATH (repeatable) or --model-repository DIR');
     const batching = { maxBatchSize: options['max-batch-size'], maxQueueDelayMs: options['max-queue-delay-ms'], maxQueueSize: options['max-queue-size'] };
     if (batching.maxQueueSize < batching.maxBatchSize) throw new UsageError(`--max-queue-size (${batching.maxQueueSize}) must hold at least one batch (--max-batch-size ${batching.maxBatchSize})`);
-    if (options['dry-run']) return dryRunResult('serve', { models: Object.fromEntries(models), repository, host: options.host, httpPort: options['http-port'], metricsPort: options['metrics-port'], device: options.device, ...batching });
+    if (options['dry-run']) return dryRunResult('serve', { models: Object.fromEntries(models), repository, host: options.host, httpPort: options['http-port'], grpcPort: options['grpc-port'], metricsPort: options['metrics-port'], device: options.device, ...batching });
     const server = await startServe({
       ...(models.size > 0 ? { models } : {}),
       ...(repository !== undefined ? { repository } : {}),
       host: options.host,
       httpPort: options['http-port'],
+      grpcPort: options['grpc-port'],
       ...(options['metrics-port'] !== undefined ? { metricsPort: options['metrics-port'] } : {}),
       device: options.device as DeviceRequest,
       batching,
@@ -64,14 +66,14 @@ export const serveCommand = defineCommand({
       log: (m) => out.log(m),
     });
     const loaded = server.store.all().map((m) => ({ name: m.name, version: m.version, device: m.info.device, task: m.task }));
-    out.log(`serving ${loaded.map((m) => `${m.name}/${m.version} (${m.device})`).join(', ') || 'no models yet'} on http://${options.host}:${server.httpPort}${server.metricsPort !== undefined ? `, metrics on :${server.metricsPort}` : ''}`);
-    process.send?.({ type: 'listening', port: server.httpPort, metricsPort: server.metricsPort });
+    out.log(`serving ${loaded.map((m) => `${m.name}/${m.version} (${m.device})`).join(', ') || 'no models yet'} on http://${options.host}:${server.httpPort}, gRPC on ${options.host}:${server.grpcPort}${server.metricsPort !== undefined ? `, metrics on :${server.metricsPort}` : ''}`);
+    process.send?.({ type: 'listening', port: server.httpPort, grpcPort: server.grpcPort, metricsPort: server.metricsPort });
     const why = await new Promise<string>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));
       process.once('SIGINT', () => resolve('SIGINT'));
     });
     await server.close();
-    const result = { httpPort: server.httpPort, metricsPort: server.metricsPort, models: loaded, stoppedBy: why };
+    const result = { httpPort: server.httpPort, grpcPort: server.grpcPort, metricsPort: server.metricsPort, models: loaded, stoppedBy: why };
     return { result, text: table([['stopped by', why], ['models', loaded.map((m) => `${m.name}/${m.version}`).join(', ')]]) };
   },
 });
