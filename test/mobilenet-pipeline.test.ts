@@ -25,7 +25,7 @@ describe('mobilenet-tiny: train, compress, every device, stock tfjs', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tamp-mobilenet-'));
-    const mnist = await loadDataset('mnist');
+    const mnist = loadDataset('mnist');
     if (mnist.kind !== 'classification') throw new Error('mnist is a classification dataset');
     const raw = Float32Array.from(mnist.test.images.subarray(0, n * 784), (b) => b / 255);
     x = fitSamples(raw, n, [32, 32, 3]);
