@@ -3,7 +3,7 @@
  * int8 WebGPU kernels against stock tfjs-backend-webgpu fp32 on any Linux
  * x86-64 machine's own GPU (Dawn on its Vulkan driver), then runs it here.
  *
- *   pnpm bench:gpu [--bundle DIR] [--no-run] [--no-write] [--iterations N]
+ *   pnpm bench:gpu [--bundle DIR] [--no-run] [--no-write] [--iterations N] [--warmup N]
  *
  * The bundle (DIR, default a temporary folder removed afterwards):
  *  - app.tar.xz: the compiled tamp exactly as the images build it (the ps
@@ -38,7 +38,9 @@ const flagValue = (name: string) => {
   return at === -1 ? undefined : argv[at + 1];
 };
 const keep = flagValue('bundle');
-const iterations = flagValue('iterations') ?? '30';
+// The run here: a few calls (SwiftShader takes seconds per batch of 64); on a GPU, run.sh's defaults (50 after 5).
+const iterations = flagValue('iterations') ?? '10';
+const warmup = flagValue('warmup') ?? '2';
 const work = mkdtempSync(join(tmpdir(), 'tamp-bench-gpu-'));
 const bundle = keep ?? join(work, 'bundle');
 if (existsSync(bundle) && readdirSync(bundle).length > 0) throw new Error(`${bundle} is not empty`);
@@ -108,7 +110,7 @@ try {
   if (!argv.includes('--no-run')) {
     // The bundle's own Node, as on a target without one.
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, BENCH_GPU_NODE: 'bundled' };
-    const r = spawnSync('sh', [join(bundle, 'run.sh'), '--iterations', iterations], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const r = spawnSync('sh', [join(bundle, 'run.sh'), '--iterations', iterations, '--warmup', warmup], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'inherit'] });
     if (r.status !== 0) throw new Error(`run.sh failed (${r.status ?? r.signal})`);
     const markdown = `## Inference on a real GPU: Tamp int8 against stock tfjs-webgpu fp32 (\`pnpm bench:gpu\`)
 
