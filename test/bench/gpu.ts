@@ -114,7 +114,7 @@ try {
     if (r.status !== 0) throw new Error(`run.sh failed (${r.status ?? r.signal})`);
     const markdown = `## Inference on a real GPU: Tamp int8 against stock tfjs-webgpu fp32 (\`pnpm bench:gpu\`)
 
-\`pnpm bench:gpu --bundle DIR\` builds a self-contained bundle (${(size / 2 ** 20).toFixed(1)} MiB: the compiled tamp for linux-x64 with Dawn, the models, Node from npm for a machine without one) and runs it; on any Linux x86-64 machine with a GPU, \`sh DIR/run.sh\` runs the same benchmark on that GPU's adapter. The run below is the last one recorded:
+\`pnpm bench:gpu --bundle DIR\` builds a self-contained bundle (${(size / 2 ** 20).toFixed(1)} MiB: the compiled tamp for linux-x64 with Dawn, the models, Node from npm for a machine without one) and runs it; on any Linux x86-64 machine with a GPU, \`sh DIR/run.sh\` runs the same benchmark on that GPU's adapter. The run below is the last one recorded; when its adapter is software (SwiftShader), it only shows that the bundle runs: its times are the CPU's.
 
 ${r.stdout.trim()}
 `;
