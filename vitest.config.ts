@@ -21,7 +21,8 @@ export default defineConfig({
         test: {
           name: 'serial',
           include: ['test/**/*.test.ts', 'packages/*/src/**/*.serial.test.ts'],
-          exclude: ['**/node_modules/**'],
+          // The emulated arm64 build has its own command and setup (pnpm test:arm64, vitest.arm64.config.ts).
+          exclude: ['**/node_modules/**', 'test/arm64.test.ts'],
           fileParallelism: false,
           sequence: { groupOrder: 1 },
           testTimeout: 300_000,

