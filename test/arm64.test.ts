@@ -15,7 +15,7 @@
  * scripts/setup-arm64.sh installs what it needs; without it every test fails
  * saying what to install.
  */
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +38,7 @@ import {
   run,
 } from './helpers/arm64.js';
 import { readDockerfile } from './helpers/containers.js';
+import { freePorts } from './helpers/ports.js';
 import { type RunResult, jsonOf } from './helpers/tamp.js';
 
 interface Top {
@@ -226,4 +227,55 @@ describe('the arm64 edge build, emulated (qemu-aarch64, SwiftShader arm64)', () 
     expect(detector.arm64.device).toBe('wasm');
     expectSameDetections(detector.x64, detector.arm64);
   });
+});
+
+describe('tamp serve on arm64', () => {
+  /** Start `tamp serve` (argv from nativeTamp/emulatedTamp) and wait until it is ready; returns its URL and pid. */
+  async function startServe(argv: readonly string[], env: NodeJS.ProcessEnv, port: number): Promise<{ url: string; child: ChildProcess }> {
+    const [command, ...args] = argv as [string, ...string[]];
+    const child = spawn(command, args, { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const url = `http://127.0.0.1:${port}`;
+    // Emulated start-up is slow (minutes on a busy machine): a bounded wait on the server's own readiness.
+    for (let i = 0; i < 1_200; i++) {
+      if (child.exitCode !== null) throw new Error(`tamp serve exited (${child.exitCode}):\n${stderr}`);
+      if (await fetch(`${url}/v2/health/ready`).then((r) => r.status === 200, () => false)) return { url, child };
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    child.kill('SIGKILL');
+    throw new Error(`tamp serve never became ready:\n${stderr}`);
+  }
+
+  async function inferDigit(url: string): Promise<number[]> {
+    const x = Array.from({ length: 784 }, (_, i) => ((i * 7919) % 997) / 997);
+    const r = await fetch(`${url}/v2/models/digits/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 28, 28, 1], datatype: 'FP32', data: x }] }) });
+    expect(r.status).toBe(200);
+    return ((await r.json()) as { outputs: Array<{ data: number[] }> }).outputs[0]?.data as number[];
+  }
+
+  it('answers health and an inference from the host side, as x86-64 does, with the detector loaded', async () => {
+    const s = need();
+    const e = built();
+    const [nativePort, armPort] = await freePorts(2);
+    const args = (port: number) => ['serve', '--model', `digits=${e.lenetInt8}`, '--model', `objects=${DETECTOR}`, '--device', 'wasm', '--http-port', String(port), '--grpc-port', '0'];
+    const native = await startServe(nativeTamp(e.twin, args(nativePort as number)), nativeEnv(e.home), nativePort as number);
+    let expected: number[];
+    try {
+      expected = await inferDigit(native.url);
+    } finally {
+      native.child.kill('SIGTERM');
+    }
+    const arm = await startServe(emulatedTamp(s, e.app, args(armPort as number)), emulatedEnv(s, e.home), armPort as number);
+    try {
+      expect((await fetch(`${arm.url}/v2/health/live`)).status).toBe(200);
+      const meta = (await (await fetch(`${arm.url}/v2/models/objects`)).json()) as { outputs: Array<{ name: string }> };
+      expect(meta.outputs.map((o) => o.name)).toContain('detection_boxes');
+      const got = await inferDigit(arm.url);
+      expect(got).toHaveLength(10);
+      for (let i = 0; i < 10; i++) expect(Math.abs((got[i] as number) - (expected[i] as number))).toBeLessThanOrEqual(1e-4);
+    } finally {
+      arm.child.kill('SIGTERM');
+    }
+  }, 1_800_000);
 });

@@ -5,6 +5,10 @@
  * encoding. Reading never trusts a length it has not checked against the
  * bytes actually present, so damaged or hostile files become a ModelError,
  * not a crash or a huge allocation.
+ *
+ * Longer than most files here on purpose: the writer and the reader of each
+ * of the seven tensor encodings sit side by side, so a change to one is made
+ * next to the other and to the FORMAT.md section it implements.
  */
 import { InvalidArgumentError, ModelError, crc32 } from '@tamp/core';
 import { type HuffmanStream, huffmanDecode, huffmanEncode } from '../huffman.js';
