@@ -11,7 +11,7 @@ import {
   type ShardStatusResponse,
 } from '@tamp/proto/tamp/v1/parameter_server';
 import { Codec } from '@tamp/proto/tamp/v1/tensor';
-import { ClusterError, InvalidArgumentError, type Placement, type ShardConfig, TensorAssembler, type WireTensor, encodeTensorMessages } from '@tamp/core';
+import { ClusterError, type Placement, type ShardConfig, TensorAssembler, type WireTensor, encodeTensorMessages } from '@tamp/core';
 import { type RpcCallOptions, type RpcClientOptions, callClientStream, callServerStream, callUnary, createClient, requestHeader, withRetry } from '@tamp/rpc';
 import { FastParameterServerClient, messageChunks } from './wire/fast-codec.js';
 import { reassembleVariables, splitGradients } from './split.js';

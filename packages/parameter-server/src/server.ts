@@ -25,9 +25,7 @@ import {
   CodecError,
   InvalidArgumentError,
   TensorAssembler,
-  type OptimizerName,
   encodeTensorMessages,
-  optimizerSettings,
 } from '@tamp/core';
 import { type RpcServerOptions, type Server, serviceHandlers, startServer } from '@tamp/rpc';
 import { FastParameterServerService, encodePullResponse, messageChunks } from './wire/fast-codec.js';
