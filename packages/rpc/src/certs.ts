@@ -12,6 +12,8 @@
 // (`@tamp/rpc/certs`) so roles that only serve never load either.
 import 'reflect-metadata';
 import { randomBytes, webcrypto } from 'node:crypto';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -26,7 +28,7 @@ export interface Pem {
 export interface ClusterCerts {
   readonly ca: Pem;
   readonly server: Pem;
-  /** Client certificates by role name (their subject CN is `tamp-<role>`). */
+  /** Certificates by role name (subject CN `tamp-<role>`, valid for the same hosts as the server's), for roles that want their own identity. */
   readonly clients: Readonly<Record<string, Pem>>;
   readonly token: string;
 }
@@ -81,7 +83,7 @@ export async function makeClusterCerts(options: CertOptions = {}): Promise<Clust
       await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
     ],
   });
-  const leaf = async (cn: string, usage: 'server' | 'client', names: readonly string[]): Promise<Pem> => {
+  const leaf = async (cn: string, names: readonly string[]): Promise<Pem> => {
     const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serial(),
@@ -96,7 +98,8 @@ export async function makeClusterCerts(options: CertOptions = {}): Promise<Clust
         new x509.BasicConstraintsExtension(false, undefined, true),
         await x509.AuthorityKeyIdentifierExtension.create(ca),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
-        new x509.ExtendedKeyUsageExtension([usage === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth]),
+        // Every role both serves and calls (the chief does both), so each certificate is good for both.
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
         ...(names.length > 0 ? [new x509.SubjectAlternativeNameExtension(names.map((h) => (IP.test(h) ? { type: 'ip' as const, value: h } : { type: 'dns' as const, value: h })))] : []),
       ],
     });
@@ -104,11 +107,49 @@ export async function makeClusterCerts(options: CertOptions = {}): Promise<Clust
   };
   const roles = options.roles ?? ['chief', 'worker', 'ps'];
   const clients: Record<string, Pem> = {};
-  for (const role of roles) clients[role] = await leaf(`tamp-${role}`, 'client', []);
+  for (const role of roles) clients[role] = await leaf(`tamp-${role}`, hosts);
   return {
     ca: { cert: lines(ca.toString('pem')), key: await keyPem(caKeys) },
-    server: await leaf('tamp-server', 'server', hosts),
+    server: await leaf('tamp-server', hosts),
     clients,
     token: randomBytes(32).toString('base64url'),
+  };
+}
+
+/** The files writeClusterCerts writes, by what they are. */
+export interface ClusterCertFiles {
+  readonly dir: string;
+  readonly ca: string;
+  readonly serverCert: string;
+  readonly serverKey: string;
+  /** `<role>.pem` and `<role>-key.pem` for each role. */
+  readonly roles: Readonly<Record<string, { readonly cert: string; readonly key: string }>>;
+  readonly token: string;
+}
+
+/**
+ * Write a cluster's certificates to `dir` (created, mode 0700): ca.pem,
+ * server.pem/server-key.pem, <role>.pem/<role>-key.pem and token; keys and
+ * the token mode 0600. The CA's own key is not written: nobody needs it to
+ * run the cluster, and a new set is cheap to make.
+ */
+export async function writeClusterCerts(dir: string, options: CertOptions = {}): Promise<ClusterCertFiles> {
+  const certs = await makeClusterCerts(options);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const put = (name: string, text: string, mode: number) => {
+    const file = join(dir, name);
+    writeFileSync(file, text, { mode });
+    chmodSync(file, mode); // an existing file keeps its old mode through writeFileSync
+    return file;
+  };
+  const roles: Record<string, { cert: string; key: string }> = {};
+  for (const [role, pem] of Object.entries(certs.clients)) roles[role] = { cert: put(`${role}.pem`, pem.cert, 0o644), key: put(`${role}-key.pem`, pem.key, 0o600) };
+  return {
+    dir,
+    ca: put('ca.pem', certs.ca.cert, 0o644),
+    serverCert: put('server.pem', certs.server.cert, 0o644),
+    serverKey: put('server-key.pem', certs.server.key, 0o600),
+    roles,
+    token: put('token', `${certs.token}\n`, 0o600),
   };
 }

@@ -163,7 +163,7 @@ export function bindServer(server: Server, host: string, port: number): Promise<
         // Serve once the certificates are read (grpc-js reads them in the background).
         certificatesLoaded(settings.security).then(
           () => resolve(bound),
-          (e: unknown) => {
+          (e: Error) => {
             server.forceShutdown();
             reject(e);
           },

@@ -11,11 +11,14 @@ import { type TrainReport, atomicWriteFile, checkTask, createOrLoadModel, descri
 import { CHIEF_READER_ID, ParameterClient, placeVariables } from '@tamp/parameter-server';
 import { type RestoredState, findLatestCheckpoint, pruneCheckpoints, restoreTensors, saveCheckpoint } from './checkpoints.js';
 import { type RunningCoordinator, startCoordinator } from './coordinator.js';
+import { INSECURE, type RpcSecurity } from '@tamp/rpc';
 import { type JobConfig, type TrainingSettings, encodeJobConfig, workerId } from './job-config.js';
 import { setVariables, variableSpecs, variableValues } from './model-state.js';
 
 export interface ChiefOptions {
   readonly jobId: string;
+  /** Transport security of the coordinator and of the shard clients (default: plaintext). */
+  readonly security?: RpcSecurity;
   readonly host?: string;
   readonly port?: number;
   readonly psAddresses: readonly string[];
@@ -112,7 +115,7 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
   const placement = placeVariables(specs, options.psAddresses.length);
   const initial = restored?.values ?? (await variableValues(model));
   const workerIds = Array.from({ length: options.numWorkers }, (_, i) => workerId(i));
-  const params = new ParameterClient(options.psAddresses, placement, options.jobId);
+  const params = new ParameterClient(options.psAddresses, placement, options.jobId, { rpc: { security: options.security ?? INSECURE } });
   const startStep = restored?.manifest.step ?? 0;
   const perWorker = stepsPerEpoch(dataset.train, { batchSize: t.batchSize, seed: t.seed, replica: { index: 0, count: options.numWorkers }, ...epochLimit(dataset, t.epochSize) });
   const stepsEach = perWorker * t.epochs;
@@ -160,6 +163,7 @@ export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
       epochs: t.epochs,
       log,
+      rpc: { security: options.security ?? INSECURE },
       ...(options.host !== undefined ? { host: options.host } : {}),
       ...(options.port !== undefined ? { port: options.port } : {}),
     });
