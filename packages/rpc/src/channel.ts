@@ -17,6 +17,7 @@ import {
   makeGenericClientConstructor,
 } from '@grpc/grpc-js';
 import { ClusterError } from '@tamp/core';
+import { ServerHealth, serviceNameOf } from './health.js';
 import { INSECURE, type RpcSecurity, certificatesLoaded, checkListen, clientCredentials, serverCredentials, tokenInterceptor } from './security.js';
 
 /** Chunks are at most 1 MiB; leave room for headers and metadata. */
@@ -191,16 +192,20 @@ export function shutdownServer(server: Server, graceMs = 1_000): Promise<void> {
 export interface ServiceBinding {
   readonly definition: ServiceDefinition;
   readonly implementation: UntypedServiceImplementation;
+  /** Its health status when the server starts (default: SERVING); setServing changes it. */
+  readonly serving?: boolean;
 }
 
 export interface RunningRpcServer {
   readonly port: number;
   readonly server: Server;
-  /** Stop serving; calls still running after `graceMs` are cancelled. */
+  /** Health: report a service (by full name, e.g. `tamp.v1.ParameterServer`; "" for the whole server) as serving or not. */
+  setServing(service: string, serving: boolean): void;
+  /** Stop serving (health NOT_SERVING first); calls still running after `graceMs` are cancelled. */
   close(graceMs?: number): Promise<void>;
 }
 
-/** createServer, addService for each binding, bindServer: a serving server and its port. */
+/** createServer, addService for each binding and the health service, bindServer: a serving server and its port. */
 export async function startServer(
   services: readonly ServiceBinding[],
   listen: { readonly host: string; readonly port: number },
@@ -208,6 +213,16 @@ export async function startServer(
 ): Promise<RunningRpcServer> {
   const server = createServer(options);
   for (const s of services) server.addService(s.definition, s.implementation);
+  const health = new ServerHealth(new Map(services.map((s) => [serviceNameOf(s.definition), s.serving ?? true])));
+  health.implementation.addToServer(server);
   const port = await bindServer(server, listen.host, listen.port);
-  return { port, server, close: (graceMs?: number) => shutdownServer(server, graceMs) };
+  return {
+    port,
+    server,
+    setServing: (service, serving) => health.set(service, serving),
+    close: (graceMs?: number) => {
+      health.shutdown();
+      return shutdownServer(server, graceMs);
+    },
+  };
 }

@@ -2,6 +2,8 @@
 // code). It knows nothing of tensors or training (ARCHITECTURE.md).
 export * from './channel.js';
 export * from './security.js';
+export * from './health.js';
+export * from './health-client.js';
 export * from './status.js';
 export * from './header.js';
 export * from './retry.js';
