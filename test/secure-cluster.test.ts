@@ -1,13 +1,16 @@
 /**
  * A whole local cluster over mutual TLS and a token made for the run
  * (`tamp train --local --secure`), and the roles' refusal to listen beyond
- * loopback in plaintext unless told --insecure.
+ * loopback in plaintext unless told --insecure; a metrics scrape during a
+ * job.
  */
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { jsonOf, runTamp } from './helpers/tamp.js';
+import { launchLocalCluster } from '@tamp/worker';
+import { freePorts } from './helpers/ports.js';
+import { TAMP_BIN, jsonOf, runTamp } from './helpers/tamp.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tamp-secure-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -45,5 +48,38 @@ describe('secure cluster (real processes)', () => {
     const token = await runTamp(['ps', '--port', '0', '--token-file', join(dir, 'certs', 'token')]);
     expect(token.code).not.toBe(0);
     expect(token.stderr).toMatch(/--token-file needs TLS/);
+  });
+
+  it('a chief\'s /metrics, scraped during the job, parses as Prometheus text and counts the workers\' RPCs', async () => {
+    const out = join(dir, 'metrics');
+    const [metricsPort] = await freePorts(1);
+    let scraped: string | undefined;
+    let scraping: Promise<void> | undefined;
+    const report = await launchLocalCluster({
+      tamp: [process.execPath, TAMP_BIN],
+      jobId: 'metrics-test',
+      ps: 1,
+      workers: 2,
+      chiefArgs: [...TINY, '--out', out, '--backend', 'wasm', '--metrics-port', String(metricsPort)],
+      workerArgs: ['--backend', 'wasm'],
+      out,
+      onProgress: (p) => {
+        if (scraping === undefined && p.globalStep > 0) {
+          scraping = fetch(`http://127.0.0.1:${metricsPort}/metrics`).then(async (r) => {
+            scraped = await r.text();
+          });
+        }
+      },
+    });
+    await scraping;
+    expect(report.steps).toBe(16);
+    expect(scraped, 'no scrape happened during the job').toBeDefined();
+    const lines = (scraped as string).split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+    for (const line of lines) expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$/);
+    // Workers joined and heartbeat through the coordinator; the chief assigned the shard.
+    const joins = lines.find((l) => l.startsWith('tamp_rpc_server_handled_total{method="/tamp.v1.Coordinator/Join",code="OK"}'));
+    expect(Number(joins?.split(' ')[1])).toBe(2);
+    expect(lines.some((l) => l.startsWith('tamp_rpc_client_handled_total{method="/tamp.v1.ParameterServer/Assign",code="OK"} 1'))).toBe(true);
+    expect(lines.some((l) => l.startsWith('process_resident_memory_bytes'))).toBe(true);
   });
 });

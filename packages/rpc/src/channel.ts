@@ -18,6 +18,7 @@ import {
 } from '@grpc/grpc-js';
 import { ClusterError } from '@tamp/core';
 import { ServerHealth, serviceNameOf } from './health.js';
+import { rpcMetrics } from './metrics.js';
 import { INSECURE, type RpcSecurity, certificatesLoaded, checkListen, clientCredentials, serverCredentials, tokenInterceptor } from './security.js';
 
 /** Chunks are at most 1 MiB; leave room for headers and metadata. */
@@ -70,7 +71,8 @@ export function clientOptions(options: RpcClientOptions = {}): ClientOptions {
     'grpc.max_receive_message_length': max,
     'grpc.max_send_message_length': max,
     ...options.channelOptions,
-    ...(options.interceptors !== undefined && options.interceptors.length > 0 ? { interceptors: [...options.interceptors] } : {}),
+    // Metrics first: it sees every call, whatever the others do.
+    interceptors: [rpcMetrics.clientInterceptor(), ...(options.interceptors ?? [])],
   };
 }
 
@@ -102,8 +104,10 @@ const serverSecurity = new WeakMap<Server, { security: RpcSecurity; warn: (messa
 export function createServer(options: RpcServerOptions = {}): Server {
   const max = options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
   const security = options.security ?? INSECURE;
-  // The token check runs first, so a refused call reaches no other interceptor's side effects nor any handler.
+  // Metrics outermost (it sees every call, refused ones too); then the token
+  // check, so a refused call reaches no other interceptor nor any handler.
   const interceptors = [
+    rpcMetrics.serverInterceptor(),
     ...(security.kind === 'tls' && security.tokenFile !== undefined ? [tokenInterceptor(security.tokenFile, options.onRefused)] : []),
     ...(options.interceptors ?? []),
   ];
@@ -114,7 +118,7 @@ export function createServer(options: RpcServerOptions = {}): Server {
     'grpc.keepalive_time_ms': 20_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.max_concurrent_streams': 1_000,
-    ...(interceptors.length > 0 ? { interceptors } : {}),
+    interceptors,
   });
   serverSecurity.set(server, { security, warn: options.warn ?? ((m) => process.stderr.write(`${m}\n`)) });
   // grpc-js has no option for the server's HTTP/2 window; it passes these

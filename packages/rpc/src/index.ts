@@ -4,6 +4,7 @@ export * from './channel.js';
 export * from './security.js';
 export * from './health.js';
 export * from './health-client.js';
+export * from './metrics.js';
 export * from './status.js';
 export * from './header.js';
 export * from './retry.js';

@@ -18,6 +18,7 @@ import { requestHeader } from './header.js';
 import { serviceHandlers } from './handlers.js';
 import { type RpcSecurity, type TlsSecurity, securityFromFlags } from './security.js';
 import { GrpcStatus } from './status.js';
+import { rpcMetrics } from './metrics.js';
 
 const JOB = 'secure-job';
 const json = {
@@ -105,6 +106,8 @@ describe('TLS, mutual TLS and tokens', () => {
     const wrong = files('cli1w', certs, 'chief', 'not-the-token');
     expect(await refusedWith(bump(server.port, tls(wrong, true, true)))).toBe(GrpcStatus.UNAUTHENTICATED);
     expect(refused).toEqual(['/tamp.test.Counter/Bump', '/tamp.test.Counter/Bump']);
+    // The metrics interceptor (outermost) counted them by reason.
+    expect((await rpcMetrics.refused.get()).values.find((v) => v.labels.reason === 'UNAUTHENTICATED')?.value).toBe(2);
 
     // No client certificate, one from another CA, an expired one: the handshake fails.
     expect(await refusedWith(bump(server.port, tls(cli, false, true)))).toBe(GrpcStatus.UNAVAILABLE);

@@ -18,8 +18,10 @@ import {
   dryRunOption,
   dryRunResult,
   jobIdOption,
+  metricsOptions,
   requireGpuOption,
   securityFrom,
+  startMetrics,
   securityOptions,
   trainOptions,
   trainingSettings,
@@ -51,6 +53,7 @@ export function indexFromHostname(hostname: string): number {
 }
 
 export interface PsArgs extends SecurityArgs {
+  'metrics-port'?: number | undefined;
   index: number | undefined;
   'index-from-hostname'?: boolean;
   host: string | undefined;
@@ -69,6 +72,7 @@ export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), 
   if (dryRun) return dryRunResult('ps', { role: 'ps', index, host: o.host ?? defaultHost(tf), port, jobId: o['job-id'] });
   tuneHeapForCluster(heap);
   setServerKernels(kernels);
+  const metrics = await startMetrics(o['metrics-port'], o.host ?? defaultHost(tf), (m) => out.log(m));
   const ps = await startParameterServer({
     jobId: o['job-id'],
     index,
@@ -86,6 +90,7 @@ export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), 
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   await ps.close();
+  await metrics?.close();
   const result = { role: 'ps', index, port: ps.port, version: Number(ps.shard.version), applied: Number(ps.shard.counters.applied), stoppedBy: why };
   return { result, text: `parameter server ${index} stopped (${why}) at version ${result.version}` };
 }
@@ -101,12 +106,14 @@ export const psCommand = defineCommand({
     port: { type: 'number', integer: true, min: 0, max: 65535, description: 'port (default: from TF_CONFIG, else 2222; 0: any free port)' },
     'job-id': jobIdOption,
     ...securityOptions,
+    ...metricsOptions,
     'dry-run': dryRunOption,
   },
   run: ({ options, out }) => runPsRole(options, out, tfConfigFor('ps'), options['dry-run']),
 });
 
 export interface ChiefArgs extends SecurityArgs {
+  'metrics-port'?: number | undefined;
   ps: string | undefined;
   workers: number | undefined;
   host: string | undefined;
@@ -138,6 +145,7 @@ export async function runChiefRole(
     return dryRunResult('chief', { role: 'chief', port, ps: psAddresses, workers: numWorkers, out: outDir, resume: o.resume, model: training?.model, dataset: training?.dataset, mode: training?.mode, jobId: o['job-id'] });
   }
   tuneHeapForCluster(heap);
+  const metrics = await startMetrics(o['metrics-port'], o.host ?? defaultHost(tf), (m) => out.log(m));
   const report = await runChief({
     jobId: o['job-id'],
     host: o.host ?? defaultHost(tf),
@@ -155,6 +163,7 @@ export async function runChiefRole(
     onListening: announce,
     onProgress: clusterProgress(out, numWorkers),
   });
+  await metrics?.close();
   out.endProgress();
   return { result: report, text: trainSummary(report) };
 }
@@ -172,12 +181,14 @@ export const chiefCommand = defineCommand({
     backend: backendOption,
     'job-id': jobIdOption,
     ...securityOptions,
+    ...metricsOptions,
     'dry-run': dryRunOption,
   },
   run: ({ options, out }) => runChiefRole(options, out, tfConfigFor('chief'), options['dry-run']),
 });
 
 export interface WorkerArgs extends SecurityArgs {
+  'metrics-port'?: number | undefined;
   chief: string | undefined;
   index: number | undefined;
   backend: string;
@@ -192,6 +203,7 @@ export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor
   const security = securityFrom(o);
   if (dryRun) return dryRunResult('worker', { role: 'worker', chief: chiefAddress, index: o.index ?? tf?.task.index, backend: o.backend, requireGpu: o['require-gpu'], jobId: o['job-id'] });
   tuneHeapForCluster(heap);
+  const metrics = await startMetrics(o['metrics-port'], defaultHost(tf), (m) => out.log(m));
   const report = await runWorker({
     jobId: o['job-id'],
     chiefAddress,
@@ -201,6 +213,7 @@ export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor
     security,
     log: (m) => out.log(m),
   });
+  await metrics?.close();
   return {
     result: report,
     text: table([
@@ -224,6 +237,7 @@ export const workerCommand = defineCommand({
     'require-gpu': requireGpuOption,
     'job-id': jobIdOption,
     ...securityOptions,
+    ...metricsOptions,
     'dry-run': dryRunOption,
   },
   run: ({ options, out }) => runWorkerRole(options, out, tfConfigFor('worker'), options['dry-run']),

@@ -1,7 +1,7 @@
 import { BACKEND_NAMES, OPTIMIZER_NAMES, UsageError, optimizerSettings, zooNames } from '@tamp/core';
 import { checkModelSpec, describeDatasetChoices } from '@tamp/core/node';
 import { CONSISTENCY_MODES, type ConsistencyMode } from '@tamp/parameter-server';
-import { type RpcSecurity, securityFromFlags } from '@tamp/rpc';
+import { type MetricsServer, type RpcSecurity, securityFromFlags, serveMetrics } from '@tamp/rpc';
 import type { TrainingSettings } from '@tamp/worker';
 
 export const BACKEND_CHOICES = ['auto', ...BACKEND_NAMES] as const;
@@ -146,4 +146,20 @@ export function securityFrom(o: SecurityArgs, env: NodeJS.ProcessEnv = process.e
     tokenFile: text(o['token-file'], 'TAMP_TOKEN_FILE'),
     insecure: yes(o.insecure, 'TAMP_INSECURE'),
   });
+}
+
+/** `--metrics-port` of every cluster role: Prometheus metrics and a liveness endpoint over HTTP. */
+export const metricsOptions = {
+  'metrics-port': { type: 'number', integer: true, min: 0, max: 65535, description: 'serve Prometheus metrics (GET /metrics) and GET /healthz on this port (env TAMP_METRICS_PORT)' },
+} as const;
+
+/** Start the role's metrics endpoint when asked (flag, then TAMP_METRICS_PORT), on the role's listen host. */
+export async function startMetrics(port: number | undefined, host: string, log: (m: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<MetricsServer | undefined> {
+  const fromEnv = env.TAMP_METRICS_PORT !== undefined && env.TAMP_METRICS_PORT !== '' ? Number(env.TAMP_METRICS_PORT) : undefined;
+  const p = port ?? fromEnv;
+  if (p === undefined) return undefined;
+  if (!Number.isInteger(p) || p < 0 || p > 65535) throw new UsageError(`TAMP_METRICS_PORT=${env.TAMP_METRICS_PORT ?? ''}: give a port number (0-65535)`);
+  const server = await serveMetrics(host, p);
+  log(`metrics on http://${host.includes(':') ? `[${host}]` : host}:${server.port}/metrics`);
+  return server;
 }

@@ -20,6 +20,7 @@ import {
   requireGpuOption,
   securityFrom,
   securityOptions,
+  metricsOptions,
   trainOptions,
   trainingSettings,
 } from './shared-options.js';
@@ -36,6 +37,7 @@ const options = {
   'require-gpu': requireGpuOption,
   'job-id': { ...jobIdOption, description: 'job id (with TF_CONFIG; --local makes a fresh one)' },
   ...securityOptions,
+  ...metricsOptions,
   secure: { type: 'boolean', description: 'with --local: mutual TLS and a token between every role, made for this run (in OUT/secrets, keys mode 0600)' },
   'dry-run': dryRunOption,
 } as const;
@@ -50,6 +52,7 @@ type TrainArgs = { [K in keyof typeof options]: unknown } & Parameters<typeof tr
   'require-gpu': boolean;
   'job-id': string;
   secure: boolean;
+  'metrics-port'?: number | undefined;
 } & SecurityArgs;
 
 /** The argv a chief of a local cluster gets: the training flags given to tamp train. */
@@ -74,6 +77,7 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dr
   const settings = o.resume === undefined ? trainingSettings(o) : undefined; // fail on bad flags before starting processes
   checkOutputFolder(outDir, o.out === undefined ? '--resume' : '--out');
   if (dryRun) return dryRunResult('train', { local: true, ps: o.ps, workers: o.workers, out: outDir, resume: o.resume, model: settings?.model, dataset: settings?.dataset, mode: settings?.mode });
+  if (o['metrics-port'] !== undefined) throw new UsageError('--metrics-port serves one role; a local cluster\'s roles would share it: run the roles (tamp ps | chief | worker) with a port each');
   const given = securityFrom(o);
   if (o.secure && given.kind === 'tls') throw new UsageError('--secure makes its own certificates: drop --tls-cert/--tls-key/--tls-ca/--token-file, or drop --secure');
   const security = o.secure ? await secureRun(outDir) : given;
