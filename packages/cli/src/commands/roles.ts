@@ -11,6 +11,7 @@ import { defineCommand } from '../command.js';
 import type { Output } from '../output.js';
 import { table } from '../output.js';
 import { clusterProgress } from './cluster-progress.js';
+import { logLevelOption, roleLog } from './role-log.js';
 import { trainSummary } from './summary.js';
 import {
   type SecurityArgs,
@@ -53,6 +54,7 @@ export function indexFromHostname(hostname: string): number {
 }
 
 export interface PsArgs extends SecurityArgs {
+  'log-level'?: string | undefined;
   'metrics-port'?: number | undefined;
   index: number | undefined;
   'index-from-hostname'?: boolean;
@@ -72,13 +74,14 @@ export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), 
   if (dryRun) return dryRunResult('ps', { role: 'ps', index, host: o.host ?? defaultHost(tf), port, jobId: o['job-id'] });
   tuneHeapForCluster(heap);
   setServerKernels(kernels);
-  const metrics = await startMetrics(o['metrics-port'], o.host ?? defaultHost(tf), (m) => out.log(m));
+  const log = roleLog(out, { job: o['job-id'], role: 'ps', index }, o['log-level']);
+  const metrics = await startMetrics(o['metrics-port'], o.host ?? defaultHost(tf), log);
   const ps = await startParameterServer({
     jobId: o['job-id'],
     index,
     host: o.host ?? defaultHost(tf),
     port,
-    log: (m) => out.log(m),
+    log,
     rpc: { security, warn: (m) => out.log(m) },
     onShutdown: () => stop('the chief ended the job'),
   });
@@ -107,12 +110,14 @@ export const psCommand = defineCommand({
     'job-id': jobIdOption,
     ...securityOptions,
     ...metricsOptions,
+    'log-level': logLevelOption,
     'dry-run': dryRunOption,
   },
   run: ({ options, out }) => runPsRole(options, out, tfConfigFor('ps'), options['dry-run']),
 });
 
 export interface ChiefArgs extends SecurityArgs {
+  'log-level'?: string | undefined;
   'metrics-port'?: number | undefined;
   ps: string | undefined;
   workers: number | undefined;
@@ -145,7 +150,8 @@ export async function runChiefRole(
     return dryRunResult('chief', { role: 'chief', port, ps: psAddresses, workers: numWorkers, out: outDir, resume: o.resume, model: training?.model, dataset: training?.dataset, mode: training?.mode, jobId: o['job-id'] });
   }
   tuneHeapForCluster(heap);
-  const metrics = await startMetrics(o['metrics-port'], o.host ?? defaultHost(tf), (m) => out.log(m));
+  const log = roleLog(out, { job: o['job-id'], role: 'chief', index: 0 }, o['log-level']);
+  const metrics = await startMetrics(o['metrics-port'], o.host ?? defaultHost(tf), log);
   const report = await runChief({
     jobId: o['job-id'],
     host: o.host ?? defaultHost(tf),
@@ -159,7 +165,7 @@ export async function runChiefRole(
     heartbeatTimeoutMs: o['heartbeat-timeout'] * 1000,
     backend: o.backend as BackendRequest,
     security,
-    log: (m) => out.log(m),
+    log,
     onListening: announce,
     onProgress: clusterProgress(out, numWorkers),
   });
@@ -182,12 +188,14 @@ export const chiefCommand = defineCommand({
     'job-id': jobIdOption,
     ...securityOptions,
     ...metricsOptions,
+    'log-level': logLevelOption,
     'dry-run': dryRunOption,
   },
   run: ({ options, out }) => runChiefRole(options, out, tfConfigFor('chief'), options['dry-run']),
 });
 
 export interface WorkerArgs extends SecurityArgs {
+  'log-level'?: string | undefined;
   'metrics-port'?: number | undefined;
   chief: string | undefined;
   index: number | undefined;
@@ -203,7 +211,8 @@ export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor
   const security = securityFrom(o);
   if (dryRun) return dryRunResult('worker', { role: 'worker', chief: chiefAddress, index: o.index ?? tf?.task.index, backend: o.backend, requireGpu: o['require-gpu'], jobId: o['job-id'] });
   tuneHeapForCluster(heap);
-  const metrics = await startMetrics(o['metrics-port'], defaultHost(tf), (m) => out.log(m));
+  const log = roleLog(out, { job: o['job-id'], role: 'worker', index: o.index ?? tf?.task.index }, o['log-level']);
+  const metrics = await startMetrics(o['metrics-port'], defaultHost(tf), log);
   const report = await runWorker({
     jobId: o['job-id'],
     chiefAddress,
@@ -211,7 +220,7 @@ export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor
     backend: o.backend as BackendRequest,
     requireGpu: o['require-gpu'],
     security,
-    log: (m) => out.log(m),
+    log,
   });
   await metrics?.close();
   return {
@@ -238,6 +247,7 @@ export const workerCommand = defineCommand({
     'job-id': jobIdOption,
     ...securityOptions,
     ...metricsOptions,
+    'log-level': logLevelOption,
     'dry-run': dryRunOption,
   },
   run: ({ options, out }) => runWorkerRole(options, out, tfConfigFor('worker'), options['dry-run']),

@@ -9,6 +9,7 @@ import { launchLocalCluster, parseTfConfig } from '@tamp/worker';
 import { defineCommand } from '../command.js';
 import type { Output } from '../output.js';
 import { clusterProgress } from './cluster-progress.js';
+import { logLevelOption } from './role-log.js';
 import { trainSummary } from './summary.js';
 import { runChiefRole, runPsRole, runWorkerRole } from './roles.js';
 import {
@@ -38,6 +39,7 @@ const options = {
   'job-id': { ...jobIdOption, description: 'job id (with TF_CONFIG; --local makes a fresh one)' },
   ...securityOptions,
   ...metricsOptions,
+  'log-level': logLevelOption,
   secure: { type: 'boolean', description: 'with --local: mutual TLS and a token between every role, made for this run (in OUT/secrets, keys mode 0600)' },
   'dry-run': dryRunOption,
 } as const;
