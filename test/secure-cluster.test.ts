@@ -75,7 +75,7 @@ describe('secure cluster (real processes)', () => {
     expect(report.steps).toBe(16);
     expect(scraped, 'no scrape happened during the job').toBeDefined();
     const lines = (scraped as string).split('\n').filter((l) => l !== '' && !l.startsWith('#'));
-    for (const line of lines) expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$/);
+    for (const line of lines) expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? (-?[0-9.eE+-]+|[Nn]a[Nn]|\+Inf|-Inf)$/);
     // Workers joined and heartbeat through the coordinator; the chief assigned the shard.
     const joins = lines.find((l) => l.startsWith('tamp_rpc_server_handled_total{method="/tamp.v1.Coordinator/Join",code="OK"}'));
     expect(Number(joins?.split(' ')[1])).toBe(2);

@@ -27,7 +27,8 @@ function parse(text: string): Map<string, number> {
   const series = new Map<string, number>();
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$/.exec(line);
+    // Prometheus parses values with Go's ParseFloat: NaN in any case (prom-client writes `Nan`).
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (-?[0-9.eE+-]+|[Nn]a[Nn]|\+Inf|-Inf)$/.exec(line);
     if (m === null) throw new Error(`not Prometheus text: ${line}`);
     series.set(m[1] as string, Number(m[2]));
   }
