@@ -125,10 +125,12 @@ describe('secure cluster (real processes)', () => {
       jobId: 'rotate-test',
       ps: 1,
       workers: 2,
-      chiefArgs: [...TINY, '--epoch-size', '4096', '--out', out, '--backend', 'wasm'], // long enough to outlast a 5 s reload
+      chiefArgs: [...TINY, '--epoch-size', '4096', '--out', out, '--backend', 'wasm'],
       workerArgs: ['--backend', 'wasm'],
       out,
       security: { kind: 'tls', certFile: old.serverCert, keyFile: old.serverKey, caFile: old.ca, mutual: true, tokenFile: old.token },
+      // Re-read every 200 ms (default 5 s), so the rotation is seen well before this short job ends.
+      env: { TAMP_TLS_RELOAD_MS: '200' },
       onSpawn: (role, child) => {
         if (role === 'chief') child.on('message', (m: { type?: string; port?: number }) => m.type === 'listening' && m.port !== undefined && ports.push(m.port));
       },

@@ -138,7 +138,7 @@ export interface SecurityArgs {
 export function securityFrom(o: SecurityArgs, env: NodeJS.ProcessEnv = process.env): RpcSecurity {
   const text = (v: string | undefined, name: string) => v ?? (env[name] !== undefined && env[name] !== '' ? env[name] : undefined);
   const yes = (v: boolean | undefined, name: string) => v === true || /^(1|true|yes|on)$/i.test(env[name] ?? '');
-  return securityFromFlags({
+  const security = securityFromFlags({
     tlsCert: text(o['tls-cert'], 'TAMP_TLS_CERT'),
     tlsKey: text(o['tls-key'], 'TAMP_TLS_KEY'),
     tlsCa: text(o['tls-ca'], 'TAMP_TLS_CA'),
@@ -146,6 +146,12 @@ export function securityFrom(o: SecurityArgs, env: NodeJS.ProcessEnv = process.e
     tokenFile: text(o['token-file'], 'TAMP_TOKEN_FILE'),
     insecure: yes(o.insecure, 'TAMP_INSECURE'),
   });
+  // How often certificate files are re-read (default 5 s): an environment setting only, for operators who rotate often.
+  const reload = env.TAMP_TLS_RELOAD_MS;
+  if (security.kind !== 'tls' || reload === undefined || reload === '') return security;
+  const reloadMs = Number(reload);
+  if (!Number.isInteger(reloadMs) || reloadMs < 100) throw new UsageError(`TAMP_TLS_RELOAD_MS=${reload}: give whole milliseconds, at least 100`);
+  return { ...security, reloadMs };
 }
 
 /** `--metrics-port` of every cluster role: Prometheus metrics and a liveness endpoint over HTTP. */
