@@ -87,7 +87,8 @@ describe('cluster trainer (real processes)', () => {
       ([type, index]) =>
         new Promise<{ type: string; code: number | null; stderr: string }>((resolve) => {
           const child = spawn(process.execPath, [TAMP_BIN, 'train', ...TINY, '--out', out], {
-            env: { ...process.env, TF_CONFIG: JSON.stringify({ cluster, task: { type, index } }) },
+            // TF_CONFIG listens on every interface: plaintext there needs TAMP_INSECURE (protected by default).
+            env: { ...process.env, TAMP_INSECURE: '1', TF_CONFIG: JSON.stringify({ cluster, task: { type, index } }) },
             stdio: ['ignore', 'ignore', 'pipe'],
           });
           let stderr = '';
@@ -116,7 +117,7 @@ describe('cluster trainer (real processes)', () => {
     const out = join(dir, 'failed');
     const start = (type: string) => {
       const child = spawn(process.execPath, [TAMP_BIN, 'train', ...TINY, '--heartbeat-timeout', '1', '--out', out], {
-        env: { ...process.env, TF_CONFIG: JSON.stringify({ cluster, task: { type, index: 0 } }) },
+        env: { ...process.env, TAMP_INSECURE: '1', TF_CONFIG: JSON.stringify({ cluster, task: { type, index: 0 } }) },
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       let stderr = '';

@@ -745,7 +745,8 @@ describe('container command lines', () => {
       [['train', '--model', 'mlp-tiny', '--dataset', 'mnist', '--epochs', '0', '--out', '/x'], /--epochs must be at least 1/],
       [['infer', '/models/model.tamp'], /exactly one of --image FILE or --dataset D/],
       [['bench', 'train', '/models/model.tamp'], /unknown benchmark "train"/],
-      [['serve', '--port', '8080'], /not a command/],
+      [['predict', '--port', '8080'], /not a command/],
+      [['serve', '--port', '8080'], /unknown option --port for tamp serve/],
     ];
     for (const [argv, pattern] of cases) expect((await checkCommandLine({ where: 'case', argv })).join('\n'), argv.join(' ')).toMatch(pattern);
     // A StatefulSet pod's host name gives the shard; any other host name is refused.

@@ -69,6 +69,10 @@ export const ERROR_CODES = {
   NON_FINITE: 'invalid-argument',
   /** A bad cluster description (flags or TF_CONFIG). */
   CLUSTER_CONFIG: 'invalid-argument',
+  /** Transport security asked for in a way that cannot work (a token without TLS, a missing certificate file, a non-loopback listener without TLS). */
+  SECURITY_CONFIG: 'invalid-argument',
+  /** A call without valid credentials (no token, a wrong token). Not retried. */
+  UNAUTHENTICATED: 'unauthenticated',
   /** A peer stayed unreachable through every retry. */
   PEER_UNAVAILABLE: 'unavailable',
   /** The training job failed (a role exited, every worker was lost, a checkpoint could not be written). */
@@ -199,6 +203,8 @@ export type ClusterErrorCode =
   | 'SHAPE_MISMATCH'
   | 'NON_FINITE'
   | 'CLUSTER_CONFIG'
+  | 'SECURITY_CONFIG'
+  | 'UNAUTHENTICATED'
   | 'PEER_UNAVAILABLE'
   | 'JOB_FAILED';
 

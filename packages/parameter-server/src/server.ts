@@ -45,6 +45,8 @@ export interface ParameterServerOptions {
   readonly pullWaitMs?: number;
   /** Called after answering a Shutdown request from the chief. */
   readonly onShutdown?: (reason: string) => void;
+  /** Called when an Assign has been applied (health turns SERVING then). */
+  readonly onAssigned?: () => void;
   /** Transport settings (credentials, interceptors). */
   readonly rpc?: RpcServerOptions;
 }
@@ -55,6 +57,9 @@ export interface RunningParameterServer {
   readonly server: Server;
   close(): Promise<void>;
 }
+
+/** The service's full name: its health status is reported under it. */
+export const PARAMETER_SERVER_SERVICE = 'tamp.v1.ParameterServer';
 
 /** Bytes a push may carry beyond the shard's variables (headers are not counted; this is slack for safety). */
 const PUSH_SLACK_BYTES = 64 * 1024;
@@ -160,6 +165,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
         const config = shardConfigFromProto(first);
         shard.assign(config, tensors);
         log(`shard ${shard.index}: assigned ${shard.partList.length} variable part(s) at version ${shard.version}, ${config.optimizer.name} (${shard.kernels} update loops), ${config.mode}`);
+        options.onAssigned?.();
         return { version: shard.version };
       },
     };
@@ -190,11 +196,22 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
 export async function startParameterServer(options: ParameterServerOptions): Promise<RunningParameterServer> {
   const shard = new Shard(options.index);
   const host = options.host ?? '127.0.0.1';
+  // Health: NOT_SERVING for the ParameterServer service until the chief's Assign lands.
+  let assigned = () => {};
+  const service = parameterServerService(shard, {
+    ...options,
+    onAssigned: () => {
+      assigned();
+      options.onAssigned?.();
+    },
+  });
   const running = await startServer(
-    [{ definition: FastParameterServerService, implementation: parameterServerService(shard, options) }],
+    [{ definition: FastParameterServerService, implementation: service, serving: false }],
     { host, port: options.port ?? 0 },
     options.rpc,
   );
+  // No Assign can land before this line: it needs a connection, and this runs first.
+  assigned = () => running.setServing(PARAMETER_SERVER_SERVICE, true);
   options.log?.(`parameter server ${options.index} of job "${options.jobId}" listening on ${host}:${running.port}`);
   return { port: running.port, shard, server: running.server, close: () => running.close() };
 }

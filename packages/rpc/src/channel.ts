@@ -5,30 +5,24 @@
  * slot in beside `insecure` without changing any caller.
  */
 import {
-  ChannelCredentials,
+  type ChannelCredentials,
   type ChannelOptions,
   type Client,
   type ClientOptions,
   type Interceptor,
   Server,
-  ServerCredentials,
   type ServerInterceptor,
   type ServiceDefinition,
   type UntypedServiceImplementation,
   makeGenericClientConstructor,
 } from '@grpc/grpc-js';
 import { ClusterError } from '@tamp/core';
+import { ServerHealth, serviceNameOf } from './health.js';
+import { rpcMetrics } from './metrics.js';
+import { INSECURE, type RpcSecurity, certificatesLoaded, checkListen, clientCredentials, serverCredentials, tokenInterceptor } from './security.js';
 
 /** Chunks are at most 1 MiB; leave room for headers and metadata. */
 export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
-
-/**
- * How a connection is secured. Only plaintext exists today (every role of a
- * job on a private network); TLS variants join this union.
- */
-export type RpcSecurity = { readonly kind: 'insecure' };
-
-export const INSECURE: RpcSecurity = { kind: 'insecure' };
 
 /** Settings every server takes. */
 export interface RpcServerOptions {
@@ -38,6 +32,10 @@ export interface RpcServerOptions {
   readonly interceptors?: readonly ServerInterceptor[];
   /** Largest message sent or received (default MAX_MESSAGE_BYTES). */
   readonly maxMessageBytes?: number;
+  /** Where warnings go (a plaintext listener beyond loopback under --insecure). Default: stderr. */
+  readonly warn?: (message: string) => void;
+  /** Called when a call is refused before any handler (no or a wrong token), with the method's path. */
+  readonly onRefused?: (method: string) => void;
 }
 
 /** Settings every client channel takes. */
@@ -65,20 +63,6 @@ export const CHANNEL_OPTIONS: ChannelOptions = {
   'grpc-node.flow_control_window': 16 * 1024 * 1024,
 };
 
-export function clientCredentials(security: RpcSecurity = INSECURE): ChannelCredentials {
-  switch (security.kind) {
-    case 'insecure':
-      return ChannelCredentials.createInsecure();
-  }
-}
-
-export function serverCredentials(security: RpcSecurity = INSECURE): ServerCredentials {
-  switch (security.kind) {
-    case 'insecure':
-      return ServerCredentials.createInsecure();
-  }
-}
-
 /** The options a generated (or fast-codec) client constructor takes as its third argument. */
 export function clientOptions(options: RpcClientOptions = {}): ClientOptions {
   const max = options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
@@ -87,7 +71,8 @@ export function clientOptions(options: RpcClientOptions = {}): ClientOptions {
     'grpc.max_receive_message_length': max,
     'grpc.max_send_message_length': max,
     ...options.channelOptions,
-    ...(options.interceptors !== undefined && options.interceptors.length > 0 ? { interceptors: [...options.interceptors] } : {}),
+    // Metrics first: it sees every call, whatever the others do.
+    interceptors: [rpcMetrics.clientInterceptor(), ...(options.interceptors ?? [])],
   };
 }
 
@@ -114,10 +99,18 @@ export const SERVER_WINDOW_BYTES = 16 * 1024 * 1024;
 export const MAX_FRAME_BYTES = 1024 * 1024;
 
 /** Servers remember their options for bindServer (credentials are chosen at bind time in grpc-js). */
-const serverSecurity = new WeakMap<Server, RpcSecurity>();
+const serverSecurity = new WeakMap<Server, { security: RpcSecurity; warn: (message: string) => void }>();
 
 export function createServer(options: RpcServerOptions = {}): Server {
   const max = options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
+  const security = options.security ?? INSECURE;
+  // Metrics outermost (it sees every call, refused ones too); then the token
+  // check, so a refused call reaches no other interceptor nor any handler.
+  const interceptors = [
+    rpcMetrics.serverInterceptor(),
+    ...(security.kind === 'tls' && security.tokenFile !== undefined ? [tokenInterceptor(security.tokenFile, options.onRefused)] : []),
+    ...(options.interceptors ?? []),
+  ];
   const server = new Server({
     'grpc.max_receive_message_length': max,
     'grpc.max_send_message_length': max,
@@ -125,9 +118,9 @@ export function createServer(options: RpcServerOptions = {}): Server {
     'grpc.keepalive_time_ms': 20_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.max_concurrent_streams': 1_000,
-    ...(options.interceptors !== undefined && options.interceptors.length > 0 ? { interceptors: [...options.interceptors] } : {}),
+    interceptors,
   });
-  serverSecurity.set(server, options.security ?? INSECURE);
+  serverSecurity.set(server, { security, warn: options.warn ?? ((m) => process.stderr.write(`${m}\n`)) });
   // grpc-js has no option for the server's HTTP/2 window; it passes these
   // settings to http2.createServer (the field exists since grpc-js 1.10). If a
   // later grpc-js drops it, the servers keep the 64 KiB default: slower, not wrong.
@@ -160,16 +153,26 @@ function widenConnectionWindows(server: Server): void {
 
 /**
  * Bind a server made by createServer (port 0: any free port) and resolve to
- * the port bound, with the security it was created with.
+ * the port bound, with the security it was created with. A plaintext server
+ * beyond loopback is refused (SECURITY_CONFIG) unless security allows it.
  */
 export function bindServer(server: Server, host: string, port: number): Promise<number> {
+  const settings = serverSecurity.get(server) ?? { security: INSECURE, warn: (m: string) => process.stderr.write(`${m}\n`) };
+  checkListen(host, settings.security, settings.warn);
   return new Promise((resolve, reject) => {
     const address = `${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`;
-    server.bindAsync(address, serverCredentials(serverSecurity.get(server)), (error, bound) => {
+    server.bindAsync(address, serverCredentials(settings.security), (error, bound) => {
       if (error !== null) reject(new ClusterError('CLUSTER_CONFIG', `cannot listen on ${host}:${port}: ${error.message}`, { cause: error }));
       else {
         widenConnectionWindows(server);
-        resolve(bound);
+        // Serve once the certificates are read (grpc-js reads them in the background).
+        certificatesLoaded(settings.security).then(
+          () => resolve(bound),
+          (e: Error) => {
+            server.forceShutdown();
+            reject(e);
+          },
+        );
       }
     });
   });
@@ -193,16 +196,20 @@ export function shutdownServer(server: Server, graceMs = 1_000): Promise<void> {
 export interface ServiceBinding {
   readonly definition: ServiceDefinition;
   readonly implementation: UntypedServiceImplementation;
+  /** Its health status when the server starts (default: SERVING); setServing changes it. */
+  readonly serving?: boolean;
 }
 
 export interface RunningRpcServer {
   readonly port: number;
   readonly server: Server;
-  /** Stop serving; calls still running after `graceMs` are cancelled. */
+  /** Health: report a service (by full name, e.g. `tamp.v1.ParameterServer`; "" for the whole server) as serving or not. */
+  setServing(service: string, serving: boolean): void;
+  /** Stop serving (health NOT_SERVING first); calls still running after `graceMs` are cancelled. */
   close(graceMs?: number): Promise<void>;
 }
 
-/** createServer, addService for each binding, bindServer: a serving server and its port. */
+/** createServer, addService for each binding and the health service, bindServer: a serving server and its port. */
 export async function startServer(
   services: readonly ServiceBinding[],
   listen: { readonly host: string; readonly port: number },
@@ -210,6 +217,16 @@ export async function startServer(
 ): Promise<RunningRpcServer> {
   const server = createServer(options);
   for (const s of services) server.addService(s.definition, s.implementation);
+  const health = new ServerHealth(new Map(services.map((s) => [serviceNameOf(s.definition), s.serving ?? true])));
+  health.implementation.addToServer(server);
   const port = await bindServer(server, listen.host, listen.port);
-  return { port, server, close: (graceMs?: number) => shutdownServer(server, graceMs) };
+  return {
+    port,
+    server,
+    setServing: (service, serving) => health.set(service, serving),
+    close: (graceMs?: number) => {
+      health.shutdown();
+      return shutdownServer(server, graceMs);
+    },
+  };
 }

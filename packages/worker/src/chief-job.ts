@@ -12,9 +12,12 @@ import { type Placement, type VariableSpec, placeVariables } from '@tamp/paramet
 import { type RestoredState, findLatestCheckpoint } from './checkpoints.js';
 import { type JobConfig, type TrainingSettings, workerId } from './job-config.js';
 import { variableSpecs, variableValues } from './model-state.js';
+import type { RpcSecurity } from '@tamp/rpc';
 
 export interface ChiefOptions {
   readonly jobId: string;
+  /** Transport security of the coordinator and of the shard clients (default: plaintext). */
+  readonly security?: RpcSecurity;
   readonly host?: string;
   readonly port?: number;
   readonly psAddresses: readonly string[];

@@ -20,6 +20,7 @@ import type { CoordinatorState } from './coordinator-state.js';
 import { encodeJobConfig } from './job-config.js';
 import { setVariables } from './model-state.js';
 import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, buildReport, writeReport } from './report.js';
+import { INSECURE } from '@tamp/rpc';
 
 const DEFAULT_JOIN_TIMEOUT_MS = 300_000;
 
@@ -43,7 +44,7 @@ export class Chief {
   ) {
     this.log = options.log ?? (() => {});
     this.interval = options.heartbeatIntervalMs ?? 1_000;
-    this.params = new ParameterClient(options.psAddresses, job.placement, options.jobId);
+    this.params = new ParameterClient(options.psAddresses, job.placement, options.jobId, { rpc: { security: options.security ?? INSECURE } });
     this.history = [...(job.restored?.manifest.history ?? [])];
   }
 
@@ -94,6 +95,7 @@ export class Chief {
       psAddresses: options.psAddresses,
       heartbeatIntervalMs: this.interval,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
+      rpc: { security: options.security ?? INSECURE },
       epochs: job.training.epochs,
       totalSteps: job.totalSteps,
       log: this.log,

@@ -9,6 +9,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClusterError, errorMessage } from '@tamp/core';
+import { INSECURE, type RpcSecurity, securityArgs } from '@tamp/rpc';
 import type { ChiefReport } from './report.js';
 import { CoordinatorClient } from './coordinator-client.js';
 
@@ -25,6 +26,8 @@ export interface LocalClusterOptions {
   /** Extra flags for worker i, after the common ones (e.g. a different backend for one worker). */
   readonly workerArgsByIndex?: ReadonlyArray<readonly string[]>;
   readonly out: string;
+  /** Every child gets these security flags; the launcher's own status channel uses them too. */
+  readonly security?: RpcSecurity;
   /** Forward every child's log lines (prefixed with its role). */
   readonly verbose?: boolean;
   readonly env?: NodeJS.ProcessEnv;
@@ -57,7 +60,7 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
 
   const start = (role: string, args: readonly string[], waitForPort: boolean): Promise<Child> => {
     const [cmd, ...base] = options.tamp as [string, ...string[]];
-    const proc = spawn(cmd, [...base, ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...options.env } });
+    const proc = spawn(cmd, [...base, ...args, ...securityArgs(options.security ?? INSECURE)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...options.env } });
     const tail: string[] = [];
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
     const child: Child = { role, process: proc, tail, exited };
@@ -129,7 +132,7 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
       const extra = options.workerArgsByIndex?.[i] ?? [];
       await start(`worker-${i}`, ['worker', '--chief', chiefAddress, '--index', String(i), '--job-id', options.jobId, ...options.workerArgs, ...extra], false);
     }
-    coordinator = new CoordinatorClient(chiefAddress, options.jobId, 5_000);
+    coordinator = new CoordinatorClient(chiefAddress, options.jobId, 5_000, { security: options.security ?? INSECURE });
     const c = coordinator;
     poller = setInterval(() => {
       c.jobStatus().then(

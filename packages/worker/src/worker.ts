@@ -17,6 +17,7 @@
  */
 import * as tfl from '@tensorflow/tfjs-layers';
 import { BatchSource, type BackendRequest, ClusterError, type SelectedBackend, computeGradients, errorMessage } from '@tamp/core';
+import { INSECURE, type RpcSecurity } from '@tamp/rpc';
 import { epochLimit, loadDataset, useBackend } from '@tamp/core/node';
 import { CommChannel } from './comm/channel.js';
 import type { NamedArray } from './comm/messages.js';
@@ -35,6 +36,8 @@ export interface WorkerOptions {
   readonly requireGpu?: boolean;
   readonly joinTimeoutMs?: number;
   readonly log?: (message: string) => void;
+  /** Transport security of every channel (chief and parameter servers; default: plaintext). */
+  readonly security?: RpcSecurity;
 }
 
 export interface WorkerReport {
@@ -56,7 +59,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
   const log = options.log ?? (() => {});
   const clientId = options.clientId ?? `${process.env.HOSTNAME ?? 'worker'}-${process.pid}`;
   const backend: SelectedBackend = await useBackend(options.backend, { requireGpu: options.requireGpu ?? false, log });
-  const chief = new CoordinatorClient(options.chiefAddress, options.jobId);
+  const security = options.security ?? INSECURE;
+  const chief = new CoordinatorClient(options.chiefAddress, options.jobId, undefined, { security });
   let comm: CommChannel | undefined;
   let id = clientId;
   try {
@@ -80,6 +84,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
         chiefAddress: options.chiefAddress,
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         chiefLostAfterMs: Math.max(30_000, config.heartbeatIntervalMs * 30),
+        security,
       },
     );
     const dataset = loadDataset(t.dataset);

@@ -1,6 +1,7 @@
 import type { OptionSpecs } from '../args.js';
 import type { Command } from '../command.js';
 import { benchCommand } from './bench.js';
+import { certsCommand } from './certs.js';
 import { compressCommand } from './compress.js';
 import { datasetsCommand } from './datasets.js';
 import { evalCommand } from './eval.js';
@@ -17,6 +18,7 @@ export const COMMANDS: ReadonlyArray<Command<OptionSpecs>> = [
   chiefCommand,
   psCommand,
   workerCommand,
+  certsCommand,
   compressCommand,
   evalCommand,
   inferCommand,

@@ -11,8 +11,22 @@ import { defineCommand } from '../command.js';
 import type { Output } from '../output.js';
 import { table } from '../output.js';
 import { clusterProgress } from './cluster-progress.js';
+import { logLevelOption, roleLog } from './role-log.js';
 import { trainSummary } from './summary.js';
-import { backendOption, dryRunOption, dryRunResult, jobIdOption, requireGpuOption, trainOptions, trainingSettings } from './shared-options.js';
+import {
+  type SecurityArgs,
+  backendOption,
+  dryRunOption,
+  dryRunResult,
+  jobIdOption,
+  metricsOptions,
+  requireGpuOption,
+  securityFrom,
+  startMetrics,
+  securityOptions,
+  trainOptions,
+  trainingSettings,
+} from './shared-options.js';
 
 /** Tell a launching parent (over IPC) which port this role bound. */
 function announce(port: number): void {
@@ -39,7 +53,9 @@ export function indexFromHostname(hostname: string): number {
   return Number(m[1]);
 }
 
-export interface PsArgs {
+export interface PsArgs extends SecurityArgs {
+  'log-level'?: string | undefined;
+  'metrics-port'?: number | undefined;
   index: number | undefined;
   'index-from-hostname'?: boolean;
   host: string | undefined;
@@ -54,15 +70,19 @@ export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), 
   const port = o.port ?? (tf !== undefined ? portOf(tf.cluster.ps[index] as string) : 2222);
   const heap = heapGrowingPercent(); // checks TAMP_HEAP_GROWING_PERCENT
   const kernels = kernelsFromEnv(); // checks TAMP_PS_KERNELS
+  const security = securityFrom(o);
   if (dryRun) return dryRunResult('ps', { role: 'ps', index, host: o.host ?? defaultHost(tf), port, jobId: o['job-id'] });
   tuneHeapForCluster(heap);
   setServerKernels(kernels);
+  const log = roleLog(out, { job: o['job-id'], role: 'ps', index }, o['log-level']);
+  const metrics = await startMetrics(o['metrics-port'], o.host ?? defaultHost(tf), log);
   const ps = await startParameterServer({
     jobId: o['job-id'],
     index,
     host: o.host ?? defaultHost(tf),
     port,
-    log: (m) => out.log(m),
+    log,
+    rpc: { security, warn: (m) => out.log(m) },
     onShutdown: () => stop('the chief ended the job'),
   });
   announce(ps.port);
@@ -73,6 +93,7 @@ export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), 
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   await ps.close();
+  await metrics?.close();
   const result = { role: 'ps', index, port: ps.port, version: Number(ps.shard.version), applied: Number(ps.shard.counters.applied), stoppedBy: why };
   return { result, text: `parameter server ${index} stopped (${why}) at version ${result.version}` };
 }
@@ -87,12 +108,17 @@ export const psCommand = defineCommand({
     host: { type: 'string', description: 'address to listen on (default: 0.0.0.0 with TF_CONFIG, else 127.0.0.1)' },
     port: { type: 'number', integer: true, min: 0, max: 65535, description: 'port (default: from TF_CONFIG, else 2222; 0: any free port)' },
     'job-id': jobIdOption,
+    ...securityOptions,
+    ...metricsOptions,
+    'log-level': logLevelOption,
     'dry-run': dryRunOption,
   },
   run: ({ options, out }) => runPsRole(options, out, tfConfigFor('ps'), options['dry-run']),
 });
 
-export interface ChiefArgs {
+export interface ChiefArgs extends SecurityArgs {
+  'log-level'?: string | undefined;
+  'metrics-port'?: number | undefined;
   ps: string | undefined;
   workers: number | undefined;
   host: string | undefined;
@@ -119,10 +145,13 @@ export async function runChiefRole(
   const port = o.port ?? (tf !== undefined ? portOf(tf.cluster.chief[0] as string) : 2223);
   const training = o.model !== undefined && o.dataset !== undefined ? trainingSettings(o) : undefined;
   const heap = heapGrowingPercent();
+  const security = securityFrom(o);
   if (dryRun) {
     return dryRunResult('chief', { role: 'chief', port, ps: psAddresses, workers: numWorkers, out: outDir, resume: o.resume, model: training?.model, dataset: training?.dataset, mode: training?.mode, jobId: o['job-id'] });
   }
   tuneHeapForCluster(heap);
+  const log = roleLog(out, { job: o['job-id'], role: 'chief', index: 0 }, o['log-level']);
+  const metrics = await startMetrics(o['metrics-port'], o.host ?? defaultHost(tf), log);
   const report = await runChief({
     jobId: o['job-id'],
     host: o.host ?? defaultHost(tf),
@@ -135,10 +164,12 @@ export async function runChiefRole(
     ...(o['checkpoint-every'] !== undefined ? { checkpointEvery: o['checkpoint-every'] } : {}),
     heartbeatTimeoutMs: o['heartbeat-timeout'] * 1000,
     backend: o.backend as BackendRequest,
-    log: (m) => out.log(m),
+    security,
+    log,
     onListening: announce,
     onProgress: clusterProgress(out, numWorkers),
   });
+  await metrics?.close();
   out.endProgress();
   return { result: report, text: trainSummary(report) };
 }
@@ -155,12 +186,17 @@ export const chiefCommand = defineCommand({
     port: { type: 'number', integer: true, min: 0, max: 65535, description: 'port (default: from TF_CONFIG, else 2223)' },
     backend: backendOption,
     'job-id': jobIdOption,
+    ...securityOptions,
+    ...metricsOptions,
+    'log-level': logLevelOption,
     'dry-run': dryRunOption,
   },
   run: ({ options, out }) => runChiefRole(options, out, tfConfigFor('chief'), options['dry-run']),
 });
 
-export interface WorkerArgs {
+export interface WorkerArgs extends SecurityArgs {
+  'log-level'?: string | undefined;
+  'metrics-port'?: number | undefined;
   chief: string | undefined;
   index: number | undefined;
   backend: string;
@@ -172,16 +208,21 @@ export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor
   const chiefAddress = o.chief !== undefined ? (parseAddressList(o.chief, '--chief')[0] as string) : tf?.cluster.chief[0];
   if (chiefAddress === undefined) throw new UsageError('the worker needs --chief host:port (or TF_CONFIG)');
   const heap = heapGrowingPercent();
+  const security = securityFrom(o);
   if (dryRun) return dryRunResult('worker', { role: 'worker', chief: chiefAddress, index: o.index ?? tf?.task.index, backend: o.backend, requireGpu: o['require-gpu'], jobId: o['job-id'] });
   tuneHeapForCluster(heap);
+  const log = roleLog(out, { job: o['job-id'], role: 'worker', index: o.index ?? tf?.task.index }, o['log-level']);
+  const metrics = await startMetrics(o['metrics-port'], defaultHost(tf), log);
   const report = await runWorker({
     jobId: o['job-id'],
     chiefAddress,
     taskIndex: o.index ?? tf?.task.index ?? -1,
     backend: o.backend as BackendRequest,
     requireGpu: o['require-gpu'],
-    log: (m) => out.log(m),
+    security,
+    log,
   });
+  await metrics?.close();
   return {
     result: report,
     text: table([
@@ -204,6 +245,9 @@ export const workerCommand = defineCommand({
     backend: backendOption,
     'require-gpu': requireGpuOption,
     'job-id': jobIdOption,
+    ...securityOptions,
+    ...metricsOptions,
+    'log-level': logLevelOption,
     'dry-run': dryRunOption,
   },
   run: ({ options, out }) => runWorkerRole(options, out, tfConfigFor('worker'), options['dry-run']),

@@ -1,5 +1,6 @@
 import { BACKEND_NAMES, CONSISTENCY_MODES, type ConsistencyMode, OPTIMIZER_NAMES, UsageError, optimizerSettings, zooNames } from '@tamp/core';
 import { checkModelSpec, describeDatasetChoices } from '@tamp/core/node';
+import { type MetricsServer, type RpcSecurity, securityFromFlags, serveMetrics } from '@tamp/rpc';
 import type { TrainingSettings } from '@tamp/worker';
 
 export const BACKEND_CHOICES = ['auto', ...BACKEND_NAMES] as const;
@@ -107,4 +108,63 @@ export function dryRunResult(command: string, would: Record<string, unknown>): {
     .map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') : String(v)}`)
     .join(', ');
   return { result: { dryRun: true, command, ...would }, text: `tamp ${command}: arguments check out (dry run, nothing started): ${details}` };
+}
+
+/**
+ * Transport security flags of every cluster role; each also reads an
+ * environment variable (for containers, where secrets arrive as files and
+ * settings as variables). A flag wins over its variable.
+ */
+export const securityOptions = {
+  'tls-cert': { type: 'string', value: 'file', description: "this role's certificate (PEM), presented by its servers and, with --mtls, by its clients (env TAMP_TLS_CERT)" },
+  'tls-key': { type: 'string', value: 'file', description: 'the private key of --tls-cert (env TAMP_TLS_KEY)' },
+  'tls-ca': { type: 'string', value: 'file', description: "the CA that signs the cluster's certificates: clients verify servers with it (env TAMP_TLS_CA)" },
+  mtls: { type: 'boolean', description: 'mutual TLS: servers demand a client certificate signed by --tls-ca; clients present --tls-cert (env TAMP_MTLS=1)' },
+  'token-file': { type: 'string', value: 'file', description: 'a bearer token every call carries and every server checks; needs TLS (env TAMP_TOKEN_FILE)' },
+  insecure: { type: 'boolean', description: 'listen beyond loopback without TLS anyway: anyone who can reach the ports can read and change the job (env TAMP_INSECURE=1)' },
+} as const;
+
+export interface SecurityArgs {
+  'tls-cert'?: string | undefined;
+  'tls-key'?: string | undefined;
+  'tls-ca'?: string | undefined;
+  mtls?: boolean | undefined;
+  'token-file'?: string | undefined;
+  insecure?: boolean | undefined;
+}
+
+/** The role's transport security from its flags, then TAMP_* variables. */
+export function securityFrom(o: SecurityArgs, env: NodeJS.ProcessEnv = process.env): RpcSecurity {
+  const text = (v: string | undefined, name: string) => v ?? (env[name] !== undefined && env[name] !== '' ? env[name] : undefined);
+  const yes = (v: boolean | undefined, name: string) => v === true || /^(1|true|yes|on)$/i.test(env[name] ?? '');
+  const security = securityFromFlags({
+    tlsCert: text(o['tls-cert'], 'TAMP_TLS_CERT'),
+    tlsKey: text(o['tls-key'], 'TAMP_TLS_KEY'),
+    tlsCa: text(o['tls-ca'], 'TAMP_TLS_CA'),
+    mtls: yes(o.mtls, 'TAMP_MTLS'),
+    tokenFile: text(o['token-file'], 'TAMP_TOKEN_FILE'),
+    insecure: yes(o.insecure, 'TAMP_INSECURE'),
+  });
+  // How often certificate files are re-read (default 5 s): an environment setting only, for operators who rotate often.
+  const reload = env.TAMP_TLS_RELOAD_MS;
+  if (security.kind !== 'tls' || reload === undefined || reload === '') return security;
+  const reloadMs = Number(reload);
+  if (!Number.isInteger(reloadMs) || reloadMs < 100) throw new UsageError(`TAMP_TLS_RELOAD_MS=${reload}: give whole milliseconds, at least 100`);
+  return { ...security, reloadMs };
+}
+
+/** `--metrics-port` of every cluster role: Prometheus metrics and a liveness endpoint over HTTP. */
+export const metricsOptions = {
+  'metrics-port': { type: 'number', integer: true, min: 0, max: 65535, description: 'serve Prometheus metrics (GET /metrics) and GET /healthz on this port (env TAMP_METRICS_PORT)' },
+} as const;
+
+/** Start the role's metrics endpoint when asked (flag, then TAMP_METRICS_PORT), on the role's listen host. */
+export async function startMetrics(port: number | undefined, host: string, log: (m: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<MetricsServer | undefined> {
+  const fromEnv = env.TAMP_METRICS_PORT !== undefined && env.TAMP_METRICS_PORT !== '' ? Number(env.TAMP_METRICS_PORT) : undefined;
+  const p = port ?? fromEnv;
+  if (p === undefined) return undefined;
+  if (!Number.isInteger(p) || p < 0 || p > 65535) throw new UsageError(`TAMP_METRICS_PORT=${env.TAMP_METRICS_PORT ?? ''}: give a port number (0-65535)`);
+  const server = await serveMetrics(host, p);
+  log(`metrics on http://${host.includes(':') ? `[${host}]` : host}:${server.port}/metrics`);
+  return server;
 }

@@ -1,14 +1,31 @@
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { RpcSecurity } from '@tamp/rpc';
+import { writeClusterCerts } from '@tamp/rpc/certs';
 import { type BackendRequest, UsageError } from '@tamp/core';
 import { checkOutputFolder, trainSingleProcess } from '@tamp/core/node';
 import { launchLocalCluster, parseTfConfig } from '@tamp/worker';
 import { defineCommand } from '../command.js';
 import type { Output } from '../output.js';
 import { clusterProgress } from './cluster-progress.js';
+import { logLevelOption } from './role-log.js';
 import { trainSummary } from './summary.js';
 import { runChiefRole, runPsRole, runWorkerRole } from './roles.js';
-import { CHIEF_FLAGS, backendOption, dryRunOption, dryRunResult, jobIdOption, requireGpuOption, trainOptions, trainingSettings } from './shared-options.js';
+import {
+  CHIEF_FLAGS,
+  backendOption,
+  dryRunOption,
+  dryRunResult,
+  jobIdOption,
+  requireGpuOption,
+  securityFrom,
+  securityOptions,
+  metricsOptions,
+  trainOptions,
+  trainingSettings,
+} from './shared-options.js';
+import type { SecurityArgs } from './shared-options.js';
 
 export const TAMP_BIN = fileURLToPath(new URL('../../bin/tamp.mjs', import.meta.url));
 
@@ -20,6 +37,10 @@ const options = {
   backend: backendOption,
   'require-gpu': requireGpuOption,
   'job-id': { ...jobIdOption, description: 'job id (with TF_CONFIG; --local makes a fresh one)' },
+  ...securityOptions,
+  ...metricsOptions,
+  'log-level': logLevelOption,
+  secure: { type: 'boolean', description: 'with --local: mutual TLS and a token between every role, made for this run (in OUT/secrets, keys mode 0600)' },
   'dry-run': dryRunOption,
 } as const;
 
@@ -32,7 +53,9 @@ type TrainArgs = { [K in keyof typeof options]: unknown } & Parameters<typeof tr
   backend: string;
   'require-gpu': boolean;
   'job-id': string;
-};
+  secure: boolean;
+  'metrics-port'?: number | undefined;
+} & SecurityArgs;
 
 /** The argv a chief of a local cluster gets: the training flags given to tamp train. */
 function chiefArgs(o: TrainArgs): string[] {
@@ -44,13 +67,24 @@ function chiefArgs(o: TrainArgs): string[] {
   return [...args, '--backend', o.backend];
 }
 
+/** Certificates and a token for one local run, under OUT/secrets: every role uses the same identity. */
+async function secureRun(outDir: string): Promise<RpcSecurity> {
+  const files = await writeClusterCerts(join(outDir, 'secrets'), { roles: [] });
+  return { kind: 'tls', certFile: files.serverCert, keyFile: files.serverKey, caFile: files.ca, mutual: true, tokenFile: files.token };
+}
+
 async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dryRun: boolean) {
   const outDir = o.out ?? o.resume;
   if (outDir === undefined) throw new UsageError('tamp train needs --out DIR');
   const settings = o.resume === undefined ? trainingSettings(o) : undefined; // fail on bad flags before starting processes
   checkOutputFolder(outDir, o.out === undefined ? '--resume' : '--out');
   if (dryRun) return dryRunResult('train', { local: true, ps: o.ps, workers: o.workers, out: outDir, resume: o.resume, model: settings?.model, dataset: settings?.dataset, mode: settings?.mode });
+  if (o['metrics-port'] !== undefined) throw new UsageError('--metrics-port serves one role; a local cluster\'s roles would share it: run the roles (tamp ps | chief | worker) with a port each');
+  const given = securityFrom(o);
+  if (o.secure && given.kind === 'tls') throw new UsageError('--secure makes its own certificates: drop --tls-cert/--tls-key/--tls-ca/--token-file, or drop --secure');
+  const security = o.secure ? await secureRun(outDir) : given;
   const jobId = `local-${randomBytes(4).toString('hex')}`;
+  if (o.secure) out.log(`secure: mutual TLS + token between every role (certificates in ${join(outDir, 'secrets')})`);
   out.log(`local cluster ${jobId}: 1 chief, ${o.ps} parameter server(s), ${o.workers} worker(s), ${o.mode}`);
   const report = await launchLocalCluster({
     tamp: [process.execPath, TAMP_BIN],
@@ -60,6 +94,7 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dr
     chiefArgs: [...chiefArgs(o), ...(o.out === undefined ? ['--out', outDir] : [])],
     workerArgs: ['--backend', o.backend, ...(o['require-gpu'] ? ['--require-gpu'] : [])],
     out: outDir,
+    security,
     verbose,
     log: (m) => out.log(m),
     onProgress: clusterProgress(out, o.workers),
@@ -78,13 +113,14 @@ export const trainCommand = defineCommand({
     if (tf !== undefined && !o.local) {
       out.log(`TF_CONFIG: running as ${tf.task.type} ${tf.task.index}`);
       const dry = o['dry-run'];
-      if (tf.task.type === 'ps') return runPsRole({ index: undefined, host: undefined, port: undefined, 'job-id': o['job-id'] }, out, tf, dry);
-      if (tf.task.type === 'worker') return runWorkerRole({ chief: undefined, index: undefined, backend: o.backend, 'require-gpu': o['require-gpu'], 'job-id': o['job-id'] }, out, tf, dry);
+      if (tf.task.type === 'ps') return runPsRole({ ...o, index: undefined, host: undefined, port: undefined }, out, tf, dry);
+      if (tf.task.type === 'worker') return runWorkerRole({ ...o, chief: undefined, index: undefined }, out, tf, dry);
       return runChiefRole({ ...o, ps: undefined, workers: undefined, host: undefined, port: undefined }, out, tf, dry);
     }
     if (o.local) {
       return trainLocalCluster(o as TrainArgs, out, out.verbose, o['dry-run']);
     }
+    if (o.secure) throw new UsageError('--secure secures a local cluster: add --local');
     if (o.resume !== undefined) throw new UsageError('--resume continues a cluster job: add --local (or run the cluster roles)');
     if (o.out === undefined) throw new UsageError('tamp train needs --out DIR');
     const s = trainingSettings(o);

@@ -1,4 +1,5 @@
 /** Messages between a worker's training thread and its communication thread. */
+import type { RpcSecurity } from '@tamp/rpc';
 import type { Placement } from '@tamp/core';
 import type { Progress } from '../coordinator-client.js';
 
@@ -20,6 +21,8 @@ export interface CommInit {
   readonly heartbeatIntervalMs: number;
   /** Stop (and tell the training thread) after the chief has not answered for this long. */
   readonly chiefLostAfterMs: number;
+  /** Plain data, so it crosses into the thread as is: the thread makes its own channels. */
+  readonly security: RpcSecurity;
 }
 
 export interface PullOptions {

@@ -1,0 +1,39 @@
+/**
+ * tamp certs: a CA, server and per-role certificates and a bearer token for
+ * a cluster (@tamp/rpc/certs). The convenient way for a test or a small
+ * team; real deployments bring their own certificates.
+ */
+import { UsageError } from '@tamp/core';
+import { checkOutputFolder } from '@tamp/core/node';
+import { writeClusterCerts } from '@tamp/rpc/certs';
+import { defineCommand } from '../command.js';
+import { table } from '../output.js';
+
+export const certsCommand = defineCommand({
+  name: 'certs',
+  summary: 'Make certificates and a token for a secure cluster (--tls-cert, --tls-key, --tls-ca, --mtls, --token-file).',
+  positionals: [],
+  options: {
+    out: { type: 'string', value: 'dir', description: 'folder to write ca.pem, server.pem, server-key.pem, <role>.pem, <role>-key.pem and token into (keys and token mode 0600)' },
+    hosts: { type: 'string', value: 'h1,h2,...', description: 'host names and addresses the certificates are valid for (default: localhost,127.0.0.1,::1)' },
+    days: { type: 'number', integer: true, min: 1, default: 365, description: 'days the certificates stay valid' },
+  },
+  async run({ options: o }) {
+    if (o.out === undefined) throw new UsageError('tamp certs needs --out DIR');
+    checkOutputFolder(o.out);
+    const hosts = o.hosts?.split(',').map((h) => h.trim()).filter((h) => h.length > 0);
+    if (hosts !== undefined && hosts.length === 0) throw new UsageError('--hosts: give at least one host name or address');
+    const files = await writeClusterCerts(o.out, { days: o.days, ...(hosts !== undefined ? { hosts } : {}) });
+    const rows: [string, string][] = [
+      ['CA (--tls-ca)', files.ca],
+      ['server certificate (--tls-cert)', files.serverCert],
+      ['server key (--tls-key)', files.serverKey],
+      ...Object.entries(files.roles).map(([role, f]) => [`${role} certificate / key`, `${f.cert} ${f.key}`] as [string, string]),
+      ['token (--token-file)', files.token],
+    ];
+    return {
+      result: files,
+      text: `${table(rows)}\nrun every role with --tls-cert ${files.serverCert} --tls-key ${files.serverKey} --tls-ca ${files.ca} --mtls --token-file ${files.token}`,
+    };
+  },
+});
