@@ -103,7 +103,8 @@ describe('network lab', () => {
     const a = lab.host('a');
     const b = lab.host('b');
     const io: SpawnOptions = { stdio: ['ignore', 'pipe', 'pipe'] };
-    const job = ['--job-id', 'netlab'];
+    // The lab's addresses are not loopback: plaintext must be asked for (the roles refuse it otherwise).
+    const job = ['--job-id', 'netlab', '--insecure'];
     const ps = finished(lab.spawn('a', process.execPath, [TAMP_BIN, 'ps', '--index', '0', '--host', a.address, '--port', '2222', ...job], io));
     const chief = finished(
       lab.spawn(
