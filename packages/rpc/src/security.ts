@@ -223,6 +223,16 @@ export function tokenInterceptor(tokenFile: string, onRefused?: (method: string)
     });
 }
 
+/**
+ * The same bearer-token check for another transport (the REST side of
+ * `tamp serve`): true when `authorization` is `Bearer <the token>`, compared
+ * in constant time as tokenInterceptor does.
+ */
+export function bearerTokenCheck(tokenFile: string): (authorization: string | undefined) => boolean {
+  const expected = digest(`Bearer ${readToken(tokenFile)}`);
+  return (given) => typeof given === 'string' && timingSafeEqual(digest(given), expected);
+}
+
 /** Whether a listen host only accepts connections from this machine. */
 export function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '');

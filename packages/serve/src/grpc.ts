@@ -18,7 +18,7 @@ import {
   type ModelInferResponse,
   type ModelMetadataResponse,
 } from '@tamp/proto/inference/grpc_predict_v2';
-import { type PublicCall, publicUnary, type RunningRpcServer, startServer } from '@tamp/rpc';
+import { type PublicCall, publicUnary, type RpcSecurity, type RunningRpcServer, startServer } from '@tamp/rpc';
 import { infer, type InputTensor, type OutputTensor } from './inference.js';
 import type { ServeMetrics } from './metrics.js';
 import type { ModelStore, ServedModel } from './model-store.js';
@@ -27,6 +27,8 @@ import { isDatatype } from './tensors.js';
 import { selectOutputs, v2Metadata } from './v2-rest.js';
 
 export interface GrpcOptions {
+  /** TLS, mutual TLS and a bearer token (@tamp/rpc); default plaintext. */
+  readonly security?: RpcSecurity;
   readonly store: ModelStore;
   readonly metrics: ServeMetrics;
   /** Largest message received or sent. */
@@ -158,5 +160,5 @@ export function startGrpc(o: GrpcOptions, host: string, port: number): Promise<R
     modelMetadata: publicUnary((r: { name: string; version: string }) => metadata(store, r.name, r.version), log),
     modelInfer: publicUnary((r: ModelInferRequest, call) => store.get(r.modelName, r.modelVersion || undefined).use((s) => modelInfer(o, s, r, call)), log),
   };
-  return startServer([{ definition: GRPCInferenceServiceService, implementation }], { host, port }, { maxMessageBytes: o.maxMessageBytes });
+  return startServer([{ definition: GRPCInferenceServiceService, implementation }], { host, port }, { maxMessageBytes: o.maxMessageBytes, ...(o.security !== undefined ? { security: o.security, warn: log } : {}) });
 }

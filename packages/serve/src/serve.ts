@@ -8,6 +8,7 @@ import { ServeMetrics } from './metrics.js';
 import { ModelStore } from './model-store.js';
 import { ModelRepository } from './repository.js';
 import { startHttp, startMetricsHttp } from './server.js';
+import { INSECURE, type RpcSecurity } from '@tamp/rpc';
 
 export interface ServeOptions {
   /** name → path of a model.tamp or model.json, served as version 1. */
@@ -18,6 +19,8 @@ export interface ServeOptions {
   readonly httpPort?: number;
   /** The Open Inference Protocol's gRPC service on this port (0: a free one); undefined: no gRPC server. */
   readonly grpcPort?: number;
+  /** TLS, mutual TLS and a bearer token, as the cluster roles take them (@tamp/rpc); default plaintext on loopback only. */
+  readonly security?: RpcSecurity;
   /** undefined: no metrics server. */
   readonly metricsPort?: number;
   readonly device?: DeviceRequest;
@@ -76,9 +79,13 @@ export async function startServe(options: ServeOptions): Promise<RunningServer> 
   const limits = { maxBodyBytes: options.maxBodyBytes ?? 64 * 1024 * 1024, maxElements: 64 * 1024 * 1024, requestTimeoutMs: options.requestTimeoutMs ?? 0 };
   const started: Array<() => Promise<void>> = [];
   try {
-    const http = await startHttp({ store, repository, metrics, ...limits, log }, host, options.httpPort ?? 8000);
-    started.push(() => closeServer(http.server));
-    const grpc = options.grpcPort !== undefined ? await startGrpc({ store, metrics, maxMessageBytes: limits.maxBodyBytes, maxElements: limits.maxElements, requestTimeoutMs: limits.requestTimeoutMs, log }, host, options.grpcPort) : undefined;
+    const security = options.security ?? INSECURE;
+    const http = await startHttp({ store, repository, metrics, ...limits, log }, host, options.httpPort ?? 8000, security);
+    started.push(async () => {
+      http.stop();
+      await closeServer(http.server);
+    });
+    const grpc = options.grpcPort !== undefined ? await startGrpc({ store, metrics, maxMessageBytes: limits.maxBodyBytes, maxElements: limits.maxElements, requestTimeoutMs: limits.requestTimeoutMs, log, security }, host, options.grpcPort) : undefined;
     if (grpc !== undefined) started.push(() => grpc.close());
     const metricsHttp = options.metricsPort !== undefined ? await startMetricsHttp(metrics, () => store.all().length > 0, host, options.metricsPort) : undefined;
     if (metricsHttp !== undefined) started.push(() => closeServer(metricsHttp.server));

@@ -4,6 +4,9 @@
  * Serving's REST API, and Prometheus metrics on their own port.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import { INSECURE, type RpcSecurity } from '@tamp/rpc';
+import { securedHttpServer } from './http-security.js';
 import type { AddressInfo } from 'node:net';
 import { TAMP_VERSION } from '@tamp/core';
 import { infer } from './inference.js';
@@ -106,18 +109,25 @@ async function route(o: HttpOptions, req: IncomingMessage, res: ServerResponse):
   sendJson(res, 404, { error: `no route for ${method} ${url}` });
 }
 
-export function startHttp(o: HttpOptions, host: string, port: number): Promise<{ server: Server; port: number }> {
-  const server = createServer((req, res) => {
+export function startHttp(o: HttpOptions, host: string, port: number, security: RpcSecurity = INSECURE): Promise<{ server: Server | HttpsServer; port: number; stop: () => void }> {
+  const secured = securedHttpServer(security, host, (req, res) => {
+    if (!secured.authorize((req.url ?? '/').split('?')[0] as string, req.headers.authorization)) {
+      // Nothing is read or run for a request without the token.
+      req.resume();
+      sendJson(res, 401, { error: req.headers.authorization === undefined ? 'no bearer token: send authorization: Bearer <token>' : 'wrong bearer token' });
+      return;
+    }
     route(o, req, res).catch((e: unknown) => {
       if (!res.headersSent) sendError(res, e, o.log);
       else res.destroy(e instanceof Error ? e : undefined);
     });
-  });
+  }, o.log);
+  const server = secured.server;
   // Keep-alive connections outlive requests: a server closing waits for none of them.
   server.keepAliveTimeout = 5_000;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve({ server, port: (server.address() as AddressInfo).port }));
+    server.listen(port, host, () => resolve({ server, port: (server.address() as AddressInfo).port, stop: secured.stop }));
   });
 }
 

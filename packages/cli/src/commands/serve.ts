@@ -8,7 +8,7 @@ import { startServe } from '@tamp/serve';
 import type { DeviceRequest } from '@tamp/webgpu';
 import { defineCommand } from '../command.js';
 import { table } from '../output.js';
-import { deviceOption, dryRunOption, dryRunResult } from './shared-options.js';
+import { deviceOption, dryRunOption, dryRunResult, securityFrom, securityOptions } from './shared-options.js';
 
 /** Every `--model NAME=PATH` (the option may repeat; the parser keeps only the last, so read them from argv). */
 export function modelFlags(argv: readonly string[]): Map<string, string> {
@@ -43,6 +43,7 @@ export const serveCommand = defineCommand({
     'max-queue-size': { type: 'number', integer: true, min: 1, default: 1024, description: 'most samples waiting per model version; beyond it requests get 503 at once' },
     'max-body-bytes': { type: 'number', integer: true, min: 1024, default: 64 * 1024 * 1024, description: 'largest request body accepted (413 beyond)' },
     'request-timeout-ms': { type: 'number', min: 0, default: 0, description: 'default deadline of a request in the queue (0: none; v2 requests may set parameters.timeout)' },
+    ...securityOptions,
     'dry-run': dryRunOption,
   },
   async run({ options, argv, out }) {
@@ -51,6 +52,7 @@ export const serveCommand = defineCommand({
     if ((models.size === 0) === (repository === undefined)) throw new UsageError('give --model NAME=PATH (repeatable) or --model-repository DIR');
     const batching = { maxBatchSize: options['max-batch-size'], maxQueueDelayMs: options['max-queue-delay-ms'], maxQueueSize: options['max-queue-size'] };
     if (batching.maxQueueSize < batching.maxBatchSize) throw new UsageError(`--max-queue-size (${batching.maxQueueSize}) must hold at least one batch (--max-batch-size ${batching.maxBatchSize})`);
+    const security = securityFrom(options);
     if (options['dry-run']) return dryRunResult('serve', { models: Object.fromEntries(models), repository, host: options.host, httpPort: options['http-port'], grpcPort: options['grpc-port'], metricsPort: options['metrics-port'], device: options.device, ...batching });
     const server = await startServe({
       ...(models.size > 0 ? { models } : {}),
@@ -63,6 +65,7 @@ export const serveCommand = defineCommand({
       batching,
       maxBodyBytes: options['max-body-bytes'],
       requestTimeoutMs: options['request-timeout-ms'],
+      security,
       log: (m) => out.log(m),
     });
     const loaded = server.store.all().map((m) => ({ name: m.name, version: m.version, device: m.info.device, task: m.task }));
