@@ -33,6 +33,12 @@ export interface ChiefOptions {
   readonly heartbeatTimeoutMs?: number;
   /** Fail when not every worker has joined by then. */
   readonly joinTimeoutMs?: number;
+  /**
+   * When every worker is lost, wait this long for one to come back (a lost
+   * worker that heartbeats again, or a restarted one) before failing the job
+   * (default 3× the heartbeat timeout).
+   */
+  readonly lostGraceMs?: number;
   readonly log?: (message: string) => void;
   readonly onListening?: (port: number) => void;
   readonly onProgress?: (p: ChiefProgress) => void;

@@ -34,6 +34,8 @@ export class Chief {
   private coordinator: RunningCoordinator | undefined;
   private announced = '';
   private started = 0;
+  /** Since when every worker has been lost (undefined while one is not). */
+  private allLostSince: number | undefined;
   private epochStart = { time: 0, samples: 0n };
   private wake: () => void = () => {};
 
@@ -178,14 +180,30 @@ export class Chief {
     }
   }
 
-  /** Fail the job when not every worker joined in time, or when every worker was lost. */
+  /**
+   * Fail the job when not every worker joined in time, or when every worker
+   * has been lost for the grace period: a worker wrongly suspected (a busy
+   * machine, a GC pause) heartbeats again and is back, and a crashed one may
+   * be restarted, so losing them all is not yet a lost job.
+   */
   checkWorkers(now = Date.now()): void {
     const state = this.state;
     const timeout = this.options.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS;
     if (!state.allJoinedOnce && now - this.started > timeout) {
       throw new ClusterError('JOB_FAILED', `only ${state.workers.length} of ${this.options.numWorkers} workers joined within ${Math.round(timeout / 1000)} s`);
     }
-    if (state.allLost) throw new ClusterError('JOB_FAILED', "every worker was lost before finishing; see the workers' logs");
+    if (!state.allLost) {
+      this.allLostSince = undefined;
+      return;
+    }
+    const grace = this.options.lostGraceMs ?? 3 * (this.options.heartbeatTimeoutMs ?? 10_000);
+    if (this.allLostSince === undefined) {
+      this.allLostSince = now;
+      this.log(`every worker is lost; waiting ${Math.round(grace / 1000)} s for one to come back before failing the job`);
+    }
+    if (now - this.allLostSince >= grace) {
+      throw new ClusterError('JOB_FAILED', `every worker was lost before finishing and none came back within ${Math.round(grace / 1000)} s; see the workers' logs`);
+    }
   }
 
   /**

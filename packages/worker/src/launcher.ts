@@ -24,6 +24,8 @@ export interface LocalClusterOptions {
   readonly workerArgs: readonly string[];
   /** Extra flags for worker i, after the common ones (e.g. a different backend for one worker). */
   readonly workerArgsByIndex?: ReadonlyArray<readonly string[]>;
+  /** Extra environment for worker i (e.g. a test hook such as TAMP_TEST_STEP_DELAY_MS for one worker). */
+  readonly workerEnvByIndex?: ReadonlyArray<NodeJS.ProcessEnv>;
   readonly out: string;
   /** Forward every child's log lines (prefixed with its role). */
   readonly verbose?: boolean;
@@ -55,9 +57,9 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
   });
   failed.catch(() => undefined);
 
-  const start = (role: string, args: readonly string[], waitForPort: boolean): Promise<Child> => {
+  const start = (role: string, args: readonly string[], waitForPort: boolean, env: NodeJS.ProcessEnv = {}): Promise<Child> => {
     const [cmd, ...base] = options.tamp as [string, ...string[]];
-    const proc = spawn(cmd, [...base, ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...options.env } });
+    const proc = spawn(cmd, [...base, ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...options.env, ...env } });
     const tail: string[] = [];
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
     const child: Child = { role, process: proc, tail, exited };
@@ -127,7 +129,7 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
     log(`chief on ${chiefAddress}; starting ${options.workers} worker(s)`);
     for (let i = 0; i < options.workers; i++) {
       const extra = options.workerArgsByIndex?.[i] ?? [];
-      await start(`worker-${i}`, ['worker', '--chief', chiefAddress, '--index', String(i), '--job-id', options.jobId, ...options.workerArgs, ...extra], false);
+      await start(`worker-${i}`, ['worker', '--chief', chiefAddress, '--index', String(i), '--job-id', options.jobId, ...options.workerArgs, ...extra], false, options.workerEnvByIndex?.[i]);
     }
     coordinator = new CoordinatorClient(chiefAddress, options.jobId, 5_000);
     const c = coordinator;

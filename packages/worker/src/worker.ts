@@ -16,7 +16,7 @@
  * barrier; a resumed job starts every worker at the checkpoint's step.
  */
 import * as tfl from '@tensorflow/tfjs-layers';
-import { BatchSource, type BackendRequest, ClusterError, type SelectedBackend, computeGradients, errorMessage } from '@tamp/core';
+import { BatchSource, type BackendRequest, ClusterError, UsageError, type SelectedBackend, computeGradients, errorMessage } from '@tamp/core';
 import { epochLimit, loadDataset, useBackend } from '@tamp/core/node';
 import { CommChannel } from './comm/channel.js';
 import type { NamedArray } from './comm/messages.js';
@@ -34,7 +34,22 @@ export interface WorkerOptions {
   readonly backend: BackendRequest;
   readonly requireGpu?: boolean;
   readonly joinTimeoutMs?: number;
+  /**
+   * A test hook: wait this long (ms) after computing each step's gradients,
+   * so a test can make one worker slower than the others by construction
+   * (default: the TAMP_TEST_STEP_DELAY_MS environment variable, else 0).
+   */
+  readonly stepDelayMs?: number;
   readonly log?: (message: string) => void;
+}
+
+/** The test hook's value from the environment (0 when unset). */
+export function stepDelayFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.TAMP_TEST_STEP_DELAY_MS;
+  if (raw === undefined || raw === '') return 0;
+  const ms = Number(raw);
+  if (!Number.isFinite(ms) || ms < 0) throw new UsageError(`TAMP_TEST_STEP_DELAY_MS must be a number of milliseconds ≥ 0, got "${raw}"; unset it outside tests`);
+  return ms;
 }
 
 export interface WorkerReport {
@@ -55,9 +70,11 @@ const BARRIER_WAIT_MS = 30 * 60_000;
 export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
   const log = options.log ?? (() => {});
   const clientId = options.clientId ?? `${process.env.HOSTNAME ?? 'worker'}-${process.pid}`;
+  const stepDelayMs = options.stepDelayMs ?? stepDelayFromEnv();
   const backend: SelectedBackend = await useBackend(options.backend, { requireGpu: options.requireGpu ?? false, log });
   const chief = new CoordinatorClient(options.chiefAddress, options.jobId);
   let comm: CommChannel | undefined;
+  let bridge: NodeJS.Timeout | undefined;
   let id = clientId;
   try {
     const joined = await chief.joinWithRetry(clientId, options.taskIndex ?? -1, backend.name, options.joinTimeoutMs ?? 120_000, (error) =>
@@ -68,9 +85,15 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
     id = psWorkerId(taskIndex);
     const t = config.training;
     log(`${id} of ${config.numWorkers}: ${t.model} on ${t.dataset}, ${t.mode}, batch ${t.batchSize}, backend ${backend.name}${config.startStep > 0 ? `, resuming at step ${config.startStep}` : ''}`);
-    // The comm thread first: it heartbeats from the moment it starts, so the
-    // seconds spent loading the dataset and building the model (longer on a
-    // loaded machine) never count as silence against the heartbeat timeout.
+    // Heartbeat from this thread from the moment of Join until the comm
+    // thread's own heartbeats are answered: starting that thread loads its
+    // code (seconds through tsx on a loaded machine), and a worker silent
+    // that long was wrongly declared lost. The comm thread then starts, so
+    // loading the dataset and building the model never count as silence.
+    const zero = { localStep: 0n, epoch: 0, loss: 0, samples: 0n, seconds: 0 };
+    const beat = () => void chief.heartbeat(id, zero).catch(() => undefined);
+    beat();
+    bridge = setInterval(beat, config.heartbeatIntervalMs);
     comm = new CommChannel(
       {
         jobId: config.jobId,
@@ -82,6 +105,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
         chiefLostAfterMs: Math.max(30_000, config.heartbeatIntervalMs * 30),
       },
     );
+    void comm.ready.then(() => clearInterval(bridge));
     const dataset = loadDataset(t.dataset);
     const model = await tfl.models.modelFromJSON({ modelTopology: config.modelTopology as never });
     const source = new BatchSource(dataset.train, {
@@ -90,7 +114,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
       replica: { index: taskIndex, count: config.numWorkers },
       ...epochLimit(dataset, t.epochSize),
     });
-    const loop = new ReplicaLoop(config, id, model, source, comm, chief, log);
+    const loop = new ReplicaLoop(config, id, model, source, comm, chief, log, stepDelayMs);
     const result = t.mode === 'sync' ? await loop.runSync() : await loop.runAsync();
     if (result.stopped === undefined) await chief.leave(id, true, 'done', { localStep: BigInt(result.steps), samples: BigInt(result.samples), seconds: result.seconds });
     else log(`${id}: stopping: ${result.stopped}`);
@@ -100,6 +124,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
     await chief.leave(id, false, errorMessage(error)).catch(() => undefined);
     throw error;
   } finally {
+    clearInterval(bridge);
     await comm?.close();
     chief.close();
   }
@@ -134,6 +159,7 @@ class ReplicaLoop {
     private readonly comm: CommChannel,
     private readonly chief: CoordinatorClient,
     private readonly log: (message: string) => void,
+    private readonly stepDelayMs: number,
   ) {
     this.totalSteps = source.stepsPerEpoch * config.training.epochs;
     this.lastCheckpoint = config.startStep;
@@ -188,6 +214,7 @@ class ReplicaLoop {
   private async gradients(step: number): Promise<{ grads: NamedArray[]; size: number }> {
     const batch = this.source.batch(step);
     const result = await computeGradients(this.model, batch);
+    if (this.stepDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.stepDelayMs));
     this.loss = result.loss;
     this.lap('compute');
     const grads: NamedArray[] = [];

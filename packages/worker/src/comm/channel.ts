@@ -13,6 +13,9 @@ export class CommChannel {
   private nextId = 1;
   private stopReason: string | undefined;
   private exited = false;
+  private markReady: () => void = () => {};
+  /** Resolves once the thread's own heartbeats reach the chief (or it is gone). */
+  readonly ready = new Promise<void>((resolve) => (this.markReady = resolve));
 
   constructor(init: CommInit) {
     this.worker = new Worker(new URL('./bootstrap.mjs', import.meta.url), { workerData: init });
@@ -20,6 +23,7 @@ export class CommChannel {
     this.worker.on('error', (error: unknown) => this.failAll(new ClusterError('JOB_FAILED', `communication thread failed: ${errorMessage(error)}`, { cause: error })));
     this.worker.on('exit', (code) => {
       this.exited = true;
+      this.markReady();
       if (this.pending.size > 0) this.failAll(new ClusterError('JOB_FAILED', `communication thread exited (code ${code})`));
     });
   }
@@ -32,6 +36,10 @@ export class CommChannel {
   private onMessage(m: FromComm): void {
     if (m.type === 'stop') {
       this.stopReason = m.reason;
+      return;
+    }
+    if (m.type === 'ready') {
+      this.markReady();
       return;
     }
     const p = this.pending.get(m.id);

@@ -28,6 +28,7 @@ let progress: Progress = { localStep: 0n, epoch: 0, loss: 0, samples: 0n, second
 let lastAnswer = Date.now();
 let stopped = false;
 let beating = false;
+let ready = false;
 
 function beat(): void {
   if (beating || stopped) return;
@@ -36,6 +37,10 @@ function beat(): void {
     .heartbeat(init.workerId, progress)
     .then((r) => {
       lastAnswer = Date.now();
+      if (!ready) {
+        ready = true;
+        send({ type: 'ready' });
+      }
       if (r.stop && !stopped) {
         stopped = true;
         send({ type: 'stop', reason: 'the chief ended the job' });

@@ -59,4 +59,6 @@ export type FromComm =
   | { readonly id: number; readonly type: 'pushed'; readonly versions: readonly bigint[]; readonly duplicate: boolean; readonly dropped: boolean }
   | { readonly id: number; readonly type: 'error'; readonly error: SerializedError }
   | { readonly id: number; readonly type: 'closed' }
-  | { readonly type: 'stop'; readonly reason: string };
+  | { readonly type: 'stop'; readonly reason: string }
+  /** The thread's first heartbeat was answered: the training thread may stop heartbeating for it. */
+  | { readonly type: 'ready' };
