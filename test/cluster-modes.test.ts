@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type ChiefReport, launchLocalCluster } from '@tamp/worker';
 import { TAMP_BIN, runTamp } from './helpers/tamp.js';
+import { useTestLoad } from './helpers/load.js';
+
+useTestLoad(); // TAMP_TEST_LOAD=N: run under N busy processes (test/helpers/load.ts)
 
 const dir = mkdtempSync(join(tmpdir(), 'tamp-modes-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
