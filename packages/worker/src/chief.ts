@@ -131,7 +131,8 @@ export class Chief {
     this.checkWorkers();
     await this.evaluateEpochs();
     this.reportProgress();
-    return this.state.trainingOver;
+    // Every worker lost is not the end of training: within the grace period one may come back (checkWorkers).
+    return this.state.trainingOver && !this.state.allLost;
   }
 
   /** The servers' version, from shard 0 (a server that does not answer is logged; the next pass asks again). */

@@ -88,8 +88,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
     // Heartbeat from this thread from the moment of Join until the comm
     // thread's own heartbeats are answered: starting that thread loads its
     // code (seconds through tsx on a loaded machine), and a worker silent
-    // that long was wrongly declared lost. The comm thread then starts, so
-    // loading the dataset and building the model never count as silence.
+    // that long was wrongly declared lost. Only then load the dataset and
+    // build the model: that blocks this thread's event loop (so its own
+    // heartbeats too), while the comm thread's go on.
     const zero = { localStep: 0n, epoch: 0, loss: 0, samples: 0n, seconds: 0 };
     const beat = () => void chief.heartbeat(id, zero).catch(() => undefined);
     beat();
@@ -105,7 +106,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
         chiefLostAfterMs: Math.max(30_000, config.heartbeatIntervalMs * 30),
       },
     );
-    void comm.ready.then(() => clearInterval(bridge));
+    await comm.ready;
+    clearInterval(bridge);
+    if (comm.stopped !== undefined) throw new ClusterError('JOB_FAILED', `${id}: ${comm.stopped}`);
     const dataset = loadDataset(t.dataset);
     const model = await tfl.models.modelFromJSON({ modelTopology: config.modelTopology as never });
     const source = new BatchSource(dataset.train, {

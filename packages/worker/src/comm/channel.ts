@@ -14,7 +14,7 @@ export class CommChannel {
   private stopReason: string | undefined;
   private exited = false;
   private markReady: () => void = () => {};
-  /** Resolves once the thread's own heartbeats reach the chief (or it is gone). */
+  /** Resolves once the thread's own heartbeats reach the chief (or it stopped, or is gone). */
   readonly ready = new Promise<void>((resolve) => (this.markReady = resolve));
 
   constructor(init: CommInit) {
@@ -36,6 +36,7 @@ export class CommChannel {
   private onMessage(m: FromComm): void {
     if (m.type === 'stop') {
       this.stopReason = m.reason;
+      this.markReady();
       return;
     }
     if (m.type === 'ready') {
