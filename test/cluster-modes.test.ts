@@ -32,7 +32,7 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
 
 function cluster(
   name: string,
-  o: { ps?: number; workers: number; chief: string[]; byIndex?: string[][]; envByIndex?: NodeJS.ProcessEnv[]; onSpawn?: (role: string, c: ChildProcess) => void },
+  o: { ps?: number; workers: number; chief: string[]; byIndex?: string[][]; envByIndex?: NodeJS.ProcessEnv[]; maxRestarts?: number; onSpawn?: (role: string, c: ChildProcess) => void },
 ): Promise<ChiefReport> {
   const out = join(dir, name);
   return launchLocalCluster({
@@ -45,6 +45,7 @@ function cluster(
     ...(o.byIndex !== undefined ? { workerArgsByIndex: o.byIndex } : {}),
     ...(o.envByIndex !== undefined ? { workerEnvByIndex: o.envByIndex } : {}),
     ...(o.onSpawn !== undefined ? { onSpawn: o.onSpawn } : {}),
+    ...(o.maxRestarts !== undefined ? { maxRestarts: o.maxRestarts } : {}),
     out,
   });
 }
@@ -91,6 +92,7 @@ describe('sync mode', () => {
     const job = cluster('sigkill', {
       workers: 2,
       chief: ['--model', 'mlp-tiny', '--dataset', 'mnist', '--epochs', '1', '--epoch-size', '3840', '--mode', 'sync', '--heartbeat-timeout', '2', '--checkpoint-every', '3'],
+      maxRestarts: 0, // the chief's side of a lost worker: the launcher does not restart it
       onSpawn: (role, child) => {
         if (role === 'worker-1') victim = child;
       },

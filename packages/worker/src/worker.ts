@@ -29,7 +29,7 @@ export interface WorkerOptions {
   readonly chiefAddress: string;
   /** Ask for this task index (-1: the chief chooses). */
   readonly taskIndex?: number;
-  /** This process's identity (default: host and pid). */
+  /** This process's identity (default: TAMP_CLIENT_ID, else host and pid). */
   readonly clientId?: string;
   readonly backend: BackendRequest;
   readonly requireGpu?: boolean;
@@ -42,6 +42,9 @@ export interface WorkerOptions {
   readonly stepDelayMs?: number;
   readonly log?: (message: string) => void;
 }
+
+/** The environment variable giving a worker its client id (the launcher sets it, one per slot). */
+export const CLIENT_ID_ENV = 'TAMP_CLIENT_ID';
 
 /** The test hook's value from the environment (0 when unset). */
 export function stepDelayFromEnv(env: NodeJS.ProcessEnv = process.env): number {
@@ -69,7 +72,7 @@ const BARRIER_WAIT_MS = 30 * 60_000;
 
 export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
   const log = options.log ?? (() => {});
-  const clientId = options.clientId ?? `${process.env.HOSTNAME ?? 'worker'}-${process.pid}`;
+  const clientId = options.clientId ?? (process.env[CLIENT_ID_ENV] || `${process.env.HOSTNAME ?? 'worker'}-${process.pid}`);
   const stepDelayMs = options.stepDelayMs ?? stepDelayFromEnv();
   const backend: SelectedBackend = await useBackend(options.backend, { requireGpu: options.requireGpu ?? false, log });
   const chief = new CoordinatorClient(options.chiefAddress, options.jobId);

@@ -17,6 +17,7 @@ const options = {
   local: { type: 'boolean', description: 'run a whole cluster on this machine: chief, --ps servers and --workers workers as child processes' },
   ps: { type: 'number', integer: true, min: 1, default: 1, description: 'parameter servers (with --local)' },
   workers: { type: 'number', integer: true, min: 1, default: 2, description: 'workers (with --local)' },
+  'max-restarts': { type: 'number', integer: true, min: 0, default: 3, description: 'restart a crashed worker up to this many times (with --local; 0: never)' },
   backend: backendOption,
   'require-gpu': requireGpuOption,
   'job-id': { ...jobIdOption, description: 'job id (with TF_CONFIG; --local makes a fresh one)' },
@@ -29,6 +30,7 @@ type TrainArgs = { [K in keyof typeof options]: unknown } & Parameters<typeof tr
   local: boolean;
   ps: number;
   workers: number;
+  'max-restarts': number;
   backend: string;
   'require-gpu': boolean;
   'job-id': string;
@@ -60,6 +62,7 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dr
     chiefArgs: [...chiefArgs(o), ...(o.out === undefined ? ['--out', outDir] : [])],
     workerArgs: ['--backend', o.backend, ...(o['require-gpu'] ? ['--require-gpu'] : [])],
     out: outDir,
+    maxRestarts: o['max-restarts'],
     verbose,
     log: (m) => out.log(m),
     onProgress: clusterProgress(out, o.workers),

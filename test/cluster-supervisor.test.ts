@@ -1,0 +1,90 @@
+/**
+ * The local supervisor (`tamp train --local`): a worker child killed with
+ * SIGKILL is restarted and the job completes; the launcher killed with
+ * SIGKILL leaves no child running (each role exits with its launcher).
+ */
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { useTestLoad } from './helpers/load.js';
+import { REPO, TAMP_BIN } from './helpers/tamp.js';
+
+useTestLoad(); // TAMP_TEST_LOAD=N: run under N busy processes (test/helpers/load.ts)
+
+const dir = mkdtempSync(join(tmpdir(), 'tamp-supervisor-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const JOB = ['--model', 'mlp-tiny', '--dataset', 'mnist', '--epochs', '1', '--epoch-size', '3840', '--mode', 'sync', '--heartbeat-timeout', '2', '--checkpoint-every', '3', '--backend', 'wasm'];
+
+/** The children of `ppid` with their command lines (from ps). */
+function children(ppid: number): Array<{ pid: number; args: string }> {
+  let text = '';
+  try {
+    text = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(ppid)], { encoding: 'utf8' });
+  } catch {
+    return []; // ps exits 1 when there is none
+  }
+  return text
+    .split('\n')
+    .map((l) => /^\s*(\d+)\s+(.*)$/.exec(l))
+    .flatMap((m) => (m === null ? [] : [{ pid: Number(m[1]), args: m[2] as string }]));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function launch(args: string[]): { child: ChildProcessWithoutNullStreams; stderr: () => string; done: Promise<number | null> } {
+  const child = spawn(process.execPath, [TAMP_BIN, 'train', '--local', ...args], { cwd: REPO, env: process.env });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout.on('data', () => {});
+  const timer = setTimeout(() => child.kill('SIGKILL'), 280_000);
+  const done = new Promise<number | null>((resolve) =>
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    }),
+  );
+  return { child, stderr: () => stderr, done };
+}
+
+describe('local supervisor', () => {
+  it('restarts a worker killed with SIGKILL: the job completes, exit 0, and the log says it restarted it', async () => {
+    const out = join(dir, 'restart');
+    const run = launch([...JOB, '--out', out, '--max-restarts', '2']);
+    // Kill worker 1 once training is under way (the first checkpoint is at step 3).
+    for (let i = 0; i < 2400 && !existsSync(join(out, 'checkpoints', 'step-000000003', 'manifest.json')); i++) await sleep(50);
+    const victim = children(run.child.pid as number).find((c) => / worker .*--index 1\b/.test(c.args));
+    expect(victim, run.stderr()).toBeDefined();
+    process.kill(victim?.pid as number, 'SIGKILL');
+    const code = await run.done;
+    expect(code, run.stderr()).toBe(0);
+    expect(run.stderr()).toMatch(/worker-1 exited with signal SIGKILL; restarting it \(restart 1 of 2\)/);
+  });
+
+  it('a launcher killed with SIGKILL leaves no child running', async () => {
+    const out = join(dir, 'orphans');
+    const run = launch([...JOB, '--out', out]);
+    for (let i = 0; i < 2400 && !/starting 2 worker\(s\)/.test(run.stderr()); i++) await sleep(50);
+    expect(run.stderr()).toMatch(/starting 2 worker\(s\)/);
+    const roles = children(run.child.pid as number);
+    expect(roles.map((c) => / (ps|chief|worker) /.exec(c.args)?.[1]).sort(), JSON.stringify(roles)).toEqual(['chief', 'ps', 'worker', 'worker']);
+    run.child.kill('SIGKILL');
+    await run.done;
+    // Bounded wait: each role notices within a second or so (its IPC channel closes, its parent pid changes).
+    for (let i = 0; i < 600 && roles.some((c) => alive(c.pid)); i++) await sleep(50);
+    const left = roles.filter((c) => alive(c.pid));
+    for (const c of left) process.kill(c.pid, 'SIGKILL'); // do not leave them behind when the test fails
+    expect(left).toEqual([]);
+  });
+});
