@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { useTestLoad } from './helpers/load.js';
+import { freePorts } from './helpers/ports.js';
 import { REPO, TAMP_BIN } from './helpers/tamp.js';
 
 useTestLoad(); // TAMP_TEST_LOAD=N: run under N busy processes (test/helpers/load.ts)
@@ -44,7 +45,11 @@ function alive(pid: number): boolean {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function launch(args: string[]): { child: ChildProcessWithoutNullStreams; stderr: () => string; done: Promise<number | null> } {
-  const child = spawn(process.execPath, [TAMP_BIN, 'train', '--local', ...args], { cwd: REPO, env: process.env });
+  return tamp(['train', '--local', ...args]);
+}
+
+function tamp(args: string[]): { child: ChildProcessWithoutNullStreams; stderr: () => string; done: Promise<number | null> } {
+  const child = spawn(process.execPath, [TAMP_BIN, ...args], { cwd: REPO, env: process.env });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdout.on('data', () => {});
@@ -86,5 +91,27 @@ describe('local supervisor', () => {
     const left = roles.filter((c) => alive(c.pid));
     for (const c of left) process.kill(c.pid, 'SIGKILL'); // do not leave them behind when the test fails
     expect(left).toEqual([]);
+  });
+
+  it('a worker whose chief is killed exits non-zero, naming the chief, once --peer-timeout has passed', async () => {
+    const [psPort, chiefPort] = await freePorts(2);
+    const chiefAddress = `127.0.0.1:${chiefPort}`;
+    const job = ['--job-id', 'peer-timeout'];
+    const ps = tamp(['ps', '--index', '0', '--port', String(psPort), ...job]);
+    // Two workers, one started: it waits at the first step's barrier for the other, so only the peer timeout can end it.
+    const chief = tamp(['chief', '--ps', `127.0.0.1:${psPort}`, '--workers', '2', '--port', String(chiefPort), ...job, ...JOB, '--out', join(dir, 'peer')]);
+    const worker = tamp(['worker', '--chief', chiefAddress, '--index', '0', '--backend', 'wasm', '--peer-timeout', '3', ...job]);
+    try {
+      for (let i = 0; i < 2400 && !/worker-0 \(.*\) joined/.test(chief.stderr()); i++) await sleep(50);
+      expect(chief.stderr()).toMatch(/worker-0 \(.*\) joined/);
+      chief.child.kill('SIGKILL');
+      const code = await worker.done;
+      expect(code, worker.stderr()).toBe(1);
+      expect(worker.stderr()).toContain(`the chief at ${chiefAddress} has not answered for`);
+      expect(worker.stderr()).toMatch(/past the peer timeout of 3 s/);
+    } finally {
+      for (const p of [ps, chief, worker]) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+      await Promise.all([ps.done, chief.done, worker.done]);
+    }
   });
 });

@@ -34,6 +34,8 @@ export interface WorkerOptions {
   readonly backend: BackendRequest;
   readonly requireGpu?: boolean;
   readonly joinTimeoutMs?: number;
+  /** Exit (non-zero, naming it) once the chief has not answered for this long (ms, default 60 s). */
+  readonly peerTimeoutMs?: number;
   /**
    * A test hook: wait this long (ms) after computing each step's gradients,
    * so a test can make one worker slower than the others by construction
@@ -66,6 +68,8 @@ export interface WorkerReport {
   readonly dropped: number;
   readonly stopped?: string;
 }
+
+const DEFAULT_PEER_TIMEOUT_MS = 60_000;
 
 /** How long a sync push or pull may wait at a barrier for slow workers. */
 const BARRIER_WAIT_MS = 30 * 60_000;
@@ -106,12 +110,12 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
         placement: config.placement,
         chiefAddress: options.chiefAddress,
         heartbeatIntervalMs: config.heartbeatIntervalMs,
-        chiefLostAfterMs: Math.max(30_000, config.heartbeatIntervalMs * 30),
+        chiefLostAfterMs: options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS,
       },
     );
     await comm.ready;
     clearInterval(bridge);
-    if (comm.stopped !== undefined) throw new ClusterError('JOB_FAILED', `${id}: ${comm.stopped}`);
+    if (comm.stopped !== undefined) throw new ClusterError(comm.peerLost ? 'PEER_UNAVAILABLE' : 'JOB_FAILED', `${id}: ${comm.stopped}`);
     const dataset = loadDataset(t.dataset);
     const model = await tfl.models.modelFromJSON({ modelTopology: config.modelTopology as never });
     const source = new BatchSource(dataset.train, {
@@ -123,6 +127,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
     const loop = new ReplicaLoop(config, id, model, source, comm, chief, log, stepDelayMs);
     const result = t.mode === 'sync' ? await loop.runSync() : await loop.runAsync();
     if (result.stopped === undefined) await chief.leave(id, true, 'done', { localStep: BigInt(result.steps), samples: BigInt(result.samples), seconds: result.seconds });
+    else if (comm.peerLost) throw new ClusterError('PEER_UNAVAILABLE', `${id}: ${result.stopped}; exiting`);
     else log(`${id}: stopping: ${result.stopped}`);
     model.dispose();
     return { workerId: id, taskIndex, backend: backend.name, ...result };

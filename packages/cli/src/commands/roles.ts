@@ -166,6 +166,7 @@ export interface WorkerArgs {
   backend: string;
   'require-gpu': boolean;
   'job-id': string;
+  'peer-timeout'?: number;
 }
 
 export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor('worker'), dryRun = false) {
@@ -180,6 +181,7 @@ export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor
     taskIndex: o.index ?? tf?.task.index ?? -1,
     backend: o.backend as BackendRequest,
     requireGpu: o['require-gpu'],
+    ...(o['peer-timeout'] !== undefined ? { peerTimeoutMs: o['peer-timeout'] * 1000 } : {}),
     log: (m) => out.log(m),
   });
   return {
@@ -204,6 +206,7 @@ export const workerCommand = defineCommand({
     backend: backendOption,
     'require-gpu': requireGpuOption,
     'job-id': jobIdOption,
+    'peer-timeout': { type: 'number', min: 0.1, default: 60, description: 'exit (non-zero, naming it) once the chief has not answered for this many seconds' },
     'dry-run': dryRunOption,
   },
   run: ({ options, out }) => runWorkerRole(options, out, tfConfigFor('worker'), options['dry-run']),

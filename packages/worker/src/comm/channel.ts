@@ -12,6 +12,8 @@ export class CommChannel {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private stopReason: string | undefined;
+  /** The stop came from a peer (the chief) gone past the peer timeout, not from the job's end. */
+  peerLost = false;
   private exited = false;
   private markReady: () => void = () => {};
   /** Resolves once the thread's own heartbeats reach the chief (or it stopped, or is gone). */
@@ -36,6 +38,9 @@ export class CommChannel {
   private onMessage(m: FromComm): void {
     if (m.type === 'stop') {
       this.stopReason = m.reason;
+      this.peerLost = m.peerLost;
+      // Nothing more will come from a job whose chief is gone: a pull or push waiting at a barrier fails now.
+      if (m.peerLost) this.failAll(new ClusterError('PEER_UNAVAILABLE', m.reason));
       this.markReady();
       return;
     }

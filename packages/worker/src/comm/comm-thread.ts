@@ -43,13 +43,17 @@ function beat(): void {
       }
       if (r.stop && !stopped) {
         stopped = true;
-        send({ type: 'stop', reason: 'the chief ended the job' });
+        send({ type: 'stop', reason: 'the chief ended the job', peerLost: false });
       }
     })
     .catch((error: unknown) => {
       if (!stopped && Date.now() - lastAnswer > init.chiefLostAfterMs) {
         stopped = true;
-        send({ type: 'stop', reason: `the chief at ${init.chiefAddress} has not answered for ${Math.round((Date.now() - lastAnswer) / 1000)} s (${errorMessage(error)})` });
+        send({
+          type: 'stop',
+          reason: `the chief at ${init.chiefAddress} has not answered for ${Math.round((Date.now() - lastAnswer) / 1000)} s, past the peer timeout of ${Math.round(init.chiefLostAfterMs / 1000)} s (${errorMessage(error)})`,
+          peerLost: true,
+        });
       }
     })
     .finally(() => {
