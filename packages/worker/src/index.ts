@@ -12,3 +12,4 @@ export * from './model-state.js';
 export * from './launcher.js';
 export * from './checkpoints.js';
 export * from './parent-watch.js';
+export * from './out-folder.js';

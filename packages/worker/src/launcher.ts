@@ -58,6 +58,8 @@ interface Child {
 
 const TAIL_LINES = 40;
 const DEFAULT_MAX_RESTARTS = 3;
+/** Child log lines the launcher shows without --verbose. */
+const ALWAYS_SHOWN = /\bwarning:|\bresuming from\b|\bexiting\b/i;
 
 export async function launchLocalCluster(options: LocalClusterOptions): Promise<ChiefReport> {
   const log = options.log ?? (() => {});
@@ -87,7 +89,8 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
       if (line.trim() === '') return;
       tail.push(line);
       if (tail.length > TAIL_LINES) tail.shift();
-      if (options.verbose === true) log(`[${role}] ${line}`);
+      // Warnings (a damaged checkpoint skipped) and where a resume starts are shown even without --verbose.
+      if (options.verbose === true || ALWAYS_SHOWN.test(line)) log(`[${role}] ${line}`);
     };
     let buffered = '';
     proc.stderr?.on('data', (d: Buffer) => {

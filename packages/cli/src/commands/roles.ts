@@ -103,7 +103,7 @@ export interface ChiefArgs {
 
 export async function runChiefRole(
   o: ChiefArgs &
-    Parameters<typeof trainingSettings>[0] & { out: string | undefined; resume: string | undefined; 'checkpoint-every': number | undefined; 'heartbeat-timeout': number },
+    Parameters<typeof trainingSettings>[0] & { out: string | undefined; resume: string | undefined; 'checkpoint-every': number | undefined; 'heartbeat-timeout': number; overwrite?: boolean },
   out: Output,
   tf = tfConfigFor('chief'),
   dryRun = false,
@@ -132,6 +132,7 @@ export async function runChiefRole(
     ...(training !== undefined ? { training } : {}),
     out: outDir,
     ...(o.resume !== undefined ? { resume: o.resume } : {}),
+    ...(o.overwrite === true ? { overwrite: true } : {}),
     ...(o['checkpoint-every'] !== undefined ? { checkpointEvery: o['checkpoint-every'] } : {}),
     heartbeatTimeoutMs: o['heartbeat-timeout'] * 1000,
     backend: o.backend as BackendRequest,

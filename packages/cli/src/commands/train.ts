@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { type BackendRequest, UsageError } from '@tamp/core';
 import { checkOutputFolder, trainSingleProcess } from '@tamp/core/node';
-import { launchLocalCluster, parseTfConfig } from '@tamp/worker';
+import { launchLocalCluster, newestManifest, parseTfConfig, refuseOtherJobsResults } from '@tamp/worker';
 import { defineCommand } from '../command.js';
 import type { Output } from '../output.js';
 import { clusterProgress } from './cluster-progress.js';
@@ -31,6 +31,7 @@ type TrainArgs = { [K in keyof typeof options]: unknown } & Parameters<typeof tr
   ps: number;
   workers: number;
   'max-restarts': number;
+  overwrite: boolean | undefined;
   backend: string;
   'require-gpu': boolean;
   'job-id': string;
@@ -41,7 +42,9 @@ function chiefArgs(o: TrainArgs): string[] {
   const args: string[] = [];
   for (const flag of CHIEF_FLAGS) {
     const v = o[flag];
-    if (v !== undefined) args.push(`--${flag}`, String(v as string | number));
+    if (typeof v === 'boolean') {
+      if (v) args.push(`--${flag}`);
+    } else if (v !== undefined) args.push(`--${flag}`, String(v as string | number));
   }
   return [...args, '--backend', o.backend];
 }
@@ -51,9 +54,12 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dr
   if (outDir === undefined) throw new UsageError('tamp train needs --out DIR');
   const settings = o.resume === undefined ? trainingSettings(o) : undefined; // fail on bad flags before starting processes
   checkOutputFolder(outDir, o.out === undefined ? '--resume' : '--out');
+  if (o.resume === undefined && o.overwrite !== true) refuseOtherJobsResults(outDir);
   if (dryRun) return dryRunResult('train', { local: true, ps: o.ps, workers: o.workers, out: outDir, resume: o.resume, model: settings?.model, dataset: settings?.dataset, mode: settings?.mode });
   const jobId = `local-${randomBytes(4).toString('hex')}`;
-  out.log(`local cluster ${jobId}: 1 chief, ${o.ps} parameter server(s), ${o.workers} worker(s), ${o.mode}`);
+  // A resumed job runs in its checkpoint's mode, whatever the --mode default says.
+  const mode = o.resume !== undefined ? (newestManifest(o.resume)?.training.mode ?? o.mode) : o.mode;
+  out.log(`local cluster ${jobId}: 1 chief, ${o.ps} parameter server(s), ${o.workers} worker(s), ${mode}${o.resume !== undefined ? `, resuming ${o.resume}` : ''}`);
   const report = await launchLocalCluster({
     tamp: [process.execPath, TAMP_BIN],
     jobId,
