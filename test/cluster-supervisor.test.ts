@@ -115,3 +115,29 @@ describe('local supervisor', () => {
     }
   });
 });
+
+describe('false suspicion', () => {
+  for (const mode of ['sync', 'async', 'ssp'] as const) {
+    it(`${mode}: a worker wrongly declared lost (stopped with SIGSTOP past the timeout) comes back by itself and the job completes`, async () => {
+      const out = join(dir, `suspect-${mode}`);
+      const flags = JOB.map((a) => (a === 'sync' ? mode : a === '2' ? '1' : a)); // this mode, --heartbeat-timeout 1
+      const run = launch([...flags, '--max-restarts', '0', '--verbose', '--out', out]);
+      for (let i = 0; i < 2400 && !existsSync(join(out, 'checkpoints', 'step-000000003', 'manifest.json')); i++) await sleep(50);
+      const victim = children(run.child.pid as number).find((c) => / worker .*--index 1\b/.test(c.args));
+      expect(victim, run.stderr()).toBeDefined();
+      const pid = victim?.pid as number;
+      // A process that does not run is what a long GC pause or a starved machine looks like from the chief.
+      process.kill(pid, 'SIGSTOP');
+      try {
+        for (let i = 0; i < 1200 && !/\[chief\] worker-1 lost: no heartbeat/.test(run.stderr()); i++) await sleep(50);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      expect(run.stderr()).toMatch(/\[chief\] worker-1 lost: no heartbeat/);
+      const code = await run.done;
+      expect(code, run.stderr()).toBe(0);
+      expect(run.stderr()).toMatch(/\[chief\] worker-1 is back/);
+      expect(run.stderr()).not.toMatch(/restarting it/);
+    });
+  }
+});

@@ -42,6 +42,8 @@ export interface ChiefOptions {
    * (default 3× the heartbeat timeout).
    */
   readonly lostGraceMs?: number;
+  /** Fail the job once parameter server 0 has not answered for this long (ms, default 60 s). */
+  readonly peerTimeoutMs?: number;
   readonly log?: (message: string) => void;
   readonly onListening?: (port: number) => void;
   readonly onProgress?: (p: ChiefProgress) => void;

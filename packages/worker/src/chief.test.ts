@@ -177,6 +177,25 @@ describe('chief steps', () => {
     expect((caught as ClusterError).message).toMatch(/every worker was lost before finishing and none came back within 5 s/);
   });
 
+  it('refreshGlobalStep fails the job, naming it, once parameter server 0 stays silent past the peer timeout', async () => {
+    const c = await makeChief({ peerTimeoutMs: 5_000 });
+    await c.startShards();
+    await c.startCoordinator();
+    expect(await c.refreshGlobalStep(1_000)).toBe(0n);
+    await servers[0]?.close();
+    await expect(c.refreshGlobalStep(2_000)).resolves.toBe(0n); // silent 1 s: logged, asked again next pass
+    await expect(c.refreshGlobalStep(6_000)).resolves.toBe(0n); // silent 5 s: the limit itself
+    let caught: unknown;
+    try {
+      await c.refreshGlobalStep(6_001);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ClusterError);
+    expect((caught as ClusterError).code).toBe('PEER_UNAVAILABLE');
+    expect((caught as ClusterError).message).toContain(`parameter server 0 at 127.0.0.1:${servers[0]?.port} has not answered for 5 s, past the peer timeout of 5 s`);
+  });
+
   it('the checkpoint barrier writes a complete checkpoint only when every training worker waits', async () => {
     const c = await makeChief();
     await c.startShards();

@@ -22,6 +22,7 @@ import { setVariables } from './model-state.js';
 import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, buildReport, writeReport } from './report.js';
 
 const DEFAULT_JOIN_TIMEOUT_MS = 300_000;
+const DEFAULT_PEER_TIMEOUT_MS = 60_000;
 
 export class Chief {
   readonly params: ParameterClient;
@@ -36,6 +37,8 @@ export class Chief {
   private started = 0;
   /** Since when every worker has been lost (undefined while one is not). */
   private allLostSince: number | undefined;
+  /** When parameter server 0 last answered (undefined before the first ask). */
+  private psAnsweredAt: number | undefined;
   private epochStart = { time: 0, samples: 0n };
   private wake: () => void = () => {};
 
@@ -135,12 +138,24 @@ export class Chief {
     return this.state.trainingOver && !this.state.allLost;
   }
 
-  /** The servers' version, from shard 0 (a server that does not answer is logged; the next pass asks again). */
-  async refreshGlobalStep(): Promise<bigint> {
+  /**
+   * The servers' version, from shard 0. A server that does not answer is
+   * logged and asked again on the next pass, until it has been silent for
+   * the peer timeout: then the job fails, naming it.
+   */
+  async refreshGlobalStep(now = Date.now()): Promise<bigint> {
+    const shard = this.params.shards[0];
     try {
-      const status = await this.params.shards[0]?.status();
+      const status = await shard?.status();
       if (status !== undefined) this.state.recordGlobalStep(status.version);
+      this.psAnsweredAt = now;
     } catch (error) {
+      const silent = now - (this.psAnsweredAt ?? now);
+      const limit = this.options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS;
+      if (silent > limit) {
+        throw new ClusterError('PEER_UNAVAILABLE', `parameter server 0 at ${shard?.address} has not answered for ${Math.round(silent / 1000)} s, past the peer timeout of ${Math.round(limit / 1000)} s (${errorMessage(error)})`);
+      }
+      this.psAnsweredAt ??= now;
       this.log(`parameter server 0 did not answer: ${errorMessage(error)}`);
     }
     return this.state.globalStep;

@@ -103,7 +103,7 @@ export interface ChiefArgs {
 
 export async function runChiefRole(
   o: ChiefArgs &
-    Parameters<typeof trainingSettings>[0] & { out: string | undefined; resume: string | undefined; 'checkpoint-every': number | undefined; 'heartbeat-timeout': number; overwrite?: boolean },
+    Parameters<typeof trainingSettings>[0] & { out: string | undefined; resume: string | undefined; 'checkpoint-every': number | undefined; 'heartbeat-timeout': number; overwrite?: boolean; 'peer-timeout'?: number },
   out: Output,
   tf = tfConfigFor('chief'),
   dryRun = false,
@@ -133,6 +133,7 @@ export async function runChiefRole(
     out: outDir,
     ...(o.resume !== undefined ? { resume: o.resume } : {}),
     ...(o.overwrite === true ? { overwrite: true } : {}),
+    ...(o['peer-timeout'] !== undefined ? { peerTimeoutMs: o['peer-timeout'] * 1000 } : {}),
     ...(o['checkpoint-every'] !== undefined ? { checkpointEvery: o['checkpoint-every'] } : {}),
     heartbeatTimeoutMs: o['heartbeat-timeout'] * 1000,
     backend: o.backend as BackendRequest,

@@ -88,7 +88,7 @@ export const trainCommand = defineCommand({
       out.log(`TF_CONFIG: running as ${tf.task.type} ${tf.task.index}`);
       const dry = o['dry-run'];
       if (tf.task.type === 'ps') return runPsRole({ index: undefined, host: undefined, port: undefined, 'job-id': o['job-id'] }, out, tf, dry);
-      if (tf.task.type === 'worker') return runWorkerRole({ chief: undefined, index: undefined, backend: o.backend, 'require-gpu': o['require-gpu'], 'job-id': o['job-id'] }, out, tf, dry);
+      if (tf.task.type === 'worker') return runWorkerRole({ chief: undefined, index: undefined, backend: o.backend, 'require-gpu': o['require-gpu'], 'job-id': o['job-id'], 'peer-timeout': o['peer-timeout'] }, out, tf, dry);
       return runChiefRole({ ...o, ps: undefined, workers: undefined, host: undefined, port: undefined }, out, tf, dry);
     }
     if (o.local) {
