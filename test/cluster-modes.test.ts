@@ -1,6 +1,6 @@
 /**
  * sync, ssp and checkpoints with real processes: parity with one process,
- * backup workers, a worker killed with SIGKILL, bounded staleness, and
+ * backup workers (a slow worker made slow by TAMP_TEST_STEP_DELAY_MS), a worker killed with SIGKILL, bounded staleness, and
  * resume after the whole cluster is killed (falling back over a truncated
  * checkpoint).
  */
@@ -110,11 +110,12 @@ describe('sync mode', () => {
 });
 
 describe('ssp mode', () => {
-  it('a slow worker (cpu backend) makes a fast one wait at exactly τ steps ahead', async () => {
+  it('a slow worker (the step-delay test hook) makes a fast one wait at exactly τ steps ahead', async () => {
+    // Worker 1 waits 1 s after each step's gradients: the other reaches τ steps ahead by construction.
     const report = await cluster('ssp', {
       workers: 2,
       chief: ['--model', 'lenet-300-100', '--dataset', 'mnist', '--epochs', '1', '--epoch-size', '1280', '--mode', 'ssp', '--staleness', '2', '--checkpoint-every', '0'],
-      byIndex: [[], ['--backend', 'cpu']],
+      envByIndex: [{}, { TAMP_TEST_STEP_DELAY_MS: '1000' }],
     });
     expect(report.sspWaits).toBeGreaterThan(0);
     expect(report.maxLead).toBe(2);

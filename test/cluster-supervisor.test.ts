@@ -100,8 +100,11 @@ describe('local supervisor', () => {
     const ps = tamp(['ps', '--index', '0', '--port', String(psPort), ...job]);
     // Two workers, one started: it waits at the first step's barrier for the other, so only the peer timeout can end it.
     const chief = tamp(['chief', '--ps', `127.0.0.1:${psPort}`, '--workers', '2', '--port', String(chiefPort), ...job, ...JOB, '--out', join(dir, 'peer')]);
+    // The worker starts once the chief listens, so a slow start of the chief (a loaded machine) cannot use up the worker's join timeout.
+    for (let i = 0; i < 2400 && !/listening on/.test(chief.stderr()); i++) await sleep(50);
     const worker = tamp(['worker', '--chief', chiefAddress, '--index', '0', '--backend', 'wasm', '--peer-timeout', '3', ...job]);
     try {
+      expect(chief.stderr()).toMatch(/listening on/);
       for (let i = 0; i < 2400 && !/worker-0 \(.*\) joined/.test(chief.stderr()); i++) await sleep(50);
       expect(chief.stderr()).toMatch(/worker-0 \(.*\) joined/);
       chief.child.kill('SIGKILL');
