@@ -1,6 +1,6 @@
 /**
  * sync, ssp and checkpoints with real processes: parity with one process,
- * backup workers, a worker killed with SIGKILL, bounded staleness, and
+ * backup workers (a slow worker made slow by TAMP_TEST_STEP_DELAY_MS), a worker killed with SIGKILL, bounded staleness, and
  * resume after the whole cluster is killed (falling back over a truncated
  * checkpoint).
  */
@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type ChiefReport, launchLocalCluster } from '@tamp/worker';
 import { TAMP_BIN, runTamp } from './helpers/tamp.js';
+import { useTestLoad } from './helpers/load.js';
+
+useTestLoad(); // TAMP_TEST_LOAD=N: run under N busy processes (test/helpers/load.ts)
 
 const dir = mkdtempSync(join(tmpdir(), 'tamp-modes-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -27,7 +30,10 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
   return d;
 }
 
-function cluster(name: string, o: { ps?: number; workers: number; chief: string[]; byIndex?: string[][]; onSpawn?: (role: string, c: ChildProcess) => void }): Promise<ChiefReport> {
+function cluster(
+  name: string,
+  o: { ps?: number; workers: number; chief: string[]; byIndex?: string[][]; envByIndex?: NodeJS.ProcessEnv[]; maxRestarts?: number; onSpawn?: (role: string, c: ChildProcess) => void },
+): Promise<ChiefReport> {
   const out = join(dir, name);
   return launchLocalCluster({
     tamp: [process.execPath, TAMP_BIN],
@@ -37,7 +43,9 @@ function cluster(name: string, o: { ps?: number; workers: number; chief: string[
     chiefArgs: [...o.chief, '--out', out, '--backend', 'wasm'],
     workerArgs: ['--backend', 'wasm'],
     ...(o.byIndex !== undefined ? { workerArgsByIndex: o.byIndex } : {}),
+    ...(o.envByIndex !== undefined ? { workerEnvByIndex: o.envByIndex } : {}),
     ...(o.onSpawn !== undefined ? { onSpawn: o.onSpawn } : {}),
+    ...(o.maxRestarts !== undefined ? { maxRestarts: o.maxRestarts } : {}),
     out,
   });
 }
@@ -61,16 +69,17 @@ describe('sync mode', () => {
     });
   }
 
-  it('backup workers: a slow worker (cpu backend) has its late gradients dropped and counted', async () => {
+  it('backup workers: a slow worker (made slow by the step-delay test hook) has its late gradients dropped and counted', async () => {
+    // Worker 2 waits 1.5 s after computing each step's gradients (TAMP_TEST_STEP_DELAY_MS), far longer
+    // than a step of this tiny model takes the others: its gradient is the third to arrive by construction.
     const report = await cluster('backup', {
       workers: 3,
       chief: ['--model', 'lenet-300-100', '--dataset', 'mnist', '--epochs', '1', '--epoch-size', '1920', '--mode', 'sync', '--backup-workers', '1', '--checkpoint-every', '0'],
-      byIndex: [[], [], ['--backend', 'cpu']],
+      envByIndex: [{}, {}, { TAMP_TEST_STEP_DELAY_MS: '1500' }],
     });
     expect(report.steps).toBe(10);
     expect(report.droppedGradients).toBeGreaterThan(0);
     const [fast0, fast1, slow] = report.workerStats;
-    expect(slow?.backend).toBe('cpu');
     // Each step applied exactly 3 − 1 gradients of 64 samples (the first two to arrive);
     // the slow worker's came late far more often than the others'.
     expect((fast0?.samples ?? 0) + (fast1?.samples ?? 0) + (slow?.samples ?? 0), JSON.stringify(report.workerStats)).toBe(10 * 2 * 64);
@@ -83,6 +92,7 @@ describe('sync mode', () => {
     const job = cluster('sigkill', {
       workers: 2,
       chief: ['--model', 'mlp-tiny', '--dataset', 'mnist', '--epochs', '1', '--epoch-size', '3840', '--mode', 'sync', '--heartbeat-timeout', '2', '--checkpoint-every', '3'],
+      maxRestarts: 0, // the chief's side of a lost worker: the launcher does not restart it
       onSpawn: (role, child) => {
         if (role === 'worker-1') victim = child;
       },
@@ -100,11 +110,12 @@ describe('sync mode', () => {
 });
 
 describe('ssp mode', () => {
-  it('a slow worker (cpu backend) makes a fast one wait at exactly τ steps ahead', async () => {
+  it('a slow worker (the step-delay test hook) makes a fast one wait at exactly τ steps ahead', async () => {
+    // Worker 1 waits 1 s after each step's gradients: the other reaches τ steps ahead by construction.
     const report = await cluster('ssp', {
       workers: 2,
       chief: ['--model', 'lenet-300-100', '--dataset', 'mnist', '--epochs', '1', '--epoch-size', '1280', '--mode', 'ssp', '--staleness', '2', '--checkpoint-every', '0'],
-      byIndex: [[], ['--backend', 'cpu']],
+      envByIndex: [{}, { TAMP_TEST_STEP_DELAY_MS: '1000' }],
     });
     expect(report.sspWaits).toBeGreaterThan(0);
     expect(report.maxLead).toBe(2);
@@ -139,8 +150,11 @@ describe('checkpoints and resume', () => {
     const newest = join(broken, 'checkpoints', steps[steps.length - 1] as string, 'shard-0.bin');
     truncateSync(newest, statSync(newest).size - 100);
     rmSync(join(broken, 'model'), { recursive: true });
-    const r3 = await runTamp(['train', '--local', '--ps', '2', '--workers', '2', '--resume', broken, '--verbose']);
+    // Without --verbose: the children's warnings and the line saying where the resume starts are still shown,
+    // and the launcher's first line names the checkpoint's mode.
+    const r3 = await runTamp(['train', '--local', '--ps', '2', '--workers', '2', '--resume', broken]);
     expect(r3.code, r3.stderr).toBe(0);
+    expect(r3.stderr).toMatch(/^local cluster .*, sync, resuming /);
     expect(r3.stderr).toMatch(/skipping checkpoint .*step-000000020.*shard-0\.bin holds \d+ bytes, the manifest says \d+ \(truncated\?\)/);
     expect(r3.stderr).toMatch(/resuming from .*step-000000015/);
     expect(maxDiff(weights(broken), weights(whole))).toBe(0);

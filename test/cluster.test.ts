@@ -16,6 +16,9 @@ import { loadMnist } from '@tamp/core/node';
 import { launchLocalCluster } from '@tamp/worker';
 import { freePorts } from './helpers/ports.js';
 import { TAMP_BIN, jsonOf, runTamp, serveFolder } from './helpers/tamp.js';
+import { useTestLoad } from './helpers/load.js';
+
+useTestLoad(); // TAMP_TEST_LOAD=N: run under N busy processes (test/helpers/load.ts)
 
 const dir = mkdtempSync(join(tmpdir(), 'tamp-cluster-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -4,6 +4,7 @@
  * one-line error (stack traces only with --verbose).
  */
 import { TAMP_VERSION, TampError, UsageError, errorMessage } from '@tamp/core';
+import { exitWithLauncher } from '@tamp/worker';
 import { formatHelp, parseArgs } from './args.js';
 import { COMMANDS } from './commands/index.js';
 import { createOutput } from './output.js';
@@ -43,6 +44,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const out = createOutput({ json, verbose });
+  // A role of `tamp train --local` ends with its launcher, even one killed with SIGKILL.
+  exitWithLauncher(process.env, (m) => out.log(m));
   try {
     const command = COMMANDS.find((c) => c.name === name);
     if (command === undefined) {

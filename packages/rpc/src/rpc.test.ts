@@ -231,13 +231,19 @@ describe('@tamp/rpc', () => {
     expect(s.grpcCode).toBe(GrpcStatus.DEADLINE_EXCEEDED);
   });
 
-  it('retries UNAVAILABLE a bounded number of times with doubling waits', async () => {
-    const waits: number[] = [];
-    const retry = { deadlineMs: 60_000, maxAttempts: 4, baseDelayMs: 5, onRetry: (_e: unknown, _attempt: number, delayMs: number) => waits.push(delayMs) };
-    const e = await failure(callUnary(client, 'call', { header, action: 'unavailable', n: 1 }, { ...opts, retry }));
-    expect([e.code, e.grpcCode]).toEqual(['NOT_READY', GrpcStatus.UNAVAILABLE]);
-    expect(calls.call).toBe(4);
-    expect(waits).toEqual([5, 10, 20]);
+  it('retries UNAVAILABLE a bounded number of times with doubling waits, each less up to half of it at random (jitter)', async () => {
+    for (const [random, expected] of [
+      [0, [5, 10, 20]],
+      [0.5, [3.75, 7.5, 15]],
+    ] as const) {
+      calls.call = 0;
+      const waits: number[] = [];
+      const retry = { deadlineMs: 60_000, maxAttempts: 4, baseDelayMs: 5, random: () => random, onRetry: (_e: unknown, _attempt: number, delayMs: number) => waits.push(delayMs) };
+      const e = await failure(callUnary(client, 'call', { header, action: 'unavailable', n: 1 }, { ...opts, retry }));
+      expect([e.code, e.grpcCode]).toEqual(['NOT_READY', GrpcStatus.UNAVAILABLE]);
+      expect(calls.call).toBe(4);
+      expect(waits).toEqual(expected);
+    }
   });
 
   it('retries a peer that is not listening (UNAVAILABLE from the channel), then gives up', async () => {

@@ -7,12 +7,13 @@
 import { join } from 'node:path';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { type BackendRequest, ClusterError, type Dataset, type SelectedBackend, stepsPerEpoch } from '@tamp/core';
-import { checkTask, createOrLoadModel, epochLimit, loadDataset, useBackend } from '@tamp/core/node';
+import { checkOutputFolder, checkTask, createOrLoadModel, epochLimit, loadDataset, useBackend } from '@tamp/core/node';
 import { type Placement, type VariableSpec, placeVariables } from '@tamp/parameter-server';
 import { type RestoredState, findLatestCheckpoint } from './checkpoints.js';
 import { type JobConfig, type TrainingSettings, workerId } from './job-config.js';
 import { variableSpecs, variableValues } from './model-state.js';
 import type { RpcSecurity } from '@tamp/rpc';
+import { checkResumeSettings, prepareOutFolder } from './out-folder.js';
 
 export interface ChiefOptions {
   readonly jobId: string;
@@ -27,6 +28,8 @@ export interface ChiefOptions {
   readonly out: string;
   /** Continue from the latest complete checkpoint under this folder (a previous --out). */
   readonly resume?: string;
+  /** A new job may delete the results (checkpoints, model, report.json) another left in --out; without it they are refused. */
+  readonly overwrite?: boolean;
   /** A checkpoint every this many steps of each worker (default: one epoch; 0: only at the end). */
   readonly checkpointEvery?: number;
   /** Backend for the chief's own evaluation. */
@@ -36,6 +39,14 @@ export interface ChiefOptions {
   readonly heartbeatTimeoutMs?: number;
   /** Fail when not every worker has joined by then. */
   readonly joinTimeoutMs?: number;
+  /**
+   * When every worker is lost, wait this long for one to come back (a lost
+   * worker that heartbeats again, or a restarted one) before failing the job
+   * (default 3× the heartbeat timeout).
+   */
+  readonly lostGraceMs?: number;
+  /** Fail the job once parameter server 0 has not answered for this long (ms, default 60 s). */
+  readonly peerTimeoutMs?: number;
   readonly log?: (message: string) => void;
   readonly onListening?: (port: number) => void;
   readonly onProgress?: (p: ChiefProgress) => void;
@@ -83,9 +94,12 @@ export async function planChiefJob(options: ChiefOptions, log: (message: string)
   if (options.psAddresses.length < 1) throw new ClusterError('CLUSTER_CONFIG', 'a job needs at least one parameter server');
 
   let restored: RestoredState | undefined;
+  if (options.resume === undefined) prepareOutFolder(options.out, options.overwrite === true, log);
+  else checkOutputFolder(options.out);
   if (options.resume !== undefined) {
     restored = findLatestCheckpoint(options.resume, (m) => log(`warning: ${m}`));
     if (restored === undefined) throw new ClusterError('JOB_FAILED', `--resume ${options.resume}: no complete checkpoint found under ${join(options.resume, 'checkpoints')}`);
+    checkResumeSettings(options.resume, restored.manifest, options.training);
     log(`resuming from ${restored.dir} (step ${restored.manifest.step} of each worker, version ${restored.version})`);
     if (restored.manifest.numWorkers !== options.numWorkers) {
       log(`warning: the checkpoint was written by ${restored.manifest.numWorkers} workers, this job has ${options.numWorkers}: data shards change`);

@@ -141,8 +141,9 @@ describe('chief steps', () => {
     ]);
   });
 
-  it('checkWorkers fails the job when workers do not join in time, or when every worker is lost', async () => {
-    const c = await makeChief({ joinTimeoutMs: 60_000 });
+  it('checkWorkers fails the job when workers do not join in time, or when every worker stays lost past the grace period', async () => {
+    const GRACE_MS = 5_000;
+    const c = await makeChief({ joinTimeoutMs: 60_000, lostGraceMs: GRACE_MS });
     await c.startShards();
     await c.startCoordinator();
     const state = c.state;
@@ -150,16 +151,49 @@ describe('chief steps', () => {
     expect(() => c.checkWorkers(Date.now())).not.toThrow();
     expect(() => c.checkWorkers(Date.now() + 120_000)).toThrow(/only 1 of 2 workers joined within 60 s/);
     state.join('b', 1, 'cpu', 0);
-    await c.syncMembership(TIMEOUT_MS + 1);
+    // Both silent for 3× the timeout: lost. Within the grace period the job carries on.
+    const t0 = 3 * TIMEOUT_MS;
+    await c.syncMembership(t0);
+    expect(state.allLost).toBe(true);
+    expect(() => c.checkWorkers(t0)).not.toThrow();
+    expect(() => c.checkWorkers(t0 + GRACE_MS - 1)).not.toThrow();
+    // One comes back (it was only slow): the grace period starts afresh when all are lost again.
+    const t1 = t0 + GRACE_MS - 1;
+    state.heartbeat({ workerId: 'worker-0', localStep: 1n, epoch: 0, loss: 1, samples: 32n, seconds: 1 }, t1);
+    expect(() => c.checkWorkers(t1)).not.toThrow();
+    const t2 = t1 + 3 * TIMEOUT_MS;
+    await c.syncMembership(t2);
+    expect(state.allLost).toBe(true);
+    expect(() => c.checkWorkers(t2)).not.toThrow();
+    expect(() => c.checkWorkers(t2 + GRACE_MS - 1)).not.toThrow();
     let caught: unknown;
     try {
-      c.checkWorkers();
+      c.checkWorkers(t2 + GRACE_MS);
     } catch (error) {
       caught = error;
     }
     expect(caught).toBeInstanceOf(ClusterError);
     expect((caught as ClusterError).code).toBe('JOB_FAILED');
-    expect((caught as ClusterError).message).toMatch(/every worker was lost/);
+    expect((caught as ClusterError).message).toMatch(/every worker was lost before finishing and none came back within 5 s/);
+  });
+
+  it('refreshGlobalStep fails the job, naming it, once parameter server 0 stays silent past the peer timeout', async () => {
+    const c = await makeChief({ peerTimeoutMs: 5_000 });
+    await c.startShards();
+    await c.startCoordinator();
+    expect(await c.refreshGlobalStep(1_000)).toBe(0n);
+    await servers[0]?.close();
+    await expect(c.refreshGlobalStep(2_000)).resolves.toBe(0n); // silent 1 s: logged, asked again next pass
+    await expect(c.refreshGlobalStep(6_000)).resolves.toBe(0n); // silent 5 s: the limit itself
+    let caught: unknown;
+    try {
+      await c.refreshGlobalStep(6_001);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ClusterError);
+    expect((caught as ClusterError).code).toBe('PEER_UNAVAILABLE');
+    expect((caught as ClusterError).message).toContain(`parameter server 0 at 127.0.0.1:${servers[0]?.port} has not answered for 5 s, past the peer timeout of 5 s`);
   });
 
   it('the checkpoint barrier writes a complete checkpoint only when every training worker waits', async () => {

@@ -23,6 +23,7 @@ import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, buildR
 import { INSECURE } from '@tamp/rpc';
 
 const DEFAULT_JOIN_TIMEOUT_MS = 300_000;
+const DEFAULT_PEER_TIMEOUT_MS = 60_000;
 
 export class Chief {
   readonly params: ParameterClient;
@@ -35,6 +36,10 @@ export class Chief {
   private coordinator: RunningCoordinator | undefined;
   private announced = '';
   private started = 0;
+  /** Since when every worker has been lost (undefined while one is not). */
+  private allLostSince: number | undefined;
+  /** When parameter server 0 last answered (undefined before the first ask). */
+  private psAnsweredAt: number | undefined;
   private epochStart = { time: 0, samples: 0n };
   private wake: () => void = () => {};
 
@@ -131,15 +136,28 @@ export class Chief {
     this.checkWorkers();
     await this.evaluateEpochs();
     this.reportProgress();
-    return this.state.trainingOver;
+    // Every worker lost is not the end of training: within the grace period one may come back (checkWorkers).
+    return this.state.trainingOver && !this.state.allLost;
   }
 
-  /** The servers' version, from shard 0 (a server that does not answer is logged; the next pass asks again). */
-  async refreshGlobalStep(): Promise<bigint> {
+  /**
+   * The servers' version, from shard 0. A server that does not answer is
+   * logged and asked again on the next pass, until it has been silent for
+   * the peer timeout: then the job fails, naming it.
+   */
+  async refreshGlobalStep(now = Date.now()): Promise<bigint> {
+    const shard = this.params.shards[0];
     try {
-      const status = await this.params.shards[0]?.status();
+      const status = await shard?.status();
       if (status !== undefined) this.state.recordGlobalStep(status.version);
+      this.psAnsweredAt = now;
     } catch (error) {
+      const silent = now - (this.psAnsweredAt ?? now);
+      const limit = this.options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS;
+      if (silent > limit) {
+        throw new ClusterError('PEER_UNAVAILABLE', `parameter server 0 at ${shard?.address} has not answered for ${Math.round(silent / 1000)} s, past the peer timeout of ${Math.round(limit / 1000)} s (${errorMessage(error)})`);
+      }
+      this.psAnsweredAt ??= now;
       this.log(`parameter server 0 did not answer: ${errorMessage(error)}`);
     }
     return this.state.globalStep;
@@ -180,14 +198,30 @@ export class Chief {
     }
   }
 
-  /** Fail the job when not every worker joined in time, or when every worker was lost. */
+  /**
+   * Fail the job when not every worker joined in time, or when every worker
+   * has been lost for the grace period: a worker wrongly suspected (a busy
+   * machine, a GC pause) heartbeats again and is back, and a crashed one may
+   * be restarted, so losing them all is not yet a lost job.
+   */
   checkWorkers(now = Date.now()): void {
     const state = this.state;
     const timeout = this.options.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS;
     if (!state.allJoinedOnce && now - this.started > timeout) {
       throw new ClusterError('JOB_FAILED', `only ${state.workers.length} of ${this.options.numWorkers} workers joined within ${Math.round(timeout / 1000)} s`);
     }
-    if (state.allLost) throw new ClusterError('JOB_FAILED', "every worker was lost before finishing; see the workers' logs");
+    if (!state.allLost) {
+      this.allLostSince = undefined;
+      return;
+    }
+    const grace = this.options.lostGraceMs ?? 3 * (this.options.heartbeatTimeoutMs ?? 10_000);
+    if (this.allLostSince === undefined) {
+      this.allLostSince = now;
+      this.log(`every worker is lost; waiting ${Math.round(grace / 1000)} s for one to come back before failing the job`);
+    }
+    if (now - this.allLostSince >= grace) {
+      throw new ClusterError('JOB_FAILED', `every worker was lost before finishing and none came back within ${Math.round(grace / 1000)} s; see the workers' logs`);
+    }
   }
 
   /**

@@ -11,3 +11,5 @@ export * from './worker.js';
 export * from './model-state.js';
 export * from './launcher.js';
 export * from './checkpoints.js';
+export * from './parent-watch.js';
+export * from './out-folder.js';

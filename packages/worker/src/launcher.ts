@@ -4,6 +4,14 @@
  * command line names its role), binds port 0 and reports the port over IPC;
  * the launcher starts the parameter servers, then the chief, then the
  * workers, shows the chief's progress, and returns the chief's report.
+ *
+ * It supervises the workers like a container restart policy: a worker that
+ * crashes (any non-zero exit, SIGKILL included) is started again, up to
+ * `maxRestarts` times per worker, under the same client id, so it takes its
+ * own slot back and continues at the cluster's step. Parameter servers and
+ * the chief are not restarted: a restarted one would start without the
+ * job's state (their recovery is not built yet), so their crash fails the
+ * job. Every child exits when the launcher dies (parent-watch.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -12,6 +20,8 @@ import { ClusterError, errorMessage } from '@tamp/core';
 import { INSECURE, type RpcSecurity, securityArgs } from '@tamp/rpc';
 import type { ChiefReport } from './report.js';
 import { CoordinatorClient } from './coordinator-client.js';
+import { LAUNCHER_PID_ENV } from './parent-watch.js';
+import { CLIENT_ID_ENV } from './worker.js';
 
 export interface LocalClusterOptions {
   /** How to run `tamp`: e.g. [process.execPath, '/path/to/bin/tamp.mjs']. */
@@ -25,9 +35,13 @@ export interface LocalClusterOptions {
   readonly workerArgs: readonly string[];
   /** Extra flags for worker i, after the common ones (e.g. a different backend for one worker). */
   readonly workerArgsByIndex?: ReadonlyArray<readonly string[]>;
+  /** Extra environment for worker i (e.g. a test hook such as TAMP_TEST_STEP_DELAY_MS for one worker). */
+  readonly workerEnvByIndex?: ReadonlyArray<NodeJS.ProcessEnv>;
   readonly out: string;
   /** Every child gets these security flags; the launcher's own status channel uses them too. */
   readonly security?: RpcSecurity;
+  /** Restart a crashed worker at most this many times (default 3; 0: never). */
+  readonly maxRestarts?: number;
   /** Forward every child's log lines (prefixed with its role). */
   readonly verbose?: boolean;
   readonly env?: NodeJS.ProcessEnv;
@@ -46,6 +60,9 @@ interface Child {
 }
 
 const TAIL_LINES = 40;
+const DEFAULT_MAX_RESTARTS = 3;
+/** Child log lines the launcher shows without --verbose. */
+const ALWAYS_SHOWN = /\bwarning:|\bresuming from\b|\bexiting\b/i;
 
 export async function launchLocalCluster(options: LocalClusterOptions): Promise<ChiefReport> {
   const log = options.log ?? (() => {});
@@ -58,9 +75,14 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
   });
   failed.catch(() => undefined);
 
-  const start = (role: string, args: readonly string[], waitForPort: boolean): Promise<Child> => {
+  const maxRestarts = options.maxRestarts ?? DEFAULT_MAX_RESTARTS;
+  const restarts = new Map<string, number>();
+  const start = (role: string, args: readonly string[], waitForPort: boolean, env: NodeJS.ProcessEnv = {}): Promise<Child> => {
     const [cmd, ...base] = options.tamp as [string, ...string[]];
-    const proc = spawn(cmd, [...base, ...args, ...securityArgs(options.security ?? INSECURE)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...options.env } });
+    const proc = spawn(cmd, [...base, ...args, ...securityArgs(options.security ?? INSECURE)], {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      env: { ...process.env, ...options.env, ...env, [LAUNCHER_PID_ENV]: String(process.pid) },
+    });
     const tail: string[] = [];
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
     const child: Child = { role, process: proc, tail, exited };
@@ -70,7 +92,8 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
       if (line.trim() === '') return;
       tail.push(line);
       if (tail.length > TAIL_LINES) tail.shift();
-      if (options.verbose === true) log(`[${role}] ${line}`);
+      // Warnings (a damaged checkpoint skipped) and where a resume starts are shown even without --verbose.
+      if (options.verbose === true || ALWAYS_SHOWN.test(line)) log(`[${role}] ${line}`);
     };
     let buffered = '';
     proc.stderr?.on('data', (d: Buffer) => {
@@ -87,8 +110,15 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
       if (!bad) return;
       const why = `${role} exited with ${signal !== null ? `signal ${signal}` : `code ${code}`}`;
       if (role.startsWith('worker')) {
+        const done = restarts.get(role) ?? 0;
+        if (!finishing && done < maxRestarts) {
+          restarts.set(role, done + 1);
+          log(`${why}; restarting it (restart ${done + 1} of ${maxRestarts})`);
+          start(role, args, false, env).catch((error: unknown) => log(`could not restart ${role}: ${errorMessage(error)}`));
+          return;
+        }
         // A lost worker is the chief's business (async continues; sync drops it from the barrier).
-        log(`${why}; the chief carries on without it`);
+        log(`${why}${maxRestarts > 0 ? ` (restarted ${done} times already)` : ''}; the chief carries on without it`);
         return;
       }
       failure ??= new ClusterError('JOB_FAILED', `${why}:\n${tail.slice(-12).map((l) => `  ${l}`).join('\n')}`);
@@ -130,7 +160,11 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
     log(`chief on ${chiefAddress}; starting ${options.workers} worker(s)`);
     for (let i = 0; i < options.workers; i++) {
       const extra = options.workerArgsByIndex?.[i] ?? [];
-      await start(`worker-${i}`, ['worker', '--chief', chiefAddress, '--index', String(i), '--job-id', options.jobId, ...options.workerArgs, ...extra], false);
+      await start(`worker-${i}`, ['worker', '--chief', chiefAddress, '--index', String(i), '--job-id', options.jobId, ...options.workerArgs, ...extra], false, {
+        // One client id per slot, kept across restarts: a restarted worker takes its own slot back.
+        [CLIENT_ID_ENV]: `${options.jobId}-worker-${i}`,
+        ...options.workerEnvByIndex?.[i],
+      });
     }
     coordinator = new CoordinatorClient(chiefAddress, options.jobId, 5_000, { security: options.security ?? INSECURE });
     const c = coordinator;

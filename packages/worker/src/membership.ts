@@ -6,6 +6,7 @@
  */
 import type { HeartbeatRequest } from '@tamp/proto/tamp/v1/coordinator';
 import { ClusterError } from '@tamp/core';
+import { PhiAccrualDetector } from './failure-detector.js';
 import { workerId } from './job-config.js';
 
 export type WorkerState = 'joined' | 'lost' | 'left' | 'finished';
@@ -34,8 +35,13 @@ type Slot = { -readonly [K in keyof WorkerRecord]: WorkerRecord[K] };
 export interface MembershipOptions {
   readonly jobId: string;
   readonly numWorkers: number;
-  /** A worker silent for this long is marked lost. */
+  /**
+   * A worker silent for this long may be marked lost: the floor of the
+   * phi-accrual detector (failure-detector.ts), whose ceiling is 3× it.
+   */
   readonly heartbeatTimeoutMs: number;
+  /** The interval workers heartbeat at (default a tenth of the timeout). */
+  readonly heartbeatIntervalMs?: number;
   /** Epochs each worker runs: a worker that finished has completed them all. */
   readonly epochs: number;
   readonly log?: (message: string) => void;
@@ -50,6 +56,8 @@ export function meanLoss(losses: readonly number[]): number {
 export class Membership {
   private readonly slots: Array<Slot | undefined>;
   private readonly listeners = new Set<() => void>();
+  /** Each slot's failure detector, by task index (a new one per join). */
+  private readonly detectors = new Map<number, PhiAccrualDetector>();
   protected readonly log: (message: string) => void;
 
   constructor(readonly options: MembershipOptions) {
@@ -102,6 +110,8 @@ export class Membership {
       joins: (previous?.joins ?? 0) + 1,
     };
     this.slots[index] = record;
+    const { heartbeatTimeoutMs, heartbeatIntervalMs } = this.options;
+    this.detectors.set(index, new PhiAccrualDetector({ timeoutMs: heartbeatTimeoutMs, expectedIntervalMs: heartbeatIntervalMs ?? heartbeatTimeoutMs / 10 }, now));
     this.log(`${record.workerId} (${clientId}, ${backend}) ${record.joins > 1 ? 'rejoined' : 'joined'}`);
     this.changed();
     return record;
@@ -122,6 +132,7 @@ export class Membership {
       r.lastHeartbeat = now;
       return r;
     }
+    this.detectors.get(r.taskIndex)?.heartbeat(now);
     if (r.state === 'lost') {
       // It came back before anyone took its place: it simply continues.
       r.state = 'joined';
@@ -150,14 +161,21 @@ export class Membership {
     this.changed();
   }
 
-  /** Mark workers silent for longer than the timeout as lost; returns them. */
+  /**
+   * Mark the workers their failure detector suspects as lost (silent past the
+   * timeout and improbably late for their own heartbeat history, or silent
+   * for 3× the timeout); returns them. A lost worker that heartbeats again
+   * is back (heartbeat()).
+   */
   checkLost(now = Date.now()): WorkerRecord[] {
     const lost: WorkerRecord[] = [];
     for (const r of this.slots) {
-      if (r?.state === 'joined' && now - r.lastHeartbeat > this.options.heartbeatTimeoutMs) {
+      const detector = r === undefined ? undefined : this.detectors.get(r.taskIndex);
+      if (r?.state === 'joined' && detector?.suspect(now) === true) {
         r.state = 'lost';
         lost.push(r);
-        this.log(`${r.workerId} lost: no heartbeat for ${now - r.lastHeartbeat} ms`);
+        const phi = detector.phi(now);
+        this.log(`${r.workerId} lost: no heartbeat for ${now - r.lastHeartbeat} ms (phi ${Number.isFinite(phi) ? phi.toFixed(1) : 'inf'}, its heartbeats came every ${Math.round(detector.meanMs)} ± ${Math.round(detector.stdDeviationMs)} ms)`);
       }
     }
     if (lost.length > 0) this.changed();

@@ -16,7 +16,7 @@
  * barrier; a resumed job starts every worker at the checkpoint's step.
  */
 import * as tfl from '@tensorflow/tfjs-layers';
-import { BatchSource, type BackendRequest, ClusterError, type SelectedBackend, computeGradients, errorMessage } from '@tamp/core';
+import { BatchSource, type BackendRequest, ClusterError, UsageError, type SelectedBackend, computeGradients, errorMessage } from '@tamp/core';
 import { INSECURE, type RpcSecurity } from '@tamp/rpc';
 import { epochLimit, loadDataset, useBackend } from '@tamp/core/node';
 import { CommChannel } from './comm/channel.js';
@@ -30,14 +30,34 @@ export interface WorkerOptions {
   readonly chiefAddress: string;
   /** Ask for this task index (-1: the chief chooses). */
   readonly taskIndex?: number;
-  /** This process's identity (default: host and pid). */
+  /** This process's identity (default: TAMP_CLIENT_ID, else host and pid). */
   readonly clientId?: string;
   readonly backend: BackendRequest;
   readonly requireGpu?: boolean;
   readonly joinTimeoutMs?: number;
+  /** Exit (non-zero, naming it) once the chief has not answered for this long (ms, default 60 s). */
+  readonly peerTimeoutMs?: number;
+  /**
+   * A test hook: wait this long (ms) after computing each step's gradients,
+   * so a test can make one worker slower than the others by construction
+   * (default: the TAMP_TEST_STEP_DELAY_MS environment variable, else 0).
+   */
+  readonly stepDelayMs?: number;
   readonly log?: (message: string) => void;
   /** Transport security of every channel (chief and parameter servers; default: plaintext). */
   readonly security?: RpcSecurity;
+}
+
+/** The environment variable giving a worker its client id (the launcher sets it, one per slot). */
+export const CLIENT_ID_ENV = 'TAMP_CLIENT_ID';
+
+/** The test hook's value from the environment (0 when unset). */
+export function stepDelayFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.TAMP_TEST_STEP_DELAY_MS;
+  if (raw === undefined || raw === '') return 0;
+  const ms = Number(raw);
+  if (!Number.isFinite(ms) || ms < 0) throw new UsageError(`TAMP_TEST_STEP_DELAY_MS must be a number of milliseconds ≥ 0, got "${raw}"; unset it outside tests`);
+  return ms;
 }
 
 export interface WorkerReport {
@@ -52,16 +72,20 @@ export interface WorkerReport {
   readonly stopped?: string;
 }
 
+const DEFAULT_PEER_TIMEOUT_MS = 60_000;
+
 /** How long a sync push or pull may wait at a barrier for slow workers. */
 const BARRIER_WAIT_MS = 30 * 60_000;
 
 export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
   const log = options.log ?? (() => {});
-  const clientId = options.clientId ?? `${process.env.HOSTNAME ?? 'worker'}-${process.pid}`;
+  const clientId = options.clientId ?? (process.env[CLIENT_ID_ENV] || `${process.env.HOSTNAME ?? 'worker'}-${process.pid}`);
+  const stepDelayMs = options.stepDelayMs ?? stepDelayFromEnv();
   const backend: SelectedBackend = await useBackend(options.backend, { requireGpu: options.requireGpu ?? false, log });
   const security = options.security ?? INSECURE;
   const chief = new CoordinatorClient(options.chiefAddress, options.jobId, undefined, { security });
   let comm: CommChannel | undefined;
+  let bridge: NodeJS.Timeout | undefined;
   let id = clientId;
   try {
     const joined = await chief.joinWithRetry(clientId, options.taskIndex ?? -1, backend.name, options.joinTimeoutMs ?? 120_000, (error) =>
@@ -72,9 +96,16 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
     id = psWorkerId(taskIndex);
     const t = config.training;
     log(`${id} of ${config.numWorkers}: ${t.model} on ${t.dataset}, ${t.mode}, batch ${t.batchSize}, backend ${backend.name}${config.startStep > 0 ? `, resuming at step ${config.startStep}` : ''}`);
-    // The comm thread first: it heartbeats from the moment it starts, so the
-    // seconds spent loading the dataset and building the model (longer on a
-    // loaded machine) never count as silence against the heartbeat timeout.
+    // Heartbeat from this thread from the moment of Join until the comm
+    // thread's own heartbeats are answered: starting that thread loads its
+    // code (seconds through tsx on a loaded machine), and a worker silent
+    // that long was wrongly declared lost. Only then load the dataset and
+    // build the model: that blocks this thread's event loop (so its own
+    // heartbeats too), while the comm thread's go on.
+    const zero = { localStep: 0n, epoch: 0, loss: 0, samples: 0n, seconds: 0 };
+    const beat = () => void chief.heartbeat(id, zero).catch(() => undefined);
+    beat();
+    bridge = setInterval(beat, config.heartbeatIntervalMs);
     comm = new CommChannel(
       {
         jobId: config.jobId,
@@ -83,10 +114,13 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
         placement: config.placement,
         chiefAddress: options.chiefAddress,
         heartbeatIntervalMs: config.heartbeatIntervalMs,
-        chiefLostAfterMs: Math.max(30_000, config.heartbeatIntervalMs * 30),
+        chiefLostAfterMs: options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS,
         security,
       },
     );
+    await comm.ready;
+    clearInterval(bridge);
+    if (comm.stopped !== undefined) throw new ClusterError(comm.peerLost ? 'PEER_UNAVAILABLE' : 'JOB_FAILED', `${id}: ${comm.stopped}`);
     const dataset = loadDataset(t.dataset);
     const model = await tfl.models.modelFromJSON({ modelTopology: config.modelTopology as never });
     const source = new BatchSource(dataset.train, {
@@ -95,9 +129,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
       replica: { index: taskIndex, count: config.numWorkers },
       ...epochLimit(dataset, t.epochSize),
     });
-    const loop = new ReplicaLoop(config, id, model, source, comm, chief, log);
+    const loop = new ReplicaLoop(config, id, model, source, comm, chief, log, stepDelayMs);
     const result = t.mode === 'sync' ? await loop.runSync() : await loop.runAsync();
     if (result.stopped === undefined) await chief.leave(id, true, 'done', { localStep: BigInt(result.steps), samples: BigInt(result.samples), seconds: result.seconds });
+    else if (comm.peerLost) throw new ClusterError('PEER_UNAVAILABLE', `${id}: ${result.stopped}; exiting`);
     else log(`${id}: stopping: ${result.stopped}`);
     model.dispose();
     return { workerId: id, taskIndex, backend: backend.name, ...result };
@@ -105,6 +140,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
     await chief.leave(id, false, errorMessage(error)).catch(() => undefined);
     throw error;
   } finally {
+    clearInterval(bridge);
     await comm?.close();
     chief.close();
   }
@@ -139,6 +175,7 @@ class ReplicaLoop {
     private readonly comm: CommChannel,
     private readonly chief: CoordinatorClient,
     private readonly log: (message: string) => void,
+    private readonly stepDelayMs: number,
   ) {
     this.totalSteps = source.stepsPerEpoch * config.training.epochs;
     this.lastCheckpoint = config.startStep;
@@ -193,6 +230,7 @@ class ReplicaLoop {
   private async gradients(step: number): Promise<{ grads: NamedArray[]; size: number }> {
     const batch = this.source.batch(step);
     const result = await computeGradients(this.model, batch);
+    if (this.stepDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.stepDelayMs));
     this.loss = result.loss;
     this.lap('compute');
     const grads: NamedArray[] = [];

@@ -32,12 +32,13 @@ export const quickstartCommand = defineCommand({
   async run({ options, out }) {
     const started = performance.now();
     out.log(`[1/4] training lenet-300-100 on mnist: local cluster of 1 parameter server and 2 workers, async, ${options.epochs} epochs`);
+    // --overwrite: the quickstart's folder is its own, remade on every run.
     const train = await launchLocalCluster({
       tamp: [process.execPath, TAMP_BIN],
       jobId: `quickstart-${randomBytes(4).toString('hex')}`,
       ps: 1,
       workers: WORKERS,
-      chiefArgs: ['--model', 'lenet-300-100', '--dataset', 'mnist', '--epochs', String(options.epochs), '--batch-size', '64', '--optimizer', 'adam', '--lr', '0.001', '--mode', 'async', '--seed', String(options.seed), '--out', options.out, '--backend', options.backend],
+      chiefArgs: ['--model', 'lenet-300-100', '--dataset', 'mnist', '--epochs', String(options.epochs), '--batch-size', '64', '--optimizer', 'adam', '--lr', '0.001', '--mode', 'async', '--seed', String(options.seed), '--out', options.out, '--backend', options.backend, '--overwrite'],
       workerArgs: ['--backend', options.backend],
       out: options.out,
       verbose: out.verbose,

@@ -129,7 +129,7 @@ export interface ChiefArgs extends SecurityArgs {
 
 export async function runChiefRole(
   o: ChiefArgs &
-    Parameters<typeof trainingSettings>[0] & { out: string | undefined; resume: string | undefined; 'checkpoint-every': number | undefined; 'heartbeat-timeout': number },
+    Parameters<typeof trainingSettings>[0] & { out: string | undefined; resume: string | undefined; 'checkpoint-every': number | undefined; 'heartbeat-timeout': number; overwrite?: boolean; 'peer-timeout'?: number },
   out: Output,
   tf = tfConfigFor('chief'),
   dryRun = false,
@@ -161,6 +161,8 @@ export async function runChiefRole(
     ...(training !== undefined ? { training } : {}),
     out: outDir,
     ...(o.resume !== undefined ? { resume: o.resume } : {}),
+    ...(o.overwrite === true ? { overwrite: true } : {}),
+    ...(o['peer-timeout'] !== undefined ? { peerTimeoutMs: o['peer-timeout'] * 1000 } : {}),
     ...(o['checkpoint-every'] !== undefined ? { checkpointEvery: o['checkpoint-every'] } : {}),
     heartbeatTimeoutMs: o['heartbeat-timeout'] * 1000,
     backend: o.backend as BackendRequest,
@@ -202,6 +204,7 @@ export interface WorkerArgs extends SecurityArgs {
   backend: string;
   'require-gpu': boolean;
   'job-id': string;
+  'peer-timeout'?: number;
 }
 
 export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor('worker'), dryRun = false) {
@@ -220,6 +223,7 @@ export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor
     backend: o.backend as BackendRequest,
     requireGpu: o['require-gpu'],
     security,
+    ...(o['peer-timeout'] !== undefined ? { peerTimeoutMs: o['peer-timeout'] * 1000 } : {}),
     log,
   });
   await metrics?.close();
@@ -248,6 +252,7 @@ export const workerCommand = defineCommand({
     ...securityOptions,
     ...metricsOptions,
     'log-level': logLevelOption,
+    'peer-timeout': { type: 'number', min: 0.1, default: 60, description: 'exit (non-zero, naming it) once the chief has not answered for this many seconds' },
     'dry-run': dryRunOption,
   },
   run: ({ options, out }) => runWorkerRole(options, out, tfConfigFor('worker'), options['dry-run']),

@@ -36,6 +36,8 @@ export const trainOptions = {
   out: { type: 'string', value: 'dir', description: 'output folder: model/model.json, report.json, checkpoints/' },
   'checkpoint-every': { type: 'number', integer: true, min: 0, description: 'cluster: a checkpoint every N steps of each worker (default: each epoch; 0: only at the end)' },
   resume: { type: 'string', value: 'dir', description: 'cluster: continue from the latest complete checkpoint under DIR (a previous --out)' },
+  'peer-timeout': { type: 'number', min: 0.1, default: 60, description: 'cluster: seconds a role waits for a peer that does not answer (the chief for parameter server 0, a worker for the chief) before it exits non-zero naming it' },
+  overwrite: { type: 'boolean', description: "cluster: a new job may delete the checkpoints, model and report.json another job left in --out (refused without it)" },
   'heartbeat-timeout': { type: 'number', min: 0.1, default: 10, description: 'cluster: seconds without a heartbeat before a worker is dropped from barriers' },
 } as const;
 
@@ -87,6 +89,8 @@ export const CHIEF_FLAGS = [
   'checkpoint-every',
   'resume',
   'heartbeat-timeout',
+  'overwrite',
+  'peer-timeout',
 ] as const;
 
 export const DEVICE_CHOICES = ['auto', 'webgpu', 'wasm', 'cpu'] as const;

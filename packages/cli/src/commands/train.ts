@@ -5,7 +5,7 @@ import type { RpcSecurity } from '@tamp/rpc';
 import { writeClusterCerts } from '@tamp/rpc/certs';
 import { type BackendRequest, UsageError } from '@tamp/core';
 import { checkOutputFolder, trainSingleProcess } from '@tamp/core/node';
-import { launchLocalCluster, parseTfConfig } from '@tamp/worker';
+import { launchLocalCluster, newestManifest, parseTfConfig, refuseOtherJobsResults } from '@tamp/worker';
 import { defineCommand } from '../command.js';
 import type { Output } from '../output.js';
 import { clusterProgress } from './cluster-progress.js';
@@ -34,6 +34,7 @@ const options = {
   local: { type: 'boolean', description: 'run a whole cluster on this machine: chief, --ps servers and --workers workers as child processes' },
   ps: { type: 'number', integer: true, min: 1, default: 1, description: 'parameter servers (with --local)' },
   workers: { type: 'number', integer: true, min: 1, default: 2, description: 'workers (with --local)' },
+  'max-restarts': { type: 'number', integer: true, min: 0, default: 3, description: 'restart a crashed worker up to this many times (with --local; 0: never)' },
   backend: backendOption,
   'require-gpu': requireGpuOption,
   'job-id': { ...jobIdOption, description: 'job id (with TF_CONFIG; --local makes a fresh one)' },
@@ -50,6 +51,8 @@ type TrainArgs = { [K in keyof typeof options]: unknown } & Parameters<typeof tr
   local: boolean;
   ps: number;
   workers: number;
+  'max-restarts': number;
+  overwrite: boolean | undefined;
   backend: string;
   'require-gpu': boolean;
   'job-id': string;
@@ -62,7 +65,9 @@ function chiefArgs(o: TrainArgs): string[] {
   const args: string[] = [];
   for (const flag of CHIEF_FLAGS) {
     const v = o[flag];
-    if (v !== undefined) args.push(`--${flag}`, String(v as string | number));
+    if (typeof v === 'boolean') {
+      if (v) args.push(`--${flag}`);
+    } else if (v !== undefined) args.push(`--${flag}`, String(v as string | number));
   }
   return [...args, '--backend', o.backend];
 }
@@ -78,6 +83,7 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dr
   if (outDir === undefined) throw new UsageError('tamp train needs --out DIR');
   const settings = o.resume === undefined ? trainingSettings(o) : undefined; // fail on bad flags before starting processes
   checkOutputFolder(outDir, o.out === undefined ? '--resume' : '--out');
+  if (o.resume === undefined && o.overwrite !== true) refuseOtherJobsResults(outDir);
   if (dryRun) return dryRunResult('train', { local: true, ps: o.ps, workers: o.workers, out: outDir, resume: o.resume, model: settings?.model, dataset: settings?.dataset, mode: settings?.mode });
   if (o['metrics-port'] !== undefined) throw new UsageError('--metrics-port serves one role; a local cluster\'s roles would share it: run the roles (tamp ps | chief | worker) with a port each');
   const given = securityFrom(o);
@@ -85,7 +91,9 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dr
   const security = o.secure ? await secureRun(outDir) : given;
   const jobId = `local-${randomBytes(4).toString('hex')}`;
   if (o.secure) out.log(`secure: mutual TLS + token between every role (certificates in ${join(outDir, 'secrets')})`);
-  out.log(`local cluster ${jobId}: 1 chief, ${o.ps} parameter server(s), ${o.workers} worker(s), ${o.mode}`);
+  // A resumed job runs in its checkpoint's mode, whatever the --mode default says.
+  const mode = o.resume !== undefined ? (newestManifest(o.resume)?.training.mode ?? o.mode) : o.mode;
+  out.log(`local cluster ${jobId}: 1 chief, ${o.ps} parameter server(s), ${o.workers} worker(s), ${mode}${o.resume !== undefined ? `, resuming ${o.resume}` : ''}`);
   const report = await launchLocalCluster({
     tamp: [process.execPath, TAMP_BIN],
     jobId,
@@ -95,6 +103,7 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dr
     workerArgs: ['--backend', o.backend, ...(o['require-gpu'] ? ['--require-gpu'] : [])],
     out: outDir,
     security,
+    maxRestarts: o['max-restarts'],
     verbose,
     log: (m) => out.log(m),
     onProgress: clusterProgress(out, o.workers),

@@ -12,7 +12,12 @@ export class CommChannel {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private stopReason: string | undefined;
+  /** The stop came from a peer (the chief) gone past the peer timeout, not from the job's end. */
+  peerLost = false;
   private exited = false;
+  private markReady: () => void = () => {};
+  /** Resolves once the thread's own heartbeats reach the chief (or it stopped, or is gone). */
+  readonly ready = new Promise<void>((resolve) => (this.markReady = resolve));
 
   constructor(init: CommInit) {
     this.worker = new Worker(new URL('./bootstrap.mjs', import.meta.url), { workerData: init });
@@ -20,6 +25,7 @@ export class CommChannel {
     this.worker.on('error', (error: unknown) => this.failAll(new ClusterError('JOB_FAILED', `communication thread failed: ${errorMessage(error)}`, { cause: error })));
     this.worker.on('exit', (code) => {
       this.exited = true;
+      this.markReady();
       if (this.pending.size > 0) this.failAll(new ClusterError('JOB_FAILED', `communication thread exited (code ${code})`));
     });
   }
@@ -32,6 +38,14 @@ export class CommChannel {
   private onMessage(m: FromComm): void {
     if (m.type === 'stop') {
       this.stopReason = m.reason;
+      this.peerLost = m.peerLost;
+      // Nothing more will come from a job whose chief is gone: a pull or push waiting at a barrier fails now.
+      if (m.peerLost) this.failAll(new ClusterError('PEER_UNAVAILABLE', m.reason));
+      this.markReady();
+      return;
+    }
+    if (m.type === 'ready') {
+      this.markReady();
       return;
     }
     const p = this.pending.get(m.id);

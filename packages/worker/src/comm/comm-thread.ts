@@ -28,6 +28,7 @@ let progress: Progress = { localStep: 0n, epoch: 0, loss: 0, samples: 0n, second
 let lastAnswer = Date.now();
 let stopped = false;
 let beating = false;
+let ready = false;
 
 function beat(): void {
   if (beating || stopped) return;
@@ -36,15 +37,23 @@ function beat(): void {
     .heartbeat(init.workerId, progress)
     .then((r) => {
       lastAnswer = Date.now();
+      if (!ready) {
+        ready = true;
+        send({ type: 'ready' });
+      }
       if (r.stop && !stopped) {
         stopped = true;
-        send({ type: 'stop', reason: 'the chief ended the job' });
+        send({ type: 'stop', reason: 'the chief ended the job', peerLost: false });
       }
     })
     .catch((error: unknown) => {
       if (!stopped && Date.now() - lastAnswer > init.chiefLostAfterMs) {
         stopped = true;
-        send({ type: 'stop', reason: `the chief at ${init.chiefAddress} has not answered for ${Math.round((Date.now() - lastAnswer) / 1000)} s (${errorMessage(error)})` });
+        send({
+          type: 'stop',
+          reason: `the chief at ${init.chiefAddress} has not answered for ${Math.round((Date.now() - lastAnswer) / 1000)} s, past the peer timeout of ${Math.round(init.chiefLostAfterMs / 1000)} s (${errorMessage(error)})`,
+          peerLost: true,
+        });
       }
     })
     .finally(() => {

@@ -62,4 +62,7 @@ export type FromComm =
   | { readonly id: number; readonly type: 'pushed'; readonly versions: readonly bigint[]; readonly duplicate: boolean; readonly dropped: boolean }
   | { readonly id: number; readonly type: 'error'; readonly error: SerializedError }
   | { readonly id: number; readonly type: 'closed' }
-  | { readonly type: 'stop'; readonly reason: string };
+  /** Stop training: the job ended (peerLost false), or the chief stayed gone past the peer timeout (true). */
+  | { readonly type: 'stop'; readonly reason: string; readonly peerLost: boolean }
+  /** The thread's first heartbeat was answered: the training thread may stop heartbeating for it. */
+  | { readonly type: 'ready' };
