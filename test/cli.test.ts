@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ZOO, evaluateClassifier } from '@tamp/core';
+import { evaluateClassifier, zooNames } from '@tamp/core';
 import { loadMnist } from '@tamp/core/node';
 import { REPO, jsonOf, runTamp, serveFolder } from './helpers/tamp.js';
 
@@ -55,7 +55,8 @@ describe('tamp CLI', () => {
     const help = await runTamp(['train', '--help']);
     expect(help.code).toBe(0);
     const model = /--model <name\|model\.json> +zoo model \((.+)\) or a model\.json to start from/.exec(help.stdout);
-    expect(model?.[1]).toBe([...ZOO.keys()].join(', '));
+    // Every zoo name and name pattern (mobilenet-v2-<alpha>-<size>).
+    expect(model?.[1]).toBe(zooNames().join(', '));
     expect(help.stdout).toContain('shapes-detector');
     expect(help.stdout).toMatch(/--dataset <name\|folder> +mnist, fashion-mnist, shapes, or an IDX folder \(shapes:<seed> for another set of scenes\)/);
     const datasets = await runTamp(['datasets']);
@@ -64,7 +65,7 @@ describe('tamp CLI', () => {
 
   it('a newcomer\'s mistakes get one typed line that says what to do', async () => {
     const out = join(dir, 'mistakes');
-    const zoo = [...ZOO.keys()].join(', ');
+    const zoo = zooNames().join(', ');
     const unknown = await runTamp(['train', '--model', 'resnet-9000', '--dataset', 'mnist', '--out', out, '--json']);
     expect(unknown.code).toBe(1);
     expect(jsonOf(unknown)).toEqual({
