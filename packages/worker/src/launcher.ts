@@ -61,6 +61,20 @@ interface Child {
 
 const TAIL_LINES = 40;
 const DEFAULT_MAX_RESTARTS = 3;
+/**
+ * A child's log line as a person reads it: roles write pino JSON lines when
+ * their stderr is not a terminal (a launcher's pipe), shown here by message.
+ */
+function humanLine(line: string): string {
+  if (!line.startsWith('{')) return line;
+  try {
+    const v = JSON.parse(line) as { msg?: unknown };
+    return typeof v.msg === 'string' ? v.msg : line;
+  } catch {
+    return line;
+  }
+}
+
 /** Child log lines the launcher shows without --verbose. */
 const ALWAYS_SHOWN = /\bwarning:|\bresuming from\b|\bexiting\b/i;
 
@@ -88,8 +102,9 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
     const child: Child = { role, process: proc, tail, exited };
     children.push(child);
     options.onSpawn?.(role, proc);
-    const onLine = (line: string) => {
-      if (line.trim() === '') return;
+    const onLine = (raw: string) => {
+      if (raw.trim() === '') return;
+      const line = humanLine(raw);
       tail.push(line);
       if (tail.length > TAIL_LINES) tail.shift();
       // Warnings (a damaged checkpoint skipped) and where a resume starts are shown even without --verbose.
