@@ -13,37 +13,16 @@
  * in an image build it downloads).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type IgnoreRule, hasExceptionUnder, isIgnored, readDockerfile, readDockerignore } from './helpers/containers.js';
+import { readDockerfile, readDockerignore } from './helpers/containers.js';
+import { copyFromContext, runEnv } from './helpers/image-build.js';
 import { REPO, jsonOf } from './helpers/tamp.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tamp-image-build-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Copy `source` (relative to the build context) to `dest`, leaving out what .dockerignore excludes, as `docker build` sends the context. */
-function copyFromContext(rules: readonly IgnoreRule[], source: string, dest: string): number {
-  const from = join(REPO, source);
-  const rel = relative(REPO, from).split('\\').join('/');
-  if (rel !== '' && isIgnored(rules, rel) && !hasExceptionUnder(rules, rel)) return 0;
-  const stat = lstatSync(from);
-  if (stat.isDirectory()) {
-    let n = 0;
-    for (const name of readdirSync(from)) n += copyFromContext(rules, rel === '' ? name : `${rel}/${name}`, join(dest, name));
-    return n;
-  }
-  if (!stat.isFile() || (rel !== '' && isIgnored(rules, rel))) return 0;
-  mkdirSync(dirname(dest), { recursive: true });
-  copyFileSync(from, dest);
-  return 1;
-}
-
-/** The environment of a RUN: this machine's, without the npm_* variables `pnpm vitest` sets for its own script. */
-function runEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
-}
 
 describe('the images’ build stage', () => {
   it('compiles the sources and deploys tamp with production dependencies only; that /app trains a model', () => {

@@ -18,7 +18,7 @@ import { type IgnoreRule, hasExceptionUnder, isIgnored, readDockerfile, readDock
 import { REPO } from './tamp.js';
 
 /** Copy `source` (relative to the build context) to `dest`, leaving out what .dockerignore excludes, as `docker build` sends the context. */
-function copyFromContext(rules: readonly IgnoreRule[], source: string, dest: string): number {
+export function copyFromContext(rules: readonly IgnoreRule[], source: string, dest: string): number {
   const from = join(REPO, source);
   const rel = relative(REPO, from).split('\\').join('/');
   if (rel !== '' && isIgnored(rules, rel) && !hasExceptionUnder(rules, rel)) return 0;
@@ -35,7 +35,7 @@ function copyFromContext(rules: readonly IgnoreRule[], source: string, dest: str
 }
 
 /** The environment of a RUN: this machine's, without the npm_* variables `pnpm` sets for its own scripts. */
-function runEnv(): NodeJS.ProcessEnv {
+export function runEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
 }
 
