@@ -53,6 +53,8 @@ export interface ParameterServerOptions {
 
 export interface RunningParameterServer {
   readonly port: number;
+  /** The plaintext health-only port, when options.rpc.healthPort asked for one. */
+  readonly healthPort?: number;
   readonly shard: Shard;
   readonly server: Server;
   close(): Promise<void>;
@@ -212,6 +214,6 @@ export async function startParameterServer(options: ParameterServerOptions): Pro
   );
   // No Assign can land before this line: it needs a connection, and this runs first.
   assigned = () => running.setServing(PARAMETER_SERVER_SERVICE, true);
-  options.log?.(`parameter server ${options.index} of job "${options.jobId}" listening on ${host}:${running.port}`);
-  return { port: running.port, shard, server: running.server, close: () => running.close() };
+  options.log?.(`parameter server ${options.index} of job "${options.jobId}" listening on ${host}:${running.port}${running.healthPort !== undefined ? `, health (plaintext) on port ${running.healthPort}` : ''}`);
+  return { port: running.port, ...(running.healthPort !== undefined ? { healthPort: running.healthPort } : {}), shard, server: running.server, close: () => running.close() };
 }

@@ -36,6 +36,14 @@ export interface RpcServerOptions {
   readonly warn?: (message: string) => void;
   /** Called when a call is refused before any handler (no or a wrong token), with the method's path. */
   readonly onRefused?: (method: string) => void;
+  /**
+   * Also serve the health service, and nothing else, in plaintext on this
+   * port of the same host (startServer only; 0: any free port). For probes
+   * that cannot speak TLS or carry a token: Kubernetes' native `grpc:`
+   * probes and the images' HEALTHCHECK. It answers only SERVING/NOT_SERVING
+   * per service name, so it is allowed beyond loopback without --insecure.
+   */
+  readonly healthPort?: number;
 }
 
 /** Settings every client channel takes. */
@@ -202,6 +210,8 @@ export interface ServiceBinding {
 
 export interface RunningRpcServer {
   readonly port: number;
+  /** The plaintext health-only port, when RpcServerOptions.healthPort asked for one. */
+  readonly healthPort?: number;
   readonly server: Server;
   /** Health: report a service (by full name, e.g. `tamp.v1.ParameterServer`; "" for the whole server) as serving or not. */
   setServing(service: string, serving: boolean): void;
@@ -220,13 +230,28 @@ export async function startServer(
   const health = new ServerHealth(new Map(services.map((s) => [serviceNameOf(s.definition), s.serving ?? true])));
   health.implementation.addToServer(server);
   const port = await bindServer(server, listen.host, listen.port);
+  let healthServer: Server | undefined;
+  let healthPort: number | undefined;
+  if (options.healthPort !== undefined) {
+    // Health statuses only (no job data, nothing that changes state): plaintext is allowed on any address.
+    healthServer = createServer({ security: { kind: 'insecure', allowRemote: true }, warn: () => undefined });
+    health.implementation.addToServer(healthServer);
+    try {
+      healthPort = await bindServer(healthServer, listen.host, options.healthPort);
+    } catch (e) {
+      server.forceShutdown();
+      throw e;
+    }
+  }
   return {
     port,
     server,
+    ...(healthPort !== undefined ? { healthPort } : {}),
     setServing: (service, serving) => health.set(service, serving),
-    close: (graceMs?: number) => {
+    close: async (graceMs?: number) => {
       health.shutdown();
-      return shutdownServer(server, graceMs);
+      await shutdownServer(server, graceMs);
+      if (healthServer !== undefined) await shutdownServer(healthServer, 0);
     },
   };
 }

@@ -19,6 +19,8 @@ export interface ChiefOptions {
   readonly jobId: string;
   /** Transport security of the coordinator and of the shard clients (default: plaintext). */
   readonly security?: RpcSecurity;
+  /** Also serve the coordinator's health service alone, in plaintext, on this port (RpcServerOptions.healthPort). */
+  readonly healthPort?: number;
   readonly host?: string;
   readonly port?: number;
   readonly psAddresses: readonly string[];

@@ -100,7 +100,7 @@ export class Chief {
       psAddresses: options.psAddresses,
       heartbeatIntervalMs: this.interval,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
-      rpc: { security: options.security ?? INSECURE },
+      rpc: { security: options.security ?? INSECURE, ...(options.healthPort !== undefined ? { healthPort: options.healthPort } : {}) },
       epochs: job.training.epochs,
       totalSteps: job.totalSteps,
       log: this.log,

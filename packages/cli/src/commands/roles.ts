@@ -24,6 +24,8 @@ import {
   securityFrom,
   startMetrics,
   securityOptions,
+  healthOptions,
+  healthPortFrom,
   trainOptions,
   trainingSettings,
 } from './shared-options.js';
@@ -55,6 +57,7 @@ export function indexFromHostname(hostname: string): number {
 
 export interface PsArgs extends SecurityArgs {
   'log-level'?: string | undefined;
+  'health-port'?: number | undefined;
   'metrics-port'?: number | undefined;
   index: number | undefined;
   'index-from-hostname'?: boolean;
@@ -71,7 +74,8 @@ export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), 
   const heap = heapGrowingPercent(); // checks TAMP_HEAP_GROWING_PERCENT
   const kernels = kernelsFromEnv(); // checks TAMP_PS_KERNELS
   const security = securityFrom(o);
-  if (dryRun) return dryRunResult('ps', { role: 'ps', index, host: o.host ?? defaultHost(tf), port, jobId: o['job-id'] });
+  const healthPort = healthPortFrom(o['health-port']);
+  if (dryRun) return dryRunResult('ps', { role: 'ps', index, host: o.host ?? defaultHost(tf), port, healthPort, jobId: o['job-id'] });
   tuneHeapForCluster(heap);
   setServerKernels(kernels);
   const log = roleLog(out, { job: o['job-id'], role: 'ps', index }, o['log-level']);
@@ -82,7 +86,7 @@ export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), 
     host: o.host ?? defaultHost(tf),
     port,
     log,
-    rpc: { security, warn: (m) => out.log(m) },
+    rpc: { security, warn: (m) => out.log(m), ...(healthPort !== undefined ? { healthPort } : {}) },
     onShutdown: () => stop('the chief ended the job'),
   });
   announce(ps.port);
@@ -110,6 +114,7 @@ export const psCommand = defineCommand({
     'job-id': jobIdOption,
     ...securityOptions,
     ...metricsOptions,
+    ...healthOptions,
     'log-level': logLevelOption,
     'dry-run': dryRunOption,
   },
@@ -118,6 +123,7 @@ export const psCommand = defineCommand({
 
 export interface ChiefArgs extends SecurityArgs {
   'log-level'?: string | undefined;
+  'health-port'?: number | undefined;
   'metrics-port'?: number | undefined;
   ps: string | undefined;
   workers: number | undefined;
@@ -146,8 +152,9 @@ export async function runChiefRole(
   const training = o.model !== undefined && o.dataset !== undefined ? trainingSettings(o) : undefined;
   const heap = heapGrowingPercent();
   const security = securityFrom(o);
+  const healthPort = healthPortFrom(o['health-port']);
   if (dryRun) {
-    return dryRunResult('chief', { role: 'chief', port, ps: psAddresses, workers: numWorkers, out: outDir, resume: o.resume, model: training?.model, dataset: training?.dataset, mode: training?.mode, jobId: o['job-id'] });
+    return dryRunResult('chief', { role: 'chief', port, healthPort, ps: psAddresses, workers: numWorkers, out: outDir, resume: o.resume, model: training?.model, dataset: training?.dataset, mode: training?.mode, jobId: o['job-id'] });
   }
   tuneHeapForCluster(heap);
   const log = roleLog(out, { job: o['job-id'], role: 'chief', index: 0 }, o['log-level']);
@@ -167,6 +174,7 @@ export async function runChiefRole(
     heartbeatTimeoutMs: o['heartbeat-timeout'] * 1000,
     backend: o.backend as BackendRequest,
     security,
+    ...(healthPort !== undefined ? { healthPort } : {}),
     log,
     onListening: announce,
     onProgress: clusterProgress(out, numWorkers),
@@ -190,6 +198,7 @@ export const chiefCommand = defineCommand({
     'job-id': jobIdOption,
     ...securityOptions,
     ...metricsOptions,
+    ...healthOptions,
     'log-level': logLevelOption,
     'dry-run': dryRunOption,
   },

@@ -162,6 +162,27 @@ export const metricsOptions = {
   'metrics-port': { type: 'number', integer: true, min: 0, max: 65535, description: 'serve Prometheus metrics (GET /metrics) and GET /healthz on this port (env TAMP_METRICS_PORT)' },
 } as const;
 
+/** `--health-port` of the roles that serve gRPC (ps, chief): the health service alone, in plaintext, for probes that cannot speak TLS. */
+export const healthOptions = {
+  'health-port': {
+    type: 'number',
+    integer: true,
+    min: 0,
+    max: 65535,
+    description: "also serve the gRPC health service (grpc.health.v1, and nothing else) in plaintext on this port, for Kubernetes' grpc probes and container health checks under TLS (env TAMP_HEALTH_PORT)",
+  },
+} as const;
+
+/** The health-only port from the flag, then TAMP_HEALTH_PORT; undefined: none. */
+export function healthPortFrom(port: number | undefined, env: NodeJS.ProcessEnv = process.env): number | undefined {
+  if (port !== undefined) return port;
+  const raw = env.TAMP_HEALTH_PORT;
+  if (raw === undefined || raw === '') return undefined;
+  const p = Number(raw);
+  if (!Number.isInteger(p) || p < 0 || p > 65535) throw new UsageError(`TAMP_HEALTH_PORT=${raw}: give a port number (0-65535)`);
+  return p;
+}
+
 /** Start the role's metrics endpoint when asked (flag, then TAMP_METRICS_PORT), on the role's listen host. */
 export async function startMetrics(port: number | undefined, host: string, log: (m: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<MetricsServer | undefined> {
   const fromEnv = env.TAMP_METRICS_PORT !== undefined && env.TAMP_METRICS_PORT !== '' ? Number(env.TAMP_METRICS_PORT) : undefined;
