@@ -10,7 +10,9 @@
 // resolution, and a unary gRPC call is one HTTP/2 POST of a length-prefixed
 // protobuf message (HealthCheckRequest { string service = 1; }) answered by
 // HealthCheckResponse { ServingStatus status = 1; } (SERVING = 1).
+import { Buffer } from 'node:buffer';
 import { connect } from 'node:http2';
+import { clearTimeout, setTimeout } from 'node:timers';
 
 const host = process.env.TAMP_HEALTH_HOST || '127.0.0.1';
 const raw = process.env.TAMP_HEALTH_PORT || '';

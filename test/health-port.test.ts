@@ -48,9 +48,13 @@ describe('the plaintext health port of a secured role', () => {
     const chief = new ShardClient(`127.0.0.1:${ps.port}`, JOB, { rpc: { security: { ...security, certFile: certs.roles.chief?.cert as string, keyFile: certs.roles.chief?.key as string } } });
     try {
       expect(await health.check(PARAMETER_SERVER_SERVICE)).toBe('NOT_SERVING');
-      expect(await healthcheck(healthPort, PARAMETER_SERVER_SERVICE)).toMatchObject({ code: 1, stderr: expect.stringMatching(/health is NOT_SERVING/) });
+      const notServing = await healthcheck(healthPort, PARAMETER_SERVER_SERVICE);
+      expect(notServing.code).toBe(1);
+      expect(notServing.stderr).toMatch(/health is NOT_SERVING/);
       expect(await healthcheck(healthPort, '')).toMatchObject({ code: 0 });
-      expect(await healthcheck(healthPort, 'tamp.v1.Nothing')).toMatchObject({ code: 1, stderr: expect.stringMatching(/gRPC status 5/) });
+      const unknown = await healthcheck(healthPort, 'tamp.v1.Nothing');
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toMatch(/gRPC status 5/);
       // The secured port refuses plaintext, health included.
       await expect(plainToSecured.check('', 2_000)).rejects.toThrow();
       // The health port carries the health service and nothing else: a parameter server call is UNIMPLEMENTED there.
@@ -67,7 +71,9 @@ describe('the plaintext health port of a secured role', () => {
       await ps.close();
     }
     // Closed: the check fails, naming the port.
-    expect(await healthcheck(healthPort, '')).toMatchObject({ code: 1, stderr: expect.stringContaining(`127.0.0.1:${healthPort}`) });
+    const closed = await healthcheck(healthPort, '');
+    expect(closed.code).toBe(1);
+    expect(closed.stderr).toContain(`127.0.0.1:${healthPort}`);
   });
 
   it('the roles take it from --health-port or TAMP_HEALTH_PORT, and refuse a bad value', async () => {

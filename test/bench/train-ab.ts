@@ -62,12 +62,19 @@ function samplesPerSecond(dir: string, model: string, workers: number, mode: str
   args.push('--model', model, '--dataset', 'mnist', '--epochs', '1', '--epoch-size', '7000', '--batch-size', '64', '--backend', 'wasm', '--out', out, '--json');
   process.stderr.write(`${dir === repo ? headCommit : baseCommit}: tamp ${args.slice(1).join(' ')}\n`);
   const r = spawnSync(process.execPath, args, { cwd: dir, encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`tamp train in ${dir} failed:\n${r.stderr.slice(-2000)}`);
   rmSync(out, { recursive: true, force: true });
+  if (r.status !== 0) {
+    // A failed job is a result too (e.g. an old revision declaring busy workers dead): keep going, and say so in the table.
+    const reason = /tamp: (.*)/.exec(r.stderr.split('\n').filter((l) => l.includes('tamp: ')).pop() ?? '')?.[1] ?? `exit ${r.status}`;
+    process.stderr.write(`  failed: ${reason}\n`);
+    failures.push(`${dir === repo ? headCommit : baseCommit} ${model}, ${workers} worker(s), ${mode}: ${reason}`);
+    return Number.NaN;
+  }
   return (JSON.parse(r.stdout) as { samplesPerSecond: number }).samplesPerSecond;
 }
 
 const loadBefore = loadavg()[0] as number;
+const failures: string[] = [];
 const results = new Map<string, { head: number[]; base: number[] }>();
 for (let round = 0; round < ROUNDS; round++) {
   for (const [model, workers, mode] of CONFIGS) {
@@ -80,18 +87,21 @@ for (let round = 0; round < ROUNDS; round++) {
   }
 }
 
+/** The median of the runs that finished (NaN if none did). */
 const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
   const mid = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 };
+const show = (v: number) => (Number.isNaN(v) ? 'failed' : fmt(v));
 const rows = CONFIGS.map(([model, workers, mode]) => {
   const { head, base } = results.get(`${model}|${workers}|${mode}`) as { head: number[]; base: number[] };
   return [
     model,
     `${workers} worker${workers > 1 ? 's' : ''}, ${mode}`,
-    `${fmt(median(base))} (${base.map((v) => fmt(v)).join(' / ')})`,
-    `${fmt(median(head))} (${head.map((v) => fmt(v)).join(' / ')})`,
+    `${fmt(median(base))} (${base.map(show).join(' / ')})`,
+    `${fmt(median(head))} (${head.map(show).join(' / ')})`,
     `${fmt(median(head) / median(base), 2)}x`,
   ];
 });
@@ -99,6 +109,6 @@ const markdown = `## Cluster throughput against an older revision: \`pnpm bench:
 
 Machine: ${machine()}. The same \`tamp train --local --ps 1 --checkpoint-every 0 --epochs 1 --epoch-size 7000 --batch-size 64 --backend wasm\` jobs from the baseline ${baseCommit} and from ${headCommit}${dirty ? ' (with uncommitted changes)' : ''}, alternating run by run, ${ROUNDS} round${ROUNDS > 1 ? 's' : ''}; the median counts (each run in brackets). Load average (1 min) ${loadBefore.toFixed(1)} at the start and ${(loadavg()[0] as number).toFixed(1)} at the end: other work shared the cores, which widens the spread but reaches both revisions alike. Use it when bench:train's figures move: its earlier rows may come from another machine.
 
-${markdownTable(['model', 'job', `samples/s, ${baseCommit}`, `samples/s, ${headCommit}`, 'ratio'], rows)}`;
+${markdownTable(['model', 'job', `samples/s, ${baseCommit}`, `samples/s, ${headCommit}`, 'ratio'], rows)}${failures.length > 0 ? `\n\nRuns that failed (not in the medians):\n\n${failures.map((f) => `- ${f}`).join('\n')}` : ''}`;
 process.stdout.write(`${markdown}\n`);
 if (write) writeSection('bench:train-ab', markdown);
