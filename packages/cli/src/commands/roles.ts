@@ -23,6 +23,7 @@ import {
   requireGpuOption,
   securityFrom,
   startMetrics,
+  stopMetrics,
   securityOptions,
   trainOptions,
   trainingSettings,
@@ -93,7 +94,7 @@ export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), 
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   await ps.close();
-  await metrics?.close();
+  await stopMetrics(metrics);
   const result = { role: 'ps', index, port: ps.port, version: Number(ps.shard.version), applied: Number(ps.shard.counters.applied), stoppedBy: why };
   return { result, text: `parameter server ${index} stopped (${why}) at version ${result.version}` };
 }
@@ -171,7 +172,7 @@ export async function runChiefRole(
     onListening: announce,
     onProgress: clusterProgress(out, numWorkers),
   });
-  await metrics?.close();
+  await stopMetrics(metrics);
   out.endProgress();
   return { result: report, text: trainSummary(report) };
 }
@@ -226,7 +227,7 @@ export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor
     ...(o['peer-timeout'] !== undefined ? { peerTimeoutMs: o['peer-timeout'] * 1000 } : {}),
     log,
   });
-  await metrics?.close();
+  await stopMetrics(metrics);
   return {
     result: report,
     text: table([
