@@ -186,7 +186,7 @@ export interface MetricsServer {
   readonly port: number;
   /** Scrapes of /metrics answered so far. */
   readonly scrapes: number;
-  /** Resolves once the next scrape has been answered, or after `timeoutMs`. */
+  /** Resolves once a scrape that began after this call has been answered, or after `timeoutMs`. */
   nextScrape(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -198,16 +198,22 @@ export interface MetricsServer {
 export function serveMetrics(host: string, port: number, metrics: RpcMetrics = rpcMetrics): Promise<MetricsServer> {
   metrics.collectProcessMetrics();
   let scrapes = 0;
-  const scrapeWaiters: Array<() => void> = [];
+  let started = 0;
+  /** Waiters for a scrape that starts after they do: an answer computed earlier may hold stale values. */
+  const scrapeWaiters: Array<{ after: number; resolve: () => void }> = [];
   const server: HttpServer = createHttpServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/metrics') {
+      const seq = ++started;
       metrics.text().then(
         (text) => {
           res.writeHead(200, { 'content-type': metrics.registry.contentType });
           res.end(text, () => {
             scrapes++;
-            for (const w of scrapeWaiters.splice(0)) w();
+            for (const w of scrapeWaiters.filter((x) => seq > x.after)) {
+              scrapeWaiters.splice(scrapeWaiters.indexOf(w), 1);
+              w.resolve();
+            }
           });
         },
         (error: unknown) => {
@@ -235,9 +241,12 @@ export function serveMetrics(host: string, port: number, metrics: RpcMetrics = r
         nextScrape: (timeoutMs) =>
           new Promise<void>((r) => {
             const timer = setTimeout(r, timeoutMs);
-            scrapeWaiters.push(() => {
-              clearTimeout(timer);
-              r();
+            scrapeWaiters.push({
+              after: started,
+              resolve: () => {
+                clearTimeout(timer);
+                r();
+              },
             });
           }),
         close: () => new Promise((r) => server.close(() => r())),
