@@ -14,6 +14,7 @@ import { clusterProgress } from './cluster-progress.js';
 import { logLevelOption, roleLog } from './role-log.js';
 import { trainSummary } from './summary.js';
 import {
+  type MetricsArgs,
   type SecurityArgs,
   backendOption,
   dryRunOption,
@@ -54,9 +55,8 @@ export function indexFromHostname(hostname: string): number {
   return Number(m[1]);
 }
 
-export interface PsArgs extends SecurityArgs {
+export interface PsArgs extends SecurityArgs, MetricsArgs {
   'log-level'?: string | undefined;
-  'metrics-port'?: number | undefined;
   index: number | undefined;
   'index-from-hostname'?: boolean;
   host: string | undefined;
@@ -76,7 +76,7 @@ export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), 
   tuneHeapForCluster(heap);
   setServerKernels(kernels);
   const log = roleLog(out, { job: o['job-id'], role: 'ps', index }, o['log-level']);
-  const metrics = await startMetrics(o['metrics-port'], o.host ?? defaultHost(tf), log);
+  const metrics = await startMetrics(o, o.host ?? defaultHost(tf), log);
   const ps = await startParameterServer({
     jobId: o['job-id'],
     index,
@@ -117,9 +117,8 @@ export const psCommand = defineCommand({
   run: ({ options, out }) => runPsRole(options, out, tfConfigFor('ps'), options['dry-run']),
 });
 
-export interface ChiefArgs extends SecurityArgs {
+export interface ChiefArgs extends SecurityArgs, MetricsArgs {
   'log-level'?: string | undefined;
-  'metrics-port'?: number | undefined;
   ps: string | undefined;
   workers: number | undefined;
   host: string | undefined;
@@ -152,7 +151,7 @@ export async function runChiefRole(
   }
   tuneHeapForCluster(heap);
   const log = roleLog(out, { job: o['job-id'], role: 'chief', index: 0 }, o['log-level']);
-  const metrics = await startMetrics(o['metrics-port'], o.host ?? defaultHost(tf), log);
+  const metrics = await startMetrics(o, o.host ?? defaultHost(tf), log);
   const report = await runChief({
     jobId: o['job-id'],
     host: o.host ?? defaultHost(tf),
@@ -197,9 +196,8 @@ export const chiefCommand = defineCommand({
   run: ({ options, out }) => runChiefRole(options, out, tfConfigFor('chief'), options['dry-run']),
 });
 
-export interface WorkerArgs extends SecurityArgs {
+export interface WorkerArgs extends SecurityArgs, MetricsArgs {
   'log-level'?: string | undefined;
-  'metrics-port'?: number | undefined;
   chief: string | undefined;
   index: number | undefined;
   backend: string;
@@ -216,7 +214,7 @@ export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor
   if (dryRun) return dryRunResult('worker', { role: 'worker', chief: chiefAddress, index: o.index ?? tf?.task.index, backend: o.backend, requireGpu: o['require-gpu'], jobId: o['job-id'] });
   tuneHeapForCluster(heap);
   const log = roleLog(out, { job: o['job-id'], role: 'worker', index: o.index ?? tf?.task.index }, o['log-level']);
-  const metrics = await startMetrics(o['metrics-port'], defaultHost(tf), log);
+  const metrics = await startMetrics(o, defaultHost(tf), log);
   const report = await runWorker({
     jobId: o['job-id'],
     chiefAddress,

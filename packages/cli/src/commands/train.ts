@@ -25,7 +25,7 @@ import {
   trainOptions,
   trainingSettings,
 } from './shared-options.js';
-import type { SecurityArgs } from './shared-options.js';
+import type { MetricsArgs, SecurityArgs } from './shared-options.js';
 
 export const TAMP_BIN = fileURLToPath(new URL('../../bin/tamp.mjs', import.meta.url));
 
@@ -65,9 +65,9 @@ type TrainArgs = { [K in keyof typeof options]: unknown } & Parameters<typeof tr
   'require-gpu': boolean;
   'job-id': string;
   secure: boolean;
-  'metrics-port'?: number | undefined;
   'metrics-port-base'?: number | undefined;
-} & SecurityArgs;
+} & SecurityArgs &
+  MetricsArgs;
 
 /** The argv a chief of a local cluster gets: the training flags given to tamp train. */
 function chiefArgs(o: TrainArgs): string[] {
