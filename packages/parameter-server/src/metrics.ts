@@ -181,9 +181,9 @@ export function shardMetrics(shard: Shard, definition: ServiceDefinition): { int
     ...definition,
     push: {
       ...push,
-      requestDeserialize: (bytes: Buffer) => {
+      requestDeserialize: (bytes: Buffer): unknown => {
         m.pushBytes.inc(label, bytes.length);
-        return push.requestDeserialize(bytes);
+        return push.requestDeserialize(bytes) as unknown;
       },
     },
     pull: {
