@@ -136,4 +136,17 @@ describe('metrics of every role (real processes)', () => {
       expect(valueOf(m, 'tamp_rpc_client_handled_total', { method: '/tamp.v1.Coordinator/Heartbeat', code: 'OK' }) as number).toBeGreaterThan(0);
     });
   });
+
+  it('tamp train --local takes --metrics-port-base (checked in a dry run), not --metrics-port', async () => {
+    const out = join(dir, 'dry');
+    const ok = await runTamp(['train', '--local', '--ps', '1', '--workers', '2', ...TINY, '--out', out, '--metrics-port-base', '9100', '--dry-run', '--json']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(jsonOf(ok)).toMatchObject({ dryRun: true, local: true, metricsPortBase: 9100 });
+    const shared = await runTamp(['train', '--local', ...TINY, '--out', out, '--metrics-port', '9100', '--dry-run']);
+    expect(shared.code).toBe(2);
+    expect(shared.stderr).toMatch(/--metrics-port serves one role.*--metrics-port-base/);
+    const high = await runTamp(['train', '--local', '--ps', '1', '--workers', '2', ...TINY, '--out', out, '--metrics-port-base', '65534', '--dry-run']);
+    expect(high.code).toBe(2);
+    expect(high.stderr).toMatch(/4 roles need ports up to 65537, past 65535/);
+  });
 });

@@ -240,14 +240,18 @@ export function serveMetrics(host: string, port: number, metrics: RpcMetrics = r
         },
         nextScrape: (timeoutMs) =>
           new Promise<void>((r) => {
-            const timer = setTimeout(r, timeoutMs);
-            scrapeWaiters.push({
+            const waiter = {
               after: started,
               resolve: () => {
                 clearTimeout(timer);
                 r();
               },
-            });
+            };
+            const timer = setTimeout(() => {
+              scrapeWaiters.splice(scrapeWaiters.indexOf(waiter), 1);
+              r();
+            }, timeoutMs);
+            scrapeWaiters.push(waiter);
           }),
         close: () => new Promise((r) => server.close(() => r())),
       });

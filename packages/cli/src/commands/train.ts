@@ -93,11 +93,13 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dr
   const settings = o.resume === undefined ? trainingSettings(o) : undefined; // fail on bad flags before starting processes
   checkOutputFolder(outDir, o.out === undefined ? '--resume' : '--out');
   if (o.resume === undefined && o.overwrite !== true) refuseOtherJobsResults(outDir);
-  if (dryRun) return dryRunResult('train', { local: true, ps: o.ps, workers: o.workers, out: outDir, resume: o.resume, model: settings?.model, dataset: settings?.dataset, mode: settings?.mode });
   if (o['metrics-port'] !== undefined) throw new UsageError('--metrics-port serves one role; a local cluster\'s roles would share it: give --metrics-port-base N (a port per role from N on)');
   const metricsBase = o['metrics-port-base'];
   if (metricsBase !== undefined && metricsBase + o.ps + o.workers > 65535) {
     throw new UsageError(`--metrics-port-base ${metricsBase}: ${o.ps + 1 + o.workers} roles need ports up to ${metricsBase + o.ps + o.workers}, past 65535; give a lower base`);
+  }
+  if (dryRun) {
+    return dryRunResult('train', { local: true, ps: o.ps, workers: o.workers, out: outDir, resume: o.resume, model: settings?.model, dataset: settings?.dataset, mode: settings?.mode, metricsPortBase: metricsBase });
   }
   const given = securityFrom(o);
   if (o.secure && given.kind === 'tls') throw new UsageError('--secure makes its own certificates: drop --tls-cert/--tls-key/--tls-ca/--token-file, or drop --secure');
