@@ -54,6 +54,30 @@ async function scrapeUntil(done: () => boolean, ports: readonly number[]): Promi
   return { last, during };
 }
 
+describe('the strict Prometheus text reader (test/helpers/prometheus.ts)', () => {
+  it('reads labels, escapes and special values, and refuses what Prometheus would', () => {
+    const ok = parsePrometheusText(
+      '# HELP a_total Things.\n# TYPE a_total counter\na_total{k="x\\"y\\\\z\\n"} 3\n# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{le="+Inf"} 2\nh_sum 4.5e0\nh_count 2\ng Nan\n',
+    );
+    expect(valueOf(ok, 'a_total', { k: 'x"y\\z\n' })).toBe(3);
+    expect(valueOf(ok, 'h', {}, 'h_count')).toBe(2);
+    expect(valueOf(ok, 'g')).toBeNaN();
+    for (const bad of [
+      'a x\n', // not a number
+      'a{k="v" 1\n', // unterminated labels
+      'a{k=v} 1\n', // unquoted label value
+      'a 1\na 2\n', // the same series twice
+      'a 1\n# TYPE a gauge\n', // TYPE after samples
+      '# TYPE c counter\nc -1\n', // a counter below zero
+      '# TYPE h histogram\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_count 1\n', // buckets not cumulative
+      '# TYPE h histogram\nh_bucket{le="1"} 1\nh_count 1\n', // no +Inf bucket
+      'a 1', // no final line feed
+    ]) {
+      expect(() => parsePrometheusText(bad), bad).toThrow();
+    }
+  });
+});
+
 describe('metrics of every role (real processes)', () => {
   it('a tamp train --local job: each role\'s /metrics parses, and the final counts agree with report.json', async () => {
     const out = join(dir, 'job');
