@@ -602,9 +602,44 @@ function operatorTfConfig(tfjob: Obj, namespace: string, task: { type: string; i
 describe('Kubernetes and Kubeflow', () => {
   it('kubectl kustomize renders the base, the GPU overlay and the Kubeflow TFJob offline', () => {
     const kinds = (dir: string) => kustomize(dir).map((d) => `${String(d.kind)}/${String(obj(d.metadata, 'metadata').name)}`).sort();
-    expect(kinds('base')).toEqual(['Job/tamp-chief', 'Job/tamp-worker', 'PersistentVolumeClaim/tamp-runs', 'Service/tamp-chief', 'Service/tamp-ps', 'StatefulSet/tamp-ps']);
+    expect(kinds('base')).toEqual(['Job/tamp-chief', 'Job/tamp-worker', 'PersistentVolumeClaim/tamp-runs', 'Service/tamp-chief', 'Service/tamp-ps', 'Service/tamp-worker', 'StatefulSet/tamp-ps']);
     expect(kinds('overlays/gpu')).toEqual(kinds('base'));
     expect(kinds('kubeflow')).toEqual(['PersistentVolumeClaim/tamp-runs', 'TFJob/tamp']);
+  });
+
+  it('every pod is scraped: its Prometheus annotations name the metrics port the role serves on all interfaces, and each Service exposes it', () => {
+    const scraped = (template: Obj): number => {
+      const a = obj(obj(template.metadata, 'template.metadata').annotations, 'annotations');
+      expect(a['prometheus.io/scrape']).toBe('true');
+      expect(a['prometheus.io/path']).toBe('/metrics');
+      return Number(a['prometheus.io/port']);
+    };
+    const docs = kustomize('base');
+    for (const [kind, name, role] of [['StatefulSet', 'tamp-ps', 'ps'], ['Job', 'tamp-chief', 'chief'], ['Job', 'tamp-worker', 'worker']] as const) {
+      const workload = resource(docs, kind, name);
+      const port = scraped(podTemplate(workload));
+      const c = container(podSpec(workload), role);
+      expect(portNamed(c, 'metrics'), name).toBe(port);
+      const args = argsOf(c, containerEnv(c, { [COMPLETION_INDEX]: '0' }));
+      expect(Number(flagValue(args, 'metrics-port')), name).toBe(port);
+      // A worker has no --host: its metrics listen where --metrics-host says (loopback otherwise).
+      expect(flagValue(args, 'metrics-host') ?? flagValue(args, 'host'), name).toBe('0.0.0.0');
+      const services = docs.filter((d) => d.kind === 'Service' && selects(obj(obj(d.spec, 'spec').selector, 'selector'), podLabels(workload)));
+      expect(services.length, `${name}: a Service`).toBeGreaterThan(0);
+      for (const svc of services) {
+        const metrics = list(obj(svc.spec, 'spec').ports, 'ports').map((x) => obj(x, 'port')).find((x) => x.name === 'metrics');
+        expect(metrics, `${String(obj(svc.metadata, 'm').name)}: a metrics port`).toMatchObject({ port, targetPort: 'metrics' });
+      }
+    }
+    const specs = obj(obj(resource(kustomize('kubeflow'), 'TFJob', 'tamp').spec, 'spec').tfReplicaSpecs, 'tfReplicaSpecs');
+    for (const [replica, spec] of Object.entries(specs)) {
+      const template = obj(obj(spec, replica).template, `${replica}.template`);
+      const port = scraped(template);
+      const c = container(obj(template.spec, 'spec'), 'tensorflow');
+      expect(portNamed(c, 'metrics'), replica).toBe(port);
+      // TF_CONFIG roles listen on all interfaces; the port comes from the environment (every replica runs the same args).
+      expect(Number(containerEnv(c, {}).TAMP_METRICS_PORT), replica).toBe(port);
+    }
   });
 
   it('base: parameter servers, chief and workers find each other; the chief writes to the claim the parameter servers share', () => {

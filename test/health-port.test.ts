@@ -12,14 +12,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { optimizerSettings } from '@tamp/core';
 import { PARAMETER_SERVER_SERVICE, ShardClient, startParameterServer } from '@tamp/parameter-server';
-import { HealthClient, type RpcSecurity } from '@tamp/rpc';
+import { HealthClient, type TlsSecurity } from '@tamp/rpc';
 import { type ClusterCertFiles, writeClusterCerts } from '@tamp/rpc/certs';
 import { REPO, runTamp } from './helpers/tamp.js';
 
 const JOB = 'health-port';
 let dir: string;
 let certs: ClusterCertFiles;
-let security: RpcSecurity;
+let security: TlsSecurity;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tamp-health-port-'));

@@ -32,6 +32,7 @@ import { FastParameterServerService, encodePullResponse, messageChunks } from '.
 import { type PushMeta, Shard } from './shard.js';
 import { shardConfigFromProto } from './wire/shard-config.js';
 import { writeShardCheckpoint } from './checkpoint.js';
+import { shardMetrics } from './metrics.js';
 
 export interface ParameterServerOptions {
   readonly jobId: string;
@@ -207,10 +208,12 @@ export async function startParameterServer(options: ParameterServerOptions): Pro
       options.onAssigned?.();
     },
   });
+  // The shard's metrics (metrics.ts): counted by an interceptor and the definition's serializers, not in the handlers.
+  const metrics = shardMetrics(shard, FastParameterServerService);
   const running = await startServer(
-    [{ definition: FastParameterServerService, implementation: service, serving: false }],
+    [{ definition: metrics.definition, implementation: service, serving: false }],
     { host, port: options.port ?? 0 },
-    options.rpc,
+    { ...options.rpc, interceptors: [...(options.rpc?.interceptors ?? []), metrics.interceptor] },
   );
   // No Assign can land before this line: it needs a connection, and this runs first.
   assigned = () => running.setServing(PARAMETER_SERVER_SERVICE, true);

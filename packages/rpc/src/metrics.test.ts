@@ -8,7 +8,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { clientConstructor, createClient, startServer } from './channel.js';
 import { requestHeader } from './header.js';
 import { serviceHandlers } from './handlers.js';
-import { type MetricsServer, serveMetrics } from './metrics.js';
+import { Counter, Histogram } from 'prom-client';
+import { type CallEnd, type MetricsServer, RpcMetrics, observeCalls, serveMetrics } from './metrics.js';
 
 const json = {
   serialize: (value: unknown) => Buffer.from(JSON.stringify(value)),
@@ -54,10 +55,72 @@ describe('rpc metrics', () => {
     const method = 'method="/tamp.test.Metered/Ping"';
     expect(series.get(`tamp_rpc_server_handled_total{${method},code="OK"}`)).toBe(2);
     expect(series.get(`tamp_rpc_server_handled_total{${method},code="FAILED_PRECONDITION"}`)).toBe(1);
-    expect(series.get('tamp_rpc_server_refused_total{reason="FAILED_PRECONDITION"}')).toBe(1);
+    // The reason is the status; the error is Tamp's code, carried in the trailing metadata.
+    expect(series.get('tamp_rpc_server_refused_total{reason="FAILED_PRECONDITION",error="JOB_MISMATCH"}')).toBe(1);
     expect(series.get(`tamp_rpc_client_handled_total{${method},code="OK"}`)).toBe(2);
     expect(series.get(`tamp_rpc_server_handling_seconds_count{${method}}`)).toBe(3);
     expect(series.has('process_cpu_seconds_total')).toBe(true);
     expect((await fetch(`http://127.0.0.1:${http.port}/healthz`)).status).toBe(200);
+  });
+
+  it('observeCalls follows the chosen methods: messages each way, the status, the time after half-close', async () => {
+    const ends: Array<CallEnd & { method: string; received: number; sent: number }> = [];
+    const observer = observeCalls((method) => {
+      if (!method.endsWith('/Ping')) return undefined;
+      let received = 0;
+      let sent = 0;
+      return { received: () => received++, sent: () => sent++, end: (e) => ends.push({ ...e, method, received, sent }) };
+    });
+    const h = serviceHandlers({ jobId: 'observed' });
+    const server = await startServer([{ definition: PING, implementation: { ping: h.unary('ping', () => ({})) } }], { host: '127.0.0.1', port: 0 }, { interceptors: [observer] });
+    const client = createClient(clientConstructor<PingClient>(PING, 'tamp.test.Metered'), `127.0.0.1:${server.port}`);
+    const call = (job: string) => new Promise<void>((resolve) => client.ping({ header: requestHeader(job) }, new Metadata(), { deadline: Date.now() + 5_000 }, () => resolve()));
+    await call('observed');
+    await call('another-job');
+    client.close();
+    await server.close(0);
+    expect(ends.map((e) => [e.method, e.code, e.received, e.sent])).toEqual([
+      ['/tamp.test.Metered/Ping', 'OK', 1, 1],
+      ['/tamp.test.Metered/Ping', 'FAILED_PRECONDITION', 1, 0],
+    ]);
+    for (const e of ends) {
+      expect(e.seconds).toBeGreaterThanOrEqual(0);
+      expect(e.secondsAfterHalfClose).toBeDefined();
+      expect(e.secondsAfterHalfClose as number).toBeLessThanOrEqual(e.seconds);
+    }
+  });
+
+  it("another thread's snapshot is summed into the scrape: counters and histograms by name and labels", async () => {
+    const main = new RpcMetrics();
+    const thread = new RpcMetrics();
+    const counter = (m: RpcMetrics) => new Counter({ name: 'tamp_test_things_total', help: 'things', labelNames: ['kind'], registers: [m.registry] });
+    const histogram = (m: RpcMetrics) => new Histogram({ name: 'tamp_test_seconds', help: 'time', buckets: [1, 10], registers: [m.registry] });
+    counter(main).inc({ kind: 'a' }, 2);
+    const c = counter(thread);
+    c.inc({ kind: 'a' }, 3);
+    c.inc({ kind: 'b' }, 1);
+    histogram(main).observe(0.5);
+    histogram(thread).observe(5);
+    const remove = main.addSource(() => thread.snapshot());
+    const server = await serveMetrics('127.0.0.1', 0, main);
+    try {
+      const series = parse(await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text());
+      expect(series.get('tamp_test_things_total{kind="a"}')).toBe(5);
+      expect(series.get('tamp_test_things_total{kind="b"}')).toBe(1);
+      expect(series.get('tamp_test_seconds_bucket{le="1"}')).toBe(1);
+      expect(series.get('tamp_test_seconds_bucket{le="10"}')).toBe(2);
+      expect(series.get('tamp_test_seconds_count')).toBe(2);
+      expect(server.scrapes).toBe(1);
+      remove();
+      const after = parse(await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text());
+      expect(after.get('tamp_test_things_total{kind="a"}')).toBe(2);
+      // nextScrape resolves on the next answered scrape.
+      const next = server.nextScrape(60_000);
+      await fetch(`http://127.0.0.1:${server.port}/metrics`);
+      await next;
+      expect(server.scrapes).toBe(3);
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -10,7 +10,8 @@
 import { type Server as HttpServer, createServer as createHttpServer } from 'node:http';
 import { type Interceptor, InterceptingCall, ServerInterceptingCall, type ServerInterceptor, status } from '@grpc/grpc-js';
 import { ClusterError } from '@tamp/core';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Histogram, type MetricObjectWithValues, type MetricValue, Registry, collectDefaultMetrics } from 'prom-client';
+import { ERROR_CODE_KEY } from './status.js';
 
 /** The status code's name (`OK`, `UNAUTHENTICATED`, ...): a bounded label. */
 function codeName(code: number): string {
@@ -26,10 +27,17 @@ export class RpcMetrics {
   readonly serverSeconds = new Histogram({ name: 'tamp_rpc_server_handling_seconds', help: 'Time a server took to finish an RPC, by method', labelNames: ['method'], buckets: BUCKETS, registers: [this.registry] });
   readonly clientHandled = new Counter({ name: 'tamp_rpc_client_handled_total', help: 'RPCs a client finished, by method and status code', labelNames: ['method', 'code'], registers: [this.registry] });
   readonly clientSeconds = new Histogram({ name: 'tamp_rpc_client_handling_seconds', help: 'Time an RPC took as the client saw it, by method', labelNames: ['method'], buckets: BUCKETS, registers: [this.registry] });
-  readonly refused = new Counter({ name: 'tamp_rpc_server_refused_total', help: 'RPCs a server refused, by reason (the status code)', labelNames: ['reason'], registers: [this.registry] });
+  readonly refused = new Counter({
+    name: 'tamp_rpc_server_refused_total',
+    help: "RPCs a server refused, by reason (the status code) and error (Tamp's error code, e.g. NON_FINITE; none when the refusal carried none)",
+    labelNames: ['reason', 'error'],
+    registers: [this.registry],
+  });
   readonly messagesReceived = new Counter({ name: 'tamp_rpc_server_received_messages_total', help: 'Messages servers received (a push or an assign streams several), by method', labelNames: ['method'], registers: [this.registry] });
   readonly messagesSent = new Counter({ name: 'tamp_rpc_server_sent_messages_total', help: 'Messages servers sent (a pull streams several), by method', labelNames: ['method'], registers: [this.registry] });
   private defaults = false;
+  /** Other threads' metrics (a worker's comm thread), summed into every scrape. */
+  private readonly sources = new Set<() => Promise<ThreadMetrics>>();
 
   /** Node's process metrics (CPU, memory, event loop lag, GC) in the same registry; once per process. */
   collectProcessMetrics(): void {
@@ -60,11 +68,33 @@ export class RpcMetrics {
           const code = codeName(s.code);
           this.serverHandled.inc({ method, code });
           this.serverSeconds.observe({ method }, Number(process.hrtime.bigint() - started) / 1e9);
-          if (s.code !== status.OK) this.refused.inc({ reason: code });
+          if (s.code !== status.OK) this.refused.inc({ reason: code, error: String(s.metadata?.get(ERROR_CODE_KEY)[0] ?? 'none') });
           next(s);
         },
       });
     };
+  }
+
+  /**
+   * Add another thread's metrics (what `snapshot()` returns there) to every
+   * scrape of this registry: counters and histograms of the same name and
+   * labels are summed. Returns a function that removes the source.
+   */
+  addSource(source: () => Promise<ThreadMetrics>): () => void {
+    this.sources.add(source);
+    return () => this.sources.delete(source);
+  }
+
+  /** This registry's values as plain data, to hand to another thread's `addSource`. */
+  snapshot(): Promise<ThreadMetrics> {
+    return this.registry.getMetricsAsJSON();
+  }
+
+  /** The text format of this registry and every source. */
+  async text(): Promise<string> {
+    if (this.sources.size === 0) return this.registry.metrics();
+    const parts = [await this.registry.getMetricsAsJSON(), ...(await Promise.all([...this.sources].map((s) => s().catch(() => []))))];
+    return AggregatorRegistry.aggregate(parts).metrics();
   }
 
   /** Records every call a client finishes. */
@@ -87,11 +117,77 @@ export class RpcMetrics {
   }
 }
 
+/** A registry's values as plain data (prom-client's JSON form), which crosses threads by postMessage. */
+export type ThreadMetrics = MetricObjectWithValues<MetricValue<string>>[];
+
+/** How one call of a chosen method ended. */
+export interface CallEnd {
+  /** The status code's name (`OK`, `INVALID_ARGUMENT`, ...). */
+  readonly code: string;
+  /** From the call's start to its status. */
+  readonly seconds: number;
+  /** From the client's half-close (its last message) to the status; undefined when it never half-closed. */
+  readonly secondsAfterHalfClose: number | undefined;
+}
+
+/** Follows one call: each message as the handlers see it (deserialized, or as written), then its end. */
+export interface CallObserver {
+  received?(message: unknown): void;
+  sent?(message: unknown): void;
+  end(result: CallEnd): void;
+}
+
+/**
+ * A server interceptor that follows each call of the methods `observe`
+ * answers for (it returns undefined for the others): for a service's own
+ * metrics, e.g. one parameter server's shard. Add it through
+ * `RpcServerOptions.interceptors`.
+ */
+export function observeCalls(observe: (method: string) => CallObserver | undefined): ServerInterceptor {
+  return (descriptor, call) => {
+    const observer = observe(descriptor.path);
+    if (observer === undefined) return new ServerInterceptingCall(call);
+    const started = process.hrtime.bigint();
+    let halfClosed: bigint | undefined;
+    return new ServerInterceptingCall(call, {
+      start: (next) => {
+        next({
+          onReceiveMessage: (message, nextMessage) => {
+            observer.received?.(message);
+            nextMessage(message);
+          },
+          onReceiveHalfClose: (nextHalfClose) => {
+            halfClosed = process.hrtime.bigint();
+            nextHalfClose();
+          },
+        });
+      },
+      sendMessage: (message, next) => {
+        observer.sent?.(message);
+        next(message);
+      },
+      sendStatus: (s, next) => {
+        const now = process.hrtime.bigint();
+        observer.end({
+          code: codeName(s.code),
+          seconds: Number(now - started) / 1e9,
+          secondsAfterHalfClose: halfClosed === undefined ? undefined : Number(now - halfClosed) / 1e9,
+        });
+        next(s);
+      },
+    });
+  };
+}
+
 /** The process's metrics: every server and client records here. */
 export const rpcMetrics = new RpcMetrics();
 
 export interface MetricsServer {
   readonly port: number;
+  /** Scrapes of /metrics answered so far. */
+  readonly scrapes: number;
+  /** Resolves once a scrape that began after this call has been answered, or after `timeoutMs`. */
+  nextScrape(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -101,13 +197,24 @@ export interface MetricsServer {
  */
 export function serveMetrics(host: string, port: number, metrics: RpcMetrics = rpcMetrics): Promise<MetricsServer> {
   metrics.collectProcessMetrics();
+  let scrapes = 0;
+  let started = 0;
+  /** Waiters for a scrape that starts after they do: an answer computed earlier may hold stale values. */
+  const scrapeWaiters: Array<{ after: number; resolve: () => void }> = [];
   const server: HttpServer = createHttpServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/metrics') {
-      metrics.registry.metrics().then(
+      const seq = ++started;
+      metrics.text().then(
         (text) => {
           res.writeHead(200, { 'content-type': metrics.registry.contentType });
-          res.end(text);
+          res.end(text, () => {
+            scrapes++;
+            for (const w of scrapeWaiters.filter((x) => seq > x.after)) {
+              scrapeWaiters.splice(scrapeWaiters.indexOf(w), 1);
+              w.resolve();
+            }
+          });
         },
         (error: unknown) => {
           res.writeHead(500, { 'content-type': 'text/plain' });
@@ -128,6 +235,24 @@ export function serveMetrics(host: string, port: number, metrics: RpcMetrics = r
       const address = server.address();
       resolve({
         port: typeof address === 'object' && address !== null ? address.port : port,
+        get scrapes() {
+          return scrapes;
+        },
+        nextScrape: (timeoutMs) =>
+          new Promise<void>((r) => {
+            const waiter = {
+              after: started,
+              resolve: () => {
+                clearTimeout(timer);
+                r();
+              },
+            };
+            const timer = setTimeout(() => {
+              scrapeWaiters.splice(scrapeWaiters.indexOf(waiter), 1);
+              r();
+            }, timeoutMs);
+            scrapeWaiters.push(waiter);
+          }),
         close: () => new Promise((r) => server.close(() => r())),
       });
     });

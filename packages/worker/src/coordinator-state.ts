@@ -40,9 +40,12 @@ export class CoordinatorState extends Membership {
   private accuracy = 0;
   private map = 0;
   private checkpointAt = 0n;
+  private checkpointCount = 0;
+  /** Barriers released, and the seconds from each one's first arrival to its release (metrics). */
+  private barrierStats = { released: 0, seconds: 0 };
   private failure = '';
-  /** Workers waiting at a checkpoint barrier: the step, and how to release each. */
-  private barrier: { step: number; arrived: Map<string, (r: CheckpointBarrierResponse) => void> } | undefined;
+  /** Workers waiting at a checkpoint barrier: the step, when the first arrived, and how to release each. */
+  private barrier: { step: number; since: number; arrived: Map<string, (r: CheckpointBarrierResponse) => void> } | undefined;
 
   constructor(override readonly options: CoordinatorOptions) {
     super(options);
@@ -64,7 +67,7 @@ export class CoordinatorState extends Membership {
     if (this.barrier !== undefined && this.barrier.step !== step) {
       throw new ClusterError('CLUSTER_CONFIG', `checkpointBarrier: ${r.workerId} arrived for step ${step} while the others wait at step ${this.barrier.step}`);
     }
-    this.barrier ??= { step, arrived: new Map() };
+    this.barrier ??= { step, since: performance.now(), arrived: new Map() };
     const barrier = this.barrier;
     return new Promise((resolve) => {
       barrier.arrived.set(r.workerId, resolve);
@@ -93,6 +96,7 @@ export class CoordinatorState extends Membership {
   releaseBarrier(response: CheckpointBarrierResponse): void {
     const b = this.barrier;
     this.barrier = undefined;
+    if (b !== undefined) this.barrierStats = { released: this.barrierStats.released + 1, seconds: this.barrierStats.seconds + (performance.now() - b.since) / 1000 };
     for (const resolve of b?.arrived.values() ?? []) resolve(response);
   }
 
@@ -106,6 +110,7 @@ export class CoordinatorState extends Membership {
   /** A complete checkpoint was written at `step`. */
   checkpointWritten(step: number): void {
     this.checkpointAt = BigInt(step);
+    this.checkpointCount++;
   }
 
   /** The chief evaluated epoch `epoch` on the validation split. */
@@ -173,6 +178,16 @@ export class CoordinatorState extends Membership {
 
   get checkpointStep(): bigint {
     return this.checkpointAt;
+  }
+
+  /** Checkpoints written in this run. */
+  get checkpointsWritten(): number {
+    return this.checkpointCount;
+  }
+
+  /** Checkpoint barriers released, and their total wait (s) from the first worker's arrival. */
+  get barrierWaits(): { readonly released: number; readonly seconds: number } {
+    return this.barrierStats;
   }
 
   get totalSteps(): bigint {

@@ -19,6 +19,7 @@ import {
 } from '@tamp/proto/tamp/v1/coordinator';
 import { type RpcServerOptions, serviceHandlers, startServer } from '@tamp/rpc';
 import { type CoordinatorOptions, CoordinatorState } from './coordinator-state.js';
+import { trackCoordinator } from './metrics.js';
 
 export interface RunningCoordinator {
   readonly port: number;
@@ -28,6 +29,7 @@ export interface RunningCoordinator {
 
 export async function startCoordinator(options: CoordinatorOptions & { host?: string; port?: number; rpc?: RpcServerOptions }): Promise<RunningCoordinator> {
   const state = new CoordinatorState(options);
+  trackCoordinator(state);
   const { jobId } = options;
   const log = options.log ?? (() => {});
   const { unary } = serviceHandlers({ jobId, log });

@@ -42,6 +42,8 @@ export interface LocalClusterOptions {
   readonly security?: RpcSecurity;
   /** Restart a crashed worker at most this many times (default 3; 0: never). */
   readonly maxRestarts?: number;
+  /** Give each role `--metrics-port`: parameter server i BASE+i, the chief BASE+P, worker i BASE+P+1+i (default: no metrics). */
+  readonly metricsPortBase?: number;
   /** Forward every child's log lines (prefixed with its role). */
   readonly verbose?: boolean;
   readonly env?: NodeJS.ProcessEnv;
@@ -90,6 +92,8 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
   failed.catch(() => undefined);
 
   const maxRestarts = options.maxRestarts ?? DEFAULT_MAX_RESTARTS;
+  const base = options.metricsPortBase;
+  const metricsPort = (offset: number): string[] => (base === undefined ? [] : ['--metrics-port', String(base + offset)]);
   const restarts = new Map<string, number>();
   const start = (role: string, args: readonly string[], waitForPort: boolean, env: NodeJS.ProcessEnv = {}): Promise<Child> => {
     const [cmd, ...base] = options.tamp as [string, ...string[]];
@@ -164,18 +168,18 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
   let poller: NodeJS.Timeout | undefined;
   let coordinator: CoordinatorClient | undefined;
   try {
-    const ps = await Promise.race([Promise.all(Array.from({ length: options.ps }, (_, i) => start(`ps-${i}`, ['ps', '--index', String(i), '--port', '0', '--job-id', options.jobId], true))), failed]);
+    const ps = await Promise.race([Promise.all(Array.from({ length: options.ps }, (_, i) => start(`ps-${i}`, ['ps', '--index', String(i), '--port', '0', '--job-id', options.jobId, ...metricsPort(i)], true))), failed]);
     const psList = ps.map((c) => `127.0.0.1:${c.port}`).join(',');
     log(`${options.ps} parameter server(s) on ${psList}`);
     const chief = await Promise.race([
-      start('chief', ['chief', '--ps', psList, '--workers', String(options.workers), '--port', '0', '--job-id', options.jobId, ...options.chiefArgs], true),
+      start('chief', ['chief', '--ps', psList, '--workers', String(options.workers), '--port', '0', '--job-id', options.jobId, ...metricsPort(options.ps), ...options.chiefArgs], true),
       failed,
     ]);
     const chiefAddress = `127.0.0.1:${chief.port}`;
     log(`chief on ${chiefAddress}; starting ${options.workers} worker(s)`);
     for (let i = 0; i < options.workers; i++) {
       const extra = options.workerArgsByIndex?.[i] ?? [];
-      await start(`worker-${i}`, ['worker', '--chief', chiefAddress, '--index', String(i), '--job-id', options.jobId, ...options.workerArgs, ...extra], false, {
+      await start(`worker-${i}`, ['worker', '--chief', chiefAddress, '--index', String(i), '--job-id', options.jobId, ...metricsPort(options.ps + 1 + i), ...options.workerArgs, ...extra], false, {
         // One client id per slot, kept across restarts: a restarted worker takes its own slot back.
         [CLIENT_ID_ENV]: `${options.jobId}-worker-${i}`,
         ...options.workerEnvByIndex?.[i],

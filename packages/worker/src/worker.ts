@@ -23,6 +23,7 @@ import { CommChannel } from './comm/channel.js';
 import type { NamedArray } from './comm/messages.js';
 import { CoordinatorClient } from './coordinator-client.js';
 import { type JobConfig, decodeJobConfig, workerId as psWorkerId } from './job-config.js';
+import { type StepPhase, type WorkerLoopStats, trackWorkerLoop } from './metrics.js';
 import { setVariables } from './model-state.js';
 
 export interface WorkerOptions {
@@ -129,7 +130,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
       replica: { index: taskIndex, count: config.numWorkers },
       ...epochLimit(dataset, t.epochSize),
     });
-    const loop = new ReplicaLoop(config, id, model, source, comm, chief, log, stepDelayMs);
+    const loop = new ReplicaLoop(config, id, model, source, comm, chief, log, stepDelayMs, trackWorkerLoop(taskIndex));
     const result = t.mode === 'sync' ? await loop.runSync() : await loop.runAsync();
     if (result.stopped === undefined) await chief.leave(id, true, 'done', { localStep: BigInt(result.steps), samples: BigInt(result.samples), seconds: result.seconds });
     else if (comm.peerLost) throw new ClusterError('PEER_UNAVAILABLE', `${id}: ${result.stopped}; exiting`);
@@ -166,6 +167,8 @@ class ReplicaLoop {
   private phases = { weights: 0, compute: 0, readback: 0, waitPush: 0, waitPull: 0, checkpoint: 0 };
   private mark = 0;
   private phaseSteps = 0;
+  /** The metrics' names for the phases. */
+  private static readonly PHASE_METRIC: Record<keyof ReplicaLoop['phases'], StepPhase> = { weights: 'set_weights', compute: 'compute', readback: 'readback', waitPush: 'push_wait', waitPull: 'pull_wait', checkpoint: 'checkpoint_wait' };
 
   constructor(
     private readonly config: JobConfig,
@@ -176,6 +179,8 @@ class ReplicaLoop {
     private readonly chief: CoordinatorClient,
     private readonly log: (message: string) => void,
     private readonly stepDelayMs: number,
+    /** What the worker's metrics read (metrics.ts). */
+    private readonly stats: WorkerLoopStats,
   ) {
     this.totalSteps = source.stepsPerEpoch * config.training.epochs;
     this.lastCheckpoint = config.startStep;
@@ -184,6 +189,7 @@ class ReplicaLoop {
   private lap(phase: keyof ReplicaLoop['phases']): void {
     const now = performance.now();
     this.phases[phase] += now - this.mark;
+    this.stats.phaseSeconds[ReplicaLoop.PHASE_METRIC[phase]] += (now - this.mark) / 1000;
     this.mark = now;
   }
 
@@ -192,6 +198,12 @@ class ReplicaLoop {
   }
 
   private progress(step: number): void {
+    const s = this.stats;
+    s.step = step;
+    s.samples = this.samples;
+    s.dropped = this.dropped;
+    s.loss = this.loss;
+    s.seconds = this.elapsed();
     this.comm.progress({
       localStep: BigInt(step),
       epoch: Math.floor(step / this.source.stepsPerEpoch),
@@ -282,6 +294,7 @@ class ReplicaLoop {
       }
       while (inFlight.length >= MAX_IN_FLIGHT) await inFlight.shift();
       inFlight.push(this.comm.push(BigInt(step), basedOn, computed.size, computed.grads));
+      this.stats.steps++;
       this.lap('waitPush');
       step++;
       this.samples += computed.size;
@@ -325,6 +338,7 @@ class ReplicaLoop {
       // round trip per step.
       const [r, next] = await Promise.all([this.comm.push(BigInt(step), params.versions, size, grads, BARRIER_WAIT_MS), pullFor(step + 1)]);
       this.lap('waitPush');
+      this.stats.steps++;
       if (r.dropped) this.dropped++;
       else this.samples += size;
       params = next;

@@ -14,6 +14,7 @@ import { clusterProgress } from './cluster-progress.js';
 import { logLevelOption, roleLog } from './role-log.js';
 import { trainSummary } from './summary.js';
 import {
+  type MetricsArgs,
   type SecurityArgs,
   backendOption,
   dryRunOption,
@@ -23,6 +24,7 @@ import {
   requireGpuOption,
   securityFrom,
   startMetrics,
+  stopMetrics,
   securityOptions,
   healthOptions,
   healthPortFrom,
@@ -55,10 +57,9 @@ export function indexFromHostname(hostname: string): number {
   return Number(m[1]);
 }
 
-export interface PsArgs extends SecurityArgs {
+export interface PsArgs extends SecurityArgs, MetricsArgs {
   'log-level'?: string | undefined;
   'health-port'?: number | undefined;
-  'metrics-port'?: number | undefined;
   index: number | undefined;
   'index-from-hostname'?: boolean;
   host: string | undefined;
@@ -79,7 +80,7 @@ export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), 
   tuneHeapForCluster(heap);
   setServerKernels(kernels);
   const log = roleLog(out, { job: o['job-id'], role: 'ps', index }, o['log-level']);
-  const metrics = await startMetrics(o['metrics-port'], o.host ?? defaultHost(tf), log);
+  const metrics = await startMetrics(o, o.host ?? defaultHost(tf), log);
   const ps = await startParameterServer({
     jobId: o['job-id'],
     index,
@@ -97,7 +98,7 @@ export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), 
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   await ps.close();
-  await metrics?.close();
+  await stopMetrics(metrics);
   const result = { role: 'ps', index, port: ps.port, version: Number(ps.shard.version), applied: Number(ps.shard.counters.applied), stoppedBy: why };
   return { result, text: `parameter server ${index} stopped (${why}) at version ${result.version}` };
 }
@@ -121,10 +122,9 @@ export const psCommand = defineCommand({
   run: ({ options, out }) => runPsRole(options, out, tfConfigFor('ps'), options['dry-run']),
 });
 
-export interface ChiefArgs extends SecurityArgs {
+export interface ChiefArgs extends SecurityArgs, MetricsArgs {
   'log-level'?: string | undefined;
   'health-port'?: number | undefined;
-  'metrics-port'?: number | undefined;
   ps: string | undefined;
   workers: number | undefined;
   host: string | undefined;
@@ -158,7 +158,7 @@ export async function runChiefRole(
   }
   tuneHeapForCluster(heap);
   const log = roleLog(out, { job: o['job-id'], role: 'chief', index: 0 }, o['log-level']);
-  const metrics = await startMetrics(o['metrics-port'], o.host ?? defaultHost(tf), log);
+  const metrics = await startMetrics(o, o.host ?? defaultHost(tf), log);
   const report = await runChief({
     jobId: o['job-id'],
     host: o.host ?? defaultHost(tf),
@@ -179,7 +179,7 @@ export async function runChiefRole(
     onListening: announce,
     onProgress: clusterProgress(out, numWorkers),
   });
-  await metrics?.close();
+  await stopMetrics(metrics);
   out.endProgress();
   return { result: report, text: trainSummary(report) };
 }
@@ -205,9 +205,8 @@ export const chiefCommand = defineCommand({
   run: ({ options, out }) => runChiefRole(options, out, tfConfigFor('chief'), options['dry-run']),
 });
 
-export interface WorkerArgs extends SecurityArgs {
+export interface WorkerArgs extends SecurityArgs, MetricsArgs {
   'log-level'?: string | undefined;
-  'metrics-port'?: number | undefined;
   chief: string | undefined;
   index: number | undefined;
   backend: string;
@@ -224,7 +223,7 @@ export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor
   if (dryRun) return dryRunResult('worker', { role: 'worker', chief: chiefAddress, index: o.index ?? tf?.task.index, backend: o.backend, requireGpu: o['require-gpu'], jobId: o['job-id'] });
   tuneHeapForCluster(heap);
   const log = roleLog(out, { job: o['job-id'], role: 'worker', index: o.index ?? tf?.task.index }, o['log-level']);
-  const metrics = await startMetrics(o['metrics-port'], defaultHost(tf), log);
+  const metrics = await startMetrics(o, defaultHost(tf), log);
   const report = await runWorker({
     jobId: o['job-id'],
     chiefAddress,
@@ -235,7 +234,7 @@ export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor
     ...(o['peer-timeout'] !== undefined ? { peerTimeoutMs: o['peer-timeout'] * 1000 } : {}),
     log,
   });
-  await metrics?.close();
+  await stopMetrics(metrics);
   return {
     result: report,
     text: table([

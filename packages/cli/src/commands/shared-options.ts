@@ -160,6 +160,7 @@ export function securityFrom(o: SecurityArgs, env: NodeJS.ProcessEnv = process.e
 /** `--metrics-port` of every cluster role: Prometheus metrics and a liveness endpoint over HTTP. */
 export const metricsOptions = {
   'metrics-port': { type: 'number', integer: true, min: 0, max: 65535, description: 'serve Prometheus metrics (GET /metrics) and GET /healthz on this port (env TAMP_METRICS_PORT)' },
+  'metrics-host': { type: 'string', description: "address the metrics listen on (env TAMP_METRICS_HOST; default: the role's listen address, loopback for a worker without TF_CONFIG)" },
 } as const;
 
 /** `--health-port` of the roles that serve gRPC (ps, chief): the health service alone, in plaintext, for probes that cannot speak TLS. */
@@ -183,8 +184,38 @@ export function healthPortFrom(port: number | undefined, env: NodeJS.ProcessEnv 
   return p;
 }
 
-/** Start the role's metrics endpoint when asked (flag, then TAMP_METRICS_PORT), on the role's listen host. */
-export async function startMetrics(port: number | undefined, host: string, log: (m: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<MetricsServer | undefined> {
+/** The metrics flags of a role. */
+export interface MetricsArgs {
+  'metrics-port'?: number | undefined;
+  'metrics-host'?: string | undefined;
+}
+
+/**
+ * TAMP_TEST_HOLD_METRICS_MS, a test hook: when a role's work is over, its
+ * /metrics stays up until one more scrape has been answered, or this many
+ * ms have passed, so a test reads every role's final counts (0 or unset: close at once).
+ */
+export function metricsHoldFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.TAMP_TEST_HOLD_METRICS_MS;
+  if (raw === undefined || raw === '') return 0;
+  const ms = Number(raw);
+  if (!Number.isFinite(ms) || ms < 0) throw new UsageError(`TAMP_TEST_HOLD_METRICS_MS must be a number of milliseconds ≥ 0, got "${raw}"; unset it outside tests`);
+  return ms;
+}
+
+/** Close the role's metrics endpoint, after the test hook's hold (metricsHoldFromEnv). */
+export async function stopMetrics(server: MetricsServer | undefined, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  if (server === undefined) return;
+  const hold = metricsHoldFromEnv(env);
+  if (hold > 0) await server.nextScrape(hold);
+  await server.close();
+}
+
+/** Start the role's metrics endpoint when asked (flag, then TAMP_METRICS_PORT), on --metrics-host, TAMP_METRICS_HOST or the role's listen host. */
+export async function startMetrics(o: MetricsArgs, listenHost: string, log: (m: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<MetricsServer | undefined> {
+  metricsHoldFromEnv(env); // a bad test hook fails before any work
+  const port = o['metrics-port'];
+  const host = o['metrics-host'] ?? (env.TAMP_METRICS_HOST !== undefined && env.TAMP_METRICS_HOST !== '' ? env.TAMP_METRICS_HOST : listenHost);
   const fromEnv = env.TAMP_METRICS_PORT !== undefined && env.TAMP_METRICS_PORT !== '' ? Number(env.TAMP_METRICS_PORT) : undefined;
   const p = port ?? fromEnv;
   if (p === undefined) return undefined;

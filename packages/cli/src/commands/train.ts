@@ -25,7 +25,7 @@ import {
   trainOptions,
   trainingSettings,
 } from './shared-options.js';
-import type { SecurityArgs } from './shared-options.js';
+import type { MetricsArgs, SecurityArgs } from './shared-options.js';
 
 export const TAMP_BIN = fileURLToPath(new URL('../../bin/tamp.mjs', import.meta.url));
 
@@ -40,6 +40,14 @@ const options = {
   'job-id': { ...jobIdOption, description: 'job id (with TF_CONFIG; --local makes a fresh one)' },
   ...securityOptions,
   ...metricsOptions,
+  'metrics-port-base': {
+    type: 'number',
+    integer: true,
+    min: 1,
+    max: 65535,
+    value: 'N',
+    description: "with --local: each role's Prometheus /metrics on its own port: parameter server i on N+i, the chief on N+P, worker i on N+P+1+i",
+  },
   'log-level': logLevelOption,
   secure: { type: 'boolean', description: 'with --local: mutual TLS and a token between every role, made for this run (in OUT/secrets, keys mode 0600)' },
   'dry-run': dryRunOption,
@@ -57,8 +65,9 @@ type TrainArgs = { [K in keyof typeof options]: unknown } & Parameters<typeof tr
   'require-gpu': boolean;
   'job-id': string;
   secure: boolean;
-  'metrics-port'?: number | undefined;
-} & SecurityArgs;
+  'metrics-port-base'?: number | undefined;
+} & SecurityArgs &
+  MetricsArgs;
 
 /** The argv a chief of a local cluster gets: the training flags given to tamp train. */
 function chiefArgs(o: TrainArgs): string[] {
@@ -84,8 +93,14 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dr
   const settings = o.resume === undefined ? trainingSettings(o) : undefined; // fail on bad flags before starting processes
   checkOutputFolder(outDir, o.out === undefined ? '--resume' : '--out');
   if (o.resume === undefined && o.overwrite !== true) refuseOtherJobsResults(outDir);
-  if (dryRun) return dryRunResult('train', { local: true, ps: o.ps, workers: o.workers, out: outDir, resume: o.resume, model: settings?.model, dataset: settings?.dataset, mode: settings?.mode });
-  if (o['metrics-port'] !== undefined) throw new UsageError('--metrics-port serves one role; a local cluster\'s roles would share it: run the roles (tamp ps | chief | worker) with a port each');
+  if (o['metrics-port'] !== undefined) throw new UsageError('--metrics-port serves one role; a local cluster\'s roles would share it: give --metrics-port-base N (a port per role from N on)');
+  const metricsBase = o['metrics-port-base'];
+  if (metricsBase !== undefined && metricsBase + o.ps + o.workers > 65535) {
+    throw new UsageError(`--metrics-port-base ${metricsBase}: ${o.ps + 1 + o.workers} roles need ports up to ${metricsBase + o.ps + o.workers}, past 65535; give a lower base`);
+  }
+  if (dryRun) {
+    return dryRunResult('train', { local: true, ps: o.ps, workers: o.workers, out: outDir, resume: o.resume, model: settings?.model, dataset: settings?.dataset, mode: settings?.mode, metricsPortBase: metricsBase });
+  }
   const given = securityFrom(o);
   if (o.secure && given.kind === 'tls') throw new UsageError('--secure makes its own certificates: drop --tls-cert/--tls-key/--tls-ca/--token-file, or drop --secure');
   const security = o.secure ? await secureRun(outDir) : given;
@@ -104,6 +119,7 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dr
     out: outDir,
     security,
     maxRestarts: o['max-restarts'],
+    ...(metricsBase !== undefined ? { metricsPortBase: metricsBase } : {}),
     verbose,
     log: (m) => out.log(m),
     onProgress: clusterProgress(out, o.workers),

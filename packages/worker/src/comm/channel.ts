@@ -1,10 +1,14 @@
 /** The training thread's side of the communication thread. */
 import { Worker } from 'node:worker_threads';
 import { ClusterError, type ErrorCode, ERROR_CODES, TampError, errorMessage } from '@tamp/core';
+import { type ThreadMetrics, rpcMetrics } from '@tamp/rpc';
 import type { Progress } from '../coordinator-client.js';
 import { type CommInit, type FromComm, type NamedArray, type PullOptions, type ToComm, transferList } from './messages.js';
 
 type Pending = { resolve: (m: FromComm) => void; reject: (e: unknown) => void };
+
+/** The comm thread's metrics source registered with this process's registry (the latest channel's). */
+let removeMetricsSource: (() => void) | undefined;
 type Request = Extract<ToComm, { id: number }> extends infer T ? (T extends unknown ? Omit<T, 'id'> : never) : never;
 
 export class CommChannel {
@@ -18,6 +22,8 @@ export class CommChannel {
   private markReady: () => void = () => {};
   /** Resolves once the thread's own heartbeats reach the chief (or it stopped, or is gone). */
   readonly ready = new Promise<void>((resolve) => (this.markReady = resolve));
+  /** The thread's metrics as it closed (its RPC counters outlive it in the worker's /metrics). */
+  private lastMetrics: ThreadMetrics = [];
 
   constructor(init: CommInit) {
     this.worker = new Worker(new URL('./bootstrap.mjs', import.meta.url), { workerData: init });
@@ -28,6 +34,17 @@ export class CommChannel {
       this.markReady();
       if (this.pending.size > 0) this.failAll(new ClusterError('JOB_FAILED', `communication thread exited (code ${code})`));
     });
+    // The thread's RPC metrics (pulls, pushes, heartbeats) in every scrape of the worker's /metrics.
+    removeMetricsSource?.();
+    removeMetricsSource = rpcMetrics.addSource(() => this.metrics());
+  }
+
+  /** The comm thread's metrics (its last ones once it has closed). */
+  async metrics(): Promise<ThreadMetrics> {
+    if (this.exited) return this.lastMetrics;
+    const m = await this.request({ type: 'metrics' }).catch(() => undefined);
+    if (m?.type === 'metrics') this.lastMetrics = m.metrics;
+    return this.lastMetrics;
   }
 
   /** Why the job asked this worker to stop, if it did. */
@@ -101,7 +118,8 @@ export class CommChannel {
 
   async close(): Promise<void> {
     if (!this.exited) {
-      await this.request({ type: 'close' }).catch(() => undefined);
+      const m = await this.request({ type: 'close' }).catch(() => undefined);
+      if (m?.type === 'closed') this.lastMetrics = m.metrics;
       await this.worker.terminate();
     }
   }

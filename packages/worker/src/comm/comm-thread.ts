@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { TampError, errorMessage } from '@tamp/core';
+import { rpcMetrics } from '@tamp/rpc';
 import { ParameterClient } from '@tamp/parameter-server';
 import { CoordinatorClient, type Progress } from '../coordinator-client.js';
 import { type CommInit, type FromComm, type NamedArray, type ToComm, transferList } from './messages.js';
@@ -98,11 +99,14 @@ port.on('message', (msg: ToComm) => {
         .catch((error: unknown) => fail(msg.id, error));
       return;
     }
+    case 'metrics':
+      void rpcMetrics.snapshot().then((metrics) => send({ id: msg.id, type: 'metrics', metrics }));
+      return;
     case 'close':
       clearInterval(heartbeat);
       params.close();
       chief.close();
-      send({ id: msg.id, type: 'closed' });
+      void rpcMetrics.snapshot().then((metrics) => send({ id: msg.id, type: 'closed', metrics }));
       return;
   }
 });

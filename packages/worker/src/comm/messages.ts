@@ -1,5 +1,5 @@
 /** Messages between a worker's training thread and its communication thread. */
-import type { RpcSecurity } from '@tamp/rpc';
+import type { RpcSecurity, ThreadMetrics } from '@tamp/rpc';
 import type { Placement } from '@tamp/core';
 import type { Progress } from '../coordinator-client.js';
 
@@ -50,6 +50,8 @@ export type ToComm =
       readonly timeoutMs?: number;
     }
   | { readonly type: 'progress'; readonly progress: Progress }
+  /** This thread's RPC metrics, for the worker's /metrics (answered with 'metrics'). */
+  | { readonly id: number; readonly type: 'metrics' }
   | { readonly id: number; readonly type: 'close' };
 
 export interface SerializedError {
@@ -61,7 +63,9 @@ export type FromComm =
   | { readonly id: number; readonly type: 'pulled'; readonly versions: readonly bigint[]; readonly values: readonly NamedArray[] }
   | { readonly id: number; readonly type: 'pushed'; readonly versions: readonly bigint[]; readonly duplicate: boolean; readonly dropped: boolean }
   | { readonly id: number; readonly type: 'error'; readonly error: SerializedError }
-  | { readonly id: number; readonly type: 'closed' }
+  | { readonly id: number; readonly type: 'metrics'; readonly metrics: ThreadMetrics }
+  /** Answers 'close', with the thread's last metrics. */
+  | { readonly id: number; readonly type: 'closed'; readonly metrics: ThreadMetrics }
   /** Stop training: the job ended (peerLost false), or the chief stayed gone past the peer timeout (true). */
   | { readonly type: 'stop'; readonly reason: string; readonly peerLost: boolean }
   /** The thread's first heartbeat was answered: the training thread may stop heartbeating for it. */
