@@ -100,9 +100,9 @@ const rows = CONFIGS.map(([model, workers, mode]) => {
   return [
     model,
     `${workers} worker${workers > 1 ? 's' : ''}, ${mode}`,
-    `${fmt(median(base))} (${base.map(show).join(' / ')})`,
-    `${fmt(median(head))} (${head.map(show).join(' / ')})`,
-    `${fmt(median(head) / median(base), 2)}x`,
+    `${show(median(base))} (${base.map(show).join(' / ')})`,
+    `${show(median(head))} (${head.map(show).join(' / ')})`,
+    Number.isNaN(median(head) / median(base)) ? '-' : `${fmt(median(head) / median(base), 2)}x`,
   ];
 });
 const markdown = `## Cluster throughput against an older revision: \`pnpm bench:train-ab --baseline ${baseline} --rounds ${ROUNDS}\`
