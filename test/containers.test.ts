@@ -692,6 +692,8 @@ describe('container command lines', () => {
       [['bench', 'train', '/models/model.tamp'], /unknown benchmark "train"/],
       [['predict', '--port', '8080'], /not a command/],
       [['serve', '--port', '8080'], /unknown option --port for tamp serve/],
+      [['certs', '--out', '/certs', '--hosts', ' , '], /--hosts: give at least one host name or address/],
+      [['certs', '--hosts', 'ps-0'], /needs --out DIR/],
     ];
     for (const [argv, pattern] of cases) expect((await checkCommandLine({ where: 'case', argv })).join('\n'), argv.join(' ')).toMatch(pattern);
     // A StatefulSet pod's host name gives the shard; any other host name is refused.
