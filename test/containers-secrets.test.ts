@@ -198,12 +198,18 @@ describe('Kubernetes and Kubeflow: mutual TLS + token from each role’s secret'
     }
   });
 
-  it('Kubeflow: every replica of the TFJob mounts its own role’s secret', () => {
+  it('Kubeflow: every replica of the TFJob mounts its own role’s secret; the chief and the parameter servers are probed on the health port', () => {
     const specs = obj(obj(resource(kustomize('kubeflow'), 'TFJob', 'tamp').spec, 'spec').tfReplicaSpecs, 'tfReplicaSpecs');
     expect(Object.keys(specs).sort()).toEqual(['Chief', 'PS', 'Worker']);
     for (const [type, rs] of Object.entries(specs)) {
       const spec = obj(obj(obj(rs, type).template, 'template').spec, 'spec');
-      expect(podProblems(`k8s/kubeflow: ${type}`, spec, container(spec, 'tensorflow'), roleOf([type.toLowerCase()], type))).toEqual([]);
+      const c = container(spec, 'tensorflow');
+      expect(podProblems(`k8s/kubeflow: ${type}`, spec, c, roleOf([type.toLowerCase()], type))).toEqual([]);
+      // The chief and the parameter servers are probed on their health port, a port of its own (TF_CONFIG's is tfjob-port).
+      if (type === 'Worker') continue;
+      expect(containerEnv(c, {}).TAMP_HEALTH_PORT, type).toBe(String(portNamed(c, 'health')));
+      expect(portNamed(c, 'health'), type).not.toBe(portNamed(c, 'tfjob-port'));
+      expect(obj(obj(c.readinessProbe, `${type}.readinessProbe`).grpc, 'grpc').port, type).toBe(portNamed(c, 'health'));
     }
   });
 
