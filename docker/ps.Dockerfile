@@ -30,16 +30,17 @@ RUN apt-get update \
 COPY --from=build /app /app
 COPY docker/healthcheck.mjs /app/healthcheck.mjs
 ENV NODE_ENV=production \
-    TAMP_HEALTH_PORT=2222
+    TAMP_HEALTH_PORT=8081
 WORKDIR /app
 # /runs: the mount point for checkpoints and the final model. The chief
 # writes them under --out, and every parameter server writes its shard of each
 # checkpoint into the same folder, so chief and parameter servers mount one
 # shared volume there (owned by the tamp user, so a fresh volume is writable).
 USER 10001:10001
-EXPOSE 2222 2223
-# Healthy while the server accepts connections on TAMP_HEALTH_PORT (2222 for
-# a parameter server; the chief sets it to its --port, 2223).
+EXPOSE 2222 2223 8081
+# Healthy while the role answers SERVING to a gRPC health Check on
+# TAMP_HEALTH_PORT (8081): the plaintext health-only port that ps and chief
+# open from the same variable beside their TLS port (--health-port).
 HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 CMD ["node", "/app/healthcheck.mjs"]
 ENTRYPOINT ["tini", "--", "node", "/app/bin/tamp.mjs"]
 CMD ["ps", "--host", "0.0.0.0", "--port", "2222"]

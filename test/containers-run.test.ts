@@ -16,7 +16,13 @@
  *   (service, container port) pair a free loopback port, in the arguments
  *   and in TAMP_HEALTH_PORT;
  * - a named volume is a temporary folder, substituted for its mount path in
- *   the arguments of the services that mount it.
+ *   the arguments of the services that mount it;
+ * - docker/certs, which `tamp certs` makes before `docker compose up`, is made
+ *   at test time (writeClusterCerts, valid for 127.0.0.1 and the service
+ *   names), and a service's secret at /run/secrets/<target> is the file its
+ *   top-level secret names there, in the variables that point at it.
+ * So every role runs mutual TLS with the token, as compose.yaml says, and
+ * only the health port (TAMP_HEALTH_PORT) answers in plaintext.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -39,6 +45,7 @@ import {
   str,
   tampImage,
 } from './helpers/containers.js';
+import { writeClusterCerts } from '@tamp/rpc/certs';
 import { freePorts } from './helpers/ports.js';
 import { REPO, TAMP_BIN } from './helpers/tamp.js';
 
@@ -108,24 +115,49 @@ function hostHealthcheck(df: Dockerfile): string[] | undefined {
   });
 }
 
-function runHealthcheck(r: Replica): number {
+function runHealthcheck(r: Replica, env: Record<string, string> = r.env): number {
   if (r.health === undefined) throw new Error(`${r.id}: the image has no HEALTHCHECK command`);
   const [cmd, ...args] = r.health as [string, ...string[]];
-  return spawnSync(cmd, args, { env: r.env, timeout: 10_000 }).status ?? -1;
+  return spawnSync(cmd, args, { env, timeout: 10_000 }).status ?? -1;
+}
+
+/** A service's secrets (long syntax): the file each target under /run/secrets/ holds, from the top-level secret's `file:` under docker/certs. */
+function secretFiles(s: ComposeService, topLevel: Record<string, unknown>, certsDir: string): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const entry of s.spec.secrets === undefined ? [] : list(s.spec.secrets, `${s.name}.secrets`)) {
+    const e = obj(entry, `${s.name}.secrets: long syntax (source, target)`);
+    const source = str(e.source, `${s.name}.secrets.source`);
+    const file = str(obj(topLevel[source], `secrets.${source}`).file, `secrets.${source}.file`);
+    const m = /^(?:\.\/)?certs\/([^/]+)$/.exec(file);
+    if (m === null) throw new Error(`secrets.${source}: ${file} is not a file that \`tamp certs --out certs\` writes in docker/`);
+    const target = str(e.target, `${s.name}.secrets.target`);
+    files.set(target.startsWith('/') ? target : `/run/secrets/${target}`, join(certsDir, m[1] as string));
+  }
+  return files;
 }
 
 describe('docker/compose.yaml as processes', () => {
   it('trains a tiny model to completion with exactly the services’ commands and environment', async () => {
     const env: Record<string, string> = { ...composeDefaults(), ...JOB_ENV };
     const profiles = (env.COMPOSE_PROFILES ?? '').split(',');
-    const services = activeServices(loadCompose(join(DOCKER_DIR, 'compose.yaml'), env).services, profiles);
+    const compose = loadCompose(join(DOCKER_DIR, 'compose.yaml'), env);
+    const services = activeServices(compose.services, profiles);
     expect(services.map((s) => `${s.name}×${s.replicas}`).sort()).toEqual(['chief×1', 'ps-0×1', 'ps-1×1', 'worker×2']);
-
-    // (service, container port) → a free loopback port, for every service that listens.
-    const listening = services.filter((s) => flagValue(s.command, 'port') !== undefined);
-    const free = await freePorts(listening.length);
-    const ports = new Map(listening.map((s, k) => [`${s.name}:${flagValue(s.command, 'port') as string}`, free[k] as number]));
     const names = new Set(services.map((s) => s.name));
+    const certsDir = join(dir, 'certs');
+    await writeClusterCerts(certsDir, { hosts: ['127.0.0.1', 'localhost', ...names] });
+    const topSecrets = obj(compose.doc.secrets, 'compose.yaml: secrets');
+
+    // Each service's environment: the image's ENV, then the service's.
+    const dockerfiles = new Map(services.map((s) => [s.name, dockerfileOf(s)]));
+    const environments = new Map(
+      services.map((s) => [s.name, { ...Object.fromEntries(dockerfiles.get(s.name)?.stages.at(-1)?.instructions.filter((i) => i.keyword === 'ENV').flatMap((i) => envPairs(i.args)) ?? []), ...serviceEnv(s) } as Record<string, string>]),
+    );
+
+    // (service, container port) → a free loopback port, for every port a service listens on: its --port and its health port.
+    const listening = services.flatMap((s) => [flagValue(s.command, 'port'), s.command[0] === 'worker' ? undefined : environments.get(s.name)?.TAMP_HEALTH_PORT].filter((p) => p !== undefined).map((p) => `${s.name}:${p}`));
+    const free = await freePorts(listening.length);
+    const ports = new Map(listening.map((key, k) => [key, free[k] as number]));
     const volumes = new Map<string, string>();
     for (const s of services) {
       for (const m of volumeMounts(s)) {
@@ -137,7 +169,7 @@ describe('docker/compose.yaml as processes', () => {
 
     const replicas: Replica[] = [];
     for (const s of services) {
-      const df = dockerfileOf(s);
+      const df = dockerfiles.get(s.name) as Dockerfile;
       const own = (port: string) => ports.get(`${s.name}:${port}`);
       const mounts = volumeMounts(s);
       const argv = s.command.map((word, k) => {
@@ -154,8 +186,16 @@ describe('docker/compose.yaml as processes', () => {
           })
           .join(',');
       });
-      const environment: Record<string, string> = { ...Object.fromEntries(df.stages.at(-1)?.instructions.filter((i) => i.keyword === 'ENV').flatMap((i) => envPairs(i.args)) ?? []), ...serviceEnv(s) };
+      const environment = { ...(environments.get(s.name) as Record<string, string>) };
       if (environment.TAMP_HEALTH_PORT !== undefined) environment.TAMP_HEALTH_PORT = String(own(environment.TAMP_HEALTH_PORT) ?? environment.TAMP_HEALTH_PORT);
+      // Secrets: a variable naming /run/secrets/<target> names the file mounted there, which must be one of this service's secrets.
+      const secrets = secretFiles(s, topSecrets, certsDir);
+      for (const [key, value] of Object.entries(environment)) {
+        if (!value.startsWith('/run/secrets/')) continue;
+        const file = secrets.get(value);
+        if (file === undefined) throw new Error(`${s.name}: ${key}=${value} is none of its secrets (${[...secrets.keys()].join(', ')})`);
+        environment[key] = file;
+      }
       for (let k = 0; k < s.replicas; k++) {
         const id = s.replicas > 1 ? `${s.name}-${k + 1}` : s.name;
         replicas.push({
@@ -207,6 +247,13 @@ describe('docker/compose.yaml as processes', () => {
           for (const r of replicas.filter((x) => x.service.name === dep)) {
             await waitHealthy(r);
             healthy.push(r.id);
+            // Its gRPC port speaks TLS only: the same plaintext health Check there fails (it is still running: what it
+            // waits for starts only now), and so does a gRPC port that is the health port.
+            const grpcPort = ports.get(`${dep}:${flagValue(r.service.command, 'port') ?? ''}`);
+            expect(grpcPort, `${r.id}: a gRPC port`).toBeDefined();
+            expect(String(grpcPort), `${r.id}: the health port is not the gRPC port`).not.toBe(r.env.TAMP_HEALTH_PORT);
+            expect(runHealthcheck(r, { ...r.env, TAMP_HEALTH_PORT: String(grpcPort) }), `${r.id}: plaintext on its gRPC port`).not.toBe(0);
+            expect(exited.has(r.id)).toBe(false);
           }
         }
         for (const r of replicas.filter((x) => x.service === s)) start(r);

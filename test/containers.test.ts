@@ -11,7 +11,6 @@
  * containers-run.test.ts runs the Compose topology as processes, and
  * containers-build.test.ts runs the images' build stage.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -24,7 +23,6 @@ import {
   activeServices,
   composeDefaults,
   envPairs,
-  expandKubernetesVars,
   flagValue,
   hasFlag,
   isIgnored,
@@ -33,7 +31,6 @@ import {
   loadCompose,
   obj,
   parseDockerfile,
-  parseYamlStream,
   readDockerfile,
   readDockerignore,
   shellWords,
@@ -42,6 +39,7 @@ import {
 } from './helpers/containers.js';
 import { indexFromHostname } from '../packages/cli/src/commands/roles.js';
 import { type CommandLine, checkCommandLine, isPinned, lintDockerfile } from './helpers/containers-lint.js';
+import { COMPLETION_INDEX, argsOf, claimOf, container, containerEnv, kustomize, podLabels, podSpec, podTemplate, portNamed, resource, selects, volumeMounts } from './helpers/kubernetes.js';
 import { REPO } from './helpers/tamp.js';
 
 const VERSION = (JSON.parse(readFileSync(join(REPO, 'packages/cli/package.json'), 'utf8')) as { version: string }).version;
@@ -212,7 +210,10 @@ describe('Dockerfiles', () => {
     expect(finalStage(ps).instructions.some((i) => i.keyword === 'COPY' && i.args === 'docker/healthcheck.mjs /app/healthcheck.mjs')).toBe(true);
     const psCmd = instruction(ps, 'CMD')?.exec ?? [];
     expect(psCmd[0]).toBe('ps');
-    expect(imageEnv(ps).TAMP_HEALTH_PORT).toBe(flagValue(psCmd, 'port'));
+    // The health check asks the plaintext health-only port (--health-port, TAMP_HEALTH_PORT), never the gRPC port, which speaks TLS.
+    expect(imageEnv(ps).TAMP_HEALTH_PORT).toBe('8081');
+    expect(imageEnv(ps).TAMP_HEALTH_PORT).not.toBe(flagValue(psCmd, 'port'));
+    expect(instruction(ps, 'EXPOSE')?.args.split(/\s+/)).toContain('8081');
     expect(finalStage(ps).instructions.some((i) => i.keyword === 'RUN' && /mkdir \/runs && chown 10001:10001 \/runs/.test(i.args))).toBe(true);
 
     const gpu = dockerfile('worker-gpu');
@@ -245,7 +246,7 @@ describe('Dockerfiles', () => {
   });
 
   it('.dockerignore keeps host builds, checkouts and secrets out, and the build inputs in', () => {
-    for (const path of ['node_modules/x', 'packages/core/node_modules/y', 'packages/cli/dist/main.js', '.git/HEAD', 'runs/quickstart/report.json', 'docker/.env', 'keys/server.key', 'demos/digits/src/main.ts']) {
+    for (const path of ['node_modules/x', 'packages/core/node_modules/y', 'packages/cli/dist/main.js', '.git/HEAD', 'runs/quickstart/report.json', 'docker/.env', 'keys/server.key', 'docker/certs/token', 'docker/certs/ps-key.pem', 'demos/digits/src/main.ts']) {
       expect(isIgnored(IGNORE, path), path).toBe(true);
     }
     const tsconfig = JSON.parse(readFileSync(join(DOCKER_DIR, 'tsconfig.build.json'), 'utf8').replace(/^\s*\/\/.*$/gm, '')) as { extends: string };
@@ -316,12 +317,13 @@ function checkClusterWiring(file: string, doc: Obj, services: readonly ComposeSe
     expect(target.port).toBe(Number(flagValue(chief.command, 'port')));
     expect(w.replicas, `${where(w)}: replicas = the chief's --workers`).toBe(Number(flagValue(chief.command, 'workers')));
   }
-  // The health check probes the port the server listens on (TAMP_HEALTH_PORT, default from the image).
+  // The health check asks the role's plaintext health-only port (TAMP_HEALTH_PORT, which the role opens too), not its TLS port.
   for (const s of [chief, ...roles('ps')]) {
     const df = dockerfileOfImage(str(s.spec.image, where(s)), where(s));
     const env = { ...imageEnv(df), ...(isObj(s.spec.environment) ? (s.spec.environment as Record<string, string>) : {}) };
     expect(instruction(df, 'HEALTHCHECK')?.exec, `${where(s)}: a health check`).toBeDefined();
-    expect(env.TAMP_HEALTH_PORT, `${where(s)}: TAMP_HEALTH_PORT = --port`).toBe(flagValue(s.command, 'port'));
+    expect(env.TAMP_HEALTH_PORT, `${where(s)}: TAMP_HEALTH_PORT, the health port`).toBe('8081');
+    expect(env.TAMP_HEALTH_PORT, `${where(s)}: TAMP_HEALTH_PORT is not --port`).not.toBe(flagValue(s.command, 'port'));
   }
   // Checkpoints and the model: the chief's --out is on a named volume that every parameter server mounts at the same path.
   const out = flagValue(chief.command, 'out') ?? '';
@@ -404,98 +406,6 @@ describe('Compose and Swarm', () => {
 });
 
 // ---------------------------------------------------------------- Kubernetes and Kubeflow
-
-const rendered = new Map<string, Obj[]>();
-
-/** `kubectl kustomize docker/k8s/<dir>`: renders offline, no cluster needed. */
-function kustomize(dir: string): Obj[] {
-  const cached = rendered.get(dir);
-  if (cached !== undefined) return cached;
-  let text: string;
-  try {
-    text = execFileSync('kubectl', ['kustomize', join(DOCKER_DIR, 'k8s', dir)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (error) {
-    const e = error as { code?: string; stderr?: string; message: string };
-    if (e.code === 'ENOENT') throw new Error('kubectl is not installed: the Kubernetes manifests are rendered with `kubectl kustomize` (offline); install kubectl (Debian: apt-get install kubernetes-client; scripts/setup.sh does)');
-    throw new Error(`kubectl kustomize docker/k8s/${dir} failed: ${e.stderr ?? e.message}`);
-  }
-  const docs = parseYamlStream(text, `kustomize ${dir}`);
-  rendered.set(dir, docs);
-  return docs;
-}
-
-function resource(docs: readonly Obj[], kind: string, name: string): Obj {
-  const found = docs.find((d) => d.kind === kind && obj(d.metadata, kind).name === name);
-  if (found === undefined) throw new Error(`no ${kind} ${name} (have ${docs.map((d) => `${String(d.kind)}/${String(obj(d.metadata, 'metadata').name)}`).join(', ')})`);
-  return found;
-}
-
-function podTemplate(workload: Obj): Obj {
-  return obj(obj(workload.spec, 'spec').template, 'spec.template');
-}
-
-function podSpec(workload: Obj): Obj {
-  return obj(podTemplate(workload).spec, 'template.spec');
-}
-
-function podLabels(workload: Obj): Record<string, string> {
-  return obj(obj(podTemplate(workload).metadata, 'template.metadata').labels, 'template labels') as Record<string, string>;
-}
-
-function container(spec: Obj, name: string): Obj {
-  const found = list(spec.containers, 'containers')
-    .map((c) => obj(c, 'container'))
-    .find((c) => c.name === name);
-  if (found === undefined) throw new Error(`no container ${name}`);
-  return found;
-}
-
-/** A container's environment as Kubernetes would see it, with the downward-API fields given. */
-function containerEnv(c: Obj, fields: Readonly<Record<string, string>>): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const e of c.env === undefined ? [] : list(c.env, 'env')) {
-    const v = obj(e, 'env');
-    const name = str(v.name, 'env.name');
-    if (v.value !== undefined) env[name] = str(v.value, name);
-    else {
-      const path = str(obj(obj(v.valueFrom, name).fieldRef, name).fieldPath, name);
-      const value = fields[path];
-      if (value === undefined) throw new Error(`env ${name}: no test value for ${path}`);
-      env[name] = value;
-    }
-  }
-  return env;
-}
-
-function argsOf(c: Obj, env: Readonly<Record<string, string>> = {}): string[] {
-  expect(c.command, 'the image entrypoint (tamp) stays: args only').toBeUndefined();
-  return list(c.args, 'args').map((a) => expandKubernetesVars(str(a, 'args'), env));
-}
-
-function selects(selector: Readonly<Record<string, unknown>>, labels: Readonly<Record<string, string>>): boolean {
-  return Object.entries(selector).every(([k, v]) => labels[k] === v);
-}
-
-function portNamed(c: Obj, name: string): number {
-  const port = list(c.ports, 'ports')
-    .map((p) => obj(p, 'port'))
-    .find((p) => p.name === name);
-  if (port === undefined) throw new Error(`no port named ${name}`);
-  return Number(port.containerPort);
-}
-
-function volumeMounts(c: Obj): Array<{ name: string; mountPath: string }> {
-  return (c.volumeMounts === undefined ? [] : list(c.volumeMounts, 'volumeMounts')).map((m) => obj(m, 'volumeMount') as { name: string; mountPath: string });
-}
-
-function claimOf(spec: Obj, volume: string): string | undefined {
-  const v = list(spec.volumes, 'volumes')
-    .map((x) => obj(x, 'volume'))
-    .find((x) => x.name === volume);
-  return v === undefined ? undefined : (obj(v.persistentVolumeClaim, `${volume}.persistentVolumeClaim`).claimName as string);
-}
-
-const COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']";
 
 /** The wiring of the kustomize base (and of any overlay over it). */
 function checkKubernetesWiring(docs: readonly Obj[]): { chief: string[]; ps: string[][]; workers: string[][] } {
@@ -782,6 +692,8 @@ describe('container command lines', () => {
       [['bench', 'train', '/models/model.tamp'], /unknown benchmark "train"/],
       [['predict', '--port', '8080'], /not a command/],
       [['serve', '--port', '8080'], /unknown option --port for tamp serve/],
+      [['certs', '--out', '/certs', '--hosts', ' , '], /--hosts: give at least one host name or address/],
+      [['certs', '--hosts', 'ps-0'], /needs --out DIR/],
     ];
     for (const [argv, pattern] of cases) expect((await checkCommandLine({ where: 'case', argv })).join('\n'), argv.join(' ')).toMatch(pattern);
     // A StatefulSet pod's host name gives the shard; any other host name is refused.
