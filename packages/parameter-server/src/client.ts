@@ -10,18 +10,44 @@ import {
   type PushResponse,
   type ShardStatusResponse,
 } from '@tamp/proto/tamp/v1/parameter_server';
-import { Codec } from '@tamp/proto/tamp/v1/tensor';
-import { ClusterError, type Placement, type ShardConfig, TensorAssembler, type WireTensor, encodeTensorMessages } from '@tamp/core';
+import type { TensorChunk } from '@tamp/proto/tamp/v1/tensor';
+import {
+  ClusterError,
+  type EncodedTensor,
+  type Placement,
+  type ShardConfig,
+  TensorAssembler,
+  type WireCodec,
+  type WireTensor,
+  encodedTensorChunks,
+  encodeTensorMessages,
+  groupChunks,
+  protoCodec,
+} from '@tamp/core';
 import { type RpcCallOptions, type RpcClientOptions, callClientStream, callServerStream, callUnary, createClient, requestHeader, withRetry } from '@tamp/rpc';
 import { FastParameterServerClient, messageChunks } from './wire/fast-codec.js';
 import { reassembleVariables, splitGradients } from './split.js';
 import { shardConfigToProto } from './wire/shard-config.js';
+import { PullReference } from './wire/pull-reference.js';
+import { PushEncoder } from './wire/push-encoder.js';
 
 export interface CallSettings {
   /** Deadline of one call (ms). */
   readonly callTimeoutMs?: number;
   /** Transport settings (credentials, interceptors). */
   readonly rpc?: RpcClientOptions;
+  /** The codec pulls ask for (default fp32; the job's --wire-pull). */
+  readonly pullCodec?: WireCodec;
+}
+
+/** A job's wire codecs as a worker uses them (ParameterClient). */
+export interface WireSettings {
+  readonly push: WireCodec;
+  readonly pull: WireCodec;
+  /** topk: DGC's warm-up from dense, in steps. */
+  readonly warmupSteps?: number;
+  /** int8 and topk keep what they drop for the next step (default true). */
+  readonly errorFeedback?: boolean;
 }
 
 /** What ShardClient.assign sends: the shard configuration (kept as a name for existing importers). */
@@ -40,11 +66,16 @@ export class ShardClient {
   private readonly client: GrpcParameterServerClient;
   private readonly jobId: string;
   private readonly timeoutMs: number;
+  private readonly pullCodec: WireCodec;
+  /** int8 pulls: the values held and the last pull's number; pulls run one at a time so answers apply in order. */
+  private readonly reference = new PullReference();
+  private pulling: Promise<unknown> = Promise.resolve();
 
   constructor(address: string, jobId: string, settings: CallSettings = {}) {
     this.address = address;
     this.jobId = jobId;
     this.timeoutMs = settings.callTimeoutMs ?? 60_000;
+    this.pullCodec = settings.pullCodec ?? { kind: 'fp32' };
     this.client = createClient(FastParameterServerClient, address, settings.rpc);
   }
 
@@ -61,29 +92,61 @@ export class ShardClient {
   }
 
   pull(workerId: string, options: { minVersion?: bigint; step?: bigint; names?: readonly string[]; timeoutMs?: number } = {}): Promise<{ version: bigint; tensors: WireTensor[] }> {
-    const request = { header: requestHeader(this.jobId), workerId, names: [...(options.names ?? [])], minVersion: options.minVersion ?? 0n, codec: Codec.CODEC_NONE, step: options.step ?? 0n };
+    if (this.pullCodec.kind !== 'int8') return this.pullOnce(workerId, options);
+    const next = this.pulling.then(() => this.pullOnce(workerId, options));
+    this.pulling = next.catch(() => undefined);
+    return next;
+  }
+
+  private pullOnce(workerId: string, options: { minVersion?: bigint; step?: bigint; names?: readonly string[]; timeoutMs?: number }): Promise<{ version: bigint; tensors: WireTensor[] }> {
+    const kind = this.pullCodec.kind;
+    const request = {
+      header: requestHeader(this.jobId),
+      workerId,
+      names: [...(options.names ?? [])],
+      minVersion: options.minVersion ?? 0n,
+      codec: protoCodec(kind),
+      step: options.step ?? 0n,
+      basePull: kind === 'int8' ? this.reference.seq : 0n,
+    };
+    const reference = this.reference;
     return callServerStream(this.client, 'pull', request, this.call('pull from', options.timeoutMs), () => {
-      const assembler = new TensorAssembler();
+      // fp32 always comes too (whole values: a first int8 pull, or one whose base the server no longer matches).
+      const assembler = new TensorAssembler({ accept: kind === 'fp32' ? [] : [kind] });
       let version: bigint | undefined;
+      let seq = 0n;
       return {
         onMessage(msg) {
           version ??= msg.version;
+          seq = msg.pullSeq;
           for (const chunk of messageChunks(msg)) assembler.add(chunk);
         },
-        finish: () => ({ version: version ?? 0n, tensors: assembler.finish() }),
+        finish: () => {
+          const tensors = assembler.finish();
+          return { version: version ?? 0n, tensors: kind === 'int8' ? reference.apply(seq, tensors) : tensors };
+        },
       };
     });
   }
 
   /** `timeoutMs`: sync pushes wait at the step barrier for the other workers. */
   push(spec: PushSpec, tensors: readonly WireTensor[], timeoutMs = this.timeoutMs): Promise<PushResponse> {
+    return this.pushChunks(spec, tensors.length, () => encodeTensorMessages(tensors), timeoutMs);
+  }
+
+  /** Push tensors a PushEncoder already encoded (every attempt sends the same bytes). */
+  pushEncoded(spec: PushSpec, tensors: readonly EncodedTensor[], timeoutMs = this.timeoutMs): Promise<PushResponse> {
+    return this.pushChunks(spec, tensors.length, () => groupChunks(tensors.flatMap((t) => encodedTensorChunks(t))), timeoutMs);
+  }
+
+  private pushChunks(spec: PushSpec, tensorCount: number, groups: () => TensorChunk[][], timeoutMs: number): Promise<PushResponse> {
     const header = requestHeader(this.jobId);
     const messages = function* (): Generator<PushRequest> {
       let first = true;
       // Serialized one message at a time, as the stream takes them.
-      for (const [chunk, ...moreChunks] of encodeTensorMessages(tensors)) {
+      for (const [chunk, ...moreChunks] of groups()) {
         yield first
-          ? { header, workerId: spec.workerId, step: spec.step, basedOnVersion: spec.basedOnVersion, batchSize: spec.batchSize, tensorCount: tensors.length, chunk, moreChunks }
+          ? { header, workerId: spec.workerId, step: spec.step, basedOnVersion: spec.basedOnVersion, batchSize: spec.batchSize, tensorCount, chunk, moreChunks }
           : { header: undefined, workerId: '', step: 0n, basedOnVersion: 0n, batchSize: 0, tensorCount: 0, chunk, moreChunks };
         first = false;
       }
@@ -133,12 +196,18 @@ export class ParameterClient {
   readonly shards: ShardClient[];
   private readonly placement: Placement;
   private readonly retryMs: number;
+  private readonly encoder: PushEncoder | undefined;
 
-  constructor(addresses: readonly string[], placement: Placement, jobId: string, settings: CallSettings & { retryMs?: number } = {}) {
+  constructor(addresses: readonly string[], placement: Placement, jobId: string, settings: CallSettings & { retryMs?: number; wire?: WireSettings } = {}) {
     if (addresses.length !== placement.shards.length) {
       throw new ClusterError('CLUSTER_CONFIG', `${addresses.length} parameter server addresses for a placement over ${placement.shards.length} shards: give one address per shard, in shard order`);
     }
-    this.shards = addresses.map((a) => new ShardClient(a, jobId, settings));
+    const wire = settings.wire;
+    this.shards = addresses.map((a) => new ShardClient(a, jobId, wire === undefined ? settings : { ...settings, pullCodec: wire.pull }));
+    this.encoder =
+      wire === undefined || wire.push.kind === 'fp32'
+        ? undefined
+        : new PushEncoder({ codec: wire.push, ...(wire.warmupSteps !== undefined ? { warmupSteps: wire.warmupSteps } : {}), ...(wire.errorFeedback !== undefined ? { errorFeedback: wire.errorFeedback } : {}) });
     this.placement = placement;
     this.retryMs = settings.retryMs ?? 60_000;
   }
@@ -176,18 +245,17 @@ export class ParameterClient {
     spec: Omit<PushSpec, 'basedOnVersion'> & { basedOnVersions: readonly bigint[]; timeoutMs?: number },
     grads: ReadonlyMap<string, Float32Array>,
   ): Promise<PushResponse[]> {
+    const encoder = this.encoder;
     return Promise.all(
-      this.shards.map((s, i) =>
-        withRetry(
-          () =>
-            s.push(
-              { workerId: spec.workerId, step: spec.step, batchSize: spec.batchSize, basedOnVersion: spec.basedOnVersions[i] ?? 0n },
-              this.partsFor(i, grads),
-              spec.timeoutMs,
-            ),
-          { deadlineMs: Math.max(this.retryMs, spec.timeoutMs ?? 0) },
-        ),
-      ),
+      this.shards.map((s, i) => {
+        const push = { workerId: spec.workerId, step: spec.step, batchSize: spec.batchSize, basedOnVersion: spec.basedOnVersions[i] ?? 0n };
+        const parts = this.partsFor(i, grads);
+        // Encoded once, before any retry: the encoder's error feedback sees each gradient once.
+        const encoded = encoder?.encode(parts, spec.step);
+        return withRetry(() => (encoded === undefined ? s.push(push, parts, spec.timeoutMs) : s.pushEncoded(push, encoded, spec.timeoutMs)), {
+          deadlineMs: Math.max(this.retryMs, spec.timeoutMs ?? 0),
+        });
+      }),
     );
   }
 }

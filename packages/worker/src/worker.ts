@@ -22,7 +22,7 @@ import { epochLimit, loadDataset, useBackend } from '@tamp/core/node';
 import { CommChannel } from './comm/channel.js';
 import type { NamedArray } from './comm/messages.js';
 import { CoordinatorClient } from './coordinator-client.js';
-import { type JobConfig, decodeJobConfig, workerId as psWorkerId } from './job-config.js';
+import { type JobConfig, decodeJobConfig, jobWire, workerId as psWorkerId } from './job-config.js';
 import { setVariables } from './model-state.js';
 
 export interface WorkerOptions {
@@ -95,7 +95,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
     const taskIndex = joined.taskIndex;
     id = psWorkerId(taskIndex);
     const t = config.training;
-    log(`${id} of ${config.numWorkers}: ${t.model} on ${t.dataset}, ${t.mode}, batch ${t.batchSize}, backend ${backend.name}${config.startStep > 0 ? `, resuming at step ${config.startStep}` : ''}`);
+    log(`${id} of ${config.numWorkers}: ${t.model} on ${t.dataset}, ${t.mode}, batch ${t.batchSize}, backend ${backend.name}${t.wire !== undefined ? `, push ${t.wire.push}, pull ${t.wire.pull}` : ''}${config.startStep > 0 ? `, resuming at step ${config.startStep}` : ''}`);
+    const wire = jobWire(t);
     // Heartbeat from this thread from the moment of Join until the comm
     // thread's own heartbeats are answered: starting that thread loads its
     // code (seconds through tsx on a loaded machine), and a worker silent
@@ -116,6 +117,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         chiefLostAfterMs: options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS,
         security,
+        wire: { push: wire.wirePush, pull: wire.wirePull, warmupSteps: t.wire?.warmupSteps ?? 0 },
       },
     );
     await comm.ready;
@@ -131,7 +133,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
     });
     const loop = new ReplicaLoop(config, id, model, source, comm, chief, log, stepDelayMs);
     const result = t.mode === 'sync' ? await loop.runSync() : await loop.runAsync();
-    if (result.stopped === undefined) await chief.leave(id, true, 'done', { localStep: BigInt(result.steps), samples: BigInt(result.samples), seconds: result.seconds });
+    if (result.stopped === undefined) await chief.leave(id, true, 'done', { localStep: BigInt(result.steps), samples: BigInt(result.samples), seconds: result.seconds, ...loop.timeSplit() });
     else if (comm.peerLost) throw new ClusterError('PEER_UNAVAILABLE', `${id}: ${result.stopped}; exiting`);
     else log(`${id}: stopping: ${result.stopped}`);
     model.dispose();
@@ -166,6 +168,8 @@ class ReplicaLoop {
   private phases = { weights: 0, compute: 0, readback: 0, waitPush: 0, waitPull: 0, checkpoint: 0 };
   private mark = 0;
   private phaseSteps = 0;
+  /** The whole run's split (ms), for the report: compute (with readback), push wait, pull wait. */
+  private readonly totals = { compute: 0, waitPush: 0, waitPull: 0 };
 
   constructor(
     private readonly config: JobConfig,
@@ -184,6 +188,8 @@ class ReplicaLoop {
   private lap(phase: keyof ReplicaLoop['phases']): void {
     const now = performance.now();
     this.phases[phase] += now - this.mark;
+    if (phase === 'compute' || phase === 'readback') this.totals.compute += now - this.mark;
+    else if (phase === 'waitPush' || phase === 'waitPull') this.totals[phase] += now - this.mark;
     this.mark = now;
   }
 
@@ -198,7 +204,13 @@ class ReplicaLoop {
       loss: this.loss,
       samples: BigInt(this.samples),
       seconds: this.elapsed(),
+      ...this.timeSplit(),
     });
+  }
+
+  /** Seconds of compute, push wait and pull wait so far (sync waits for its push and next pull together: push wait). */
+  timeSplit(): { computeSeconds: number; pushWaitSeconds: number; pullWaitSeconds: number } {
+    return { computeSeconds: this.totals.compute / 1000, pushWaitSeconds: this.totals.waitPush / 1000, pullWaitSeconds: this.totals.waitPull / 1000 };
   }
 
   /** After finishing `step` steps: log an epoch that just ended. */

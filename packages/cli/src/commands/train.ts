@@ -84,7 +84,7 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dr
   const settings = o.resume === undefined ? trainingSettings(o) : undefined; // fail on bad flags before starting processes
   checkOutputFolder(outDir, o.out === undefined ? '--resume' : '--out');
   if (o.resume === undefined && o.overwrite !== true) refuseOtherJobsResults(outDir);
-  if (dryRun) return dryRunResult('train', { local: true, ps: o.ps, workers: o.workers, out: outDir, resume: o.resume, model: settings?.model, dataset: settings?.dataset, mode: settings?.mode });
+  if (dryRun) return dryRunResult('train', { local: true, ps: o.ps, workers: o.workers, out: outDir, resume: o.resume, model: settings?.model, dataset: settings?.dataset, mode: settings?.mode, wirePush: settings?.wire?.push, wirePull: settings?.wire?.pull });
   if (o['metrics-port'] !== undefined) throw new UsageError('--metrics-port serves one role; a local cluster\'s roles would share it: run the roles (tamp ps | chief | worker) with a port each');
   const given = securityFrom(o);
   if (o.secure && given.kind === 'tls') throw new UsageError('--secure makes its own certificates: drop --tls-cert/--tls-key/--tls-ca/--token-file, or drop --secure');
@@ -130,6 +130,7 @@ export const trainCommand = defineCommand({
       return trainLocalCluster(o as TrainArgs, out, out.verbose, o['dry-run']);
     }
     if (o.secure) throw new UsageError('--secure secures a local cluster: add --local');
+    if (o['wire-push'] !== undefined || o['wire-pull'] !== undefined) throw new UsageError('--wire-push and --wire-pull choose what a cluster sends between its roles: add --local (one process sends nothing)');
     if (o.resume !== undefined) throw new UsageError('--resume continues a cluster job: add --local (or run the cluster roles)');
     if (o.out === undefined) throw new UsageError('tamp train needs --out DIR');
     const s = trainingSettings(o);

@@ -13,7 +13,7 @@ const port = parentPort;
 // Only CommChannel starts this module, always in a worker thread (bootstrap.mjs).
 if (port === null) throw new Error('comm-thread must run in a worker thread');
 const init = workerData as CommInit;
-const params = new ParameterClient(init.psAddresses, init.placement, init.jobId, { rpc: { security: init.security } });
+const params = new ParameterClient(init.psAddresses, init.placement, init.jobId, { rpc: { security: init.security }, ...(init.wire !== undefined ? { wire: init.wire } : {}) });
 const chief = new CoordinatorClient(init.chiefAddress, init.jobId, Math.max(5_000, init.heartbeatIntervalMs * 3), { security: init.security });
 
 function send(message: FromComm, transfer: ArrayBuffer[] = []): void {

@@ -1,6 +1,7 @@
 /** Messages between a worker's training thread and its communication thread. */
 import type { RpcSecurity } from '@tamp/rpc';
 import type { Placement } from '@tamp/core';
+import type { WireSettings } from '@tamp/parameter-server';
 import type { Progress } from '../coordinator-client.js';
 
 /**
@@ -23,6 +24,8 @@ export interface CommInit {
   readonly chiefLostAfterMs: number;
   /** Plain data, so it crosses into the thread as is: the thread makes its own channels. */
   readonly security: RpcSecurity;
+  /** The job's codecs (plain data too); absent: fp32 both ways. */
+  readonly wire?: WireSettings;
 }
 
 export interface PullOptions {
