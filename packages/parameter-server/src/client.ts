@@ -30,6 +30,10 @@ import { reassembleVariables, splitGradients } from './split.js';
 import { shardConfigToProto } from './wire/shard-config.js';
 import { PullReference } from './wire/pull-reference.js';
 import { PushEncoder } from './wire/push-encoder.js';
+import { AUTO_CANDIDATES, type AutoCandidate, type WireChoice, chooseWire } from './wire/auto.js';
+
+/** --wire auto: rounds of probe pulls per candidate codec (the best of them counts). */
+const AUTO_ROUNDS = 3;
 
 export interface CallSettings {
   /** Deadline of one call (ms). */
@@ -48,7 +52,11 @@ export interface WireSettings {
   readonly warmupSteps?: number;
   /** int8 and topk keep what they drop for the next step (default true). */
   readonly errorFeedback?: boolean;
+  /** `--wire auto`: measure the link before the first step and pick fp32, fp16 or int8 (wire/auto.ts); push and pull are ignored. */
+  readonly auto?: boolean;
 }
+
+type PullOptions = { minVersion?: bigint; step?: bigint; names?: readonly string[]; timeoutMs?: number; codec?: WireCodec };
 
 /** What ShardClient.assign sends: the shard configuration (kept as a name for existing importers). */
 export type AssignSpec = ShardConfig;
@@ -91,15 +99,16 @@ export class ShardClient {
     return callUnary(this.client, 'shardStatus', { header: requestHeader(this.jobId) }, this.call('shard status from'));
   }
 
-  pull(workerId: string, options: { minVersion?: bigint; step?: bigint; names?: readonly string[]; timeoutMs?: number } = {}): Promise<{ version: bigint; tensors: WireTensor[] }> {
-    if (this.pullCodec.kind !== 'int8') return this.pullOnce(workerId, options);
+  /** `options.codec`: this pull's codec instead of the client's (--wire auto measures each). */
+  pull(workerId: string, options: PullOptions = {}): Promise<{ version: bigint; tensors: WireTensor[] }> {
+    if ((options.codec ?? this.pullCodec).kind !== 'int8') return this.pullOnce(workerId, options);
     const next = this.pulling.then(() => this.pullOnce(workerId, options));
     this.pulling = next.catch(() => undefined);
     return next;
   }
 
-  private pullOnce(workerId: string, options: { minVersion?: bigint; step?: bigint; names?: readonly string[]; timeoutMs?: number }): Promise<{ version: bigint; tensors: WireTensor[] }> {
-    const kind = this.pullCodec.kind;
+  private pullOnce(workerId: string, options: PullOptions): Promise<{ version: bigint; tensors: WireTensor[] }> {
+    const kind = (options.codec ?? this.pullCodec).kind;
     const request = {
       header: requestHeader(this.jobId),
       workerId,
@@ -196,18 +205,21 @@ export class ParameterClient {
   readonly shards: ShardClient[];
   private readonly placement: Placement;
   private readonly retryMs: number;
-  private readonly encoder: PushEncoder | undefined;
+  private encoder: PushEncoder | undefined;
+  private pullCodec: WireCodec | undefined;
+  private readonly wire: WireSettings | undefined;
+  private deciding: Promise<WireChoice> | undefined;
+  /** --wire auto: what was chosen and why (undefined until the first pull has measured). */
+  wireChoice: WireChoice | undefined;
 
   constructor(addresses: readonly string[], placement: Placement, jobId: string, settings: CallSettings & { retryMs?: number; wire?: WireSettings } = {}) {
     if (addresses.length !== placement.shards.length) {
       throw new ClusterError('CLUSTER_CONFIG', `${addresses.length} parameter server addresses for a placement over ${placement.shards.length} shards: give one address per shard, in shard order`);
     }
     const wire = settings.wire;
-    this.shards = addresses.map((a) => new ShardClient(a, jobId, wire === undefined ? settings : { ...settings, pullCodec: wire.pull }));
-    this.encoder =
-      wire === undefined || wire.push.kind === 'fp32'
-        ? undefined
-        : new PushEncoder({ codec: wire.push, ...(wire.warmupSteps !== undefined ? { warmupSteps: wire.warmupSteps } : {}), ...(wire.errorFeedback !== undefined ? { errorFeedback: wire.errorFeedback } : {}) });
+    this.wire = wire;
+    this.shards = addresses.map((a) => new ShardClient(a, jobId, settings));
+    if (wire !== undefined && wire.auto !== true) this.useCodecs(wire.push, wire.pull);
     this.placement = placement;
     this.retryMs = settings.retryMs ?? 60_000;
   }
@@ -216,8 +228,37 @@ export class ParameterClient {
     for (const s of this.shards) s.close();
   }
 
+  private useCodecs(push: WireCodec, pull: WireCodec): void {
+    const wire = this.wire;
+    this.pullCodec = pull;
+    this.encoder =
+      push.kind === 'fp32'
+        ? undefined
+        : new PushEncoder({ codec: push, ...(wire?.warmupSteps !== undefined ? { warmupSteps: wire.warmupSteps } : {}), ...(wire?.errorFeedback !== undefined ? { errorFeedback: wire.errorFeedback } : {}) });
+  }
+
+  /** --wire auto: time whole pulls in each candidate codec (interleaved, the best of three), then use the fastest that pays. */
+  private async decide(workerId: string): Promise<WireChoice> {
+    const times: Record<AutoCandidate, number> = { fp32: Infinity, fp16: Infinity, int8: Infinity };
+    let bytes = 0;
+    for (let round = 0; round < AUTO_ROUNDS; round++) {
+      for (const kind of AUTO_CANDIDATES) {
+        const started = performance.now();
+        const pulled = await Promise.all(this.shards.map((s) => withRetry(() => s.pull(workerId, { codec: { kind } }), { deadlineMs: this.retryMs })));
+        times[kind] = Math.min(times[kind], performance.now() - started);
+        bytes = pulled.reduce((n, p) => n + p.tensors.reduce((m, t) => m + t.data.byteLength, 0), 0);
+      }
+    }
+    const choice = chooseWire(times, bytes);
+    this.useCodecs(choice.push, choice.pull);
+    this.wireChoice = choice;
+    return choice;
+  }
+
   /** Pull every shard (concurrently) and reassemble whole variables. */
   async pullAll(workerId: string, options: { minVersions?: readonly bigint[]; step?: bigint; timeoutMs?: number } = {}): Promise<PulledParameters> {
+    if (this.wire?.auto === true) await (this.deciding ??= this.decide(workerId));
+    const codec = this.pullCodec;
     const results = await Promise.all(
       this.shards.map((s, i) =>
         withRetry(
@@ -226,6 +267,7 @@ export class ParameterClient {
               minVersion: options.minVersions?.[i] ?? 0n,
               ...(options.step !== undefined ? { step: options.step } : {}),
               ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+              ...(codec !== undefined ? { codec } : {}),
             }),
           { deadlineMs: Math.max(this.retryMs, options.timeoutMs ?? 0) },
         ),

@@ -11,3 +11,4 @@ export * from './client.js';
 export * from './optimizers/index.js';
 export * from './wire/push-encoder.js';
 export * from './wire/pull-reference.js';
+export * from './wire/auto.js';

@@ -99,8 +99,8 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
       pullSeq = delta.seq;
       groups = groupChunks(delta.tensors.flatMap((t) => encodedTensorChunks(t)));
     } else {
-      // checkPullCodec left fp32 or the job's own pull codec.
-      groups = encodeTensorMessages(shard.liveParts(req.names), undefined, kind === 'fp32' ? undefined : shard.wirePull);
+      // checkPullCodec left fp32, fp16 or the job's own pull codec; only top-k carries a parameter, and it is never a pull codec.
+      groups = encodeTensorMessages(shard.liveParts(req.names), undefined, kind === 'fp32' || kind === 'topk' ? undefined : { kind });
     }
     if (req.workerId !== CHIEF_READER_ID) shard.recordPullBytes(groups.reduce((n, g) => n + g.reduce((m, c) => m + c.payload.length, 0), 0));
     const messages = groups.map(([chunk, ...moreChunks]) => encodePullResponse({ version, pullSeq, chunk, moreChunks }));

@@ -45,6 +45,8 @@ interface Assigned {
 }
 
 const FP32: WireCodec = { kind: 'fp32' };
+/** What `--wire auto` may choose besides fp32 (top-k changes what training sees: never automatic). */
+const AUTO_KINDS: readonly WireCodecKind[] = ['fp16', 'int8'];
 
 export class Shard {
   readonly index: number;
@@ -116,16 +118,21 @@ export class Shard {
     return this.state?.config.wirePull ?? FP32;
   }
 
-  /** Codecs a push may carry: fp32 and the job's push codec. */
+  /** `--wire auto`: every worker picks fp32, fp16 or int8 for itself. */
+  get wireAuto(): boolean {
+    return this.state?.config.wireAuto === true;
+  }
+
+  /** Codecs a push may carry: fp32 and the job's push codec (fp16 and int8 under --wire auto). */
   get pushCodecs(): readonly WireCodecKind[] {
-    return [this.wirePush.kind];
+    return this.wireAuto ? AUTO_KINDS : [this.wirePush.kind];
   }
 
   /** Refuse a pull in a codec the job did not agree to (fp32 is always served). */
   checkPullCodec(kind: WireCodecKind): void {
-    if (kind !== 'fp32' && kind !== this.wirePull.kind) {
-      throw new CodecError('CODEC_UNSUPPORTED', `pull: codec ${kind} is not this job's (it pulls ${formatWireCodec(this.wirePull)}); run every role with the chief's --wire-pull`);
-    }
+    if (kind === 'fp32' || (this.wireAuto ? AUTO_KINDS.includes(kind) : kind === this.wirePull.kind)) return;
+    const agreed = this.wireAuto ? 'auto: fp32, fp16 or int8' : formatWireCodec(this.wirePull);
+    throw new CodecError('CODEC_UNSUPPORTED', `pull: codec ${kind} is not this job's (it pulls ${agreed}); run every role with the chief's --wire-pull`);
   }
 
   /** An int8 pull by `workerId`: changes since its pull `basePull`, or whole values (shard/pull-deltas.ts). */

@@ -13,10 +13,12 @@ export interface Progress {
   readonly computeSeconds?: number;
   readonly pushWaitSeconds?: number;
   readonly pullWaitSeconds?: number;
+  /** --wire auto: the codecs chosen and why. */
+  readonly wireChoice?: string;
 }
 
-function timeSplit(p: Partial<Progress> | undefined): { computeSeconds: number; pushWaitSeconds: number; pullWaitSeconds: number } {
-  return { computeSeconds: p?.computeSeconds ?? 0, pushWaitSeconds: p?.pushWaitSeconds ?? 0, pullWaitSeconds: p?.pullWaitSeconds ?? 0 };
+function timeSplit(p: Partial<Progress> | undefined): { computeSeconds: number; pushWaitSeconds: number; pullWaitSeconds: number; wireChoice: string } {
+  return { computeSeconds: p?.computeSeconds ?? 0, pushWaitSeconds: p?.pushWaitSeconds ?? 0, pullWaitSeconds: p?.pullWaitSeconds ?? 0, wireChoice: p?.wireChoice ?? '' };
 }
 
 export class CoordinatorClient {
@@ -58,7 +60,7 @@ export class CoordinatorClient {
     workerId: string,
     finished: boolean,
     reason: string,
-    final?: Pick<Progress, 'localStep' | 'samples' | 'seconds' | 'computeSeconds' | 'pushWaitSeconds' | 'pullWaitSeconds'>,
+    final?: Pick<Progress, 'localStep' | 'samples' | 'seconds' | 'computeSeconds' | 'pushWaitSeconds' | 'pullWaitSeconds' | 'wireChoice'>,
   ): Promise<void> {
     const request = { header: requestHeader(this.jobId), workerId, finished, reason, localStep: final?.localStep ?? 0n, samples: final?.samples ?? 0n, seconds: final?.seconds ?? 0, ...timeSplit(final) };
     await callUnary(this.client, 'leave', request, this.call('leave'));

@@ -55,6 +55,7 @@ export async function startCoordinator(options: CoordinatorOptions & { host?: st
         computeSeconds: req.computeSeconds,
         pushWaitSeconds: req.pushWaitSeconds,
         pullWaitSeconds: req.pullWaitSeconds,
+        wireChoice: req.wireChoice,
       });
       return {};
     }),

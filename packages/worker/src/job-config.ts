@@ -18,7 +18,8 @@ export interface TrainingSettings {
   readonly seed: number;
   /**
    * The job's wire codecs (core's parseWireCodec names: fp32, fp16, int8,
-   * topk:F), fixed by the chief; absent in a job from before codecs: fp32.
+   * topk:F; both 'auto' under --wire auto: each worker measures its link and
+   * picks), fixed by the chief; absent in a job from before codecs: fp32.
    * warmupSteps: top-k's warm-up from dense (default 5% of a worker's steps).
    */
   readonly wire?: { readonly push: string; readonly pull: string; readonly warmupSteps?: number };
@@ -40,7 +41,8 @@ export interface JobConfig {
 }
 
 /** The job's codecs as the shards and workers use them (fp32 for a job from before codecs). */
-export function jobWire(t: TrainingSettings): { wirePush: WireCodec; wirePull: WireCodec } {
+export function jobWire(t: TrainingSettings): { wirePush: WireCodec; wirePull: WireCodec; wireAuto?: true } {
+  if (t.wire?.push === 'auto') return { wirePush: { kind: 'fp32' }, wirePull: { kind: 'fp32' }, wireAuto: true };
   return { wirePush: parseWireCodec(t.wire?.push ?? 'fp32', 'push'), wirePull: parseWireCodec(t.wire?.pull ?? 'fp32', 'pull') };
 }
 

@@ -30,12 +30,14 @@ export interface WorkerRecord {
   readonly computeSeconds: number;
   readonly pushWaitSeconds: number;
   readonly pullWaitSeconds: number;
+  /** --wire auto: the codecs the worker chose and why ('' otherwise). */
+  readonly wireChoice: string;
   readonly backend: string;
   readonly joins: number;
 }
 
 /** The time split a heartbeat or Leave may carry (absent from callers that do not measure it). */
-export type TimeSplit = Partial<Pick<HeartbeatRequest, 'computeSeconds' | 'pushWaitSeconds' | 'pullWaitSeconds'>>;
+export type TimeSplit = Partial<Pick<HeartbeatRequest, 'computeSeconds' | 'pushWaitSeconds' | 'pullWaitSeconds' | 'wireChoice'>>;
 
 type Slot = { -readonly [K in keyof WorkerRecord]: WorkerRecord[K] };
 
@@ -43,6 +45,7 @@ function setTimeSplit(r: Slot, t: TimeSplit): void {
   if (t.computeSeconds !== undefined) r.computeSeconds = t.computeSeconds;
   if (t.pushWaitSeconds !== undefined) r.pushWaitSeconds = t.pushWaitSeconds;
   if (t.pullWaitSeconds !== undefined) r.pullWaitSeconds = t.pullWaitSeconds;
+  if (t.wireChoice !== undefined && t.wireChoice !== '') r.wireChoice = t.wireChoice;
 }
 
 export interface MembershipOptions {
@@ -122,6 +125,7 @@ export class Membership {
       computeSeconds: previous?.computeSeconds ?? 0,
       pushWaitSeconds: previous?.pushWaitSeconds ?? 0,
       pullWaitSeconds: previous?.pullWaitSeconds ?? 0,
+      wireChoice: previous?.wireChoice ?? '',
       backend,
       joins: (previous?.joins ?? 0) + 1,
     };

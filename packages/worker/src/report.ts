@@ -36,6 +36,8 @@ export interface WorkerStats {
   readonly computeSeconds: number;
   readonly pushWaitSeconds: number;
   readonly pullWaitSeconds: number;
+  /** --wire auto: the codecs this worker chose after measuring its link, and why. */
+  readonly wireChoice?: string;
 }
 
 export interface ChiefReport extends Omit<TrainReport, 'history'> {
@@ -101,6 +103,7 @@ export function workerStats(w: WorkerRecord): WorkerStats {
     computeSeconds: w.computeSeconds,
     pushWaitSeconds: w.pushWaitSeconds,
     pullWaitSeconds: w.pullWaitSeconds,
+    ...(w.wireChoice !== '' ? { wireChoice: w.wireChoice } : {}),
   };
 }
 

@@ -117,7 +117,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         chiefLostAfterMs: options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS,
         security,
-        wire: { push: wire.wirePush, pull: wire.wirePull, warmupSteps: t.wire?.warmupSteps ?? 0 },
+        wire: { push: wire.wirePush, pull: wire.wirePull, warmupSteps: t.wire?.warmupSteps ?? 0, ...(wire.wireAuto === true ? { auto: true } : {}) },
       },
     );
     await comm.ready;
@@ -133,7 +133,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
     });
     const loop = new ReplicaLoop(config, id, model, source, comm, chief, log, stepDelayMs);
     const result = t.mode === 'sync' ? await loop.runSync() : await loop.runAsync();
-    if (result.stopped === undefined) await chief.leave(id, true, 'done', { localStep: BigInt(result.steps), samples: BigInt(result.samples), seconds: result.seconds, ...loop.timeSplit() });
+    if (comm.wireChoice !== undefined) log(`${id}: --wire auto chose ${comm.wireChoice}`);
+    const wireChoice = comm.wireChoice !== undefined ? { wireChoice: comm.wireChoice } : {};
+    if (result.stopped === undefined) await chief.leave(id, true, 'done', { localStep: BigInt(result.steps), samples: BigInt(result.samples), seconds: result.seconds, ...loop.timeSplit(), ...wireChoice });
     else if (comm.peerLost) throw new ClusterError('PEER_UNAVAILABLE', `${id}: ${result.stopped}; exiting`);
     else log(`${id}: stopping: ${result.stopped}`);
     model.dispose();

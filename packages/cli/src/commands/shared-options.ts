@@ -45,15 +45,26 @@ export const trainOptions = {
     description: 'cluster: gradients on the wire: fp32 (default), fp16, int8 (a scale per 256 values, error feedback) or topk:F (the largest fraction F, Deep Gradient Compression; e.g. topk:0.01) (env TAMP_WIRE_PUSH)',
   },
   'wire-pull': { type: 'string', value: 'codec', description: 'cluster: parameters on the wire: fp32 (default), fp16 or int8 (the change since the last pull; the server keeps each worker\'s rounding error) (env TAMP_WIRE_PULL)' },
+  wire: {
+    type: 'string',
+    choices: ['auto'],
+    description: 'cluster: auto: each worker times pulls of the model in fp32, fp16 and int8 over its own link before its first step and uses the fastest both ways (fp32 unless compression saves a fifth); report.json says what and why (env TAMP_WIRE)',
+  },
   'wire-warmup': { type: 'number', integer: true, min: 0, description: 'cluster, topk: steps over which top-k density falls from dense to F (default: 5% of each worker\'s steps) (env TAMP_WIRE_WARMUP)' },
 } as const;
 
 /** The job's wire codecs from --wire-push/--wire-pull/--wire-warmup, then TAMP_WIRE_* variables. */
 export function wireSettings(
-  o: { 'wire-push'?: string | undefined; 'wire-pull'?: string | undefined; 'wire-warmup'?: number | undefined },
+  o: { wire?: string | undefined; 'wire-push'?: string | undefined; 'wire-pull'?: string | undefined; 'wire-warmup'?: number | undefined },
   env: NodeJS.ProcessEnv = process.env,
 ): NonNullable<TrainingSettings['wire']> {
   const text = (v: string | undefined, name: string) => v ?? (env[name] !== undefined && env[name] !== '' ? env[name] : undefined);
+  const auto = text(o.wire, 'TAMP_WIRE');
+  if (auto !== undefined) {
+    if (auto !== 'auto') throw new UsageError(`TAMP_WIRE=${auto}: the only value is auto (or set TAMP_WIRE_PUSH / TAMP_WIRE_PULL)`);
+    if (o['wire-push'] !== undefined || o['wire-pull'] !== undefined) throw new UsageError('--wire auto picks the codecs itself: drop --wire-push/--wire-pull, or drop --wire auto');
+    return { push: 'auto', pull: 'auto' };
+  }
   const push = parseWireCodec(text(o['wire-push'], 'TAMP_WIRE_PUSH') ?? 'fp32', 'push');
   const pull = parseWireCodec(text(o['wire-pull'], 'TAMP_WIRE_PULL') ?? 'fp32', 'pull');
   const warmupText = o['wire-warmup'] !== undefined ? String(o['wire-warmup']) : text(undefined, 'TAMP_WIRE_WARMUP');
@@ -75,6 +86,7 @@ export function trainingSettings(o: {
   staleness: number;
   'backup-workers': number;
   seed: number;
+  wire?: string | undefined;
   'wire-push'?: string | undefined;
   'wire-pull'?: string | undefined;
   'wire-warmup'?: number | undefined;
@@ -116,6 +128,7 @@ export const CHIEF_FLAGS = [
   'heartbeat-timeout',
   'overwrite',
   'peer-timeout',
+  'wire',
   'wire-push',
   'wire-pull',
   'wire-warmup',

@@ -130,7 +130,7 @@ export const trainCommand = defineCommand({
       return trainLocalCluster(o as TrainArgs, out, out.verbose, o['dry-run']);
     }
     if (o.secure) throw new UsageError('--secure secures a local cluster: add --local');
-    if (o['wire-push'] !== undefined || o['wire-pull'] !== undefined) throw new UsageError('--wire-push and --wire-pull choose what a cluster sends between its roles: add --local (one process sends nothing)');
+    if (o['wire-push'] !== undefined || o['wire-pull'] !== undefined || o.wire !== undefined) throw new UsageError('--wire, --wire-push and --wire-pull choose what a cluster sends between its roles: add --local (one process sends nothing)');
     if (o.resume !== undefined) throw new UsageError('--resume continues a cluster job: add --local (or run the cluster roles)');
     if (o.out === undefined) throw new UsageError('tamp train needs --out DIR');
     const s = trainingSettings(o);

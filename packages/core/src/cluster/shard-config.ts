@@ -34,6 +34,8 @@ export interface ShardConfig {
   readonly wirePush?: WireCodec;
   /** The job's parameter codec (default fp32): workers' pulls may ask for it or for fp32. */
   readonly wirePull?: WireCodec;
+  /** `--wire auto`: each worker picks fp32, fp16 or int8 for itself; the shard takes any of them (wirePush/wirePull are unused). */
+  readonly wireAuto?: boolean;
 }
 
 /** Refuse a configuration no shard can run, with an InvalidArgumentError saying what to change. */

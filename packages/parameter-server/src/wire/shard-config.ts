@@ -30,8 +30,8 @@ export function shardConfigToProto(config: ShardConfig): AssignConfigFields {
     staleness: config.staleness,
     workerIds: [...config.workerIds],
     workerStep: config.workerStep ?? 0n,
-    wirePush: formatWireCodec(config.wirePush ?? FP32),
-    wirePull: formatWireCodec(config.wirePull ?? FP32),
+    wirePush: config.wireAuto === true ? 'auto' : formatWireCodec(config.wirePush ?? FP32),
+    wirePull: config.wireAuto === true ? 'auto' : formatWireCodec(config.wirePull ?? FP32),
   };
 }
 
@@ -70,7 +70,8 @@ export function shardConfigFromProto(request: AssignConfigFields): ShardConfig {
     staleness: request.staleness,
     workerIds: [...request.workerIds],
     workerStep: request.workerStep,
-    wirePush: wireCodecField(request.wirePush, 'push'),
-    wirePull: wireCodecField(request.wirePull, 'pull'),
+    ...(request.wirePush === 'auto' || request.wirePull === 'auto'
+      ? { wirePush: FP32, wirePull: FP32, wireAuto: true }
+      : { wirePush: wireCodecField(request.wirePush, 'push'), wirePull: wireCodecField(request.wirePull, 'pull') }),
   };
 }

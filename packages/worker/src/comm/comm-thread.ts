@@ -4,7 +4,7 @@
  * here, on their own event loop, so they overlap with compute.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { TampError, errorMessage } from '@tamp/core';
+import { TampError, errorMessage, formatWireCodec } from '@tamp/core';
 import { ParameterClient } from '@tamp/parameter-server';
 import { CoordinatorClient, type Progress } from '../coordinator-client.js';
 import { type CommInit, type FromComm, type NamedArray, type ToComm, transferList } from './messages.js';
@@ -29,12 +29,22 @@ let lastAnswer = Date.now();
 let stopped = false;
 let beating = false;
 let ready = false;
+let wireChoice: string | undefined;
+
+/** --wire auto: once the first pull has measured the link, tell the training thread and the chief. */
+function reportWireChoice(): void {
+  const c = params.wireChoice;
+  if (c === undefined || wireChoice !== undefined) return;
+  wireChoice = `push ${formatWireCodec(c.push)}, pull ${formatWireCodec(c.pull)}: ${c.reason}`;
+  send({ type: 'wire', choice: wireChoice });
+  beat();
+}
 
 function beat(): void {
   if (beating || stopped) return;
   beating = true;
   chief
-    .heartbeat(init.workerId, progress)
+    .heartbeat(init.workerId, wireChoice === undefined ? progress : { ...progress, wireChoice })
     .then((r) => {
       lastAnswer = Date.now();
       if (!ready) {
@@ -74,6 +84,7 @@ port.on('message', (msg: ToComm) => {
       params
         .pullAll(init.workerId, msg.options)
         .then(({ values, versions }) => {
+          reportWireChoice();
           const list: NamedArray[] = [...values].map(([name, data]) => ({ name, data }));
           send({ id: msg.id, type: 'pulled', versions, values: list }, transferList(list));
         })

@@ -68,4 +68,6 @@ export type FromComm =
   /** Stop training: the job ended (peerLost false), or the chief stayed gone past the peer timeout (true). */
   | { readonly type: 'stop'; readonly reason: string; readonly peerLost: boolean }
   /** The thread's first heartbeat was answered: the training thread may stop heartbeating for it. */
-  | { readonly type: 'ready' };
+  | { readonly type: 'ready' }
+  /** --wire auto: the codecs chosen after measuring the link, and why. */
+  | { readonly type: 'wire'; readonly choice: string };

@@ -67,6 +67,8 @@ export interface HeartbeatRequest {
   computeSeconds: number;
   pushWaitSeconds: number;
   pullWaitSeconds: number;
+  /** --wire auto: the codecs this worker chose and why (empty until chosen). */
+  wireChoice: string;
 }
 
 export interface HeartbeatResponse {
@@ -88,6 +90,8 @@ export interface LeaveRequest {
   computeSeconds: number;
   pushWaitSeconds: number;
   pullWaitSeconds: number;
+  /** --wire auto: the codecs this worker chose and why. */
+  wireChoice: string;
 }
 
 export interface LeaveResponse {
@@ -401,6 +405,7 @@ function createBaseHeartbeatRequest(): HeartbeatRequest {
     computeSeconds: 0,
     pushWaitSeconds: 0,
     pullWaitSeconds: 0,
+    wireChoice: "",
   };
 }
 
@@ -441,6 +446,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     }
     if (message.pullWaitSeconds !== 0) {
       writer.uint32(89).double(message.pullWaitSeconds);
+    }
+    if (message.wireChoice !== "") {
+      writer.uint32(98).string(message.wireChoice);
     }
     return writer;
   },
@@ -538,6 +546,14 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
             message.pullWaitSeconds = reader.double();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.wireChoice = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -623,6 +639,7 @@ function createBaseLeaveRequest(): LeaveRequest {
     computeSeconds: 0,
     pushWaitSeconds: 0,
     pullWaitSeconds: 0,
+    wireChoice: "",
   };
 }
 
@@ -663,6 +680,9 @@ export const LeaveRequest: MessageFns<LeaveRequest> = {
     }
     if (message.pullWaitSeconds !== 0) {
       writer.uint32(81).double(message.pullWaitSeconds);
+    }
+    if (message.wireChoice !== "") {
+      writer.uint32(90).string(message.wireChoice);
     }
     return writer;
   },
@@ -758,6 +778,14 @@ export const LeaveRequest: MessageFns<LeaveRequest> = {
             }
 
             message.pullWaitSeconds = reader.double();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.wireChoice = reader.string();
             continue;
           }
         }

@@ -176,7 +176,8 @@ export interface AssignRequest {
   moreChunks: TensorChunk[];
   /**
    * The job's wire codecs (fp32 | fp16 | int8 | topk:F for pushes; fp32 |
-   * fp16 | int8 for pulls; empty: fp32). The shard refuses any other.
+   * fp16 | int8 for pulls; empty: fp32; auto: each worker measures its link
+   * and picks fp32, fp16 or int8). The shard refuses any other.
    */
   wirePush: string;
   wirePull: string;
