@@ -20,9 +20,10 @@ export interface TrainingSettings {
    * The job's wire codecs (core's parseWireCodec names: fp32, fp16, int8,
    * topk:F; both 'auto' under --wire auto: each worker measures its link and
    * picks), fixed by the chief; absent in a job from before codecs: fp32.
-   * warmupSteps: top-k's warm-up from dense (default 5% of a worker's steps).
+   * warmupSteps: top-k's warm-up from dense (default 5% of a worker's steps);
+   * errorFeedback false: int8 and top-k forget what they round away (to measure what it buys).
    */
-  readonly wire?: { readonly push: string; readonly pull: string; readonly warmupSteps?: number };
+  readonly wire?: { readonly push: string; readonly pull: string; readonly warmupSteps?: number; readonly errorFeedback?: boolean };
 }
 
 export interface JobConfig {
