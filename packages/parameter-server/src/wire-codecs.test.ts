@@ -182,3 +182,30 @@ describe('wire codecs at the parameter server', () => {
     expect(s.pushBytes).toBe(BigInt(4 * N));
   });
 });
+
+describe('PushEncoder', () => {
+  const part = (data: Float32Array): WireTensor[] => [{ name: 'w', shape: [data.length], dtype: 'float32', data, sliceStart: 0 }];
+
+  it('top-k starts dense and reaches its fraction after the warm-up; without error feedback it forgets what it did not send', () => {
+    const g = series(N, 7);
+    const warm = new PushEncoder({ codec: { kind: 'topk', fraction: 0.01 }, warmupSteps: 10 });
+    const k = (e: EncodedTensor[]) => new DataView(e[0]?.bytes.buffer as ArrayBuffer, e[0]?.bytes.byteOffset).getUint32(0, true);
+    // Dense top-k would take 5 bytes a value: it goes as the same values in fp32.
+    const dense = warm.encode(part(g), 0n)[0];
+    expect(dense?.codec).toBe('fp32');
+    expect(dense?.bytes.length).toBe(4 * N);
+    expect(warm.encode(part(g), 3n)[0]?.codec).toBe('topk');
+    expect(k(warm.encode(part(g), 10n))).toBe(10);
+    const forgetful = new PushEncoder({ codec: { kind: 'topk', fraction: 0.01 }, errorFeedback: false });
+    const keeping = new PushEncoder({ codec: { kind: 'topk', fraction: 0.01 } });
+    const small = Float32Array.from({ length: N }, (_, i) => (i < 10 ? 100 : 30)); // the same 10 win every step without feedback
+    for (let s = 0n; s < 3n; s++) {
+      forgetful.encode(part(small), s);
+      keeping.encode(part(small), s);
+    }
+    const bytesAt = (e: PushEncoder) => e.encode(part(small), 3n)[0]?.bytes as Uint8Array;
+    // With feedback the 990 unsent values have grown to 4 × 30 and pass the 100s (sent, and so reset, at every step); without, the same 10 go again.
+    expect(new DataView(bytesAt(forgetful).buffer).getFloat32(4, true)).toBe(100);
+    expect(new DataView(bytesAt(keeping).buffer).getFloat32(4, true)).toBe(120);
+  });
+});

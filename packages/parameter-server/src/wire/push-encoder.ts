@@ -19,6 +19,7 @@ import {
   type WireTensor,
   bytesOf,
   decodeInt8,
+  decodeTopk,
   encodeFp16,
   encodeInt8,
   partKey,
@@ -69,6 +70,8 @@ export class PushEncoder {
           const bytes = dgc.encode(key, g, Number(step));
           // Without error feedback, what was not sent is forgotten.
           if (!this.keep) dgc.reset();
+          // Dense (warm-up) top-k takes 5 bytes a value: the same values as fp32 are smaller, and what the server accepts within a shard's size.
+          if (bytes.length >= 4 * g.length) return { ...base, codec: 'fp32', bytes: bytesOf(decodeTopk(bytes, g.length, t.name)) };
           return { ...base, codec: 'topk', bytes };
         }
       }
