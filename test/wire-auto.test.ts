@@ -53,7 +53,6 @@ describe('--wire auto', () => {
     ]);
     try {
       const ps = lab.host('ps');
-      const w = lab.host('w');
       const io: SpawnOptions = { stdio: ['ignore', 'pipe', 'pipe'] };
       // The lab's addresses are not loopback: plaintext must be asked for.
       const job = ['--job-id', 'wire-auto', '--insecure'];
