@@ -18,6 +18,7 @@ import {
   type ShardConfig,
   TensorAssembler,
   type WireCodec,
+  clipScale,
   type WireTensor,
   encodedTensorChunks,
   encodeTensorMessages,
@@ -52,6 +53,8 @@ export interface WireSettings {
   readonly warmupSteps?: number;
   /** int8 and topk keep what they drop for the next step (default true). */
   readonly errorFeedback?: boolean;
+  /** topk: scale each step's whole gradient to at most this L2 norm before it is accumulated (DGC's local clipping). */
+  readonly clipNorm?: number;
   /** `--wire auto`: measure the link before the first step and pick fp32, fp16 or int8 (wire/auto.ts); push and pull are ignored. */
   readonly auto?: boolean;
 }
@@ -285,9 +288,12 @@ export class ParameterClient {
   /** Push a whole gradient to every shard (concurrently). Retried pushes are applied once. */
   async pushAll(
     spec: Omit<PushSpec, 'basedOnVersion'> & { basedOnVersions: readonly bigint[]; timeoutMs?: number },
-    grads: ReadonlyMap<string, Float32Array>,
+    whole: ReadonlyMap<string, Float32Array>,
   ): Promise<PushResponse[]> {
+    let grads = whole;
     const encoder = this.encoder;
+    const clipNorm = encoder?.codec.kind === 'topk' ? this.wire?.clipNorm : undefined;
+    if (clipNorm !== undefined) grads = clipped(grads, clipNorm);
     return Promise.all(
       this.shards.map((s, i) => {
         const push = { workerId: spec.workerId, step: spec.step, batchSize: spec.batchSize, basedOnVersion: spec.basedOnVersions[i] ?? 0n };
@@ -300,4 +306,11 @@ export class ParameterClient {
       }),
     );
   }
+}
+
+/** The gradient scaled to at most `maxNorm` (core's clipScale over all of it), or itself when already within. */
+function clipped(grads: ReadonlyMap<string, Float32Array>, maxNorm: number): ReadonlyMap<string, Float32Array> {
+  const scale = clipScale([...grads.values()], maxNorm);
+  if (scale === 1) return grads;
+  return new Map([...grads].map(([name, g]) => [name, g.map((x) => x * scale)]));
 }

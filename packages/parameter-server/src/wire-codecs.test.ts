@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { type EncodedTensor, type WireCodec, type WireTensor, bytesOf, encodeFp16, encodeInt8, encodeTopk, int8Bytes, optimizerSettings, parseWireCodec } from '@tamp/core';
+import { type EncodedTensor, type WireCodec, type WireTensor, bytesOf, placeVariables, encodeFp16, encodeInt8, encodeTopk, int8Bytes, optimizerSettings, parseWireCodec } from '@tamp/core';
 import { RpcError } from '@tamp/rpc';
-import { ShardClient } from './client.js';
+import { ParameterClient, ShardClient } from './client.js';
 import { type RunningParameterServer, startParameterServer } from './server.js';
 import { PushEncoder } from './wire/push-encoder.js';
 
@@ -207,5 +207,24 @@ describe('PushEncoder', () => {
     // With feedback the 990 unsent values have grown to 4 × 30 and pass the 100s (sent, and so reset, at every step); without, the same 10 go again.
     expect(new DataView(bytesAt(forgetful).buffer).getFloat32(4, true)).toBe(100);
     expect(new DataView(bytesAt(keeping).buffer).getFloat32(4, true)).toBe(120);
+  });
+});
+
+describe('ParameterClient with wire settings', () => {
+  it('clips a top-k gradient to --wire-clip before it is accumulated (DGC local clipping)', async () => {
+    const { address, chief } = await start('topk:1', 'fp32');
+    const placement = placeVariables([{ name: 'w', shape: [N] }], 1);
+    const params = new ParameterClient([address], placement, JOB, { wire: { push: { kind: 'topk', fraction: 1 }, pull: { kind: 'fp32' }, clipNorm: 1 } });
+    try {
+      const g = series(N, 8); // norm far above 1
+      await params.pushAll({ workerId: 'worker-0', step: 0n, batchSize: 1, basedOnVersions: [0n] }, new Map([['w', g]]));
+      const { w } = await live(chief);
+      let sq = 0;
+      for (let i = 0; i < N; i++) sq += ((INITIAL[i] as number) - (w[i] as number)) ** 2;
+      expect(Math.sqrt(sq)).toBeCloseTo(1, 4); // SGD at lr 1: the step is the clipped gradient
+      expect([...g].some((x) => Math.abs(x) > 1)).toBe(true); // the caller's gradient is left alone
+    } finally {
+      params.close();
+    }
   });
 });

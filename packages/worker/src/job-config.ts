@@ -21,9 +21,10 @@ export interface TrainingSettings {
    * topk:F; both 'auto' under --wire auto: each worker measures its link and
    * picks), fixed by the chief; absent in a job from before codecs: fp32.
    * warmupSteps: top-k's warm-up from dense (default 5% of a worker's steps);
-   * errorFeedback false: int8 and top-k forget what they round away (to measure what it buys).
+   * errorFeedback false: int8 and top-k forget what they round away (to measure what it buys);
+   * clipNorm: top-k's local clipping of each worker's whole gradient.
    */
-  readonly wire?: { readonly push: string; readonly pull: string; readonly warmupSteps?: number; readonly errorFeedback?: boolean };
+  readonly wire?: { readonly push: string; readonly pull: string; readonly warmupSteps?: number; readonly errorFeedback?: boolean; readonly clipNorm?: number };
 }
 
 export interface JobConfig {

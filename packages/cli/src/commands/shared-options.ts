@@ -51,12 +51,20 @@ export const trainOptions = {
     description: 'cluster: auto: each worker times pulls of the model in fp32, fp16 and int8 over its own link before its first step and uses the fastest both ways (fp32 unless compression saves a fifth); report.json says what and why (env TAMP_WIRE)',
   },
   'wire-no-feedback': { type: 'boolean', description: 'cluster: drop what int8 and top-k round away instead of sending it later (only to measure what error feedback buys) (env TAMP_WIRE_NO_FEEDBACK=1)' },
+  'wire-clip': { type: 'number', min: 0, description: "cluster, topk: scale each worker's gradient to at most this L2 norm before it is accumulated (Deep Gradient Compression's local clipping; default: none) (env TAMP_WIRE_CLIP)" },
   'wire-warmup': { type: 'number', integer: true, min: 0, description: 'cluster, topk: steps over which top-k density falls from dense to F (default: 5% of each worker\'s steps) (env TAMP_WIRE_WARMUP)' },
 } as const;
 
 /** The job's wire codecs from --wire-push/--wire-pull/--wire-warmup, then TAMP_WIRE_* variables. */
 export function wireSettings(
-  o: { wire?: string | undefined; 'wire-push'?: string | undefined; 'wire-pull'?: string | undefined; 'wire-warmup'?: number | undefined; 'wire-no-feedback'?: boolean | undefined },
+  o: {
+    wire?: string | undefined;
+    'wire-push'?: string | undefined;
+    'wire-pull'?: string | undefined;
+    'wire-warmup'?: number | undefined;
+    'wire-no-feedback'?: boolean | undefined;
+    'wire-clip'?: number | undefined;
+  },
   env: NodeJS.ProcessEnv = process.env,
 ): NonNullable<TrainingSettings['wire']> {
   const text = (v: string | undefined, name: string) => v ?? (env[name] !== undefined && env[name] !== '' ? env[name] : undefined);
@@ -72,7 +80,17 @@ export function wireSettings(
   const warmup = warmupText === undefined ? undefined : Number(warmupText);
   if (warmup !== undefined && !(Number.isInteger(warmup) && warmup >= 0)) throw new UsageError(`TAMP_WIRE_WARMUP=${warmupText}: give a whole number of steps, 0 or more`);
   const noFeedback = o['wire-no-feedback'] === true || /^(1|true|yes|on)$/i.test(env.TAMP_WIRE_NO_FEEDBACK ?? '');
-  return { push: formatWireCodec(push), pull: formatWireCodec(pull), ...(warmup !== undefined ? { warmupSteps: warmup } : {}), ...(noFeedback ? { errorFeedback: false } : {}) };
+  const clipText = o['wire-clip'] !== undefined ? String(o['wire-clip']) : text(undefined, 'TAMP_WIRE_CLIP');
+  const clip = clipText === undefined ? undefined : Number(clipText);
+  if (clip !== undefined && !(clip > 0)) throw new UsageError(`--wire-clip ${clipText}: give a positive L2 norm, e.g. 5`);
+  if (clip !== undefined && push.kind !== 'topk') throw new UsageError('--wire-clip is top-k\'s local clipping: add --wire-push topk:F, or drop it');
+  return {
+    push: formatWireCodec(push),
+    pull: formatWireCodec(pull),
+    ...(warmup !== undefined ? { warmupSteps: warmup } : {}),
+    ...(noFeedback ? { errorFeedback: false } : {}),
+    ...(clip !== undefined ? { clipNorm: clip } : {}),
+  };
 }
 
 /** The training settings a chief hands to its workers. */
@@ -93,6 +111,7 @@ export function trainingSettings(o: {
   'wire-pull'?: string | undefined;
   'wire-warmup'?: number | undefined;
   'wire-no-feedback'?: boolean | undefined;
+  'wire-clip'?: number | undefined;
 }): TrainingSettings {
   if (o.model === undefined) throw new UsageError(`needs --model (${zooNames().join(', ')}, or a model.json)`);
   if (o.dataset === undefined) throw new UsageError(`needs --dataset (${describeDatasetChoices()})`);
@@ -136,6 +155,7 @@ export const CHIEF_FLAGS = [
   'wire-pull',
   'wire-warmup',
   'wire-no-feedback',
+  'wire-clip',
 ] as const;
 
 export const DEVICE_CHOICES = ['auto', 'webgpu', 'wasm', 'cpu'] as const;
