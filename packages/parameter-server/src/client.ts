@@ -10,19 +10,56 @@ import {
   type PushResponse,
   type ShardStatusResponse,
 } from '@tamp/proto/tamp/v1/parameter_server';
-import { Codec } from '@tamp/proto/tamp/v1/tensor';
-import { ClusterError, type Placement, type ShardConfig, TensorAssembler, type WireTensor, encodeTensorMessages } from '@tamp/core';
+import type { TensorChunk } from '@tamp/proto/tamp/v1/tensor';
+import {
+  ClusterError,
+  type EncodedTensor,
+  type Placement,
+  type ShardConfig,
+  TensorAssembler,
+  type WireCodec,
+  clipScale,
+  type WireTensor,
+  encodedTensorChunks,
+  encodeTensorMessages,
+  groupChunks,
+  protoCodec,
+} from '@tamp/core';
 import { type RpcCallOptions, type RpcClientOptions, callClientStream, callServerStream, callUnary, createClient, requestHeader, withRetry } from '@tamp/rpc';
 import { FastParameterServerClient, messageChunks } from './wire/fast-codec.js';
 import { reassembleVariables, splitGradients } from './split.js';
 import { shardConfigToProto } from './wire/shard-config.js';
+import { PullReference } from './wire/pull-reference.js';
+import { PushEncoder } from './wire/push-encoder.js';
+import { AUTO_CANDIDATES, type AutoCandidate, type WireChoice, chooseWire } from './wire/auto.js';
+
+/** --wire auto: rounds of probe pulls per candidate codec (the best of them counts). */
+const AUTO_ROUNDS = 3;
 
 export interface CallSettings {
   /** Deadline of one call (ms). */
   readonly callTimeoutMs?: number;
   /** Transport settings (credentials, interceptors). */
   readonly rpc?: RpcClientOptions;
+  /** The codec pulls ask for (default fp32; the job's --wire-pull). */
+  readonly pullCodec?: WireCodec;
 }
+
+/** A job's wire codecs as a worker uses them (ParameterClient). */
+export interface WireSettings {
+  readonly push: WireCodec;
+  readonly pull: WireCodec;
+  /** topk: DGC's warm-up from dense, in steps. */
+  readonly warmupSteps?: number;
+  /** int8 and topk keep what they drop for the next step (default true). */
+  readonly errorFeedback?: boolean;
+  /** topk: scale each step's whole gradient to at most this L2 norm before it is accumulated (DGC's local clipping). */
+  readonly clipNorm?: number;
+  /** `--wire auto`: measure the link before the first step and pick fp32, fp16 or int8 (wire/auto.ts); push and pull are ignored. */
+  readonly auto?: boolean;
+}
+
+type PullOptions = { minVersion?: bigint; step?: bigint; names?: readonly string[]; timeoutMs?: number; codec?: WireCodec };
 
 /** What ShardClient.assign sends: the shard configuration (kept as a name for existing importers). */
 export type AssignSpec = ShardConfig;
@@ -40,11 +77,16 @@ export class ShardClient {
   private readonly client: GrpcParameterServerClient;
   private readonly jobId: string;
   private readonly timeoutMs: number;
+  private readonly pullCodec: WireCodec;
+  /** int8 pulls: the values held and the last pull's number; pulls run one at a time so answers apply in order. */
+  private readonly reference = new PullReference();
+  private pulling: Promise<unknown> = Promise.resolve();
 
   constructor(address: string, jobId: string, settings: CallSettings = {}) {
     this.address = address;
     this.jobId = jobId;
     this.timeoutMs = settings.callTimeoutMs ?? 60_000;
+    this.pullCodec = settings.pullCodec ?? { kind: 'fp32' };
     this.client = createClient(FastParameterServerClient, address, settings.rpc);
   }
 
@@ -60,30 +102,63 @@ export class ShardClient {
     return callUnary(this.client, 'shardStatus', { header: requestHeader(this.jobId) }, this.call('shard status from'));
   }
 
-  pull(workerId: string, options: { minVersion?: bigint; step?: bigint; names?: readonly string[]; timeoutMs?: number } = {}): Promise<{ version: bigint; tensors: WireTensor[] }> {
-    const request = { header: requestHeader(this.jobId), workerId, names: [...(options.names ?? [])], minVersion: options.minVersion ?? 0n, codec: Codec.CODEC_NONE, step: options.step ?? 0n };
+  /** `options.codec`: this pull's codec instead of the client's (--wire auto measures each). */
+  pull(workerId: string, options: PullOptions = {}): Promise<{ version: bigint; tensors: WireTensor[] }> {
+    if ((options.codec ?? this.pullCodec).kind !== 'int8') return this.pullOnce(workerId, options);
+    const next = this.pulling.then(() => this.pullOnce(workerId, options));
+    this.pulling = next.catch(() => undefined);
+    return next;
+  }
+
+  private pullOnce(workerId: string, options: PullOptions): Promise<{ version: bigint; tensors: WireTensor[] }> {
+    const kind = (options.codec ?? this.pullCodec).kind;
+    const request = {
+      header: requestHeader(this.jobId),
+      workerId,
+      names: [...(options.names ?? [])],
+      minVersion: options.minVersion ?? 0n,
+      codec: protoCodec(kind),
+      step: options.step ?? 0n,
+      basePull: kind === 'int8' ? this.reference.seq : 0n,
+    };
+    const reference = this.reference;
     return callServerStream(this.client, 'pull', request, this.call('pull from', options.timeoutMs), () => {
-      const assembler = new TensorAssembler();
+      // fp32 always comes too (whole values: a first int8 pull, or one whose base the server no longer matches).
+      const assembler = new TensorAssembler({ accept: kind === 'fp32' ? [] : [kind] });
       let version: bigint | undefined;
+      let seq = 0n;
       return {
         onMessage(msg) {
           version ??= msg.version;
+          seq = msg.pullSeq;
           for (const chunk of messageChunks(msg)) assembler.add(chunk);
         },
-        finish: () => ({ version: version ?? 0n, tensors: assembler.finish() }),
+        finish: () => {
+          const tensors = assembler.finish();
+          return { version: version ?? 0n, tensors: kind === 'int8' ? reference.apply(seq, tensors) : tensors };
+        },
       };
     });
   }
 
   /** `timeoutMs`: sync pushes wait at the step barrier for the other workers. */
   push(spec: PushSpec, tensors: readonly WireTensor[], timeoutMs = this.timeoutMs): Promise<PushResponse> {
+    return this.pushChunks(spec, tensors.length, () => encodeTensorMessages(tensors), timeoutMs);
+  }
+
+  /** Push tensors a PushEncoder already encoded (every attempt sends the same bytes). */
+  pushEncoded(spec: PushSpec, tensors: readonly EncodedTensor[], timeoutMs = this.timeoutMs): Promise<PushResponse> {
+    return this.pushChunks(spec, tensors.length, () => groupChunks(tensors.flatMap((t) => encodedTensorChunks(t))), timeoutMs);
+  }
+
+  private pushChunks(spec: PushSpec, tensorCount: number, groups: () => TensorChunk[][], timeoutMs: number): Promise<PushResponse> {
     const header = requestHeader(this.jobId);
     const messages = function* (): Generator<PushRequest> {
       let first = true;
       // Serialized one message at a time, as the stream takes them.
-      for (const [chunk, ...moreChunks] of encodeTensorMessages(tensors)) {
+      for (const [chunk, ...moreChunks] of groups()) {
         yield first
-          ? { header, workerId: spec.workerId, step: spec.step, basedOnVersion: spec.basedOnVersion, batchSize: spec.batchSize, tensorCount: tensors.length, chunk, moreChunks }
+          ? { header, workerId: spec.workerId, step: spec.step, basedOnVersion: spec.basedOnVersion, batchSize: spec.batchSize, tensorCount, chunk, moreChunks }
           : { header: undefined, workerId: '', step: 0n, basedOnVersion: 0n, batchSize: 0, tensorCount: 0, chunk, moreChunks };
         first = false;
       }
@@ -133,12 +208,21 @@ export class ParameterClient {
   readonly shards: ShardClient[];
   private readonly placement: Placement;
   private readonly retryMs: number;
+  private encoder: PushEncoder | undefined;
+  private pullCodec: WireCodec | undefined;
+  private readonly wire: WireSettings | undefined;
+  private deciding: Promise<WireChoice> | undefined;
+  /** --wire auto: what was chosen and why (undefined until the first pull has measured). */
+  wireChoice: WireChoice | undefined;
 
-  constructor(addresses: readonly string[], placement: Placement, jobId: string, settings: CallSettings & { retryMs?: number } = {}) {
+  constructor(addresses: readonly string[], placement: Placement, jobId: string, settings: CallSettings & { retryMs?: number; wire?: WireSettings } = {}) {
     if (addresses.length !== placement.shards.length) {
       throw new ClusterError('CLUSTER_CONFIG', `${addresses.length} parameter server addresses for a placement over ${placement.shards.length} shards: give one address per shard, in shard order`);
     }
+    const wire = settings.wire;
+    this.wire = wire;
     this.shards = addresses.map((a) => new ShardClient(a, jobId, settings));
+    if (wire !== undefined && wire.auto !== true) this.useCodecs(wire.push, wire.pull);
     this.placement = placement;
     this.retryMs = settings.retryMs ?? 60_000;
   }
@@ -147,8 +231,37 @@ export class ParameterClient {
     for (const s of this.shards) s.close();
   }
 
+  private useCodecs(push: WireCodec, pull: WireCodec): void {
+    const wire = this.wire;
+    this.pullCodec = pull;
+    this.encoder =
+      push.kind === 'fp32'
+        ? undefined
+        : new PushEncoder({ codec: push, ...(wire?.warmupSteps !== undefined ? { warmupSteps: wire.warmupSteps } : {}), ...(wire?.errorFeedback !== undefined ? { errorFeedback: wire.errorFeedback } : {}) });
+  }
+
+  /** --wire auto: time whole pulls in each candidate codec (interleaved, the best of three), then use the fastest that pays. */
+  private async decide(workerId: string): Promise<WireChoice> {
+    const times: Record<AutoCandidate, number> = { fp32: Infinity, fp16: Infinity, int8: Infinity };
+    let bytes = 0;
+    for (let round = 0; round < AUTO_ROUNDS; round++) {
+      for (const kind of AUTO_CANDIDATES) {
+        const started = performance.now();
+        const pulled = await Promise.all(this.shards.map((s) => withRetry(() => s.pull(workerId, { codec: { kind } }), { deadlineMs: this.retryMs })));
+        times[kind] = Math.min(times[kind], performance.now() - started);
+        bytes = pulled.reduce((n, p) => n + p.tensors.reduce((m, t) => m + t.data.byteLength, 0), 0);
+      }
+    }
+    const choice = chooseWire(times, bytes);
+    this.useCodecs(choice.push, choice.pull);
+    this.wireChoice = choice;
+    return choice;
+  }
+
   /** Pull every shard (concurrently) and reassemble whole variables. */
   async pullAll(workerId: string, options: { minVersions?: readonly bigint[]; step?: bigint; timeoutMs?: number } = {}): Promise<PulledParameters> {
+    if (this.wire?.auto === true) await (this.deciding ??= this.decide(workerId));
+    const codec = this.pullCodec;
     const results = await Promise.all(
       this.shards.map((s, i) =>
         withRetry(
@@ -157,6 +270,7 @@ export class ParameterClient {
               minVersion: options.minVersions?.[i] ?? 0n,
               ...(options.step !== undefined ? { step: options.step } : {}),
               ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+              ...(codec !== undefined ? { codec } : {}),
             }),
           { deadlineMs: Math.max(this.retryMs, options.timeoutMs ?? 0) },
         ),
@@ -174,20 +288,29 @@ export class ParameterClient {
   /** Push a whole gradient to every shard (concurrently). Retried pushes are applied once. */
   async pushAll(
     spec: Omit<PushSpec, 'basedOnVersion'> & { basedOnVersions: readonly bigint[]; timeoutMs?: number },
-    grads: ReadonlyMap<string, Float32Array>,
+    whole: ReadonlyMap<string, Float32Array>,
   ): Promise<PushResponse[]> {
+    let grads = whole;
+    const encoder = this.encoder;
+    const clipNorm = encoder?.codec.kind === 'topk' ? this.wire?.clipNorm : undefined;
+    if (clipNorm !== undefined) grads = clipped(grads, clipNorm);
     return Promise.all(
-      this.shards.map((s, i) =>
-        withRetry(
-          () =>
-            s.push(
-              { workerId: spec.workerId, step: spec.step, batchSize: spec.batchSize, basedOnVersion: spec.basedOnVersions[i] ?? 0n },
-              this.partsFor(i, grads),
-              spec.timeoutMs,
-            ),
-          { deadlineMs: Math.max(this.retryMs, spec.timeoutMs ?? 0) },
-        ),
-      ),
+      this.shards.map((s, i) => {
+        const push = { workerId: spec.workerId, step: spec.step, batchSize: spec.batchSize, basedOnVersion: spec.basedOnVersions[i] ?? 0n };
+        const parts = this.partsFor(i, grads);
+        // Encoded once, before any retry: the encoder's error feedback sees each gradient once.
+        const encoded = encoder?.encode(parts, spec.step);
+        return withRetry(() => (encoded === undefined ? s.push(push, parts, spec.timeoutMs) : s.pushEncoded(push, encoded, spec.timeoutMs)), {
+          deadlineMs: Math.max(this.retryMs, spec.timeoutMs ?? 0),
+        });
+      }),
     );
   }
+}
+
+/** The gradient scaled to at most `maxNorm` (core's clipScale over all of it), or itself when already within. */
+function clipped(grads: ReadonlyMap<string, Float32Array>, maxNorm: number): ReadonlyMap<string, Float32Array> {
+  const scale = clipScale([...grads.values()], maxNorm);
+  if (scale === 1) return grads;
+  return new Map([...grads].map(([name, g]) => [name, g.map((x) => x * scale)]));
 }

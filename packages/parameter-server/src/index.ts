@@ -9,3 +9,6 @@ export * from './server.js';
 export * from './checkpoint.js';
 export * from './client.js';
 export * from './optimizers/index.js';
+export * from './wire/push-encoder.js';
+export * from './wire/pull-reference.js';
+export * from './wire/auto.js';

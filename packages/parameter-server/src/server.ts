@@ -19,13 +19,18 @@ import {
   type UpdateMembershipRequest,
   type UpdateMembershipResponse,
 } from '@tamp/proto/tamp/v1/parameter_server';
-import { Codec, DType } from '@tamp/proto/tamp/v1/tensor';
+import { Codec, DType, type TensorChunk } from '@tamp/proto/tamp/v1/tensor';
 import {
+  CHIEF_READER_ID,
   ClusterError,
   CodecError,
   InvalidArgumentError,
   TensorAssembler,
+  type WireCodecKind,
+  codecKindOf,
   encodeTensorMessages,
+  encodedTensorChunks,
+  groupChunks,
 } from '@tamp/core';
 import { type RpcServerOptions, type Server, serviceHandlers, startServer } from '@tamp/rpc';
 import { FastParameterServerService, encodePullResponse, messageChunks } from './wire/fast-codec.js';
@@ -75,7 +80,8 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
 
   const pull = rpc.serverStream<PullRequest, PullResponse>('pull', async (req, out) => {
     shard.checkReader(req.workerId);
-    if (req.codec !== Codec.CODEC_NONE) throw new CodecError('CODEC_UNSUPPORTED', `pull: codec ${Codec[req.codec] ?? req.codec} is reserved but not implemented; ask for CODEC_NONE`);
+    const kind = pullCodecKind(req.codec);
+    shard.checkPullCodec(kind);
     if (shard.pullMayWait(req.workerId, req.minVersion)) {
       const abort = new AbortController();
       const timer = setTimeout(() => abort.abort(), pullWaitMs);
@@ -89,7 +95,18 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
     // Encode the whole snapshot now, while no update can interleave: the
     // encoded messages are the snapshot (no separate copy of the variables).
     const version = shard.version;
-    const messages = encodeTensorMessages(shard.liveParts(req.names)).map(([chunk, ...moreChunks]) => encodePullResponse({ version, chunk, moreChunks }));
+    let pullSeq = 0n;
+    let groups: TensorChunk[][];
+    if (kind === 'int8') {
+      const delta = shard.deltaPull(req.workerId, req.names, req.basePull);
+      pullSeq = delta.seq;
+      groups = groupChunks(delta.tensors.flatMap((t) => encodedTensorChunks(t)));
+    } else {
+      // checkPullCodec left fp32, fp16 or the job's own pull codec; only top-k carries a parameter, and it is never a pull codec.
+      groups = encodeTensorMessages(shard.liveParts(req.names), undefined, kind === 'fp32' || kind === 'topk' ? undefined : { kind });
+    }
+    if (req.workerId !== CHIEF_READER_ID) shard.recordPullBytes(groups.reduce((n, g) => n + g.reduce((m, c) => m + c.payload.length, 0), 0));
+    const messages = groups.map(([chunk, ...moreChunks]) => encodePullResponse({ version, pullSeq, chunk, moreChunks }));
     for (const message of messages) {
       if (out.cancelled) return;
       await out.write(message as unknown as PullResponse);
@@ -100,11 +117,13 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
     let meta: PushMeta | undefined;
     // Past validation the shard's consistency policy counts its own refusals.
     let handedToShard = false;
-    const assembler = new TensorAssembler();
+    // Made at the first message, once the shard (and so the job's push codec) is known.
+    let assembler = new TensorAssembler();
     return {
       onMessage(msg, first) {
         if (first) {
           if (!shard.initialized) throw new ClusterError('NOT_READY', `push: parameter server shard ${shard.index} has not been initialised by the chief yet`);
+          assembler = new TensorAssembler({ accept: shard.pushCodecs });
           meta = { workerId: msg.workerId, step: msg.step, basedOnVersion: msg.basedOnVersion, batchSize: msg.batchSize, tensorCount: msg.tensorCount };
           if (!shard.workerIds.includes(meta.workerId)) {
             throw new ClusterError('UNKNOWN_WORKER', `push: worker "${meta.workerId}" is not part of this job (known: ${shard.workerIds.join(', ')})`);
@@ -118,6 +137,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
       onEnd() {
         if (meta === undefined) throw new InvalidArgumentError('push: empty stream (no header, no gradients)');
         const grads = shard.validatePush(meta, assembler.finish());
+        shard.recordPushBytes(assembler.receivedBytes);
         handedToShard = true;
         return shard.acceptPush(meta, grads);
       },
@@ -146,6 +166,10 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
     pullsWaited: shard.counters.pullsWaited,
     maxLead: shard.counters.maxLead,
     liveWorkerIds: [...shard.liveWorkers],
+    pushBytes: shard.counters.pushBytes,
+    pushesReceived: shard.counters.pushesReceived,
+    pullBytes: shard.counters.pullBytes,
+    pullsServed: shard.counters.pullsServed,
   }));
 
   const assign = rpc.clientStream<AssignRequest, AssignResponse>('assign', () => {
@@ -194,6 +218,15 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
   });
 
   return { pull, push, shardStatus, assign, saveShard, shutdown, updateMembership };
+}
+
+/** The codec a pull asks for; one this Tamp does not know is CODEC_UNSUPPORTED. */
+function pullCodecKind(codec: Codec): WireCodecKind {
+  try {
+    return codecKindOf(codec, 'pull');
+  } catch {
+    throw new CodecError('CODEC_UNSUPPORTED', `pull: codec ${Codec[codec] ?? codec} is not one this Tamp knows; run the same Tamp version in every role`);
+  }
 }
 
 export async function startParameterServer(options: ParameterServerOptions): Promise<RunningParameterServer> {

@@ -12,13 +12,19 @@ import {
   ClusterError,
   type ConsistencyMode,
   type OptimizerName,
+  CodecError,
+  type EncodedTensor,
   type ShardConfig,
+  type WireCodec,
+  type WireCodecKind,
   type WireTensor,
   checkShardConfig,
+  formatWireCodec,
 } from '@tamp/core';
 import { CounterSet, type ShardCounters } from './shard/counters.js';
 import { type ConsistencyPolicy, POLICIES, type PolicyHost, type PushOutcome } from './shard/consistency/index.js';
 import { SeenPushes } from './shard/idempotency.js';
+import { PullDeltas } from './shard/pull-deltas.js';
 import { type ShardPart, ShardStorage } from './shard/storage.js';
 import { type PushMeta, checkKnownWorker, validatePush } from './shard/validation.js';
 import { Waiters } from './shard/waiters.js';
@@ -38,6 +44,10 @@ interface Assigned {
   readonly policy: ConsistencyPolicy;
 }
 
+const FP32: WireCodec = { kind: 'fp32' };
+/** What `--wire auto` may choose besides fp32 (top-k changes what training sees: never automatic). */
+const AUTO_KINDS: readonly WireCodecKind[] = ['fp16', 'int8'];
+
 export class Shard {
   readonly index: number;
   private state: Assigned | undefined;
@@ -47,6 +57,8 @@ export class Shard {
   /** Workers still training (the chief's view); sync and ssp wait only for these. */
   private live = new Set<string>();
   private readonly counterSet = new CounterSet();
+  /** int8 pulls: what each worker holds (shard/pull-deltas.ts). */
+  private readonly deltas = new PullDeltas();
 
   constructor(index: number) {
     this.index = index;
@@ -96,6 +108,48 @@ export class Shard {
     return this.state?.config;
   }
 
+  /** The job's gradient codec (fp32 before the first assign). */
+  get wirePush(): WireCodec {
+    return this.state?.config.wirePush ?? FP32;
+  }
+
+  /** The job's parameter codec (fp32 before the first assign). */
+  get wirePull(): WireCodec {
+    return this.state?.config.wirePull ?? FP32;
+  }
+
+  /** `--wire auto`: every worker picks fp32, fp16 or int8 for itself. */
+  get wireAuto(): boolean {
+    return this.state?.config.wireAuto === true;
+  }
+
+  /** Codecs a push may carry: fp32 and the job's push codec (fp16 and int8 under --wire auto). */
+  get pushCodecs(): readonly WireCodecKind[] {
+    return this.wireAuto ? AUTO_KINDS : [this.wirePush.kind];
+  }
+
+  /** Refuse a pull in a codec the job did not agree to (fp32 is always served). */
+  checkPullCodec(kind: WireCodecKind): void {
+    if (kind === 'fp32' || (this.wireAuto ? AUTO_KINDS.includes(kind) : kind === this.wirePull.kind)) return;
+    const agreed = this.wireAuto ? 'auto: fp32, fp16 or int8' : formatWireCodec(this.wirePull);
+    throw new CodecError('CODEC_UNSUPPORTED', `pull: codec ${kind} is not this job's (it pulls ${agreed}); run every role with the chief's --wire-pull`);
+  }
+
+  /** An int8 pull by `workerId`: changes since its pull `basePull`, or whole values (shard/pull-deltas.ts). */
+  deltaPull(workerId: string, names: readonly string[], basePull: bigint): { seq: bigint; tensors: EncodedTensor[] } {
+    return this.deltas.encode(workerId, this.liveParts(names), basePull);
+  }
+
+  /** Count a complete push's payload bytes as received. */
+  recordPushBytes(bytes: number): void {
+    this.counterSet.pushReceived(bytes);
+  }
+
+  /** Count a worker pull's payload bytes as sent. */
+  recordPullBytes(bytes: number): void {
+    this.counterSet.pullServed(bytes);
+  }
+
   /** A snapshot of the counters (ShardStatus); they change only through the shard. */
   get counters(): ShardCounters {
     return this.counterSet.snapshot();
@@ -127,6 +181,7 @@ export class Shard {
     this.state?.policy.release(config.version);
     this.state = { config: own, storage, policy };
     this.seen = new SeenPushes();
+    this.deltas.clear();
     this.live = new Set(own.workerIds);
     this.currentVersion = config.version;
     this.waiters.wake();

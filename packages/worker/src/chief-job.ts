@@ -142,7 +142,7 @@ export async function planChiefJob(options: ChiefOptions, log: (message: string)
 export function jobConfigFor(options: ChiefOptions, job: ChiefJob, heartbeatIntervalMs: number): JobConfig {
   return {
     jobId: options.jobId,
-    training: job.training,
+    training: withWarmup(job.training, job.stepsEach),
     modelTopology: job.model.toJSON(null, false),
     numWorkers: options.numWorkers,
     psAddresses: options.psAddresses,
@@ -151,4 +151,10 @@ export function jobConfigFor(options: ChiefOptions, job: ChiefJob, heartbeatInte
     startStep: job.startStep,
     checkpointEvery: job.checkpointEvery,
   };
+}
+
+/** Top-k's warm-up from dense, when not given: the first 5% of each worker's steps (Deep Gradient Compression warms up over its first few epochs). */
+function withWarmup(t: TrainingSettings, stepsEach: number): TrainingSettings {
+  if (t.wire === undefined || t.wire.warmupSteps !== undefined) return t;
+  return { ...t, wire: { ...t.wire, warmupSteps: Math.ceil(0.05 * stepsEach) } };
 }

@@ -252,7 +252,7 @@ describe('chief steps', () => {
     state.join('a', 0, 'cpu');
     state.join('b', 1, 'cpu');
     expect(await c.evaluateEpochs()).toEqual([]);
-    state.leave('worker-0', true, 'done', { localStep: 4n, samples: 128n, seconds: 2 });
+    state.leave('worker-0', true, 'done', { localStep: 4n, samples: 128n, seconds: 2, computeSeconds: 1.5, pushWaitSeconds: 0.25, pullWaitSeconds: 0.125 });
     state.leave('worker-1', true, 'done', { localStep: 4n, samples: 128n, seconds: 4 });
     expect(await c.tick()).toBe(true);
     expect(c.history).toHaveLength(1);
@@ -292,13 +292,18 @@ describe('chief steps', () => {
       sspWaits: 0,
       maxLead: 0,
       modelPath: join(out, 'model', 'model.json'),
+      wirePush: 'fp32',
+      wirePull: 'fp32',
+      // Nothing was pushed or pulled by a worker here (the chief's own pulls are not counted).
+      pushBytesPerStep: 0,
+      pullBytesPerStep: 0,
     });
     for (const field of ['testAccuracy', 'validationAccuracy', 'testLoss']) expect(typeof written[field]).toBe('number');
     expect(written).not.toHaveProperty('mAP');
     expect(written.history).toEqual(JSON.parse(JSON.stringify(c.history)));
     expect(written.workerStats).toEqual([
-      { workerId: 'worker-0', backend: 'cpu', state: 'finished', steps: 4, samples: 128, seconds: 2, samplesPerSecond: 64, joins: 1 },
-      { workerId: 'worker-1', backend: 'cpu', state: 'finished', steps: 4, samples: 128, seconds: 4, samplesPerSecond: 32, joins: 1 },
+      { workerId: 'worker-0', backend: 'cpu', state: 'finished', steps: 4, samples: 128, seconds: 2, samplesPerSecond: 64, joins: 1, computeSeconds: 1.5, pushWaitSeconds: 0.25, pullWaitSeconds: 0.125 },
+      { workerId: 'worker-1', backend: 'cpu', state: 'finished', steps: 4, samples: 128, seconds: 4, samplesPerSecond: 32, joins: 1, computeSeconds: 0, pushWaitSeconds: 0, pullWaitSeconds: 0 },
     ]);
     expect(written.checkpoints).toEqual([join(out, 'checkpoints', 'step-000000004', 'manifest.json')]);
     expect(existsSync(join(out, 'model', 'model.json'))).toBe(true);

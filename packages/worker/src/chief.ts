@@ -17,7 +17,7 @@ import { pruneCheckpoints, restoreTensors, saveCheckpoint } from './checkpoints.
 import { type ChiefJob, type ChiefOptions, jobConfigFor, planChiefJob } from './chief-job.js';
 import { type RunningCoordinator, startCoordinator } from './coordinator.js';
 import type { CoordinatorState } from './coordinator-state.js';
-import { encodeJobConfig } from './job-config.js';
+import { encodeJobConfig, jobWire } from './job-config.js';
 import { setVariables } from './model-state.js';
 import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, buildReport, writeReport } from './report.js';
 import { INSECURE } from '@tamp/rpc';
@@ -69,7 +69,7 @@ export class Chief {
   /** Start shards: wait until every parameter server answers, then Assign each its placed parts, the optimizer and the mode. */
   async startShards(): Promise<void> {
     const { training: t, restored } = this.job;
-    this.log(`initialising ${this.params.shards.length} parameter server(s) with ${this.job.specs.length} variables (${t.optimizer.name}, ${t.mode})`);
+    this.log(`initialising ${this.params.shards.length} parameter server(s) with ${this.job.specs.length} variables (${t.optimizer.name}, ${t.mode}, push ${t.wire?.push ?? 'fp32'}, pull ${t.wire?.pull ?? 'fp32'})`);
     await Promise.all(
       this.params.shards.map(async (shard, i) => {
         await shard.waitReachable(120_000);
@@ -83,6 +83,7 @@ export class Chief {
             staleness: t.staleness,
             workerIds: this.job.workerIds,
             workerStep: BigInt(this.job.startStep),
+            ...jobWire(t),
           },
           restored !== undefined ? restoreTensors(restored, this.params, i, t.optimizer) : this.params.partsFor(i, this.job.initial),
         );

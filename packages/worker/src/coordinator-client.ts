@@ -9,6 +9,16 @@ export interface Progress {
   readonly samples: bigint;
   /** Seconds since the first training step began. */
   readonly seconds: number;
+  /** Where those seconds went: computing gradients (with reading them back), waiting for pushes, waiting for pulls. */
+  readonly computeSeconds?: number;
+  readonly pushWaitSeconds?: number;
+  readonly pullWaitSeconds?: number;
+  /** --wire auto: the codecs chosen and why. */
+  readonly wireChoice?: string;
+}
+
+function timeSplit(p: Partial<Progress> | undefined): { computeSeconds: number; pushWaitSeconds: number; pullWaitSeconds: number; wireChoice: string } {
+  return { computeSeconds: p?.computeSeconds ?? 0, pushWaitSeconds: p?.pushWaitSeconds ?? 0, pullWaitSeconds: p?.pullWaitSeconds ?? 0, wireChoice: p?.wireChoice ?? '' };
 }
 
 export class CoordinatorClient {
@@ -42,12 +52,17 @@ export class CoordinatorClient {
   }
 
   heartbeat(workerId: string, p: Progress): Promise<HeartbeatResponse> {
-    const request = { header: requestHeader(this.jobId), workerId, localStep: p.localStep, epoch: p.epoch, loss: p.loss, samples: p.samples, seconds: p.seconds };
+    const request = { header: requestHeader(this.jobId), workerId, localStep: p.localStep, epoch: p.epoch, loss: p.loss, samples: p.samples, seconds: p.seconds, ...timeSplit(p) };
     return callUnary(this.client, 'heartbeat', request, this.call('heartbeat'));
   }
 
-  async leave(workerId: string, finished: boolean, reason: string, final?: Pick<Progress, 'localStep' | 'samples' | 'seconds'>): Promise<void> {
-    const request = { header: requestHeader(this.jobId), workerId, finished, reason, localStep: final?.localStep ?? 0n, samples: final?.samples ?? 0n, seconds: final?.seconds ?? 0 };
+  async leave(
+    workerId: string,
+    finished: boolean,
+    reason: string,
+    final?: Pick<Progress, 'localStep' | 'samples' | 'seconds' | 'computeSeconds' | 'pushWaitSeconds' | 'pullWaitSeconds' | 'wireChoice'>,
+  ): Promise<void> {
+    const request = { header: requestHeader(this.jobId), workerId, finished, reason, localStep: final?.localStep ?? 0n, samples: final?.samples ?? 0n, seconds: final?.seconds ?? 0, ...timeSplit(final) };
     await callUnary(this.client, 'leave', request, this.call('leave'));
   }
 

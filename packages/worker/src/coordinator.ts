@@ -50,7 +50,15 @@ export async function startCoordinator(options: CoordinatorOptions & { host?: st
       return { globalStep: state.globalStep, stop: state.jobState === 'done' || state.jobState === 'failed' };
     }),
     leave: unary<LeaveRequest, LeaveResponse>('leave', (req) => {
-      state.leave(req.workerId, req.finished, req.reason, { localStep: req.localStep, samples: req.samples, seconds: req.seconds });
+      state.leave(req.workerId, req.finished, req.reason, {
+        localStep: req.localStep,
+        samples: req.samples,
+        seconds: req.seconds,
+        computeSeconds: req.computeSeconds,
+        pushWaitSeconds: req.pushWaitSeconds,
+        pullWaitSeconds: req.pullWaitSeconds,
+        wireChoice: req.wireChoice,
+      });
       return {};
     }),
     checkpointBarrier: unary<CheckpointBarrierRequest, CheckpointBarrierResponse>('checkpointBarrier', (req) => state.arriveAtBarrier(req.workerId, Number(req.step))),

@@ -3,7 +3,7 @@
  * the model's topology (so workers need no model file), the placement and
  * the parameter servers. Sent as JSON: it is large and grows with features.
  */
-import { ClusterError, type ConsistencyMode, type OptimizerSettings, type Placement } from '@tamp/core';
+import { ClusterError, type ConsistencyMode, type OptimizerSettings, type Placement, type WireCodec, parseWireCodec } from '@tamp/core';
 
 export interface TrainingSettings {
   readonly model: string;
@@ -16,6 +16,15 @@ export interface TrainingSettings {
   readonly staleness: number;
   readonly backupWorkers: number;
   readonly seed: number;
+  /**
+   * The job's wire codecs (core's parseWireCodec names: fp32, fp16, int8,
+   * topk:F; both 'auto' under --wire auto: each worker measures its link and
+   * picks), fixed by the chief; absent in a job from before codecs: fp32.
+   * warmupSteps: top-k's warm-up from dense (default 5% of a worker's steps);
+   * errorFeedback false: int8 and top-k forget what they round away (to measure what it buys);
+   * clipNorm: top-k's local clipping of each worker's whole gradient.
+   */
+  readonly wire?: { readonly push: string; readonly pull: string; readonly warmupSteps?: number; readonly errorFeedback?: boolean; readonly clipNorm?: number };
 }
 
 export interface JobConfig {
@@ -31,6 +40,12 @@ export interface JobConfig {
   readonly startStep: number;
   /** A checkpoint barrier every this many steps of each worker (0: only at the end). */
   readonly checkpointEvery: number;
+}
+
+/** The job's codecs as the shards and workers use them (fp32 for a job from before codecs). */
+export function jobWire(t: TrainingSettings): { wirePush: WireCodec; wirePull: WireCodec; wireAuto?: true } {
+  if (t.wire?.push === 'auto') return { wirePush: { kind: 'fp32' }, wirePull: { kind: 'fp32' }, wireAuto: true };
+  return { wirePush: parseWireCodec(t.wire?.push ?? 'fp32', 'push'), wirePull: parseWireCodec(t.wire?.pull ?? 'fp32', 'pull') };
 }
 
 export function workerId(taskIndex: number): string {

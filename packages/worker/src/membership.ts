@@ -26,11 +26,27 @@ export interface WorkerRecord {
   readonly samples: bigint;
   /** The worker's own training time (s), from its first step. */
   readonly seconds: number;
+  /** Where those seconds went (the worker's own measure): computing gradients, waiting for pushes, waiting for pulls. */
+  readonly computeSeconds: number;
+  readonly pushWaitSeconds: number;
+  readonly pullWaitSeconds: number;
+  /** --wire auto: the codecs the worker chose and why ('' otherwise). */
+  readonly wireChoice: string;
   readonly backend: string;
   readonly joins: number;
 }
 
+/** The time split a heartbeat or Leave may carry (absent from callers that do not measure it). */
+export type TimeSplit = Partial<Pick<HeartbeatRequest, 'computeSeconds' | 'pushWaitSeconds' | 'pullWaitSeconds' | 'wireChoice'>>;
+
 type Slot = { -readonly [K in keyof WorkerRecord]: WorkerRecord[K] };
+
+function setTimeSplit(r: Slot, t: TimeSplit): void {
+  if (t.computeSeconds !== undefined) r.computeSeconds = t.computeSeconds;
+  if (t.pushWaitSeconds !== undefined) r.pushWaitSeconds = t.pushWaitSeconds;
+  if (t.pullWaitSeconds !== undefined) r.pullWaitSeconds = t.pullWaitSeconds;
+  if (t.wireChoice !== undefined && t.wireChoice !== '') r.wireChoice = t.wireChoice;
+}
 
 export interface MembershipOptions {
   readonly jobId: string;
@@ -106,6 +122,10 @@ export class Membership {
       loss: previous?.loss ?? 0,
       samples: previous?.samples ?? 0n,
       seconds: previous?.seconds ?? 0,
+      computeSeconds: previous?.computeSeconds ?? 0,
+      pushWaitSeconds: previous?.pushWaitSeconds ?? 0,
+      pullWaitSeconds: previous?.pullWaitSeconds ?? 0,
+      wireChoice: previous?.wireChoice ?? '',
       backend,
       joins: (previous?.joins ?? 0) + 1,
     };
@@ -124,7 +144,7 @@ export class Membership {
   }
 
   /** A worker's progress. (The request's `accuracy` is not kept: workers do not measure it.) */
-  heartbeat(req: Pick<HeartbeatRequest, 'workerId' | 'localStep' | 'epoch' | 'loss' | 'samples' | 'seconds'>, now = Date.now()): WorkerRecord {
+  heartbeat(req: Pick<HeartbeatRequest, 'workerId' | 'localStep' | 'epoch' | 'loss' | 'samples' | 'seconds'> & TimeSplit, now = Date.now()): WorkerRecord {
     const r = this.find(req.workerId, 'heartbeat');
     if (r.state === 'finished' || r.state === 'left') {
       // A heartbeat sent before the worker's Leave but answered after it: the
@@ -144,16 +164,18 @@ export class Membership {
     r.loss = req.loss;
     r.samples = req.samples;
     r.seconds = req.seconds;
+    setTimeSplit(r, req);
     this.changed();
     return r;
   }
 
-  leave(id: string, finished: boolean, reason: string, final?: { localStep: bigint; samples: bigint; seconds: number }): void {
+  leave(id: string, finished: boolean, reason: string, final?: { localStep: bigint; samples: bigint; seconds: number } & TimeSplit): void {
     const r = this.find(id, 'leave');
     if (final !== undefined && (final.localStep > 0n || final.samples > 0n)) {
       r.localStep = final.localStep;
       r.samples = final.samples;
       r.seconds = final.seconds;
+      setTimeSplit(r, final);
     }
     r.state = finished ? 'finished' : 'left';
     if (finished) r.epoch = Math.max(r.epoch, this.options.epochs);

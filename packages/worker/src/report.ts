@@ -32,6 +32,12 @@ export interface WorkerStats {
   readonly seconds: number;
   readonly samplesPerSecond: number;
   readonly joins: number;
+  /** Where its seconds went: computing gradients (with reading them back), waiting for pushes, waiting for pulls. */
+  readonly computeSeconds: number;
+  readonly pushWaitSeconds: number;
+  readonly pullWaitSeconds: number;
+  /** --wire auto: the codecs this worker chose after measuring its link, and why. */
+  readonly wireChoice?: string;
 }
 
 export interface ChiefReport extends Omit<TrainReport, 'history'> {
@@ -50,6 +56,12 @@ export interface ChiefReport extends Omit<TrainReport, 'history'> {
   readonly checkpoints: readonly string[];
   /** The checkpoint this run resumed from, if any. */
   readonly resumedFrom: string | undefined;
+  /** The job's wire codecs (--wire-push, --wire-pull). */
+  readonly wirePush: string;
+  readonly wirePull: string;
+  /** Tensor bytes one worker step sends (its push, all shards) and receives (its pull), as encoded on the wire: the shards' counts over their pushes and pulls. */
+  readonly pushBytesPerStep: number;
+  readonly pullBytesPerStep: number;
 }
 
 /** The final model's scores. */
@@ -88,7 +100,16 @@ export function workerStats(w: WorkerRecord): WorkerStats {
     seconds: w.seconds,
     samplesPerSecond: w.seconds > 0 ? Number(w.samples) / w.seconds : 0,
     joins: w.joins,
+    computeSeconds: w.computeSeconds,
+    pushWaitSeconds: w.pushWaitSeconds,
+    pullWaitSeconds: w.pullWaitSeconds,
+    ...(w.wireChoice !== '' ? { wireChoice: w.wireChoice } : {}),
   };
+}
+
+/** Bytes per worker step over every shard: each shard's bytes over its own count (every step pushes to and pulls from every shard). */
+function bytesPerStep(shards: readonly ShardStatusResponse[], bytes: (s: ShardStatusResponse) => bigint, count: (s: ShardStatusResponse) => bigint): number {
+  return shards.reduce((n, s) => n + (count(s) > 0n ? Number(bytes(s)) / Number(count(s)) : 0), 0);
 }
 
 export function buildReport(r: ReportInputs): ChiefReport {
@@ -127,6 +148,10 @@ export function buildReport(r: ReportInputs): ChiefReport {
     maxLead: r.shards.reduce((n, s) => Math.max(n, Number(s.maxLead)), 0),
     checkpoints: r.checkpoints,
     resumedFrom: r.resumedFrom,
+    wirePush: t.wire?.push ?? 'fp32',
+    wirePull: t.wire?.pull ?? 'fp32',
+    pushBytesPerStep: bytesPerStep(r.shards, (s) => s.pushBytes, (s) => s.pushesReceived),
+    pullBytesPerStep: bytesPerStep(r.shards, (s) => s.pullBytes, (s) => s.pullsServed),
   };
 }
 

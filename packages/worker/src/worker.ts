@@ -22,7 +22,7 @@ import { epochLimit, loadDataset, useBackend } from '@tamp/core/node';
 import { CommChannel } from './comm/channel.js';
 import type { NamedArray } from './comm/messages.js';
 import { CoordinatorClient } from './coordinator-client.js';
-import { type JobConfig, decodeJobConfig, workerId as psWorkerId } from './job-config.js';
+import { type JobConfig, decodeJobConfig, jobWire, workerId as psWorkerId } from './job-config.js';
 import { type StepPhase, type WorkerLoopStats, trackWorkerLoop } from './metrics.js';
 import { setVariables } from './model-state.js';
 
@@ -96,7 +96,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
     const taskIndex = joined.taskIndex;
     id = psWorkerId(taskIndex);
     const t = config.training;
-    log(`${id} of ${config.numWorkers}: ${t.model} on ${t.dataset}, ${t.mode}, batch ${t.batchSize}, backend ${backend.name}${config.startStep > 0 ? `, resuming at step ${config.startStep}` : ''}`);
+    log(`${id} of ${config.numWorkers}: ${t.model} on ${t.dataset}, ${t.mode}, batch ${t.batchSize}, backend ${backend.name}${t.wire !== undefined ? `, push ${t.wire.push}, pull ${t.wire.pull}` : ''}${config.startStep > 0 ? `, resuming at step ${config.startStep}` : ''}`);
+    const wire = jobWire(t);
     // Heartbeat from this thread from the moment of Join until the comm
     // thread's own heartbeats are answered: starting that thread loads its
     // code (seconds through tsx on a loaded machine), and a worker silent
@@ -117,6 +118,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         chiefLostAfterMs: options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS,
         security,
+        wire: { push: wire.wirePush, pull: wire.wirePull, warmupSteps: t.wire?.warmupSteps ?? 0, ...(t.wire?.errorFeedback === false ? { errorFeedback: false } : {}), ...(t.wire?.clipNorm !== undefined ? { clipNorm: t.wire.clipNorm } : {}), ...(wire.wireAuto === true ? { auto: true } : {}) },
       },
     );
     await comm.ready;
@@ -132,7 +134,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
     });
     const loop = new ReplicaLoop(config, id, model, source, comm, chief, log, stepDelayMs, trackWorkerLoop(taskIndex));
     const result = t.mode === 'sync' ? await loop.runSync() : await loop.runAsync();
-    if (result.stopped === undefined) await chief.leave(id, true, 'done', { localStep: BigInt(result.steps), samples: BigInt(result.samples), seconds: result.seconds });
+    if (comm.wireChoice !== undefined) log(`${id}: --wire auto chose ${comm.wireChoice}`);
+    const wireChoice = comm.wireChoice !== undefined ? { wireChoice: comm.wireChoice } : {};
+    if (result.stopped === undefined) await chief.leave(id, true, 'done', { localStep: BigInt(result.steps), samples: BigInt(result.samples), seconds: result.seconds, ...loop.timeSplit(), ...wireChoice });
     else if (comm.peerLost) throw new ClusterError('PEER_UNAVAILABLE', `${id}: ${result.stopped}; exiting`);
     else log(`${id}: stopping: ${result.stopped}`);
     model.dispose();
@@ -169,6 +173,8 @@ class ReplicaLoop {
   private phaseSteps = 0;
   /** The metrics' names for the phases. */
   private static readonly PHASE_METRIC: Record<keyof ReplicaLoop['phases'], StepPhase> = { weights: 'set_weights', compute: 'compute', readback: 'readback', waitPush: 'push_wait', waitPull: 'pull_wait', checkpoint: 'checkpoint_wait' };
+  /** The whole run's split (ms), for the report: compute (with readback), push wait, pull wait. */
+  private readonly totals = { compute: 0, waitPush: 0, waitPull: 0 };
 
   constructor(
     private readonly config: JobConfig,
@@ -190,6 +196,8 @@ class ReplicaLoop {
     const now = performance.now();
     this.phases[phase] += now - this.mark;
     this.stats.phaseSeconds[ReplicaLoop.PHASE_METRIC[phase]] += (now - this.mark) / 1000;
+    if (phase === 'compute' || phase === 'readback') this.totals.compute += now - this.mark;
+    else if (phase === 'waitPush' || phase === 'waitPull') this.totals[phase] += now - this.mark;
     this.mark = now;
   }
 
@@ -210,7 +218,13 @@ class ReplicaLoop {
       loss: this.loss,
       samples: BigInt(this.samples),
       seconds: this.elapsed(),
+      ...this.timeSplit(),
     });
+  }
+
+  /** Seconds of compute, push wait and pull wait so far (sync waits for its push and next pull together: push wait). */
+  timeSplit(): { computeSeconds: number; pushWaitSeconds: number; pullWaitSeconds: number } {
+    return { computeSeconds: this.totals.compute / 1000, pushWaitSeconds: this.totals.waitPush / 1000, pullWaitSeconds: this.totals.waitPull / 1000 };
   }
 
   /** After finishing `step` steps: log an epoch that just ended. */

@@ -1,4 +1,4 @@
-import { BACKEND_NAMES, CONSISTENCY_MODES, type ConsistencyMode, OPTIMIZER_NAMES, UsageError, optimizerSettings, zooNames } from '@tamp/core';
+import { BACKEND_NAMES, CONSISTENCY_MODES, type ConsistencyMode, OPTIMIZER_NAMES, UsageError, formatWireCodec, optimizerSettings, parseWireCodec, zooNames } from '@tamp/core';
 import { checkModelSpec, describeDatasetChoices } from '@tamp/core/node';
 import { type MetricsServer, type RpcSecurity, securityFromFlags, serveMetrics } from '@tamp/rpc';
 import type { TrainingSettings } from '@tamp/worker';
@@ -39,7 +39,59 @@ export const trainOptions = {
   'peer-timeout': { type: 'number', min: 0.1, default: 60, description: 'cluster: seconds a role waits for a peer that does not answer (the chief for parameter server 0, a worker for the chief) before it exits non-zero naming it' },
   overwrite: { type: 'boolean', description: "cluster: a new job may delete the checkpoints, model and report.json another job left in --out (refused without it)" },
   'heartbeat-timeout': { type: 'number', min: 0.1, default: 10, description: 'cluster: seconds without a heartbeat before a worker is dropped from barriers' },
+  'wire-push': {
+    type: 'string',
+    value: 'codec',
+    description: 'cluster: gradients on the wire: fp32 (default), fp16, int8 (a scale per 256 values, error feedback) or topk:F (the largest fraction F, Deep Gradient Compression; e.g. topk:0.01) (env TAMP_WIRE_PUSH)',
+  },
+  'wire-pull': { type: 'string', value: 'codec', description: 'cluster: parameters on the wire: fp32 (default), fp16 or int8 (the change since the last pull; the server keeps each worker\'s rounding error) (env TAMP_WIRE_PULL)' },
+  wire: {
+    type: 'string',
+    choices: ['auto'],
+    description: 'cluster: auto: each worker times pulls of the model in fp32, fp16 and int8 over its own link before its first step and uses the fastest both ways (fp32 unless compression saves a fifth); report.json says what and why (env TAMP_WIRE)',
+  },
+  'wire-no-feedback': { type: 'boolean', description: 'cluster: drop what int8 and top-k round away instead of sending it later (only to measure what error feedback buys) (env TAMP_WIRE_NO_FEEDBACK=1)' },
+  'wire-clip': { type: 'number', min: 0, description: "cluster, topk: scale each worker's gradient to at most this L2 norm before it is accumulated (Deep Gradient Compression's local clipping; default: none) (env TAMP_WIRE_CLIP)" },
+  'wire-warmup': { type: 'number', integer: true, min: 0, description: 'cluster, topk: steps over which top-k density falls from dense to F (default: 5% of each worker\'s steps) (env TAMP_WIRE_WARMUP)' },
 } as const;
+
+/** The job's wire codecs from --wire-push/--wire-pull/--wire-warmup, then TAMP_WIRE_* variables. */
+export function wireSettings(
+  o: {
+    wire?: string | undefined;
+    'wire-push'?: string | undefined;
+    'wire-pull'?: string | undefined;
+    'wire-warmup'?: number | undefined;
+    'wire-no-feedback'?: boolean | undefined;
+    'wire-clip'?: number | undefined;
+  },
+  env: NodeJS.ProcessEnv = process.env,
+): NonNullable<TrainingSettings['wire']> {
+  const text = (v: string | undefined, name: string) => v ?? (env[name] !== undefined && env[name] !== '' ? env[name] : undefined);
+  const auto = text(o.wire, 'TAMP_WIRE');
+  if (auto !== undefined) {
+    if (auto !== 'auto') throw new UsageError(`TAMP_WIRE=${auto}: the only value is auto (or set TAMP_WIRE_PUSH / TAMP_WIRE_PULL)`);
+    if (o['wire-push'] !== undefined || o['wire-pull'] !== undefined) throw new UsageError('--wire auto picks the codecs itself: drop --wire-push/--wire-pull, or drop --wire auto');
+    return { push: 'auto', pull: 'auto' };
+  }
+  const push = parseWireCodec(text(o['wire-push'], 'TAMP_WIRE_PUSH') ?? 'fp32', 'push');
+  const pull = parseWireCodec(text(o['wire-pull'], 'TAMP_WIRE_PULL') ?? 'fp32', 'pull');
+  const warmupText = o['wire-warmup'] !== undefined ? String(o['wire-warmup']) : text(undefined, 'TAMP_WIRE_WARMUP');
+  const warmup = warmupText === undefined ? undefined : Number(warmupText);
+  if (warmup !== undefined && !(Number.isInteger(warmup) && warmup >= 0)) throw new UsageError(`TAMP_WIRE_WARMUP=${warmupText}: give a whole number of steps, 0 or more`);
+  const noFeedback = o['wire-no-feedback'] === true || /^(1|true|yes|on)$/i.test(env.TAMP_WIRE_NO_FEEDBACK ?? '');
+  const clipText = o['wire-clip'] !== undefined ? String(o['wire-clip']) : text(undefined, 'TAMP_WIRE_CLIP');
+  const clip = clipText === undefined ? undefined : Number(clipText);
+  if (clip !== undefined && !(clip > 0)) throw new UsageError(`--wire-clip ${clipText}: give a positive L2 norm, e.g. 5`);
+  if (clip !== undefined && push.kind !== 'topk') throw new UsageError('--wire-clip is top-k\'s local clipping: add --wire-push topk:F, or drop it');
+  return {
+    push: formatWireCodec(push),
+    pull: formatWireCodec(pull),
+    ...(warmup !== undefined ? { warmupSteps: warmup } : {}),
+    ...(noFeedback ? { errorFeedback: false } : {}),
+    ...(clip !== undefined ? { clipNorm: clip } : {}),
+  };
+}
 
 /** The training settings a chief hands to its workers. */
 export function trainingSettings(o: {
@@ -54,6 +106,12 @@ export function trainingSettings(o: {
   staleness: number;
   'backup-workers': number;
   seed: number;
+  wire?: string | undefined;
+  'wire-push'?: string | undefined;
+  'wire-pull'?: string | undefined;
+  'wire-warmup'?: number | undefined;
+  'wire-no-feedback'?: boolean | undefined;
+  'wire-clip'?: number | undefined;
 }): TrainingSettings {
   if (o.model === undefined) throw new UsageError(`needs --model (${zooNames().join(', ')}, or a model.json)`);
   if (o.dataset === undefined) throw new UsageError(`needs --dataset (${describeDatasetChoices()})`);
@@ -69,6 +127,7 @@ export function trainingSettings(o: {
     staleness: o.staleness,
     backupWorkers: o['backup-workers'],
     seed: o.seed,
+    wire: wireSettings(o),
   };
 }
 
@@ -91,6 +150,12 @@ export const CHIEF_FLAGS = [
   'heartbeat-timeout',
   'overwrite',
   'peer-timeout',
+  'wire',
+  'wire-push',
+  'wire-pull',
+  'wire-warmup',
+  'wire-no-feedback',
+  'wire-clip',
 ] as const;
 
 export const DEVICE_CHOICES = ['auto', 'webgpu', 'wasm', 'cpu'] as const;

@@ -99,7 +99,7 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dr
     throw new UsageError(`--metrics-port-base ${metricsBase}: ${o.ps + 1 + o.workers} roles need ports up to ${metricsBase + o.ps + o.workers}, past 65535; give a lower base`);
   }
   if (dryRun) {
-    return dryRunResult('train', { local: true, ps: o.ps, workers: o.workers, out: outDir, resume: o.resume, model: settings?.model, dataset: settings?.dataset, mode: settings?.mode, metricsPortBase: metricsBase });
+    return dryRunResult('train', { local: true, ps: o.ps, workers: o.workers, out: outDir, resume: o.resume, model: settings?.model, dataset: settings?.dataset, mode: settings?.mode, metricsPortBase: metricsBase, wirePush: settings?.wire?.push, wirePull: settings?.wire?.pull });
   }
   const given = securityFrom(o);
   if (o.secure && given.kind === 'tls') throw new UsageError('--secure makes its own certificates: drop --tls-cert/--tls-key/--tls-ca/--token-file, or drop --secure');
@@ -146,6 +146,7 @@ export const trainCommand = defineCommand({
       return trainLocalCluster(o as TrainArgs, out, out.verbose, o['dry-run']);
     }
     if (o.secure) throw new UsageError('--secure secures a local cluster: add --local');
+    if (o['wire-push'] !== undefined || o['wire-pull'] !== undefined || o.wire !== undefined) throw new UsageError('--wire, --wire-push and --wire-pull choose what a cluster sends between its roles: add --local (one process sends nothing)');
     if (o.resume !== undefined) throw new UsageError('--resume continues a cluster job: add --local (or run the cluster roles)');
     if (o.out === undefined) throw new UsageError('tamp train needs --out DIR');
     const s = trainingSettings(o);

@@ -6,6 +6,7 @@
  */
 import { InvalidArgumentError } from '../errors.js';
 import type { OptimizerSettings } from '../train/optimizers.js';
+import type { WireCodec } from '../codec/compression/wire-codec.js';
 import type { ConsistencyMode } from './consistency.js';
 
 /** Id the chief reads shards with (evaluation, the final model, checkpoints); never a worker's id. */
@@ -29,6 +30,12 @@ export interface ShardConfig {
   readonly workerIds: readonly string[];
   /** Step every worker starts at (non-zero after a resume). */
   readonly workerStep?: bigint;
+  /** The job's gradient codec (default fp32): the shard refuses pushes in any other. */
+  readonly wirePush?: WireCodec;
+  /** The job's parameter codec (default fp32): workers' pulls may ask for it or for fp32. */
+  readonly wirePull?: WireCodec;
+  /** `--wire auto`: each worker picks fp32, fp16 or int8 for itself; the shard takes any of them (wirePush/wirePull are unused). */
+  readonly wireAuto?: boolean;
 }
 
 /** Refuse a configuration no shard can run, with an InvalidArgumentError saying what to change. */
@@ -37,4 +44,5 @@ export function checkShardConfig(config: ShardConfig, what = 'assign'): void {
   if (config.mode === 'sync' && (config.syncReplicas < 1 || config.syncReplicas > config.workerIds.length)) {
     throw new InvalidArgumentError(`${what}: sync needs 1..${config.workerIds.length} replicas per step, got ${config.syncReplicas}`);
   }
+  if (config.wirePull?.kind === 'topk') throw new InvalidArgumentError(`${what}: parameters cannot be pulled as top-k; use fp32, fp16 or int8`);
 }

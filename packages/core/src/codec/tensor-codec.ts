@@ -22,6 +22,8 @@ export interface WireTensor {
   readonly data: Float32Array | Int32Array;
   /** Element offset of `data` within the variable (0 for a whole tensor). */
   readonly sliceStart: number;
+  /** The codec it travelled in, when not fp32 (set by TensorAssembler.finish; an int8 pull carries a change, not values). */
+  readonly codec?: WireCodecKind;
 }
 
 export interface EncodeOptions {
@@ -73,15 +75,45 @@ export function encodeTensor(tensor: WireTensor, options: EncodeOptions = {}): T
     throw new CodecError('CHUNK_INVALID', `tensor "${tensor.name}": the ${codec.kind} codec compresses float32 data, not ${tensor.dtype}`, tensor.name);
   }
   const bytes = codec.kind === 'fp32' ? bytesOf(tensor.data) : encodeWire(codec, tensor.data as Float32Array);
+  return chunksOf({ name: tensor.name, shape: tensor.shape, sliceStart: tensor.sliceStart, length: tensor.data.length, codec: codec.kind, bytes }, tensor.dtype, chunkBytes);
+}
+
+/**
+ * A float32 tensor (or slice) already encoded by a wire codec: a sender whose
+ * error feedback or DGC state must see each gradient exactly once encodes
+ * before any retry, and every attempt sends the same bytes.
+ */
+export interface EncodedTensor {
+  readonly name: string;
+  /** Shape of the whole variable. */
+  readonly shape: readonly number[];
+  readonly sliceStart: number;
+  /** Elements the payload decodes to. */
+  readonly length: number;
+  readonly codec: WireCodecKind;
+  readonly bytes: Uint8Array;
+}
+
+/** Chunks of an encoded tensor (payloads are views of `encoded.bytes`). */
+export function encodedTensorChunks(encoded: EncodedTensor, options: { chunkBytes?: number } = {}): TensorChunk[] {
+  const chunkBytes = options.chunkBytes ?? MAX_CHUNK_BYTES;
+  if (!Number.isInteger(chunkBytes) || chunkBytes < 1 || chunkBytes > MAX_CHUNK_BYTES) {
+    throw new CodecError('CHUNK_INVALID', `chunkBytes must be an integer in [1, ${MAX_CHUNK_BYTES}], got ${chunkBytes}`, encoded.name);
+  }
+  return chunksOf(encoded, 'float32', chunkBytes);
+}
+
+function chunksOf(t: EncodedTensor, dtype: WireDType, chunkBytes: number): TensorChunk[] {
+  const bytes = t.bytes;
   const header = {
-    name: tensor.name,
-    shape: [...tensor.shape],
-    dtype: tensor.dtype === 'float32' ? DType.D_TYPE_FLOAT32 : DType.D_TYPE_INT32,
-    codec: protoCodec(codec.kind),
+    name: t.name,
+    shape: [...t.shape],
+    dtype: dtype === 'float32' ? DType.D_TYPE_FLOAT32 : DType.D_TYPE_INT32,
+    codec: protoCodec(t.codec),
     totalBytes: BigInt(bytes.length),
     crc32: crc32(bytes),
-    sliceStart: BigInt(tensor.sliceStart),
-    sliceLength: BigInt(tensor.data.length),
+    sliceStart: BigInt(t.sliceStart),
+    sliceLength: BigInt(t.length),
     padding: NO_PADDING,
   };
   const chunks: TensorChunk[] = [];
@@ -228,7 +260,7 @@ export class TensorAssembler {
         const n = bytes.byteLength / 4;
         data = p.dtype === 'float32' ? new Float32Array(bytes.buffer, bytes.byteOffset, n) : new Int32Array(bytes.buffer, bytes.byteOffset, n);
       }
-      out.push({ name, shape: p.shape, dtype: p.dtype, data, sliceStart: p.sliceStart });
+      out.push({ name, shape: p.shape, dtype: p.dtype, data, sliceStart: p.sliceStart, ...(p.codec !== 'fp32' ? { codec: p.codec } : {}) });
     }
     return out;
   }
@@ -332,6 +364,6 @@ export function groupChunks(chunks: readonly TensorChunk[], maxBytes = MAX_MESSA
 }
 
 /** Tensors as the chunks of each message that carries them (encodeTensor, then groupChunks). */
-export function encodeTensorMessages(tensors: readonly WireTensor[], maxBytes = MAX_MESSAGE_CHUNK_BYTES): TensorChunk[][] {
-  return groupChunks(tensors.flatMap((t) => encodeTensor(t)), maxBytes);
+export function encodeTensorMessages(tensors: readonly WireTensor[], maxBytes = MAX_MESSAGE_CHUNK_BYTES, codec?: WireCodec): TensorChunk[][] {
+  return groupChunks(tensors.flatMap((t) => encodeTensor(t, codec === undefined ? {} : { codec })), maxBytes);
 }

@@ -13,12 +13,18 @@ export interface ShardCounters {
   readonly pullsWaited: bigint;
   /** ssp: the largest lead over the slowest live worker a pull was answered at. */
   readonly maxLead: bigint;
+  /** Tensor payload bytes (as encoded on the wire) of complete workers' pushes, and how many. */
+  readonly pushBytes: bigint;
+  readonly pushesReceived: bigint;
+  /** Tensor payload bytes sent in answer to workers' pulls (not the chief's), and how many. */
+  readonly pullBytes: bigint;
+  readonly pullsServed: bigint;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 export class CounterSet {
-  private readonly c: Mutable<ShardCounters> = { applied: 0n, duplicate: 0n, dropped: 0n, refused: 0n, pullsWaited: 0n, maxLead: 0n };
+  private readonly c: Mutable<ShardCounters> = { applied: 0n, duplicate: 0n, dropped: 0n, refused: 0n, pullsWaited: 0n, maxLead: 0n, pushBytes: 0n, pushesReceived: 0n, pullBytes: 0n, pullsServed: 0n };
 
   applied(): void {
     this.c.applied += 1n;
@@ -42,6 +48,16 @@ export class CounterSet {
 
   lead(lead: bigint): void {
     if (lead > this.c.maxLead) this.c.maxLead = lead;
+  }
+
+  pushReceived(bytes: number): void {
+    this.c.pushBytes += BigInt(bytes);
+    this.c.pushesReceived += 1n;
+  }
+
+  pullServed(bytes: number): void {
+    this.c.pullBytes += BigInt(bytes);
+    this.c.pullsServed += 1n;
   }
 
   snapshot(): ShardCounters {

@@ -44,15 +44,15 @@ describe('fast serializers', () => {
     for (const [c, more] of layouts) {
       const push: PushRequest = { header: { jobId: 'j', protocolVersion: PROTOCOL_VERSION }, workerId: 'worker-1', step: 2n ** 62n, basedOnVersion: 5n, batchSize: 64, tensorCount: 3, chunk: c, moreChunks: more };
       same(PushRequest.decode(encodePushRequest(push)), push);
-      const pull: PullResponse = { version: 12345678901234n, chunk: c, moreChunks: more };
+      const pull: PullResponse = { version: 12345678901234n, pullSeq: 9n, chunk: c, moreChunks: more };
       same(PullResponse.decode(encodePullResponse(pull)), pull);
-      const assign = { header: undefined, shardIndex: 1, optimizer: undefined, version: 3n, tensorCount: 2, mode: 'sync', syncReplicas: 2, staleness: 0, workerIds: ['a', 'b'], workerStep: 4n, chunk: c, moreChunks: more } satisfies AssignRequest;
+      const assign = { header: undefined, shardIndex: 1, optimizer: undefined, version: 3n, tensorCount: 2, mode: 'sync', syncReplicas: 2, staleness: 0, workerIds: ['a', 'b'], workerStep: 4n, wirePush: 'topk:0.01', wirePull: 'int8', chunk: c, moreChunks: more } satisfies AssignRequest;
       same(AssignRequest.decode(encodeAssignRequest(assign)), assign);
     }
   });
 
   it('refuse more_chunks without a first chunk (the receiver reads `chunk` first)', () => {
-    expect(() => encodePullResponse({ version: 1n, chunk: undefined, moreChunks: [bias] })).toThrow(/more_chunks without a first chunk/);
+    expect(() => encodePullResponse({ version: 1n, pullSeq: 0n, chunk: undefined, moreChunks: [bias] })).toThrow(/more_chunks without a first chunk/);
   });
 
   it('place every large payload on a 4-byte boundary of the receiving buffer (gRPC frame header included)', () => {
@@ -60,7 +60,7 @@ describe('fast serializers', () => {
       const single = PushRequest.decode(received(encodePushRequest({ header: undefined, workerId, step: 1n, basedOnVersion: 0n, batchSize: 1, tensorCount: 1, chunk, moreChunks: [] })));
       expect((single.chunk?.payload.byteOffset ?? 1) % 4).toBe(0);
       // Several per message: small ones in between must not throw the large ones off.
-      const several = PullResponse.decode(received(encodePullResponse({ version: 7n, chunk: bias, moreChunks: [chunk, bias, second, empty] })));
+      const several = PullResponse.decode(received(encodePullResponse({ version: 7n, pullSeq: 0n, chunk: bias, moreChunks: [chunk, bias, second, empty] })));
       const large = messageChunks(several).filter((c) => c.payload.length >= 64 * 1024);
       expect(large.map((c) => c.name)).toEqual(['fc1/kernel', 'fc2/kernel']);
       for (const c of large) expect(c.payload.byteOffset % 4).toBe(0);

@@ -12,6 +12,8 @@ const CONFIG: ShardConfig = {
   staleness: 4,
   workerIds: ['worker-0', 'worker-1', 'worker-2'],
   workerStep: 900n,
+  wirePush: { kind: 'topk', fraction: 0.01 },
+  wirePull: { kind: 'int8' },
 };
 
 /** Through the bytes the gRPC message really carries. */
@@ -28,6 +30,15 @@ describe('ShardConfig on the wire', () => {
   it('sends a missing workerStep as 0 (a new job)', () => {
     const { workerStep: _, ...fresh } = CONFIG;
     expect(shardConfigFromProto(overTheWire(fresh)).workerStep).toBe(0n);
+  });
+
+  it('reads empty codecs as fp32 and refuses a codec that is not one, or top-k for pulls', () => {
+    const request = overTheWire(CONFIG);
+    const plain = shardConfigFromProto({ ...request, wirePush: '', wirePull: '' });
+    expect(plain.wirePush).toEqual({ kind: 'fp32' });
+    expect(plain.wirePull).toEqual({ kind: 'fp32' });
+    expect(() => shardConfigFromProto({ ...request, wirePush: 'gzip' })).toThrow(InvalidArgumentError);
+    expect(() => shardConfigFromProto({ ...request, wirePull: 'topk:0.1' })).toThrow(/assign: --wire-pull/);
   });
 
   it('refuses an unknown mode, an unknown optimizer and a missing optimizer, naming what to send', () => {

@@ -5,10 +5,10 @@
  * parameter_server module imports gRPC.
  */
 import type { AssignRequest, OptimizerConfig } from '@tamp/proto/tamp/v1/parameter_server';
-import { InvalidArgumentError, type ShardConfig, optimizerSettings, parseConsistencyMode } from '@tamp/core';
+import { InvalidArgumentError, type ShardConfig, type WireCodec, formatWireCodec, optimizerSettings, parseConsistencyMode, parseWireCodec } from '@tamp/core';
 
 /** The AssignRequest fields a ShardConfig fills (the rest carry the header and tensors). */
-export type AssignConfigFields = Pick<AssignRequest, 'shardIndex' | 'optimizer' | 'version' | 'mode' | 'syncReplicas' | 'staleness' | 'workerIds' | 'workerStep'>;
+export type AssignConfigFields = Pick<AssignRequest, 'shardIndex' | 'optimizer' | 'version' | 'mode' | 'syncReplicas' | 'staleness' | 'workerIds' | 'workerStep' | 'wirePush' | 'wirePull'>;
 
 export function shardConfigToProto(config: ShardConfig): AssignConfigFields {
   const o = config.optimizer;
@@ -30,7 +30,21 @@ export function shardConfigToProto(config: ShardConfig): AssignConfigFields {
     staleness: config.staleness,
     workerIds: [...config.workerIds],
     workerStep: config.workerStep ?? 0n,
+    wirePush: config.wireAuto === true ? 'auto' : formatWireCodec(config.wirePush ?? FP32),
+    wirePull: config.wireAuto === true ? 'auto' : formatWireCodec(config.wirePull ?? FP32),
   };
+}
+
+const FP32: WireCodec = { kind: 'fp32' };
+
+/** A codec named in an AssignRequest (empty: fp32, as a chief from before codecs sends). */
+function wireCodecField(text: string, direction: 'push' | 'pull'): WireCodec {
+  if (text === '') return FP32;
+  try {
+    return parseWireCodec(text, direction);
+  } catch (error) {
+    throw new InvalidArgumentError(`assign: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 /** The ShardConfig an AssignRequest carries; an unknown optimizer or mode, or a missing optimizer, is an InvalidArgumentError. */
@@ -56,5 +70,8 @@ export function shardConfigFromProto(request: AssignConfigFields): ShardConfig {
     staleness: request.staleness,
     workerIds: [...request.workerIds],
     workerStep: request.workerStep,
+    ...(request.wirePush === 'auto' || request.wirePull === 'auto'
+      ? { wirePush: FP32, wirePull: FP32, wireAuto: true }
+      : { wirePush: wireCodecField(request.wirePush, 'push'), wirePull: wireCodecField(request.wirePull, 'pull') }),
   };
 }

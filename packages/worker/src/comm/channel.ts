@@ -16,6 +16,8 @@ export class CommChannel {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private stopReason: string | undefined;
+  /** --wire auto: the codecs the communication thread chose, and why. */
+  wireChoice: string | undefined;
   /** The stop came from a peer (the chief) gone past the peer timeout, not from the job's end. */
   peerLost = false;
   private exited = false;
@@ -63,6 +65,10 @@ export class CommChannel {
     }
     if (m.type === 'ready') {
       this.markReady();
+      return;
+    }
+    if (m.type === 'wire') {
+      this.wireChoice = m.choice;
       return;
     }
     const p = this.pending.get(m.id);

@@ -4,7 +4,7 @@
  * here, on their own event loop, so they overlap with compute.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { TampError, errorMessage } from '@tamp/core';
+import { TampError, errorMessage, formatWireCodec } from '@tamp/core';
 import { rpcMetrics } from '@tamp/rpc';
 import { ParameterClient } from '@tamp/parameter-server';
 import { CoordinatorClient, type Progress } from '../coordinator-client.js';
@@ -14,7 +14,7 @@ const port = parentPort;
 // Only CommChannel starts this module, always in a worker thread (bootstrap.mjs).
 if (port === null) throw new Error('comm-thread must run in a worker thread');
 const init = workerData as CommInit;
-const params = new ParameterClient(init.psAddresses, init.placement, init.jobId, { rpc: { security: init.security } });
+const params = new ParameterClient(init.psAddresses, init.placement, init.jobId, { rpc: { security: init.security }, ...(init.wire !== undefined ? { wire: init.wire } : {}) });
 const chief = new CoordinatorClient(init.chiefAddress, init.jobId, Math.max(5_000, init.heartbeatIntervalMs * 3), { security: init.security });
 
 function send(message: FromComm, transfer: ArrayBuffer[] = []): void {
@@ -30,12 +30,22 @@ let lastAnswer = Date.now();
 let stopped = false;
 let beating = false;
 let ready = false;
+let wireChoice: string | undefined;
+
+/** --wire auto: once the first pull has measured the link, tell the training thread and the chief. */
+function reportWireChoice(): void {
+  const c = params.wireChoice;
+  if (c === undefined || wireChoice !== undefined) return;
+  wireChoice = `push ${formatWireCodec(c.push)}, pull ${formatWireCodec(c.pull)}: ${c.reason}`;
+  send({ type: 'wire', choice: wireChoice });
+  beat();
+}
 
 function beat(): void {
   if (beating || stopped) return;
   beating = true;
   chief
-    .heartbeat(init.workerId, progress)
+    .heartbeat(init.workerId, wireChoice === undefined ? progress : { ...progress, wireChoice })
     .then((r) => {
       lastAnswer = Date.now();
       if (!ready) {
@@ -75,6 +85,7 @@ port.on('message', (msg: ToComm) => {
       params
         .pullAll(init.workerId, msg.options)
         .then(({ values, versions }) => {
+          reportWireChoice();
           const list: NamedArray[] = [...values].map(([name, data]) => ({ name, data }));
           send({ id: msg.id, type: 'pulled', versions, values: list }, transferList(list));
         })

@@ -1,6 +1,7 @@
 /** Messages between a worker's training thread and its communication thread. */
 import type { RpcSecurity, ThreadMetrics } from '@tamp/rpc';
 import type { Placement } from '@tamp/core';
+import type { WireSettings } from '@tamp/parameter-server';
 import type { Progress } from '../coordinator-client.js';
 
 /**
@@ -23,6 +24,8 @@ export interface CommInit {
   readonly chiefLostAfterMs: number;
   /** Plain data, so it crosses into the thread as is: the thread makes its own channels. */
   readonly security: RpcSecurity;
+  /** The job's codecs (plain data too); absent: fp32 both ways. */
+  readonly wire?: WireSettings;
 }
 
 export interface PullOptions {
@@ -69,4 +72,6 @@ export type FromComm =
   /** Stop training: the job ended (peerLost false), or the chief stayed gone past the peer timeout (true). */
   | { readonly type: 'stop'; readonly reason: string; readonly peerLost: boolean }
   /** The thread's first heartbeat was answered: the training thread may stop heartbeating for it. */
-  | { readonly type: 'ready' };
+  | { readonly type: 'ready' }
+  /** --wire auto: the codecs chosen after measuring the link, and why. */
+  | { readonly type: 'wire'; readonly choice: string };

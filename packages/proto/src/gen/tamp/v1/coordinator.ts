@@ -60,6 +60,15 @@ export interface HeartbeatRequest {
   samples: bigint;
   /** Seconds since this worker's first training step began. */
   seconds: number;
+  /**
+   * Where those seconds went: computing gradients, waiting for pushes to be
+   * taken, waiting for pulled parameters.
+   */
+  computeSeconds: number;
+  pushWaitSeconds: number;
+  pullWaitSeconds: number;
+  /** --wire auto: the codecs this worker chose and why (empty until chosen). */
+  wireChoice: string;
 }
 
 export interface HeartbeatResponse {
@@ -78,6 +87,11 @@ export interface LeaveRequest {
   localStep: bigint;
   samples: bigint;
   seconds: number;
+  computeSeconds: number;
+  pushWaitSeconds: number;
+  pullWaitSeconds: number;
+  /** --wire auto: the codecs this worker chose and why. */
+  wireChoice: string;
 }
 
 export interface LeaveResponse {
@@ -380,7 +394,19 @@ export const JoinResponse: MessageFns<JoinResponse> = {
 };
 
 function createBaseHeartbeatRequest(): HeartbeatRequest {
-  return { header: undefined, workerId: "", localStep: 0n, epoch: 0, loss: 0, samples: 0n, seconds: 0 };
+  return {
+    header: undefined,
+    workerId: "",
+    localStep: 0n,
+    epoch: 0,
+    loss: 0,
+    samples: 0n,
+    seconds: 0,
+    computeSeconds: 0,
+    pushWaitSeconds: 0,
+    pullWaitSeconds: 0,
+    wireChoice: "",
+  };
 }
 
 export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
@@ -411,6 +437,18 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     }
     if (message.seconds !== 0) {
       writer.uint32(65).double(message.seconds);
+    }
+    if (message.computeSeconds !== 0) {
+      writer.uint32(73).double(message.computeSeconds);
+    }
+    if (message.pushWaitSeconds !== 0) {
+      writer.uint32(81).double(message.pushWaitSeconds);
+    }
+    if (message.pullWaitSeconds !== 0) {
+      writer.uint32(89).double(message.pullWaitSeconds);
+    }
+    if (message.wireChoice !== "") {
+      writer.uint32(98).string(message.wireChoice);
     }
     return writer;
   },
@@ -482,6 +520,38 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
             }
 
             message.seconds = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.computeSeconds = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.pushWaitSeconds = reader.double();
+            continue;
+          }
+          case 11: {
+            if (tag !== 89) {
+              break;
+            }
+
+            message.pullWaitSeconds = reader.double();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.wireChoice = reader.string();
             continue;
           }
         }
@@ -558,7 +628,19 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
 };
 
 function createBaseLeaveRequest(): LeaveRequest {
-  return { header: undefined, workerId: "", finished: false, reason: "", localStep: 0n, samples: 0n, seconds: 0 };
+  return {
+    header: undefined,
+    workerId: "",
+    finished: false,
+    reason: "",
+    localStep: 0n,
+    samples: 0n,
+    seconds: 0,
+    computeSeconds: 0,
+    pushWaitSeconds: 0,
+    pullWaitSeconds: 0,
+    wireChoice: "",
+  };
 }
 
 export const LeaveRequest: MessageFns<LeaveRequest> = {
@@ -589,6 +671,18 @@ export const LeaveRequest: MessageFns<LeaveRequest> = {
     }
     if (message.seconds !== 0) {
       writer.uint32(57).double(message.seconds);
+    }
+    if (message.computeSeconds !== 0) {
+      writer.uint32(65).double(message.computeSeconds);
+    }
+    if (message.pushWaitSeconds !== 0) {
+      writer.uint32(73).double(message.pushWaitSeconds);
+    }
+    if (message.pullWaitSeconds !== 0) {
+      writer.uint32(81).double(message.pullWaitSeconds);
+    }
+    if (message.wireChoice !== "") {
+      writer.uint32(90).string(message.wireChoice);
     }
     return writer;
   },
@@ -660,6 +754,38 @@ export const LeaveRequest: MessageFns<LeaveRequest> = {
             }
 
             message.seconds = reader.double();
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.computeSeconds = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.pushWaitSeconds = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.pullWaitSeconds = reader.double();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.wireChoice = reader.string();
             continue;
           }
         }

@@ -40,11 +40,19 @@ export interface PullRequest {
    * behind it.
    */
   step: bigint;
+  /**
+   * CODEC_INT8 pulls: the sequence number of the last pull this worker
+   * completed from this shard (0: none). The server sends the change since
+   * then when it matches its own record, and the whole values otherwise.
+   */
+  basePull: bigint;
 }
 
 export interface PullResponse {
   /** Number of updates applied to the shard when this snapshot was taken. */
   version: bigint;
+  /** CODEC_INT8 pulls: this pull's sequence number, to send as base_pull next. */
+  pullSeq: bigint;
   chunk:
     | TensorChunk
     | undefined;
@@ -116,6 +124,14 @@ export interface ShardStatusResponse {
   pullsWaited: bigint;
   maxLead: bigint;
   liveWorkerIds: string[];
+  /**
+   * Payload bytes of the tensor chunks received in workers' pushes and sent
+   * in answer to workers' pulls (as encoded on the wire), and how many.
+   */
+  pushBytes: bigint;
+  pushesReceived: bigint;
+  pullBytes: bigint;
+  pullsServed: bigint;
 }
 
 export interface OptimizerConfig {
@@ -158,6 +174,13 @@ export interface AssignRequest {
   workerStep: bigint;
   /** Further chunks in the same message, in order after `chunk` (see PullResponse). */
   moreChunks: TensorChunk[];
+  /**
+   * The job's wire codecs (fp32 | fp16 | int8 | topk:F for pushes; fp32 |
+   * fp16 | int8 for pulls; empty: fp32; auto: each worker measures its link
+   * and picks fp32, fp16 or int8). The shard refuses any other.
+   */
+  wirePush: string;
+  wirePull: string;
 }
 
 export interface AssignResponse {
@@ -204,7 +227,7 @@ export interface UpdateMembershipResponse {
 }
 
 function createBasePullRequest(): PullRequest {
-  return { header: undefined, workerId: "", names: [], minVersion: 0n, codec: 0, step: 0n };
+  return { header: undefined, workerId: "", names: [], minVersion: 0n, codec: 0, step: 0n, basePull: 0n };
 }
 
 export const PullRequest: MessageFns<PullRequest> = {
@@ -232,6 +255,12 @@ export const PullRequest: MessageFns<PullRequest> = {
         throw new globalThis.Error("value provided for field message.step of type uint64 too large");
       }
       writer.uint32(48).uint64(message.step);
+    }
+    if (message.basePull !== 0n) {
+      if (BigInt.asUintN(64, message.basePull) !== message.basePull) {
+        throw new globalThis.Error("value provided for field message.basePull of type uint64 too large");
+      }
+      writer.uint32(56).uint64(message.basePull);
     }
     return writer;
   },
@@ -297,6 +326,14 @@ export const PullRequest: MessageFns<PullRequest> = {
             message.step = reader.uint64() as bigint;
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.basePull = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -311,7 +348,7 @@ export const PullRequest: MessageFns<PullRequest> = {
 };
 
 function createBasePullResponse(): PullResponse {
-  return { version: 0n, chunk: undefined, moreChunks: [] };
+  return { version: 0n, pullSeq: 0n, chunk: undefined, moreChunks: [] };
 }
 
 export const PullResponse: MessageFns<PullResponse> = {
@@ -321,6 +358,12 @@ export const PullResponse: MessageFns<PullResponse> = {
         throw new globalThis.Error("value provided for field message.version of type uint64 too large");
       }
       writer.uint32(8).uint64(message.version);
+    }
+    if (message.pullSeq !== 0n) {
+      if (BigInt.asUintN(64, message.pullSeq) !== message.pullSeq) {
+        throw new globalThis.Error("value provided for field message.pullSeq of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.pullSeq);
     }
     if (message.chunk !== undefined) {
       TensorChunk.encode(message.chunk, writer.uint32(18).fork()).join();
@@ -350,6 +393,14 @@ export const PullResponse: MessageFns<PullResponse> = {
             }
 
             message.version = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.pullSeq = reader.uint64() as bigint;
             continue;
           }
           case 2: {
@@ -760,6 +811,10 @@ function createBaseShardStatusResponse(): ShardStatusResponse {
     pullsWaited: 0n,
     maxLead: 0n,
     liveWorkerIds: [],
+    pushBytes: 0n,
+    pushesReceived: 0n,
+    pullBytes: 0n,
+    pullsServed: 0n,
   };
 }
 
@@ -821,6 +876,30 @@ export const ShardStatusResponse: MessageFns<ShardStatusResponse> = {
     }
     for (const v of message.liveWorkerIds) {
       writer.uint32(98).string(v!);
+    }
+    if (message.pushBytes !== 0n) {
+      if (BigInt.asUintN(64, message.pushBytes) !== message.pushBytes) {
+        throw new globalThis.Error("value provided for field message.pushBytes of type uint64 too large");
+      }
+      writer.uint32(104).uint64(message.pushBytes);
+    }
+    if (message.pushesReceived !== 0n) {
+      if (BigInt.asUintN(64, message.pushesReceived) !== message.pushesReceived) {
+        throw new globalThis.Error("value provided for field message.pushesReceived of type uint64 too large");
+      }
+      writer.uint32(112).uint64(message.pushesReceived);
+    }
+    if (message.pullBytes !== 0n) {
+      if (BigInt.asUintN(64, message.pullBytes) !== message.pullBytes) {
+        throw new globalThis.Error("value provided for field message.pullBytes of type uint64 too large");
+      }
+      writer.uint32(120).uint64(message.pullBytes);
+    }
+    if (message.pullsServed !== 0n) {
+      if (BigInt.asUintN(64, message.pullsServed) !== message.pullsServed) {
+        throw new globalThis.Error("value provided for field message.pullsServed of type uint64 too large");
+      }
+      writer.uint32(128).uint64(message.pullsServed);
     }
     return writer;
   },
@@ -932,6 +1011,38 @@ export const ShardStatusResponse: MessageFns<ShardStatusResponse> = {
             }
 
             message.liveWorkerIds.push(reader.string());
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.pushBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.pushesReceived = reader.uint64() as bigint;
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.pullBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.pullsServed = reader.uint64() as bigint;
             continue;
           }
         }
@@ -1073,6 +1184,8 @@ function createBaseAssignRequest(): AssignRequest {
     workerIds: [],
     workerStep: 0n,
     moreChunks: [],
+    wirePush: "",
+    wirePull: "",
   };
 }
 
@@ -1119,6 +1232,12 @@ export const AssignRequest: MessageFns<AssignRequest> = {
     }
     for (const v of message.moreChunks) {
       TensorChunk.encode(v!, writer.uint32(98).fork()).join();
+    }
+    if (message.wirePush !== "") {
+      writer.uint32(106).string(message.wirePush);
+    }
+    if (message.wirePull !== "") {
+      writer.uint32(114).string(message.wirePull);
     }
     return writer;
   },
@@ -1230,6 +1349,22 @@ export const AssignRequest: MessageFns<AssignRequest> = {
             }
 
             message.moreChunks.push(TensorChunk.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.wirePush = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.wirePull = reader.string();
             continue;
           }
         }

@@ -1,0 +1,86 @@
+/**
+ * A worker's gradient encoder for its job's push codec, one state per part
+ * (a variable, or the slice of it one shard holds):
+ *  - fp32 and fp16: each gradient as it is (fp16's rounding is below what
+ *    training notices);
+ *  - int8: error feedback (core's ErrorFeedback): what rounding lost is added
+ *    to the part's next gradient;
+ *  - topk:F: Deep Gradient Compression's sender (core's DgcSender): the
+ *    largest F of the accumulated gradient, the rest kept for later, dense
+ *    at first and reaching F over `warmupSteps`.
+ * Encoding happens once per step, before any retry, so a retried push
+ * resends the same bytes and the state sees each gradient exactly once.
+ */
+import {
+  DgcSender,
+  type EncodedTensor,
+  ErrorFeedback,
+  type WireCodec,
+  type WireTensor,
+  bytesOf,
+  decodeInt8,
+  decodeTopk,
+  encodeFp16,
+  encodeInt8,
+  partKey,
+} from '@tamp/core';
+
+export interface PushEncoderOptions {
+  readonly codec: WireCodec;
+  /** Steps over which top-k density falls from dense to its fraction (DGC's warm-up; default 0). */
+  readonly warmupSteps?: number;
+  /** Keep what int8 and top-k drop for the next step (default true; off only to measure what it buys). */
+  readonly errorFeedback?: boolean;
+}
+
+export class PushEncoder {
+  readonly codec: WireCodec;
+  private readonly feedback: ErrorFeedback | undefined;
+  private readonly dgc: DgcSender | undefined;
+  private readonly keep: boolean;
+
+  constructor(options: PushEncoderOptions) {
+    this.codec = options.codec;
+    const keep = options.errorFeedback ?? true;
+    this.feedback = options.codec.kind === 'int8' && keep ? new ErrorFeedback() : undefined;
+    this.dgc = options.codec.kind === 'topk' ? new DgcSender({ fraction: options.codec.fraction, momentum: 0, warmupSteps: options.warmupSteps ?? 0 }) : undefined;
+    this.keep = keep;
+  }
+
+  /** Encode one step's parts (float32 gradients) for the wire. */
+  encode(parts: readonly WireTensor[], step: bigint): EncodedTensor[] {
+    return parts.map((t) => {
+      const g = t.data as Float32Array;
+      const base = { name: t.name, shape: t.shape, sliceStart: t.sliceStart, length: g.length };
+      const key = partKey(t.name, t.sliceStart);
+      switch (this.codec.kind) {
+        case 'fp32':
+          return { ...base, codec: 'fp32', bytes: bytesOf(g) };
+        case 'fp16':
+          return { ...base, codec: 'fp16', bytes: encodeFp16(g) };
+        case 'int8': {
+          if (this.feedback === undefined) return { ...base, codec: 'int8', bytes: encodeInt8(g) };
+          const compensated = this.feedback.compensate(key, g);
+          const bytes = encodeInt8(compensated);
+          this.feedback.remember(key, compensated, decodeInt8(bytes, g.length, t.name));
+          return { ...base, codec: 'int8', bytes };
+        }
+        case 'topk': {
+          const dgc = this.dgc as DgcSender;
+          const bytes = dgc.encode(key, g, Number(step));
+          // Without error feedback, what was not sent is forgotten.
+          if (!this.keep) dgc.reset();
+          // Dense (warm-up) top-k takes 5 bytes a value: the same values as fp32 are smaller, and what the server accepts within a shard's size.
+          if (bytes.length >= 4 * g.length) return { ...base, codec: 'fp32', bytes: bytesOf(decodeTopk(bytes, g.length, t.name)) };
+          return { ...base, codec: 'topk', bytes };
+        }
+      }
+    });
+  }
+
+  /** Forget what is owed (after a rollback to a checkpoint it belongs to a discarded past). */
+  reset(): void {
+    this.feedback?.reset();
+    this.dgc?.reset();
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * pnpm bench:wire: compressed communication measured over real links of the
+ * network lab (test/helpers/netlab.ts; needs root and `ip netns`). The
+ * parameter server and the chief share a host on a 1 Gbit/s link; each
+ * worker has a host and a link of its own. For LeNet-300-100 and LeNet-5 on
+ * MNIST (batch 64, the same epochs and seeds for every codec): bytes per
+ * step pushed and pulled (report.json, measured on the wire), step time, the
+ * time split, accuracy and the time to a target accuracy, at 100 Mbit/s and
+ * 1 Gbit/s per worker; error feedback off for comparison; 1, 2 and 4
+ * workers on 100 Mbit/s links; and loopback (`tamp train --local`), where
+ * compression has nothing to save. Rewrites BENCHMARKS.md's "wire" section.
+ *
+ * --quick: LeNet-300-100 only, one short epoch, fewer codecs; prints the
+ * section without writing BENCHMARKS.md (a check that the harness works).
+ */
+import { type ChildProcess, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { labUnavailable, NetworkLab } from '../helpers/netlab.js';
+import { TAMP_BIN } from '../helpers/tamp.js';
+import { fmt, machine, markdownTable, writeSection } from './report.js';
+
+const quick = process.argv.includes('--quick');
+const work = mkdtempSync(join(tmpdir(), 'tamp-bench-wire-'));
+
+interface Report {
+  testAccuracy: number;
+  steps: number;
+  trainSeconds: number;
+  samplesPerSecond: number;
+  pushBytesPerStep: number;
+  pullBytesPerStep: number;
+  wirePush: string;
+  wirePull: string;
+  history: Array<{ epoch: number; validationAccuracy?: number }>;
+  workerStats: Array<{ steps: number; seconds: number; computeSeconds: number; pushWaitSeconds: number; pullWaitSeconds: number; wireChoice?: string }>;
+}
+
+interface ModelPlan {
+  readonly model: string;
+  readonly epochs: number;
+  readonly target: number;
+  readonly lr: number;
+}
+
+const MODELS: readonly ModelPlan[] = quick
+  ? [{ model: 'lenet-300-100', epochs: 1, target: 0.8, lr: 0.001 }]
+  : [
+      { model: 'lenet-300-100', epochs: 5, target: 0.95, lr: 0.001 },
+      { model: 'lenet-5', epochs: 3, target: 0.97, lr: 0.001 },
+    ];
+const EPOCH_SIZE = quick ? ['--epoch-size', '2048'] : [];
+
+interface Codecs {
+  readonly label: string;
+  readonly flags: readonly string[];
+}
+
+const CODECS: readonly Codecs[] = [
+  { label: 'fp32 / fp32', flags: [] },
+  ...(quick ? [] : [{ label: 'fp16 / fp16', flags: ['--wire-push', 'fp16', '--wire-pull', 'fp16'] }]),
+  { label: 'int8 / int8', flags: ['--wire-push', 'int8', '--wire-pull', 'int8'] },
+  ...(quick
+    ? []
+    : [
+        { label: 'int8 / int8, no error feedback', flags: ['--wire-push', 'int8', '--wire-pull', 'int8', '--wire-no-feedback'] },
+        { label: 'topk:0.01 / fp32', flags: ['--wire-push', 'topk:0.01'] },
+        { label: 'topk:0.01, no error feedback', flags: ['--wire-push', 'topk:0.01', '--wire-no-feedback'] },
+      ]),
+  { label: 'topk:0.01 / int8', flags: ['--wire-push', 'topk:0.01', '--wire-pull', 'int8'] },
+  { label: 'auto', flags: ['--wire', 'auto'] },
+];
+
+function finished(child: ChildProcess): Promise<{ code: number | null; stderr: string }> {
+  let stderr = '';
+  child.stdout?.resume();
+  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-20_000)));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stderr }));
+  });
+}
+
+/** One job in the lab: ps and chief on host "ps" (1 Gbit/s), worker i on host "w<i>" at `mbit`. */
+async function labRun(name: string, plan: ModelPlan, workers: number, mbit: number, flags: readonly string[], mode = 'async'): Promise<Report> {
+  const lab = NetworkLab.create([{ name: 'ps', mbit: 1000 }, ...Array.from({ length: workers }, (_, i) => ({ name: `w${i}`, mbit }))]);
+  try {
+    const ps = lab.host('ps').address;
+    const job = ['--job-id', 'bench-wire', '--insecure'];
+    const out = join(work, name.replace(/[^a-z0-9]+/gi, '-'));
+    const io = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] };
+    const training = ['--model', plan.model, '--dataset', 'mnist', '--epochs', String(plan.epochs), ...EPOCH_SIZE, '--lr', String(plan.lr), '--batch-size', '64', '--seed', '1', '--mode', mode];
+    process.stderr.write(`lab: ${name} (${workers} worker(s) at ${mbit} Mbit/s): ${training.join(' ')} ${flags.join(' ')}\n`);
+    const roles = [
+      finished(lab.spawn('ps', process.execPath, [TAMP_BIN, 'ps', '--index', '0', '--host', ps, '--port', '2222', ...job], io)),
+      finished(lab.spawn('ps', process.execPath, [TAMP_BIN, 'chief', '--host', ps, '--port', '2223', '--ps', `${ps}:2222`, '--workers', String(workers), ...training, ...flags, '--out', out, ...job], io)),
+      ...Array.from({ length: workers }, (_, i) => finished(lab.spawn(`w${i}`, process.execPath, [TAMP_BIN, 'worker', '--chief', `${ps}:2223`, '--index', String(i), '--backend', 'wasm', ...job], io))),
+    ];
+    const results = await Promise.all(roles);
+    const failed = results.find((r) => r.code !== 0);
+    if (failed !== undefined) throw new Error(`${name} failed:\n${failed.stderr.slice(-3000)}`);
+    return JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as Report;
+  } finally {
+    lab.close();
+  }
+}
+
+function loopbackRun(name: string, plan: ModelPlan, flags: readonly string[]): Report {
+  const out = join(work, `loopback-${name.replace(/[^a-z0-9]+/gi, '-')}`);
+  const args = ['train', '--local', '--ps', '1', '--workers', '1', '--model', plan.model, '--dataset', 'mnist', '--epochs', String(plan.epochs), ...EPOCH_SIZE, '--lr', String(plan.lr), '--backend', 'wasm', ...flags, '--out', out, '--json'];
+  process.stderr.write(`$ tamp ${args.join(' ')}\n`);
+  const r = spawnSync(process.execPath, [TAMP_BIN, ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`tamp ${args.join(' ')} failed:\n${r.stderr.slice(-3000)}`);
+  return JSON.parse(r.stdout) as Report;
+}
+
+const stepMs = (r: Report) => {
+  const w = r.workerStats[0];
+  return w !== undefined && w.steps > 0 ? (w.seconds / w.steps) * 1000 : NaN;
+};
+const split = (r: Report) => {
+  const w = r.workerStats[0];
+  if (w === undefined || w.steps === 0) return '';
+  const ms = (s: number) => fmt((s / w.steps) * 1000, 1);
+  return `${ms(w.computeSeconds)} / ${ms(w.pushWaitSeconds)} / ${ms(w.pullWaitSeconds)}`;
+};
+/** Seconds until the first epoch whose validation accuracy reaches the target (epochs take equal time: trainSeconds / epochs). */
+function timeToTarget(r: Report, plan: ModelPlan): string {
+  const hit = r.history.find((h) => (h.validationAccuracy ?? 0) >= plan.target);
+  return hit === undefined ? `not in ${plan.epochs} epoch(s)` : `${fmt((r.trainSeconds / plan.epochs) * hit.epoch, 1)} s (epoch ${hit.epoch})`;
+}
+
+const why = labUnavailable();
+if (why !== undefined) throw new Error(`bench:wire needs the network lab: ${why}`);
+
+const sections: string[] = [];
+const RATES = quick ? [100] : [100, 1000];
+try {
+  for (const plan of MODELS) {
+    const rows: Array<Array<string | number>> = [];
+    for (const mbit of RATES) {
+      let fp32: Report | undefined;
+      for (const c of CODECS) {
+        const r = await labRun(`${plan.model} ${c.label} ${mbit}`, plan, 1, mbit, c.flags);
+        fp32 ??= r;
+        rows.push([
+          `${mbit} Mbit/s`,
+          c.label + (r.workerStats[0]?.wireChoice !== undefined ? ` → ${r.workerStats[0].wireChoice.split(':')[0]}` : ''),
+          `${fmt(r.pushBytesPerStep)} (${fmt(r.pushBytesPerStep / fp32.pushBytesPerStep, 3)}x)`,
+          `${fmt(r.pullBytesPerStep)} (${fmt(r.pullBytesPerStep / fp32.pullBytesPerStep, 3)}x)`,
+          fmt(stepMs(r), 1),
+          split(r),
+          `${fmt(r.testAccuracy * 100, 2)}%`,
+          timeToTarget(r, plan),
+        ]);
+      }
+    }
+    sections.push(
+      `### ${plan.model}, 1 worker, ${plan.epochs} epoch(s), target ${plan.target * 100}%\n\n${markdownTable(
+        ['link', 'push / pull codec', 'push bytes/step', 'pull bytes/step', 'step ms', 'compute / push wait / pull wait ms', 'test accuracy', 'time to target'],
+        rows,
+      )}`,
+    );
+  }
+
+  // Scaling where links are the bottleneck: W workers, each on its own 100 Mbit/s link.
+  const plan = MODELS[0] as ModelPlan;
+  const scaling: Array<Array<string | number>> = [];
+  for (const c of CODECS.filter((x) => x.label === 'fp32 / fp32' || (!quick && x.label === 'int8 / int8'))) {
+    let one: number | undefined;
+    for (const workers of quick ? [1, 2] : [1, 2, 4]) {
+      const r = await labRun(`${plan.model} scaling ${c.label} ${workers}`, plan, workers, 100, c.flags);
+      one ??= r.samplesPerSecond;
+      scaling.push([c.label, workers, fmt(r.samplesPerSecond), `${fmt(r.samplesPerSecond / one, 2)}x (goal ≥ ${fmt(0.9 * workers, 1)}x)`, `${fmt(r.testAccuracy * 100, 2)}%`]);
+    }
+  }
+  sections.push(`### Scaling, ${plan.model}, async, each worker on its own 100 Mbit/s link\n\n${markdownTable(['codecs', 'workers', 'samples/s', 'vs 1 worker', 'test accuracy'], scaling)}`);
+
+  // Loopback: nothing to save on the wire; does compression cost?
+  const loop: Array<Array<string | number>> = [];
+  let base: Report | undefined;
+  for (const c of CODECS.filter((x) => (quick ? ['fp32 / fp32', 'auto'] : ['fp32 / fp32', 'fp16 / fp16', 'int8 / int8', 'auto']).includes(x.label))) {
+    const r = loopbackRun(c.label, plan, c.flags);
+    base ??= r;
+    loop.push([c.label + (r.workerStats[0]?.wireChoice !== undefined ? ` → ${r.workerStats[0].wireChoice.split(':')[0]}` : ''), fmt(stepMs(r), 1), `${fmt(stepMs(r) / stepMs(base), 2)}x`, split(r), `${fmt(r.testAccuracy * 100, 2)}%`]);
+  }
+  sections.push(`### Loopback (\`tamp train --local\`, 1 ps + 1 worker), ${plan.model}\n\n${markdownTable(['codecs', 'step ms', 'vs fp32', 'compute / push wait / pull wait ms', 'test accuracy'], loop)}`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+
+const markdown = `## Compressed communication over real links (\`pnpm bench:wire\`${quick ? ' --quick' : ''})
+
+${machine()}. Network lab: network namespaces and \`tc tbf\` links (test/helpers/netlab.ts); parameter server and chief on a 1 Gbit/s host, each worker on its own host and link; MNIST, batch 64, seed 1, Adam at lr 0.001, async. Bytes per step are the tensor payload bytes report.json counts at the parameter server (pushes received, workers' pulls answered; \`--wire auto\`'s probe pulls included). Time to target: epochs take equal time here (trainSeconds / epochs), counted to the first epoch whose validation accuracy reaches the target.
+
+${sections.join('\n\n')}
+
+Anchors: Horovod's fp16 compression halves the bytes (2x); QSGD (Alistarh et al. 2017) quantizes gradients to a few bits with convergence guarantees; Deep Gradient Compression (Lin et al. 2018) sends 270-600x fewer gradient bytes without losing accuracy, using momentum correction, local clipping and warm-up (here: top-k with error feedback and the dense warm-up; the momentum stays in the servers' optimizer); Aji & Heafield 2017 drop 99% of gradient values and train MNIST up to 49% faster with no loss.
+`;
+
+if (quick) process.stdout.write(markdown);
+else writeSection('wire', markdown);

@@ -1,0 +1,78 @@
+/**
+ * `--wire auto` picks codecs from what the worker's own link measures: fp32
+ * on loopback (bytes are nearly free, quantizing is not), compression across
+ * a rate-limited link of the network lab (test/helpers/netlab.ts). The
+ * choice and its reason are in report.json.
+ */
+import { type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { labUnavailable, NetworkLab } from './helpers/netlab.js';
+import { TAMP_BIN, jsonOf, runTamp } from './helpers/tamp.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tamp-wire-auto-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const TINY = ['--model', 'mlp-tiny', '--dataset', 'mnist', '--epochs', '1', '--epoch-size', '1024', '--lr', '0.003'];
+
+interface AutoReport {
+  steps: number;
+  wirePush: string;
+  wirePull: string;
+  testAccuracy: number;
+  workerStats: Array<{ wireChoice?: string }>;
+}
+
+function finished(child: ChildProcess): Promise<{ code: number | null; stderr: string }> {
+  let stderr = '';
+  child.stdout?.resume();
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stderr }));
+  });
+}
+
+describe('--wire auto', () => {
+  it('keeps fp32 on loopback, saying why', async () => {
+    const r = await runTamp(['train', '--local', '--ps', '1', '--workers', '1', ...TINY, '--backend', 'wasm', '--wire', 'auto', '--out', join(dir, 'loopback'), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = jsonOf<AutoReport>(r);
+    expect(report).toMatchObject({ steps: 16, wirePush: 'auto', wirePull: 'auto' });
+    expect(report.workerStats[0]?.wireChoice).toMatch(/^push fp32, pull fp32: .*fp32 [\d.]+ ms, fp16 [\d.]+ ms, int8 [\d.]+ ms/);
+  });
+
+  it('compresses across a 5 Mbit/s link of the network lab', async () => {
+    const why = labUnavailable();
+    if (why !== undefined) throw new Error(why);
+    const lab = NetworkLab.create([
+      { name: 'ps', mbit: 1000 },
+      { name: 'w', mbit: 5 },
+    ]);
+    try {
+      const ps = lab.host('ps');
+      const io: SpawnOptions = { stdio: ['ignore', 'pipe', 'pipe'] };
+      // The lab's addresses are not loopback: plaintext must be asked for.
+      const job = ['--job-id', 'wire-auto', '--insecure'];
+      const out = join(dir, 'lab');
+      const server = finished(lab.spawn('ps', process.execPath, [TAMP_BIN, 'ps', '--index', '0', '--host', ps.address, '--port', '2222', ...job], io));
+      const chief = finished(
+        lab.spawn('ps', process.execPath, [TAMP_BIN, 'chief', '--host', ps.address, '--port', '2223', '--ps', `${ps.address}:2222`, '--workers', '1', ...TINY, '--wire', 'auto', '--out', out, ...job], io),
+      );
+      const worker = finished(lab.spawn('w', process.execPath, [TAMP_BIN, 'worker', '--chief', `${ps.address}:2223`, '--index', '0', '--backend', 'wasm', ...job], io));
+      const [c, wk, p] = await Promise.all([chief, worker, server]);
+      expect(c.code, c.stderr).toBe(0);
+      expect(wk.code, wk.stderr).toBe(0);
+      expect(p.code, p.stderr).toBe(0);
+      const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as AutoReport;
+      expect(report.steps).toBe(16);
+      // 0.1 MB of parameters: about 160 ms in fp32 at 5 Mbit/s, a quarter in int8.
+      expect(report.workerStats[0]?.wireChoice).toMatch(/^push (fp16|int8), pull (fp16|int8): .* saves \d+% of the fp32 transfer time/);
+      expect(report.testAccuracy).toBeGreaterThan(0.3);
+    } finally {
+      lab.close();
+    }
+  });
+});

@@ -1,0 +1,84 @@
+/**
+ * Compressed communication end to end: tiny local clusters (real processes on
+ * loopback) train with each push and pull codec, and their report.json says
+ * how many bytes crossed the wire per step. The ratios are checked against
+ * fp32 from the same job; accuracy only against a sanity bound (32 steps of
+ * mlp-tiny).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jsonOf, runTamp } from './helpers/tamp.js';
+import { useTestLoad } from './helpers/load.js';
+
+useTestLoad(); // TAMP_TEST_LOAD=N: run under N busy processes (test/helpers/load.ts)
+
+const dir = mkdtempSync(join(tmpdir(), 'tamp-wire-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+// mlp-tiny: 25,450 float32 values, 101,800 bytes per step each way in fp32.
+const FP32_BYTES = 25_450 * 4;
+const TINY = ['--model', 'mlp-tiny', '--dataset', 'mnist', '--epochs', '1', '--epoch-size', '2048', '--lr', '0.003', '--backend', 'wasm'];
+
+interface WireReport {
+  testAccuracy: number;
+  steps: number;
+  wirePush: string;
+  wirePull: string;
+  pushBytesPerStep: number;
+  pullBytesPerStep: number;
+  workerStats: Array<{ seconds: number; computeSeconds: number; pushWaitSeconds: number; pullWaitSeconds: number }>;
+}
+
+async function train(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<WireReport> {
+  const r = await runTamp(['train', '--local', '--ps', '1', '--workers', '1', ...TINY, ...args, '--out', join(dir, name), '--json'], { env });
+  expect(r.code, r.stderr).toBe(0);
+  return jsonOf<WireReport>(r);
+}
+
+const reports = new Map<string, WireReport>();
+
+describe('compressed communication in a local cluster', () => {
+  beforeAll(async () => {
+    // One at a time: the machine has few cores, and each run is 4 processes.
+    reports.set('fp32', await train('fp32', []));
+    reports.set('fp16', await train('fp16', ['--wire-push', 'fp16', '--wire-pull', 'fp16', '--mode', 'sync']));
+    reports.set('int8', await train('int8', ['--wire-push', 'int8', '--wire-pull', 'int8']));
+    // Through the environment, as containers set it; no warm-up, so every step is sparse.
+    reports.set('topk', await train('topk', [], { TAMP_WIRE_PUSH: 'topk:0.01', TAMP_WIRE_PULL: 'int8', TAMP_WIRE_WARMUP: '0' }));
+  }, 400_000);
+
+  it('trains with every codec (above a sanity accuracy) and reports the codecs and each worker\'s time split', () => {
+    for (const [name, r] of reports) {
+      expect(r.steps, name).toBe(32);
+      // Five times chance after 32 steps (fp32 and int8 reach about 0.79 here; top-k 1% about 0.56).
+      expect(r.testAccuracy, name).toBeGreaterThan(name === 'topk' ? 0.4 : 0.5);
+      const w = r.workerStats[0];
+      expect(w, name).toBeDefined();
+      if (w === undefined) continue;
+      expect(w.computeSeconds, name).toBeGreaterThan(0);
+      expect(w.pushWaitSeconds, name).toBeGreaterThanOrEqual(0);
+      expect(w.pullWaitSeconds, name).toBeGreaterThan(0);
+      expect(w.computeSeconds + w.pushWaitSeconds + w.pullWaitSeconds, name).toBeLessThanOrEqual(w.seconds * 1.01 + 0.05);
+    }
+    expect([...reports.values()].map((r) => [r.wirePush, r.wirePull])).toEqual([
+      ['fp32', 'fp32'],
+      ['fp16', 'fp16'],
+      ['int8', 'int8'],
+      ['topk:0.01', 'int8'],
+    ]);
+  });
+
+  it('sends the bytes each codec promises, measured on the wire', () => {
+    const at = (name: string) => reports.get(name) as WireReport;
+    expect(at('fp32').pushBytesPerStep).toBe(FP32_BYTES);
+    expect(at('fp32').pullBytesPerStep).toBe(FP32_BYTES);
+    expect(at('fp16').pushBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.51);
+    expect(at('fp16').pullBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.51);
+    expect(at('int8').pushBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.27);
+    expect(at('topk').pushBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.02);
+    // int8 pulls: the first pull carries whole fp32 values, every later one a quarter: over 33 pulls that is under 0.3x.
+    for (const name of ['int8', 'topk']) expect(at(name).pullBytesPerStep / FP32_BYTES, name).toBeLessThanOrEqual(0.3);
+  });
+});
