@@ -7,5 +7,8 @@ export * from './wire/shard-config.js';
 export * from './shard.js';
 export * from './server.js';
 export * from './checkpoint.js';
+export * from './checkpoint-location.js';
+export { ShardAuthority } from './authority.js';
+export { MAX_ASSIGN_BYTES, MAX_BATCH_SIZE } from './request-bounds.js';
 export * from './client.js';
 export * from './optimizers/index.js';

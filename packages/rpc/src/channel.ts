@@ -19,6 +19,7 @@ import {
 import { ClusterError } from '@tamp/core';
 import { ServerHealth, serviceNameOf } from './health.js';
 import { rpcMetrics } from './metrics.js';
+import { metadataInterceptor } from './role-auth.js';
 import { INSECURE, type RpcSecurity, certificatesLoaded, checkListen, clientCredentials, serverCredentials, tokenInterceptor } from './security.js';
 
 /** Chunks are at most 1 MiB; leave room for headers and metadata. */
@@ -48,6 +49,8 @@ export interface RpcClientOptions {
   readonly maxMessageBytes?: number;
   /** Extra grpc-js channel options, over the defaults of CHANNEL_OPTIONS. */
   readonly channelOptions?: ChannelOptions;
+  /** Metadata sent with every call (a role's secret or slot token: role-auth.ts). */
+  readonly metadata?: Readonly<Record<string, string>>;
 }
 
 export const CHANNEL_OPTIONS: ChannelOptions = {
@@ -72,7 +75,11 @@ export function clientOptions(options: RpcClientOptions = {}): ClientOptions {
     'grpc.max_send_message_length': max,
     ...options.channelOptions,
     // Metrics first: it sees every call, whatever the others do.
-    interceptors: [rpcMetrics.clientInterceptor(), ...(options.interceptors ?? [])],
+    interceptors: [
+      rpcMetrics.clientInterceptor(),
+      ...(options.metadata !== undefined ? [metadataInterceptor(options.metadata)] : []),
+      ...(options.interceptors ?? []),
+    ],
   };
 }
 

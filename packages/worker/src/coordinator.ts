@@ -17,8 +17,11 @@ import {
   type LeaveRequest,
   type LeaveResponse,
 } from '@tamp/proto/tamp/v1/coordinator';
-import { type RpcServerOptions, serviceHandlers, startServer } from '@tamp/rpc';
+import { createHash } from 'node:crypto';
+import { ClusterError, InvalidArgumentError } from '@tamp/core';
+import { type CallInfo, type RpcServerOptions, WORKER_KEY_KEY, WORKER_TOKEN_KEY, newSecret, serviceHandlers, slotToken, startServer, verifySlotToken } from '@tamp/rpc';
 import { type CoordinatorOptions, CoordinatorState } from './coordinator-state.js';
+import { checkJoin, checkProgress } from './coordinator-bounds.js';
 
 export interface RunningCoordinator {
   readonly port: number;
@@ -26,15 +29,35 @@ export interface RunningCoordinator {
   close(): Promise<void>;
 }
 
-export async function startCoordinator(options: CoordinatorOptions & { host?: string; port?: number; rpc?: RpcServerOptions }): Promise<RunningCoordinator> {
+export interface CoordinatorServerOptions extends CoordinatorOptions {
+  readonly host?: string;
+  readonly port?: number;
+  readonly rpc?: RpcServerOptions;
+  /** The key of the workers' slot tokens (the job's chief secret; default: a fresh random one). */
+  readonly chiefSecret?: string;
+}
+
+export async function startCoordinator(options: CoordinatorServerOptions): Promise<RunningCoordinator> {
   const state = new CoordinatorState(options);
   const { jobId } = options;
   const log = options.log ?? (() => {});
+  const secret = options.chiefSecret !== undefined && options.chiefSecret !== '' ? options.chiefSecret : newSecret();
   const { unary } = serviceHandlers({ jobId, log });
+  /** The slot `id` names, when the call carries its current token (an older Join's token is refused). */
+  const requireSlot = (caller: CallInfo, id: string, what: string) => {
+    const r = state.slot(id, what);
+    if (verifySlotToken(secret, r.workerId, caller.metadata(WORKER_TOKEN_KEY)) !== r.joins) {
+      throw new ClusterError('PERMISSION_DENIED', `${what}: no valid token for ${r.workerId}: a worker sends the token the chief gave it at its latest Join`);
+    }
+    return r;
+  };
   const implementation: CoordinatorServer = {
-    join: unary<JoinRequest, JoinResponse>('join', (req) => {
-      const r = state.join(req.workerId, req.taskIndex, req.backend);
+    join: unary<JoinRequest, JoinResponse>('join', (req, caller) => {
+      checkJoin(req);
+      const key = caller.metadata(WORKER_KEY_KEY);
+      const r = state.join(req.workerId, req.taskIndex, req.backend, Date.now(), key === undefined ? '' : createHash('sha256').update(key).digest('hex'));
       return {
+        workerToken: slotToken(secret, r.workerId, r.joins),
         taskIndex: r.taskIndex,
         numWorkers: options.numWorkers,
         parameterServers: options.psAddresses.map((address, shardIndex) => ({ shardIndex, address })),
@@ -43,15 +66,25 @@ export async function startCoordinator(options: CoordinatorOptions & { host?: st
         heartbeatIntervalMs: options.heartbeatIntervalMs,
       };
     }),
-    heartbeat: unary<HeartbeatRequest, HeartbeatResponse>('heartbeat', (req) => {
+    heartbeat: unary<HeartbeatRequest, HeartbeatResponse>('heartbeat', (req, caller) => {
+      requireSlot(caller, req.workerId, 'heartbeat');
+      checkProgress(req, options, 'heartbeat');
       state.heartbeat(req);
       return { globalStep: state.globalStep, stop: state.jobState === 'done' || state.jobState === 'failed' };
     }),
-    leave: unary<LeaveRequest, LeaveResponse>('leave', (req) => {
+    leave: unary<LeaveRequest, LeaveResponse>('leave', (req, caller) => {
+      requireSlot(caller, req.workerId, 'leave');
+      checkProgress({ ...req, epoch: 0, loss: 0 }, options, 'leave');
       state.leave(req.workerId, req.finished, req.reason, { localStep: req.localStep, samples: req.samples, seconds: req.seconds });
       return {};
     }),
-    checkpointBarrier: unary<CheckpointBarrierRequest, CheckpointBarrierResponse>('checkpointBarrier', (req) => state.arriveAtBarrier(req.workerId, Number(req.step))),
+    checkpointBarrier: unary<CheckpointBarrierRequest, CheckpointBarrierResponse>('checkpointBarrier', (req, caller) => {
+      requireSlot(caller, req.workerId, 'checkpointBarrier');
+      if (req.step < 1n || (options.totalSteps !== undefined && req.step > BigInt(options.totalSteps))) {
+        throw new InvalidArgumentError(`checkpointBarrier: step ${req.step} is outside the job's steps (1..${options.totalSteps ?? '?'})`);
+      }
+      return state.arriveAtBarrier(req.workerId, Number(req.step));
+    }),
     jobStatus: unary<JobStatusRequest, JobStatusResponse>('jobStatus', () => ({
       jobId,
       state: state.jobState,

@@ -23,6 +23,8 @@ export interface CommInit {
   readonly chiefLostAfterMs: number;
   /** Plain data, so it crosses into the thread as is: the thread makes its own channels. */
   readonly security: RpcSecurity;
+  /** The slot token the chief gave at Join: sent with every call to the chief and the parameter servers. */
+  readonly workerToken: string;
 }
 
 export interface PullOptions {

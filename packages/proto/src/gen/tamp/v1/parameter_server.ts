@@ -158,6 +158,12 @@ export interface AssignRequest {
   workerStep: bigint;
   /** Further chunks in the same message, in order after `chunk` (see PullResponse). */
   moreChunks: TensorChunk[];
+  /**
+   * Absolute folder under which SaveShard writes this shard's checkpoint
+   * parts (the chief's <out>/checkpoints). Fixed by the first Assign: a
+   * later Assign naming another folder is refused. SaveShard takes no path.
+   */
+  checkpointRoot: string;
 }
 
 export interface AssignResponse {
@@ -168,7 +174,11 @@ export interface SaveShardRequest {
   header:
     | RequestHeader
     | undefined;
-  /** Directory of the checkpoint (shared storage, or local to this shard). */
+  /**
+   * The checkpoint's folder name under the checkpoint root the chief fixed at
+   * Assign: `step-` and `step` in 9 digits, or empty for that name. Anything
+   * else (a path, `..`, a separator) is refused with INVALID_ARGUMENT.
+   */
   directory: string;
   /** The step the checkpoint stands for. */
   step: bigint;
@@ -1073,6 +1083,7 @@ function createBaseAssignRequest(): AssignRequest {
     workerIds: [],
     workerStep: 0n,
     moreChunks: [],
+    checkpointRoot: "",
   };
 }
 
@@ -1119,6 +1130,9 @@ export const AssignRequest: MessageFns<AssignRequest> = {
     }
     for (const v of message.moreChunks) {
       TensorChunk.encode(v!, writer.uint32(98).fork()).join();
+    }
+    if (message.checkpointRoot !== "") {
+      writer.uint32(106).string(message.checkpointRoot);
     }
     return writer;
   },
@@ -1230,6 +1244,14 @@ export const AssignRequest: MessageFns<AssignRequest> = {
             }
 
             message.moreChunks.push(TensorChunk.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.checkpointRoot = reader.string();
             continue;
           }
         }
