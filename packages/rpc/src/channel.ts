@@ -19,6 +19,7 @@ import {
 import { ClusterError } from '@tamp/core';
 import { ServerHealth, serviceNameOf } from './health.js';
 import { rpcMetrics } from './metrics.js';
+import { guardDeserializers } from './malformed.js';
 import { metadataInterceptor } from './role-auth.js';
 import { INSECURE, type RpcSecurity, certificatesLoaded, checkListen, clientCredentials, serverCredentials, tokenInterceptor } from './security.js';
 
@@ -223,7 +224,8 @@ export async function startServer(
   options: RpcServerOptions = {},
 ): Promise<RunningRpcServer> {
   const server = createServer(options);
-  for (const s of services) server.addService(s.definition, s.implementation);
+  // Garbage that does not decode reaches the handlers as a marker they refuse (INVALID_ARGUMENT), not grpc-js's INTERNAL.
+  for (const s of services) server.addService(guardDeserializers(s.definition), s.implementation);
   const health = new ServerHealth(new Map(services.map((s) => [serviceNameOf(s.definition), s.serving ?? true])));
   health.implementation.addToServer(server);
   const port = await bindServer(server, listen.host, listen.port);

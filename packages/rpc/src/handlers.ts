@@ -9,6 +9,7 @@
  */
 import type { Metadata, ServerWritableStream, handleClientStreamingCall, handleServerStreamingCall, handleUnaryCall } from '@grpc/grpc-js';
 import { type WithHeader, checkHeader } from './header.js';
+import { refuseMalformed } from './malformed.js';
 import { metadataValue } from './role-auth.js';
 import { toServiceError } from './status.js';
 
@@ -99,6 +100,7 @@ export function serviceHandlers(context: HandlerContext): ServiceHandlers {
       return (call, callback) => {
         let result: Res | Promise<Res>;
         try {
+          refuseMalformed(call.request, name);
           checkHeader(call.request.header, jobId, name);
           result = handle(call.request, callInfo(call.metadata));
         } catch (error) {
@@ -121,6 +123,7 @@ export function serviceHandlers(context: HandlerContext): ServiceHandlers {
     ): handleServerStreamingCall<Req, Res> {
       const run = async (call: ServerWritableStream<Req, Res>): Promise<void> => {
         try {
+          refuseMalformed(call.request, name);
           checkHeader(call.request.header, jobId, name);
           await handle(call.request, responseStream(call), callInfo(call.metadata));
           if (!call.cancelled) call.end();
@@ -145,6 +148,7 @@ export function serviceHandlers(context: HandlerContext): ServiceHandlers {
         call.on('data', (message: Req) => {
           if (done) return;
           try {
+            refuseMalformed(message, name);
             const isFirst = first;
             first = false;
             if (isFirst) checkHeader(message.header, jobId, name);
