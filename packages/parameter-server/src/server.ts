@@ -35,6 +35,7 @@ import { FastParameterServerService, encodePullResponse, messageChunks } from '.
 import { type PushMeta, Shard } from './shard.js';
 import { shardConfigFromProto } from './wire/shard-config.js';
 import { writeShardCheckpoint } from './checkpoint.js';
+import { FILE_DESCRIPTOR_SET_BASE64 } from '@tamp/proto/tamp/v1/descriptor_set';
 
 export interface ParameterServerOptions {
   readonly jobId: string;
@@ -254,7 +255,7 @@ export async function startParameterServer(options: ParameterServerOptions): Pro
     },
   });
   const running = await startServer(
-    [{ definition: FastParameterServerService, implementation: service, serving: false }],
+    [{ definition: FastParameterServerService, implementation: service, serving: false, descriptors: FILE_DESCRIPTOR_SET_BASE64 }],
     { host, port: options.port ?? 0 },
     options.rpc,
   );

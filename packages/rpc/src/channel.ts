@@ -20,6 +20,7 @@ import { ClusterError } from '@tamp/core';
 import { ServerHealth, serviceNameOf } from './health.js';
 import { rpcMetrics } from './metrics.js';
 import { guardDeserializers } from './malformed.js';
+import { reflectionService } from './reflection.js';
 import { metadataInterceptor } from './role-auth.js';
 import { INSECURE, type RpcSecurity, certificatesLoaded, checkListen, clientCredentials, serverCredentials, tokenInterceptor } from './security.js';
 
@@ -206,6 +207,8 @@ export interface ServiceBinding {
   readonly implementation: UntypedServiceImplementation;
   /** Its health status when the server starts (default: SERVING); setServing changes it. */
   readonly serving?: boolean;
+  /** A FileDescriptorSet (base64) describing it, for server reflection (@tamp/proto's FILE_DESCRIPTOR_SET_BASE64). */
+  readonly descriptors?: string;
 }
 
 export interface RunningRpcServer {
@@ -217,7 +220,7 @@ export interface RunningRpcServer {
   close(graceMs?: number): Promise<void>;
 }
 
-/** createServer, addService for each binding and the health service, bindServer: a serving server and its port. */
+/** createServer, addService for each binding, the health and reflection services, bindServer: a serving server and its port. */
 export async function startServer(
   services: readonly ServiceBinding[],
   listen: { readonly host: string; readonly port: number },
@@ -228,6 +231,11 @@ export async function startServer(
   for (const s of services) server.addService(guardDeserializers(s.definition), s.implementation);
   const health = new ServerHealth(new Map(services.map((s) => [serviceNameOf(s.definition), s.serving ?? true])));
   health.implementation.addToServer(server);
+  const described = services.filter((s) => s.descriptors !== undefined);
+  reflectionService(
+    described.map((s) => serviceNameOf(s.definition)),
+    [...new Set(described.map((s) => s.descriptors as string))],
+  ).addToServer(server);
   const port = await bindServer(server, listen.host, listen.port);
   return {
     port,

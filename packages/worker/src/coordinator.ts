@@ -22,6 +22,7 @@ import { ClusterError, InvalidArgumentError } from '@tamp/core';
 import { type CallInfo, type RpcServerOptions, WORKER_KEY_KEY, WORKER_TOKEN_KEY, newSecret, serviceHandlers, slotToken, startServer, verifySlotToken } from '@tamp/rpc';
 import { type CoordinatorOptions, CoordinatorState } from './coordinator-state.js';
 import { checkJoin, checkProgress } from './coordinator-bounds.js';
+import { FILE_DESCRIPTOR_SET_BASE64 } from '@tamp/proto/tamp/v1/descriptor_set';
 
 export interface RunningCoordinator {
   readonly port: number;
@@ -108,7 +109,7 @@ export async function startCoordinator(options: CoordinatorServerOptions): Promi
       })),
     })),
   };
-  const server = await startServer([{ definition: CoordinatorService, implementation }], { host: options.host ?? '127.0.0.1', port: options.port ?? 0 }, options.rpc);
+  const server = await startServer([{ definition: CoordinatorService, implementation, descriptors: FILE_DESCRIPTOR_SET_BASE64 }], { host: options.host ?? '127.0.0.1', port: options.port ?? 0 }, options.rpc);
   log(`chief of job "${jobId}" listening on ${options.host ?? '127.0.0.1'}:${server.port}`);
   return { port: server.port, state, close: () => server.close() };
 }
