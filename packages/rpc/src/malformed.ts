@@ -27,15 +27,15 @@ export function refuseMalformed(message: unknown, what: string): void {
 export function guardDeserializers(definition: ServiceDefinition): ServiceDefinition {
   const guarded: Record<string, ServiceDefinition[string]> = {};
   for (const [name, method] of Object.entries(definition)) {
-    const decode = method.requestDeserialize;
+    const decode = method.requestDeserialize as (bytes: Buffer) => unknown;
     guarded[name] = {
       ...method,
-      requestDeserialize: (bytes: Buffer) => {
+      requestDeserialize: (bytes: Buffer): unknown => {
         try {
           return decode(bytes);
         } catch (error) {
           const marker: Malformed = { [MALFORMED]: errorMessage(error).slice(0, 200) };
-          return marker as never;
+          return marker;
         }
       },
     };
