@@ -164,6 +164,24 @@ describe('a hostile client that knows the job id', () => {
     expect(state.ps.version).toBe('0');
     // The worker itself, with its token, still trains.
     expect((await worker.heartbeat('worker-0', { localStep: 1n, epoch: 0, loss: 1, samples: 16n, seconds: 1 })).stop).toBe(false);
+    // A worker's own token does not make it another worker.
+    const own = metadata({ [WORKER_TOKEN_KEY]: workerToken });
+    const asOther = await clientStream(
+      ps,
+      'push',
+      vars([1, 1, 1, 1, 1, 1], [1, 1, 1]).flatMap((t) => protoChunks(t)).map((chunk, i) => (i === 0 ? { header: header(), workerId: 'worker-1', step: 1, batchSize: 1, tensorCount: 2, chunk } : { chunk })),
+      own,
+    );
+    expect(status[asOther.code]).toBe('PERMISSION_DENIED');
+    expect(status[(await serverStream(ps, 'pull', { header: header(), workerId: 'worker-1' }, own)).code]).toBe('PERMISSION_DENIED');
+    // A newer Join of the slot (the worker restarted with its key) supersedes the old token, at the chief and at the shards.
+    const rejoined = (await worker.join('legit-0', 0, 'cpu')).workerToken;
+    expect(status[(await serverStream(ps, 'pull', { header: header(), workerId: 'worker-0' }, metadata({ [WORKER_TOKEN_KEY]: rejoined }))).code]).toBe('OK');
+    expect(status[(await serverStream(ps, 'pull', { header: header(), workerId: 'worker-0' }, own)).code]).toBe('PERMISSION_DENIED');
+    expect(status[(await unary(coordinator, 'heartbeat', { ...progress, epoch: 0 }, own)).code]).toBe('PERMISSION_DENIED');
+    workerToken = rejoined;
+    worker.setWorkerToken(rejoined);
+    expect((await worker.heartbeat('worker-0', { localStep: 1n, epoch: 0, loss: 1, samples: 16n, seconds: 1 })).stop).toBe(false);
   });
 
   it('numbers from the wire are checked against the job: a heartbeat of epoch 4294967295 is refused, even with the worker\'s own token', async () => {
