@@ -44,6 +44,8 @@ export class ShardAuthority {
       if (caller.metadata(CHIEF_SECRET_KEY) === undefined) throw denied(what, 'the chief sends its job secret with every call; this call carried none');
       return;
     }
+    // Unassigned and no secret pinned: nothing to protect yet, and the chief retries (a restarted server waits for its Assign).
+    if (this.secret === undefined) throw new ClusterError('NOT_READY', `${what}: this parameter server has not been assigned by the chief yet`);
     if (!this.isChief(caller)) throw denied(what, 'only the chief of this job may call this (its job secret was missing or wrong)');
   }
 
