@@ -15,6 +15,7 @@ export type StatusKind =
   | 'not-found'
   | 'unavailable'
   | 'unauthenticated'
+  | 'permission-denied'
   | 'unimplemented'
   | 'deadline-exceeded'
   | 'resource-exhausted'
@@ -73,6 +74,8 @@ export const ERROR_CODES = {
   SECURITY_CONFIG: 'invalid-argument',
   /** A call without valid credentials (no token, a wrong token). Not retried. */
   UNAUTHENTICATED: 'unauthenticated',
+  /** An authenticated caller asked for something its role may not do (a worker calling a chief-only method, a push without its slot's token). Not retried. */
+  PERMISSION_DENIED: 'permission-denied',
   /** A peer stayed unreachable through every retry. */
   PEER_UNAVAILABLE: 'unavailable',
   /** The training job failed (a role exited, every worker was lost, a checkpoint could not be written). */
@@ -205,6 +208,7 @@ export type ClusterErrorCode =
   | 'CLUSTER_CONFIG'
   | 'SECURITY_CONFIG'
   | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
   | 'PEER_UNAVAILABLE'
   | 'JOB_FAILED';
 

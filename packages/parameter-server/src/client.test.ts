@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterError, InvalidArgumentError, type Placement, Random, placeVariables, optimizerSettings, sizeOfShape } from '@tamp/core';
+import { CHIEF_SECRET_KEY, WORKER_TOKEN_KEY, newSecret, slotToken } from '@tamp/rpc';
 import { ParameterClient } from './client.js';
 import { type RunningParameterServer, startParameterServer } from './server.js';
 import { reassembleVariables } from './split.js';
@@ -21,15 +22,21 @@ const VARIABLES = [
 let servers: RunningParameterServer[];
 let placement: Placement;
 let params: ParameterClient;
+let workerParams: Map<string, ParameterClient>;
+const SECRET = newSecret();
+const CHIEF = { rpc: { metadata: { [CHIEF_SECRET_KEY]: SECRET } } };
+/** Worker `id`'s clients, with the slot token the chief would have given it. */
+const as = (id: string) => workerParams.get(id) as ParameterClient;
 const addresses = () => servers.map((s) => `127.0.0.1:${s.port}`);
 
 const r = new Random(3);
 const initial = new Map(VARIABLES.map((v) => [v.name, Float32Array.from({ length: sizeOfShape(v.shape) }, () => Math.round(r.normal() * 100))]));
 
 beforeAll(async () => {
-  servers = await Promise.all([0, 1, 2].map((index) => startParameterServer({ jobId: JOB, index })));
+  servers = await Promise.all([0, 1, 2].map((index) => startParameterServer({ jobId: JOB, index, chiefSecret: SECRET })));
   placement = placeVariables(VARIABLES, 3);
-  params = new ParameterClient(addresses(), placement, JOB);
+  params = new ParameterClient(addresses(), placement, JOB, CHIEF);
+  workerParams = new Map(WORKERS.map((id) => [id, new ParameterClient(addresses(), placement, JOB, { rpc: { metadata: { [WORKER_TOKEN_KEY]: slotToken(SECRET, id, 1) } } })]));
   await Promise.all(
     params.shards.map((shard, i) =>
       shard.assign({ shardIndex: i, optimizer: optimizerSettings('sgd', 1), version: 0n, mode: 'async', syncReplicas: 2, staleness: 0, workerIds: WORKERS }, params.partsFor(i, initial)),
@@ -39,6 +46,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   params.close();
+  for (const c of workerParams.values()) c.close();
   await Promise.all(servers.map((s) => s.close()));
 });
 
@@ -63,8 +71,8 @@ describe('ParameterClient over three parameter servers', () => {
 
   it('pushes each shard exactly its slices of a whole gradient, applied once per shard', async () => {
     const grads = new Map([...initial].map(([name, data]) => [name, Float32Array.from(data, (_, i) => (i % 13) - 6)]));
-    const before = (await params.pullAll('worker-0')).values;
-    const responses = await params.pushAll({ workerId: 'worker-0', step: 0n, batchSize: 4, basedOnVersions: [0n, 0n, 0n] }, grads);
+    const before = (await as('worker-0').pullAll('worker-0')).values;
+    const responses = await as('worker-0').pushAll({ workerId: 'worker-0', step: 0n, batchSize: 4, basedOnVersions: [0n, 0n, 0n] }, grads);
     expect(responses.map((x) => [x.version, x.duplicate])).toEqual([
       [1n, false],
       [1n, false],
@@ -78,10 +86,10 @@ describe('ParameterClient over three parameter servers', () => {
         expect(held(i, p.name).find(([start]) => start === p.sliceStart)?.[1], `${p.name}@${p.sliceStart} on shard ${i}`).toEqual(Array.from(v, (x, k) => x - (g[k] as number)));
       }
     }
-    const after = await params.pullAll('worker-1');
+    const after = await as('worker-1').pullAll('worker-1');
     for (const [name, g] of grads) expect(Array.from(after.values.get(name) ?? []), name).toEqual(Array.from(before.get(name) as Float32Array, (x, k) => x - (g[k] as number)));
     // A retried push (same worker, same step) is not applied again on any shard.
-    const again = await params.pushAll({ workerId: 'worker-0', step: 0n, batchSize: 4, basedOnVersions: [0n, 0n, 0n] }, grads);
+    const again = await as('worker-0').pushAll({ workerId: 'worker-0', step: 0n, batchSize: 4, basedOnVersions: [0n, 0n, 0n] }, grads);
     expect(again.map((x) => [x.version, x.duplicate])).toEqual([
       [1n, true],
       [1n, true],
@@ -91,7 +99,7 @@ describe('ParameterClient over three parameter servers', () => {
 
   it('refuses addresses in the wrong order, a wrong number of addresses and a gradient missing a variable, with typed errors', async () => {
     expect(() => new ParameterClient(addresses().slice(1), placement, JOB)).toThrow(ClusterError);
-    const swapped = new ParameterClient([...addresses()].reverse(), placement, JOB);
+    const swapped = new ParameterClient([...addresses()].reverse(), placement, JOB, CHIEF);
     try {
       await expect(swapped.pullAll('chief')).rejects.toMatchObject({ code: 'UNKNOWN_VARIABLE', message: expect.stringMatching(/check the order of the ps addresses/) as unknown });
     } finally {

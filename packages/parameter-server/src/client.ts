@@ -166,9 +166,10 @@ export class ShardClient {
     return callClientStream(this.client, 'push', messages, this.call('push to', timeoutMs));
   }
 
-  async assign(config: ShardConfig, tensors: readonly WireTensor[]): Promise<bigint> {
+  /** `checkpointRoot`: the absolute folder SaveShard writes under, fixed by the first Assign ('' : none). */
+  async assign(config: ShardConfig, tensors: readonly WireTensor[], checkpointRoot = ''): Promise<bigint> {
     const header = requestHeader(this.jobId);
-    const base = { ...shardConfigToProto(config), tensorCount: tensors.length };
+    const base = { ...shardConfigToProto(config), tensorCount: tensors.length, checkpointRoot };
     const messages = function* (): Generator<AssignRequest> {
       yield { header, ...base, chunk: undefined, moreChunks: [] };
       for (const [chunk, ...moreChunks] of encodeTensorMessages(tensors)) yield { header: undefined, ...base, workerIds: [], chunk, moreChunks };
@@ -181,6 +182,7 @@ export class ShardClient {
     await callUnary(this.client, 'updateMembership', { header: requestHeader(this.jobId), liveWorkerIds: [...liveWorkerIds] }, this.call('membership update to'));
   }
 
+  /** Save the shard's part of checkpoint `step` under the root fixed at Assign; `directory`: the checkpoint's folder name (checkpointFolderName) or ''. */
   async saveShard(directory: string, step: bigint): Promise<{ file: string; bytes: number; crc32: number; version: bigint }> {
     const r = await callUnary(this.client, 'saveShard', { header: requestHeader(this.jobId), directory, step }, this.call('checkpoint of'));
     return { file: r.file, bytes: Number(r.bytes), crc32: r.crc32, version: r.version };

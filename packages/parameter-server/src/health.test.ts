@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { optimizerSettings } from '@tamp/core';
-import { HealthClient } from '@tamp/rpc';
+import { CHIEF_SECRET_KEY, HealthClient, newSecret } from '@tamp/rpc';
 import { ShardClient } from './client.js';
 import { PARAMETER_SERVER_SERVICE, startParameterServer } from './server.js';
 
@@ -24,7 +24,7 @@ describe('parameter server health', () => {
     const ps = await startParameterServer({ jobId: JOB, index: 0 });
     const address = `127.0.0.1:${ps.port}`;
     const health = new HealthClient(address);
-    const shard = new ShardClient(address, JOB);
+    const shard = new ShardClient(address, JOB, { rpc: { metadata: { [CHIEF_SECRET_KEY]: newSecret() } } });
     clients.push(health, shard);
     const seen: string[] = [];
     const stop = health.watch(PARAMETER_SERVER_SERVICE, (s) => seen.push(s));

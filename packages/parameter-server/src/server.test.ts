@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type PullResponse, ParameterServerClient as RawClient, type PushRequest, type PushResponse } from '@tamp/proto/tamp/v1/parameter_server';
 import { ClusterError, PROTOCOL_VERSION, TampError, type WireTensor, encodeTensor, optimizerSettings } from '@tamp/core';
-import { GrpcStatus as status, RpcError, createClient } from '@tamp/rpc';
+import { CHIEF_SECRET_KEY, GrpcStatus as status, RpcError, WORKER_TOKEN_KEY, createClient, newSecret, slotToken } from '@tamp/rpc';
 import { ShardClient } from './client.js';
 import { type RunningParameterServer, startParameterServer } from './server.js';
 
@@ -10,6 +10,19 @@ const WORKERS = ['worker-0', 'worker-1', 'worker-2', 'worker-3'];
 let ps: RunningParameterServer;
 let client: ShardClient;
 let address: string;
+const SECRET = newSecret();
+const CHIEF = { rpc: { metadata: { [CHIEF_SECRET_KEY]: SECRET } } };
+const workerRpc = (id: string) => ({ metadata: { [WORKER_TOKEN_KEY]: slotToken(SECRET, id, 1) } });
+let workers = new Map<string, ShardClient>();
+/** A client of worker `id`, with the slot token the chief would have given it. */
+function as(id: string): ShardClient {
+  let c = workers.get(id);
+  if (c === undefined) {
+    c = new ShardClient(address, JOB, { rpc: workerRpc(id) });
+    workers.set(id, c);
+  }
+  return c;
+}
 
 function vars(values: { w: number[]; b: number[] }): WireTensor[] {
   return [
@@ -48,19 +61,21 @@ async function expectRefused(p: Promise<unknown>, grpcCode: status, tampCode: st
 }
 
 beforeEach(async () => {
-  ps = await startParameterServer({ jobId: JOB, index: 0 });
+  ps = await startParameterServer({ jobId: JOB, index: 0, chiefSecret: SECRET });
   address = `127.0.0.1:${ps.port}`;
-  client = new ShardClient(address, JOB);
+  client = new ShardClient(address, JOB, CHIEF);
 });
 
 afterEach(async () => {
   client.close();
+  for (const c of workers.values()) c.close();
+  workers = new Map();
   await ps.close();
 });
 
 describe('parameter server', () => {
   it('refuses pushes before the chief initialised it (UNAVAILABLE, retryable)', async () => {
-    await expectRefused(client.push({ workerId: 'worker-0', step: 0n, basedOnVersion: 0n, batchSize: 1 }, vars(INITIAL)), status.UNAVAILABLE, 'NOT_READY', /not been initialised/);
+    await expectRefused(as('worker-0').push({ workerId: 'worker-0', step: 0n, basedOnVersion: 0n, batchSize: 1 }, vars(INITIAL)), status.UNAVAILABLE, 'NOT_READY', /not been initialised/);
   });
 
   it('applies every async push exactly once: K workers × M integer gradients with SGD at lr 1', async () => {
@@ -70,7 +85,7 @@ describe('parameter server', () => {
     const gradient = (k: number, m: number) => ({ w: [1, 2, 3, 4, 5, 6].map((x) => x * (k + 1) + m), b: [k, m, 1] });
     await Promise.all(
       Array.from({ length: K }, async (_, k) => {
-        const c = new ShardClient(address, JOB);
+        const c = new ShardClient(address, JOB, { rpc: workerRpc(`worker-${k}`) });
         for (let m = 0; m < M; m++) {
           const g = gradient(k, m);
           const r = await c.push({ workerId: `worker-${k}`, step: BigInt(m), basedOnVersion: 0n, batchSize: 1 }, vars(g));
@@ -96,12 +111,12 @@ describe('parameter server', () => {
   it('acknowledges a retried push without applying it again', async () => {
     await assign(1);
     const g = vars({ w: [1, 1, 1, 1, 1, 1], b: [1, 1, 1] });
-    const first = await client.push({ workerId: 'worker-0', step: 7n, basedOnVersion: 0n, batchSize: 1 }, g);
-    const again = await client.push({ workerId: 'worker-0', step: 7n, basedOnVersion: 0n, batchSize: 1 }, g);
+    const first = await as('worker-0').push({ workerId: 'worker-0', step: 7n, basedOnVersion: 0n, batchSize: 1 }, g);
+    const again = await as('worker-0').push({ workerId: 'worker-0', step: 7n, basedOnVersion: 0n, batchSize: 1 }, g);
     expect(first).toMatchObject({ version: 1n, duplicate: false });
     expect(again).toMatchObject({ version: 1n, duplicate: true });
     expect((await values()).w).toEqual(INITIAL.w.map((x) => x - 1));
-    const other = await client.push({ workerId: 'worker-1', step: 7n, basedOnVersion: 0n, batchSize: 1 }, g);
+    const other = await as('worker-1').push({ workerId: 'worker-1', step: 7n, basedOnVersion: 0n, batchSize: 1 }, g);
     expect(other.duplicate).toBe(false);
     const st = await client.status();
     expect([st.pushesApplied, st.pushesDuplicate]).toEqual([2n, 1n]);
@@ -123,21 +138,21 @@ describe('parameter server', () => {
     it('an unknown variable', async () => {
       const g = good();
       g[1] = { ...(g[1] as WireTensor), name: 'bias' };
-      await expectRefused(client.push(meta, g), status.INVALID_ARGUMENT, 'UNKNOWN_VARIABLE', /gradient "bias" names no variable/);
+      await expectRefused(as('worker-0').push(meta, g), status.INVALID_ARGUMENT, 'UNKNOWN_VARIABLE', /gradient "bias" names no variable/);
       await unchanged();
     });
 
     it('a wrong shape', async () => {
       const g = good();
       g[0] = { name: 'w', shape: [3, 2], dtype: 'float32', data: new Float32Array(6), sliceStart: 0 };
-      await expectRefused(client.push(meta, g), status.INVALID_ARGUMENT, 'SHAPE_MISMATCH', /"w" has shape \[3,2\], expected \[2,3\]/);
+      await expectRefused(as('worker-0').push(meta, g), status.INVALID_ARGUMENT, 'SHAPE_MISMATCH', /"w" has shape \[3,2\], expected \[2,3\]/);
       await unchanged();
     });
 
     it('a wrong dtype', async () => {
       const g = good();
       g[1] = { name: 'b', shape: [3], dtype: 'int32', data: new Int32Array(3), sliceStart: 0 };
-      await expectRefused(client.push(meta, g), status.INVALID_ARGUMENT, 'SHAPE_MISMATCH', /"b" has dtype int32, expected float32/);
+      await expectRefused(as('worker-0').push(meta, g), status.INVALID_ARGUMENT, 'SHAPE_MISMATCH', /"b" has dtype int32, expected float32/);
       await unchanged();
     });
 
@@ -145,19 +160,19 @@ describe('parameter server', () => {
       for (const bad of [NaN, Infinity, -Infinity]) {
         const g = good();
         (g[0]?.data as Float32Array)[4] = bad;
-        await expectRefused(client.push(meta, g), status.INVALID_ARGUMENT, 'NON_FINITE', new RegExp(`"w" holds ${bad} at element 4`));
+        await expectRefused(as('worker-0').push(meta, g), status.INVALID_ARGUMENT, 'NON_FINITE', new RegExp(`"w" holds ${bad} at element 4`));
       }
       await unchanged();
     });
 
     it('a missing gradient', async () => {
       const g = good().slice(0, 1);
-      await expectRefused(client.push(meta, g), status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', /missing gradients for b@0/);
+      await expectRefused(as('worker-0').push(meta, g), status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', /missing gradients for b@0/);
       await unchanged();
     });
 
     it('a wrong job id', async () => {
-      const other = new ShardClient(address, 'another-job');
+      const other = new ShardClient(address, 'another-job', { rpc: workerRpc('worker-0') });
       await expectRefused(other.push(meta, good()), status.FAILED_PRECONDITION, 'JOB_MISMATCH', /job "another-job" reached a server of another job/);
       await expectRefused(other.pull('worker-0'), status.FAILED_PRECONDITION, 'JOB_MISMATCH', /another-job/);
       other.close();
@@ -165,15 +180,15 @@ describe('parameter server', () => {
     });
 
     it('an unknown worker', async () => {
-      await expectRefused(client.push({ ...meta, workerId: 'worker-9' }, good()), status.FAILED_PRECONDITION, 'UNKNOWN_WORKER', /worker "worker-9" is not part of this job/);
-      await expectRefused(client.pull('worker-9'), status.FAILED_PRECONDITION, 'UNKNOWN_WORKER', /worker-9/);
+      await expectRefused(as('worker-9').push({ ...meta, workerId: 'worker-9' }, good()), status.FAILED_PRECONDITION, 'UNKNOWN_WORKER', /worker "worker-9" is not part of this job/);
+      await expectRefused(as('worker-9').pull('worker-9'), status.FAILED_PRECONDITION, 'UNKNOWN_WORKER', /worker-9/);
       await unchanged();
     });
 
     describe('through a raw client', () => {
       let raw: RawClient;
       beforeEach(() => {
-        raw = createClient(RawClient, address);
+        raw = createClient(RawClient, address, workerRpc('worker-0'));
       });
       afterEach(() => raw.close());
 
@@ -260,7 +275,7 @@ describe('parameter server', () => {
   });
 
   it('rebuilds typed errors on the client side', async () => {
-    const e = await client.push({ workerId: 'worker-0', step: 0n, basedOnVersion: 0n, batchSize: 1 }, []).catch((x: unknown) => x);
+    const e = await as('worker-0').push({ workerId: 'worker-0', step: 0n, basedOnVersion: 0n, batchSize: 1 }, []).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(TampError);
     expect(e).not.toBeInstanceOf(ClusterError);
   });

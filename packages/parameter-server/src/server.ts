@@ -33,11 +33,15 @@ import {
   groupChunks,
 } from '@tamp/core';
 import { type RpcServerOptions, type Server, serviceHandlers, startServer } from '@tamp/rpc';
+import { ShardAuthority } from './authority.js';
+import { checkCheckpointRoot, saveDirectory } from './checkpoint-location.js';
+import { assignByteLimit, checkPullRequest, checkPushMeta } from './request-bounds.js';
 import { FastParameterServerService, encodePullResponse, messageChunks } from './wire/fast-codec.js';
 import { type PushMeta, Shard } from './shard.js';
 import { shardConfigFromProto } from './wire/shard-config.js';
 import { writeShardCheckpoint } from './checkpoint.js';
 import { shardMetrics } from './metrics.js';
+import { FILE_DESCRIPTOR_SET_BASE64 } from '@tamp/proto/tamp/v1/descriptor_set';
 
 export interface ParameterServerOptions {
   readonly jobId: string;
@@ -55,6 +59,14 @@ export interface ParameterServerOptions {
   readonly onAssigned?: () => void;
   /** Transport settings (credentials, interceptors). */
   readonly rpc?: RpcServerOptions;
+  /**
+   * The chief's job secret, when the server is told it (TAMP_CHIEF_SECRET;
+   * the launcher sets it): only calls carrying it may use the chief-only
+   * methods. Without it the first Assign that succeeds fixes it (authority.ts).
+   */
+  readonly chiefSecret?: string;
+  /** Most bytes a first Assign may carry (default MAX_ASSIGN_BYTES); a later one is bounded by the assigned shard's own size. */
+  readonly maxAssignBytes?: number;
 }
 
 export interface RunningParameterServer {
@@ -77,9 +89,14 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
   const rpc = serviceHandlers({ jobId: options.jobId, log });
   const pullWaitMs = options.pullWaitMs ?? 600_000;
   const shardBytes = () => shard.bytes;
+  const authority = new ShardAuthority(options.chiefSecret);
+  // Fixed by the first Assign (the chief's <out>/checkpoints); SaveShard takes no path.
+  let checkpointRoot: string | undefined;
 
-  const pull = rpc.serverStream<PullRequest, PullResponse>('pull', async (req, out) => {
+  const pull = rpc.serverStream<PullRequest, PullResponse>('pull', async (req, out, caller) => {
+    authority.requireReader(caller, req.workerId, 'pull');
     shard.checkReader(req.workerId);
+    checkPullRequest(shard, req);
     const kind = pullCodecKind(req.codec);
     shard.checkPullCodec(kind);
     if (shard.pullMayWait(req.workerId, req.minVersion)) {
@@ -113,7 +130,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
     }
   });
 
-  const push = rpc.clientStream<PushRequest, PushResponse>('push', () => {
+  const push = rpc.clientStream<PushRequest, PushResponse>('push', (caller) => {
     let meta: PushMeta | undefined;
     // Past validation the shard's consistency policy counts its own refusals.
     let handedToShard = false;
@@ -125,11 +142,16 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
           if (!shard.initialized) throw new ClusterError('NOT_READY', `push: parameter server shard ${shard.index} has not been initialised by the chief yet`);
           assembler = new TensorAssembler({ accept: shard.pushCodecs });
           meta = { workerId: msg.workerId, step: msg.step, basedOnVersion: msg.basedOnVersion, batchSize: msg.batchSize, tensorCount: msg.tensorCount };
+          authority.requireWorker(caller, meta.workerId, 'push');
           if (!shard.workerIds.includes(meta.workerId)) {
             throw new ClusterError('UNKNOWN_WORKER', `push: worker "${meta.workerId}" is not part of this job (known: ${shard.workerIds.join(', ')})`);
           }
+          checkPushMeta(shard, meta);
         }
         for (const chunk of messageChunks(msg)) assembler.add(chunk);
+        if (meta !== undefined && assembler.tensorCount > meta.tensorCount) {
+          throw new InvalidArgumentError(`push: the stream carries more than the ${meta.tensorCount} tensors its first message declared`);
+        }
         if (assembler.receivedBytes > shardBytes() + PUSH_SLACK_BYTES) {
           throw new InvalidArgumentError(`push: ${assembler.receivedBytes} bytes exceed the shard's ${shardBytes()} bytes of variables`);
         }
@@ -147,7 +169,81 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
     };
   });
 
-  const shardStatus = rpc.unary<ShardStatusRequest, ShardStatusResponse>('shardStatus', () => ({
+  const shardStatus = rpc.unary<ShardStatusRequest, ShardStatusResponse>('shardStatus', (_req, caller) => {
+    // Before the chief's first Assign it says only that the shard waits for one (the chief polls it to find the server up).
+    if (authority.bound) authority.requireMember(caller, shard.workerIds, 'shardStatus');
+    return statusOf(shard);
+  });
+
+  const assign = rpc.clientStream<AssignRequest, AssignResponse>('assign', (caller) => {
+    let first: AssignRequest | undefined;
+    let root = '';
+    const limit = assignByteLimit(shard, options.maxAssignBytes);
+    const assembler = new TensorAssembler();
+    return {
+      onMessage(msg, isFirst) {
+        if (isFirst) {
+          authority.requireChief(caller, 'assign', true);
+          if (msg.shardIndex !== shard.index) {
+            throw new ClusterError('CLUSTER_CONFIG', `assign: shard ${msg.shardIndex}'s variables reached parameter server ${shard.index}; check the order of the ps addresses`);
+          }
+          root = checkCheckpointRoot(msg.checkpointRoot, 'assign');
+          if (checkpointRoot !== undefined && root !== checkpointRoot) {
+            throw new InvalidArgumentError('assign: the checkpoint root was fixed by the first Assign and cannot change');
+          }
+          first = msg;
+        }
+        for (const chunk of messageChunks(msg)) assembler.add(chunk);
+        if (first !== undefined && assembler.tensorCount > first.tensorCount) {
+          throw new InvalidArgumentError(`assign: the stream carries more than the ${first.tensorCount} tensors its first message declared`);
+        }
+        if (assembler.receivedBytes > limit) throw new InvalidArgumentError(`assign: ${assembler.receivedBytes} bytes exceed the ${limit} bytes a shard of this server may hold`);
+      },
+      onEnd() {
+        if (first === undefined) throw new InvalidArgumentError('assign: empty stream');
+        const tensors = assembler.finish();
+        if (tensors.length !== first.tensorCount) throw new InvalidArgumentError(`assign: the stream ended after ${tensors.length} of ${first.tensorCount} tensors`);
+        const config = shardConfigFromProto(first);
+        // Again at the end: another Assign may have bound the chief's secret meanwhile.
+        authority.requireChief(caller, 'assign', true);
+        shard.assign(config, tensors);
+        authority.bindAfterAssign(caller);
+        checkpointRoot ??= root;
+        log(`shard ${shard.index}: assigned ${shard.partList.length} variable part(s) at version ${shard.version}, ${config.optimizer.name} (${shard.kernels} update loops), ${config.mode}`);
+        options.onAssigned?.();
+        return { version: shard.version };
+      },
+    };
+  });
+
+  const saveShard = rpc.unary<SaveShardRequest, SaveShardResponse>('saveShard', (req, caller) => {
+    authority.requireChief(caller, 'saveShard');
+    const saved = writeShardCheckpoint(shard, saveDirectory(checkpointRoot, req.directory, req.step));
+    log(`shard ${shard.index}: checkpoint of version ${shard.version} (step ${req.step}) in ${saved.file}`);
+    return { file: saved.file, bytes: BigInt(saved.bytes), crc32: saved.crc32, version: shard.version };
+  });
+
+  const updateMembership = rpc.unary<UpdateMembershipRequest, UpdateMembershipResponse>('updateMembership', (req, caller) => {
+    authority.requireChief(caller, 'updateMembership');
+    shard.setLive(req.liveWorkerIds);
+    return { version: shard.version };
+  });
+
+  const shutdown = rpc.unary<ShutdownRequest, ShutdownResponse>('shutdown', (req, caller) => {
+    authority.requireChief(caller, 'shutdown');
+    // The reason is the chief's own text; cut short so a log line stays a line.
+    const reason = req.reason.slice(0, 500);
+    log(`shard ${shard.index}: shutdown requested by the chief (${JSON.stringify(reason)})`);
+    // Runs after the wrapper has answered (it answers a plain value at once).
+    setImmediate(() => options.onShutdown?.(reason));
+    return { version: shard.version };
+  });
+
+  return { pull, push, shardStatus, assign, saveShard, shutdown, updateMembership };
+}
+
+function statusOf(shard: Shard): ShardStatusResponse {
+  return {
     shardIndex: shard.index,
     version: shard.version,
     variables: shard.partList.map((p) => ({
@@ -170,54 +266,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
     pushesReceived: shard.counters.pushesReceived,
     pullBytes: shard.counters.pullBytes,
     pullsServed: shard.counters.pullsServed,
-  }));
-
-  const assign = rpc.clientStream<AssignRequest, AssignResponse>('assign', () => {
-    let first: AssignRequest | undefined;
-    const assembler = new TensorAssembler();
-    return {
-      onMessage(msg, isFirst) {
-        if (isFirst) {
-          if (msg.shardIndex !== shard.index) {
-            throw new ClusterError('CLUSTER_CONFIG', `assign: shard ${msg.shardIndex}'s variables reached parameter server ${shard.index}; check the order of the ps addresses`);
-          }
-          first = msg;
-        }
-        for (const chunk of messageChunks(msg)) assembler.add(chunk);
-      },
-      onEnd() {
-        if (first === undefined) throw new InvalidArgumentError('assign: empty stream');
-        const tensors = assembler.finish();
-        if (tensors.length !== first.tensorCount) throw new InvalidArgumentError(`assign: the stream ended after ${tensors.length} of ${first.tensorCount} tensors`);
-        const config = shardConfigFromProto(first);
-        shard.assign(config, tensors);
-        log(`shard ${shard.index}: assigned ${shard.partList.length} variable part(s) at version ${shard.version}, ${config.optimizer.name} (${shard.kernels} update loops), ${config.mode}`);
-        options.onAssigned?.();
-        return { version: shard.version };
-      },
-    };
-  });
-
-  const saveShard = rpc.unary<SaveShardRequest, SaveShardResponse>('saveShard', (req) => {
-    if (req.directory === '') throw new InvalidArgumentError('saveShard: no directory');
-    const saved = writeShardCheckpoint(shard, req.directory);
-    log(`shard ${shard.index}: checkpoint of version ${shard.version} (step ${req.step}) in ${saved.file}`);
-    return { file: saved.file, bytes: BigInt(saved.bytes), crc32: saved.crc32, version: shard.version };
-  });
-
-  const updateMembership = rpc.unary<UpdateMembershipRequest, UpdateMembershipResponse>('updateMembership', (req) => {
-    shard.setLive(req.liveWorkerIds);
-    return { version: shard.version };
-  });
-
-  const shutdown = rpc.unary<ShutdownRequest, ShutdownResponse>('shutdown', (req) => {
-    log(`shard ${shard.index}: shutdown requested by the chief (${req.reason})`);
-    // Runs after the wrapper has answered (it answers a plain value at once).
-    setImmediate(() => options.onShutdown?.(req.reason));
-    return { version: shard.version };
-  });
-
-  return { pull, push, shardStatus, assign, saveShard, shutdown, updateMembership };
+  };
 }
 
 /** The codec a pull asks for; one this Tamp does not know is CODEC_UNSUPPORTED. */
@@ -244,7 +293,7 @@ export async function startParameterServer(options: ParameterServerOptions): Pro
   // The shard's metrics (metrics.ts): counted by an interceptor and the definition's serializers, not in the handlers.
   const metrics = shardMetrics(shard, FastParameterServerService);
   const running = await startServer(
-    [{ definition: metrics.definition, implementation: service, serving: false }],
+    [{ definition: metrics.definition, implementation: service, serving: false, descriptors: FILE_DESCRIPTOR_SET_BASE64 }],
     { host, port: options.port ?? 0 },
     { ...options.rpc, interceptors: [...(options.rpc?.interceptors ?? []), metrics.interceptor] },
   );

@@ -19,6 +19,9 @@ import {
 import { ClusterError } from '@tamp/core';
 import { ServerHealth, serviceNameOf } from './health.js';
 import { rpcMetrics } from './metrics.js';
+import { guardDeserializers } from './malformed.js';
+import { reflectionService } from './reflection.js';
+import { metadataInterceptor } from './role-auth.js';
 import { INSECURE, type RpcSecurity, certificatesLoaded, checkListen, clientCredentials, serverCredentials, tokenInterceptor } from './security.js';
 
 /** Chunks are at most 1 MiB; leave room for headers and metadata. */
@@ -56,6 +59,8 @@ export interface RpcClientOptions {
   readonly maxMessageBytes?: number;
   /** Extra grpc-js channel options, over the defaults of CHANNEL_OPTIONS. */
   readonly channelOptions?: ChannelOptions;
+  /** Metadata sent with every call (a role's secret or slot token: role-auth.ts). */
+  readonly metadata?: Readonly<Record<string, string>>;
 }
 
 export const CHANNEL_OPTIONS: ChannelOptions = {
@@ -80,7 +85,11 @@ export function clientOptions(options: RpcClientOptions = {}): ClientOptions {
     'grpc.max_send_message_length': max,
     ...options.channelOptions,
     // Metrics first: it sees every call, whatever the others do.
-    interceptors: [rpcMetrics.clientInterceptor(), ...(options.interceptors ?? [])],
+    interceptors: [
+      rpcMetrics.clientInterceptor(),
+      ...(options.metadata !== undefined ? [metadataInterceptor(options.metadata)] : []),
+      ...(options.interceptors ?? []),
+    ],
   };
 }
 
@@ -206,6 +215,8 @@ export interface ServiceBinding {
   readonly implementation: UntypedServiceImplementation;
   /** Its health status when the server starts (default: SERVING); setServing changes it. */
   readonly serving?: boolean;
+  /** A FileDescriptorSet (base64) describing it, for server reflection (@tamp/proto's FILE_DESCRIPTOR_SET_BASE64). */
+  readonly descriptors?: string;
 }
 
 export interface RunningRpcServer {
@@ -219,16 +230,22 @@ export interface RunningRpcServer {
   close(graceMs?: number): Promise<void>;
 }
 
-/** createServer, addService for each binding and the health service, bindServer: a serving server and its port. */
+/** createServer, addService for each binding, the health and reflection services, bindServer: a serving server and its port. */
 export async function startServer(
   services: readonly ServiceBinding[],
   listen: { readonly host: string; readonly port: number },
   options: RpcServerOptions = {},
 ): Promise<RunningRpcServer> {
   const server = createServer(options);
-  for (const s of services) server.addService(s.definition, s.implementation);
+  // Garbage that does not decode reaches the handlers as a marker they refuse (INVALID_ARGUMENT), not grpc-js's INTERNAL.
+  for (const s of services) server.addService(guardDeserializers(s.definition), s.implementation);
   const health = new ServerHealth(new Map(services.map((s) => [serviceNameOf(s.definition), s.serving ?? true])));
   health.implementation.addToServer(server);
+  const described = services.filter((s) => s.descriptors !== undefined);
+  reflectionService(
+    described.map((s) => serviceNameOf(s.definition)),
+    [...new Set(described.map((s) => s.descriptors as string))],
+  ).addToServer(server);
   const port = await bindServer(server, listen.host, listen.port);
   let healthServer: Server | undefined;
   let healthPort: number | undefined;

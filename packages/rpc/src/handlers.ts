@@ -7,8 +7,10 @@
  * cancellation as CANCELLED, anything else logged here and sent as UNKNOWN
  * without its message.
  */
-import type { ServerWritableStream, handleClientStreamingCall, handleServerStreamingCall, handleUnaryCall } from '@grpc/grpc-js';
+import type { Metadata, ServerWritableStream, handleClientStreamingCall, handleServerStreamingCall, handleUnaryCall } from '@grpc/grpc-js';
 import { type WithHeader, checkHeader } from './header.js';
+import { refuseMalformed } from './malformed.js';
+import { metadataValue } from './role-auth.js';
 import { toServiceError } from './status.js';
 
 export interface HandlerContext {
@@ -16,6 +18,16 @@ export interface HandlerContext {
   readonly jobId: string;
   /** Where errors that are not TampErrors are logged (the caller sees UNKNOWN only). */
   readonly log?: (message: string) => void;
+}
+
+/** Who is calling, as far as a handler needs to know (role secrets and slot tokens travel as metadata: role-auth.ts). */
+export interface CallInfo {
+  /** The first string value the caller sent under `key`. */
+  metadata(key: string): string | undefined;
+}
+
+function callInfo(metadata: Metadata): CallInfo {
+  return { metadata: (key) => metadataValue(metadata, key) };
 }
 
 /** A server-streaming call, as its handler sees it. */
@@ -40,11 +52,14 @@ export interface ClientStreamHandler<Req, Res> {
 
 export interface ServiceHandlers {
   /** A unary method. `name` names it in error messages. */
-  readonly unary: <Req extends WithHeader, Res>(name: string, handle: (request: Req) => Res | Promise<Res>) => handleUnaryCall<Req, Res>;
+  readonly unary: <Req extends WithHeader, Res>(name: string, handle: (request: Req, caller: CallInfo) => Res | Promise<Res>) => handleUnaryCall<Req, Res>;
   /** A server-streaming method: `handle` writes the messages; the stream ends when it resolves. */
-  readonly serverStream: <Req extends WithHeader, Res>(name: string, handle: (request: Req, out: ResponseStream<Res>) => Promise<void>) => handleServerStreamingCall<Req, Res>;
+  readonly serverStream: <Req extends WithHeader, Res>(
+    name: string,
+    handle: (request: Req, out: ResponseStream<Res>, caller: CallInfo) => Promise<void>,
+  ) => handleServerStreamingCall<Req, Res>;
   /** A client-streaming method: the header is checked on the first message, which alone must carry it. */
-  readonly clientStream: <Req extends WithHeader, Res>(name: string, open: () => ClientStreamHandler<Req, Res>) => handleClientStreamingCall<Req, Res>;
+  readonly clientStream: <Req extends WithHeader, Res>(name: string, open: (caller: CallInfo) => ClientStreamHandler<Req, Res>) => handleClientStreamingCall<Req, Res>;
 }
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
@@ -81,12 +96,13 @@ export function serviceHandlers(context: HandlerContext): ServiceHandlers {
   const fail = (error: unknown) => toServiceError(error, log);
 
   return {
-    unary<Req extends WithHeader, Res>(name: string, handle: (request: Req) => Res | Promise<Res>): handleUnaryCall<Req, Res> {
+    unary<Req extends WithHeader, Res>(name: string, handle: (request: Req, caller: CallInfo) => Res | Promise<Res>): handleUnaryCall<Req, Res> {
       return (call, callback) => {
         let result: Res | Promise<Res>;
         try {
+          refuseMalformed(call.request, name);
           checkHeader(call.request.header, jobId, name);
-          result = handle(call.request);
+          result = handle(call.request, callInfo(call.metadata));
         } catch (error) {
           callback(fail(error), null);
           return;
@@ -101,11 +117,15 @@ export function serviceHandlers(context: HandlerContext): ServiceHandlers {
       };
     },
 
-    serverStream<Req extends WithHeader, Res>(name: string, handle: (request: Req, out: ResponseStream<Res>) => Promise<void>): handleServerStreamingCall<Req, Res> {
+    serverStream<Req extends WithHeader, Res>(
+      name: string,
+      handle: (request: Req, out: ResponseStream<Res>, caller: CallInfo) => Promise<void>,
+    ): handleServerStreamingCall<Req, Res> {
       const run = async (call: ServerWritableStream<Req, Res>): Promise<void> => {
         try {
+          refuseMalformed(call.request, name);
           checkHeader(call.request.header, jobId, name);
-          await handle(call.request, responseStream(call));
+          await handle(call.request, responseStream(call), callInfo(call.metadata));
           if (!call.cancelled) call.end();
         } catch (error) {
           if (!call.cancelled) call.emit('error', fail(error));
@@ -114,9 +134,9 @@ export function serviceHandlers(context: HandlerContext): ServiceHandlers {
       return (call) => void run(call);
     },
 
-    clientStream<Req extends WithHeader, Res>(name: string, open: () => ClientStreamHandler<Req, Res>): handleClientStreamingCall<Req, Res> {
+    clientStream<Req extends WithHeader, Res>(name: string, open: (caller: CallInfo) => ClientStreamHandler<Req, Res>): handleClientStreamingCall<Req, Res> {
       return (call, callback) => {
-        const handler = open();
+        const handler = open(callInfo(call.metadata));
         let first = true;
         let done = false;
         const refuse = (error: unknown) => {
@@ -128,6 +148,7 @@ export function serviceHandlers(context: HandlerContext): ServiceHandlers {
         call.on('data', (message: Req) => {
           if (done) return;
           try {
+            refuseMalformed(message, name);
             const isFirst = first;
             first = false;
             if (isFirst) checkHeader(message.header, jobId, name);

@@ -33,6 +33,8 @@ export function checkHeader(header: RequestHeaderFields | undefined, jobId: stri
     );
   }
   if (header.jobId !== jobId) {
-    throw new ClusterError('JOB_MISMATCH', `${service}: request for job "${header.jobId}" reached a server of another job; check the cluster addresses and --job-id`);
+    // Only the caller's own id, cut short and quoted by JSON so it cannot forge log lines.
+    const theirs = JSON.stringify(header.jobId.length > 64 ? `${header.jobId.slice(0, 64)}...` : header.jobId);
+    throw new ClusterError('JOB_MISMATCH', `${service}: request for job ${theirs} reached a server of another job; check the cluster addresses and --job-id`);
   }
 }

@@ -9,6 +9,7 @@ export * from './status.js';
 export * from './header.js';
 export * from './retry.js';
 export * from './handlers.js';
+export * from './role-auth.js';
 export * from './calls.js';
 export * from './public-handlers.js';
 export type { Interceptor as ClientInterceptor, Server, ServerInterceptor } from '@grpc/grpc-js';

@@ -7,6 +7,7 @@
  */
 import type { ServerUnaryCall, handleUnaryCall } from '@grpc/grpc-js';
 import { toServiceError } from './status.js';
+import { refuseMalformed } from './malformed.js';
 
 /** What a public handler may know of its call. */
 export interface PublicCall {
@@ -29,6 +30,7 @@ export function publicUnary<Req, Res>(handle: (request: Req, call: PublicCall) =
   return (call, callback) => {
     let result: Res | Promise<Res>;
     try {
+      refuseMalformed(call.request, 'request');
       result = handle(call.request, callOf(call));
     } catch (error) {
       callback(toServiceError(error, log), null);

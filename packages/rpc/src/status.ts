@@ -19,6 +19,7 @@ const STATUS: Record<StatusKind, status> = {
   'not-found': status.NOT_FOUND,
   unavailable: status.UNAVAILABLE,
   unauthenticated: status.UNAUTHENTICATED,
+  'permission-denied': status.PERMISSION_DENIED,
   unimplemented: status.UNIMPLEMENTED,
   'deadline-exceeded': status.DEADLINE_EXCEEDED,
   'resource-exhausted': status.RESOURCE_EXHAUSTED,
@@ -62,6 +63,8 @@ const FALLBACK: Partial<Record<status, ErrorCode>> = {
   [status.UNAVAILABLE]: 'PEER_UNAVAILABLE',
   [status.DEADLINE_EXCEEDED]: 'PEER_UNAVAILABLE',
   [status.FAILED_PRECONDITION]: 'JOB_MISMATCH',
+  [status.UNAUTHENTICATED]: 'UNAUTHENTICATED',
+  [status.PERMISSION_DENIED]: 'PERMISSION_DENIED',
 };
 
 /** Client side: rebuild a typed error from a gRPC error. `what` says which call to which peer failed. */

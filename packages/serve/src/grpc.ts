@@ -25,6 +25,7 @@ import type { ModelStore, ServedModel } from './model-store.js';
 import { serverMetadata } from './server.js';
 import { isDatatype } from './tensors.js';
 import { selectOutputs, v2Metadata } from './v2-rest.js';
+import { FILE_DESCRIPTOR_SET_BASE64 } from '@tamp/proto/tamp/v1/descriptor_set';
 
 export interface GrpcOptions {
   /** TLS, mutual TLS and a bearer token (@tamp/rpc); default plaintext. */
@@ -160,5 +161,5 @@ export function startGrpc(o: GrpcOptions, host: string, port: number): Promise<R
     modelMetadata: publicUnary((r: { name: string; version: string }) => metadata(store, r.name, r.version), log),
     modelInfer: publicUnary((r: ModelInferRequest, call) => store.get(r.modelName, r.modelVersion || undefined).use((s) => modelInfer(o, s, r, call)), log),
   };
-  return startServer([{ definition: GRPCInferenceServiceService, implementation }], { host, port }, { maxMessageBytes: o.maxMessageBytes, ...(o.security !== undefined ? { security: o.security, warn: log } : {}) });
+  return startServer([{ definition: GRPCInferenceServiceService, implementation, descriptors: FILE_DESCRIPTOR_SET_BASE64 }], { host, port }, { maxMessageBytes: o.maxMessageBytes, ...(o.security !== undefined ? { security: o.security, warn: log } : {}) });
 }

@@ -6,10 +6,10 @@
  * checkpoint: resuming skips it with a warning and takes the one before.
  */
 import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { ClusterError, ModelError, type OptimizerSettings, type WireTensor, crc32, errorMessage } from '@tamp/core';
 import { atomicWriteFile } from '@tamp/core/node';
-import { OPTIMIZER_STATE_TENSOR, type ParameterClient, type VariableSpec, readShardCheckpoint } from '@tamp/parameter-server';
+import { OPTIMIZER_STATE_TENSOR, type ParameterClient, type VariableSpec, checkpointFolderName, readShardCheckpoint } from '@tamp/parameter-server';
 import type { TrainingSettings } from './job-config.js';
 import type { ClusterEpochRecord } from './report.js';
 
@@ -38,11 +38,12 @@ export interface CheckpointManifest {
 }
 
 export function checkpointsRoot(out: string): string {
-  return join(out, 'checkpoints');
+  // Absolute: the parameter servers are told this folder at Assign and refuse a relative one.
+  return resolve(out, 'checkpoints');
 }
 
 export function checkpointDir(out: string, step: number): string {
-  return join(checkpointsRoot(out), `step-${String(step).padStart(9, '0')}`);
+  return join(checkpointsRoot(out), checkpointFolderName(step));
 }
 
 /** Ask every shard to save its part, then write the manifest (the commit point). */
@@ -53,7 +54,8 @@ export async function saveCheckpoint(
   step: number,
 ): Promise<string> {
   const dir = checkpointDir(out, step);
-  const saved = await Promise.all(params.shards.map((s) => s.saveShard(dir, BigInt(step))));
+  // The shards write under the root the chief fixed at Assign (checkpointsRoot(out)): the request names only the step.
+  const saved = await Promise.all(params.shards.map((s) => s.saveShard(basename(dir), BigInt(step))));
   const versions = saved.map((p) => p.version.toString());
   if (new Set(versions).size !== 1) {
     throw new ClusterError('JOB_FAILED', `checkpoint ${step}: shards saved different versions (${versions.join(', ')}); training did not pause`);

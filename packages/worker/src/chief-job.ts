@@ -49,6 +49,13 @@ export interface ChiefOptions {
   readonly lostGraceMs?: number;
   /** Fail the job once parameter server 0 has not answered for this long (ms, default 60 s). */
   readonly peerTimeoutMs?: number;
+  /**
+   * The job's chief secret (role-auth.ts in @tamp/rpc): sent with every call to
+   * the parameter servers, which refuse chief-only methods without it, and the
+   * key of the workers' slot tokens. Default: a fresh random one; the CLI
+   * reads TAMP_CHIEF_SECRET, which a launcher shares with its parameter servers.
+   */
+  readonly chiefSecret?: string;
   readonly log?: (message: string) => void;
   readonly onListening?: (port: number) => void;
   readonly onProgress?: (p: ChiefProgress) => void;

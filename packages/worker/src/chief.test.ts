@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ClusterError, optimizerSettings } from '@tamp/core';
 import { CHIEF_READER_ID, type RunningParameterServer, ShardClient, startParameterServer } from '@tamp/parameter-server';
+import { CHIEF_SECRET_KEY, newSecret } from '@tamp/rpc';
 import { findLatestCheckpoint } from './checkpoints.js';
 import { Chief } from './chief.js';
 import type { ChiefOptions } from './chief-job.js';
@@ -38,6 +39,8 @@ let shutdowns: string[];
 let out: string;
 let chief: Chief | undefined;
 let clients: Array<{ close(): void }>;
+/** The job's chief secret: the chief is given it, and the tests read the shards as the chief does. */
+const SECRET = newSecret();
 
 beforeEach(async () => {
   shutdowns = [];
@@ -65,13 +68,14 @@ async function makeChief(overrides: Partial<ChiefOptions> = {}): Promise<Chief> 
     heartbeatIntervalMs: 50,
     heartbeatTimeoutMs: TIMEOUT_MS,
     joinTimeoutMs: 60_000,
+    chiefSecret: SECRET,
     ...overrides,
   });
   return chief;
 }
 
 function shardClient(i: number): ShardClient {
-  const c = new ShardClient(`127.0.0.1:${servers[i]?.port}`, JOB);
+  const c = new ShardClient(`127.0.0.1:${servers[i]?.port}`, JOB, { rpc: { metadata: { [CHIEF_SECRET_KEY]: SECRET } } });
   clients.push(c);
   return c;
 }
@@ -202,8 +206,8 @@ describe('chief steps', () => {
     const port = await c.startCoordinator();
     const w0 = coordinatorClient(port);
     const w1 = coordinatorClient(port);
-    await w0.join('a', 0, 'cpu');
-    await w1.join('b', 1, 'cpu');
+    w0.setWorkerToken((await w0.join('a', 0, 'cpu')).workerToken);
+    w1.setWorkerToken((await w1.join('b', 1, 'cpu')).workerToken);
 
     const first = w0.checkpointBarrier('worker-0', 4, 60_000);
     await arrived(c.state, 1);

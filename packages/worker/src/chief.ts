@@ -13,14 +13,14 @@ import { ClusterError, errorMessage, evaluateModel, recalibrateBatchNorm, recali
 import { describeScore, lastValidation, saveLayersModel } from '@tamp/core/node';
 import type { ShardStatusResponse } from '@tamp/proto/tamp/v1/parameter_server';
 import { CHIEF_READER_ID, ParameterClient } from '@tamp/parameter-server';
-import { pruneCheckpoints, restoreTensors, saveCheckpoint } from './checkpoints.js';
+import { checkpointsRoot, pruneCheckpoints, restoreTensors, saveCheckpoint } from './checkpoints.js';
 import { type ChiefJob, type ChiefOptions, jobConfigFor, planChiefJob } from './chief-job.js';
 import { type RunningCoordinator, startCoordinator } from './coordinator.js';
 import type { CoordinatorState } from './coordinator-state.js';
 import { encodeJobConfig, jobWire } from './job-config.js';
 import { setVariables } from './model-state.js';
 import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, buildReport, writeReport } from './report.js';
-import { INSECURE } from '@tamp/rpc';
+import { CHIEF_SECRET_KEY, INSECURE, newSecret } from '@tamp/rpc';
 
 const DEFAULT_JOIN_TIMEOUT_MS = 300_000;
 const DEFAULT_PEER_TIMEOUT_MS = 60_000;
@@ -42,6 +42,8 @@ export class Chief {
   private psAnsweredAt: number | undefined;
   private epochStart = { time: 0, samples: 0n };
   private wake: () => void = () => {};
+  /** The job's chief secret (ChiefOptions.chiefSecret). */
+  private readonly secret: string;
 
   constructor(
     readonly options: ChiefOptions,
@@ -49,7 +51,10 @@ export class Chief {
   ) {
     this.log = options.log ?? (() => {});
     this.interval = options.heartbeatIntervalMs ?? 1_000;
-    this.params = new ParameterClient(options.psAddresses, job.placement, options.jobId, { rpc: { security: options.security ?? INSECURE } });
+    this.secret = options.chiefSecret !== undefined && options.chiefSecret !== '' ? options.chiefSecret : newSecret();
+    this.params = new ParameterClient(options.psAddresses, job.placement, options.jobId, {
+      rpc: { security: options.security ?? INSECURE, metadata: { [CHIEF_SECRET_KEY]: this.secret } },
+    });
     this.history = [...(job.restored?.manifest.history ?? [])];
   }
 
@@ -86,6 +91,7 @@ export class Chief {
             ...jobWire(t),
           },
           restored !== undefined ? restoreTensors(restored, this.params, i, t.optimizer) : this.params.partsFor(i, this.job.initial),
+          checkpointsRoot(this.options.out),
         );
       }),
     );
@@ -102,6 +108,7 @@ export class Chief {
       heartbeatIntervalMs: this.interval,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
       rpc: { security: options.security ?? INSECURE, ...(options.healthPort !== undefined ? { healthPort: options.healthPort } : {}) },
+      chiefSecret: this.secret,
       epochs: job.training.epochs,
       totalSteps: job.totalSteps,
       log: this.log,

@@ -1,6 +1,6 @@
 /** Client of the chief's Coordinator service. */
 import { CoordinatorClient as GrpcCoordinatorClient, type HeartbeatResponse, type JobStatusResponse, type JoinResponse } from '@tamp/proto/tamp/v1/coordinator';
-import { type RpcCallOptions, type RpcClientOptions, callUnary, createClient, requestHeader, withRetry } from '@tamp/rpc';
+import { type RpcCallOptions, type RpcClientOptions, WORKER_TOKEN_KEY, callUnary, createClient, requestHeader, withRetry } from '@tamp/rpc';
 
 export interface Progress {
   readonly localStep: bigint;
@@ -27,11 +27,20 @@ export class CoordinatorClient {
   private readonly jobId: string;
   private readonly timeoutMs: number;
 
+  /** Metadata sent with every call: read at each call, so setWorkerToken reaches calls made after it. */
+  private readonly auth: Record<string, string>;
+
   constructor(address: string, jobId: string, timeoutMs = 30_000, rpc: RpcClientOptions = {}) {
     this.address = address;
     this.jobId = jobId;
     this.timeoutMs = timeoutMs;
-    this.client = createClient(GrpcCoordinatorClient, address, rpc);
+    this.auth = { ...rpc.metadata };
+    this.client = createClient(GrpcCoordinatorClient, address, { ...rpc, metadata: this.auth });
+  }
+
+  /** The slot token Join answered: every later call carries it (role-auth.ts). */
+  setWorkerToken(token: string): void {
+    this.auth[WORKER_TOKEN_KEY] = token;
   }
 
   close(): void {

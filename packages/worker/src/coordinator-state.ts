@@ -52,11 +52,11 @@ export class CoordinatorState extends Membership {
   }
 
   /** A worker joins (or rejoins); refused once the job is over. */
-  override join(clientId: string, requestedIndex: number, backend: string, now = Date.now()): WorkerRecord {
+  override join(clientId: string, requestedIndex: number, backend: string, now = Date.now(), key = ''): WorkerRecord {
     if (this.job === 'done' || this.job === 'failed') {
-      throw new ClusterError('JOB_MISMATCH', `join: job "${this.options.jobId}" has already ${this.job === 'done' ? 'finished' : 'failed'}`);
+      throw new ClusterError('JOB_MISMATCH', `join: the job has already ${this.job === 'done' ? 'finished' : 'failed'}`);
     }
-    return super.join(clientId, requestedIndex, backend, now);
+    return super.join(clientId, requestedIndex, backend, now, key);
   }
 
   // ---- checkpoint barrier ----

@@ -17,9 +17,13 @@ import {
   type LeaveRequest,
   type LeaveResponse,
 } from '@tamp/proto/tamp/v1/coordinator';
-import { type RpcServerOptions, serviceHandlers, startServer } from '@tamp/rpc';
+import { createHash } from 'node:crypto';
+import { ClusterError, InvalidArgumentError } from '@tamp/core';
+import { type CallInfo, type RpcServerOptions, WORKER_KEY_KEY, WORKER_TOKEN_KEY, newSecret, serviceHandlers, slotToken, startServer, verifySlotToken } from '@tamp/rpc';
 import { type CoordinatorOptions, CoordinatorState } from './coordinator-state.js';
 import { trackCoordinator } from './metrics.js';
+import { checkJoin, checkProgress } from './coordinator-bounds.js';
+import { FILE_DESCRIPTOR_SET_BASE64 } from '@tamp/proto/tamp/v1/descriptor_set';
 
 export interface RunningCoordinator {
   readonly port: number;
@@ -27,16 +31,36 @@ export interface RunningCoordinator {
   close(): Promise<void>;
 }
 
-export async function startCoordinator(options: CoordinatorOptions & { host?: string; port?: number; rpc?: RpcServerOptions }): Promise<RunningCoordinator> {
+export interface CoordinatorServerOptions extends CoordinatorOptions {
+  readonly host?: string;
+  readonly port?: number;
+  readonly rpc?: RpcServerOptions;
+  /** The key of the workers' slot tokens (the job's chief secret; default: a fresh random one). */
+  readonly chiefSecret?: string;
+}
+
+export async function startCoordinator(options: CoordinatorServerOptions): Promise<RunningCoordinator> {
   const state = new CoordinatorState(options);
   trackCoordinator(state);
   const { jobId } = options;
   const log = options.log ?? (() => {});
+  const secret = options.chiefSecret !== undefined && options.chiefSecret !== '' ? options.chiefSecret : newSecret();
   const { unary } = serviceHandlers({ jobId, log });
+  /** The slot `id` names, when the call carries its current token (an older Join's token is refused). */
+  const requireSlot = (caller: CallInfo, id: string, what: string) => {
+    const r = state.slot(id, what);
+    if (verifySlotToken(secret, r.workerId, caller.metadata(WORKER_TOKEN_KEY)) !== r.joins) {
+      throw new ClusterError('PERMISSION_DENIED', `${what}: no valid token for ${r.workerId}: a worker sends the token the chief gave it at its latest Join`);
+    }
+    return r;
+  };
   const implementation: CoordinatorServer = {
-    join: unary<JoinRequest, JoinResponse>('join', (req) => {
-      const r = state.join(req.workerId, req.taskIndex, req.backend);
+    join: unary<JoinRequest, JoinResponse>('join', (req, caller) => {
+      checkJoin(req);
+      const key = caller.metadata(WORKER_KEY_KEY);
+      const r = state.join(req.workerId, req.taskIndex, req.backend, Date.now(), key === undefined ? '' : createHash('sha256').update(key).digest('hex'));
       return {
+        workerToken: slotToken(secret, r.workerId, r.joins),
         taskIndex: r.taskIndex,
         numWorkers: options.numWorkers,
         parameterServers: options.psAddresses.map((address, shardIndex) => ({ shardIndex, address })),
@@ -45,11 +69,15 @@ export async function startCoordinator(options: CoordinatorOptions & { host?: st
         heartbeatIntervalMs: options.heartbeatIntervalMs,
       };
     }),
-    heartbeat: unary<HeartbeatRequest, HeartbeatResponse>('heartbeat', (req) => {
+    heartbeat: unary<HeartbeatRequest, HeartbeatResponse>('heartbeat', (req, caller) => {
+      requireSlot(caller, req.workerId, 'heartbeat');
+      checkProgress(req, options, 'heartbeat');
       state.heartbeat(req);
       return { globalStep: state.globalStep, stop: state.jobState === 'done' || state.jobState === 'failed' };
     }),
-    leave: unary<LeaveRequest, LeaveResponse>('leave', (req) => {
+    leave: unary<LeaveRequest, LeaveResponse>('leave', (req, caller) => {
+      requireSlot(caller, req.workerId, 'leave');
+      checkProgress({ ...req, epoch: 0, loss: 0 }, options, 'leave');
       state.leave(req.workerId, req.finished, req.reason, {
         localStep: req.localStep,
         samples: req.samples,
@@ -61,7 +89,13 @@ export async function startCoordinator(options: CoordinatorOptions & { host?: st
       });
       return {};
     }),
-    checkpointBarrier: unary<CheckpointBarrierRequest, CheckpointBarrierResponse>('checkpointBarrier', (req) => state.arriveAtBarrier(req.workerId, Number(req.step))),
+    checkpointBarrier: unary<CheckpointBarrierRequest, CheckpointBarrierResponse>('checkpointBarrier', (req, caller) => {
+      requireSlot(caller, req.workerId, 'checkpointBarrier');
+      if (req.step < 1n || (options.totalSteps !== undefined && req.step > BigInt(options.totalSteps))) {
+        throw new InvalidArgumentError(`checkpointBarrier: step ${req.step} is outside the job's steps (1..${options.totalSteps ?? '?'})`);
+      }
+      return state.arriveAtBarrier(req.workerId, Number(req.step));
+    }),
     jobStatus: unary<JobStatusRequest, JobStatusResponse>('jobStatus', () => ({
       jobId,
       state: state.jobState,
@@ -85,7 +119,7 @@ export async function startCoordinator(options: CoordinatorOptions & { host?: st
       })),
     })),
   };
-  const server = await startServer([{ definition: CoordinatorService, implementation }], { host: options.host ?? '127.0.0.1', port: options.port ?? 0 }, options.rpc);
+  const server = await startServer([{ definition: CoordinatorService, implementation, descriptors: FILE_DESCRIPTOR_SET_BASE64 }], { host: options.host ?? '127.0.0.1', port: options.port ?? 0 }, options.rpc);
   log(`chief of job "${jobId}" listening on ${options.host ?? '127.0.0.1'}:${server.port}`);
   return { port: server.port, state, close: () => server.close() };
 }

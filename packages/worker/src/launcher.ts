@@ -17,7 +17,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClusterError, errorMessage } from '@tamp/core';
-import { INSECURE, type RpcSecurity, securityArgs } from '@tamp/rpc';
+import { CHIEF_SECRET_ENV, INSECURE, type RpcSecurity, WORKER_KEY_ENV, newSecret, securityArgs } from '@tamp/rpc';
 import type { ChiefReport } from './report.js';
 import { CoordinatorClient } from './coordinator-client.js';
 import { LAUNCHER_PID_ENV } from './parent-watch.js';
@@ -95,11 +95,14 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
   const base = options.metricsPortBase;
   const metricsPort = (offset: number): string[] => (base === undefined ? [] : ['--metrics-port', String(base + offset)]);
   const restarts = new Map<string, number>();
+  // Per run: pinned on the parameter servers before the chief's first Assign, so no one can claim the job first (authority.ts in @tamp/parameter-server).
+  const chiefSecret = newSecret();
   const start = (role: string, args: readonly string[], waitForPort: boolean, env: NodeJS.ProcessEnv = {}): Promise<Child> => {
     const [cmd, ...base] = options.tamp as [string, ...string[]];
     const proc = spawn(cmd, [...base, ...args, ...securityArgs(options.security ?? INSECURE)], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      env: { ...process.env, ...options.env, ...env, [LAUNCHER_PID_ENV]: String(process.pid) },
+      // The job's chief secret goes to the parameter servers and the chief alone (workers get slot tokens at Join).
+      env: { ...process.env, ...options.env, ...env, [LAUNCHER_PID_ENV]: String(process.pid), ...(role.startsWith('worker') ? {} : { [CHIEF_SECRET_ENV]: chiefSecret }) },
     });
     const tail: string[] = [];
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
@@ -182,6 +185,8 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
       await start(`worker-${i}`, ['worker', '--chief', chiefAddress, '--index', String(i), '--job-id', options.jobId, ...metricsPort(options.ps + 1 + i), ...options.workerArgs, ...extra], false, {
         // One client id per slot, kept across restarts: a restarted worker takes its own slot back.
         [CLIENT_ID_ENV]: `${options.jobId}-worker-${i}`,
+        // Kept across restarts, so a restarted worker takes its slot back at once (Membership.join).
+        [WORKER_KEY_ENV]: newSecret(),
         ...options.workerEnvByIndex?.[i],
       });
     }

@@ -72,6 +72,8 @@ export function meanLoss(losses: readonly number[]): number {
 export class Membership {
   private readonly slots: Array<Slot | undefined>;
   private readonly listeners = new Set<() => void>();
+  /** What each slot's holder presented at Join (a digest), by task index. */
+  private readonly keys = new Map<number, string>();
   /** Each slot's failure detector, by task index (a new one per join). */
   private readonly detectors = new Map<number, PhiAccrualDetector>();
   protected readonly log: (message: string) => void;
@@ -91,7 +93,15 @@ export class Membership {
     for (const l of this.listeners) l();
   }
 
-  join(clientId: string, requestedIndex: number, backend: string, now = Date.now()): WorkerRecord {
+  /**
+   * A worker takes a slot. `key` (a digest of what the worker presented,
+   * role-auth.ts's WORKER_KEY_KEY) binds the slot: while it is live, only a
+   * Join with the same key takes it back (a restarted worker under a
+   * launcher, which keeps its key); another is refused as NOT_READY
+   * (retried) until the slot is declared lost, so a foreign client cannot
+   * take a live worker's place.
+   */
+  join(clientId: string, requestedIndex: number, backend: string, now = Date.now(), key = ''): WorkerRecord {
     const n = this.options.numWorkers;
     let index = -1;
     if (requestedIndex >= 0) {
@@ -105,11 +115,14 @@ export class Membership {
       index = this.slots.findIndex((s) => s !== undefined && s.clientId === clientId);
       if (index === -1) index = this.slots.findIndex((s) => s === undefined);
       if (index === -1) index = this.slots.findIndex((s) => s?.state === 'lost' || s?.state === 'left');
-      if (index === -1) throw new ClusterError('CLUSTER_CONFIG', `join: all ${n} worker slots of job "${this.options.jobId}" are taken`);
+      if (index === -1) throw new ClusterError('CLUSTER_CONFIG', `join: all ${n} worker slots of the job are taken`);
     }
     const previous = this.slots[index];
     if (previous?.state === 'finished') {
-      throw new ClusterError('CLUSTER_CONFIG', `join: worker ${index} already finished its share of job "${this.options.jobId}"`);
+      throw new ClusterError('CLUSTER_CONFIG', `join: worker ${index} already finished its share of the job`);
+    }
+    if (previous?.state === 'joined' && this.keys.get(index) !== key) {
+      throw new ClusterError('NOT_READY', `join: worker slot ${index} is held by a live worker; it can be taken once the chief declares that worker lost`);
     }
     const record: Slot = {
       clientId,
@@ -130,6 +143,7 @@ export class Membership {
       joins: (previous?.joins ?? 0) + 1,
     };
     this.slots[index] = record;
+    this.keys.set(index, key);
     const { heartbeatTimeoutMs, heartbeatIntervalMs } = this.options;
     this.detectors.set(index, new PhiAccrualDetector({ timeoutMs: heartbeatTimeoutMs, expectedIntervalMs: heartbeatIntervalMs ?? heartbeatTimeoutMs / 10 }, now));
     this.log(`${record.workerId} (${clientId}, ${backend}) ${record.joins > 1 ? 'rejoined' : 'joined'}`);
@@ -139,8 +153,16 @@ export class Membership {
 
   protected find(clientOrWorkerId: string, what: string): Slot {
     const r = this.slots.find((s) => s !== undefined && (s.clientId === clientOrWorkerId || s.workerId === clientOrWorkerId));
-    if (r === undefined) throw new ClusterError('UNKNOWN_WORKER', `${what}: worker "${clientOrWorkerId}" has not joined job "${this.options.jobId}"; call Join first`);
+    if (r === undefined) {
+      const id = JSON.stringify(clientOrWorkerId.slice(0, 64));
+      throw new ClusterError('UNKNOWN_WORKER', `${what}: worker ${id} has not joined this job; call Join first`);
+    }
     return r;
+  }
+
+  /** The slot a client id or worker id names (a read-only view), as find() resolves it. */
+  slot(clientOrWorkerId: string, what: string): WorkerRecord {
+    return this.find(clientOrWorkerId, what);
   }
 
   /** A worker's progress. (The request's `accuracy` is not kept: workers do not measure it.) */

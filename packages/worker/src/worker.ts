@@ -17,7 +17,7 @@
  */
 import * as tfl from '@tensorflow/tfjs-layers';
 import { BatchSource, type BackendRequest, ClusterError, UsageError, type SelectedBackend, computeGradients, errorMessage } from '@tamp/core';
-import { INSECURE, type RpcSecurity } from '@tamp/rpc';
+import { INSECURE, type RpcSecurity, WORKER_KEY_ENV, WORKER_KEY_KEY, newSecret } from '@tamp/rpc';
 import { epochLimit, loadDataset, useBackend } from '@tamp/core/node';
 import { CommChannel } from './comm/channel.js';
 import type { NamedArray } from './comm/messages.js';
@@ -33,6 +33,13 @@ export interface WorkerOptions {
   readonly taskIndex?: number;
   /** This process's identity (default: TAMP_CLIENT_ID, else host and pid). */
   readonly clientId?: string;
+  /**
+   * What binds its slot at Join, so a restart of this worker may take its
+   * live slot back at once (default: TAMP_WORKER_KEY, which the launcher sets
+   * per slot, else a fresh one per process: a restart then waits until the
+   * chief declares the old process lost).
+   */
+  readonly workerKey?: string;
   readonly backend: BackendRequest;
   readonly requireGpu?: boolean;
   readonly joinTimeoutMs?: number;
@@ -84,7 +91,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
   const stepDelayMs = options.stepDelayMs ?? stepDelayFromEnv();
   const backend: SelectedBackend = await useBackend(options.backend, { requireGpu: options.requireGpu ?? false, log });
   const security = options.security ?? INSECURE;
-  const chief = new CoordinatorClient(options.chiefAddress, options.jobId, undefined, { security });
+  // What binds this worker's slot at Join (Membership.join): the launcher's per-slot key survives a restart; otherwise one per process.
+  const workerKey = options.workerKey ?? (process.env[WORKER_KEY_ENV] || newSecret());
+  const chief = new CoordinatorClient(options.chiefAddress, options.jobId, undefined, { security, metadata: { [WORKER_KEY_KEY]: workerKey } });
   let comm: CommChannel | undefined;
   let bridge: NodeJS.Timeout | undefined;
   let id = clientId;
@@ -92,6 +101,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
     const joined = await chief.joinWithRetry(clientId, options.taskIndex ?? -1, backend.name, options.joinTimeoutMs ?? 120_000, (error) =>
       log(`waiting for the chief at ${options.chiefAddress}: ${errorMessage(error)}`),
     );
+    chief.setWorkerToken(joined.workerToken);
     const config: JobConfig = decodeJobConfig(joined.jobConfigJson);
     const taskIndex = joined.taskIndex;
     id = psWorkerId(taskIndex);
@@ -119,6 +129,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
         chiefLostAfterMs: options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS,
         security,
         wire: { push: wire.wirePush, pull: wire.wirePull, warmupSteps: t.wire?.warmupSteps ?? 0, ...(t.wire?.errorFeedback === false ? { errorFeedback: false } : {}), ...(t.wire?.clipNorm !== undefined ? { clipNorm: t.wire.clipNorm } : {}), ...(wire.wireAuto === true ? { auto: true } : {}) },
+        workerToken: joined.workerToken,
       },
     );
     await comm.ready;

@@ -7,6 +7,7 @@ import { type BackendRequest, ClusterError, UsageError } from '@tamp/core';
 import { heapGrowingPercent, tuneHeapForCluster } from '@tamp/core/node';
 import { kernelsFromEnv, setServerKernels, startParameterServer } from '@tamp/parameter-server';
 import { type Role, type TfConfig, parseAddressList, parseTfConfig, portOf, runChief, runWorker } from '@tamp/worker';
+import { CHIEF_SECRET_ENV } from '@tamp/rpc';
 import { defineCommand } from '../command.js';
 import type { Output } from '../output.js';
 import { table } from '../output.js';
@@ -31,6 +32,17 @@ import {
   trainOptions,
   trainingSettings,
 } from './shared-options.js';
+
+/**
+ * The job's chief secret from TAMP_CHIEF_SECRET (a launcher's, or a
+ * deployment's secret): pinned on a parameter server, used by the chief.
+ * Unset: the chief makes one and a parameter server takes the first
+ * Assign's (ARCHITECTURE.md, "Security").
+ */
+function chiefSecretFromEnv(): { chiefSecret?: string } {
+  const secret = process.env[CHIEF_SECRET_ENV];
+  return secret !== undefined && secret !== '' ? { chiefSecret: secret } : {};
+}
 
 /** Tell a launching parent (over IPC) which port this role bound. */
 function announce(port: number): void {
@@ -88,6 +100,7 @@ export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), 
     port,
     log,
     rpc: { security, warn: (m) => out.log(m), ...(healthPort !== undefined ? { healthPort } : {}) },
+    ...chiefSecretFromEnv(),
     onShutdown: () => stop('the chief ended the job'),
   });
   announce(ps.port);
@@ -175,6 +188,7 @@ export async function runChiefRole(
     backend: o.backend as BackendRequest,
     security,
     ...(healthPort !== undefined ? { healthPort } : {}),
+    ...chiefSecretFromEnv(),
     log,
     onListening: announce,
     onProgress: clusterProgress(out, numWorkers),

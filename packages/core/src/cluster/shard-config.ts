@@ -38,9 +38,22 @@ export interface ShardConfig {
   readonly wireAuto?: boolean;
 }
 
+/** Most workers a job may have (bounds every per-worker table a shard keeps). */
+export const MAX_WORKERS = 4096;
+/** What a worker id looks like (the chief names them worker-<i>); bounded, so ids never grow logs or tables. */
+const WORKER_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
 /** Refuse a configuration no shard can run, with an InvalidArgumentError saying what to change. */
 export function checkShardConfig(config: ShardConfig, what = 'assign'): void {
   if (config.workerIds.length === 0) throw new InvalidArgumentError(`${what}: the job has no workers`);
+  if (config.workerIds.length > MAX_WORKERS) throw new InvalidArgumentError(`${what}: ${config.workerIds.length} workers; at most ${MAX_WORKERS}`);
+  if (!config.workerIds.every((id) => WORKER_ID.test(id) && id !== CHIEF_READER_ID) || new Set(config.workerIds).size !== config.workerIds.length) {
+    throw new InvalidArgumentError(`${what}: worker ids must be distinct, 1-64 letters, digits, '.', '_' or '-', and not "${CHIEF_READER_ID}"`);
+  }
+  const o = config.optimizer;
+  if (![o.learningRate, o.momentum, o.beta1, o.beta2, o.epsilon, o.initialAccumulatorValue].every(Number.isFinite)) {
+    throw new InvalidArgumentError(`${what}: the optimizer's settings must be finite numbers`);
+  }
   if (config.mode === 'sync' && (config.syncReplicas < 1 || config.syncReplicas > config.workerIds.length)) {
     throw new InvalidArgumentError(`${what}: sync needs 1..${config.workerIds.length} replicas per step, got ${config.syncReplicas}`);
   }

@@ -18,7 +18,7 @@ const CONFIG: ShardConfig = {
 
 /** Through the bytes the gRPC message really carries. */
 const overTheWire = (config: ShardConfig) =>
-  AssignRequest.decode(AssignRequest.encode({ header: undefined, chunk: undefined, moreChunks: [], ...shardConfigToProto(config), tensorCount: 1 }).finish());
+  AssignRequest.decode(AssignRequest.encode({ header: undefined, chunk: undefined, moreChunks: [], checkpointRoot: '', ...shardConfigToProto(config), tensorCount: 1 }).finish());
 
 describe('ShardConfig on the wire', () => {
   it('round-trips every field through an encoded AssignRequest', () => {

@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { TampError, errorMessage, formatWireCodec } from '@tamp/core';
 import { rpcMetrics } from '@tamp/rpc';
 import { ParameterClient } from '@tamp/parameter-server';
+import { WORKER_TOKEN_KEY } from '@tamp/rpc';
 import { CoordinatorClient, type Progress } from '../coordinator-client.js';
 import { type CommInit, type FromComm, type NamedArray, type ToComm, transferList } from './messages.js';
 
@@ -14,8 +15,9 @@ const port = parentPort;
 // Only CommChannel starts this module, always in a worker thread (bootstrap.mjs).
 if (port === null) throw new Error('comm-thread must run in a worker thread');
 const init = workerData as CommInit;
-const params = new ParameterClient(init.psAddresses, init.placement, init.jobId, { rpc: { security: init.security }, ...(init.wire !== undefined ? { wire: init.wire } : {}) });
-const chief = new CoordinatorClient(init.chiefAddress, init.jobId, Math.max(5_000, init.heartbeatIntervalMs * 3), { security: init.security });
+const rpc = { security: init.security, metadata: { [WORKER_TOKEN_KEY]: init.workerToken } };
+const params = new ParameterClient(init.psAddresses, init.placement, init.jobId, { rpc, ...(init.wire !== undefined ? { wire: init.wire } : {}) });
+const chief = new CoordinatorClient(init.chiefAddress, init.jobId, Math.max(5_000, init.heartbeatIntervalMs * 3), rpc);
 
 function send(message: FromComm, transfer: ArrayBuffer[] = []): void {
   port?.postMessage(message, transfer);

@@ -26,6 +26,8 @@ export interface CommInit {
   readonly security: RpcSecurity;
   /** The job's codecs (plain data too); absent: fp32 both ways. */
   readonly wire?: WireSettings;
+  /** The slot token the chief gave at Join: sent with every call to the chief and the parameter servers. */
+  readonly workerToken: string;
 }
 
 export interface PullOptions {

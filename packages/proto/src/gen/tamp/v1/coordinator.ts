@@ -49,6 +49,12 @@ export interface JoinResponse {
   jobConfigJson: string;
   globalStep: bigint;
   heartbeatIntervalMs: number;
+  /**
+   * This slot's token: every later call of this worker (Heartbeat, Leave,
+   * CheckpointBarrier, and Pull and Push on the parameter servers) carries it
+   * as `tamp-worker-token` metadata. A newer Join of the slot supersedes it.
+   */
+  workerToken: string;
 }
 
 export interface HeartbeatRequest {
@@ -290,6 +296,7 @@ function createBaseJoinResponse(): JoinResponse {
     jobConfigJson: "",
     globalStep: 0n,
     heartbeatIntervalMs: 0,
+    workerToken: "",
   };
 }
 
@@ -315,6 +322,9 @@ export const JoinResponse: MessageFns<JoinResponse> = {
     }
     if (message.heartbeatIntervalMs !== 0) {
       writer.uint32(48).uint32(message.heartbeatIntervalMs);
+    }
+    if (message.workerToken !== "") {
+      writer.uint32(58).string(message.workerToken);
     }
     return writer;
   },
@@ -378,6 +388,14 @@ export const JoinResponse: MessageFns<JoinResponse> = {
             }
 
             message.heartbeatIntervalMs = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.workerToken = reader.string();
             continue;
           }
         }

@@ -181,6 +181,12 @@ export interface AssignRequest {
    */
   wirePush: string;
   wirePull: string;
+  /**
+   * Absolute folder under which SaveShard writes this shard's checkpoint
+   * parts (the chief's <out>/checkpoints). Fixed by the first Assign: a
+   * later Assign naming another folder is refused. SaveShard takes no path.
+   */
+  checkpointRoot: string;
 }
 
 export interface AssignResponse {
@@ -191,7 +197,11 @@ export interface SaveShardRequest {
   header:
     | RequestHeader
     | undefined;
-  /** Directory of the checkpoint (shared storage, or local to this shard). */
+  /**
+   * The checkpoint's folder name under the checkpoint root the chief fixed at
+   * Assign: `step-` and `step` in 9 digits, or empty for that name. Anything
+   * else (a path, `..`, a separator) is refused with INVALID_ARGUMENT.
+   */
   directory: string;
   /** The step the checkpoint stands for. */
   step: bigint;
@@ -1186,6 +1196,7 @@ function createBaseAssignRequest(): AssignRequest {
     moreChunks: [],
     wirePush: "",
     wirePull: "",
+    checkpointRoot: "",
   };
 }
 
@@ -1238,6 +1249,9 @@ export const AssignRequest: MessageFns<AssignRequest> = {
     }
     if (message.wirePull !== "") {
       writer.uint32(114).string(message.wirePull);
+    }
+    if (message.checkpointRoot !== "") {
+      writer.uint32(122).string(message.checkpointRoot);
     }
     return writer;
   },
@@ -1365,6 +1379,14 @@ export const AssignRequest: MessageFns<AssignRequest> = {
             }
 
             message.wirePull = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.checkpointRoot = reader.string();
             continue;
           }
         }
