@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { optimizerSettings } from '@tamp/core';
 import { PARAMETER_SERVER_SERVICE, ShardClient, startParameterServer } from '@tamp/parameter-server';
-import { HealthClient, type TlsSecurity } from '@tamp/rpc';
+import { CHIEF_SECRET_KEY, HealthClient, type TlsSecurity, newSecret } from '@tamp/rpc';
 import { type ClusterCertFiles, writeClusterCerts } from '@tamp/rpc/certs';
 import { REPO, runTamp } from './helpers/tamp.js';
 
@@ -45,7 +45,7 @@ describe('the plaintext health port of a secured role', () => {
     const health = new HealthClient(`127.0.0.1:${healthPort}`);
     const plainToSecured = new HealthClient(`127.0.0.1:${ps.port}`);
     const onHealthPort = new ShardClient(`127.0.0.1:${healthPort}`, JOB);
-    const chief = new ShardClient(`127.0.0.1:${ps.port}`, JOB, { rpc: { security: { ...security, certFile: certs.roles.chief?.cert as string, keyFile: certs.roles.chief?.key as string } } });
+    const chief = new ShardClient(`127.0.0.1:${ps.port}`, JOB, { rpc: { security: { ...security, certFile: certs.roles.chief?.cert as string, keyFile: certs.roles.chief?.key as string }, metadata: { [CHIEF_SECRET_KEY]: newSecret() } } });
     try {
       expect(await health.check(PARAMETER_SERVER_SERVICE)).toBe('NOT_SERVING');
       const notServing = await healthcheck(healthPort, PARAMETER_SERVER_SERVICE);

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type WireTensor, optimizerSettings } from '@tamp/core';
-import { rpcMetrics } from '@tamp/rpc';
+import { CHIEF_SECRET_KEY, WORKER_TOKEN_KEY, newSecret, rpcMetrics, slotToken } from '@tamp/rpc';
 import { ShardClient } from './client.js';
 import { type RunningParameterServer, startParameterServer } from './server.js';
 
@@ -13,6 +13,9 @@ const JOB = 'metrics-job';
 const SHARD = 3;
 let ps: RunningParameterServer;
 let client: ShardClient;
+/** Calls as each worker carry that worker's slot token (authority.ts); the chief's its secret. */
+const workers = new Map<string, ShardClient>();
+const SECRET = newSecret();
 
 function grads(w: number[]): WireTensor[] {
   return [{ name: 'w', shape: [4], dtype: 'float32', data: Float32Array.from(w), sliceStart: 0 }];
@@ -30,8 +33,9 @@ async function series(): Promise<Map<string, number>> {
 }
 
 beforeAll(async () => {
-  ps = await startParameterServer({ jobId: JOB, index: SHARD });
-  client = new ShardClient(`127.0.0.1:${ps.port}`, JOB);
+  ps = await startParameterServer({ jobId: JOB, index: SHARD, chiefSecret: SECRET });
+  client = new ShardClient(`127.0.0.1:${ps.port}`, JOB, { rpc: { metadata: { [CHIEF_SECRET_KEY]: SECRET } } });
+  for (const id of ['worker-0', 'worker-1']) workers.set(id, new ShardClient(`127.0.0.1:${ps.port}`, JOB, { rpc: { metadata: { [WORKER_TOKEN_KEY]: slotToken(SECRET, id, 1) } } }));
   await client.assign(
     { shardIndex: SHARD, optimizer: optimizerSettings('sgd', 1), version: 0n, mode: 'async', syncReplicas: 1, staleness: 0, workerIds: ['worker-0', 'worker-1'] },
     grads([0, 0, 0, 0]),
@@ -40,18 +44,19 @@ beforeAll(async () => {
 
 afterAll(async () => {
   client.close();
+  for (const w of workers.values()) w.close();
   await ps.close();
 });
 
 describe('parameter server metrics', () => {
   it('count pushes by outcome, their staleness and bytes, pulls, and the shard state by shard', async () => {
-    const push = (worker: string, step: bigint, basedOn: bigint, w = [1, 1, 1, 1]) => client.push({ workerId: worker, step, basedOnVersion: basedOn, batchSize: 1 }, grads(w));
+    const push = (worker: string, step: bigint, basedOn: bigint, w = [1, 1, 1, 1]) => (workers.get(worker) as ShardClient).push({ workerId: worker, step, basedOnVersion: basedOn, batchSize: 1 }, grads(w));
     await push('worker-0', 0n, 0n); // version 1, staleness 0
     await push('worker-1', 0n, 0n); // version 2, computed on 0: staleness 1
     await push('worker-0', 1n, 0n); // version 3: staleness 2
     await push('worker-0', 1n, 0n); // a retry: duplicate
     await expect(push('worker-1', 1n, 2n, [1, Number.NaN, 1, 1])).rejects.toThrow(/NaN|non-finite/i);
-    await client.pull('worker-1');
+    await (workers.get('worker-1') as ShardClient).pull('worker-1');
     await client.pull('chief');
 
     const s = await series();

@@ -1,11 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { type EncodedTensor, type WireCodec, type WireTensor, bytesOf, placeVariables, encodeFp16, encodeInt8, encodeTopk, int8Bytes, optimizerSettings, parseWireCodec } from '@tamp/core';
-import { RpcError } from '@tamp/rpc';
+import { CHIEF_SECRET_KEY, RpcError, WORKER_TOKEN_KEY, newSecret, slotToken } from '@tamp/rpc';
 import { ParameterClient, ShardClient } from './client.js';
 import { type RunningParameterServer, startParameterServer } from './server.js';
 import { PushEncoder } from './wire/push-encoder.js';
 
 const JOB = 'wire-job';
+/** The job's chief secret (authority.ts): the chief's calls carry it, workers' calls their slot tokens made from it. */
+const SECRET = newSecret();
 const N = 1000;
 const SPEC = { workerId: 'worker-0', basedOnVersion: 0n, batchSize: 1 };
 let ps: RunningParameterServer | undefined;
@@ -25,9 +27,9 @@ function series(n: number, seed: number): Float32Array {
 const INITIAL = series(N, 1);
 
 async function start(push: string, pull: string): Promise<{ address: string; chief: ShardClient }> {
-  ps = await startParameterServer({ jobId: JOB, index: 0 });
+  ps = await startParameterServer({ jobId: JOB, index: 0, chiefSecret: SECRET });
   const address = `127.0.0.1:${ps.port}`;
-  const chief = client(address);
+  const chief = client(address, undefined, 'chief');
   await chief.assign(
     {
       shardIndex: 0,
@@ -45,8 +47,10 @@ async function start(push: string, pull: string): Promise<{ address: string; chi
   return { address, chief };
 }
 
-function client(address: string, pullCodec?: WireCodec): ShardClient {
-  const c = new ShardClient(address, JOB, pullCodec === undefined ? {} : { pullCodec });
+/** A client calling as the chief or as one worker (worker-0 unless told). */
+function client(address: string, pullCodec?: WireCodec, as = 'worker-0'): ShardClient {
+  const metadata = as === 'chief' ? { [CHIEF_SECRET_KEY]: SECRET } : { [WORKER_TOKEN_KEY]: slotToken(SECRET, as, 1) };
+  const c = new ShardClient(address, JOB, { rpc: { metadata }, ...(pullCodec === undefined ? {} : { pullCodec }) });
   clients.push(c);
   return c;
 }
@@ -146,7 +150,7 @@ describe('wire codecs at the parameter server', () => {
     const worker = client(address, { kind: 'int8' });
     const first = await worker.pull('worker-0');
     expect([...(first.tensors[0]?.data as Float32Array)]).toEqual([...INITIAL]); // the first pull is whole fp32 values
-    const pusher = client(address);
+    const pusher = client(address, undefined, 'worker-1');
     for (let step = 0; step < 5; step++) {
       await pusher.push({ ...SPEC, workerId: 'worker-1', step: BigInt(step) }, [{ name: 'w', shape: [N], dtype: 'float32', data: series(N, 20 + step), sliceStart: 0 }]);
       await worker.pull('worker-0');
@@ -214,7 +218,7 @@ describe('ParameterClient with wire settings', () => {
   it('clips a top-k gradient to --wire-clip before it is accumulated (DGC local clipping)', async () => {
     const { address, chief } = await start('topk:1', 'fp32');
     const placement = placeVariables([{ name: 'w', shape: [N] }], 1);
-    const params = new ParameterClient([address], placement, JOB, { wire: { push: { kind: 'topk', fraction: 1 }, pull: { kind: 'fp32' }, clipNorm: 1 } });
+    const params = new ParameterClient([address], placement, JOB, { rpc: { metadata: { [WORKER_TOKEN_KEY]: slotToken(SECRET, 'worker-0', 1) } }, wire: { push: { kind: 'topk', fraction: 1 }, pull: { kind: 'fp32' }, clipNorm: 1 } });
     try {
       const g = series(N, 8); // norm far above 1
       await params.pushAll({ workerId: 'worker-0', step: 0n, batchSize: 1, basedOnVersions: [0n] }, new Map([['w', g]]));
