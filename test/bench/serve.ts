@@ -119,7 +119,7 @@ function quantile(sorted: readonly number[], q: number): number {
 async function load(url: string, body: Body, connections: number, duration = DURATION): Promise<Load> {
   const latencies: number[] = [];
   const r = await new Promise<autocannon.Result>((resolve, reject) => {
-    const instance = autocannon({ url, method: 'POST', headers: body.headers, body: body.body, connections, duration }, (error: unknown, result: autocannon.Result) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(result)));
+    const instance = autocannon({ url, method: 'POST', headers: body.headers, body: body.body, connections, duration }, (error: unknown, result: autocannon.Result) => (error ? reject(error instanceof Error ? error : new Error(`autocannon failed: ${JSON.stringify(error)}`)) : resolve(result)));
     instance.on('response', (_client, _status, _bytes, ms) => latencies.push(ms));
   });
   latencies.sort((a, b) => a - b);
