@@ -11,6 +11,7 @@
  *   pnpm bench:compress --no-write   print, leave BENCHMARKS.md alone
  *   pnpm bench:compress --models resnet-20 --dataset fashion-mnist [--train-samples N]
  *     [--test-samples N] [--epochs N] [--finetune-epochs N] [--finetune-epoch-size N]
+ *     [--trained DIR] [--precise-bn] [--compressions int8,deep]
  *                                    ResNet-20, reduced to fit a small machine (compress-resnet.ts)
  */
 import { spawnSync } from 'node:child_process';
@@ -35,7 +36,8 @@ const arg = (name: string, fallback: string) => {
 if (arg('models', '') === 'resnet-20') {
   if (arg('dataset', 'fashion-mnist') !== 'fashion-mnist') throw new Error('--models resnet-20 runs on --dataset fashion-mnist only');
   try {
-    runResnetFashion({
+    const trained = arg('trained', '');
+    await runResnetFashion({
       work,
       write,
       trainSamples: Number(arg('train-samples', '10000')),
@@ -43,6 +45,9 @@ if (arg('models', '') === 'resnet-20') {
       epochs: Number(arg('epochs', '1')),
       finetuneEpochs: Number(arg('finetune-epochs', '2')),
       finetuneEpochSize: Number(arg('finetune-epoch-size', '640')),
+      ...(trained !== '' ? { trained } : {}),
+      preciseBn: process.argv.includes('--precise-bn'),
+      compressions: arg('compressions', 'int8,deep').split(',') as Array<'int8' | 'deep'>,
     });
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -171,25 +171,31 @@ const row = (model: string, server: string, body: string, c: number, l: Load) =>
   process.stderr.write(`${model} ${server} ${body} c=${c}: ${fmt(l.rps)} req/s, p50 ${fmt(l.p50, 1)} ms, p95 ${fmt(l.p95, 1)} ms, p97.5 ${fmt(l.p975, 1)} ms, errors ${l.errors} (${l.errorKinds})\n`);
 };
 
-for (const batching of [false, true]) {
-  const server = await startTamp(batching);
-  const name = batching ? 'tamp serve, batching' : 'tamp serve';
-  try {
-    for (const c of CONCURRENCY) {
-      row('LeNet-5 int8', name, 'JSON', c, await load(`${server.url}/v2/models/digits/infer`, jsonBody([1, 28, 28, 1], digit), c));
-      row('LeNet-5 int8', name, 'binary', c, await load(`${server.url}/v2/models/digits/infer`, binaryBody([1, 28, 28, 1], digit), c));
-      row('LeNet-5 int8', name, 'gRPC (raw)', c, await grpcLoad(server.grpc, 'digits', [1, 28, 28, 1], digit, c));
-    }
-    for (const c of [1, 64]) row('detector int8', name, 'binary', c, await load(`${server.url}/v2/models/objects/infer`, binaryBody([1, 96, 96, 3], scenePixels), c));
-  } finally {
-    await stop(server.child);
-  }
-}
+// Interleaved: the unbatched server, the batching one and the hand-written baseline all run at once, and each
+// (concurrency, body) load goes to each in turn, back to back, so a shared machine's changing load hits them alike.
+const plain = await startTamp(false);
+const batched = await startTamp(true);
 const baseline = await startBaseline();
 try {
-  for (const c of CONCURRENCY) row('LeNet-5 fp32', 'hand-written (stock tfjs)', 'JSON', c, await load(baseline.url, jsonBody([1, 28, 28, 1], digit), c));
+  for (const c of CONCURRENCY) {
+    for (const [name, server] of [['tamp serve', plain], ['tamp serve, batching', batched]] as const) {
+      row('LeNet-5 int8', name, 'JSON', c, await load(`${server.url}/v2/models/digits/infer`, jsonBody([1, 28, 28, 1], digit), c));
+    }
+    row('LeNet-5 fp32', 'hand-written (stock tfjs)', 'JSON', c, await load(baseline.url, jsonBody([1, 28, 28, 1], digit), c));
+    for (const [name, server] of [['tamp serve', plain], ['tamp serve, batching', batched]] as const) {
+      row('LeNet-5 int8', name, 'binary', c, await load(`${server.url}/v2/models/digits/infer`, binaryBody([1, 28, 28, 1], digit), c));
+    }
+    for (const [name, server] of [['tamp serve', plain], ['tamp serve, batching', batched]] as const) {
+      row('LeNet-5 int8', name, 'gRPC (raw)', c, await grpcLoad(server.grpc, 'digits', [1, 28, 28, 1], digit, c));
+    }
+  }
+  for (const c of [1, 64]) {
+    for (const [name, server] of [['tamp serve', plain], ['tamp serve, batching', batched]] as const) {
+      row('detector int8', name, 'binary', c, await load(`${server.url}/v2/models/objects/infer`, binaryBody([1, 96, 96, 3], scenePixels), c));
+    }
+  }
 } finally {
-  await stop(baseline.child);
+  await Promise.all([stop(plain.child), stop(batched.child), stop(baseline.child)]);
 }
 
 // Soak: the batching server at concurrency 64 for SOAK seconds; RSS after a warm-up third against the end.
@@ -216,7 +222,7 @@ writeSection(
   'bench:serve',
   `## Serving: \`pnpm bench:serve\`
 
-\`pnpm bench:serve --duration ${DURATION} --soak ${SOAK}\` on ${machine()}. Every server and autocannon share this machine's two cores; devices are WASM (no GPU here). Batching: \`${BATCHING.join(' ')}\`. HTTP load is autocannon; gRPC load is a loop of concurrent ModelInfer calls through \`@tamp/client/grpc\` over one channel (raw tensor contents). autocannon's summary has no p95: the p95 column is computed from every response's latency (autocannon's \`response\` event; the gRPC loop times each call itself); p50, p90, p97.5 and p99 are autocannon's own. Latency in ms.
+\`pnpm bench:serve --duration ${DURATION} --soak ${SOAK}\` on ${machine()}. Every server and autocannon share this machine's two cores; devices are WASM (no GPU here). The three servers run at once and each load (concurrency, body) goes to the unbatched server, the batching one and the baseline back to back, so the ratios compare runs seconds apart under the same load. Batching: \`${BATCHING.join(' ')}\`. HTTP load is autocannon; gRPC load is a loop of concurrent ModelInfer calls through \`@tamp/client/grpc\` over one channel (raw tensor contents). autocannon's summary has no p95: the p95 column is computed from every response's latency (autocannon's \`response\` event; the gRPC loop times each call itself); p50, p90, p97.5 and p99 are autocannon's own. Latency in ms.
 
 ${markdownTable(['model', 'server', 'body', 'concurrency', 'req/s', 'p50', 'p90', 'p95', 'p97.5', 'p99', 'errors'], rows)}
 
