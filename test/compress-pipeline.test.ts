@@ -118,6 +118,14 @@ describe('compression part 2: prune, share, Huffman', () => {
     for (const w of model.weights.filter((t) => t.shape.length >= 2)) expect([w.encoding.kind, w.storage]).toEqual(['f32', 'sparse']);
   });
 
+  it('--finetune-epoch-size: each fine-tuning epoch runs that many samples, not the whole split', async () => {
+    const { report, model } = await compress('epoch-size', ['--prune', '0.5', '--finetune-epochs', '2', '--finetune-epoch-size', '640']);
+    // 2 epochs × 640 samples / batch 64 = 20 steps; the curve's last point is taken after the last step.
+    expect(report.sparsityCurve.at(-1)?.step).toBe(20);
+    const ks = kernels(model);
+    expect(ks.reduce((n, k) => n + zeros(k.values), 0)).toBe(Math.round(0.5 * ks.reduce((n, k) => n + k.values.length, 0)));
+  });
+
   it('weight sharing is deterministic under a seed', async () => {
     const a = await compress('seed-a', ['--clusters', '8', '--finetune-epochs', '0', '--seed', '5']);
     const b = await compress('seed-b', ['--clusters', '8', '--finetune-epochs', '0', '--seed', '5']);

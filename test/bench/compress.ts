@@ -9,6 +9,10 @@
  *   pnpm bench:compress              all runs (about 40 minutes here)
  *   pnpm bench:compress --only mnist only the MNIST runs (about 6 minutes)
  *   pnpm bench:compress --no-write   print, leave BENCHMARKS.md alone
+ *   pnpm bench:compress --models resnet-20 --dataset fashion-mnist [--train-samples N]
+ *     [--test-samples N] [--epochs N] [--finetune-epochs N] [--finetune-epoch-size N]
+ *     [--trained DIR] [--precise-bn] [--compressions int8,deep]
+ *                                    ResNet-20, reduced to fit a small machine (compress-resnet.ts)
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,12 +20,40 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CompressReport } from '@tamp/compress/node';
 import { TAMP_BIN } from '../helpers/tamp.js';
+import { runResnetFashion } from './compress-resnet.js';
 import { fmt, machine, markdownTable, writeSection } from './report.js';
 
 const write = !process.argv.includes('--no-write');
 const onlyAt = process.argv.indexOf('--only');
 const only = onlyAt === -1 ? undefined : process.argv[onlyAt + 1];
 const work = mkdtempSync(join(tmpdir(), 'tamp-bench-compress-'));
+const arg = (name: string, fallback: string) => {
+  const at = process.argv.indexOf(`--${name}`);
+  return at === -1 ? fallback : (process.argv[at + 1] ?? fallback);
+};
+
+// ResNet-20 on Fashion-MNIST is its own run and section (compress-resnet.ts): a reduced run on this machine, with its sizes as flags.
+if (arg('models', '') === 'resnet-20') {
+  if (arg('dataset', 'fashion-mnist') !== 'fashion-mnist') throw new Error('--models resnet-20 runs on --dataset fashion-mnist only');
+  try {
+    const trained = arg('trained', '');
+    await runResnetFashion({
+      work,
+      write,
+      trainSamples: Number(arg('train-samples', '10000')),
+      testSamples: Number(arg('test-samples', '2000')),
+      epochs: Number(arg('epochs', '1')),
+      finetuneEpochs: Number(arg('finetune-epochs', '2')),
+      finetuneEpochSize: Number(arg('finetune-epoch-size', '640')),
+      ...(trained !== '' ? { trained } : {}),
+      preciseBn: process.argv.includes('--precise-bn'),
+      compressions: arg('compressions', 'int8,deep').split(',') as Array<'int8' | 'deep'>,
+    });
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  process.exit(0);
+}
 
 interface Run {
   readonly model: 'lenet-300-100' | 'lenet-5';

@@ -1,6 +1,6 @@
 /** Shared by the benchmarks: machine description and BENCHMARKS.md sections. */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { version_core } from '@tensorflow/tfjs-core';
@@ -9,7 +9,17 @@ export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 export function machine(): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
-  return `${cpu}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; tfjs ${version_core}; ${new Date().toISOString().slice(0, 10)}`;
+  return `${cpu}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; tfjs ${version_core}; ${new Date().toISOString().slice(0, 10)}; ${load()}`;
+}
+
+/**
+ * The 1/5/15-minute load averages when the section is written: the machine is
+ * shared, so a reader needs them to judge the absolute numbers (ratios within
+ * one run are what the sections compare).
+ */
+export function load(): string {
+  const [one, five, fifteen] = loadavg().map((n) => n.toFixed(2));
+  return `load average ${one} / ${five} / ${fifteen} (1/5/15 min) on ${cpus().length} cores, shared with other jobs`;
 }
 
 /** Replace (or append) the section of BENCHMARKS.md between this benchmark's markers. */

@@ -7,12 +7,13 @@
  * cannot train the last two at all (no depthwise or filter gradient kernels).
  *
  * Options: --quick (fewer steps, for a smoke run), --no-write (print only),
- * --models a,b (a subset; the goals need the LeNets).
+ * --models a,b (a subset, written to its own section bench:train-local:a+b;
+ * the goals need the LeNets), --steps N (WASM steps timed for the conv nets).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { createModel, createTfOptimizer, fitSamples, iterateBatches, optimizerSettings, trainStep, type Batch, type ImageShape } from '@tamp/core';
 import { loadMnist, setTampWasmKernels, useBackend } from '@tamp/core/node';
-import { fmt, machine, markdownTable, writeSection } from './report.js';
+import { fmt, load, machine, markdownTable, writeSection } from './report.js';
 
 const quick = process.argv.includes('--quick');
 const write = !process.argv.includes('--no-write');
@@ -22,13 +23,19 @@ const REQUIRED = ['Conv2DBackpropFilter', 'MaxPoolGrad', 'DepthwiseConv2dNativeB
 const ALL_MODELS = ['lenet-300-100', 'lenet-5', 'mobilenet-v2-0.35-32', 'resnet-20'];
 const modelsArg = process.argv.indexOf('--models');
 const MODELS = modelsArg > 0 ? (process.argv[modelsArg + 1] ?? '').split(',') : ALL_MODELS;
+const stepsArg = process.argv.indexOf('--steps');
+/** --steps N: WASM steps timed per path for the conv nets (a loaded machine cannot afford the default 10). */
+const CONV_STEPS = stepsArg > 0 ? Number(process.argv[stepsArg + 1]) : quick ? 2 : 10;
 /** Steps timed per path: the conv nets' stock cpu steps take seconds each. */
 const STEPS: Record<string, { cpu: number; wasm: number }> = {
   'lenet-300-100': { cpu: quick ? 4 : 20, wasm: quick ? 8 : 40 },
   'lenet-5': { cpu: quick ? 1 : 2, wasm: quick ? 8 : 40 },
-  'mobilenet-v2-0.35-32': { cpu: quick ? 1 : 2, wasm: quick ? 2 : 10 },
-  'resnet-20': { cpu: quick ? 1 : 2, wasm: quick ? 2 : 10 },
+  'mobilenet-v2-0.35-32': { cpu: quick ? 1 : 2, wasm: CONV_STEPS },
+  'resnet-20': { cpu: quick ? 1 : 2, wasm: CONV_STEPS },
 };
+/** Another --models list than the default writes its own section, so it leaves the full run's section alone. */
+const subset = MODELS.join(',') !== ALL_MODELS.join(',');
+const loadAtStart = load();
 
 const mnist = loadMnist();
 const batches: Batch[] = [...iterateBatches(mnist.train, { batchSize: BATCH, seed: 1, limit: BATCH * 60 })];
@@ -182,10 +189,11 @@ for (const name of ['mobilenet-v2-0.35-32', 'resnet-20']) {
   if (m === undefined) continue;
   goals.push(`- ${name} on Tamp's WASM path: ${fmt(m.tamp, 1)} samples/s, **${fmt(m.tamp / m.stockCpu, 0)}x** stock cpu \`model.fit\` (stock wasm: ${typeof m.stockWasm === 'number' ? `${fmt(m.tamp / m.stockWasm, 2)}x` : 'cannot train it, a gradient kernel is missing'}).`);
 }
+const command = `pnpm bench:train-local${subset ? ` --models ${MODELS.join(',')}` : ''}${stepsArg > 0 ? ` --steps ${CONV_STEPS}` : ''}`;
 const markdown = [
-  '## Training in one process: `pnpm bench:train-local`',
+  subset ? `## Training in one process: \`${command}\`` : '## Training in one process: `pnpm bench:train-local`',
   '',
-  `Machine: ${machine()}. The WASM backend runs single-threaded in Node, so every row uses one core.${quick ? ' **Quick run (--quick): few steps, noisy.**' : ''}`,
+  `\`${command}\`. Machine: ${machine()} (at the start: ${loadAtStart}). The WASM backend runs single-threaded in Node, so every row uses one core; the paths run one after another in one process, so a busy machine slows all of them, and the ratios are what to read.${quick ? ' **Quick run (--quick): few steps, noisy.**' : ''}`,
   '',
   ...goals,
   '',
@@ -199,4 +207,4 @@ const markdown = [
   '- LeNet-300-100: the three matrix products per layer are about 60% of kernel time; the rest is the Adam update (about ten small element-wise kernels per variable per step) and tfjs bookkeeping between kernels. A fused optimizer kernel would take most of that away.',
 ].join('\n');
 process.stdout.write(`${markdown}\n`);
-if (write && !quick && MODELS.length === ALL_MODELS.length) writeSection('bench:train-local', markdown);
+if (write && !quick) writeSection(subset ? `bench:train-local:${MODELS.join('+')}` : 'bench:train-local', markdown);

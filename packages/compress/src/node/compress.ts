@@ -42,6 +42,8 @@ export interface CompressOptions {
   readonly clusters?: number;
   /** Fine-tuning epochs while pruning (weight sharing fine-tunes for half as many). 0: no fine-tuning. */
   readonly finetuneEpochs?: number;
+  /** Samples per fine-tuning epoch (default: the whole training split; a detection set's default epoch size). */
+  readonly finetuneEpochSize?: number;
   readonly finetuneLearningRate?: number;
   readonly batchSize?: number;
   readonly seed?: number;
@@ -164,6 +166,9 @@ export async function compressModel(options: CompressOptions): Promise<CompressR
   const reshapes = prune > 0 || options.clusters !== undefined;
   if (!options.int8 && !reshapes) throw new InvalidArgumentError('nothing to do: choose --int8, --prune, --pattern 2:4 or --clusters');
   const epochs = options.finetuneEpochs ?? 0;
+  if (options.finetuneEpochSize !== undefined && !(Number.isInteger(options.finetuneEpochSize) && options.finetuneEpochSize >= 1)) {
+    throw new InvalidArgumentError(`--finetune-epoch-size must be a whole number of samples, at least 1, got ${options.finetuneEpochSize}`);
+  }
   if (reshapes && epochs > 0 && datasetName === undefined) throw new InvalidArgumentError('fine-tuning needs --dataset (the model records none)');
   const meta: TampMeta = { ...stored, producer: PRODUCER, created: new Date().toISOString(), source: options.model };
   const techniques: string[] = [];
@@ -185,6 +190,7 @@ export async function compressModel(options: CompressOptions): Promise<CompressR
       optimizer: optimizerSettings('adam', options.finetuneLearningRate ?? 2e-4),
       batchSize: options.batchSize ?? 64,
       seed: options.seed ?? 1,
+      ...(options.finetuneEpochSize !== undefined ? { epochSize: options.finetuneEpochSize } : {}),
       log,
     };
     if (prune > 0) {

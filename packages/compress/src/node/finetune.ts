@@ -25,6 +25,8 @@ export interface FinetuneOptions {
   readonly optimizer: OptimizerSettings;
   readonly batchSize: number;
   readonly seed: number;
+  /** Samples per fine-tuning epoch: a subset of the training split, so that a slow model can be fine-tuned in bounded time. */
+  readonly epochSize?: number;
   readonly log: (message: string) => void;
 }
 
@@ -40,9 +42,9 @@ export function scoreName(dataset: Dataset): string {
   return dataset.kind === 'detection' ? 'mAP@0.5' : 'accuracy';
 }
 
-/** Fine-tuning batches: a detection dataset's epochs are its default epoch size, not its unlimited split. */
+/** Fine-tuning batches: `epochSize` when given; a detection dataset's epochs are otherwise its default epoch size, not its unlimited split. */
 function finetuneSource(options: FinetuneOptions, seed: number): BatchSource {
-  const limit = options.dataset.kind === 'detection' ? { limit: options.dataset.defaultEpochSize } : {};
+  const limit = options.epochSize !== undefined ? { limit: options.epochSize } : options.dataset.kind === 'detection' ? { limit: options.dataset.defaultEpochSize } : {};
   return new BatchSource(options.dataset.train, { batchSize: options.batchSize, seed, ...limit });
 }
 
