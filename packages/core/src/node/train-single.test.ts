@@ -5,6 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, describe, expect, it } from 'vitest';
 import './wasm-kernels/register.js';
+import { recalibrateBatchNorm, recalibrationBatches } from '../train/batch-norm.js';
+import { loadDataset } from './datasets/registry.js';
 import { trainSingleProcess } from './train-single.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tamp-train-single-'));
@@ -31,7 +33,14 @@ describe('one-process training of a MobileNet-style model on WASM', () => {
     expect(model.inputs[0]?.shape).toEqual([null, 32, 32, 3]);
     // Three training steps moved the moving mean off its zero start.
     const movingMean = model.getLayer('bn_Conv1').getWeights()[2] as tf.Tensor;
-    expect(Math.max(...Array.from(await movingMean.data()).map(Math.abs))).toBeGreaterThan(0);
+    const saved = Array.from(await movingMean.data());
+    expect(Math.max(...saved.map(Math.abs))).toBeGreaterThan(0);
+    // And the saved statistics are the recomputed ones (precise BN), not the moving averages three steps
+    // left near their start: recomputing them on the same samples from the saved weights changes nothing.
+    const again = await recalibrateBatchNorm(model, recalibrationBatches(loadDataset('mnist').train, { batchSize: 32, seed: 1 }));
+    expect(again.layers).toBeGreaterThan(0);
+    const recomputed = Array.from(await (model.getLayer('bn_Conv1').getWeights()[2] as tf.Tensor).data());
+    for (let i = 0; i < saved.length; i++) expect(recomputed[i]).toBeCloseTo(saved[i] as number, 4);
     const y = model.predict(tf.zeros([2, 32, 32, 3])) as tf.Tensor;
     const p = Array.from(await y.data());
     expect(p.slice(0, 10).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
