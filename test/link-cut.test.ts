@@ -20,9 +20,12 @@ import { labUnavailable, NetworkLab } from './helpers/netlab.js';
 import { TAMP_BIN } from './helpers/tamp.js';
 
 const CUT_MS = 10_000;
-const STEP_DELAY_MS = 150;
-// 2 workers, async, batch 64: 100 steps each, at least 15 s of steps per worker, so the job outlasts the cut.
-const EPOCH_SIZE = 2 * 100 * 64;
+const STEP_DELAY_MS = 400;
+// 2 workers, async, batch 64: 50 steps each (MNIST's training split here holds 7,000 digits, so a larger
+// --epoch-size would be cut to it). The cut starts once 10 steps are done, so the other worker has at least
+// 40 steps, at least 16 s, left: the job outlasts the 10 s cut by construction, and the cut worker comes back
+// to a running job.
+const EPOCH_SIZE = 2 * 50 * 64;
 
 interface Finished {
   code: number | null;
