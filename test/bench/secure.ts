@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TAMP_BIN } from '../helpers/tamp.js';
-import { fmt, machine, markdownTable, writeSection } from './report.js';
+import { fmt, machine, markdownTable, median, writeSection } from './report.js';
 
 const quick = process.argv.includes('--quick');
 const write = !process.argv.includes('--no-write') && !quick;
@@ -39,11 +39,6 @@ function samplesPerSecond(model: string, epochSize: number, secure: boolean): nu
   return (JSON.parse(r.stdout) as { samplesPerSecond: number }).samplesPerSecond;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
 
 const loadBefore = loadavg()[0] as number;
 const rows: Array<Array<string | number>> = [];

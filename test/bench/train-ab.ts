@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fmt, machine, markdownTable, writeSection } from './report.js';
+import { fmt, machine, markdownTable, median, writeSection } from './report.js';
 
 function flag(name: string): string | undefined {
   const at = process.argv.indexOf(name);
@@ -87,13 +87,6 @@ for (let round = 0; round < ROUNDS; round++) {
   }
 }
 
-/** The median of the runs that finished (NaN if none did). */
-const median = (xs: number[]) => {
-  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
-  if (s.length === 0) return Number.NaN;
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
 const show = (v: number) => (Number.isNaN(v) ? 'failed' : fmt(v));
 const rows = CONFIGS.map(([model, workers, mode]) => {
   const { head, base } = results.get(`${model}|${workers}|${mode}`) as { head: number[]; base: number[] };
