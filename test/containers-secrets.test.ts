@@ -20,25 +20,30 @@ import { REPO } from './helpers/tamp.js';
 const ROLES = ['ps', 'chief', 'worker'] as const;
 type Role = (typeof ROLES)[number];
 /** The security variables and the file each must name: key of the role's Kubernetes secret / Compose secret target. */
-const FILES = { TAMP_TLS_CA: 'ca.pem', TAMP_TLS_CERT: 'tls.pem', TAMP_TLS_KEY: 'tls-key.pem', TAMP_TOKEN_FILE: 'token' } as const;
+const FILES = { TAMP_TLS_CA: 'ca.pem', TAMP_TLS_CERT: 'tls.pem', TAMP_TLS_KEY: 'tls-key.pem', TAMP_TOKEN_FILE: 'token', TAMP_CHIEF_SECRET_FILE: 'chief-secret' } as const;
+type Variable = keyof typeof FILES;
+/** The variables a role must have: the job's chief secret is for the chief and the parameter servers alone. */
+function variablesOf(role: Role): Variable[] {
+  return (Object.keys(FILES) as Variable[]).filter((v) => v !== 'TAMP_CHIEF_SECRET_FILE' || role !== 'worker');
+}
 const HEALTH_PORT = '8081';
 const UID = 10001;
 
 /** What `tamp certs --out certs` writes for a role: the basenames of the CA, its certificate and key, and the token. */
-let written: { ca: string; token: string; roles: Record<string, { cert: string; key: string }>; all: string[] };
+let written: { ca: string; token: string; chiefSecret: string; roles: Record<string, { cert: string; key: string }>; all: string[] };
 let certDir: string;
 beforeAll(async () => {
   certDir = mkdtempSync(join(tmpdir(), 'tamp-containers-secrets-'));
   const files = await writeClusterCerts(join(certDir, 'certs'));
   const roles = Object.fromEntries(Object.entries(files.roles).map(([r, f]) => [r, { cert: basename(f.cert), key: basename(f.key) }]));
-  written = { ca: basename(files.ca), token: basename(files.token), roles, all: readdirSync(files.dir) };
+  written = { ca: basename(files.ca), token: basename(files.token), chiefSecret: basename(files.chiefSecret), roles, all: readdirSync(files.dir) };
 });
 afterAll(() => rmSync(certDir, { recursive: true, force: true }));
 
-function expectedFile(role: Role, variable: keyof typeof FILES): string {
+function expectedFile(role: Role, variable: Variable): string {
   const own = written.roles[role];
   if (own === undefined) throw new Error(`tamp certs writes no certificate for the role ${role}`);
-  return { TAMP_TLS_CA: written.ca, TAMP_TLS_CERT: own.cert, TAMP_TLS_KEY: own.key, TAMP_TOKEN_FILE: written.token }[variable];
+  return { TAMP_TLS_CA: written.ca, TAMP_TLS_CERT: own.cert, TAMP_TLS_KEY: own.key, TAMP_TOKEN_FILE: written.token, TAMP_CHIEF_SECRET_FILE: written.chiefSecret }[variable];
 }
 
 function roleOf(argv: readonly string[], where: string): Role {
@@ -86,13 +91,14 @@ function composeProblems(file: string, doc: Obj, s: ComposeService, swarm: boole
     }
     const name = file.slice('./certs/'.length);
     if (!written.all.includes(name)) problems.push(`${where}: secret ${source}: tamp certs writes no ${name}`);
-    const allowed = (Object.keys(FILES) as Array<keyof typeof FILES>).map((v) => expectedFile(role, v));
+    const allowed = variablesOf(role).map((v) => expectedFile(role, v));
     if (!allowed.includes(name)) problems.push(`${where}: holds ${name}, which is not the ${role}'s`);
     // Swarm sets owner and mode itself; Compose bind-mounts the host file (docker/README.md: keys owned by the image's uid).
     if (swarm && (str(entry.uid, `${where}.secrets.uid`) !== String(UID) || str(entry.gid, `${where}.secrets.gid`) !== String(UID))) problems.push(`${where}: secret ${source} not owned by uid ${UID}`);
     mounted.set(target.startsWith('/') ? target : `/run/secrets/${target}`, name);
   }
-  for (const variable of Object.keys(FILES) as Array<keyof typeof FILES>) {
+  if (role === 'worker' && env.TAMP_CHIEF_SECRET_FILE !== undefined) problems.push(`${where}: a worker is given TAMP_CHIEF_SECRET_FILE`);
+  for (const variable of variablesOf(role)) {
     const path = env[variable];
     if (path === undefined) {
       problems.push(`${where}: no ${variable}`);
@@ -132,6 +138,25 @@ describe('Compose and Swarm: mutual TLS + token from secrets', () => {
       expect(problems).toMatch(pattern);
     }
   });
+
+  it('the check refuses a worker holding the chief secret, and a parameter server without it', () => {
+    const { doc, services } = loadCompose(join(DOCKER_DIR, 'compose.yaml'), composeDefaults());
+    const worker = services.find((s) => s.command[0] === 'worker') as ComposeService;
+    const nosy: ComposeService = {
+      ...worker,
+      spec: {
+        ...worker.spec,
+        secrets: [...list(worker.spec.secrets, 'secrets'), { source: 'chief-secret', target: 'chief-secret' }],
+        environment: { ...serviceEnv(worker, 'worker'), TAMP_CHIEF_SECRET_FILE: '/run/secrets/chief-secret' },
+      },
+    };
+    const problems = composeProblems('compose.yaml', doc, nosy, false).join('\n');
+    expect(problems).toMatch(/holds chief-secret, which is not the worker's/);
+    expect(problems).toMatch(/a worker is given TAMP_CHIEF_SECRET_FILE/);
+    const ps = services.find((s) => s.command[0] === 'ps') as ComposeService;
+    const { TAMP_CHIEF_SECRET_FILE: _dropped, ...env } = serviceEnv(ps, 'ps');
+    expect(composeProblems('compose.yaml', doc, { ...ps, spec: { ...ps.spec, environment: env } }, false).join('\n')).toMatch(/no TAMP_CHIEF_SECRET_FILE/);
+  });
 });
 
 // ---------------------------------------------------------------- Kubernetes and Kubeflow
@@ -145,7 +170,8 @@ function podProblems(where: string, spec: Obj, c: Obj, role: Role): string[] {
   if (env.TAMP_MTLS !== '1') problems.push(`${where}: TAMP_MTLS is not 1`);
   const volumes = new Map(list(spec.volumes ?? [], 'volumes').map((v) => [str(obj(v, 'volume').name, 'volume.name'), obj(v, 'volume')]));
   const mounts = list(c.volumeMounts ?? [], 'volumeMounts').map((m) => obj(m, 'volumeMount'));
-  for (const variable of Object.keys(FILES) as Array<keyof typeof FILES>) {
+  if (role === 'worker' && env.TAMP_CHIEF_SECRET_FILE !== undefined) problems.push(`${where}: a worker is given TAMP_CHIEF_SECRET_FILE`);
+  for (const variable of variablesOf(role)) {
     const path = env[variable];
     const mount = mounts.find((m) => path !== undefined && path === `${str(m.mountPath, 'mountPath')}/${FILES[variable]}`);
     if (path === undefined || mount === undefined) {
@@ -259,8 +285,8 @@ describe('no insecure path', () => {
           .filter((w) => w.startsWith('--from-file='))
           .map((w) => w.slice('--from-file='.length).split('=', 2) as [string, string]),
       );
-      for (const variable of Object.keys(FILES) as Array<keyof typeof FILES>) expect(fromFiles.get(FILES[variable]), `tamp-${role}-tls ${FILES[variable]}`).toBe(`certs/${expectedFile(role, variable)}`);
-      expect(fromFiles.size, `tamp-${role}-tls holds nothing else`).toBe(4);
+      for (const variable of variablesOf(role)) expect(fromFiles.get(FILES[variable]), `tamp-${role}-tls ${FILES[variable]}`).toBe(`certs/${expectedFile(role, variable)}`);
+      expect(fromFiles.size, `tamp-${role}-tls holds nothing else`).toBe(variablesOf(role).length);
     }
   });
 

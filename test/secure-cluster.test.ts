@@ -35,13 +35,19 @@ describe('secure cluster (real processes)', () => {
     const out = join(dir, 'certs');
     const r = await runTamp(['certs', '--out', out, '--hosts', 'localhost,127.0.0.1', '--days', '2', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const files = jsonOf<{ ca: string; serverCert: string; serverKey: string; token: string; roles: Record<string, { cert: string; key: string }> }>(r);
+    const files = jsonOf<{ ca: string; serverCert: string; serverKey: string; token: string; chiefSecret: string; roles: Record<string, { cert: string; key: string }> }>(r);
     expect(Object.keys(files.roles).sort()).toEqual(['chief', 'ps', 'worker']);
     expect(statSync(files.token).mode & 0o777).toBe(0o600);
+    expect(statSync(files.chiefSecret).mode & 0o777).toBe(0o600);
     expect(statSync(files.roles.worker?.key as string).mode & 0o777).toBe(0o600);
     // A parameter server's checks accept them (dry run: every check, nothing started).
-    const ps = await runTamp(['ps', '--dry-run', '--tls-cert', files.serverCert, '--tls-key', files.serverKey, '--tls-ca', files.ca, '--mtls', '--token-file', files.token]);
+    const secure = ['ps', '--dry-run', '--tls-cert', files.serverCert, '--tls-key', files.serverKey, '--tls-ca', files.ca, '--mtls', '--token-file', files.token];
+    const ps = await runTamp(secure, { env: { ...process.env, TAMP_CHIEF_SECRET_FILE: files.chiefSecret } });
     expect(ps.code, ps.stderr).toBe(0);
+    // A chief secret that cannot be read stops the role before it listens, saying what to mount.
+    const missing = await runTamp(secure, { env: { ...process.env, TAMP_CHIEF_SECRET_FILE: join(out, 'no-such-secret') } });
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/TAMP_CHIEF_SECRET_FILE=.*no-such-secret: cannot read the file/);
   });
 
   it('a role refuses to listen beyond loopback in plaintext, and a token without TLS', async () => {

@@ -31,6 +31,8 @@ export interface ClusterCerts {
   /** Certificates by role name (subject CN `tamp-<role>`, valid for the same hosts as the server's), for roles that want their own identity. */
   readonly clients: Readonly<Record<string, Pem>>;
   readonly token: string;
+  /** The job's chief secret (role-auth.ts): what proves the chief to the parameter servers. */
+  readonly chiefSecret: string;
 }
 
 export interface CertOptions {
@@ -113,6 +115,7 @@ export async function makeClusterCerts(options: CertOptions = {}): Promise<Clust
     server: await leaf('tamp-server', hosts),
     clients,
     token: randomBytes(32).toString('base64url'),
+    chiefSecret: randomBytes(32).toString('base64url'),
   };
 }
 
@@ -125,12 +128,14 @@ export interface ClusterCertFiles {
   /** `<role>.pem` and `<role>-key.pem` for each role. */
   readonly roles: Readonly<Record<string, { readonly cert: string; readonly key: string }>>;
   readonly token: string;
+  /** `chief-secret`: the job's chief secret, for the parameter servers and the chief only (TAMP_CHIEF_SECRET_FILE). */
+  readonly chiefSecret: string;
 }
 
 /**
  * Write a cluster's certificates to `dir` (created, mode 0700): ca.pem,
- * server.pem/server-key.pem, <role>.pem/<role>-key.pem and token; keys and
- * the token mode 0600. The CA's own key is not written: nobody needs it to
+ * server.pem/server-key.pem, <role>.pem/<role>-key.pem, token and
+ * chief-secret; keys, the token and the secret mode 0600. The CA's own key is not written: nobody needs it to
  * run the cluster, and a new set is cheap to make.
  */
 export async function writeClusterCerts(dir: string, options: CertOptions = {}): Promise<ClusterCertFiles> {
@@ -151,5 +156,6 @@ export async function writeClusterCerts(dir: string, options: CertOptions = {}):
     serverKey: put('server-key.pem', certs.server.key, 0o600),
     roles,
     token: put('token', `${certs.token}\n`, 0o600),
+    chiefSecret: put('chief-secret', `${certs.chiefSecret}\n`, 0o600),
   };
 }

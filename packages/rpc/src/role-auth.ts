@@ -13,7 +13,9 @@
  * Comparisons run in constant time over SHA-256 digests.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { type Interceptor, InterceptingCall, type Metadata } from '@grpc/grpc-js';
+import { ClusterError } from '@tamp/core';
 
 export const CHIEF_SECRET_KEY = 'tamp-chief-secret';
 export const WORKER_TOKEN_KEY = 'tamp-worker-token';
@@ -21,10 +23,46 @@ export const WORKER_TOKEN_KEY = 'tamp-worker-token';
 export const WORKER_KEY_KEY = 'tamp-worker-key';
 /** Environment variables a launcher hands its children (never argv: other users can read a command line). */
 export const CHIEF_SECRET_ENV = 'TAMP_CHIEF_SECRET';
+/** A file holding the chief's secret: how containers give it (Docker/Kubernetes secrets are files; `tamp certs` writes `chief-secret`). */
+export const CHIEF_SECRET_FILE_ENV = 'TAMP_CHIEF_SECRET_FILE';
 export const WORKER_KEY_ENV = 'TAMP_WORKER_KEY';
 
 /** Longest secret or token read from the wire (longer ones are refused before hashing). */
 export const MAX_SECRET_CHARS = 256;
+
+/**
+ * The job's chief secret a deployment gives this process: TAMP_CHIEF_SECRET,
+ * or the contents of the file TAMP_CHIEF_SECRET_FILE names (trimmed).
+ * Undefined when neither is set. Both set, an unreadable or empty file, or a
+ * secret too short to guess at or too long for the wire is a SECURITY_CONFIG
+ * error: a typo here would otherwise leave a server trusting whoever assigns it first.
+ */
+export function chiefSecretFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const value = env[CHIEF_SECRET_ENV];
+  const file = env[CHIEF_SECRET_FILE_ENV];
+  const given = value !== undefined && value !== '';
+  const fromFile = file !== undefined && file !== '';
+  if (given && fromFile) throw new ClusterError('SECURITY_CONFIG', `both ${CHIEF_SECRET_ENV} and ${CHIEF_SECRET_FILE_ENV} are set: give the chief's secret one way`);
+  if (!given && !fromFile) return undefined;
+  let secret: string;
+  if (fromFile) {
+    try {
+      secret = readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      throw new ClusterError('SECURITY_CONFIG', `${CHIEF_SECRET_FILE_ENV}=${file}: cannot read the file (${(error as Error).message}); mount the chief's secret there (tamp certs --out DIR writes DIR/chief-secret)`, { cause: error });
+    }
+  } else {
+    secret = value as string;
+  }
+  const source = fromFile ? `${CHIEF_SECRET_FILE_ENV}=${file}` : CHIEF_SECRET_ENV;
+  if (secret.length < MIN_SECRET_CHARS || secret.length > MAX_SECRET_CHARS || /\s/.test(secret)) {
+    throw new ClusterError('SECURITY_CONFIG', `${source}: the chief's secret must be ${MIN_SECRET_CHARS} to ${MAX_SECRET_CHARS} characters without spaces (got ${secret.length}); make one with tamp certs --out DIR (DIR/chief-secret) or openssl rand -base64 32`);
+  }
+  return secret;
+}
+
+/** Shortest chief secret a deployment may give (16 characters: guessing it must not be the easy way in). */
+export const MIN_SECRET_CHARS = 16;
 
 /** A fresh random secret (32 bytes, base64url). */
 export function newSecret(): string {

@@ -17,7 +17,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClusterError, errorMessage } from '@tamp/core';
-import { CHIEF_SECRET_ENV, INSECURE, type RpcSecurity, WORKER_KEY_ENV, newSecret, securityArgs } from '@tamp/rpc';
+import { CHIEF_SECRET_ENV, CHIEF_SECRET_FILE_ENV, INSECURE, chiefSecretFromEnv, type RpcSecurity, WORKER_KEY_ENV, newSecret, securityArgs } from '@tamp/rpc';
 import type { ChiefReport } from './report.js';
 import { CoordinatorClient } from './coordinator-client.js';
 import { LAUNCHER_PID_ENV } from './parent-watch.js';
@@ -96,13 +96,22 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
   const metricsPort = (offset: number): string[] => (base === undefined ? [] : ['--metrics-port', String(base + offset)]);
   const restarts = new Map<string, number>();
   // Per run: pinned on the parameter servers before the chief's first Assign, so no one can claim the job first (authority.ts in @tamp/parameter-server).
-  const chiefSecret = newSecret();
+  // A secret this process was given (TAMP_CHIEF_SECRET or TAMP_CHIEF_SECRET_FILE) is the job's; otherwise a fresh one.
+  const chiefSecret = chiefSecretFromEnv() ?? newSecret();
   const start = (role: string, args: readonly string[], waitForPort: boolean, env: NodeJS.ProcessEnv = {}): Promise<Child> => {
     const [cmd, ...base] = options.tamp as [string, ...string[]];
     const proc = spawn(cmd, [...base, ...args, ...securityArgs(options.security ?? INSECURE)], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       // The job's chief secret goes to the parameter servers and the chief alone (workers get slot tokens at Join).
-      env: { ...process.env, ...options.env, ...env, [LAUNCHER_PID_ENV]: String(process.pid), ...(role.startsWith('worker') ? {} : { [CHIEF_SECRET_ENV]: chiefSecret }) },
+      // Passed by value, so the file variable is cleared (giving both is an error).
+      env: {
+        ...process.env,
+        ...options.env,
+        ...env,
+        [LAUNCHER_PID_ENV]: String(process.pid),
+        [CHIEF_SECRET_FILE_ENV]: '',
+        [CHIEF_SECRET_ENV]: role.startsWith('worker') ? '' : chiefSecret,
+      },
     });
     const tail: string[] = [];
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));

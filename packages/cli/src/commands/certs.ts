@@ -15,7 +15,7 @@ export const certsCommand = defineCommand({
   summary: 'Make certificates and a token for a secure cluster (--tls-cert, --tls-key, --tls-ca, --mtls, --token-file).',
   positionals: [],
   options: {
-    out: { type: 'string', value: 'dir', description: 'folder to write ca.pem, server.pem, server-key.pem, <role>.pem, <role>-key.pem and token into (keys and token mode 0600)' },
+    out: { type: 'string', value: 'dir', description: 'folder to write ca.pem, server.pem, server-key.pem, <role>.pem, <role>-key.pem, token and chief-secret into (keys, token and secret mode 0600)' },
     hosts: { type: 'string', value: 'h1,h2,...', description: 'host names and addresses the certificates are valid for (default: localhost,127.0.0.1,::1)' },
     days: { type: 'number', integer: true, min: 1, default: 365, description: 'days the certificates stay valid' },
     'dry-run': dryRunOption,
@@ -35,6 +35,7 @@ export const certsCommand = defineCommand({
       ['server key (--tls-key)', files.serverKey],
       ...Object.entries(files.roles).map(([role, f]) => [`${role} certificate / key`, `${f.cert} ${f.key}`] as [string, string]),
       ['token (--token-file)', files.token],
+      ['chief secret (TAMP_CHIEF_SECRET_FILE, parameter servers and chief only)', files.chiefSecret],
     ];
     return {
       result: files,

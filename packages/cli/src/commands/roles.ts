@@ -7,7 +7,7 @@ import { type BackendRequest, ClusterError, UsageError } from '@tamp/core';
 import { heapGrowingPercent, tuneHeapForCluster } from '@tamp/core/node';
 import { kernelsFromEnv, setServerKernels, startParameterServer } from '@tamp/parameter-server';
 import { type Role, type TfConfig, parseAddressList, parseTfConfig, portOf, runChief, runWorker } from '@tamp/worker';
-import { CHIEF_SECRET_ENV } from '@tamp/rpc';
+import { chiefSecretFromEnv } from '@tamp/rpc';
 import { defineCommand } from '../command.js';
 import type { Output } from '../output.js';
 import { table } from '../output.js';
@@ -34,14 +34,14 @@ import {
 } from './shared-options.js';
 
 /**
- * The job's chief secret from TAMP_CHIEF_SECRET (a launcher's, or a
- * deployment's secret): pinned on a parameter server, used by the chief.
- * Unset: the chief makes one and a parameter server takes the first
- * Assign's (ARCHITECTURE.md, "Security").
+ * The job's chief secret from TAMP_CHIEF_SECRET or TAMP_CHIEF_SECRET_FILE (a
+ * launcher's, or a deployment's secret): pinned on a parameter server, used
+ * by the chief. Unset: the chief makes one and a parameter server takes the
+ * first Assign's (ARCHITECTURE.md, "Security").
  */
-function chiefSecretFromEnv(): { chiefSecret?: string } {
-  const secret = process.env[CHIEF_SECRET_ENV];
-  return secret !== undefined && secret !== '' ? { chiefSecret: secret } : {};
+function chiefSecretOption(): { chiefSecret?: string } {
+  const secret = chiefSecretFromEnv();
+  return secret !== undefined ? { chiefSecret: secret } : {};
 }
 
 /** Tell a launching parent (over IPC) which port this role bound. */
@@ -88,6 +88,7 @@ export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), 
   const kernels = kernelsFromEnv(); // checks TAMP_PS_KERNELS
   const security = securityFrom(o);
   const healthPort = healthPortFrom(o['health-port']);
+  const chiefSecret = chiefSecretOption(); // checks TAMP_CHIEF_SECRET(_FILE) before anything starts
   if (dryRun) return dryRunResult('ps', { role: 'ps', index, host: o.host ?? defaultHost(tf), port, healthPort, jobId: o['job-id'] });
   tuneHeapForCluster(heap);
   setServerKernels(kernels);
@@ -100,7 +101,7 @@ export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), 
     port,
     log,
     rpc: { security, warn: (m) => out.log(m), ...(healthPort !== undefined ? { healthPort } : {}) },
-    ...chiefSecretFromEnv(),
+    ...chiefSecret,
     onShutdown: () => stop('the chief ended the job'),
   });
   announce(ps.port);
@@ -166,6 +167,7 @@ export async function runChiefRole(
   const heap = heapGrowingPercent();
   const security = securityFrom(o);
   const healthPort = healthPortFrom(o['health-port']);
+  const chiefSecret = chiefSecretOption(); // checks TAMP_CHIEF_SECRET(_FILE) before anything starts
   if (dryRun) {
     return dryRunResult('chief', { role: 'chief', port, healthPort, ps: psAddresses, workers: numWorkers, out: outDir, resume: o.resume, model: training?.model, dataset: training?.dataset, mode: training?.mode, jobId: o['job-id'] });
   }
@@ -188,7 +190,7 @@ export async function runChiefRole(
     backend: o.backend as BackendRequest,
     security,
     ...(healthPort !== undefined ? { healthPort } : {}),
-    ...chiefSecretFromEnv(),
+    ...chiefSecret,
     log,
     onListening: announce,
     onProgress: clusterProgress(out, numWorkers),
