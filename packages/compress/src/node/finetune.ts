@@ -10,12 +10,25 @@
  * values: after every step each cluster's weights are replaced by their
  * mean, which moves the centroid by the cluster's summed gradient as Deep
  * Compression does, and pruned weights stay zero.
+ *
+ * Batch norm: fine-tuning steps move the moving statistics only by an
+ * exponential average (momentum 0.99), so after a few dozen steps they
+ * still describe the weights before pruning. Every evaluation, and the model
+ * handed on to folding and quantization, first has them recomputed from
+ * training batches under the current weights (precise BN, train/batch-norm.ts
+ * in @tamp/core), as one-process training and the cluster chief do.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { type Dataset, type OptimizerSettings, BatchSource, createTfOptimizer, evaluateModel, trainStep } from '@tamp/core';
+import { type Dataset, type OptimizerSettings, BatchSource, createTfOptimizer, evaluateModel, recalibrateBatchNorm, recalibrationBatches, trainStep } from '@tamp/core';
 import { kmeans1d } from '../cluster.js';
 import { type Mask, applyMask, globalMagnitudeMasks, magnitudeMask, polynomialSparsity, structured24Mask } from '../prune.js';
+
+/** Batch norm's moving statistics recomputed under the current weights (nothing without batch norm or a dataset). */
+async function settleBatchNorm(model: tfl.LayersModel, options: FinetuneOptions): Promise<void> {
+  if ((options.dataset as Dataset | undefined) === undefined) return;
+  await recalibrateBatchNorm(model, recalibrationBatches(options.dataset.train, { batchSize: options.batchSize, seed: options.seed }));
+}
 
 export type PrunePattern = 'unstructured' | '2:4';
 export type PruneScope = 'global' | 'layer';
@@ -104,6 +117,7 @@ export async function pruneWhileFinetuning(
   const validate = async (sparsity: number, step: number) => {
     // `tamp compress --prune` without a dataset (no fine-tuning): no curve to draw.
     if ((options.dataset as Dataset | undefined) === undefined) return;
+    await settleBatchNorm(model, options);
     const { score } = await evaluateModel(model, options.dataset.validation);
     curve.push({ sparsity, validationScore: score, step });
     options.log(`  sparsity ${(sparsity * 100).toFixed(1)}%: validation ${scoreName(options.dataset)} ${(score * 100).toFixed(2)}%`);
@@ -185,6 +199,7 @@ export async function shareWeights(
     optimizer.dispose();
   }
   if ((options.dataset as Dataset | undefined) === undefined) return new Map(plan.map((p) => [p.kernel.name, { codebook: p.codebook, indices: p.indices }]));
+  await settleBatchNorm(model, options);
   const { score } = await evaluateModel(model, options.dataset.validation);
   options.log(`  ${clusters} shared values per layer: validation ${scoreName(options.dataset)} ${(score * 100).toFixed(2)}%`);
   return new Map(plan.map((p) => [p.kernel.name, { codebook: p.codebook, indices: p.indices }]));
