@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type ImageClassificationDataset, type ImageClassificationSplit, recalibrateBatchNorm, recalibrationBatches } from '@tamp/core';
+import { type ImageClassificationDataset, type ImageClassificationSplit, optimizerSettings, recalibrateBatchNorm, recalibrationBatches } from '@tamp/core';
 import { type FinetuneOptions, pruneWhileFinetuning, shareWeights } from './finetune.js';
 
 type S = tfl.SymbolicTensor;
@@ -44,7 +44,7 @@ function model(): tfl.LayersModel {
   return tfl.model({ inputs: input, outputs: tfl.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: tfl.initializers.glorotUniform({ seed: 4 }) }).apply(x) as S });
 }
 
-const options: FinetuneOptions = { dataset, optimizer: { name: 'sgd', learningRate: 0.5 }, batchSize: 32, seed: 1, log: () => {} };
+const options: FinetuneOptions = { dataset, optimizer: optimizerSettings('sgd', 0.5), batchSize: 32, seed: 1, log: () => {} };
 
 /** The moving mean and variance, then what a fresh recalibration under the same weights sets them to. */
 async function statistics(m: tfl.LayersModel): Promise<{ kept: number[]; recomputed: number[] }> {
