@@ -11,12 +11,14 @@
  * mean, which moves the centroid by the cluster's summed gradient as Deep
  * Compression does, and pruned weights stay zero.
  *
- * Batch norm: fine-tuning steps move the moving statistics only by an
- * exponential average (momentum 0.99), so after a few dozen steps they
- * still describe the weights before pruning. Every evaluation, and the model
- * handed on to folding and quantization, first has them recomputed from
- * training batches under the current weights (precise BN, train/batch-norm.ts
- * in @tamp/core), as one-process training and the cluster chief do.
+ * Batch norm: `tamp compress` folds it before fine-tuning (compress.ts), so
+ * its models reach these functions without any. These functions are
+ * exported, though, and a caller may hand them a model that still has batch
+ * norm; there fine-tuning steps move the moving statistics only by an
+ * exponential average (momentum 0.99), which after a few dozen steps still
+ * describes the weights before pruning. So every evaluation, and the model
+ * handed back, first has them recomputed from training batches under the
+ * current weights (precise BN, train/batch-norm.ts in @tamp/core).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
