@@ -55,8 +55,10 @@ export interface WireSettings {
   readonly errorFeedback?: boolean;
   /** topk: scale each step's whole gradient to at most this L2 norm before it is accumulated (DGC's local clipping). */
   readonly clipNorm?: number;
-  /** `--wire auto`: measure the link before the first step and pick fp32, fp16 or int8 (wire/auto.ts); push and pull are ignored. */
+  /** `--wire auto`: measure the link before the first step and pick fp32, fp16, int8 or top-k (wire/auto.ts); push and pull are ignored. */
   readonly auto?: boolean;
+  /** DGC's momentum correction (the job's ShardConfig.momentumCorrection): top-k pushes keep this momentum factor here and are marked momentum-corrected. */
+  readonly momentum?: number;
 }
 
 type PullOptions = { minVersion?: bigint; step?: bigint; names?: readonly string[]; timeoutMs?: number; codec?: WireCodec };
@@ -69,6 +71,8 @@ export interface PushSpec {
   readonly step: bigint;
   readonly basedOnVersion: bigint;
   readonly batchSize: number;
+  /** The gradient is DGC's momentum-corrected accumulation (the shard applies it with plain SGD). */
+  readonly momentumCorrected?: boolean;
 }
 
 /** One shard. */
@@ -158,8 +162,8 @@ export class ShardClient {
       // Serialized one message at a time, as the stream takes them.
       for (const [chunk, ...moreChunks] of groups()) {
         yield first
-          ? { header, workerId: spec.workerId, step: spec.step, basedOnVersion: spec.basedOnVersion, batchSize: spec.batchSize, tensorCount, chunk, moreChunks }
-          : { header: undefined, workerId: '', step: 0n, basedOnVersion: 0n, batchSize: 0, tensorCount: 0, chunk, moreChunks };
+          ? { header, workerId: spec.workerId, step: spec.step, basedOnVersion: spec.basedOnVersion, batchSize: spec.batchSize, tensorCount, momentumCorrected: spec.momentumCorrected === true, chunk, moreChunks }
+          : { header: undefined, workerId: '', step: 0n, basedOnVersion: 0n, batchSize: 0, tensorCount: 0, momentumCorrected: false, chunk, moreChunks };
         first = false;
       }
     };
@@ -239,7 +243,12 @@ export class ParameterClient {
     this.encoder =
       push.kind === 'fp32'
         ? undefined
-        : new PushEncoder({ codec: push, ...(wire?.warmupSteps !== undefined ? { warmupSteps: wire.warmupSteps } : {}), ...(wire?.errorFeedback !== undefined ? { errorFeedback: wire.errorFeedback } : {}) });
+        : new PushEncoder({
+            codec: push,
+            ...(wire?.warmupSteps !== undefined ? { warmupSteps: wire.warmupSteps } : {}),
+            ...(wire?.errorFeedback !== undefined ? { errorFeedback: wire.errorFeedback } : {}),
+            ...(wire?.momentum !== undefined ? { momentum: wire.momentum } : {}),
+          });
   }
 
   /** --wire auto: time whole pulls in each candidate codec (interleaved, the best of three), then use the fastest that pays. */
@@ -298,7 +307,7 @@ export class ParameterClient {
     if (clipNorm !== undefined) grads = clipped(grads, clipNorm);
     return Promise.all(
       this.shards.map((s, i) => {
-        const push = { workerId: spec.workerId, step: spec.step, batchSize: spec.batchSize, basedOnVersion: spec.basedOnVersions[i] ?? 0n };
+        const push = { workerId: spec.workerId, step: spec.step, batchSize: spec.batchSize, basedOnVersion: spec.basedOnVersions[i] ?? 0n, momentumCorrected: encoder?.momentumCorrected === true };
         const parts = this.partsFor(i, grads);
         // Encoded once, before any retry: the encoder's error feedback sees each gradient once.
         const encoded = encoder?.encode(parts, spec.step);
