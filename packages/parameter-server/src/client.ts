@@ -31,7 +31,7 @@ import { reassembleVariables, splitGradients } from './split.js';
 import { shardConfigToProto } from './wire/shard-config.js';
 import { PullReference } from './wire/pull-reference.js';
 import { PushEncoder } from './wire/push-encoder.js';
-import { AUTO_CANDIDATES, type AutoCandidate, type WireChoice, chooseWire } from './wire/auto.js';
+import { AUTO_CANDIDATES, type AutoCandidate, type WireChoice, chooseWire, considerTopk } from './wire/auto.js';
 
 /** --wire auto: rounds of probe pulls per candidate codec (the best of them counts). */
 const AUTO_ROUNDS = 3;
@@ -218,6 +218,8 @@ export class ParameterClient {
   private pullCodec: WireCodec | undefined;
   private readonly wire: WireSettings | undefined;
   private deciding: Promise<WireChoice> | undefined;
+  /** --wire auto: the probe's times, kept until the first push has considered top-k (wire/auto.ts's considerTopk). */
+  private probed: { times: Record<AutoCandidate, number>; firstPulledAt?: number } | undefined;
   /** --wire auto: what was chosen and why (undefined until the first pull has measured). */
   wireChoice: WireChoice | undefined;
 
@@ -266,7 +268,21 @@ export class ParameterClient {
     const choice = chooseWire(times, bytes);
     this.useCodecs(choice.push, choice.pull);
     this.wireChoice = choice;
+    this.probed = { times };
     return choice;
+  }
+
+  /** --wire auto, at the first push: top-k when int8 still leaves the step dominated by communication (wire/auto.ts). */
+  private reconsider(): void {
+    const probed = this.probed;
+    const choice = this.wireChoice;
+    this.probed = undefined;
+    if (probed?.firstPulledAt === undefined || choice === undefined) return;
+    const m = this.wire?.momentum;
+    const dgc = `DGC's warm-up from dense over ${this.wire?.warmupSteps ?? 0} steps, error feedback, ${m !== undefined && m > 0 ? `momentum correction on (m=${m}: the servers apply plain SGD to these pushes)` : "no momentum correction (the job's optimizer keeps its state on the servers)"}`;
+    const next = considerTopk(choice, probed.times, performance.now() - probed.firstPulledAt, dgc);
+    if (next.push.kind !== choice.push.kind) this.useCodecs(next.push, next.pull);
+    this.wireChoice = next;
   }
 
   /** Pull every shard (concurrently) and reassemble whole variables. */
@@ -288,6 +304,7 @@ export class ParameterClient {
       ),
     );
     const values = reassembleVariables(this.placement, results.map((r) => r.tensors));
+    if (this.probed !== undefined) this.probed.firstPulledAt ??= performance.now();
     return { values, versions: results.map((r) => r.version) };
   }
 
@@ -302,6 +319,7 @@ export class ParameterClient {
     whole: ReadonlyMap<string, Float32Array>,
   ): Promise<PushResponse[]> {
     let grads = whole;
+    if (this.probed !== undefined) this.reconsider();
     const encoder = this.encoder;
     const clipNorm = encoder?.codec.kind === 'topk' ? this.wire?.clipNorm : undefined;
     if (clipNorm !== undefined) grads = clipped(grads, clipNorm);
