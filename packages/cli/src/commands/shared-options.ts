@@ -48,7 +48,7 @@ export const trainOptions = {
   wire: {
     type: 'string',
     choices: ['auto'],
-    description: 'cluster: auto: each worker times pulls of the model in fp32, fp16 and int8 over its own link before its first step and uses the fastest both ways (fp32 unless compression saves a fifth); report.json says what and why (env TAMP_WIRE)',
+    description: 'cluster: auto: each worker times pulls of the model in fp32, fp16 and int8 over its own link before its first step and uses the fastest both ways (fp32 unless compression saves a fifth), with top-k pushes where int8 would still spend over twice the first step\'s compute on the wire; report.json says what and why (env TAMP_WIRE)',
   },
   'wire-no-feedback': { type: 'boolean', description: 'cluster: drop what int8 and top-k round away instead of sending it later (only to measure what error feedback buys) (env TAMP_WIRE_NO_FEEDBACK=1)' },
   'wire-clip': { type: 'number', min: 0, description: "cluster, topk: scale each worker's gradient to at most this L2 norm before it is accumulated (Deep Gradient Compression's local clipping; default: none) (env TAMP_WIRE_CLIP)" },
