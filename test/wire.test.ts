@@ -23,6 +23,9 @@ const TINY = ['--model', 'mlp-tiny', '--dataset', 'mnist', '--epochs', '1', '--e
 
 interface WireReport {
   testAccuracy: number;
+  optimizer: string;
+  wireMomentumCorrection: boolean;
+  wireMomentumCorrectionWhy: string;
   steps: number;
   wirePush: string;
   wirePull: string;
@@ -81,4 +84,17 @@ describe('compressed communication in a local cluster', () => {
     // int8 pulls: the first pull carries whole fp32 values, every later one a quarter: over 33 pulls that is under 0.3x.
     for (const name of ['int8', 'topk']) expect(at(name).pullBytesPerStep / FP32_BYTES, name).toBeLessThanOrEqual(0.3);
   });
+});
+
+describe('top-k with DGC momentum correction', () => {
+  it('trains with momentum SGD at 1% density, the workers keeping the momentum, and the report says so', async () => {
+    // The default warm-up (5% of the steps: 2 dense ones), then 1%; momentum 0.9 on the worker, plain SGD on the server.
+    const r = await train('dgc', ['--optimizer', 'momentum', '--lr', '0.1', '--wire-push', 'topk:0.01', '--wire-pull', 'int8']);
+    expect(r).toMatchObject({ steps: 32, optimizer: 'momentum', wirePush: 'topk:0.01', wireMomentumCorrection: true });
+    expect(r.wireMomentumCorrectionWhy).toMatch(/workers keep the momentum \(m=0\.9\).*plain SGD/);
+    // Three times chance after 32 steps (it reaches about 0.44 here; fp32 with the servers' momentum about 0.47).
+    expect(r.testAccuracy).toBeGreaterThan(0.3);
+    // One dense warm-up step of 32, then 1% as values and gaps: about 0.046x of fp32.
+    expect(r.pushBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.06);
+  }, 200_000);
 });

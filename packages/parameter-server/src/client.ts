@@ -31,7 +31,7 @@ import { reassembleVariables, splitGradients } from './split.js';
 import { shardConfigToProto } from './wire/shard-config.js';
 import { PullReference } from './wire/pull-reference.js';
 import { PushEncoder } from './wire/push-encoder.js';
-import { AUTO_CANDIDATES, type AutoCandidate, type WireChoice, chooseWire } from './wire/auto.js';
+import { AUTO_CANDIDATES, type AutoCandidate, type WireChoice, chooseWire, considerTopk } from './wire/auto.js';
 
 /** --wire auto: rounds of probe pulls per candidate codec (the best of them counts). */
 const AUTO_ROUNDS = 3;
@@ -55,8 +55,10 @@ export interface WireSettings {
   readonly errorFeedback?: boolean;
   /** topk: scale each step's whole gradient to at most this L2 norm before it is accumulated (DGC's local clipping). */
   readonly clipNorm?: number;
-  /** `--wire auto`: measure the link before the first step and pick fp32, fp16 or int8 (wire/auto.ts); push and pull are ignored. */
+  /** `--wire auto`: measure the link before the first step and pick fp32, fp16, int8 or top-k (wire/auto.ts); push and pull are ignored. */
   readonly auto?: boolean;
+  /** DGC's momentum correction (the job's ShardConfig.momentumCorrection): top-k pushes keep this momentum factor here and are marked momentum-corrected. */
+  readonly momentum?: number;
 }
 
 type PullOptions = { minVersion?: bigint; step?: bigint; names?: readonly string[]; timeoutMs?: number; codec?: WireCodec };
@@ -69,6 +71,8 @@ export interface PushSpec {
   readonly step: bigint;
   readonly basedOnVersion: bigint;
   readonly batchSize: number;
+  /** The gradient is DGC's momentum-corrected accumulation (the shard applies it with plain SGD). */
+  readonly momentumCorrected?: boolean;
 }
 
 /** One shard. */
@@ -158,8 +162,8 @@ export class ShardClient {
       // Serialized one message at a time, as the stream takes them.
       for (const [chunk, ...moreChunks] of groups()) {
         yield first
-          ? { header, workerId: spec.workerId, step: spec.step, basedOnVersion: spec.basedOnVersion, batchSize: spec.batchSize, tensorCount, chunk, moreChunks }
-          : { header: undefined, workerId: '', step: 0n, basedOnVersion: 0n, batchSize: 0, tensorCount: 0, chunk, moreChunks };
+          ? { header, workerId: spec.workerId, step: spec.step, basedOnVersion: spec.basedOnVersion, batchSize: spec.batchSize, tensorCount, momentumCorrected: spec.momentumCorrected === true, chunk, moreChunks }
+          : { header: undefined, workerId: '', step: 0n, basedOnVersion: 0n, batchSize: 0, tensorCount: 0, momentumCorrected: false, chunk, moreChunks };
         first = false;
       }
     };
@@ -214,6 +218,8 @@ export class ParameterClient {
   private pullCodec: WireCodec | undefined;
   private readonly wire: WireSettings | undefined;
   private deciding: Promise<WireChoice> | undefined;
+  /** --wire auto: the probe's times, kept until the first push has considered top-k (wire/auto.ts's considerTopk). */
+  private probed: { times: Record<AutoCandidate, number>; firstPulledAt?: number } | undefined;
   /** --wire auto: what was chosen and why (undefined until the first pull has measured). */
   wireChoice: WireChoice | undefined;
 
@@ -239,7 +245,12 @@ export class ParameterClient {
     this.encoder =
       push.kind === 'fp32'
         ? undefined
-        : new PushEncoder({ codec: push, ...(wire?.warmupSteps !== undefined ? { warmupSteps: wire.warmupSteps } : {}), ...(wire?.errorFeedback !== undefined ? { errorFeedback: wire.errorFeedback } : {}) });
+        : new PushEncoder({
+            codec: push,
+            ...(wire?.warmupSteps !== undefined ? { warmupSteps: wire.warmupSteps } : {}),
+            ...(wire?.errorFeedback !== undefined ? { errorFeedback: wire.errorFeedback } : {}),
+            ...(wire?.momentum !== undefined ? { momentum: wire.momentum } : {}),
+          });
   }
 
   /** --wire auto: time whole pulls in each candidate codec (interleaved, the best of three), then use the fastest that pays. */
@@ -257,7 +268,21 @@ export class ParameterClient {
     const choice = chooseWire(times, bytes);
     this.useCodecs(choice.push, choice.pull);
     this.wireChoice = choice;
+    this.probed = { times };
     return choice;
+  }
+
+  /** --wire auto, at the first push: top-k when int8 still leaves the step dominated by communication (wire/auto.ts). */
+  private reconsider(): void {
+    const probed = this.probed;
+    const choice = this.wireChoice;
+    this.probed = undefined;
+    if (probed?.firstPulledAt === undefined || choice === undefined) return;
+    const m = this.wire?.momentum;
+    const dgc = `DGC's warm-up from dense over ${this.wire?.warmupSteps ?? 0} steps, error feedback, ${m !== undefined && m > 0 ? `momentum correction on (m=${m}: the servers apply plain SGD to these pushes)` : "no momentum correction (the job's optimizer keeps its state on the servers)"}`;
+    const next = considerTopk(choice, probed.times, performance.now() - probed.firstPulledAt, dgc);
+    if (next.push.kind !== choice.push.kind) this.useCodecs(next.push, next.pull);
+    this.wireChoice = next;
   }
 
   /** Pull every shard (concurrently) and reassemble whole variables. */
@@ -279,6 +304,7 @@ export class ParameterClient {
       ),
     );
     const values = reassembleVariables(this.placement, results.map((r) => r.tensors));
+    if (this.probed !== undefined) this.probed.firstPulledAt ??= performance.now();
     return { values, versions: results.map((r) => r.version) };
   }
 
@@ -293,12 +319,13 @@ export class ParameterClient {
     whole: ReadonlyMap<string, Float32Array>,
   ): Promise<PushResponse[]> {
     let grads = whole;
+    if (this.probed !== undefined) this.reconsider();
     const encoder = this.encoder;
     const clipNorm = encoder?.codec.kind === 'topk' ? this.wire?.clipNorm : undefined;
     if (clipNorm !== undefined) grads = clipped(grads, clipNorm);
     return Promise.all(
       this.shards.map((s, i) => {
-        const push = { workerId: spec.workerId, step: spec.step, batchSize: spec.batchSize, basedOnVersion: spec.basedOnVersions[i] ?? 0n };
+        const push = { workerId: spec.workerId, step: spec.step, batchSize: spec.batchSize, basedOnVersion: spec.basedOnVersions[i] ?? 0n, momentumCorrected: encoder?.momentumCorrected === true };
         const parts = this.partsFor(i, grads);
         // Encoded once, before any retry: the encoder's error feedback sees each gradient once.
         const encoded = encoder?.encode(parts, spec.step);

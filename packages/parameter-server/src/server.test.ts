@@ -210,6 +210,7 @@ describe('parameter server', () => {
           basedOnVersion: 0n,
           batchSize: 1,
           tensorCount: 2,
+          momentumCorrected: false,
           chunk,
           moreChunks: [],
         }));

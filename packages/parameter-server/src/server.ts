@@ -141,7 +141,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
         if (first) {
           if (!shard.initialized) throw new ClusterError('NOT_READY', `push: parameter server shard ${shard.index} has not been initialised by the chief yet`);
           assembler = new TensorAssembler({ accept: shard.pushCodecs });
-          meta = { workerId: msg.workerId, step: msg.step, basedOnVersion: msg.basedOnVersion, batchSize: msg.batchSize, tensorCount: msg.tensorCount };
+          meta = { workerId: msg.workerId, step: msg.step, basedOnVersion: msg.basedOnVersion, batchSize: msg.batchSize, tensorCount: msg.tensorCount, momentumCorrected: msg.momentumCorrected };
           authority.requireWorker(caller, meta.workerId, 'push');
           if (!shard.workerIds.includes(meta.workerId)) {
             throw new ClusterError('UNKNOWN_WORKER', `push: worker "${meta.workerId}" is not part of this job (known: ${shard.workerIds.join(', ')})`);

@@ -13,6 +13,7 @@ import {
   type ConsistencyMode,
   type OptimizerName,
   CodecError,
+  InvalidArgumentError,
   type EncodedTensor,
   type ShardConfig,
   type WireCodec,
@@ -45,8 +46,9 @@ interface Assigned {
 }
 
 const FP32: WireCodec = { kind: 'fp32' };
-/** What `--wire auto` may choose besides fp32 (top-k changes what training sees: never automatic). */
-const AUTO_KINDS: readonly WireCodecKind[] = ['fp16', 'int8'];
+/** What `--wire auto` may choose besides fp32: top-k only for pushes, on a link too slow for int8 (wire/auto.ts). */
+const AUTO_PUSH_KINDS: readonly WireCodecKind[] = ['fp16', 'int8', 'topk'];
+const AUTO_PULL_KINDS: readonly WireCodecKind[] = ['fp16', 'int8'];
 
 export class Shard {
   readonly index: number;
@@ -123,14 +125,14 @@ export class Shard {
     return this.state?.config.wireAuto === true;
   }
 
-  /** Codecs a push may carry: fp32 and the job's push codec (fp16 and int8 under --wire auto). */
+  /** Codecs a push may carry: fp32 and the job's push codec (fp16, int8 and top-k under --wire auto). */
   get pushCodecs(): readonly WireCodecKind[] {
-    return this.wireAuto ? AUTO_KINDS : [this.wirePush.kind];
+    return this.wireAuto ? AUTO_PUSH_KINDS : [this.wirePush.kind];
   }
 
   /** Refuse a pull in a codec the job did not agree to (fp32 is always served). */
   checkPullCodec(kind: WireCodecKind): void {
-    if (kind === 'fp32' || (this.wireAuto ? AUTO_KINDS.includes(kind) : kind === this.wirePull.kind)) return;
+    if (kind === 'fp32' || (this.wireAuto ? AUTO_PULL_KINDS.includes(kind) : kind === this.wirePull.kind)) return;
     const agreed = this.wireAuto ? 'auto: fp32, fp16 or int8' : formatWireCodec(this.wirePull);
     throw new CodecError('CODEC_UNSUPPORTED', `pull: codec ${kind} is not this job's (it pulls ${agreed}); run every role with the chief's --wire-pull`);
   }
@@ -195,7 +197,7 @@ export class Shard {
       live: () => this.live,
       parts: () => storage.parts,
       markSeen: (workerId, step) => this.seen.add(workerId, step),
-      apply: (grads) => this.applyGradients(grads),
+      apply: (grads, corrected) => this.applyGradients(grads, corrected),
       counters: this.counterSet,
       waitUntil: (ready, signal, why) => this.waiters.until(ready, signal, why),
     };
@@ -256,6 +258,11 @@ export class Shard {
    */
   validatePush(meta: PushMeta, tensors: readonly WireTensor[]): Map<string, Float32Array> {
     const { config, storage } = this.require('push');
+    if (meta.momentumCorrected === true && config.momentumCorrection !== true) {
+      throw new InvalidArgumentError(
+        `push from ${meta.workerId} step ${meta.step}: a momentum-corrected gradient, but this job did not agree to momentum correction (it needs the momentum optimizer and a top-k or auto push codec); run the same Tamp version in every role`,
+      );
+    }
     return validatePush({ index: this.index, workerIds: config.workerIds, parts: storage.parts }, meta, tensors);
   }
 
@@ -263,9 +270,9 @@ export class Shard {
     return this.seen.has(workerId, step);
   }
 
-  /** Apply one gradient per part (already validated) as one optimizer step. */
-  applyGradients(grads: ReadonlyMap<string, Float32Array>): bigint {
-    this.require('push').storage.apply(grads);
+  /** Apply one gradient per part (already validated) as one optimizer step; `corrected` (momentum-corrected pushes) with plain SGD in the same step. */
+  applyGradients(grads: ReadonlyMap<string, Float32Array> | undefined, corrected?: ReadonlyMap<string, Float32Array>): bigint {
+    this.require('push').storage.apply(grads, corrected);
     this.currentVersion += 1n;
     this.counterSet.applied();
     this.waiters.wake();

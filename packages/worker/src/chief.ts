@@ -17,7 +17,7 @@ import { checkpointsRoot, pruneCheckpoints, restoreTensors, saveCheckpoint } fro
 import { type ChiefJob, type ChiefOptions, jobConfigFor, planChiefJob } from './chief-job.js';
 import { type RunningCoordinator, startCoordinator } from './coordinator.js';
 import type { CoordinatorState } from './coordinator-state.js';
-import { encodeJobConfig, jobWire } from './job-config.js';
+import { encodeJobConfig, jobMomentumCorrection, jobWire } from './job-config.js';
 import { setVariables } from './model-state.js';
 import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, buildReport, writeReport } from './report.js';
 import { CHIEF_SECRET_KEY, INSECURE, newSecret } from '@tamp/rpc';
@@ -75,6 +75,8 @@ export class Chief {
   async startShards(): Promise<void> {
     const { training: t, restored } = this.job;
     this.log(`initialising ${this.params.shards.length} parameter server(s) with ${this.job.specs.length} variables (${t.optimizer.name}, ${t.mode}, push ${t.wire?.push ?? 'fp32'}, pull ${t.wire?.pull ?? 'fp32'})`);
+    const correction = jobMomentumCorrection(t);
+    if (t.wire?.push === 'auto' || t.wire?.push.startsWith('topk') === true) this.log(`top-k momentum correction ${correction.on ? 'on' : 'off'}: ${correction.why}`);
     await Promise.all(
       this.params.shards.map(async (shard, i) => {
         await shard.waitReachable(120_000);

@@ -3,7 +3,7 @@
  * the model's topology (so workers need no model file), the placement and
  * the parameter servers. Sent as JSON: it is large and grows with features.
  */
-import { ClusterError, type ConsistencyMode, type OptimizerSettings, type Placement, type WireCodec, parseWireCodec } from '@tamp/core';
+import { ClusterError, type ConsistencyMode, type MomentumCorrection, type OptimizerSettings, type Placement, type WireCodec, dgcMomentumCorrection, parseWireCodec } from '@tamp/core';
 
 export interface TrainingSettings {
   readonly model: string;
@@ -22,9 +22,17 @@ export interface TrainingSettings {
    * picks), fixed by the chief; absent in a job from before codecs: fp32.
    * warmupSteps: top-k's warm-up from dense (default 5% of a worker's steps);
    * errorFeedback false: int8 and top-k forget what they round away (to measure what it buys);
-   * clipNorm: top-k's local clipping of each worker's whole gradient.
+   * clipNorm: top-k's local clipping of each worker's whole gradient;
+   * momentumCorrection false: top-k leaves the momentum on the servers (core's dgcMomentumCorrection says when it is on).
    */
-  readonly wire?: { readonly push: string; readonly pull: string; readonly warmupSteps?: number; readonly errorFeedback?: boolean; readonly clipNorm?: number };
+  readonly wire?: {
+    readonly push: string;
+    readonly pull: string;
+    readonly warmupSteps?: number;
+    readonly errorFeedback?: boolean;
+    readonly clipNorm?: number;
+    readonly momentumCorrection?: boolean;
+  };
 }
 
 export interface JobConfig {
@@ -42,10 +50,19 @@ export interface JobConfig {
   readonly checkpointEvery: number;
 }
 
-/** The job's codecs as the shards and workers use them (fp32 for a job from before codecs). */
-export function jobWire(t: TrainingSettings): { wirePush: WireCodec; wirePull: WireCodec; wireAuto?: true } {
-  if (t.wire?.push === 'auto') return { wirePush: { kind: 'fp32' }, wirePull: { kind: 'fp32' }, wireAuto: true };
-  return { wirePush: parseWireCodec(t.wire?.push ?? 'fp32', 'push'), wirePull: parseWireCodec(t.wire?.pull ?? 'fp32', 'pull') };
+/** The job's codecs as the shards and workers use them (fp32 for a job from before codecs), and whether top-k's momentum correction is on. */
+export function jobWire(t: TrainingSettings): { wirePush: WireCodec; wirePull: WireCodec; wireAuto?: true; momentumCorrection?: true } {
+  const codecs: { wirePush: WireCodec; wirePull: WireCodec; wireAuto?: true } =
+    t.wire?.push === 'auto'
+      ? { wirePush: { kind: 'fp32' }, wirePull: { kind: 'fp32' }, wireAuto: true }
+      : { wirePush: parseWireCodec(t.wire?.push ?? 'fp32', 'push'), wirePull: parseWireCodec(t.wire?.pull ?? 'fp32', 'pull') };
+  return jobMomentumCorrection(t).on ? { ...codecs, momentumCorrection: true } : codecs;
+}
+
+/** DGC's momentum correction for this job (core's dgcMomentumCorrection): on, or why not. */
+export function jobMomentumCorrection(t: TrainingSettings): MomentumCorrection {
+  const push = t.wire?.push === 'auto' ? 'auto' : parseWireCodec(t.wire?.push ?? 'fp32', 'push');
+  return dgcMomentumCorrection(t.optimizer, push, t.wire?.momentumCorrection === false);
 }
 
 export function workerId(taskIndex: number): string {

@@ -10,7 +10,7 @@ import type { Evaluation } from '@tamp/core';
 import { type TrainReport, atomicWriteFile, testFields, validationFields } from '@tamp/core/node';
 import type { ShardStatusResponse } from '@tamp/proto/tamp/v1/parameter_server';
 import type { WorkerRecord } from './membership.js';
-import type { TrainingSettings } from './job-config.js';
+import { type TrainingSettings, jobMomentumCorrection } from './job-config.js';
 
 export interface ClusterEpochRecord {
   readonly epoch: number;
@@ -59,6 +59,12 @@ export interface ChiefReport extends Omit<TrainReport, 'history'> {
   /** The job's wire codecs (--wire-push, --wire-pull). */
   readonly wirePush: string;
   readonly wirePull: string;
+  /**
+   * Top-k's DGC momentum correction: true when the workers keep the momentum and the parameter servers
+   * apply plain SGD to their top-k pushes (momentum optimizer with topk:F, or auto when a worker picks top-k); why, either way.
+   */
+  readonly wireMomentumCorrection: boolean;
+  readonly wireMomentumCorrectionWhy: string;
   /** Tensor bytes one worker step sends (its push, all shards) and receives (its pull), as encoded on the wire: the shards' counts over their pushes and pulls. */
   readonly pushBytesPerStep: number;
   readonly pullBytesPerStep: number;
@@ -116,6 +122,7 @@ export function buildReport(r: ReportInputs): ChiefReport {
   const t = r.training;
   const backends = [...new Set(r.workers.map((w) => w.backend))];
   const samples = r.workers.reduce((n, w) => n + Number(w.samples), 0);
+  const correction = jobMomentumCorrection(t);
   return {
     jobId: r.jobId,
     model: t.model,
@@ -150,6 +157,8 @@ export function buildReport(r: ReportInputs): ChiefReport {
     resumedFrom: r.resumedFrom,
     wirePush: t.wire?.push ?? 'fp32',
     wirePull: t.wire?.pull ?? 'fp32',
+    wireMomentumCorrection: correction.on,
+    wireMomentumCorrectionWhy: correction.why,
     pushBytesPerStep: bytesPerStep(r.shards, (s) => s.pushBytes, (s) => s.pushesReceived),
     pullBytesPerStep: bytesPerStep(r.shards, (s) => s.pullBytes, (s) => s.pullsServed),
   };

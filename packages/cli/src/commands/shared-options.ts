@@ -48,10 +48,15 @@ export const trainOptions = {
   wire: {
     type: 'string',
     choices: ['auto'],
-    description: 'cluster: auto: each worker times pulls of the model in fp32, fp16 and int8 over its own link before its first step and uses the fastest both ways (fp32 unless compression saves a fifth); report.json says what and why (env TAMP_WIRE)',
+    description: 'cluster: auto: each worker times pulls of the model in fp32, fp16 and int8 over its own link before its first step and uses the fastest both ways (fp32 unless compression saves a fifth), with top-k pushes where int8 would still spend over twice the first step\'s compute on the wire; report.json says what and why (env TAMP_WIRE)',
   },
   'wire-no-feedback': { type: 'boolean', description: 'cluster: drop what int8 and top-k round away instead of sending it later (only to measure what error feedback buys) (env TAMP_WIRE_NO_FEEDBACK=1)' },
   'wire-clip': { type: 'number', min: 0, description: "cluster, topk: scale each worker's gradient to at most this L2 norm before it is accumulated (Deep Gradient Compression's local clipping; default: none) (env TAMP_WIRE_CLIP)" },
+  'wire-no-momentum-correction': {
+    type: 'boolean',
+    description:
+      'cluster, topk or auto with --optimizer momentum: keep the momentum on the parameter servers instead of on the workers (Deep Gradient Compression\'s momentum correction, on by default there) (env TAMP_WIRE_NO_MOMENTUM_CORRECTION=1)',
+  },
   'wire-warmup': { type: 'number', integer: true, min: 0, description: 'cluster, topk: steps over which top-k density falls from dense to F (default: 5% of each worker\'s steps) (env TAMP_WIRE_WARMUP)' },
 } as const;
 
@@ -64,15 +69,18 @@ export function wireSettings(
     'wire-warmup'?: number | undefined;
     'wire-no-feedback'?: boolean | undefined;
     'wire-clip'?: number | undefined;
+    'wire-no-momentum-correction'?: boolean | undefined;
   },
   env: NodeJS.ProcessEnv = process.env,
 ): NonNullable<TrainingSettings['wire']> {
   const text = (v: string | undefined, name: string) => v ?? (env[name] !== undefined && env[name] !== '' ? env[name] : undefined);
   const auto = text(o.wire, 'TAMP_WIRE');
+  const noCorrection = o['wire-no-momentum-correction'] === true || /^(1|true|yes|on)$/i.test(env.TAMP_WIRE_NO_MOMENTUM_CORRECTION ?? '');
+  const correction = noCorrection ? { momentumCorrection: false } : {};
   if (auto !== undefined) {
     if (auto !== 'auto') throw new UsageError(`TAMP_WIRE=${auto}: the only value is auto (or set TAMP_WIRE_PUSH / TAMP_WIRE_PULL)`);
     if (o['wire-push'] !== undefined || o['wire-pull'] !== undefined) throw new UsageError('--wire auto picks the codecs itself: drop --wire-push/--wire-pull, or drop --wire auto');
-    return { push: 'auto', pull: 'auto' };
+    return { push: 'auto', pull: 'auto', ...correction };
   }
   const push = parseWireCodec(text(o['wire-push'], 'TAMP_WIRE_PUSH') ?? 'fp32', 'push');
   const pull = parseWireCodec(text(o['wire-pull'], 'TAMP_WIRE_PULL') ?? 'fp32', 'pull');
@@ -90,6 +98,7 @@ export function wireSettings(
     ...(warmup !== undefined ? { warmupSteps: warmup } : {}),
     ...(noFeedback ? { errorFeedback: false } : {}),
     ...(clip !== undefined ? { clipNorm: clip } : {}),
+    ...correction,
   };
 }
 
@@ -112,6 +121,7 @@ export function trainingSettings(o: {
   'wire-warmup'?: number | undefined;
   'wire-no-feedback'?: boolean | undefined;
   'wire-clip'?: number | undefined;
+  'wire-no-momentum-correction'?: boolean | undefined;
 }): TrainingSettings {
   if (o.model === undefined) throw new UsageError(`needs --model (${zooNames().join(', ')}, or a model.json)`);
   if (o.dataset === undefined) throw new UsageError(`needs --dataset (${describeDatasetChoices()})`);
@@ -156,6 +166,7 @@ export const CHIEF_FLAGS = [
   'wire-warmup',
   'wire-no-feedback',
   'wire-clip',
+  'wire-no-momentum-correction',
 ] as const;
 
 export const DEVICE_CHOICES = ['auto', 'webgpu', 'wasm', 'cpu'] as const;

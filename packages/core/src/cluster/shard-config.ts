@@ -36,6 +36,12 @@ export interface ShardConfig {
   readonly wirePull?: WireCodec;
   /** `--wire auto`: each worker picks fp32, fp16 or int8 for itself; the shard takes any of them (wirePush/wirePull are unused). */
   readonly wireAuto?: boolean;
+  /**
+   * Deep Gradient Compression's momentum correction (ARCHITECTURE.md, the wire section): the optimizer
+   * is momentum SGD and the push codec top-k (or auto), so workers keep the momentum and may push
+   * momentum-corrected gradients, which the shard applies with plain SGD at the same learning rate.
+   */
+  readonly momentumCorrection?: boolean;
 }
 
 /** Most workers a job may have (bounds every per-worker table a shard keeps). */
@@ -56,6 +62,9 @@ export function checkShardConfig(config: ShardConfig, what = 'assign'): void {
   }
   if (config.mode === 'sync' && (config.syncReplicas < 1 || config.syncReplicas > config.workerIds.length)) {
     throw new InvalidArgumentError(`${what}: sync needs 1..${config.workerIds.length} replicas per step, got ${config.syncReplicas}`);
+  }
+  if (config.momentumCorrection === true && (o.name !== 'momentum' || (config.wireAuto !== true && config.wirePush?.kind !== 'topk'))) {
+    throw new InvalidArgumentError(`${what}: momentum correction needs the momentum optimizer and a top-k (or auto) push codec, got ${o.name} with ${config.wireAuto === true ? 'auto' : (config.wirePush?.kind ?? 'fp32')}`);
   }
   if (config.wirePull?.kind === 'topk') throw new InvalidArgumentError(`${what}: parameters cannot be pulled as top-k; use fp32, fp16 or int8`);
 }

@@ -66,12 +66,15 @@ export class ShardStorage {
   /** Parts by partKey(name, sliceStart), in Assign order. */
   readonly parts: ReadonlyMap<string, ShardPart>;
   readonly optimizer: ServerOptimizer;
+  /** Momentum correction (ShardConfig.momentumCorrection): plain SGD at the job's learning rate, for momentum-corrected pushes. */
+  private readonly plain: ServerOptimizer | undefined;
   /** Bytes of the variables (what a push of gradients carries). */
   readonly bytes: number;
 
-  private constructor(parts: ReadonlyMap<string, ShardPart>, optimizer: ServerOptimizer) {
+  private constructor(parts: ReadonlyMap<string, ShardPart>, optimizer: ServerOptimizer, plain: ServerOptimizer | undefined) {
     this.parts = parts;
     this.optimizer = optimizer;
+    this.plain = plain;
     this.bytes = [...parts.values()].reduce((n, p) => n + p.sliceLength * 4, 0);
   }
 
@@ -102,7 +105,9 @@ export class ShardStorage {
       parts.set(key, { name: t.name, shape: [...t.shape], sliceStart: t.sliceStart, sliceLength: t.data.length, value, slots });
     }
     if (globalState !== undefined) optimizer.restoreGlobalState(globalState);
-    return new ShardStorage(parts, optimizer);
+    // The workers keep the momentum of momentum-corrected pushes (DGC), so those get plain SGD, over the same arena.
+    const plain = config.momentumCorrection === true ? createServerOptimizer({ ...config.optimizer, name: 'sgd' }, arena) : undefined;
+    return new ShardStorage(parts, optimizer, plain);
   }
 
   holdsVariable(name: string): boolean {
@@ -110,9 +115,20 @@ export class ShardStorage {
     return false;
   }
 
-  /** Apply one validated gradient per part as one optimizer step. */
-  apply(grads: ReadonlyMap<string, Float32Array>): void {
-    for (const [key, part] of this.parts) this.optimizer.apply(part.value, grads.get(key) as Float32Array, part.slots);
-    this.optimizer.endStep();
+  /**
+   * Apply one validated gradient per part as one optimizer step, and (or
+   * instead) one momentum-corrected gradient per part with plain SGD: the
+   * momentum slots are left alone, since the workers applied the momentum.
+   */
+  apply(grads: ReadonlyMap<string, Float32Array> | undefined, corrected?: ReadonlyMap<string, Float32Array>): void {
+    if (grads !== undefined) {
+      for (const [key, part] of this.parts) this.optimizer.apply(part.value, grads.get(key) as Float32Array, part.slots);
+      this.optimizer.endStep();
+    }
+    if (corrected !== undefined) {
+      // validatePush refuses a corrected push unless the job set momentumCorrection, which built `plain`.
+      if (this.plain === undefined) throw new Error('momentum-corrected gradients reached a shard without momentum correction');
+      for (const [key, part] of this.parts) this.plain.apply(part.value, corrected.get(key) as Float32Array, []);
+    }
   }
 }

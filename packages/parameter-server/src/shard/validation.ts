@@ -12,6 +12,8 @@ export interface PushMeta {
   readonly basedOnVersion: bigint;
   readonly batchSize: number;
   readonly tensorCount: number;
+  /** DGC's momentum-corrected accumulation (the worker keeps the momentum): applied with plain SGD. */
+  readonly momentumCorrected?: boolean;
 }
 
 const FINITE_BLOCK = 4096;

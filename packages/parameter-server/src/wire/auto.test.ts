@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chooseWire } from './auto.js';
+import { chooseWire, considerTopk } from './auto.js';
 
 describe('--wire auto: chooseWire', () => {
   it('keeps fp32 when it is fastest, or when compression saves under a fifth or a millisecond', () => {
@@ -16,5 +16,23 @@ describe('--wire auto: chooseWire', () => {
     expect(c.pull).toEqual({ kind: 'int8' });
     expect(c.reason).toMatch(/^int8 both ways: pulls of 1.06 MB of parameters took fp32 170.0 ms, fp16 90.0 ms, int8 50.0 ms \(fp32 ≈ 50 Mbit\/s\); int8 saves 71%/);
     expect(chooseWire({ fp32: 170, fp16: 60, int8: 80 }, 1_064_840).push).toEqual({ kind: 'fp16' });
+  });
+
+  it('takes top-k pushes only after int8, when int8 would still spend over twice the compute on the wire', () => {
+    const times = { fp32: 2800, fp16: 1400, int8: 700 };
+    const int8 = chooseWire(times, 1_066_440);
+    expect(int8.push).toEqual({ kind: 'int8' });
+    // 1400 ms a step in int8 against 400 ms of compute: top-k pushes, int8 pulls, and the reason says both.
+    const slow = considerTopk(int8, times, 400, 'momentum correction on');
+    expect(slow.push).toEqual({ kind: 'topk', fraction: 0.01 });
+    expect(slow.pull).toEqual({ kind: 'int8' });
+    expect(slow.reason).toMatch(/int8 saves 75%.*then pushes as topk:0.01: int8 puts about 1400 ms a step on the wire \(a push and a pull\) against 400 ms of compute in the first step, over 2x.*\(momentum correction on\)$/);
+    // 1400 ms against 700 ms: exactly 2x is not over it.
+    const enough = considerTopk(int8, times, 700, '');
+    expect(enough.push).toEqual({ kind: 'int8' });
+    expect(enough.reason).toMatch(/top-k not needed: int8 puts about 1400 ms .* against 700 ms .*, under 2x$/);
+    // fp32 and fp16 choices are left alone whatever the compute: top-k only where int8 already paid.
+    const loopback = chooseWire({ fp32: 7, fp16: 32, int8: 38 }, 101_800);
+    expect(considerTopk(loopback, { fp32: 7, fp16: 32, int8: 38 }, 0.1, '')).toBe(loopback);
   });
 });

@@ -7,8 +7,17 @@
  * pulling. Compression is taken only when it saves at least a fifth of the
  * fp32 time and a millisecond: on loopback the bytes cost almost nothing and
  * the quantizing would be pure overhead (as datacenter studies of gradient
- * compression find on fast links). Top-k is never chosen automatically: it
- * changes what training sees, the others round within their bounds.
+ * compression find on fast links).
+ *
+ * Top-k changes what training sees (the others round within their bounds),
+ * so it is considered only on a link so slow that int8 still leaves the step
+ * dominated by communication: once int8 was chosen, the first push measures
+ * the first step's compute (from the first pull's answer to the first push:
+ * setting weights, gradients, reading back; tfjs's first-step warm-up makes
+ * it an overestimate, which only makes top-k rarer), and when int8's estimated
+ * wire time per step (a push and a pull, each about the int8 pull measured)
+ * exceeds TOPK_DOMINANCE times that compute, pushes go as topk:0.01 with DGC's
+ * warm-up (and momentum correction where the job has it); pulls stay int8.
  */
 import type { WireCodec } from '@tamp/core';
 
@@ -25,6 +34,29 @@ export interface WireChoice {
 /** Compression must save this fraction of the fp32 time, and at least MIN_SAVING_MS. */
 const MIN_SAVING = 0.2;
 const MIN_SAVING_MS = 1;
+
+/** Top-k is taken when int8's wire time per step exceeds this many times the step's compute. */
+export const TOPK_DOMINANCE = 2;
+/** The density --wire auto sends top-k at (DGC's 99% sparsity, the issue's 0.01). */
+export const AUTO_TOPK_FRACTION = 0.01;
+
+/**
+ * After the first step: `choice` (chooseWire's) with pushes as top-k when it
+ * took int8 and int8's estimated wire time per step (2 × `times.int8`) exceeds
+ * TOPK_DOMINANCE × `computeMs`; otherwise `choice` with why not added.
+ * `dgc` describes the sender's corrections for the reason (warm-up, momentum correction).
+ */
+export function considerTopk(choice: WireChoice, times: Readonly<Record<AutoCandidate, number>>, computeMs: number, dgc: string): WireChoice {
+  if (choice.push.kind !== 'int8') return choice;
+  const wire = 2 * times.int8;
+  const estimate = `int8 puts about ${wire.toFixed(0)} ms a step on the wire (a push and a pull) against ${computeMs.toFixed(0)} ms of compute in the first step`;
+  if (!(wire > TOPK_DOMINANCE * computeMs)) return { ...choice, reason: `${choice.reason}; top-k not needed: ${estimate}, under ${TOPK_DOMINANCE}x` };
+  return {
+    push: { kind: 'topk', fraction: AUTO_TOPK_FRACTION },
+    pull: choice.pull,
+    reason: `${choice.reason}; then pushes as topk:${AUTO_TOPK_FRACTION}: ${estimate}, over ${TOPK_DOMINANCE}x, so the step is dominated by communication even in int8 (${dgc})`,
+  };
+}
 
 /** The choice from each candidate's best pull time (ms) for `bytes` of fp32 values. */
 export function chooseWire(times: Readonly<Record<AutoCandidate, number>>, bytes: number): WireChoice {

@@ -7,7 +7,10 @@
  *    to the part's next gradient;
  *  - topk:F: Deep Gradient Compression's sender (core's DgcSender): the
  *    largest F of the accumulated gradient, the rest kept for later, dense
- *    at first and reaching F over `warmupSteps`.
+ *    at first and reaching F over `warmupSteps`; with `momentum` (DGC's
+ *    momentum correction, the job's momentum factor) the velocity is kept
+ *    here and pushes are marked momentum-corrected, which the shards apply
+ *    with plain SGD (ARCHITECTURE.md, the wire section).
  * Encoding happens once per step, before any retry, so a retried push
  * resends the same bytes and the state sees each gradient exactly once.
  */
@@ -31,6 +34,8 @@ export interface PushEncoderOptions {
   readonly warmupSteps?: number;
   /** Keep what int8 and top-k drop for the next step (default true; off only to measure what it buys). */
   readonly errorFeedback?: boolean;
+  /** topk: DGC's momentum correction with this momentum factor (default 0: off, the servers keep the momentum). */
+  readonly momentum?: number;
 }
 
 export class PushEncoder {
@@ -38,12 +43,16 @@ export class PushEncoder {
   private readonly feedback: ErrorFeedback | undefined;
   private readonly dgc: DgcSender | undefined;
   private readonly keep: boolean;
+  /** Pushes carry DGC's momentum-corrected accumulation (PushRequest.momentum_corrected). */
+  readonly momentumCorrected: boolean;
 
   constructor(options: PushEncoderOptions) {
     this.codec = options.codec;
     const keep = options.errorFeedback ?? true;
     this.feedback = options.codec.kind === 'int8' && keep ? new ErrorFeedback() : undefined;
-    this.dgc = options.codec.kind === 'topk' ? new DgcSender({ fraction: options.codec.fraction, momentum: 0, warmupSteps: options.warmupSteps ?? 0 }) : undefined;
+    const momentum = options.codec.kind === 'topk' ? (options.momentum ?? 0) : 0;
+    this.dgc = options.codec.kind === 'topk' ? new DgcSender({ fraction: options.codec.fraction, momentum, warmupSteps: options.warmupSteps ?? 0 }) : undefined;
+    this.momentumCorrected = momentum > 0;
     this.keep = keep;
   }
 
@@ -68,7 +77,7 @@ export class PushEncoder {
         case 'topk': {
           const dgc = this.dgc as DgcSender;
           const bytes = dgc.encode(key, g, Number(step));
-          // Without error feedback, what was not sent is forgotten.
+          // Without error feedback, what was not sent is forgotten (the velocity too).
           if (!this.keep) dgc.reset();
           // Dense (warm-up) top-k takes 5 bytes a value: the same values as fp32 are smaller, and what the server accepts within a shard's size.
           if (bytes.length >= 4 * g.length) return { ...base, codec: 'fp32', bytes: bytesOf(decodeTopk(bytes, g.length, t.name)) };

@@ -27,6 +27,17 @@ describe('ShardConfig on the wire', () => {
     expect(back).toEqual(CONFIG);
   });
 
+  it('round-trips momentum correction, and refuses it without the momentum optimizer and a top-k or auto push', () => {
+    const dgc: ShardConfig = { ...CONFIG, optimizer: optimizerSettings('momentum', 0.1), momentumCorrection: true };
+    expect(shardConfigFromProto(overTheWire(dgc))).toEqual(dgc);
+    expect(shardConfigFromProto(overTheWire(CONFIG)).momentumCorrection).toBeUndefined();
+    expect(() => checkShardConfig(dgc)).not.toThrow();
+    const { wirePush: _push, wirePull: _pull, ...auto } = dgc;
+    expect(() => checkShardConfig({ ...auto, wireAuto: true })).not.toThrow();
+    expect(() => checkShardConfig({ ...dgc, optimizer: CONFIG.optimizer })).toThrow(/momentum correction needs the momentum optimizer and a top-k \(or auto\) push codec, got adam with topk/);
+    expect(() => checkShardConfig({ ...dgc, wirePush: { kind: 'int8' } })).toThrow(/got momentum with int8/);
+  });
+
   it('sends a missing workerStep as 0 (a new job)', () => {
     const { workerStep: _, ...fresh } = CONFIG;
     expect(shardConfigFromProto(overTheWire(fresh)).workerStep).toBe(0n);

@@ -34,11 +34,13 @@ let beating = false;
 let ready = false;
 let wireChoice: string | undefined;
 
-/** --wire auto: once the first pull has measured the link, tell the training thread and the chief. */
+/** --wire auto: once the first pull has measured the link, and again if the first push takes top-k, tell the training thread and the chief. */
 function reportWireChoice(): void {
   const c = params.wireChoice;
-  if (c === undefined || wireChoice !== undefined) return;
-  wireChoice = `push ${formatWireCodec(c.push)}, pull ${formatWireCodec(c.pull)}: ${c.reason}`;
+  if (c === undefined) return;
+  const text = `push ${formatWireCodec(c.push)}, pull ${formatWireCodec(c.pull)}: ${c.reason}`;
+  if (text === wireChoice) return;
+  wireChoice = text;
   send({ type: 'wire', choice: wireChoice });
   beat();
 }
@@ -100,15 +102,16 @@ port.on('message', (msg: ToComm) => {
           { workerId: init.workerId, step: msg.step, batchSize: msg.batchSize, basedOnVersions: msg.basedOnVersions, ...(msg.timeoutMs !== undefined ? { timeoutMs: msg.timeoutMs } : {}) },
           grads,
         )
-        .then((responses) =>
+        .then((responses) => {
+          reportWireChoice();
           send({
             id: msg.id,
             type: 'pushed',
             versions: responses.map((r) => r.version),
             duplicate: responses.some((r) => r.duplicate),
             dropped: responses.some((r) => r.dropped),
-          }),
-        )
+          });
+        })
         .catch((error: unknown) => fail(msg.id, error));
       return;
     }

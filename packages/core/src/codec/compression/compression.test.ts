@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CodecError } from '../../errors.js';
-import { clipScale, dgcDensity, DgcSender } from './dgc.js';
+import { clipScale, dgcDensity, dgcMomentumCorrection, DgcSender } from './dgc.js';
 import { ErrorFeedback } from './feedback.js';
 import { decodeFp16, encodeFp16, toHalfBits } from './fp16.js';
 import { decodeInt8, encodeInt8, int8Bytes } from './int8.js';
@@ -175,6 +175,42 @@ describe('deep gradient compression', () => {
     expect([...(sender.pending('w') as Float32Array)]).toEqual([0, Math.fround(0.1)]);
     expect(clipScale([new Float32Array([3, 4])], 1)).toBeCloseTo(0.2);
     expect(clipScale([new Float32Array([0.3, 0.4])], 1)).toBe(1);
+  });
+  it('momentum correction and factor masking, step by step against a hand-computed example', () => {
+    // m = 0.5, top 2 of 4: u ← m·u + g; v ← v + u; send the top 2 of v; zero u and v where sent.
+    const sender = new DgcSender({ fraction: 0.5, momentum: 0.5, warmupSteps: 0 });
+    const sent = (g: number[], step: number) => [...decodeTopk(sender.encode('w', new Float32Array(g), step), 4, 'w')];
+    const pending = () => [...(sender.pending('w') as Float32Array)];
+    // Step 0: u = v = g = [1, -2, 0.5, 0.25]; positions 1 and 0 go; u = v = [0, 0, 0.5, 0.25].
+    expect(sent([1, -2, 0.5, 0.25], 0)).toEqual([1, -2, 0, 0]);
+    expect(pending()).toEqual([0, 0, 0.5, 0.25]);
+    // Step 1: u = 0.5·[0, 0, 0.5, 0.25] + [0.25, 1, 0.5, -1] = [0.25, 1, 0.75, -0.875]; v = [0.25, 1, 1.25, -0.625]:
+    // positions 2 and 1 go; masked, u = [0.25, 0, 0, -0.875], v = [0.25, 0, 0, -0.625].
+    expect(sent([0.25, 1, 0.5, -1], 1)).toEqual([0, 1, 1.25, 0]);
+    expect(pending()).toEqual([0.25, 0, 0, -0.625]);
+    // Step 2, no gradient: the kept velocity still moves v: u = [0.125, 0, 0, -0.4375], v = [0.375, 0, 0, -1.0625].
+    // Had position 1's velocity not been masked at step 1, u[1] = 0.5 would have made v[1] = 0.5 and sent it instead of 0.375.
+    expect(sent([0, 0, 0, 0], 2)).toEqual([0.375, 0, 0, -1.0625]);
+    expect(pending()).toEqual([0, 0, 0, 0]);
+    // Step 3: everything was masked, so u = g and v = g.
+    expect(sent([0, 0.5, 0, 0.25], 3)).toEqual([0, 0.5, 0, 0.25]);
+  });
+  it('is on for top-k or auto with momentum SGD only, and says why otherwise', () => {
+    const momentum = { name: 'momentum', momentum: 0.9 };
+    const on = dgcMomentumCorrection(momentum, { kind: 'topk' }, false);
+    expect(on.on).toBe(true);
+    expect(on.why).toMatch(/plain SGD/);
+    expect(dgcMomentumCorrection(momentum, 'auto', false).on).toBe(true);
+    const off = dgcMomentumCorrection(momentum, { kind: 'topk' }, true);
+    expect(off.on).toBe(false);
+    expect(off.why).toMatch(/--wire-no-momentum-correction/);
+    expect(dgcMomentumCorrection(momentum, { kind: 'int8' }, false).on).toBe(false);
+    const adam = dgcMomentumCorrection({ name: 'adam', momentum: 0.9 }, { kind: 'topk' }, false);
+    expect(adam.on).toBe(false);
+    expect(adam.why).toMatch(/momentum SGD only.*adam/);
+    const sgd = dgcMomentumCorrection({ name: 'sgd', momentum: 0.9 }, { kind: 'topk' }, false);
+    expect(sgd.on).toBe(false);
+    expect(sgd.why).toMatch(/no momentum/);
   });
 });
 

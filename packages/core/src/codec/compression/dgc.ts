@@ -40,6 +40,31 @@ export function clipScale(grads: readonly Float32Array[], maxNorm: number): numb
   return norm > maxNorm && norm > 0 ? maxNorm / norm : 1;
 }
 
+/** Whether a job's workers keep the momentum (DGC's momentum correction), and why: for report.json and the log. */
+export interface MomentumCorrection {
+  readonly on: boolean;
+  readonly why: string;
+}
+
+/**
+ * Momentum correction is DGC's for momentum SGD: on for a top-k (or auto) push
+ * codec with the momentum optimizer unless `off`; the workers then keep the
+ * momentum and the parameter servers apply plain SGD to what they push, so
+ * momentum is applied once. Adam and Adagrad keep their state on the servers
+ * (DGC defines no correction for them) and top-k sends error-fed gradients.
+ */
+export function dgcMomentumCorrection(optimizer: { readonly name: string; readonly momentum: number }, push: { readonly kind: string } | 'auto', off: boolean): MomentumCorrection {
+  const codec = push === 'auto' ? 'auto' : push.kind;
+  if (codec !== 'topk' && codec !== 'auto') return { on: false, why: `${codec} pushes are dense: the parameter servers apply the ${optimizer.name} optimizer as usual` };
+  if (optimizer.name !== 'momentum' || !(optimizer.momentum > 0)) {
+    const state = optimizer.name === 'sgd' ? 'sgd has no momentum to move' : `DGC defines momentum correction for momentum SGD only; the parameter servers keep ${optimizer.name}'s state`;
+    return { on: false, why: `${state}, and top-k sends error-fed gradients` };
+  }
+  if (off) return { on: false, why: 'turned off (--wire-no-momentum-correction): the parameter servers keep the momentum, and top-k sends error-fed gradients' };
+  const when = codec === 'auto' ? 'a worker whose link makes --wire auto pick top-k keeps' : 'the workers keep';
+  return { on: true, why: `${when} the momentum (m=${optimizer.momentum}) and push DGC's momentum-corrected top-k; the parameter servers apply plain SGD to it, so momentum is applied once` };
+}
+
 export class DgcSender {
   private readonly velocity = new Map<string, Float32Array>();
   private readonly accumulated = new Map<string, Float32Array>();

@@ -14,7 +14,7 @@ export class AsyncPolicy implements ConsistencyPolicy {
   accept(meta: PushMeta, grads: ReadonlyMap<string, Float32Array>): Promise<PushOutcome> {
     this.host.markSeen(meta.workerId, meta.step);
     this.beforeApply(meta);
-    const version = this.host.apply(grads);
+    const version = meta.momentumCorrected === true ? this.host.apply(undefined, grads) : this.host.apply(grads);
     return Promise.resolve({ version, duplicate: false, dropped: false });
   }
 

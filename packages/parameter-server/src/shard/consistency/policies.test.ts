@@ -39,9 +39,9 @@ function setup(mode: ConsistencyMode, opts: { syncReplicas?: number; staleness?:
     live: () => live,
     parts: () => storage.parts,
     markSeen: (id, step) => seen.add(id, step),
-    apply: (grads) => {
-      applied.push((grads.get('w@0') as Float32Array).slice());
-      storage.apply(grads);
+    apply: (grads, corrected) => {
+      applied.push(((grads ?? corrected)?.get('w@0') as Float32Array).slice());
+      storage.apply(grads, corrected);
       version += 1n;
       counters.applied();
       waiters.wake();

@@ -26,8 +26,12 @@ export interface PolicyHost {
   parts(): ReadonlyMap<string, ShardPart>;
   /** Remember (worker, step) so a retry is answered as a duplicate. */
   markSeen(workerId: string, step: bigint): void;
-  /** Apply one gradient per part as one optimizer step (counted, waiters re-checked); returns the new version. */
-  apply(grads: ReadonlyMap<string, Float32Array>): bigint;
+  /**
+   * Apply one gradient per part as one optimizer step (counted, waiters
+   * re-checked); `corrected`, momentum-corrected gradients, with plain SGD in
+   * the same step. Returns the new version.
+   */
+  apply(grads: ReadonlyMap<string, Float32Array> | undefined, corrected?: ReadonlyMap<string, Float32Array>): bigint;
   readonly counters: CounterSet;
   /** Resolve once `ready()` holds after some change (or reject NOT_READY when the signal aborts). */
   waitUntil(ready: () => boolean, signal: AbortSignal | undefined, why: () => string): Promise<void>;

@@ -14,6 +14,7 @@ import type { PushMeta } from '../validation.js';
 interface PendingGradient {
   readonly workerId: string;
   readonly batchSize: number;
+  readonly corrected: boolean;
   readonly grads: ReadonlyMap<string, Float32Array>;
   readonly resolvers: Array<(o: PushOutcome) => void>;
 }
@@ -70,7 +71,7 @@ export class SyncPolicy implements ConsistencyPolicy {
     }
     this.host.markSeen(meta.workerId, meta.step);
     return new Promise((resolve) => {
-      this.pending.set(meta.workerId, { workerId: meta.workerId, batchSize: Math.max(1, meta.batchSize), grads, resolvers: [resolve] });
+      this.pending.set(meta.workerId, { workerId: meta.workerId, batchSize: Math.max(1, meta.batchSize), corrected: meta.momentumCorrected === true, grads, resolvers: [resolve] });
       this.complete();
     });
   }
@@ -103,15 +104,24 @@ export class SyncPolicy implements ConsistencyPolicy {
     // depend on arrival order or on how variables are split over shards.
     const contributions = [...this.pending.values()].sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0));
     const total = contributions.reduce((n, c) => n + c.batchSize, 0);
-    const weights = contributions.map((c) => c.batchSize / total);
-    const mean = new Map<string, Float32Array>();
-    for (const [key, part] of this.host.parts()) {
-      const out = new Float32Array(part.sliceLength);
-      weightedSum(out, contributions.map((c) => c.grads.get(key) as Float32Array), weights);
-      mean.set(key, out);
-    }
+    // Momentum-corrected gradients (DGC: the workers keep the momentum) are summed apart and applied with
+    // plain SGD; each share keeps its weight of the whole batch, so the step is the same batch-weighted mean.
+    const share = (corrected: boolean): Map<string, Float32Array> | undefined => {
+      const group = contributions.filter((c) => c.corrected === corrected);
+      if (group.length === 0) return undefined;
+      const weights = group.map((c) => c.batchSize / total);
+      const mean = new Map<string, Float32Array>();
+      for (const [key, part] of this.host.parts()) {
+        const out = new Float32Array(part.sliceLength);
+        weightedSum(out, group.map((c) => c.grads.get(key) as Float32Array), weights);
+        mean.set(key, out);
+      }
+      return mean;
+    };
+    const plainMean = share(false);
+    const correctedMean = share(true);
     this.pending = new Map();
-    const version = this.host.apply(mean);
+    const version = this.host.apply(plainMean, correctedMean);
     for (const c of contributions) for (const r of c.resolvers) r({ version, duplicate: false, dropped: false });
   }
 }

@@ -81,6 +81,13 @@ export interface PushRequest {
     | undefined;
   /** Further chunks in the same message, in order after `chunk` (see PullResponse). */
   moreChunks: TensorChunk[];
+  /**
+   * The gradient is Deep Gradient Compression's momentum-corrected
+   * accumulation (the worker keeps the momentum): the shard applies it with
+   * plain SGD at the job's learning rate. Refused unless the job's Assign set
+   * momentum_correction. Required in the first message, ignored in later ones.
+   */
+  momentumCorrected: boolean;
 }
 
 export interface PushResponse {
@@ -177,7 +184,7 @@ export interface AssignRequest {
   /**
    * The job's wire codecs (fp32 | fp16 | int8 | topk:F for pushes; fp32 |
    * fp16 | int8 for pulls; empty: fp32; auto: each worker measures its link
-   * and picks fp32, fp16 or int8). The shard refuses any other.
+   * and picks fp32, fp16, int8, or top-k on a very slow link). The shard refuses any other.
    */
   wirePush: string;
   wirePull: string;
@@ -187,6 +194,12 @@ export interface AssignRequest {
    * later Assign naming another folder is refused. SaveShard takes no path.
    */
   checkpointRoot: string;
+  /**
+   * The job's optimizer is momentum SGD and its push codec top-k (or auto):
+   * workers may push momentum-corrected gradients (PushRequest.momentum_corrected),
+   * which the shard applies with plain SGD; false: the shard refuses them.
+   */
+  momentumCorrection: boolean;
 }
 
 export interface AssignResponse {
@@ -452,6 +465,7 @@ function createBasePushRequest(): PushRequest {
     tensorCount: 0,
     chunk: undefined,
     moreChunks: [],
+    momentumCorrected: false,
   };
 }
 
@@ -486,6 +500,9 @@ export const PushRequest: MessageFns<PushRequest> = {
     }
     for (const v of message.moreChunks) {
       TensorChunk.encode(v!, writer.uint32(66).fork()).join();
+    }
+    if (message.momentumCorrected !== false) {
+      writer.uint32(72).bool(message.momentumCorrected);
     }
     return writer;
   },
@@ -565,6 +582,14 @@ export const PushRequest: MessageFns<PushRequest> = {
             }
 
             message.moreChunks.push(TensorChunk.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.momentumCorrected = reader.bool();
             continue;
           }
         }
@@ -1197,6 +1222,7 @@ function createBaseAssignRequest(): AssignRequest {
     wirePush: "",
     wirePull: "",
     checkpointRoot: "",
+    momentumCorrection: false,
   };
 }
 
@@ -1252,6 +1278,9 @@ export const AssignRequest: MessageFns<AssignRequest> = {
     }
     if (message.checkpointRoot !== "") {
       writer.uint32(122).string(message.checkpointRoot);
+    }
+    if (message.momentumCorrection !== false) {
+      writer.uint32(128).bool(message.momentumCorrection);
     }
     return writer;
   },
@@ -1387,6 +1416,14 @@ export const AssignRequest: MessageFns<AssignRequest> = {
             }
 
             message.checkpointRoot = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.momentumCorrection = reader.bool();
             continue;
           }
         }
