@@ -4,14 +4,15 @@
  * directly, in batches as on the event loop's thread; a model that cannot load
  * fails there with the error it fails with here; reloads under a request loop
  * fail no request; and the `tamp serve` process with batching (the thread on
- * by default) stops cleanly on SIGTERM. Counts and states only, never times.
+ * by default) stops cleanly on SIGTERM; a runner on another thread is sent a
+ * second batch only when it is full. Counts and states only, never times.
  */
 import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TampError } from '@tamp/core';
-import { ModelStore, startServe } from '@tamp/serve';
+import { Batcher, ModelStore, startServe } from '@tamp/serve';
 import { loadModel } from '@tamp/webgpu/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePorts } from './helpers/ports.js';
@@ -59,6 +60,48 @@ describe('tamp serve: the inference thread', () => {
         await server.close();
       }
     }
+  });
+
+  it('sends a runner that takes two batches a second one only when full; a partial batch waits for the first', async () => {
+    // A runner answering each sample with its sum, when the test releases it: what is running is known exactly.
+    const held: Array<{ batch: number; release: () => void }> = [];
+    const runner = {
+      inputSize: 2,
+      outputSize: 1,
+      concurrency: 2,
+      run: (input: Float32Array, batch: number) =>
+        new Promise<Float32Array>((resolve) => {
+          held.push({ batch, release: () => resolve(Float32Array.from({ length: batch }, (_, i) => (input[2 * i] as number) + (input[2 * i + 1] as number))) });
+        }),
+    };
+    // No queue delay: a lone request would run at once, unless a batch is already running.
+    const batcher = new Batcher(runner, { maxBatchSize: 3, maxQueueDelayMs: 0, maxQueueSize: 64 });
+    const submit = (a: number) => batcher.submit(Float32Array.of(a, 1), 1).then((r) => Array.from(r.output));
+    const tick = () => new Promise((r) => setImmediate(r));
+    const first = submit(1);
+    await tick();
+    expect(held.map((h) => h.batch)).toEqual([1]);
+    // Two more while it runs: not a full batch, so they wait.
+    const partial = [submit(2), submit(3)];
+    await tick();
+    expect(held.map((h) => h.batch)).toEqual([1]);
+    expect(batcher.depth()).toBe(2);
+    // A third fills it: sent at once, beside the running one.
+    const filling = submit(4);
+    await tick();
+    expect(held.map((h) => h.batch)).toEqual([1, 3]);
+    // Both slots taken: even a full batch waits.
+    const later = [submit(5), submit(6), submit(7)];
+    await tick();
+    expect(held).toHaveLength(2);
+    (held[0] as { release: () => void }).release();
+    expect(await first).toEqual([2]);
+    await tick();
+    expect(held.map((h) => h.batch)).toEqual([1, 3, 3]);
+    (held[1] as { release: () => void }).release();
+    (held[2] as { release: () => void }).release();
+    expect(await Promise.all([...partial, filling, ...later])).toEqual([[3], [4], [5], [6], [7], [8]]);
+    expect(batcher.counts()).toMatchObject({ batches: 3, samples: 7 });
   });
 
   it('refuses a model that cannot load with the same error on the thread as without it', async () => {

@@ -31,7 +31,7 @@ export class ServedModel {
     this.task = i.meta.task === 'detection' || (i.outputShape.length === 3 && i.inputShape.length === 3 && i.inputShape[2] === 3) ? 'detection' : 'classification';
     const inputSize = i.inputShape.reduce((a, b) => a * b, 1);
     const outputSize = i.outputShape.reduce((a, b) => a * b, 1);
-    this.batcher = new Batcher({ inputSize, outputSize, run: (input) => model.run(input) }, batching);
+    this.batcher = new Batcher({ inputSize, outputSize, run: (input) => model.run(input), concurrency: model.concurrency }, batching);
   }
 
   /** Run `fn` while this version is held: disposal waits for it. */

@@ -16,6 +16,8 @@ export interface HostedModel {
   info(): ModelInfo;
   /** Samples laid out one after another in; outputs the same way out. */
   run(input: Float32Array): Promise<Float32Array>;
+  /** Batches worth sending at once: 2 on the inference thread (the next waits there, ready), 1 here. */
+  readonly concurrency: number;
   dispose(): void;
 }
 
@@ -76,6 +78,7 @@ export class InferenceThread {
     let disposed = false;
     return {
       info: () => info,
+      concurrency: 2,
       run: async (input) => {
         // Transferred, so it must own its whole buffer (a view of a request body would take the body with it).
         const own = input.byteOffset === 0 && input.byteLength === input.buffer.byteLength ? input : input.slice();
@@ -101,7 +104,7 @@ export class InferenceThread {
 
 /** A model on this thread, as the server uses it. */
 export function hostedHere(model: InferenceModel): HostedModel {
-  return { info: () => model.info(), run: async (input) => (await model.predict(input)).data, dispose: () => model.dispose() };
+  return { info: () => model.info(), concurrency: 1, run: async (input) => (await model.predict(input)).data, dispose: () => model.dispose() };
 }
 
 /**
