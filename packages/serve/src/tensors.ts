@@ -44,6 +44,16 @@ export function checkShape(shape: unknown, what: string, maxElements: number): n
 /** Flatten JSON `data` (nested arrays allowed) into exactly `count` finite numbers. */
 export function numbersFromJson(data: unknown, count: number, datatype: Datatype, what: string): Float32Array {
   const out = new Float32Array(count);
+  // The usual body: one flat array of numbers, read in a plain loop (the walk below visits element by element through a closure).
+  if (Array.isArray(data) && data.length === count) {
+    let i = 0;
+    for (; i < count; i++) {
+      const v: unknown = data[i];
+      if (typeof v !== 'number' || !Number.isFinite(v)) break;
+      out[i] = v;
+    }
+    if (i === count) return out;
+  }
   let n = 0;
   const visit = (v: unknown): void => {
     if (Array.isArray(v)) {
