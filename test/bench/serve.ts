@@ -1,12 +1,15 @@
 /**
- * pnpm bench:serve [--duration S] [--soak S]: `tamp serve` under HTTP load
+ * pnpm bench:serve [--duration S] [--soak S] [--no-write]: `tamp serve` under HTTP load
  * (autocannon) and gRPC load on this machine's WASM device. LeNet-5 int8 (the digits demo's
  * compressed model) and the shapes detector, at concurrency 1, 8 and 64, with
  * and without dynamic batching, JSON and binary bodies; against the server a
  * user would write by hand (stock tfjs `model.predict` per request, fp32;
  * serve-baseline.ts); and gRPC load (a bounded loop of concurrent ModelInfer
  * calls through @tamp/client/grpc, raw tensor contents). Then a soak: RSS of the batching server over --soak
- * seconds at concurrency 64. Rewrites its section of BENCHMARKS.md.
+ * seconds at concurrency 64. Also the batching server with `--inference-thread off`
+ * (its model on the event loop's thread, as before the inference thread) at
+ * concurrency 64, binary and gRPC, to show what the thread pays. Rewrites its
+ * section of BENCHMARKS.md; --no-write prints it instead.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -24,6 +27,7 @@ const flag = (name: string, fallback: number) => {
   return i === -1 ? fallback : Number(args[i + 1]);
 };
 const DURATION = flag('duration', 10);
+const WRITE = !args.includes('--no-write');
 const SOAK = flag('soak', 60);
 const CONCURRENCY = [1, 8, 64];
 const DIGITS = join(REPO, 'demos/digits/public/models/compressed.tamp');
@@ -44,11 +48,11 @@ async function waitReady(url: string, child: ChildProcess): Promise<void> {
   throw new Error(`${url} never became ready`);
 }
 
-async function startTamp(batching: boolean): Promise<{ url: string; grpc: string; child: ChildProcess }> {
+async function startTamp(batching: boolean, extra: readonly string[] = []): Promise<{ url: string; grpc: string; child: ChildProcess }> {
   const [port, grpcPort] = await freePorts(2);
   const child = spawn(
     process.execPath,
-    [TAMP_BIN, 'serve', '--model', `digits=${DIGITS}`, '--model', `objects=${DETECTOR}`, '--device', 'wasm', '--http-port', String(port), '--grpc-port', String(grpcPort), ...(batching ? BATCHING : [])],
+    [TAMP_BIN, 'serve', '--model', `digits=${DIGITS}`, '--model', `objects=${DETECTOR}`, '--device', 'wasm', '--http-port', String(port), '--grpc-port', String(grpcPort), ...(batching ? BATCHING : []), ...extra],
     { stdio: 'ignore' },
   );
   const url = `http://127.0.0.1:${port}`;
@@ -175,17 +179,21 @@ const row = (model: string, server: string, body: string, c: number, l: Load) =>
 // (concurrency, body) load goes to each in turn, back to back, so a shared machine's changing load hits them alike.
 const plain = await startTamp(false);
 const batched = await startTamp(true);
+const unthreaded = await startTamp(true, ['--inference-thread', 'off']);
 const baseline = await startBaseline();
+const NO_THREAD = 'tamp serve, batching, --inference-thread off';
 try {
   for (const c of CONCURRENCY) {
     for (const [name, server] of [['tamp serve', plain], ['tamp serve, batching', batched]] as const) {
       row('LeNet-5 int8', name, 'JSON', c, await load(`${server.url}/v2/models/digits/infer`, jsonBody([1, 28, 28, 1], digit), c));
     }
     row('LeNet-5 fp32', 'hand-written (stock tfjs)', 'JSON', c, await load(baseline.url, jsonBody([1, 28, 28, 1], digit), c));
-    for (const [name, server] of [['tamp serve', plain], ['tamp serve, batching', batched]] as const) {
+    // At concurrency 64 the batching server without its inference thread too, between the two, under the same load.
+    const binaryServers = c === 64 ? ([['tamp serve', plain], [NO_THREAD, unthreaded], ['tamp serve, batching', batched]] as const) : ([['tamp serve', plain], ['tamp serve, batching', batched]] as const);
+    for (const [name, server] of binaryServers) {
       row('LeNet-5 int8', name, 'binary', c, await load(`${server.url}/v2/models/digits/infer`, binaryBody([1, 28, 28, 1], digit), c));
     }
-    for (const [name, server] of [['tamp serve', plain], ['tamp serve, batching', batched]] as const) {
+    for (const [name, server] of binaryServers) {
       row('LeNet-5 int8', name, 'gRPC (raw)', c, await grpcLoad(server.grpc, 'digits', [1, 28, 28, 1], digit, c));
     }
   }
@@ -195,7 +203,7 @@ try {
     }
   }
 } finally {
-  await Promise.all([stop(plain.child), stop(batched.child), stop(baseline.child)]);
+  await Promise.all([stop(plain.child), stop(batched.child), stop(unthreaded.child), stop(baseline.child)]);
 }
 
 // Soak: the batching server at concurrency 64 for SOAK seconds; RSS after a warm-up third against the end.
@@ -214,15 +222,15 @@ const batchedGain = g('LeNet-5 int8|tamp serve, batching|binary|64').rps / g('Le
 const vsBaseline = g('LeNet-5 int8|tamp serve, batching|binary|64').rps / g('LeNet-5 fp32|hand-written (stock tfjs)|JSON|64').rps;
 const grpcGain = g('LeNet-5 int8|tamp serve, batching|gRPC (raw)|64').rps / g('LeNet-5 int8|tamp serve|gRPC (raw)|64').rps;
 const vsBaselineJson = g('LeNet-5 int8|tamp serve, batching|JSON|64').rps / g('LeNet-5 fp32|hand-written (stock tfjs)|JSON|64').rps;
+const threadGain = g('LeNet-5 int8|tamp serve, batching|binary|64').rps / g(`LeNet-5 int8|${NO_THREAD}|binary|64`).rps;
+const threadGainGrpc = g('LeNet-5 int8|tamp serve, batching|gRPC (raw)|64').rps / g(`LeNet-5 int8|${NO_THREAD}|gRPC (raw)|64`).rps;
 const totalErrors = Object.values(summary).reduce((s, l) => s + l.errors, 0);
 const rssChange = (end - warm) / warm;
 const met = (ok: boolean) => (ok ? 'met' : 'missed');
 const p95Ok = g('LeNet-5 int8|tamp serve, batching|binary|64').p95 <= g('LeNet-5 int8|tamp serve|binary|64').p95;
-writeSection(
-  'bench:serve',
-  `## Serving: \`pnpm bench:serve\`
+const section = `## Serving: \`pnpm bench:serve\`
 
-\`pnpm bench:serve --duration ${DURATION} --soak ${SOAK}\` on ${machine()}. Every server and autocannon share this machine's two cores; devices are WASM (no GPU here). The three servers run at once and each load (concurrency, body) goes to the unbatched server, the batching one and the baseline back to back, so the ratios compare runs seconds apart under the same load. Batching: \`${BATCHING.join(' ')}\`. HTTP load is autocannon; gRPC load is a loop of concurrent ModelInfer calls through \`@tamp/client/grpc\` over one channel (raw tensor contents). autocannon's summary has no p95: the p95 column is computed from every response's latency (autocannon's \`response\` event; the gRPC loop times each call itself); p50, p90, p97.5 and p99 are autocannon's own. Latency in ms.
+\`pnpm bench:serve --duration ${DURATION} --soak ${SOAK}\` on ${machine()}. Every server and autocannon share this machine's two cores; devices are WASM (no GPU here). The three servers run at once and each load (concurrency, body) goes to the unbatched server, the batching one and the baseline back to back, so the ratios compare runs seconds apart under the same load. Batching: \`${BATCHING.join(' ')}\` (its models on the inference thread, the default when batching; the \`--inference-thread off\` rows run them on the event loop's thread). HTTP load is autocannon; gRPC load is a loop of concurrent ModelInfer calls through \`@tamp/client/grpc\` over one channel (raw tensor contents). autocannon's summary has no p95: the p95 column is computed from every response's latency (autocannon's \`response\` event; the gRPC loop times each call itself); p50, p90, p97.5 and p99 are autocannon's own. Latency in ms.
 
 ${markdownTable(['model', 'server', 'body', 'concurrency', 'req/s', 'p50', 'p90', 'p95', 'p97.5', 'p99', 'errors'], rows)}
 
@@ -230,6 +238,9 @@ ${markdownTable(['model', 'server', 'body', 'concurrency', 'req/s', 'p50', 'p90'
 - Against the hand-written stock-tfjs server at concurrency 64: **${vsBaseline.toFixed(2)}x** its throughput with binary bodies (goal ≥ 4x: ${met(vsBaseline >= 4)}); JSON against its JSON: ${vsBaselineJson.toFixed(2)}x.
 - Errors over every run, the soak included: ${totalErrors} (goal 0: ${met(totalErrors === 0)})${totalErrors === 0 ? '' : `; by run: ${Object.entries(summary).filter(([, l]) => l.errors > 0).map(([k, l]) => `${k.replaceAll('|', ', ')}: ${l.errorKinds}`).join('; ')}`}.
 - Soak, ${SOAK} s at concurrency 64 with batching (${fmt(soak.rps)} req/s): RSS ${warm.toFixed(0)} MiB after the first third, ${end.toFixed(0)} MiB at the end (**${(rssChange * 100).toFixed(1)}%**; goal within ±10%: ${met(Math.abs(rssChange) <= 0.1)}).
-- gRPC at concurrency 64: dynamic batching gives **${grpcGain.toFixed(2)}x** the unbatched throughput (${fmt(g('LeNet-5 int8|tamp serve, batching|gRPC (raw)|64').rps)} against ${fmt(g('LeNet-5 int8|tamp serve|gRPC (raw)|64').rps)} req/s); against binary REST with batching: ${fmt(g('LeNet-5 int8|tamp serve, batching|binary|64').rps)} req/s.`,
-);
-process.stderr.write('bench:serve: BENCHMARKS.md updated\n');
+- gRPC at concurrency 64: dynamic batching gives **${grpcGain.toFixed(2)}x** the unbatched throughput (${fmt(g('LeNet-5 int8|tamp serve, batching|gRPC (raw)|64').rps)} against ${fmt(g('LeNet-5 int8|tamp serve|gRPC (raw)|64').rps)} req/s); against binary REST with batching: ${fmt(g('LeNet-5 int8|tamp serve, batching|binary|64').rps)} req/s.
+- The inference thread at concurrency 64 with batching: **${threadGain.toFixed(2)}x** the throughput of the same server with \`--inference-thread off\` (binary), ${threadGainGrpc.toFixed(2)}x over gRPC; without it, batching gives ${(g(`LeNet-5 int8|${NO_THREAD}|binary|64`).rps / g('LeNet-5 int8|tamp serve|binary|64').rps).toFixed(2)}x the unbatched throughput (binary) and ${(g(`LeNet-5 int8|${NO_THREAD}|gRPC (raw)|64`).rps / g('LeNet-5 int8|tamp serve|gRPC (raw)|64').rps).toFixed(2)}x (gRPC).`;
+if (WRITE) {
+  writeSection('bench:serve', section);
+  process.stderr.write('bench:serve: BENCHMARKS.md updated\n');
+} else process.stdout.write(`${section}\n`);

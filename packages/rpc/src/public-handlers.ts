@@ -17,30 +17,47 @@ export interface PublicCall {
   readonly signal: AbortSignal;
 }
 
-function callOf(call: ServerUnaryCall<unknown, unknown>): PublicCall {
+function callOf(call: ServerUnaryCall<unknown, unknown>): { publicCall: PublicCall; answered: () => void } {
   const abort = new AbortController();
-  call.once('cancelled', () => abort.abort());
+  const onCancel = () => abort.abort();
+  call.once('cancelled', onCancel);
   const d = call.getDeadline();
   const ms = d instanceof Date ? d.getTime() : d;
-  return { deadline: Number.isFinite(ms) ? ms : undefined, signal: abort.signal };
+  return {
+    publicCall: { deadline: Number.isFinite(ms) ? ms : undefined, signal: abort.signal },
+    // grpc-js emits 'cancelled' when any call's stream closes, answered or not: after the answer it is no
+    // cancellation, and aborting then would build a DOMException (a stack trace) for every call.
+    answered: () => call.removeListener('cancelled', onCancel),
+  };
 }
 
 /** A unary method of a public protocol. `log` receives errors that are not TampErrors (the caller sees UNKNOWN). */
 export function publicUnary<Req, Res>(handle: (request: Req, call: PublicCall) => Res | Promise<Res>, log: (message: string) => void = () => {}): handleUnaryCall<Req, Res> {
   return (call, callback) => {
     let result: Res | Promise<Res>;
+    const { publicCall, answered } = callOf(call);
     try {
       refuseMalformed(call.request, 'request');
-      result = handle(call.request, callOf(call));
+      result = handle(call.request, publicCall);
     } catch (error) {
+      answered();
       callback(toServiceError(error, log), null);
       return;
     }
     if (result instanceof Promise) {
       result.then(
-        (response) => callback(null, response),
-        (error: unknown) => callback(toServiceError(error, log), null),
+        (response) => {
+          answered();
+          callback(null, response);
+        },
+        (error: unknown) => {
+          answered();
+          callback(toServiceError(error, log), null);
+        },
       );
-    } else callback(null, result);
+    } else {
+      answered();
+      callback(null, result);
+    }
   };
 }

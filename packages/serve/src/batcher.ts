@@ -3,7 +3,9 @@
  * version wait in a bounded queue; a batch runs as soon as it holds
  * `maxBatchSize` samples or the oldest request has waited `maxQueueDelayMs`,
  * whichever comes first, and one batch runs at a time (the device is busy
- * anyway). Over capacity a request is refused at once (`QueueFullError`)
+ * anyway), unless the runner takes more: a runner on another thread takes a
+ * second batch, but only a full one, so the thread finds its next batch waiting
+ * instead of idling while this thread answers the last. Over capacity a request is refused at once (`QueueFullError`)
  * rather than queued without end; a request whose deadline passes while it
  * waits is answered with `DeadlineError` and never reaches the model.
  */
@@ -14,6 +16,8 @@ export interface BatchRunner {
   run(input: Float32Array, batch: number): Promise<Float32Array>;
   readonly inputSize: number;
   readonly outputSize: number;
+  /** Batches it may hold at once (default 1); beyond the first, only full ones are sent. */
+  readonly concurrency?: number;
 }
 
 export interface BatcherOptions {
@@ -59,7 +63,7 @@ interface Pending {
 export class Batcher {
   private readonly queue: Pending[] = [];
   private queued = 0;
-  private running = false;
+  private running = 0;
   private timer: NodeJS.Timeout | undefined;
   private stats = { batches: 0, samples: 0, refused: 0, expired: 0 };
 
@@ -117,10 +121,13 @@ export class Batcher {
   }
 
   private schedule(): void {
-    if (this.running || this.queue.length === 0) return;
+    if (this.running >= (this.runner.concurrency ?? 1) || this.queue.length === 0) return;
     const first = this.queue[0] as Pending;
     const waited = performance.now() - first.enqueued;
-    if (this.queued >= this.options.maxBatchSize || waited >= this.options.maxQueueDelayMs) {
+    const full = this.queued >= this.options.maxBatchSize;
+    // While a batch runs, another goes only when full: a partial one would only wait behind it, smaller.
+    if (this.running > 0 && !full) return;
+    if (full || waited >= this.options.maxQueueDelayMs) {
       if (this.timer !== undefined) clearTimeout(this.timer);
       this.timer = undefined;
       void this.runBatch();
@@ -158,7 +165,7 @@ export class Batcher {
   private async runBatch(): Promise<void> {
     const taken = this.take();
     if (taken.length === 0) return;
-    this.running = true;
+    this.running++;
     const samples = taken.reduce((s, p) => s + p.samples, 0);
     const started = performance.now();
     try {
@@ -184,7 +191,7 @@ export class Batcher {
     } catch (e) {
       for (const p of taken) p.reject(e instanceof Error ? e : new Error(String(e)));
     } finally {
-      this.running = false;
+      this.running--;
       this.schedule();
     }
   }

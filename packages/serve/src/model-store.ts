@@ -5,9 +5,9 @@
  * a reload never fails a request (Triton's poll mode unloads first).
  */
 import { TampError } from '@tamp/core';
-import type { DeviceRequest, InferenceModel, ModelInfo } from '@tamp/webgpu';
-import { loadModel } from '@tamp/webgpu/node';
+import type { DeviceRequest, ModelInfo } from '@tamp/webgpu';
 import { Batcher, type BatcherOptions } from './batcher.js';
+import { type HostedModel, InferenceThread, loadHosted } from './inference-thread/host.js';
 
 export type Task = 'classification' | 'detection';
 
@@ -23,7 +23,7 @@ export class ServedModel {
     readonly name: string,
     readonly version: string,
     readonly path: string,
-    readonly model: InferenceModel,
+    readonly model: HostedModel,
     batching: BatcherOptions,
   ) {
     this.info = model.info();
@@ -31,7 +31,7 @@ export class ServedModel {
     this.task = i.meta.task === 'detection' || (i.outputShape.length === 3 && i.inputShape.length === 3 && i.inputShape[2] === 3) ? 'detection' : 'classification';
     const inputSize = i.inputShape.reduce((a, b) => a * b, 1);
     const outputSize = i.outputShape.reduce((a, b) => a * b, 1);
-    this.batcher = new Batcher({ inputSize, outputSize, run: async (input) => (await model.predict(input)).data }, batching);
+    this.batcher = new Batcher({ inputSize, outputSize, run: (input) => model.run(input), concurrency: model.concurrency }, batching);
   }
 
   /** Run `fn` while this version is held: disposal waits for it. */
@@ -61,6 +61,11 @@ export class ModelNotLoadedError extends TampError {
 export interface StoreOptions {
   readonly device: DeviceRequest;
   readonly batching: BatcherOptions;
+  /**
+   * Run tfjs models (WASM, CPU) on a worker thread, so requests are read and answered while a batch computes.
+   * Default: when batching (`maxBatchSize` > 1); unbatched, one message per request costs more than it overlaps.
+   */
+  readonly inferenceThread?: boolean;
   readonly log: (message: string) => void;
 }
 
@@ -76,7 +81,12 @@ export class ModelStore {
   /** Loads in progress, so readiness can say "loading" and a second load of the same version waits for the first. */
   private readonly loading = new Map<string, Promise<ServedModel>>();
 
-  constructor(readonly options: StoreOptions) {}
+  /** Where tfjs models run (undefined: on the event loop's thread). */
+  private readonly thread: InferenceThread | undefined;
+
+  constructor(readonly options: StoreOptions) {
+    this.thread = (options.inferenceThread ?? options.batching.maxBatchSize > 1) ? new InferenceThread(options.log) : undefined;
+  }
 
   /** Load `path` as `name` version `version`, warm it, then make it visible (replacing that version if it was loaded). */
   async load(name: string, version: string, path: string): Promise<ServedModel> {
@@ -84,11 +94,10 @@ export class ModelStore {
     const pending = this.loading.get(key);
     if (pending !== undefined) await pending.catch(() => undefined);
     const job = (async () => {
-      const model = await loadModel(path, { device: this.options.device });
+      // Loaded and warmed where it will run.
+      const model = await loadHosted(path, this.options.device, this.thread);
       try {
-        const served = new ServedModel(name, version, path, model, this.options.batching);
-        await model.warmup(1);
-        return served;
+        return new ServedModel(name, version, path, model, this.options.batching);
       } catch (e) {
         model.dispose();
         throw e;
@@ -158,5 +167,6 @@ export class ModelStore {
     const all = this.all();
     this.models.clear();
     await Promise.all(all.map((m) => m.retire()));
+    await this.thread?.close();
   }
 }

@@ -25,6 +25,8 @@ export interface ServeOptions {
   readonly metricsPort?: number;
   readonly device?: DeviceRequest;
   readonly batching?: Partial<BatcherOptions>;
+  /** Run WASM and CPU models on a worker thread, so requests are read and answered while a batch computes; default: when batching. */
+  readonly inferenceThread?: boolean;
   readonly maxBodyBytes?: number;
   readonly requestTimeoutMs?: number;
   readonly pollMs?: number;
@@ -58,7 +60,7 @@ export async function startServe(options: ServeOptions): Promise<RunningServer> 
   if (!(batching.maxBatchSize >= 1 && batching.maxQueueDelayMs >= 0 && batching.maxQueueSize >= batching.maxBatchSize)) {
     throw new UsageError(`batching: --max-batch-size (${batching.maxBatchSize}) at least 1, --max-queue-delay-ms (${batching.maxQueueDelayMs}) at least 0, and the queue (${batching.maxQueueSize}) at least one batch`);
   }
-  const store = new ModelStore({ device: options.device ?? 'auto', batching, log });
+  const store = new ModelStore({ device: options.device ?? 'auto', batching, log, ...(options.inferenceThread !== undefined ? { inferenceThread: options.inferenceThread } : {}) });
   const metrics = new ServeMetrics();
   let repository: ModelRepository | undefined;
   try {

@@ -42,6 +42,7 @@ export const serveCommand = defineCommand({
     'max-queue-delay-ms': { type: 'number', min: 0, default: 0, description: 'how long a request may wait for others to fill its batch' },
     'max-queue-size': { type: 'number', integer: true, min: 1, default: 1024, description: 'most samples waiting per model version; beyond it requests get 503 at once' },
     'max-body-bytes': { type: 'number', integer: true, min: 1024, default: 64 * 1024 * 1024, description: 'largest request body accepted (413 beyond)' },
+    'inference-thread': { type: 'string', choices: ['auto', 'on', 'off'], default: 'auto', description: 'run WASM and CPU models on a worker thread, so requests are read and answered while a batch computes (auto: when --max-batch-size > 1)' },
     'request-timeout-ms': { type: 'number', min: 0, default: 0, description: 'default deadline of a request in the queue (0: none; v2 requests may set parameters.timeout)' },
     ...securityOptions,
     'dry-run': dryRunOption,
@@ -53,7 +54,7 @@ export const serveCommand = defineCommand({
     const batching = { maxBatchSize: options['max-batch-size'], maxQueueDelayMs: options['max-queue-delay-ms'], maxQueueSize: options['max-queue-size'] };
     if (batching.maxQueueSize < batching.maxBatchSize) throw new UsageError(`--max-queue-size (${batching.maxQueueSize}) must hold at least one batch (--max-batch-size ${batching.maxBatchSize})`);
     const security = securityFrom(options);
-    if (options['dry-run']) return dryRunResult('serve', { models: Object.fromEntries(models), repository, host: options.host, httpPort: options['http-port'], grpcPort: options['grpc-port'], metricsPort: options['metrics-port'], device: options.device, ...batching });
+    if (options['dry-run']) return dryRunResult('serve', { models: Object.fromEntries(models), repository, host: options.host, httpPort: options['http-port'], grpcPort: options['grpc-port'], metricsPort: options['metrics-port'], device: options.device, inferenceThread: options['inference-thread'], ...batching });
     const server = await startServe({
       ...(models.size > 0 ? { models } : {}),
       ...(repository !== undefined ? { repository } : {}),
@@ -63,6 +64,7 @@ export const serveCommand = defineCommand({
       ...(options['metrics-port'] !== undefined ? { metricsPort: options['metrics-port'] } : {}),
       device: options.device as DeviceRequest,
       batching,
+      ...(options['inference-thread'] !== 'auto' ? { inferenceThread: options['inference-thread'] === 'on' } : {}),
       maxBodyBytes: options['max-body-bytes'],
       requestTimeoutMs: options['request-timeout-ms'],
       security,
