@@ -266,6 +266,7 @@ function statusOf(shard: Shard): ShardStatusResponse {
     pushesReceived: shard.counters.pushesReceived,
     pullBytes: shard.counters.pullBytes,
     pullsServed: shard.counters.pullsServed,
+    pushesNonFinite: shard.counters.nonFinite,
   };
 }
 

@@ -177,8 +177,17 @@ export class Shard {
     const storage = ShardStorage.build(config, tensors);
     const own: ShardConfig = { ...config, workerIds: [...config.workerIds] };
     const policy = POLICIES[own.mode](this.host(own, storage));
-    // All checked: switch over as one unit.
-    this.state?.policy.release(config.version);
+    // All checked: switch over as one unit. A reassign is a restore (a parameter
+    // server came back): requests held for the old state may never be answered by
+    // the new one, so they are refused and their workers continue from its step.
+    if (this.state !== undefined) {
+      const restored = new ClusterError(
+        'ROLLED_BACK',
+        `shard ${this.index} was restored to version ${config.version} by the chief (a parameter server came back); pull the current parameters and continue from their step`,
+      );
+      this.state.policy.release(restored);
+      this.waiters.rejectAll(restored);
+    }
     this.state = { config: own, storage, policy };
     this.seen = new SeenPushes();
     this.deltas.clear();
@@ -195,7 +204,20 @@ export class Shard {
       live: () => this.live,
       parts: () => storage.parts,
       markSeen: (workerId, step) => this.seen.add(workerId, step),
+      check: (grads, what) => {
+        try {
+          storage.refuseNonFinite(grads, what);
+        } catch (error) {
+          this.counterSet.nonFinite();
+          throw error;
+        }
+      },
       apply: (grads) => this.applyGradients(grads),
+      skip: () => {
+        this.currentVersion += 1n;
+        this.waiters.wake();
+        return this.currentVersion;
+      },
       counters: this.counterSet,
       waitUntil: (ready, signal, why) => this.waiters.until(ready, signal, why),
     };
@@ -263,7 +285,7 @@ export class Shard {
     return this.seen.has(workerId, step);
   }
 
-  /** Apply one gradient per part (already validated) as one optimizer step. */
+  /** Apply one gradient per part (already validated, and checked by the policy for a non-finite result) as one optimizer step. */
   applyGradients(grads: ReadonlyMap<string, Float32Array>): bigint {
     this.require('push').storage.apply(grads);
     this.currentVersion += 1n;

@@ -62,6 +62,12 @@ export interface ChiefReport extends Omit<TrainReport, 'history'> {
   /** Tensor bytes one worker step sends (its push, all shards) and receives (its pull), as encoded on the wire: the shards' counts over their pushes and pulls. */
   readonly pushBytesPerStep: number;
   readonly pullBytesPerStep: number;
+  /**
+   * Updates the parameter servers refused because they would have made a
+   * variable or optimizer slot non-finite (async/ssp: pushes; sync: skipped
+   * steps), as the shards count them (a restarted server's count starts again).
+   */
+  readonly nonFiniteUpdates: number;
 }
 
 /** The final model's scores. */
@@ -152,6 +158,9 @@ export function buildReport(r: ReportInputs): ChiefReport {
     wirePull: t.wire?.pull ?? 'fp32',
     pushBytesPerStep: bytesPerStep(r.shards, (s) => s.pushBytes, (s) => s.pushesReceived),
     pullBytesPerStep: bytesPerStep(r.shards, (s) => s.pullBytes, (s) => s.pullsServed),
+    // sync: each shard skips its part of a step on its own, so the most any shard skipped; async/ssp: refused pushes (parts) over all shards.
+    nonFiniteUpdates:
+      t.mode === 'sync' ? r.shards.reduce((n, s) => Math.max(n, Number(s.pushesNonFinite)), 0) : r.shards.reduce((n, s) => n + Number(s.pushesNonFinite), 0),
   };
 }
 

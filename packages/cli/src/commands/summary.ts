@@ -1,7 +1,16 @@
 import type { TrainReport } from '@tamp/core/node';
 import { percent, table } from '../output.js';
 
-export function trainSummary(r: TrainReport): string {
+/** What a cluster's report adds that the summary shows when it happened (ARCHITECTURE.md, "Faults"). */
+interface FaultFields {
+  readonly nonFiniteUpdates?: number;
+}
+
+export function trainSummary(r: TrainReport & FaultFields): string {
+  const faults: Array<[string, string]> = [];
+  if ((r.nonFiniteUpdates ?? 0) > 0) {
+    faults.push(['non-finite updates', `${r.nonFiniteUpdates} refused (they would have made a variable or optimizer slot NaN/Infinity; lower the learning rate or clip gradients)`]);
+  }
   return table([
     ['model', r.model],
     ['dataset', r.dataset],
@@ -18,6 +27,7 @@ export function trainSummary(r: TrainReport): string {
           ['validation accuracy', percent(r.validationAccuracy ?? NaN)],
           ['test accuracy', percent(r.testAccuracy ?? NaN)],
         ]),
+    ...faults,
     ['model', r.modelPath],
   ]);
 }

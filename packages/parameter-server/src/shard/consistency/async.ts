@@ -12,6 +12,13 @@ export class AsyncPolicy implements ConsistencyPolicy {
   }
 
   accept(meta: PushMeta, grads: ReadonlyMap<string, Float32Array>): Promise<PushOutcome> {
+    try {
+      // Before anything changes: a refused push is not even marked seen.
+      this.host.check(grads, `push from ${meta.workerId} step ${meta.step}`);
+    } catch (error) {
+      this.host.counters.refused();
+      return Promise.reject(error as Error);
+    }
     this.host.markSeen(meta.workerId, meta.step);
     this.beforeApply(meta);
     const version = this.host.apply(grads);

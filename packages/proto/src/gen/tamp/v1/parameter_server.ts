@@ -132,6 +132,12 @@ export interface ShardStatusResponse {
   pushesReceived: bigint;
   pullBytes: bigint;
   pullsServed: bigint;
+  /**
+   * Updates refused because applying them would make a variable or an
+   * optimizer slot NaN or Infinity (a huge but finite gradient): async and
+   * ssp pushes refused, sync steps skipped; nothing changed by either.
+   */
+  pushesNonFinite: bigint;
 }
 
 export interface OptimizerConfig {
@@ -825,6 +831,7 @@ function createBaseShardStatusResponse(): ShardStatusResponse {
     pushesReceived: 0n,
     pullBytes: 0n,
     pullsServed: 0n,
+    pushesNonFinite: 0n,
   };
 }
 
@@ -910,6 +917,12 @@ export const ShardStatusResponse: MessageFns<ShardStatusResponse> = {
         throw new globalThis.Error("value provided for field message.pullsServed of type uint64 too large");
       }
       writer.uint32(128).uint64(message.pullsServed);
+    }
+    if (message.pushesNonFinite !== 0n) {
+      if (BigInt.asUintN(64, message.pushesNonFinite) !== message.pushesNonFinite) {
+        throw new globalThis.Error("value provided for field message.pushesNonFinite of type uint64 too large");
+      }
+      writer.uint32(136).uint64(message.pushesNonFinite);
     }
     return writer;
   },
@@ -1053,6 +1066,14 @@ export const ShardStatusResponse: MessageFns<ShardStatusResponse> = {
             }
 
             message.pullsServed = reader.uint64() as bigint;
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.pushesNonFinite = reader.uint64() as bigint;
             continue;
           }
         }
