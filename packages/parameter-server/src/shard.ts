@@ -183,7 +183,7 @@ export class Shard {
     if (this.state !== undefined) {
       const restored = new ClusterError(
         'ROLLED_BACK',
-        `shard ${this.index} was restored to version ${config.version} by the chief (a parameter server came back); pull the current parameters and continue from their step`,
+        `shard ${this.index} was restored to version ${config.version} (restore generation ${config.restoreGeneration ?? 0n}) by the chief (a parameter server came back); ask the chief for the current generation and step and continue from there`,
       );
       this.state.policy.release(restored);
       this.waiters.rejectAll(restored);
@@ -221,6 +221,35 @@ export class Shard {
       counters: this.counterSet,
       waitUntil: (ready, signal, why) => this.waiters.until(ready, signal, why),
     };
+  }
+
+  /** The job's restore generation its last Assign set (0: never restored). */
+  get restoreGeneration(): bigint {
+    return this.state?.config.restoreGeneration ?? 0n;
+  }
+
+  /**
+   * Refuse a worker's request made in another restore generation than this
+   * shard's (ARCHITECTURE.md, "Faults"): an older one was computed from state
+   * the chief has since rolled back (ROLLED_BACK: the worker asks the chief
+   * where to continue); a newer one reached this shard before the chief's
+   * restore did (sync: NOT_READY, which the client retries; async and ssp
+   * restore only the lost shard, so the others stay at older generations and
+   * serve it). The chief's own reads are not in any generation.
+   */
+  checkGeneration(readerId: string, generation: bigint, what: string): void {
+    if (readerId === CHIEF_READER_ID) return;
+    const { config } = this.require(what);
+    const own = config.restoreGeneration ?? 0n;
+    if (generation < own) {
+      throw new ClusterError(
+        'ROLLED_BACK',
+        `${what} from ${readerId}: made in restore generation ${generation}, but shard ${this.index} was restored from a checkpoint since (generation ${own}, version ${this.currentVersion}); ask the chief for the current generation and step and continue from there`,
+      );
+    }
+    if (generation > own && config.mode === 'sync') {
+      throw new ClusterError('NOT_READY', `${what} from ${readerId}: shard ${this.index} is not yet restored to generation ${generation} (at ${own}); retry`);
+    }
   }
 
   get liveWorkers(): readonly string[] {

@@ -4,12 +4,16 @@ import { percent, table } from '../output.js';
 /** What a cluster's report adds that the summary shows when it happened (ARCHITECTURE.md, "Faults"). */
 interface FaultFields {
   readonly nonFiniteUpdates?: number;
+  readonly recoveries?: ReadonlyArray<{ readonly role: string; readonly index: number; readonly cause: string; readonly resumedAfterSeconds: number; readonly restoredStep: number; readonly stepsLost: number }>;
 }
 
 export function trainSummary(r: TrainReport & FaultFields): string {
   const faults: Array<[string, string]> = [];
   if ((r.nonFiniteUpdates ?? 0) > 0) {
     faults.push(['non-finite updates', `${r.nonFiniteUpdates} refused (they would have made a variable or optimizer slot NaN/Infinity; lower the learning rate or clip gradients)`]);
+  }
+  for (const f of r.recoveries ?? []) {
+    faults.push(['recovered', `${f.role} ${f.index} (${f.cause}): state restored after ${f.resumedAfterSeconds.toFixed(1)} s, back to step ${f.restoredStep}, ${f.stepsLost} step(s) redone`]);
   }
   return table([
     ['model', r.model],

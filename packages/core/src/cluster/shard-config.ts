@@ -36,6 +36,13 @@ export interface ShardConfig {
   readonly wirePull?: WireCodec;
   /** `--wire auto`: each worker picks fp32, fp16 or int8 for itself; the shard takes any of them (wirePush/wirePull are unused). */
   readonly wireAuto?: boolean;
+  /**
+   * The job's restore generation (ARCHITECTURE.md, "Faults"): bumped by the
+   * chief each time it restores parameter servers from a checkpoint; the
+   * shard then refuses requests of older generations (ROLLED_BACK). 0 or
+   * absent: never restored.
+   */
+  readonly restoreGeneration?: bigint;
 }
 
 /** Most workers a job may have (bounds every per-worker table a shard keeps). */

@@ -8,7 +8,7 @@ import type { AssignRequest, OptimizerConfig } from '@tamp/proto/tamp/v1/paramet
 import { InvalidArgumentError, type ShardConfig, type WireCodec, formatWireCodec, optimizerSettings, parseConsistencyMode, parseWireCodec } from '@tamp/core';
 
 /** The AssignRequest fields a ShardConfig fills (the rest carry the header and tensors). */
-export type AssignConfigFields = Pick<AssignRequest, 'shardIndex' | 'optimizer' | 'version' | 'mode' | 'syncReplicas' | 'staleness' | 'workerIds' | 'workerStep' | 'wirePush' | 'wirePull'>;
+export type AssignConfigFields = Pick<AssignRequest, 'shardIndex' | 'optimizer' | 'version' | 'mode' | 'syncReplicas' | 'staleness' | 'workerIds' | 'workerStep' | 'wirePush' | 'wirePull' | 'restoreGeneration'>;
 
 export function shardConfigToProto(config: ShardConfig): AssignConfigFields {
   const o = config.optimizer;
@@ -32,6 +32,7 @@ export function shardConfigToProto(config: ShardConfig): AssignConfigFields {
     workerStep: config.workerStep ?? 0n,
     wirePush: config.wireAuto === true ? 'auto' : formatWireCodec(config.wirePush ?? FP32),
     wirePull: config.wireAuto === true ? 'auto' : formatWireCodec(config.wirePull ?? FP32),
+    restoreGeneration: config.restoreGeneration ?? 0n,
   };
 }
 
@@ -70,6 +71,7 @@ export function shardConfigFromProto(request: AssignConfigFields): ShardConfig {
     staleness: request.staleness,
     workerIds: [...request.workerIds],
     workerStep: request.workerStep,
+    ...(request.restoreGeneration > 0n ? { restoreGeneration: request.restoreGeneration } : {}),
     ...(request.wirePush === 'auto' || request.wirePull === 'auto'
       ? { wirePush: FP32, wirePull: FP32, wireAuto: true }
       : { wirePush: wireCodecField(request.wirePush, 'push'), wirePull: wireCodecField(request.wirePull, 'pull') }),

@@ -46,6 +46,13 @@ export interface PullRequest {
    * then when it matches its own record, and the whole values otherwise.
    */
   basePull: bigint;
+  /**
+   * The job's restore generation the worker trains in (0 until the chief
+   * first restores a parameter server). A shard of a newer generation refuses
+   * the pull with ROLLED_BACK; one of an older generation (its restore still
+   * under way) with NOT_READY in sync mode.
+   */
+  restoreGeneration: bigint;
 }
 
 export interface PullResponse {
@@ -81,6 +88,11 @@ export interface PushRequest {
     | undefined;
   /** Further chunks in the same message, in order after `chunk` (see PullResponse). */
   moreChunks: TensorChunk[];
+  /**
+   * As PullRequest.restore_generation: a push of an older generation is
+   * refused with ROLLED_BACK and nothing applied.
+   */
+  restoreGeneration: bigint;
 }
 
 export interface PushResponse {
@@ -138,6 +150,8 @@ export interface ShardStatusResponse {
    * ssp pushes refused, sync steps skipped; nothing changed by either.
    */
   pushesNonFinite: bigint;
+  /** The restore generation its last Assign set (0: never restored). */
+  restoreGeneration: bigint;
 }
 
 export interface OptimizerConfig {
@@ -193,6 +207,12 @@ export interface AssignRequest {
    * later Assign naming another folder is refused. SaveShard takes no path.
    */
   checkpointRoot: string;
+  /**
+   * The job's restore generation: the chief bumps it each time it restores
+   * parameter servers from a checkpoint (a server came back without its
+   * state). The shard then serves only requests of this generation or newer.
+   */
+  restoreGeneration: bigint;
 }
 
 export interface AssignResponse {
@@ -243,7 +263,16 @@ export interface UpdateMembershipResponse {
 }
 
 function createBasePullRequest(): PullRequest {
-  return { header: undefined, workerId: "", names: [], minVersion: 0n, codec: 0, step: 0n, basePull: 0n };
+  return {
+    header: undefined,
+    workerId: "",
+    names: [],
+    minVersion: 0n,
+    codec: 0,
+    step: 0n,
+    basePull: 0n,
+    restoreGeneration: 0n,
+  };
 }
 
 export const PullRequest: MessageFns<PullRequest> = {
@@ -277,6 +306,12 @@ export const PullRequest: MessageFns<PullRequest> = {
         throw new globalThis.Error("value provided for field message.basePull of type uint64 too large");
       }
       writer.uint32(56).uint64(message.basePull);
+    }
+    if (message.restoreGeneration !== 0n) {
+      if (BigInt.asUintN(64, message.restoreGeneration) !== message.restoreGeneration) {
+        throw new globalThis.Error("value provided for field message.restoreGeneration of type uint64 too large");
+      }
+      writer.uint32(64).uint64(message.restoreGeneration);
     }
     return writer;
   },
@@ -348,6 +383,14 @@ export const PullRequest: MessageFns<PullRequest> = {
             }
 
             message.basePull = reader.uint64() as bigint;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.restoreGeneration = reader.uint64() as bigint;
             continue;
           }
         }
@@ -458,6 +501,7 @@ function createBasePushRequest(): PushRequest {
     tensorCount: 0,
     chunk: undefined,
     moreChunks: [],
+    restoreGeneration: 0n,
   };
 }
 
@@ -492,6 +536,12 @@ export const PushRequest: MessageFns<PushRequest> = {
     }
     for (const v of message.moreChunks) {
       TensorChunk.encode(v!, writer.uint32(66).fork()).join();
+    }
+    if (message.restoreGeneration !== 0n) {
+      if (BigInt.asUintN(64, message.restoreGeneration) !== message.restoreGeneration) {
+        throw new globalThis.Error("value provided for field message.restoreGeneration of type uint64 too large");
+      }
+      writer.uint32(72).uint64(message.restoreGeneration);
     }
     return writer;
   },
@@ -571,6 +621,14 @@ export const PushRequest: MessageFns<PushRequest> = {
             }
 
             message.moreChunks.push(TensorChunk.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.restoreGeneration = reader.uint64() as bigint;
             continue;
           }
         }
@@ -832,6 +890,7 @@ function createBaseShardStatusResponse(): ShardStatusResponse {
     pullBytes: 0n,
     pullsServed: 0n,
     pushesNonFinite: 0n,
+    restoreGeneration: 0n,
   };
 }
 
@@ -923,6 +982,12 @@ export const ShardStatusResponse: MessageFns<ShardStatusResponse> = {
         throw new globalThis.Error("value provided for field message.pushesNonFinite of type uint64 too large");
       }
       writer.uint32(136).uint64(message.pushesNonFinite);
+    }
+    if (message.restoreGeneration !== 0n) {
+      if (BigInt.asUintN(64, message.restoreGeneration) !== message.restoreGeneration) {
+        throw new globalThis.Error("value provided for field message.restoreGeneration of type uint64 too large");
+      }
+      writer.uint32(144).uint64(message.restoreGeneration);
     }
     return writer;
   },
@@ -1076,6 +1141,14 @@ export const ShardStatusResponse: MessageFns<ShardStatusResponse> = {
             message.pushesNonFinite = reader.uint64() as bigint;
             continue;
           }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.restoreGeneration = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1218,6 +1291,7 @@ function createBaseAssignRequest(): AssignRequest {
     wirePush: "",
     wirePull: "",
     checkpointRoot: "",
+    restoreGeneration: 0n,
   };
 }
 
@@ -1273,6 +1347,12 @@ export const AssignRequest: MessageFns<AssignRequest> = {
     }
     if (message.checkpointRoot !== "") {
       writer.uint32(122).string(message.checkpointRoot);
+    }
+    if (message.restoreGeneration !== 0n) {
+      if (BigInt.asUintN(64, message.restoreGeneration) !== message.restoreGeneration) {
+        throw new globalThis.Error("value provided for field message.restoreGeneration of type uint64 too large");
+      }
+      writer.uint32(128).uint64(message.restoreGeneration);
     }
     return writer;
   },
@@ -1408,6 +1488,14 @@ export const AssignRequest: MessageFns<AssignRequest> = {
             }
 
             message.checkpointRoot = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.restoreGeneration = reader.uint64() as bigint;
             continue;
           }
         }
