@@ -376,6 +376,7 @@ export class Chief {
         samples: (job.restored?.manifest.samples ?? 0) + Number(this.state.samples),
       },
       step,
+      { versionsMayDiffer: job.training.mode !== 'sync' && this.recoveries.length > 0 },
     );
     pruneCheckpoints(options.out);
     this.checkpoints.push(file);

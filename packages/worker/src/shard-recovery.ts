@@ -152,7 +152,10 @@ export class ShardWatch {
 /** What a restore starts from: the newest complete checkpoint under --out, else the job's own start. */
 export interface RestorePoint {
   readonly from: string;
+  /** The version the shards go back to (sync: the step; async/ssp: shard 0's, see versionOf). */
   readonly version: bigint;
+  /** Shard `index`'s own version in the checkpoint (async/ssp versions may differ after an earlier restore). */
+  versionOf(index: number): bigint;
   readonly step: number;
   tensorsFor(index: number): WireTensor[];
 }
@@ -160,9 +163,16 @@ export interface RestorePoint {
 export function restorePoint(job: ChiefJob, out: string, params: ParameterClient, log: (m: string) => void): RestorePoint {
   const latest = findLatestCheckpoint(out, (m) => log(`warning: ${m}`)) ?? job.restored;
   if (latest !== undefined) {
-    return { from: latest.dir, version: latest.version, step: latest.manifest.step, tensorsFor: (i) => restoreTensors(latest, params, i, job.training.optimizer) };
+    const versions = latest.manifest.versions;
+    return {
+      from: latest.dir,
+      version: latest.version,
+      versionOf: (i) => (versions[i] !== undefined ? BigInt(versions[i]) : latest.version),
+      step: latest.manifest.step,
+      tensorsFor: (i) => restoreTensors(latest, params, i, job.training.optimizer),
+    };
   }
-  return { from: 'start', version: 0n, step: 0, tensorsFor: (i) => params.partsFor(i, job.initial) };
+  return { from: 'start', version: 0n, versionOf: () => 0n, step: 0, tensorsFor: (i) => params.partsFor(i, job.initial) };
 }
 
 export interface RecoveryContext {
@@ -199,7 +209,7 @@ export async function recoverShards(ctx: RecoveryContext, restarted: readonly nu
   const config = (i: number): ShardConfig => ({
     shardIndex: i,
     optimizer: t.optimizer,
-    version: point.version,
+    version: point.versionOf(i),
     mode: t.mode,
     syncReplicas: ctx.numWorkers - t.backupWorkers,
     staleness: t.staleness,
@@ -214,7 +224,7 @@ export async function recoverShards(ctx: RecoveryContext, restarted: readonly nu
     const seen = watch.lastSeen(i);
     const since = seen.at ?? detectedAt;
     const noticed = seen.faultySince ?? detectedAt;
-    const lost = sync ? ctx.globalStep - point.version : seen.version - point.version;
+    const lost = sync ? ctx.globalStep - point.version : seen.version - point.versionOf(i);
     return {
       role: 'ps',
       index: i,
@@ -227,7 +237,7 @@ export async function recoverShards(ctx: RecoveryContext, restarted: readonly nu
       generation: Number(generation),
     };
   });
-  for (const i of targets) watch.healthy(i, point.version, resumedAt);
+  for (const i of targets) watch.healthy(i, point.versionOf(i), resumedAt);
   const m = recoveryMetrics();
   for (const r of records) {
     m.recoveries.inc({ role: r.role, cause: r.cause });
