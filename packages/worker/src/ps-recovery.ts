@@ -23,6 +23,11 @@ export function isRolledBack(error: unknown): boolean {
   return error instanceof TampError && error.code === 'ROLLED_BACK';
 }
 
+/** A rejection as an Error (the comm channel rejects with Errors only; anything else is wrapped, not lost). */
+export function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(String(reason));
+}
+
 /**
  * Wait for every promise to settle (none is left running in the old
  * generation); then return their values, or throw: another error first, as
@@ -30,10 +35,11 @@ export function isRolledBack(error: unknown): boolean {
  */
 export async function settleAll<T extends readonly unknown[]>(promises: { readonly [K in keyof T]: Promise<T[K]> }): Promise<T> {
   const settled = await Promise.allSettled(promises);
-  const errors = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected').map((s) => s.reason as unknown);
+  const errors = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected').map((s) => asError(s.reason));
   const other = errors.find((e) => !isRolledBack(e));
   if (other !== undefined) throw other;
-  if (errors.length > 0) throw errors[0];
+  const first = errors[0];
+  if (first !== undefined) throw first;
   return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 

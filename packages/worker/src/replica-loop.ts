@@ -25,7 +25,7 @@ import type { CoordinatorClient } from './coordinator-client.js';
 import type { JobConfig } from './job-config.js';
 import type { StepPhase, WorkerLoopStats } from './metrics.js';
 import { setVariables } from './model-state.js';
-import { isRolledBack, rejoinGeneration, settleAll } from './ps-recovery.js';
+import { asError, isRolledBack, rejoinGeneration, settleAll } from './ps-recovery.js';
 
 /** How long a sync push or pull may wait at a barrier for slow workers. */
 export const BARRIER_WAIT_MS = 30 * 60_000;
@@ -158,7 +158,7 @@ export class ReplicaLoop {
     const ssp = this.config.training.mode === 'ssp';
     const pull = (step: number) => this.comm.pull(ssp ? { step: BigInt(step), timeoutMs: BARRIER_WAIT_MS } : {});
     // Pushes in flight, each settled into its error (undefined: taken), so none rejects unobserved.
-    const inFlight: Array<Promise<unknown>> = [];
+    const inFlight: Array<Promise<Error | undefined>> = [];
     const MAX_IN_FLIGHT = 2;
     const oldest = async () => {
       const error = await inFlight.shift();
@@ -193,7 +193,7 @@ export class ReplicaLoop {
         inFlight.push(
           this.comm.push(BigInt(step), basedOn, computed.size, computed.grads).then(
             () => undefined,
-            (error: unknown) => error,
+            (error: unknown) => asError(error),
           ),
         );
         this.stats.steps++;
