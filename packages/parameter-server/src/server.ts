@@ -150,9 +150,10 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
           if (!shard.workerIds.includes(meta.workerId)) {
             throw new ClusterError('UNKNOWN_WORKER', `push: worker "${meta.workerId}" is not part of this job (known: ${shard.workerIds.join(', ')})`);
           }
-          checkPushMeta(shard, meta);
+          // The generation first: a push from before a restore names versions the restored shard no longer has.
           generation = msg.restoreGeneration;
           shard.checkGeneration(meta.workerId, generation, 'push');
+          checkPushMeta(shard, meta);
         }
         for (const chunk of messageChunks(msg)) assembler.add(chunk);
         if (meta !== undefined && assembler.tensorCount > meta.tensorCount) {

@@ -144,7 +144,7 @@ describe('a parameter server that came back without its state', () => {
 
     // Old generation: refused with nothing applied, however late. The new one: served.
     const w1 = asWorker(0, 'worker-1');
-    expect(await refused(w1.push({ workerId: 'worker-1', step: 2n, basedOnVersion: 2n, batchSize: 1 }, wire(servers[0] as RunningParameterServer, 1)))).toBe('ROLLED_BACK');
+    expect(await refused(w1.push({ workerId: 'worker-1', step: 5n, basedOnVersion: 5n, batchSize: 1 }, wire(servers[0] as RunningParameterServer, 1)))).toBe('ROLLED_BACK');
     expect(await refused(w1.pull('worker-1', { minVersion: 2n }))).toBe('ROLLED_BACK');
     expect(values(servers[0])).toEqual(atCheckpoint);
     expect((await w1.pull('worker-1', { minVersion: 2n, restoreGeneration: 1n })).version).toBe(2n);
@@ -181,7 +181,8 @@ describe('a parameter server that came back without its state', () => {
     expect(values(servers[0])).toEqual(survivor);
     expect(c.recoveries).toEqual([expect.objectContaining({ index: 1, stepsLost: 3, restoredStep: 2 })]);
     const w = (i: number) => asWorker(i, 'worker-0');
-    expect(await refused(w(1).push({ workerId: 'worker-0', step: 9n, basedOnVersion: 2n, batchSize: 1 }, wire(servers[1] as RunningParameterServer, 1)))).toBe('ROLLED_BACK');
+    // Made before the restore: based on a version the restored shard no longer has, refused as rolled back (not as invalid).
+    expect(await refused(w(1).push({ workerId: 'worker-0', step: 9n, basedOnVersion: 5n, batchSize: 1 }, wire(servers[1] as RunningParameterServer, 1)))).toBe('ROLLED_BACK');
     expect((await w(1).push({ workerId: 'worker-0', step: 9n, basedOnVersion: 2n, batchSize: 1, restoreGeneration: 1n }, wire(servers[1] as RunningParameterServer, 1))).version).toBe(3n);
     expect((await w(0).push({ workerId: 'worker-0', step: 9n, basedOnVersion: 5n, batchSize: 1, restoreGeneration: 1n }, wire(servers[0] as RunningParameterServer, 1))).version).toBe(6n);
   });
