@@ -541,7 +541,7 @@ export const PushRequest: MessageFns<PushRequest> = {
       if (BigInt.asUintN(64, message.restoreGeneration) !== message.restoreGeneration) {
         throw new globalThis.Error("value provided for field message.restoreGeneration of type uint64 too large");
       }
-      writer.uint32(72).uint64(message.restoreGeneration);
+      writer.uint32(80).uint64(message.restoreGeneration);
     }
     return writer;
   },
@@ -623,8 +623,8 @@ export const PushRequest: MessageFns<PushRequest> = {
             message.moreChunks.push(TensorChunk.decode(reader, reader.uint32()));
             continue;
           }
-          case 9: {
-            if (tag !== 72) {
+          case 10: {
+            if (tag !== 80) {
               break;
             }
 
@@ -1352,7 +1352,7 @@ export const AssignRequest: MessageFns<AssignRequest> = {
       if (BigInt.asUintN(64, message.restoreGeneration) !== message.restoreGeneration) {
         throw new globalThis.Error("value provided for field message.restoreGeneration of type uint64 too large");
       }
-      writer.uint32(128).uint64(message.restoreGeneration);
+      writer.uint32(136).uint64(message.restoreGeneration);
     }
     return writer;
   },
@@ -1490,8 +1490,8 @@ export const AssignRequest: MessageFns<AssignRequest> = {
             message.checkpointRoot = reader.string();
             continue;
           }
-          case 16: {
-            if (tag !== 128) {
+          case 17: {
+            if (tag !== 136) {
               break;
             }
 
