@@ -49,6 +49,8 @@ export class CoordinatorState extends Membership {
   private rolledBackTo = 0n;
   /** Workers waiting at a checkpoint barrier: the step, when the first arrived, and how to release each. */
   private barrier: { step: number; since: number; arrived: Map<string, (r: CheckpointBarrierResponse) => void> } | undefined;
+  /** The step of the last barrier released, written or abandoned (−1: none yet); lowered by a sync restore. */
+  private releasedBarrierStep = -1;
 
   constructor(override readonly options: CoordinatorOptions) {
     super(options);
@@ -76,6 +78,11 @@ export class CoordinatorState extends Membership {
         `checkpointBarrier: ${r.workerId} arrived in restore generation ${generation}, but the parameter servers were restored since (generation ${this.generation}, step ${this.rolledBackTo}); continue from there`,
       );
     }
+    // A worker that was wrongly declared lost comes back behind the others: a barrier at a
+    // step already released (written without it, or abandoned) has nobody left to wait for,
+    // since the others trained on past it. Waiting there would hold this worker while the
+    // others wait for its next push: release it at once, nothing written for it.
+    if (step <= this.releasedBarrierStep) return Promise.resolve({ complete: false, manifest: '' });
     if (this.barrier !== undefined && this.barrier.step !== step) {
       throw new ClusterError('CLUSTER_CONFIG', `checkpointBarrier: ${r.workerId} arrived for step ${step} while the others wait at step ${this.barrier.step}`);
     }
@@ -108,6 +115,7 @@ export class CoordinatorState extends Membership {
   releaseBarrier(response: CheckpointBarrierResponse): void {
     const b = this.barrier;
     this.barrier = undefined;
+    if (b !== undefined) this.releasedBarrierStep = Math.max(this.releasedBarrierStep, b.step);
     if (b !== undefined) this.barrierStats = { released: this.barrierStats.released + 1, seconds: this.barrierStats.seconds + (performance.now() - b.since) / 1000 };
     for (const resolve of b?.arrived.values() ?? []) resolve(response);
   }
@@ -129,6 +137,8 @@ export class CoordinatorState extends Membership {
     this.generation += 1n;
     this.rolledBackTo = step;
     this.releaseBarrier({ complete: false, manifest: '' });
+    // Sync replays from `step`: the barriers after it are to be met again.
+    this.releasedBarrierStep = Math.min(this.releasedBarrierStep, Number(step));
     this.changed();
     return this.generation;
   }
