@@ -68,6 +68,10 @@ export const ERROR_CODES = {
   SHAPE_MISMATCH: 'invalid-argument',
   /** A gradient containing NaN or Infinity. */
   NON_FINITE: 'invalid-argument',
+  /** A push whose update would make a variable or an optimizer slot NaN or Infinity (a huge but finite gradient): refused, nothing changed. */
+  NON_FINITE_UPDATE: 'invalid-argument',
+  /** A shard went back to a checkpoint's step (a parameter server was restored): pull the current parameters and continue from its step. */
+  ROLLED_BACK: 'failed-precondition',
   /** A bad cluster description (flags or TF_CONFIG). */
   CLUSTER_CONFIG: 'invalid-argument',
   /** Transport security asked for in a way that cannot work (a token without TLS, a missing certificate file, a non-loopback listener without TLS). */
@@ -205,6 +209,8 @@ export type ClusterErrorCode =
   | 'UNKNOWN_VARIABLE'
   | 'SHAPE_MISMATCH'
   | 'NON_FINITE'
+  | 'NON_FINITE_UPDATE'
+  | 'ROLLED_BACK'
   | 'CLUSTER_CONFIG'
   | 'SECURITY_CONFIG'
   | 'UNAUTHENTICATED'

@@ -61,7 +61,7 @@ export interface WireSettings {
   readonly momentum?: number;
 }
 
-type PullOptions = { minVersion?: bigint; step?: bigint; names?: readonly string[]; timeoutMs?: number; codec?: WireCodec };
+type PullOptions = { minVersion?: bigint; step?: bigint; names?: readonly string[]; timeoutMs?: number; codec?: WireCodec; restoreGeneration?: bigint };
 
 /** What ShardClient.assign sends: the shard configuration (kept as a name for existing importers). */
 export type AssignSpec = ShardConfig;
@@ -73,6 +73,8 @@ export interface PushSpec {
   readonly batchSize: number;
   /** The gradient is DGC's momentum-corrected accumulation (the shard applies it with plain SGD). */
   readonly momentumCorrected?: boolean;
+  /** The restore generation the gradient was computed in (ARCHITECTURE.md, "Faults"; default 0). Fixed per call: a retry carries the same one. */
+  readonly restoreGeneration?: bigint;
 }
 
 /** One shard. */
@@ -124,6 +126,7 @@ export class ShardClient {
       codec: protoCodec(kind),
       step: options.step ?? 0n,
       basePull: kind === 'int8' ? this.reference.seq : 0n,
+      restoreGeneration: options.restoreGeneration ?? 0n,
     };
     const reference = this.reference;
     return callServerStream(this.client, 'pull', request, this.call('pull from', options.timeoutMs), () => {
@@ -162,8 +165,19 @@ export class ShardClient {
       // Serialized one message at a time, as the stream takes them.
       for (const [chunk, ...moreChunks] of groups()) {
         yield first
-          ? { header, workerId: spec.workerId, step: spec.step, basedOnVersion: spec.basedOnVersion, batchSize: spec.batchSize, tensorCount, momentumCorrected: spec.momentumCorrected === true, chunk, moreChunks }
-          : { header: undefined, workerId: '', step: 0n, basedOnVersion: 0n, batchSize: 0, tensorCount: 0, momentumCorrected: false, chunk, moreChunks };
+          ? {
+              header,
+              workerId: spec.workerId,
+              step: spec.step,
+              basedOnVersion: spec.basedOnVersion,
+              batchSize: spec.batchSize,
+              tensorCount,
+              momentumCorrected: spec.momentumCorrected === true,
+              chunk,
+              moreChunks,
+              restoreGeneration: spec.restoreGeneration ?? 0n,
+            }
+          : { header: undefined, workerId: '', step: 0n, basedOnVersion: 0n, batchSize: 0, tensorCount: 0, momentumCorrected: false, chunk, moreChunks, restoreGeneration: 0n };
         first = false;
       }
     };
@@ -286,7 +300,7 @@ export class ParameterClient {
   }
 
   /** Pull every shard (concurrently) and reassemble whole variables. */
-  async pullAll(workerId: string, options: { minVersions?: readonly bigint[]; step?: bigint; timeoutMs?: number } = {}): Promise<PulledParameters> {
+  async pullAll(workerId: string, options: { minVersions?: readonly bigint[]; step?: bigint; timeoutMs?: number; restoreGeneration?: bigint } = {}): Promise<PulledParameters> {
     if (this.wire?.auto === true) await (this.deciding ??= this.decide(workerId));
     const codec = this.pullCodec;
     const results = await Promise.all(
@@ -298,6 +312,7 @@ export class ParameterClient {
               ...(options.step !== undefined ? { step: options.step } : {}),
               ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
               ...(codec !== undefined ? { codec } : {}),
+              ...(options.restoreGeneration !== undefined ? { restoreGeneration: options.restoreGeneration } : {}),
             }),
           { deadlineMs: Math.max(this.retryMs, options.timeoutMs ?? 0) },
         ),
@@ -325,7 +340,14 @@ export class ParameterClient {
     if (clipNorm !== undefined) grads = clipped(grads, clipNorm);
     return Promise.all(
       this.shards.map((s, i) => {
-        const push = { workerId: spec.workerId, step: spec.step, batchSize: spec.batchSize, basedOnVersion: spec.basedOnVersions[i] ?? 0n, momentumCorrected: encoder?.momentumCorrected === true };
+        const push = {
+          workerId: spec.workerId,
+          step: spec.step,
+          batchSize: spec.batchSize,
+          basedOnVersion: spec.basedOnVersions[i] ?? 0n,
+          momentumCorrected: encoder?.momentumCorrected === true,
+          restoreGeneration: spec.restoreGeneration ?? 0n,
+        };
         const parts = this.partsFor(i, grads);
         // Encoded once, before any retry: the encoder's error feedback sees each gradient once.
         const encoded = encoder?.encode(parts, spec.step);

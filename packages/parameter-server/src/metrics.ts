@@ -102,6 +102,11 @@ function createMetrics() {
     version: shardGauge('tamp_ps_version', "The shard's version (updates applied since the job began, a resumed job's included)", (s) => s.version),
     applied: shardCounter('tamp_ps_applied_steps_total', 'Optimizer steps this server applied to the shard (sync: one per step of all workers)', (s) => s.counters.applied),
     refusedByShard: shardCounter('tamp_ps_refused_pushes_total', "Pushes the shard refused (invalid, unknown worker, sync: ahead of the step); reasons in tamp_rpc_server_refused_total", (s) => s.counters.refused),
+    nonFinite: shardCounter(
+      'tamp_ps_non_finite_updates_total',
+      'Updates refused because they would make a variable or optimizer slot NaN or Infinity (async/ssp: the push; sync: the step is skipped), by shard',
+      (s) => s.counters.nonFinite,
+    ),
     sspWaits: shardCounter('tamp_ps_ssp_pull_waits_total', 'ssp: pulls held at the staleness gate for the slowest worker', (s) => s.counters.pullsWaited),
     maxLead: shardGauge('tamp_ps_ssp_max_lead_steps', 'ssp: the largest lead over the slowest live worker a pull was answered at', (s) => s.counters.maxLead),
     live: shardGauge('tamp_ps_live_workers', 'Workers the shard counts as training (the chief\'s membership)', (s) => s.liveWorkers.length),

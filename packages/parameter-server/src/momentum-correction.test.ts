@@ -124,6 +124,28 @@ describe('momentum-corrected pushes', () => {
     expect((await weights(chief)).version).toBe(1n);
   });
 
+  it('are checked for a non-finite result through the plain SGD they get, not the momentum step: one only plain SGD overflows is refused, nothing applied', async () => {
+    const { address, chief } = await start('async', { momentumCorrection: true });
+    const worker = client(address, 'worker-0');
+    const spec = { workerId: 'worker-0', basedOnVersion: 0n, batchSize: 1, momentumCorrected: true };
+    const huge = [3e38, 0, 0, 0];
+    // A plain push leaves the server's momentum at 3e38 (w ≈ −1.5e38).
+    await worker.pushEncoded({ ...spec, step: 0n, momentumCorrected: false }, dense(huge));
+    // A corrected one: the momentum step would overflow (0.9·3e38 + 3e38), plain SGD does not (w ≈ −3e38): applied.
+    await worker.pushEncoded({ ...spec, step: 1n }, dense(huge));
+    const before = await weights(chief);
+    expect(before.version).toBe(2n);
+    expect(before.w.every(Number.isFinite)).toBe(true);
+    // Once more, plain SGD itself overflows float32.
+    const e = await worker.pushEncoded({ ...spec, step: 2n }, dense(huge)).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(e).toBeInstanceOf(RpcError);
+    expect((e as RpcError).code).toBe('NON_FINITE_UPDATE');
+    expect(await weights(chief)).toEqual(before);
+  });
+
   it('need the momentum optimizer and a top-k or auto push codec at assign', async () => {
     const refused = start('async', { momentumCorrection: true, optimizer: optimizerSettings('adam', 0.01) }).then(
       () => undefined,

@@ -213,6 +213,7 @@ describe('parameter server', () => {
           momentumCorrected: false,
           chunk,
           moreChunks: [],
+          restoreGeneration: 0n,
         }));
       }
 
@@ -236,7 +237,7 @@ describe('parameter server', () => {
       it('(not bad input) a pull packs the shard\'s small tensors into one message', async () => {
         const messages = await new Promise<PullResponse[]>((resolve, reject) => {
           const got: PullResponse[] = [];
-          const stream = raw.pull({ header: { jobId: JOB, protocolVersion: PROTOCOL_VERSION }, workerId: 'worker-0', names: [], minVersion: 0n, codec: 0, step: 0n, basePull: 0n });
+          const stream = raw.pull({ header: { jobId: JOB, protocolVersion: PROTOCOL_VERSION }, workerId: 'worker-0', names: [], minVersion: 0n, codec: 0, step: 0n, basePull: 0n, restoreGeneration: 0n });
           stream.on('data', (m: PullResponse) => got.push(m));
           stream.on('error', reject);
           stream.on('end', () => resolve(got));

@@ -96,6 +96,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
   const pull = rpc.serverStream<PullRequest, PullResponse>('pull', async (req, out, caller) => {
     authority.requireReader(caller, req.workerId, 'pull');
     shard.checkReader(req.workerId);
+    shard.checkGeneration(req.workerId, req.restoreGeneration, 'pull');
     checkPullRequest(shard, req);
     const kind = pullCodecKind(req.codec);
     shard.checkPullCodec(kind);
@@ -108,6 +109,8 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
       } finally {
         clearTimeout(timer);
       }
+      // A restore while it waited rejects the wait; checked again for one that landed as it resolved.
+      shard.checkGeneration(req.workerId, req.restoreGeneration, 'pull');
     }
     // Encode the whole snapshot now, while no update can interleave: the
     // encoded messages are the snapshot (no separate copy of the variables).
@@ -132,6 +135,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
 
   const push = rpc.clientStream<PushRequest, PushResponse>('push', (caller) => {
     let meta: PushMeta | undefined;
+    let generation = 0n;
     // Past validation the shard's consistency policy counts its own refusals.
     let handedToShard = false;
     // Made at the first message, once the shard (and so the job's push codec) is known.
@@ -146,6 +150,9 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
           if (!shard.workerIds.includes(meta.workerId)) {
             throw new ClusterError('UNKNOWN_WORKER', `push: worker "${meta.workerId}" is not part of this job (known: ${shard.workerIds.join(', ')})`);
           }
+          // The generation first: a push from before a restore names versions the restored shard no longer has.
+          generation = msg.restoreGeneration;
+          shard.checkGeneration(meta.workerId, generation, 'push');
           checkPushMeta(shard, meta);
         }
         for (const chunk of messageChunks(msg)) assembler.add(chunk);
@@ -158,6 +165,8 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
       },
       onEnd() {
         if (meta === undefined) throw new InvalidArgumentError('push: empty stream (no header, no gradients)');
+        // Again at the end: the chief may have restored the shard while the stream came in.
+        shard.checkGeneration(meta.workerId, generation, 'push');
         const grads = shard.validatePush(meta, assembler.finish());
         shard.recordPushBytes(assembler.receivedBytes);
         handedToShard = true;
@@ -266,6 +275,8 @@ function statusOf(shard: Shard): ShardStatusResponse {
     pushesReceived: shard.counters.pushesReceived,
     pullBytes: shard.counters.pullBytes,
     pullsServed: shard.counters.pullsServed,
+    pushesNonFinite: shard.counters.nonFinite,
+    restoreGeneration: shard.restoreGeneration,
   };
 }
 

@@ -179,8 +179,17 @@ export class Shard {
     const storage = ShardStorage.build(config, tensors);
     const own: ShardConfig = { ...config, workerIds: [...config.workerIds] };
     const policy = POLICIES[own.mode](this.host(own, storage));
-    // All checked: switch over as one unit.
-    this.state?.policy.release(config.version);
+    // All checked: switch over as one unit. A reassign is a restore (a parameter
+    // server came back): requests held for the old state may never be answered by
+    // the new one, so they are refused and their workers continue from its step.
+    if (this.state !== undefined) {
+      const restored = new ClusterError(
+        'ROLLED_BACK',
+        `shard ${this.index} was restored to version ${config.version} (restore generation ${config.restoreGeneration ?? 0n}) by the chief (a parameter server came back); ask the chief for the current generation and step and continue from there`,
+      );
+      this.state.policy.release(restored);
+      this.waiters.rejectAll(restored);
+    }
     this.state = { config: own, storage, policy };
     this.seen = new SeenPushes();
     this.deltas.clear();
@@ -197,10 +206,52 @@ export class Shard {
       live: () => this.live,
       parts: () => storage.parts,
       markSeen: (workerId, step) => this.seen.add(workerId, step),
+      check: (grads, what, corrected) => {
+        try {
+          storage.refuseNonFinite(grads, what, corrected);
+        } catch (error) {
+          this.counterSet.nonFinite();
+          throw error;
+        }
+      },
       apply: (grads, corrected) => this.applyGradients(grads, corrected),
+      skip: () => {
+        this.currentVersion += 1n;
+        this.waiters.wake();
+        return this.currentVersion;
+      },
       counters: this.counterSet,
       waitUntil: (ready, signal, why) => this.waiters.until(ready, signal, why),
     };
+  }
+
+  /** The job's restore generation its last Assign set (0: never restored). */
+  get restoreGeneration(): bigint {
+    return this.state?.config.restoreGeneration ?? 0n;
+  }
+
+  /**
+   * Refuse a worker's request made in another restore generation than this
+   * shard's (ARCHITECTURE.md, "Faults"): an older one was computed from state
+   * the chief has since rolled back (ROLLED_BACK: the worker asks the chief
+   * where to continue); a newer one reached this shard before the chief's
+   * restore did (sync: NOT_READY, which the client retries; async and ssp
+   * restore only the lost shard, so the others stay at older generations and
+   * serve it). The chief's own reads are not in any generation.
+   */
+  checkGeneration(readerId: string, generation: bigint, what: string): void {
+    if (readerId === CHIEF_READER_ID) return;
+    const { config } = this.require(what);
+    const own = config.restoreGeneration ?? 0n;
+    if (generation < own) {
+      throw new ClusterError(
+        'ROLLED_BACK',
+        `${what} from ${readerId}: made in restore generation ${generation}, but shard ${this.index} was restored from a checkpoint since (generation ${own}, version ${this.currentVersion}); ask the chief for the current generation and step and continue from there`,
+      );
+    }
+    if (generation > own && config.mode === 'sync') {
+      throw new ClusterError('NOT_READY', `${what} from ${readerId}: shard ${this.index} is not yet restored to generation ${generation} (at ${own}); retry`);
+    }
   }
 
   get liveWorkers(): readonly string[] {
@@ -270,7 +321,11 @@ export class Shard {
     return this.seen.has(workerId, step);
   }
 
-  /** Apply one gradient per part (already validated) as one optimizer step; `corrected` (momentum-corrected pushes) with plain SGD in the same step. */
+  /**
+   * Apply one gradient per part (already validated, and checked by the policy
+   * for a non-finite result) as one optimizer step; `corrected`
+   * (momentum-corrected pushes) with plain SGD in the same step.
+   */
   applyGradients(grads: ReadonlyMap<string, Float32Array> | undefined, corrected?: ReadonlyMap<string, Float32Array>): bigint {
     this.require('push').storage.apply(grads, corrected);
     this.currentVersion += 1n;

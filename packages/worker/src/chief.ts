@@ -20,6 +20,7 @@ import type { CoordinatorState } from './coordinator-state.js';
 import { encodeJobConfig, jobMomentumCorrection, jobWire } from './job-config.js';
 import { setVariables } from './model-state.js';
 import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, buildReport, writeReport } from './report.js';
+import { type RecoveryRecord, ShardWatch, recoverShards } from './shard-recovery.js';
 import { CHIEF_SECRET_KEY, INSECURE, newSecret } from '@tamp/rpc';
 
 const DEFAULT_JOIN_TIMEOUT_MS = 300_000;
@@ -32,14 +33,16 @@ export class Chief {
   readonly history: ClusterEpochRecord[];
   /** Manifests of the checkpoints this run wrote. */
   readonly checkpoints: string[] = [];
+  /** Faults survived (report.json `recoveries`). */
+  readonly recoveries: RecoveryRecord[] = [];
+  /** Every shard's status, asked on each pass; one that came back without its state is restored (shard-recovery.ts). */
+  readonly watch: ShardWatch;
   private readonly interval: number;
   private coordinator: RunningCoordinator | undefined;
   private announced = '';
   private started = 0;
   /** Since when every worker has been lost (undefined while one is not). */
   private allLostSince: number | undefined;
-  /** When parameter server 0 last answered (undefined before the first ask). */
-  private psAnsweredAt: number | undefined;
   private epochStart = { time: 0, samples: 0n };
   private wake: () => void = () => {};
   /** The job's chief secret (ChiefOptions.chiefSecret). */
@@ -56,6 +59,7 @@ export class Chief {
       rpc: { security: options.security ?? INSECURE, metadata: { [CHIEF_SECRET_KEY]: this.secret } },
     });
     this.history = [...(job.restored?.manifest.history ?? [])];
+    this.watch = new ShardWatch(this.params, options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS, this.log);
   }
 
   /** Check the options and load what the job needs (see planChiefJob); nothing is started yet. */
@@ -95,6 +99,7 @@ export class Chief {
           restored !== undefined ? restoreTensors(restored, this.params, i, t.optimizer) : this.params.partsFor(i, this.job.initial),
           checkpointsRoot(this.options.out),
         );
+        this.watch.healthy(i, restored?.version ?? 0n);
       }),
     );
   }
@@ -151,26 +156,29 @@ export class Chief {
   }
 
   /**
-   * The servers' version, from shard 0. A server that does not answer is
-   * logged and asked again on the next pass, until it has been silent for
-   * the peer timeout: then the job fails, naming it.
+   * Every shard's status: the global step from shard 0, and a server that
+   * came back without its state restored from the newest checkpoint
+   * (shard-recovery.ts). One silent past the peer timeout fails the job,
+   * naming it.
    */
   async refreshGlobalStep(now = Date.now()): Promise<bigint> {
-    const shard = this.params.shards[0];
-    try {
-      const status = await shard?.status();
-      if (status !== undefined) this.state.recordGlobalStep(status.version);
-      this.psAnsweredAt = now;
-    } catch (error) {
-      const silent = now - (this.psAnsweredAt ?? now);
-      const limit = this.options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS;
-      if (silent > limit) {
-        throw new ClusterError('PEER_UNAVAILABLE', `parameter server 0 at ${shard?.address} has not answered for ${Math.round(silent / 1000)} s, past the peer timeout of ${Math.round(limit / 1000)} s (${errorMessage(error)})`);
-      }
-      this.psAnsweredAt ??= now;
-      this.log(`parameter server 0 did not answer: ${errorMessage(error)}`);
+    const { sights, restarted } = await this.watch.poll(now);
+    const state = this.state;
+    if (restarted.length > 0 && !state.trainingOver) {
+      const joined = state.workers.filter((w) => w.state === 'joined');
+      const context = { job: this.job, out: this.options.out, params: this.params, watch: this.watch, numWorkers: this.options.numWorkers, log: this.log };
+      const records = await recoverShards(
+        { ...context, globalStep: state.globalStep, slowestWorkerStep: joined.length === 0 ? 0 : Math.min(...joined.map((w) => Number(w.localStep))), beginRestore: (step) => state.beginRestore(step) },
+        restarted,
+        now,
+      );
+      this.recoveries.push(...records);
+      // An Assign makes every worker live on the shard again: tell them who is not.
+      this.announced = '';
     }
-    return this.state.globalStep;
+    const first = sights[0];
+    if (first !== undefined && 'status' in first && first.status.initialized && restarted.length === 0) state.recordGlobalStep(first.status.version);
+    return state.globalStep;
   }
 
   /**
@@ -324,6 +332,7 @@ export class Chief {
       modelPath,
       checkpoints: this.checkpoints,
       resumedFrom: this.job.restored?.dir,
+      recoveries: this.recoveries,
     });
     writeReport(this.options.out, report);
     return report;
@@ -369,6 +378,7 @@ export class Chief {
         samples: (job.restored?.manifest.samples ?? 0) + Number(this.state.samples),
       },
       step,
+      { versionsMayDiffer: job.training.mode !== 'sync' && this.recoveries.length > 0 },
     );
     pruneCheckpoints(options.out);
     this.checkpoints.push(file);

@@ -76,8 +76,8 @@ export class CoordinatorClient {
   }
 
   /** Wait at checkpoint `step` until the chief has written it. */
-  checkpointBarrier(workerId: string, step: number, timeoutMs: number): Promise<{ complete: boolean; manifest: string }> {
-    return callUnary(this.client, 'checkpointBarrier', { header: requestHeader(this.jobId), workerId, step: BigInt(step) }, this.call('checkpoint barrier', timeoutMs));
+  checkpointBarrier(workerId: string, step: number, timeoutMs: number, restoreGeneration = 0n): Promise<{ complete: boolean; manifest: string }> {
+    return callUnary(this.client, 'checkpointBarrier', { header: requestHeader(this.jobId), workerId, step: BigInt(step), restoreGeneration }, this.call('checkpoint barrier', timeoutMs));
   }
 
   jobStatus(): Promise<JobStatusResponse> {

@@ -110,6 +110,32 @@ describe('coordinator state transitions', () => {
     expect(s.barrierReady).toBe(false);
   });
 
+  it('releases at once a worker that arrives at a barrier already released without it (it was wrongly declared lost), and waits again after a sync restore', async () => {
+    const s = state(2);
+    s.join('a', 0, 'wasm', 0);
+    s.join('b', 1, 'wasm', 0);
+    // worker-1 is suspected: the barrier at 9 is met by worker-0 alone.
+    const first = s.arriveAtBarrier('worker-0', 9);
+    s.releaseBarrier({ complete: true, manifest: 'm9' });
+    expect(await first).toEqual({ complete: true, manifest: 'm9' });
+    // worker-1 comes back behind: step 9's barrier has nobody left, so it does not wait (worker-0 waits for its pushes).
+    expect(await s.arriveAtBarrier('worker-1', 9)).toEqual({ complete: false, manifest: '' });
+    expect(await s.arriveAtBarrier('worker-1', 6)).toEqual({ complete: false, manifest: '' });
+    expect(s.barrierStep).toBeUndefined();
+    // A later barrier holds both again.
+    const late = s.arriveAtBarrier('worker-1', 12);
+    expect(s.barrierStep).toBe(12);
+    s.releaseBarrier({ complete: true, manifest: 'm12' });
+    expect(await late).toEqual({ complete: true, manifest: 'm12' });
+    // A sync restore to step 6 replays from there: the barrier at 9 is met again.
+    s.beginRestore(6n);
+    const again = s.arriveAtBarrier('worker-0', 9, s.restoreGeneration);
+    expect(s.barrierStep).toBe(9);
+    expect(s.barrierReady).toBe(false);
+    s.releaseBarrier({ complete: true, manifest: 'm9b' });
+    expect(await again).toEqual({ complete: true, manifest: 'm9b' });
+  });
+
   it('records what the chief learns: global step, checkpoints, and each epoch score under its own name', () => {
     const s = new CoordinatorState({ jobId: 'j', numWorkers: 1, jobConfigJson: '{}', psAddresses: ['p:1'], heartbeatIntervalMs: 100, heartbeatTimeoutMs: 1_000, epochs: 3, totalSteps: 90 });
     expect(s.totalSteps).toBe(90n);

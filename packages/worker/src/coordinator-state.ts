@@ -44,8 +44,13 @@ export class CoordinatorState extends Membership {
   /** Barriers released, and the seconds from each one's first arrival to its release (metrics). */
   private barrierStats = { released: 0, seconds: 0 };
   private failure = '';
+  /** The restore generation and, in sync mode, the step the shards went back to (ARCHITECTURE.md, "Faults"). */
+  private generation = 0n;
+  private rolledBackTo = 0n;
   /** Workers waiting at a checkpoint barrier: the step, when the first arrived, and how to release each. */
   private barrier: { step: number; since: number; arrived: Map<string, (r: CheckpointBarrierResponse) => void> } | undefined;
+  /** The step of the last barrier released, written or abandoned (−1: none yet); lowered by a sync restore. */
+  private releasedBarrierStep = -1;
 
   constructor(override readonly options: CoordinatorOptions) {
     super(options);
@@ -61,9 +66,23 @@ export class CoordinatorState extends Membership {
 
   // ---- checkpoint barrier ----
 
-  /** A worker reached checkpoint `step`: resolves when the checkpoint is written (or abandoned). */
-  arriveAtBarrier(id: string, step: number): Promise<CheckpointBarrierResponse> {
+  /**
+   * A worker reached checkpoint `step`: resolves when the checkpoint is written (or abandoned).
+   * One that trains in an older restore generation is refused with ROLLED_BACK (its step was undone).
+   */
+  arriveAtBarrier(id: string, step: number, generation = this.generation): Promise<CheckpointBarrierResponse> {
     const r = this.find(id, 'checkpointBarrier');
+    if (generation < this.generation) {
+      throw new ClusterError(
+        'ROLLED_BACK',
+        `checkpointBarrier: ${r.workerId} arrived in restore generation ${generation}, but the parameter servers were restored since (generation ${this.generation}, step ${this.rolledBackTo}); continue from there`,
+      );
+    }
+    // A worker that was wrongly declared lost comes back behind the others: a barrier at a
+    // step already released (written without it, or abandoned) has nobody left to wait for,
+    // since the others trained on past it. Waiting there would hold this worker while the
+    // others wait for its next push: release it at once, nothing written for it.
+    if (step <= this.releasedBarrierStep) return Promise.resolve({ complete: false, manifest: '' });
     if (this.barrier !== undefined && this.barrier.step !== step) {
       throw new ClusterError('CLUSTER_CONFIG', `checkpointBarrier: ${r.workerId} arrived for step ${step} while the others wait at step ${this.barrier.step}`);
     }
@@ -96,6 +115,7 @@ export class CoordinatorState extends Membership {
   releaseBarrier(response: CheckpointBarrierResponse): void {
     const b = this.barrier;
     this.barrier = undefined;
+    if (b !== undefined) this.releasedBarrierStep = Math.max(this.releasedBarrierStep, b.step);
     if (b !== undefined) this.barrierStats = { released: this.barrierStats.released + 1, seconds: this.barrierStats.seconds + (performance.now() - b.since) / 1000 };
     for (const resolve of b?.arrived.values() ?? []) resolve(response);
   }
@@ -105,6 +125,22 @@ export class CoordinatorState extends Membership {
   /** The parameter servers' version (sync: steps applied; async: pushes applied). */
   recordGlobalStep(version: bigint): void {
     this.step = version;
+  }
+
+  /**
+   * The chief is restoring parameter servers from a checkpoint: a new restore
+   * generation begins (sync: at `step`, where every shard goes back to). A
+   * checkpoint barrier in progress is abandoned: its workers, and the others,
+   * find the restore on their next request and continue from there.
+   */
+  beginRestore(step: bigint): bigint {
+    this.generation += 1n;
+    this.rolledBackTo = step;
+    this.releaseBarrier({ complete: false, manifest: '' });
+    // Sync replays from `step`: the barriers after it are to be met again.
+    this.releasedBarrierStep = Math.min(this.releasedBarrierStep, Number(step));
+    this.changed();
+    return this.generation;
   }
 
   /** A complete checkpoint was written at `step`. */
@@ -174,6 +210,16 @@ export class CoordinatorState extends Membership {
   /** Detectors: the last evaluated epoch's validation mAP@0.5 (0 before any, and for classifiers). */
   get validationMAP(): number {
     return this.map;
+  }
+
+  /** The job's restore generation (0: never restored). */
+  get restoreGeneration(): bigint {
+    return this.generation;
+  }
+
+  /** sync: the step the last restore went back to (0 before any). */
+  get restoreStep(): bigint {
+    return this.rolledBackTo;
   }
 
   get checkpointStep(): bigint {

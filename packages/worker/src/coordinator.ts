@@ -94,7 +94,7 @@ export async function startCoordinator(options: CoordinatorServerOptions): Promi
       if (req.step < 1n || (options.totalSteps !== undefined && req.step > BigInt(options.totalSteps))) {
         throw new InvalidArgumentError(`checkpointBarrier: step ${req.step} is outside the job's steps (1..${options.totalSteps ?? '?'})`);
       }
-      return state.arriveAtBarrier(req.workerId, Number(req.step));
+      return state.arriveAtBarrier(req.workerId, Number(req.step), req.restoreGeneration);
     }),
     jobStatus: unary<JobStatusRequest, JobStatusResponse>('jobStatus', () => ({
       jobId,
@@ -109,6 +109,8 @@ export async function startCoordinator(options: CoordinatorServerOptions): Promi
       epochs: options.epochs,
       error: state.error,
       validationMap: state.validationMAP,
+      restoreGeneration: state.restoreGeneration,
+      restoreStep: state.restoreStep,
       workers: state.workers.map((w) => ({
         workerId: w.workerId,
         taskIndex: w.taskIndex,

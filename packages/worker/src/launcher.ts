@@ -5,13 +5,14 @@
  * the launcher starts the parameter servers, then the chief, then the
  * workers, shows the chief's progress, and returns the chief's report.
  *
- * It supervises the workers like a container restart policy: a worker that
- * crashes (any non-zero exit, SIGKILL included) is started again, up to
- * `maxRestarts` times per worker, under the same client id, so it takes its
- * own slot back and continues at the cluster's step. Parameter servers and
- * the chief are not restarted: a restarted one would start without the
- * job's state (their recovery is not built yet), so their crash fails the
- * job. Every child exits when the launcher dies (parent-watch.ts).
+ * It supervises the workers and parameter servers like a container restart
+ * policy: one that crashes (any non-zero exit, SIGKILL included) is started
+ * again, up to `maxRestarts` times each. A worker comes back under the same
+ * client id, so it takes its own slot back and continues at the cluster's
+ * step; a parameter server comes back on its own port without its state,
+ * and the chief restores it from the newest checkpoint (shard-recovery.ts).
+ * The chief is not restarted (its recovery is not built yet): its crash
+ * fails the job. Every child exits when the launcher dies (parent-watch.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -140,8 +141,19 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
       const bad = code !== 0;
       if (!bad) return;
       const why = `${role} exited with ${signal !== null ? `signal ${signal}` : `code ${code}`}`;
+      const done = restarts.get(role) ?? 0;
+      if (role.startsWith('ps') && !finishing && done < maxRestarts && child.port !== undefined) {
+        restarts.set(role, done + 1);
+        log(`${why}; restarting it on port ${child.port} (restart ${done + 1} of ${maxRestarts}); the chief restores its shard from the newest checkpoint`);
+        // The same port (the chief and the workers know it); it comes back unassigned and the chief notices.
+        const again = args.map((a, i) => (args[i - 1] === '--port' ? String(child.port) : a));
+        start(role, again, true, env).catch((error: unknown) => {
+          failure ??= new ClusterError('JOB_FAILED', `could not restart ${role}: ${errorMessage(error)}`);
+          rejectFailure(failure);
+        });
+        return;
+      }
       if (role.startsWith('worker')) {
-        const done = restarts.get(role) ?? 0;
         if (!finishing && done < maxRestarts) {
           restarts.set(role, done + 1);
           log(`${why}; restarting it (restart ${done + 1} of ${maxRestarts})`);

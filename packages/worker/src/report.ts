@@ -11,6 +11,7 @@ import { type TrainReport, atomicWriteFile, testFields, validationFields } from 
 import type { ShardStatusResponse } from '@tamp/proto/tamp/v1/parameter_server';
 import type { WorkerRecord } from './membership.js';
 import { type TrainingSettings, jobMomentumCorrection } from './job-config.js';
+import type { RecoveryRecord } from './shard-recovery.js';
 
 export interface ClusterEpochRecord {
   readonly epoch: number;
@@ -68,6 +69,14 @@ export interface ChiefReport extends Omit<TrainReport, 'history'> {
   /** Tensor bytes one worker step sends (its push, all shards) and receives (its pull), as encoded on the wire: the shards' counts over their pushes and pulls. */
   readonly pushBytesPerStep: number;
   readonly pullBytesPerStep: number;
+  /**
+   * Updates the parameter servers refused because they would have made a
+   * variable or optimizer slot non-finite (async/ssp: pushes; sync: skipped
+   * steps), as the shards count them (a restarted server's count starts again).
+   */
+  readonly nonFiniteUpdates: number;
+  /** One entry per fault the job survived (a parameter server restored from a checkpoint). */
+  readonly recoveries: readonly RecoveryRecord[];
 }
 
 /** The final model's scores. */
@@ -94,6 +103,7 @@ export interface ReportInputs extends FinalEvaluation {
   readonly modelPath: string;
   readonly checkpoints: readonly string[];
   readonly resumedFrom: string | undefined;
+  readonly recoveries?: readonly RecoveryRecord[];
 }
 
 export function workerStats(w: WorkerRecord): WorkerStats {
@@ -161,6 +171,10 @@ export function buildReport(r: ReportInputs): ChiefReport {
     wireMomentumCorrectionWhy: correction.why,
     pushBytesPerStep: bytesPerStep(r.shards, (s) => s.pushBytes, (s) => s.pushesReceived),
     pullBytesPerStep: bytesPerStep(r.shards, (s) => s.pullBytes, (s) => s.pullsServed),
+    // sync: each shard skips its part of a step on its own, so the most any shard skipped; async/ssp: refused pushes (parts) over all shards.
+    nonFiniteUpdates:
+      t.mode === 'sync' ? r.shards.reduce((n, s) => Math.max(n, Number(s.pushesNonFinite)), 0) : r.shards.reduce((n, s) => n + Number(s.pushesNonFinite), 0),
+    recoveries: r.recoveries ?? [],
   };
 }
 

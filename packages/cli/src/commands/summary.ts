@@ -1,7 +1,20 @@
 import type { TrainReport } from '@tamp/core/node';
 import { percent, table } from '../output.js';
 
-export function trainSummary(r: TrainReport): string {
+/** What a cluster's report adds that the summary shows when it happened (ARCHITECTURE.md, "Faults"). */
+interface FaultFields {
+  readonly nonFiniteUpdates?: number;
+  readonly recoveries?: ReadonlyArray<{ readonly role: string; readonly index: number; readonly cause: string; readonly resumedAfterSeconds: number; readonly restoredStep: number; readonly stepsLost: number }>;
+}
+
+export function trainSummary(r: TrainReport & FaultFields): string {
+  const faults: Array<[string, string]> = [];
+  if ((r.nonFiniteUpdates ?? 0) > 0) {
+    faults.push(['non-finite updates', `${r.nonFiniteUpdates} refused (they would have made a variable or optimizer slot NaN/Infinity; lower the learning rate or clip gradients)`]);
+  }
+  for (const f of r.recoveries ?? []) {
+    faults.push(['recovered', `${f.role} ${f.index} (${f.cause}): state restored after ${f.resumedAfterSeconds.toFixed(1)} s, back to step ${f.restoredStep}, ${f.stepsLost} step(s) redone`]);
+  }
   return table([
     ['model', r.model],
     ['dataset', r.dataset],
@@ -18,6 +31,7 @@ export function trainSummary(r: TrainReport): string {
           ['validation accuracy', percent(r.validationAccuracy ?? NaN)],
           ['test accuracy', percent(r.testAccuracy ?? NaN)],
         ]),
+    ...faults,
     ['model', r.modelPath],
   ]);
 }

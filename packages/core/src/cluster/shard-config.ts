@@ -42,6 +42,13 @@ export interface ShardConfig {
    * momentum-corrected gradients, which the shard applies with plain SGD at the same learning rate.
    */
   readonly momentumCorrection?: boolean;
+  /**
+   * The job's restore generation (ARCHITECTURE.md, "Faults"): bumped by the
+   * chief each time it restores parameter servers from a checkpoint; the
+   * shard then refuses requests of older generations (ROLLED_BACK). 0 or
+   * absent: never restored.
+   */
+  readonly restoreGeneration?: bigint;
 }
 
 /** Most workers a job may have (bounds every per-worker table a shard keeps). */

@@ -9,6 +9,11 @@ export interface ShardCounters {
   readonly dropped: bigint;
   /** Pushes refused (invalid, unknown worker, ahead of the step). */
   readonly refused: bigint;
+  /**
+   * Updates that would have made a variable or slot non-finite: async and
+   * ssp pushes refused, sync steps skipped (nothing changed but the version).
+   */
+  readonly nonFinite: bigint;
   /** ssp: pulls held at the staleness gate. */
   readonly pullsWaited: bigint;
   /** ssp: the largest lead over the slowest live worker a pull was answered at. */
@@ -24,7 +29,7 @@ export interface ShardCounters {
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 export class CounterSet {
-  private readonly c: Mutable<ShardCounters> = { applied: 0n, duplicate: 0n, dropped: 0n, refused: 0n, pullsWaited: 0n, maxLead: 0n, pushBytes: 0n, pushesReceived: 0n, pullBytes: 0n, pullsServed: 0n };
+  private readonly c: Mutable<ShardCounters> = { applied: 0n, duplicate: 0n, dropped: 0n, refused: 0n, nonFinite: 0n, pullsWaited: 0n, maxLead: 0n, pushBytes: 0n, pushesReceived: 0n, pullBytes: 0n, pullsServed: 0n };
 
   applied(): void {
     this.c.applied += 1n;
@@ -40,6 +45,10 @@ export class CounterSet {
 
   refused(): void {
     this.c.refused += 1n;
+  }
+
+  nonFinite(): void {
+    this.c.nonFinite += 1n;
   }
 
   pullWaited(): void {

@@ -6,10 +6,11 @@
  * `ShardStorage.build` checks every tensor of an Assign before allocating, so
  * a refused Assign leaves the shard's current storage untouched.
  */
-import { InvalidArgumentError, OPTIMIZER_STATE_TENSOR, type ShardConfig, type WireTensor, partKey, sizeOfShape } from '@tamp/core';
+import { ClusterError, InvalidArgumentError, OPTIMIZER_STATE_TENSOR, type ShardConfig, type WireTensor, partKey, sizeOfShape } from '@tamp/core';
 import { type ServerOptimizer, createServerOptimizer } from '../optimizers/index.js';
 import { OPTIMIZER_SLOTS } from '../optimizers/optimizer.js';
-import { KernelArena, allocFloats } from '../optimizers/wasm-kernels.js';
+import { KernelArena, allocFloats, lanes } from '../optimizers/wasm-kernels.js';
+import { firstNonFinite } from './validation.js';
 
 export interface ShardPart {
   readonly name: string;
@@ -62,6 +63,26 @@ function plan(config: ShardConfig, tensors: readonly WireTensor[], slotNames: re
   return { planned, globalState };
 }
 
+/** Where an update would leave a non-finite value: the first one found. */
+export interface NonFiniteUpdate {
+  /** The variable, or "<variable>:<slot>" for an optimizer slot. */
+  readonly tensor: string;
+  /** Element within the whole variable. */
+  readonly element: number;
+  readonly value: number;
+  /** The largest |gradient| of that part (what made it overflow, usually). */
+  readonly maxGradient: number;
+}
+
+function maxAbs(data: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < data.length; i++) {
+    const a = Math.abs(data[i] as number);
+    if (a > m) m = a;
+  }
+  return m;
+}
+
 export class ShardStorage {
   /** Parts by partKey(name, sliceStart), in Assign order. */
   readonly parts: ReadonlyMap<string, ShardPart>;
@@ -70,11 +91,18 @@ export class ShardStorage {
   private readonly plain: ServerOptimizer | undefined;
   /** Bytes of the variables (what a push of gradients carries). */
   readonly bytes: number;
+  /**
+   * Room for one part's value and slots (as long as the longest part): an
+   * update is first computed here, part by part, and checked for finite
+   * results before it touches the real arrays (`apply`).
+   */
+  private readonly scratch: readonly Float32Array[];
 
-  private constructor(parts: ReadonlyMap<string, ShardPart>, optimizer: ServerOptimizer, plain: ServerOptimizer | undefined) {
+  private constructor(parts: ReadonlyMap<string, ShardPart>, optimizer: ServerOptimizer, plain: ServerOptimizer | undefined, scratch: readonly Float32Array[]) {
     this.parts = parts;
     this.optimizer = optimizer;
     this.plain = plain;
+    this.scratch = scratch;
     this.bytes = [...parts.values()].reduce((n, p) => n + p.sliceLength * 4, 0);
   }
 
@@ -88,7 +116,10 @@ export class ShardStorage {
     const slotNames = OPTIMIZER_SLOTS[config.optimizer.name];
     const { planned, globalState } = plan(config, tensors, slotNames);
     // Variables and slots live in one WebAssembly memory when they fit, so the SIMD update loops can reach them.
-    const arena = KernelArena.create([...planned.values()].flatMap(({ t }) => new Array<number>(1 + slotNames.length).fill(t.data.length)));
+    // The scratch arrays (one value and its slots, as long as the longest part) live there too.
+    const longest = Math.max(...[...planned.values()].map(({ t }) => t.data.length));
+    const arrays = [...planned.values()].map(({ t }) => t.data.length).concat(longest);
+    const arena = KernelArena.create(arrays.flatMap((n) => new Array<number>(1 + slotNames.length).fill(n)));
     const optimizer = createServerOptimizer(config.optimizer, arena);
     const copy = (data: ArrayLike<number>) => {
       const out = allocFloats(arena, data.length);
@@ -107,7 +138,8 @@ export class ShardStorage {
     if (globalState !== undefined) optimizer.restoreGlobalState(globalState);
     // The workers keep the momentum of momentum-corrected pushes (DGC), so those get plain SGD, over the same arena.
     const plain = config.momentumCorrection === true ? createServerOptimizer({ ...config.optimizer, name: 'sgd' }, arena) : undefined;
-    return new ShardStorage(parts, optimizer, plain);
+    const scratch = Array.from({ length: 1 + slotNames.length }, () => allocFloats(arena, longest));
+    return new ShardStorage(parts, optimizer, plain, scratch);
   }
 
   holdsVariable(name: string): boolean {
@@ -116,9 +148,64 @@ export class ShardStorage {
   }
 
   /**
+   * Where applying these gradients would leave a NaN or Infinity in a
+   * variable or a slot (a finite but huge gradient: 1e20 squared overflows
+   * Adam's v), or undefined when every result is finite. Each part's update
+   * (the optimizer step for `grads`, then plain SGD for momentum-corrected
+   * `corrected`, as `apply` does them) is computed on a copy in the scratch
+   * arrays, with the optimizer's current state (endStep is not called), and
+   * scanned; nothing of the shard changes. Exact rather than a bound on the
+   * gradient's magnitude: whether an update overflows depends on the values
+   * and slots it lands on, and a conservative bound would refuse gradients
+   * that are fine.
+   */
+  checkUpdate(grads: ReadonlyMap<string, Float32Array> | undefined, corrected?: ReadonlyMap<string, Float32Array>): NonFiniteUpdate | undefined {
+    for (const [key, part] of this.parts) {
+      const n = part.sliceLength;
+      // Views of exactly this part's length; the lanes past it are zeroed, as the arena's padding is.
+      const [value, ...slots] = this.scratch.map((s, i) => {
+        const src = i === 0 ? part.value : (part.slots[i - 1] as Float32Array);
+        s.set(src);
+        s.fill(0, n, Math.min(s.length, lanes(n)));
+        return s.subarray(0, n);
+      }) as [Float32Array, ...Float32Array[]];
+      const grad = grads?.get(key);
+      const fixed = corrected?.get(key);
+      if (grad !== undefined) this.optimizer.apply(value, grad, slots);
+      if (fixed !== undefined) this.plainSgd().apply(value, fixed, []);
+      const names = [part.name, ...this.optimizer.slotNames.map((slot) => `${part.name}:${slot}`)];
+      for (const [i, a] of [value, ...slots].entries()) {
+        const bad = firstNonFinite(a);
+        if (bad !== -1) return { tensor: names[i] as string, element: part.sliceStart + bad, value: a[bad] as number, maxGradient: Math.max(grad === undefined ? 0 : maxAbs(grad), fixed === undefined ? 0 : maxAbs(fixed)) };
+      }
+    }
+    return undefined;
+  }
+
+  /** Refuse (NON_FINITE_UPDATE, nothing changed) gradients whose update would leave a variable or slot non-finite (checkUpdate). */
+  refuseNonFinite(grads: ReadonlyMap<string, Float32Array> | undefined, what: string, corrected?: ReadonlyMap<string, Float32Array>): void {
+    const bad = this.checkUpdate(grads, corrected);
+    if (bad === undefined) return;
+    throw new ClusterError(
+      'NON_FINITE_UPDATE',
+      `${what}: applying it would make "${bad.tensor}" ${bad.value} at element ${bad.element} (largest |gradient| ${bad.maxGradient.toExponential(2)}); refused, nothing changed. Lower the learning rate, clip gradients, or check the loss`,
+    );
+  }
+
+  /** The plain-SGD optimizer of momentum-corrected pushes. */
+  private plainSgd(): ServerOptimizer {
+    // validatePush refuses a corrected push unless the job set momentumCorrection, which built `plain`.
+    if (this.plain === undefined) throw new Error('momentum-corrected gradients reached a shard without momentum correction');
+    return this.plain;
+  }
+
+  /**
    * Apply one validated gradient per part as one optimizer step, and (or
    * instead) one momentum-corrected gradient per part with plain SGD: the
    * momentum slots are left alone, since the workers applied the momentum.
+   * Callers check them first (refuseNonFinite): the check costs about one
+   * more optimizer pass, a copy and a scan per push, and the update then runs
+   * on the real arrays with the same float32 operations, so the same results.
    */
   apply(grads: ReadonlyMap<string, Float32Array> | undefined, corrected?: ReadonlyMap<string, Float32Array>): void {
     if (grads !== undefined) {
@@ -126,9 +213,8 @@ export class ShardStorage {
       this.optimizer.endStep();
     }
     if (corrected !== undefined) {
-      // validatePush refuses a corrected push unless the job set momentumCorrection, which built `plain`.
-      if (this.plain === undefined) throw new Error('momentum-corrected gradients reached a shard without momentum correction');
-      for (const [key, part] of this.parts) this.plain.apply(part.value, corrected.get(key) as Float32Array, []);
+      const plain = this.plainSgd();
+      for (const [key, part] of this.parts) plain.apply(part.value, corrected.get(key) as Float32Array, []);
     }
   }
 }

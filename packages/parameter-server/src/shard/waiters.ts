@@ -8,6 +8,7 @@ import { ClusterError } from '@tamp/core';
 interface Waiter {
   readonly ready: () => boolean;
   readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
 }
 
 export class Waiters {
@@ -17,13 +18,20 @@ export class Waiters {
   until(ready: () => boolean, signal: AbortSignal | undefined, why: () => string): Promise<void> {
     if (ready()) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const entry = { ready, resolve };
+      const entry = { ready, resolve, reject };
       this.list.push(entry);
       signal?.addEventListener('abort', () => {
         this.list = this.list.filter((w) => w !== entry);
         reject(new ClusterError('NOT_READY', why()));
       });
     });
+  }
+
+  /** Reject every waiting request with `error` (the shard was restored: what they wait for may never come). */
+  rejectAll(error: Error): void {
+    const list = this.list;
+    this.list = [];
+    for (const w of list) w.reject(error);
   }
 
   wake(): void {

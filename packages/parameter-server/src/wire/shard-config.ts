@@ -8,7 +8,10 @@ import type { AssignRequest, OptimizerConfig } from '@tamp/proto/tamp/v1/paramet
 import { InvalidArgumentError, type ShardConfig, type WireCodec, formatWireCodec, optimizerSettings, parseConsistencyMode, parseWireCodec } from '@tamp/core';
 
 /** The AssignRequest fields a ShardConfig fills (the rest carry the header and tensors). */
-export type AssignConfigFields = Pick<AssignRequest, 'shardIndex' | 'optimizer' | 'version' | 'mode' | 'syncReplicas' | 'staleness' | 'workerIds' | 'workerStep' | 'wirePush' | 'wirePull' | 'momentumCorrection'>;
+export type AssignConfigFields = Pick<
+  AssignRequest,
+  'shardIndex' | 'optimizer' | 'version' | 'mode' | 'syncReplicas' | 'staleness' | 'workerIds' | 'workerStep' | 'wirePush' | 'wirePull' | 'momentumCorrection' | 'restoreGeneration'
+>;
 
 export function shardConfigToProto(config: ShardConfig): AssignConfigFields {
   const o = config.optimizer;
@@ -33,6 +36,7 @@ export function shardConfigToProto(config: ShardConfig): AssignConfigFields {
     wirePush: config.wireAuto === true ? 'auto' : formatWireCodec(config.wirePush ?? FP32),
     wirePull: config.wireAuto === true ? 'auto' : formatWireCodec(config.wirePull ?? FP32),
     momentumCorrection: config.momentumCorrection === true,
+    restoreGeneration: config.restoreGeneration ?? 0n,
   };
 }
 
@@ -71,6 +75,7 @@ export function shardConfigFromProto(request: AssignConfigFields): ShardConfig {
     staleness: request.staleness,
     workerIds: [...request.workerIds],
     workerStep: request.workerStep,
+    ...(request.restoreGeneration > 0n ? { restoreGeneration: request.restoreGeneration } : {}),
     ...(request.wirePush === 'auto' || request.wirePull === 'auto'
       ? { wirePush: FP32, wirePull: FP32, wireAuto: true }
       : { wirePush: wireCodecField(request.wirePush, 'push'), wirePull: wireCodecField(request.wirePull, 'pull') }),

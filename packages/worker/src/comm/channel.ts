@@ -94,8 +94,15 @@ export class CommChannel {
     });
   }
 
+  /**
+   * The restore generation this worker trains in (ARCHITECTURE.md, "Faults"):
+   * stamped on each pull and push as it is asked for, so a call (and its
+   * retries) keeps the generation it was made in.
+   */
+  restoreGeneration = 0n;
+
   async pull(options: PullOptions = {}): Promise<{ values: Map<string, Float32Array>; versions: readonly bigint[] }> {
-    const m = await this.request({ type: 'pull', options });
+    const m = await this.request({ type: 'pull', options: { ...options, restoreGeneration: this.restoreGeneration } });
     // comm-thread.ts answers a pull with 'pulled' or 'error' (rejected above): anything else is a bug here.
     if (m.type !== 'pulled') throw new Error(`unexpected reply ${m.type}`);
     return { values: new Map(m.values.map((v) => [v.name, v.data])), versions: m.versions };
@@ -110,7 +117,7 @@ export class CommChannel {
     timeoutMs?: number,
   ): Promise<{ versions: readonly bigint[]; duplicate: boolean; dropped: boolean }> {
     const m = await this.request(
-      { type: 'push', step, basedOnVersions, batchSize, grads, ...(timeoutMs !== undefined ? { timeoutMs } : {}) },
+      { type: 'push', step, basedOnVersions, batchSize, grads, restoreGeneration: this.restoreGeneration, ...(timeoutMs !== undefined ? { timeoutMs } : {}) },
       transferList(grads),
     );
     // As for pull: a push is answered with 'pushed' or 'error'.

@@ -99,7 +99,7 @@ port.on('message', (msg: ToComm) => {
       const grads = new Map(msg.grads.map((g) => [g.name, g.data]));
       params
         .pushAll(
-          { workerId: init.workerId, step: msg.step, batchSize: msg.batchSize, basedOnVersions: msg.basedOnVersions, ...(msg.timeoutMs !== undefined ? { timeoutMs: msg.timeoutMs } : {}) },
+          { workerId: init.workerId, step: msg.step, batchSize: msg.batchSize, basedOnVersions: msg.basedOnVersions, ...(msg.timeoutMs !== undefined ? { timeoutMs: msg.timeoutMs } : {}), ...(msg.restoreGeneration !== undefined ? { restoreGeneration: msg.restoreGeneration } : {}) },
           grads,
         )
         .then((responses) => {

@@ -36,6 +36,8 @@ export interface PullOptions {
   /** The step these parameters are for (ssp). */
   readonly step?: bigint;
   readonly timeoutMs?: number;
+  /** The restore generation the worker trains in (ARCHITECTURE.md, "Faults"). */
+  readonly restoreGeneration?: bigint;
 }
 
 export interface NamedArray {
@@ -53,6 +55,7 @@ export type ToComm =
       readonly batchSize: number;
       readonly grads: readonly NamedArray[];
       readonly timeoutMs?: number;
+      readonly restoreGeneration?: bigint;
     }
   | { readonly type: 'progress'; readonly progress: Progress }
   /** This thread's RPC metrics, for the worker's /metrics (answered with 'metrics'). */

@@ -12,6 +12,15 @@ export class AsyncPolicy implements ConsistencyPolicy {
   }
 
   accept(meta: PushMeta, grads: ReadonlyMap<string, Float32Array>): Promise<PushOutcome> {
+    try {
+      // Before anything changes: a refused push is not even marked seen.
+      const what = `push from ${meta.workerId} step ${meta.step}`;
+      if (meta.momentumCorrected === true) this.host.check(undefined, what, grads);
+      else this.host.check(grads, what);
+    } catch (error) {
+      this.host.counters.refused();
+      return Promise.reject(error as Error);
+    }
     this.host.markSeen(meta.workerId, meta.step);
     this.beforeApply(meta);
     const version = meta.momentumCorrected === true ? this.host.apply(undefined, grads) : this.host.apply(grads);

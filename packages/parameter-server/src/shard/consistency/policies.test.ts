@@ -39,6 +39,12 @@ function setup(mode: ConsistencyMode, opts: { syncReplicas?: number; staleness?:
     live: () => live,
     parts: () => storage.parts,
     markSeen: (id, step) => seen.add(id, step),
+    check: (grads, what, corrected) => storage.refuseNonFinite(grads, what, corrected),
+    skip: () => {
+      version += 1n;
+      waiters.wake();
+      return version;
+    },
     apply: (grads, corrected) => {
       applied.push(((grads ?? corrected)?.get('w@0') as Float32Array).slice());
       storage.apply(grads, corrected);
@@ -206,11 +212,13 @@ describe('sync policy', () => {
     expect(Array.from(s.applied[0] as Float32Array)).toEqual([2, 2]);
   });
 
-  it('answers every held push as dropped when the shard is reassigned', async () => {
+  it('rejects every held push, retries included, when the shard is reassigned', async () => {
     const s = setup('sync');
     const held = s.policy.accept(meta('worker-0', 0), grad(1, 1));
-    s.policy.release(7n);
-    expect(await held).toEqual({ version: 7n, duplicate: false, dropped: true });
+    const retry = s.policy.duplicate(meta('worker-0', 0));
+    s.policy.release(new ClusterError('ROLLED_BACK', 'restored'));
+    await expect(held).rejects.toMatchObject({ code: 'ROLLED_BACK' });
+    await expect(retry).rejects.toMatchObject({ code: 'ROLLED_BACK' });
     expect(s.applied).toHaveLength(0);
   });
 });

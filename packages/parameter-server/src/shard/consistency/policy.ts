@@ -27,11 +27,19 @@ export interface PolicyHost {
   /** Remember (worker, step) so a retry is answered as a duplicate. */
   markSeen(workerId: string, step: bigint): void;
   /**
-   * Apply one gradient per part as one optimizer step (counted, waiters
-   * re-checked); `corrected`, momentum-corrected gradients, with plain SGD in
-   * the same step. Returns the new version.
+   * Throw NON_FINITE_UPDATE (counted, nothing changed) when applying these
+   * gradients (and momentum-corrected ones, as `apply` would) would leave a
+   * variable or slot non-finite.
+   */
+  check(grads: ReadonlyMap<string, Float32Array> | undefined, what: string, corrected?: ReadonlyMap<string, Float32Array>): void;
+  /**
+   * Apply one checked gradient per part as one optimizer step (counted,
+   * waiters re-checked); `corrected`, momentum-corrected gradients, with
+   * plain SGD in the same step. Returns the new version.
    */
   apply(grads: ReadonlyMap<string, Float32Array> | undefined, corrected?: ReadonlyMap<string, Float32Array>): bigint;
+  /** sync: end the step without changing any variable or slot (its update was refused by check); returns the new version. */
+  skip(): bigint;
   readonly counters: CounterSet;
   /** Resolve once `ready()` holds after some change (or reject NOT_READY when the signal aborts). */
   waitUntil(ready: () => boolean, signal: AbortSignal | undefined, why: () => string): Promise<void>;
@@ -48,8 +56,8 @@ export interface ConsistencyPolicy {
   beforePull(workerId: string, step: bigint, signal?: AbortSignal): Promise<void>;
   /** The live workers changed (a step or a gate may now be complete). */
   membershipChanged(): void;
-  /** The shard is being reassigned: answer every push still held as dropped at `version`. */
-  release(version: bigint): void;
+  /** The shard is being reassigned (restored from a checkpoint): reject every push still held with `error`. */
+  release(error: Error): void;
 }
 
 /** The answer to a retry of a push already applied (or dropped). */

@@ -4,9 +4,11 @@
  * batch-weighted mean, summed in worker-id order, is applied once and every
  * held push is answered with the new version. A push for a step already
  * applied is dropped (a backup worker's late gradient); one for a later step
- * is refused (the worker must pull with min_version first).
+ * is refused (the worker must pull with min_version first). A step whose
+ * mean update would leave a variable or slot non-finite is skipped: the
+ * version advances, nothing else changes, and the shard counts it.
  */
-import { InvalidArgumentError } from '@tamp/core';
+import { InvalidArgumentError, TampError } from '@tamp/core';
 import type { ConsistencyPolicy, PolicyHost, PushOutcome } from './policy.js';
 import { seenBefore } from './policy.js';
 import type { PushMeta } from '../validation.js';
@@ -17,6 +19,7 @@ interface PendingGradient {
   readonly corrected: boolean;
   readonly grads: ReadonlyMap<string, Float32Array>;
   readonly resolvers: Array<(o: PushOutcome) => void>;
+  readonly rejecters: Array<(error: Error) => void>;
 }
 
 /**
@@ -70,8 +73,8 @@ export class SyncPolicy implements ConsistencyPolicy {
       );
     }
     this.host.markSeen(meta.workerId, meta.step);
-    return new Promise((resolve) => {
-      this.pending.set(meta.workerId, { workerId: meta.workerId, batchSize: Math.max(1, meta.batchSize), corrected: meta.momentumCorrected === true, grads, resolvers: [resolve] });
+    return new Promise((resolve, reject) => {
+      this.pending.set(meta.workerId, { workerId: meta.workerId, batchSize: Math.max(1, meta.batchSize), corrected: meta.momentumCorrected === true, grads, resolvers: [resolve], rejecters: [reject] });
       this.complete();
     });
   }
@@ -80,7 +83,10 @@ export class SyncPolicy implements ConsistencyPolicy {
     const waiting = this.pending.get(meta.workerId);
     if (waiting !== undefined && meta.step === this.host.version()) {
       // A retry of a push still waiting at the barrier: answer it when the step completes.
-      return new Promise((resolve) => waiting.resolvers.push((o) => resolve({ ...o, duplicate: true })));
+      return new Promise((resolve, reject) => {
+        waiting.resolvers.push((o) => resolve({ ...o, duplicate: true }));
+        waiting.rejecters.push(reject);
+      });
     }
     return seenBefore(this.host);
   }
@@ -93,8 +99,8 @@ export class SyncPolicy implements ConsistencyPolicy {
     this.complete();
   }
 
-  release(version: bigint): void {
-    for (const p of this.pending.values()) for (const r of p.resolvers) r({ version, duplicate: false, dropped: true });
+  release(error: Error): void {
+    for (const p of this.pending.values()) for (const r of p.rejecters) r(error);
     this.pending = new Map();
   }
 
@@ -121,7 +127,16 @@ export class SyncPolicy implements ConsistencyPolicy {
     const plainMean = share(false);
     const correctedMean = share(true);
     this.pending = new Map();
-    const version = this.host.apply(plainMean, correctedMean);
+    let version: bigint;
+    try {
+      this.host.check(plainMean, `step ${this.host.version()}'s mean gradient`, correctedMean);
+      version = this.host.apply(plainMean, correctedMean);
+    } catch (error) {
+      if (!(error instanceof TampError && error.code === 'NON_FINITE_UPDATE')) throw error;
+      // Its update would leave a variable or slot non-finite: the step ends with nothing changed
+      // (counted; the chief reports it), as a mixed-precision loss scaler skips an overflowing step.
+      version = this.host.skip();
+    }
     for (const c of contributions) for (const r of c.resolvers) r({ version, duplicate: false, dropped: false });
   }
 }

@@ -107,6 +107,11 @@ export interface CheckpointBarrierRequest {
   header: RequestHeader | undefined;
   workerId: string;
   step: bigint;
+  /**
+   * The restore generation the worker trains in: an older one is refused
+   * with ROLLED_BACK (the shards went back to a checkpoint meanwhile).
+   */
+  restoreGeneration: bigint;
 }
 
 export interface CheckpointBarrierResponse {
@@ -150,6 +155,14 @@ export interface JobStatusResponse {
   error: string;
   /** Detectors: the last evaluated epoch's validation mAP@0.5 (0 for classifiers). */
   validationMap: number;
+  /**
+   * The job's restore generation (bumped each time the chief restores
+   * parameter servers from a checkpoint) and, in sync mode, the step the
+   * shards went back to: a worker refused with ROLLED_BACK asks for them and
+   * continues from there.
+   */
+  restoreGeneration: bigint;
+  restoreStep: bigint;
 }
 
 function createBaseJoinRequest(): JoinRequest {
@@ -855,7 +868,7 @@ export const LeaveResponse: MessageFns<LeaveResponse> = {
 };
 
 function createBaseCheckpointBarrierRequest(): CheckpointBarrierRequest {
-  return { header: undefined, workerId: "", step: 0n };
+  return { header: undefined, workerId: "", step: 0n, restoreGeneration: 0n };
 }
 
 export const CheckpointBarrierRequest: MessageFns<CheckpointBarrierRequest> = {
@@ -871,6 +884,12 @@ export const CheckpointBarrierRequest: MessageFns<CheckpointBarrierRequest> = {
         throw new globalThis.Error("value provided for field message.step of type uint64 too large");
       }
       writer.uint32(24).uint64(message.step);
+    }
+    if (message.restoreGeneration !== 0n) {
+      if (BigInt.asUintN(64, message.restoreGeneration) !== message.restoreGeneration) {
+        throw new globalThis.Error("value provided for field message.restoreGeneration of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.restoreGeneration);
     }
     return writer;
   },
@@ -910,6 +929,14 @@ export const CheckpointBarrierRequest: MessageFns<CheckpointBarrierRequest> = {
             }
 
             message.step = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.restoreGeneration = reader.uint64() as bigint;
             continue;
           }
         }
@@ -1150,6 +1177,8 @@ function createBaseJobStatusResponse(): JobStatusResponse {
     epochs: 0,
     error: "",
     validationMap: 0,
+    restoreGeneration: 0n,
+    restoreStep: 0n,
   };
 }
 
@@ -1202,6 +1231,18 @@ export const JobStatusResponse: MessageFns<JobStatusResponse> = {
     }
     if (message.validationMap !== 0) {
       writer.uint32(105).double(message.validationMap);
+    }
+    if (message.restoreGeneration !== 0n) {
+      if (BigInt.asUintN(64, message.restoreGeneration) !== message.restoreGeneration) {
+        throw new globalThis.Error("value provided for field message.restoreGeneration of type uint64 too large");
+      }
+      writer.uint32(112).uint64(message.restoreGeneration);
+    }
+    if (message.restoreStep !== 0n) {
+      if (BigInt.asUintN(64, message.restoreStep) !== message.restoreStep) {
+        throw new globalThis.Error("value provided for field message.restoreStep of type uint64 too large");
+      }
+      writer.uint32(120).uint64(message.restoreStep);
     }
     return writer;
   },
@@ -1321,6 +1362,22 @@ export const JobStatusResponse: MessageFns<JobStatusResponse> = {
             }
 
             message.validationMap = reader.double();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.restoreGeneration = reader.uint64() as bigint;
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.restoreStep = reader.uint64() as bigint;
             continue;
           }
         }

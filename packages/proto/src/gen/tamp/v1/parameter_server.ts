@@ -46,6 +46,13 @@ export interface PullRequest {
    * then when it matches its own record, and the whole values otherwise.
    */
   basePull: bigint;
+  /**
+   * The job's restore generation the worker trains in (0 until the chief
+   * first restores a parameter server). A shard of a newer generation refuses
+   * the pull with ROLLED_BACK; one of an older generation (its restore still
+   * under way) with NOT_READY in sync mode.
+   */
+  restoreGeneration: bigint;
 }
 
 export interface PullResponse {
@@ -88,6 +95,11 @@ export interface PushRequest {
    * momentum_correction. Required in the first message, ignored in later ones.
    */
   momentumCorrected: boolean;
+  /**
+   * As PullRequest.restore_generation: a push of an older generation is
+   * refused with ROLLED_BACK and nothing applied.
+   */
+  restoreGeneration: bigint;
 }
 
 export interface PushResponse {
@@ -139,6 +151,14 @@ export interface ShardStatusResponse {
   pushesReceived: bigint;
   pullBytes: bigint;
   pullsServed: bigint;
+  /**
+   * Updates refused because applying them would make a variable or an
+   * optimizer slot NaN or Infinity (a huge but finite gradient): async and
+   * ssp pushes refused, sync steps skipped; nothing changed by either.
+   */
+  pushesNonFinite: bigint;
+  /** The restore generation its last Assign set (0: never restored). */
+  restoreGeneration: bigint;
 }
 
 export interface OptimizerConfig {
@@ -200,6 +220,12 @@ export interface AssignRequest {
    * which the shard applies with plain SGD; false: the shard refuses them.
    */
   momentumCorrection: boolean;
+  /**
+   * The job's restore generation: the chief bumps it each time it restores
+   * parameter servers from a checkpoint (a server came back without its
+   * state). The shard then serves only requests of this generation or newer.
+   */
+  restoreGeneration: bigint;
 }
 
 export interface AssignResponse {
@@ -250,7 +276,16 @@ export interface UpdateMembershipResponse {
 }
 
 function createBasePullRequest(): PullRequest {
-  return { header: undefined, workerId: "", names: [], minVersion: 0n, codec: 0, step: 0n, basePull: 0n };
+  return {
+    header: undefined,
+    workerId: "",
+    names: [],
+    minVersion: 0n,
+    codec: 0,
+    step: 0n,
+    basePull: 0n,
+    restoreGeneration: 0n,
+  };
 }
 
 export const PullRequest: MessageFns<PullRequest> = {
@@ -284,6 +319,12 @@ export const PullRequest: MessageFns<PullRequest> = {
         throw new globalThis.Error("value provided for field message.basePull of type uint64 too large");
       }
       writer.uint32(56).uint64(message.basePull);
+    }
+    if (message.restoreGeneration !== 0n) {
+      if (BigInt.asUintN(64, message.restoreGeneration) !== message.restoreGeneration) {
+        throw new globalThis.Error("value provided for field message.restoreGeneration of type uint64 too large");
+      }
+      writer.uint32(64).uint64(message.restoreGeneration);
     }
     return writer;
   },
@@ -355,6 +396,14 @@ export const PullRequest: MessageFns<PullRequest> = {
             }
 
             message.basePull = reader.uint64() as bigint;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.restoreGeneration = reader.uint64() as bigint;
             continue;
           }
         }
@@ -466,6 +515,7 @@ function createBasePushRequest(): PushRequest {
     chunk: undefined,
     moreChunks: [],
     momentumCorrected: false,
+    restoreGeneration: 0n,
   };
 }
 
@@ -503,6 +553,12 @@ export const PushRequest: MessageFns<PushRequest> = {
     }
     if (message.momentumCorrected !== false) {
       writer.uint32(72).bool(message.momentumCorrected);
+    }
+    if (message.restoreGeneration !== 0n) {
+      if (BigInt.asUintN(64, message.restoreGeneration) !== message.restoreGeneration) {
+        throw new globalThis.Error("value provided for field message.restoreGeneration of type uint64 too large");
+      }
+      writer.uint32(80).uint64(message.restoreGeneration);
     }
     return writer;
   },
@@ -590,6 +646,14 @@ export const PushRequest: MessageFns<PushRequest> = {
             }
 
             message.momentumCorrected = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.restoreGeneration = reader.uint64() as bigint;
             continue;
           }
         }
@@ -850,6 +914,8 @@ function createBaseShardStatusResponse(): ShardStatusResponse {
     pushesReceived: 0n,
     pullBytes: 0n,
     pullsServed: 0n,
+    pushesNonFinite: 0n,
+    restoreGeneration: 0n,
   };
 }
 
@@ -935,6 +1001,18 @@ export const ShardStatusResponse: MessageFns<ShardStatusResponse> = {
         throw new globalThis.Error("value provided for field message.pullsServed of type uint64 too large");
       }
       writer.uint32(128).uint64(message.pullsServed);
+    }
+    if (message.pushesNonFinite !== 0n) {
+      if (BigInt.asUintN(64, message.pushesNonFinite) !== message.pushesNonFinite) {
+        throw new globalThis.Error("value provided for field message.pushesNonFinite of type uint64 too large");
+      }
+      writer.uint32(136).uint64(message.pushesNonFinite);
+    }
+    if (message.restoreGeneration !== 0n) {
+      if (BigInt.asUintN(64, message.restoreGeneration) !== message.restoreGeneration) {
+        throw new globalThis.Error("value provided for field message.restoreGeneration of type uint64 too large");
+      }
+      writer.uint32(144).uint64(message.restoreGeneration);
     }
     return writer;
   },
@@ -1080,6 +1158,22 @@ export const ShardStatusResponse: MessageFns<ShardStatusResponse> = {
             message.pullsServed = reader.uint64() as bigint;
             continue;
           }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.pushesNonFinite = reader.uint64() as bigint;
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.restoreGeneration = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1223,6 +1317,7 @@ function createBaseAssignRequest(): AssignRequest {
     wirePull: "",
     checkpointRoot: "",
     momentumCorrection: false,
+    restoreGeneration: 0n,
   };
 }
 
@@ -1281,6 +1376,12 @@ export const AssignRequest: MessageFns<AssignRequest> = {
     }
     if (message.momentumCorrection !== false) {
       writer.uint32(128).bool(message.momentumCorrection);
+    }
+    if (message.restoreGeneration !== 0n) {
+      if (BigInt.asUintN(64, message.restoreGeneration) !== message.restoreGeneration) {
+        throw new globalThis.Error("value provided for field message.restoreGeneration of type uint64 too large");
+      }
+      writer.uint32(136).uint64(message.restoreGeneration);
     }
     return writer;
   },
@@ -1424,6 +1525,14 @@ export const AssignRequest: MessageFns<AssignRequest> = {
             }
 
             message.momentumCorrection = reader.bool();
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.restoreGeneration = reader.uint64() as bigint;
             continue;
           }
         }
