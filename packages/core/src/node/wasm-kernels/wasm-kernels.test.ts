@@ -57,6 +57,9 @@ const convCases: ConvCase[] = [
   { x: [2, 8, 8, 2], f: [3, 3, 2, 3], strides: [1, 1], pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
   { x: [4, 28, 28, 1], f: [5, 5, 1, 20], strides: [1, 1], pad: 'valid' }, // LeNet-5 conv1
   { x: [4, 12, 12, 20], f: [5, 5, 20, 50], strides: [1, 1], pad: 'valid' }, // LeNet-5 conv2
+  { x: [3, 6, 5, 8], f: [1, 1, 8, 12], strides: [1, 1], pad: 'same' }, // pointwise: the filter gradient's product path
+  { x: [2, 7, 7, 12], f: [1, 1, 12, 4], strides: [1, 1], pad: 'valid' },
+  { x: [2, 7, 7, 6], f: [1, 1, 6, 5], strides: [2, 2], pad: 'same' }, // 1x1 at stride 2: still the convolution path
 ];
 
 function label(c: ConvCase): string {
