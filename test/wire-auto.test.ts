@@ -49,7 +49,7 @@ describe('--wire auto', () => {
     expect(r.code, r.stderr).toBe(0);
     const report = jsonOf<AutoReport>(r);
     expect(report).toMatchObject({ steps: 16, wirePush: 'auto', wirePull: 'auto' });
-    expect(report.workerStats[0]?.wireChoice).toMatch(/^push fp32, pull fp32: .*fp32 [\d.]+ ms, fp16 [\d.]+ ms, int8 [\d.]+ ms/);
+    expect(report.workerStats[0]?.wireChoice).toMatch(/^push fp32, pull fp32: .*fp32 [\d.]+(-[\d.]+)? ms, fp16 [\d.]+(-[\d.]+)? ms, int8 [\d.]+(-[\d.]+)? ms/);
   });
 
   it('pushes top-k with momentum correction and pulls int8 across a 3 Mbit/s link of the network lab, saying why', async () => {

@@ -10,6 +10,17 @@ describe('--wire auto: chooseWire', () => {
     expect(chooseWire({ fp32: 1.5, fp16: 1, int8: 0.8 }, 1_000).push).toEqual({ kind: 'fp32' }); // 47% but under 1 ms
   });
 
+  it('takes compression only when every round of it beat every round of fp32 by the margin', () => {
+    // A busy loopback: one fp32 round hit a scheduling hiccup, so fp16's best looks 40% faster, but its slowest round was slower than fp32's fastest.
+    const noisy = chooseWire({ fp32: 10, fp16: 6, int8: 12 }, 101_800, { fp32: 25, fp16: 11, int8: 30 });
+    expect(noisy.push).toEqual({ kind: 'fp32' });
+    expect(noisy.reason).toMatch(/fp32 10.0-25.0 ms, fp16 6.0-11.0 ms.*fp16 would save only -1.0 ms \(-10%, its slowest round against fp32's fastest\)/);
+    // A slow link: int8's slowest round still saves 60% of fp32's fastest.
+    const slow = chooseWire({ fp32: 170, fp16: 90, int8: 50 }, 1_064_840, { fp32: 180, fp16: 95, int8: 68 });
+    expect(slow.push).toEqual({ kind: 'int8' });
+    expect(slow.reason).toMatch(/int8 saves 60%/);
+  });
+
   it('takes the fastest compressed codec both ways when it pays, saying what it measured', () => {
     const c = chooseWire({ fp32: 170, fp16: 90, int8: 50 }, 1_064_840);
     expect(c.push).toEqual({ kind: 'int8' });

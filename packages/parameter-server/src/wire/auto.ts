@@ -5,7 +5,8 @@
  * the lab and real clusters give are symmetric, and each codec's work
  * (quantizing on one side, reading back on the other) is the same pushing as
  * pulling. Compression is taken only when it saves at least a fifth of the
- * fp32 time and a millisecond: on loopback the bytes cost almost nothing and
+ * fp32 time and a millisecond in every round (its slowest against fp32's
+ * fastest): on loopback the bytes cost almost nothing and
  * the quantizing would be pure overhead (as datacenter studies of gradient
  * compression find on fast links).
  *
@@ -58,21 +59,31 @@ export function considerTopk(choice: WireChoice, times: Readonly<Record<AutoCand
   };
 }
 
-/** The choice from each candidate's best pull time (ms) for `bytes` of fp32 values. */
-export function chooseWire(times: Readonly<Record<AutoCandidate, number>>, bytes: number): WireChoice {
+/**
+ * The choice from each candidate's best pull time (ms) for `bytes` of fp32
+ * values. With `slowest` (each candidate's slowest round), a compressed
+ * codec must save the fifth and the millisecond with its slowest round
+ * against fp32's fastest: every round of it beat every round of fp32. On a
+ * slow link that holds by a wide margin (int8 moves a quarter of the bytes);
+ * on a busy loopback, where a scheduling hiccup can make one fp32 round look
+ * slow, a codec that merely won the best-of comparison by luck is not taken
+ * (bench:wire once saw auto take fp16 on loopback and run 1.43x slower).
+ */
+export function chooseWire(times: Readonly<Record<AutoCandidate, number>>, bytes: number, slowest: Readonly<Record<AutoCandidate, number>> = times): WireChoice {
   const fp32 = times.fp32;
   let best: AutoCandidate = 'fp32';
   for (const c of AUTO_CANDIDATES) if (times[c] < times[best]) best = c;
-  const saving = fp32 - times[best];
+  const saving = fp32 - slowest[best];
   const pays = best !== 'fp32' && saving >= MIN_SAVING * fp32 && saving >= MIN_SAVING_MS;
   const chosen: AutoCandidate = pays ? best : 'fp32';
-  const measured = AUTO_CANDIDATES.map((c) => `${c} ${times[c].toFixed(1)} ms`).join(', ');
+  const spread = (c: AutoCandidate) => (slowest[c] > times[c] ? `-${slowest[c].toFixed(1)}` : '');
+  const measured = AUTO_CANDIDATES.map((c) => `${c} ${times[c].toFixed(1)}${spread(c)} ms`).join(', ');
   const mbps = fp32 > 0 ? (bytes * 8) / (fp32 / 1000) / 1e6 : Infinity;
   const why = pays
     ? `${chosen} saves ${((saving / fp32) * 100).toFixed(0)}% of the fp32 transfer time`
     : best === 'fp32'
       ? 'fp32 was fastest: the link is fast enough that quantizing costs more than the bytes it saves'
-      : `${best} would save only ${saving.toFixed(1)} ms (${((saving / fp32) * 100).toFixed(0)}%), under the ${MIN_SAVING * 100}% and ${MIN_SAVING_MS} ms it must save`;
+      : `${best} would save only ${saving.toFixed(1)} ms (${((saving / fp32) * 100).toFixed(0)}%${slowest[best] > times[best] ? ', its slowest round against fp32\'s fastest' : ''}), under the ${MIN_SAVING * 100}% and ${MIN_SAVING_MS} ms it must save`;
   return {
     push: { kind: chosen },
     pull: { kind: chosen },
