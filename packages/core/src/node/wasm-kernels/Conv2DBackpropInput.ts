@@ -85,7 +85,7 @@ const conv2DBackpropInput: KernelFunc = (args) => {
 };
 
 /** dy [N, Ho, Wo, C] with (s − 1) zero rows and columns between its pixels. */
-function dilate(b: WasmBackendLike, dy: TensorInfo, sh: number, sw: number): TensorInfo {
+export function dilate(b: WasmBackendLike, dy: TensorInfo, sh: number, sw: number): TensorInfo {
   const [n, ho, wo, c] = dy.shape as [number, number, number, number];
   const hd = (ho - 1) * sh + 1;
   const wd = (wo - 1) * sw + 1;

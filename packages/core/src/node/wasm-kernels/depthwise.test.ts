@@ -59,6 +59,8 @@ const cases: DepthwiseCase[] = [
   { x: [3, 10, 7, 2], f: [5, 3, 2, 2], strides: [2, 3], pad: 'same' },
   { x: [2, 9, 9, 5], f: [3, 3, 5, 1], strides: [2, 2], pad: [[0, 0], [0, 1], [1, 1], [0, 0]] }, // MobileNet's ZeroPadding + valid, as explicit padding
   { x: [8, 16, 16, 24], f: [3, 3, 24, 1], strides: [1, 1], pad: 'same' }, // a MobileNetV2 block
+  { x: [2, 10, 11, 5], f: [3, 3, 5, 1], strides: [3, 3], pad: 'valid' }, // stride 3: the input gradient through XNNPACK on dy dilated by 3
+  { x: [2, 7, 7, 3], f: [3, 3, 3, 1], strides: [1, 1], pad: [[0, 0], [3, 0], [0, 3], [0, 0]] }, // padding past k − 1: the input gradient's loop, not XNNPACK
 ];
 
 function label(c: DepthwiseCase): string {
