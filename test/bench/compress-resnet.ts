@@ -12,7 +12,6 @@
  * BENCHMARKS.md (bench:compress:resnet-20; with --precise-bn,
  * bench:compress:resnet-20:precise-bn), leaving the LeNet section alone.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -21,8 +20,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import type { CompressReport } from '@tamp/compress/node';
 import { PRECISE_BN_SAMPLES, evaluateModel, recalibrateBatchNorm, recalibrationBatches } from '@tamp/core';
 import { FASHION_MNIST_DIR, type TampModelMetadata, loadClassificationDataset, loadLayersModelFile, saveLayersModel } from '@tamp/core/node';
-import { TAMP_BIN } from '../helpers/tamp.js';
 import { fmt, load, machine, markdownTable, writeSection } from './report.js';
+import { tamp } from './tamp-sync.js';
 
 export interface ResnetRunOptions {
   readonly work: string;
@@ -43,14 +42,6 @@ export interface ResnetRunOptions {
   readonly preciseBn: boolean;
   /** Which compressions to run: int8, deep (pruned + shared + int8). */
   readonly compressions: ReadonlyArray<'int8' | 'deep'>;
-}
-
-function tamp(args: string[]): { stdout: string; seconds: number } {
-  process.stderr.write(`$ tamp ${args.join(' ')}\n`);
-  const started = performance.now();
-  const r = spawnSync(process.execPath, [TAMP_BIN, ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'inherit'] });
-  if (r.status !== 0) throw new Error(`tamp ${args.join(' ')} failed with exit ${r.status}`);
-  return { stdout: r.stdout, seconds: (performance.now() - started) / 1000 };
 }
 
 /** The first `n` rows of an IDX file (gzipped in Debian's package), written raw with its count rewritten. */

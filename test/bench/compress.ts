@@ -14,14 +14,13 @@
  *     [--trained DIR] [--precise-bn] [--compressions int8,deep]
  *                                    ResNet-20, reduced to fit a small machine (compress-resnet.ts)
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CompressReport } from '@tamp/compress/node';
-import { TAMP_BIN } from '../helpers/tamp.js';
 import { runResnetFashion } from './compress-resnet.js';
 import { fmt, machine, markdownTable, writeSection } from './report.js';
+import { tamp } from './tamp-sync.js';
 
 const write = !process.argv.includes('--no-write');
 const onlyAt = process.argv.indexOf('--only');
@@ -95,14 +94,6 @@ const runs: Run[] = [
     compress: ['--prune', '0.92', '--clusters', '32', '--int8', '--finetune-epochs', '2'],
   },
 ];
-
-function tamp(args: string[]): { stdout: string; seconds: number } {
-  process.stderr.write(`$ tamp ${args.join(' ')}\n`);
-  const started = performance.now();
-  const r = spawnSync(process.execPath, [TAMP_BIN, ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'inherit'] });
-  if (r.status !== 0) throw new Error(`tamp ${args.join(' ')} failed with exit ${r.status}`);
-  return { stdout: r.stdout, seconds: (performance.now() - started) / 1000 };
-}
 
 const rows: Array<Array<string | number>> = [];
 const layerTables: string[] = [];

@@ -11,7 +11,6 @@
  *                                       the MobileNet-backbone detector, same recipe, its
  *                                       own section; its goal is the current detector's mAP
  */
-import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -20,8 +19,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import { SHAPE_CLASSES, evaluateDetector, shapesDataset } from '@tamp/core';
 import { loadLayersModelFile } from '@tamp/core/node';
 import type { CompressReport } from '@tamp/compress/node';
-import { TAMP_BIN } from '../helpers/tamp.js';
 import { fmt, machine, markdownTable, writeSection } from './report.js';
+import { tamp } from './tamp-sync.js';
 
 const write = !process.argv.includes('--no-write');
 const saveAt = process.argv.indexOf('--save');
@@ -36,14 +35,6 @@ if (!['shapes-detector', 'shapes-mobilenet-detector'].includes(MODEL)) throw new
 const CURRENT_DETECTOR_MAP = 0.915;
 
 export const DETECTOR_TRAIN_ARGS = ['--model', MODEL, '--dataset', 'shapes', '--epochs', '20', '--epoch-size', '5000', '--batch-size', '32', '--lr', '0.003', '--backend', 'wasm', '--seed', '1'];
-
-function tamp(args: string[]): { stdout: string; seconds: number } {
-  process.stderr.write(`$ tamp ${args.join(' ')}\n`);
-  const started = performance.now();
-  const r = spawnSync(process.execPath, [TAMP_BIN, ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'inherit'] });
-  if (r.status !== 0) throw new Error(`tamp ${args.join(' ')} failed with exit ${r.status}`);
-  return { stdout: r.stdout, seconds: (performance.now() - started) / 1000 };
-}
 
 try {
   const out = join(work, 'detector');
