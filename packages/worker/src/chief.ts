@@ -21,6 +21,7 @@ import { encodeJobConfig, jobMomentumCorrection, jobWire } from './job-config.js
 import { setVariables } from './model-state.js';
 import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, buildReport, writeReport } from './report.js';
 import { type RecoveryRecord, ShardWatch, recoverShards } from './shard-recovery.js';
+import { type ChiefRecoveryRecord, chiefRecovery, isRunningJob, probeShards, rebuildState, recoveredHistory, writtenCheckpoints } from './chief-rejoin.js';
 import { CHIEF_SECRET_KEY, INSECURE, newSecret } from '@tamp/rpc';
 
 const DEFAULT_JOIN_TIMEOUT_MS = 300_000;
@@ -34,7 +35,7 @@ export class Chief {
   /** Manifests of the checkpoints this run wrote. */
   readonly checkpoints: string[] = [];
   /** Faults survived (report.json `recoveries`). */
-  readonly recoveries: RecoveryRecord[] = [];
+  readonly recoveries: Array<RecoveryRecord | ChiefRecoveryRecord> = [];
   /** Every shard's status, asked on each pass; one that came back without its state is restored (shard-recovery.ts). */
   readonly watch: ShardWatch;
   private readonly interval: number;
@@ -47,10 +48,17 @@ export class Chief {
   private wake: () => void = () => {};
   /** The job's chief secret (ChiefOptions.chiefSecret). */
   private readonly secret: string;
+  /** A restarted chief taking over its running job (chief-rejoin.ts): when it started and took over; its record once complete. */
+  private rejoin: { startedAt: number; tookOverAt: number; step: bigint; recorded: boolean } | undefined;
 
+  /**
+   * `running`: the parameter servers' statuses when they already hold this
+   * job (a restarted chief): it takes the job over instead of assigning it.
+   */
   constructor(
     readonly options: ChiefOptions,
     readonly job: ChiefJob,
+    private readonly running?: readonly ShardStatusResponse[],
   ) {
     this.log = options.log ?? (() => {});
     this.interval = options.heartbeatIntervalMs ?? 1_000;
@@ -62,9 +70,45 @@ export class Chief {
     this.watch = new ShardWatch(this.params, options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS, this.log);
   }
 
-  /** Check the options and load what the job needs (see planChiefJob); nothing is started yet. */
+  /**
+   * Wait for the parameter servers; check the options and load what the job
+   * needs (see planChiefJob); nothing is started yet. Servers that already
+   * hold the job mean this chief restarted: it will take the job over
+   * (rejoining), and --out holds the job's own checkpoints, kept.
+   */
   static async create(options: ChiefOptions): Promise<Chief> {
-    return new Chief(options, await planChiefJob(options, options.log ?? (() => {})));
+    const log = options.log ?? (() => {});
+    const secret = options.chiefSecret !== undefined && options.chiefSecret !== '' ? options.chiefSecret : newSecret();
+    const statuses = await probeShards(options.psAddresses, options.jobId, secret, options.security);
+    const running = isRunningJob(statuses);
+    if (running) log(`the parameter servers already hold job "${options.jobId}" (shard 0 at version ${statuses[0]?.version ?? 0n}): this chief restarted and takes the running job over`);
+    return new Chief({ ...options, chiefSecret: secret }, await planChiefJob(options, log, { rejoin: running }), running ? statuses : undefined);
+  }
+
+  /** Whether this chief takes over a running job (it restarted) rather than starting it. */
+  get rejoining(): boolean {
+    return this.running !== undefined;
+  }
+
+  /**
+   * A restarted chief: the servers keep their state (one that lost it too is
+   * restored from the newest checkpoint by the first pass's watch); the
+   * checkpoints and epoch records written so far come back from --out.
+   */
+  adoptShards(now = Date.now()): void {
+    const statuses = this.running ?? [];
+    statuses.forEach((s, i) => this.watch.healthy(i, s.initialized ? s.version : 0n, now));
+    const { manifests, newest } = writtenCheckpoints(this.options.out, this.options.jobId);
+    this.checkpoints.push(...manifests);
+    const history = recoveredHistory(this.history, newest);
+    this.history.splice(0, this.history.length, ...history);
+    this.log(`took over at step ${statuses[0]?.version ?? 0n}: ${manifests.length} checkpoint(s) and ${history.length} epoch record(s) found under ${this.options.out}`);
+  }
+
+  /** Start the shards, or take them over (a restarted chief). */
+  async startOrAdoptShards(): Promise<void> {
+    if (this.rejoining) this.adoptShards();
+    else await this.startShards();
   }
 
   /** The Coordinator's state (after startCoordinator). */
@@ -121,6 +165,7 @@ export class Chief {
       log: this.log,
       ...(options.host !== undefined ? { host: options.host } : {}),
       ...(options.port !== undefined ? { port: options.port } : {}),
+      ...(this.running !== undefined ? { prepare: (state: CoordinatorState) => this.rebuild(state, this.running ?? []) } : {}),
     });
     options.onListening?.(this.coordinator.port);
     // Wake the loop at once when membership or a checkpoint barrier changes (workers wait at barriers for it).
@@ -128,6 +173,21 @@ export class Chief {
     this.started = Date.now();
     this.epochStart = { time: Date.now(), samples: 0n };
     return this.coordinator.port;
+  }
+
+  /** A restarted chief's Coordinator state, rebuilt from the servers before it serves (chief-rejoin.ts). */
+  private rebuild(state: CoordinatorState, statuses: readonly ShardStatusResponse[]): void {
+    const newest = writtenCheckpoints(this.options.out, this.options.jobId).newest;
+    rebuildState(state, statuses, newest?.step ?? 0);
+    this.rejoin = { startedAt: Math.round(performance.timeOrigin), tookOverAt: Date.now(), step: state.globalStep, recorded: false };
+  }
+
+  /** The chief's own recovery record, once the workers said how long it was silent (or at the report, at the latest). */
+  private recordRejoin(final: boolean): void {
+    const r = this.rejoin;
+    if (r === undefined || r.recorded || (!final && this.state.chiefSilence === undefined)) return;
+    r.recorded = true;
+    this.recoveries.unshift(chiefRecovery(this.state, r.startedAt, r.tookOverAt, r.step, this.log));
   }
 
   /** Wait for a membership or barrier change, or one heartbeat interval. */
@@ -150,6 +210,7 @@ export class Chief {
     await this.serveCheckpointBarrier();
     this.checkWorkers();
     await this.evaluateEpochs();
+    this.recordRejoin(false);
     this.reportProgress();
     // Every worker lost is not the end of training: within the grace period one may come back (checkWorkers).
     return this.state.trainingOver && !this.state.allLost;
@@ -294,6 +355,7 @@ export class Chief {
     state.recordGlobalStep(shards[0]?.version ?? state.globalStep);
     await this.writeCheckpoint(this.job.stepsEach);
     const scores = await this.evaluateFinal();
+    this.recordRejoin(true);
     const { training: t, dataset } = this.job;
     const modelPath = await saveLayersModel(this.job.model, join(this.options.out, 'model'), { model: t.model, dataset: t.dataset, task: dataset.kind, classNames: dataset.classNames });
     const report = this.writeReport(scores, modelPath, shards);
@@ -396,7 +458,7 @@ export class Chief {
 export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
   const chief = await Chief.create(options);
   try {
-    await chief.startShards();
+    await chief.startOrAdoptShards();
     await chief.startCoordinator();
     do await chief.waitForChange();
     while (!(await chief.tick()));
