@@ -10,9 +10,9 @@
  * Timing by construction: every worker step takes at least
  * TAMP_TEST_STEP_DELAY_MS; the kill lands once the chief reports a global
  * step of at least KILL_AT_STEP, before the checkpoint at step 8 (sync); a
- * sync worker cannot pass a checkpoint barrier without a chief, so the job
- * cannot end before the restarted chief has taken over, however slow or
- * fast the machine.
+ * worker cannot pass a checkpoint barrier without a chief (async waits at
+ * them too), so the job cannot end before the restarted chief has taken
+ * over, however slow or fast the machine.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -98,6 +98,21 @@ describe('the chief killed with SIGKILL mid-job', () => {
     expect(steps(reference.checkpoints)).toEqual(expect.arrayContaining(steps(report.checkpoints)));
     expect(steps(report.checkpoints).slice(-3)).toEqual(steps(reference.checkpoints).slice(-3));
     expect(weights(join(dir, 'sync-chief-killed')).equals(weights(join(dir, 'sync-reference')))).toBe(true);
+  });
+});
+
+describe('the chief killed with SIGKILL mid-job, async', () => {
+  it('async: restarted, it takes the job over; every planned push is applied and the job completes', async () => {
+    const { report, killed, log } = await run('async-chief-killed', 'async', 'chief');
+    expect(killed).toBe(true);
+    expect(log).toMatch(/chief exited with signal SIGKILL; restarting it on port \d+/);
+    // async's step counts pushes applied: both workers' 20 steps, none undone.
+    expect(report.steps).toBe(40);
+    expect(report.recoveries.map((r) => [r.role, r.stepsLost])).toEqual([['chief', 0]]);
+    expect(report.workerStats.map((w) => [w.state, w.joins])).toEqual([
+      ['finished', 1],
+      ['finished', 1],
+    ]);
   });
 });
 
