@@ -32,7 +32,7 @@ import { type CheckpointManifest, checkpointsRoot } from './checkpoints.js';
 import type { CoordinatorState } from './coordinator-state.js';
 import { newestManifest } from './out-folder.js';
 import type { ClusterEpochRecord } from './report.js';
-import { recoveryMetrics } from './shard-recovery.js';
+import { type ShardWatch, recoveryMetrics } from './shard-recovery.js';
 
 /** How long the chief waits for every parameter server to answer at start. */
 export const SHARDS_REACHABLE_MS = 120_000;
@@ -139,4 +139,46 @@ export function chiefRecovery(state: CoordinatorState, startedAt: number, tookOv
     `recovery: chief (${record.cause}) at step ${record.restoredStep}: ${record.detectedAfterSeconds !== null ? `the workers noticed after ${record.detectedAfterSeconds.toFixed(1)} s, ` : ''}answered again after ${record.resumedAfterSeconds.toFixed(1)} s${seen === undefined ? " (this chief's own start; no worker reported the silence)" : ''}, 0 steps lost`,
   );
   return record;
+}
+
+/** A restarted chief's takeover, step by step (Chief calls these; see the file's comment). */
+export class Takeover {
+  private tookOver: { at: number; step: bigint } | undefined;
+  private recorded = false;
+
+  constructor(
+    /** The parameter servers' statuses when the chief started. */
+    readonly statuses: readonly ShardStatusResponse[],
+    private readonly out: string,
+    private readonly jobId: string,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  /**
+   * The servers keep their state (one that lost it too is restored from the
+   * newest checkpoint by the first pass's watch); the checkpoints and epoch
+   * records written so far come back from --out into `checkpoints` and `history`.
+   */
+  adoptShards(watch: ShardWatch, history: ClusterEpochRecord[], checkpoints: string[], now = Date.now()): void {
+    this.statuses.forEach((s, i) => watch.healthy(i, s.initialized ? s.version : 0n, now));
+    const { manifests, newest } = writtenCheckpoints(this.out, this.jobId);
+    checkpoints.push(...manifests);
+    history.splice(0, history.length, ...recoveredHistory(history, newest));
+    this.log(`took over at step ${this.statuses[0]?.version ?? 0n}: ${manifests.length} checkpoint(s) and ${history.length} epoch record(s) found under ${this.out}`);
+  }
+
+  /** The Coordinator's state, rebuilt before it serves (startCoordinator's `prepare`). */
+  rebuild(state: CoordinatorState): void {
+    rebuildState(state, this.statuses, writtenCheckpoints(this.out, this.jobId).newest?.step ?? 0);
+    this.tookOver = { at: Date.now(), step: state.globalStep };
+  }
+
+  /** The chief's recovery record, once the workers said how long it was silent, or when `final` (the report); undefined otherwise, and after the first. */
+  record(state: CoordinatorState, final: boolean): ChiefRecoveryRecord | undefined {
+    const t = this.tookOver;
+    if (t === undefined || this.recorded || (!final && state.chiefSilence === undefined)) return undefined;
+    this.recorded = true;
+    // This process's start: what the takeover took, when no worker said how long the chief was gone.
+    return chiefRecovery(state, Math.round(performance.timeOrigin), t.at, t.step, this.log);
+  }
 }

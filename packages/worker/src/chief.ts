@@ -21,7 +21,7 @@ import { encodeJobConfig, jobMomentumCorrection, jobWire } from './job-config.js
 import { setVariables } from './model-state.js';
 import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, buildReport, writeReport } from './report.js';
 import { type RecoveryRecord, ShardWatch, recoverShards } from './shard-recovery.js';
-import { type ChiefRecoveryRecord, chiefRecovery, isRunningJob, probeShards, rebuildState, recoveredHistory, writtenCheckpoints } from './chief-rejoin.js';
+import { type ChiefRecoveryRecord, Takeover, isRunningJob, probeShards } from './chief-rejoin.js';
 import { CHIEF_SECRET_KEY, INSECURE, newSecret } from '@tamp/rpc';
 
 const DEFAULT_JOIN_TIMEOUT_MS = 300_000;
@@ -48,8 +48,8 @@ export class Chief {
   private wake: () => void = () => {};
   /** The job's chief secret (ChiefOptions.chiefSecret). */
   private readonly secret: string;
-  /** A restarted chief taking over its running job (chief-rejoin.ts): when it started and took over; its record once complete. */
-  private rejoin: { startedAt: number; tookOverAt: number; step: bigint; recorded: boolean } | undefined;
+  /** A restarted chief: taking its running job over (chief-rejoin.ts). */
+  private readonly takeover: Takeover | undefined;
 
   /**
    * `running`: the parameter servers' statuses when they already hold this
@@ -58,7 +58,7 @@ export class Chief {
   constructor(
     readonly options: ChiefOptions,
     readonly job: ChiefJob,
-    private readonly running?: readonly ShardStatusResponse[],
+    running?: readonly ShardStatusResponse[],
   ) {
     this.log = options.log ?? (() => {});
     this.interval = options.heartbeatIntervalMs ?? 1_000;
@@ -68,6 +68,7 @@ export class Chief {
     });
     this.history = [...(job.restored?.manifest.history ?? [])];
     this.watch = new ShardWatch(this.params, options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS, this.log);
+    this.takeover = running !== undefined ? new Takeover(running, options.out, options.jobId, this.log) : undefined;
   }
 
   /**
@@ -87,27 +88,12 @@ export class Chief {
 
   /** Whether this chief takes over a running job (it restarted) rather than starting it. */
   get rejoining(): boolean {
-    return this.running !== undefined;
+    return this.takeover !== undefined;
   }
 
-  /**
-   * A restarted chief: the servers keep their state (one that lost it too is
-   * restored from the newest checkpoint by the first pass's watch); the
-   * checkpoints and epoch records written so far come back from --out.
-   */
-  adoptShards(now = Date.now()): void {
-    const statuses = this.running ?? [];
-    statuses.forEach((s, i) => this.watch.healthy(i, s.initialized ? s.version : 0n, now));
-    const { manifests, newest } = writtenCheckpoints(this.options.out, this.options.jobId);
-    this.checkpoints.push(...manifests);
-    const history = recoveredHistory(this.history, newest);
-    this.history.splice(0, this.history.length, ...history);
-    this.log(`took over at step ${statuses[0]?.version ?? 0n}: ${manifests.length} checkpoint(s) and ${history.length} epoch record(s) found under ${this.options.out}`);
-  }
-
-  /** Start the shards, or take them over (a restarted chief). */
+  /** Start the shards, or take them over (a restarted chief: the checkpoints and epoch records so far come back from --out). */
   async startOrAdoptShards(): Promise<void> {
-    if (this.rejoining) this.adoptShards();
+    if (this.takeover !== undefined) this.takeover.adoptShards(this.watch, this.history, this.checkpoints);
     else await this.startShards();
   }
 
@@ -165,7 +151,7 @@ export class Chief {
       log: this.log,
       ...(options.host !== undefined ? { host: options.host } : {}),
       ...(options.port !== undefined ? { port: options.port } : {}),
-      ...(this.running !== undefined ? { prepare: (state: CoordinatorState) => this.rebuild(state, this.running ?? []) } : {}),
+      ...(this.takeover !== undefined ? { prepare: (state: CoordinatorState) => this.takeover?.rebuild(state) } : {}),
     });
     options.onListening?.(this.coordinator.port);
     // Wake the loop at once when membership or a checkpoint barrier changes (workers wait at barriers for it).
@@ -175,19 +161,10 @@ export class Chief {
     return this.coordinator.port;
   }
 
-  /** A restarted chief's Coordinator state, rebuilt from the servers before it serves (chief-rejoin.ts). */
-  private rebuild(state: CoordinatorState, statuses: readonly ShardStatusResponse[]): void {
-    const newest = writtenCheckpoints(this.options.out, this.options.jobId).newest;
-    rebuildState(state, statuses, newest?.step ?? 0);
-    this.rejoin = { startedAt: Math.round(performance.timeOrigin), tookOverAt: Date.now(), step: state.globalStep, recorded: false };
-  }
-
-  /** The chief's own recovery record, once the workers said how long it was silent (or at the report, at the latest). */
-  private recordRejoin(final: boolean): void {
-    const r = this.rejoin;
-    if (r === undefined || r.recorded || (!final && this.state.chiefSilence === undefined)) return;
-    r.recorded = true;
-    this.recoveries.unshift(chiefRecovery(this.state, r.startedAt, r.tookOverAt, r.step, this.log));
+  /** A restarted chief's own recovery record, once the workers said how long it was silent (or at the report, at the latest). */
+  private recordTakeover(final: boolean): void {
+    const record = this.takeover?.record(this.state, final);
+    if (record !== undefined) this.recoveries.unshift(record);
   }
 
   /** Wait for a membership or barrier change, or one heartbeat interval. */
@@ -210,7 +187,7 @@ export class Chief {
     await this.serveCheckpointBarrier();
     this.checkWorkers();
     await this.evaluateEpochs();
-    this.recordRejoin(false);
+    this.recordTakeover(false);
     this.reportProgress();
     // Every worker lost is not the end of training: within the grace period one may come back (checkWorkers).
     return this.state.trainingOver && !this.state.allLost;
@@ -355,7 +332,7 @@ export class Chief {
     state.recordGlobalStep(shards[0]?.version ?? state.globalStep);
     await this.writeCheckpoint(this.job.stepsEach);
     const scores = await this.evaluateFinal();
-    this.recordRejoin(true);
+    this.recordTakeover(true);
     const { training: t, dataset } = this.job;
     const modelPath = await saveLayersModel(this.job.model, join(this.options.out, 'model'), { model: t.model, dataset: t.dataset, task: dataset.kind, classNames: dataset.classNames });
     const report = this.writeReport(scores, modelPath, shards);
