@@ -5,7 +5,7 @@
  * on the same servers. Its security: only a worker holding the slot's newest
  * token resumes without a Join; a forged or superseded token does not.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -139,6 +139,27 @@ describe('a restarted chief', () => {
     expect(again.workerToken.startsWith('3.')).toBe(true);
     // The superseded token no longer works with this chief either.
     await expect(worker(port2, 'key-0', token0).heartbeat('worker-0', progress)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+  });
+
+  it('takes back the checkpoints and epoch records under --out; a barrier at a checkpoint already written is released at once', async () => {
+    const first = await chief();
+    await first.startOrAdoptShards();
+    await stop(first);
+    // What the first chief wrote before it died: a checkpoint at step 4 whose manifest holds epoch 1's record.
+    const dirName = join(out, 'checkpoints', 'step-000000004');
+    mkdirSync(dirName, { recursive: true });
+    const record = { epoch: 1, loss: 0.7, validationAccuracy: 0.4, samplesPerSecond: 100, globalStep: 4 };
+    writeFileSync(join(dirName, 'manifest.json'), JSON.stringify({ format: 1, jobId: JOB, step: 4, versions: ['4', '4'], time: '', training, numWorkers: 2, checkpointEvery: 4, variables: [], parts: [], history: [record], samples: 256 }));
+
+    const second = await chief();
+    await second.startOrAdoptShards();
+    await second.startCoordinator();
+    expect(second.history).toEqual([record]);
+    expect(second.checkpoints).toEqual([join(dirName, 'manifest.json')]);
+    expect(second.state.checkpointStep).toBe(4n);
+    // A worker whose release the crash swallowed arrives again: not held for workers that trained on.
+    second.state.join('c0', 0, 'cpu');
+    await expect(second.state.arriveAtBarrier('worker-0', 4)).resolves.toEqual({ complete: false, manifest: '' });
   });
 
   it('a restarted chief does not delete --out even with --overwrite', async () => {
