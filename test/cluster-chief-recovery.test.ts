@@ -91,6 +91,7 @@ describe('the chief killed with SIGKILL mid-job', () => {
     // The workers resumed with the new chief, keeping their slots (no new Join) and their counts.
     expect(report.workerStats.map((w) => w.state)).toEqual(['finished', 'finished']);
     expect(report.workerStats.map((w) => w.joins)).toEqual([1, 1]);
+    expect(report.workerStats.map((w) => w.backend)).toEqual(reference.workerStats.map((w) => w.backend));
     expect(report.workerStats.reduce((n, w) => n + w.samples, 0)).toBe(reference.workerStats.reduce((n, w) => n + w.samples, 0));
     // The checkpoints on disk before the crash are still listed, with those written after it.
     expect(report.history.map((h) => h.epoch)).toEqual([1]);

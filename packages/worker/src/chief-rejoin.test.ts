@@ -128,9 +128,9 @@ describe('a restarted chief', () => {
     await expect(worker(port2, 'x', token1).heartbeat('worker-0', progress)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
 
     // The holder resumes with its token: no Join; its counts come with the heartbeat, with how long the chief was silent.
-    await worker(port2, 'key-0', token0).heartbeat('worker-0', { ...progress, chiefNoticedSeconds: 0.5, chiefSilentSeconds: 4 });
+    await worker(port2, 'key-0', token0).heartbeat('worker-0', { ...progress, chiefNoticedSeconds: 0.5, chiefSilentSeconds: 4, backend: 'wasm' });
     const w = state.workers[0];
-    expect([w?.state, w?.generation, w?.localStep, w?.samples]).toEqual(['joined', 2, 3n, 96n]);
+    expect([w?.state, w?.generation, w?.localStep, w?.samples, w?.backend]).toEqual(['joined', 2, 3n, 96n, 'wasm']);
     expect(state.chiefSilence).toEqual({ noticed: 0.5, silent: 4 });
 
     // Another process with another key cannot take the live slot; the holder's restart (same key) can, with a newer token.

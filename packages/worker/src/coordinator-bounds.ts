@@ -35,7 +35,8 @@ export function checkProgress(
 }
 
 /** A heartbeat's account of the chief's silence (chief-rejoin.ts): finite, non-negative, noticed no later than answered. */
-export function checkChiefSilence(req: Pick<HeartbeatRequest, 'chiefRejoinNoticedSeconds' | 'chiefRejoinSilentSeconds'>): void {
+export function checkChiefSilence(req: Pick<HeartbeatRequest, 'chiefRejoinNoticedSeconds' | 'chiefRejoinSilentSeconds' | 'chiefRejoinBackend'>): void {
+  if (req.chiefRejoinBackend.length > MAX_NAME_CHARS) throw new InvalidArgumentError(`heartbeat: the backend name is longer than ${MAX_NAME_CHARS} characters`);
   const { chiefRejoinNoticedSeconds: noticed, chiefRejoinSilentSeconds: silent } = req;
   if (!Number.isFinite(noticed) || !Number.isFinite(silent) || noticed < 0 || silent < 0 || noticed > silent) {
     throw new InvalidArgumentError('heartbeat: the chief-silence seconds must be finite, non-negative, and noticed no later than answered');

@@ -18,6 +18,8 @@ export interface Progress {
   /** After the chief was silent: seconds from the last answer before it to the first unanswered heartbeat, and to now. */
   readonly chiefNoticedSeconds?: number;
   readonly chiefSilentSeconds?: number;
+  /** The training backend (for a restarted chief, which did not see the Join). */
+  readonly backend?: string;
 }
 
 function timeSplit(p: Partial<Progress> | undefined): { computeSeconds: number; pushWaitSeconds: number; pullWaitSeconds: number; wireChoice: string } {
@@ -76,7 +78,7 @@ export class CoordinatorClient {
   }
 
   heartbeat(workerId: string, p: Progress): Promise<HeartbeatResponse> {
-    const silence = { chiefRejoinNoticedSeconds: p.chiefNoticedSeconds ?? 0, chiefRejoinSilentSeconds: p.chiefSilentSeconds ?? 0 };
+    const silence = { chiefRejoinNoticedSeconds: p.chiefNoticedSeconds ?? 0, chiefRejoinSilentSeconds: p.chiefSilentSeconds ?? 0, chiefRejoinBackend: p.backend ?? '' };
     const request = { header: requestHeader(this.jobId), workerId, localStep: p.localStep, epoch: p.epoch, loss: p.loss, samples: p.samples, seconds: p.seconds, ...timeSplit(p), ...silence };
     return callUnary(this.client, 'heartbeat', request, this.call('heartbeat'));
   }

@@ -251,7 +251,7 @@ export class Membership {
   }
 
   /** A worker's progress. (The request's `accuracy` is not kept: workers do not measure it.) */
-  heartbeat(req: Pick<HeartbeatRequest, 'workerId' | 'localStep' | 'epoch' | 'loss' | 'samples' | 'seconds'> & TimeSplit, now = Date.now()): WorkerRecord {
+  heartbeat(req: Pick<HeartbeatRequest, 'workerId' | 'localStep' | 'epoch' | 'loss' | 'samples' | 'seconds'> & Partial<Pick<HeartbeatRequest, 'chiefRejoinBackend'>> & TimeSplit, now = Date.now()): WorkerRecord {
     const r = this.find(req.workerId, 'heartbeat');
     if (r.state === 'finished' || r.state === 'left') {
       // A heartbeat sent before the worker's Leave but answered after it: the
@@ -272,6 +272,8 @@ export class Membership {
     r.samples = req.samples;
     r.seconds = req.seconds;
     setTimeSplit(r, req);
+    // A slot rebuilt after a chief restart learns its backend here (its Join went to the previous chief).
+    if (r.backend === '' && req.chiefRejoinBackend !== undefined) r.backend = req.chiefRejoinBackend;
     this.changed();
     return r;
   }

@@ -118,6 +118,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
         wire: { push: wire.wirePush, pull: wire.wirePull, warmupSteps: t.wire?.warmupSteps ?? 0, ...(t.wire?.errorFeedback === false ? { errorFeedback: false } : {}), ...(t.wire?.clipNorm !== undefined ? { clipNorm: t.wire.clipNorm } : {}), ...(wire.wireAuto === true ? { auto: true } : {}), ...(wire.momentumCorrection === true ? { momentum: t.optimizer.momentum } : {}) },
         workerToken: joined.workerToken,
         workerKey,
+        backend: backend.name,
       },
     );
     await comm.ready;

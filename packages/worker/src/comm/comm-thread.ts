@@ -55,7 +55,7 @@ function beat(): void {
   const now = Date.now();
   const silence = unansweredSince !== undefined ? { chiefNoticedSeconds: (unansweredSince - lastAnswer) / 1000, chiefSilentSeconds: (now - lastAnswer) / 1000 } : {};
   chief
-    .heartbeat(init.workerId, { ...progress, ...(wireChoice !== undefined ? { wireChoice } : {}), ...silence })
+    .heartbeat(init.workerId, { ...progress, ...(wireChoice !== undefined ? { wireChoice } : {}), ...(init.backend !== undefined ? { backend: init.backend } : {}), ...silence })
     .then((r) => {
       lastAnswer = Date.now();
       unansweredSince = undefined;

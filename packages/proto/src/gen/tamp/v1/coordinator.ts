@@ -82,6 +82,8 @@ export interface HeartbeatRequest {
    */
   chiefRejoinNoticedSeconds: number;
   chiefRejoinSilentSeconds: number;
+  /** The worker's backend, which a restarted chief did not see at Join. */
+  chiefRejoinBackend: string;
 }
 
 export interface HeartbeatResponse {
@@ -446,6 +448,7 @@ function createBaseHeartbeatRequest(): HeartbeatRequest {
     wireChoice: "",
     chiefRejoinNoticedSeconds: 0,
     chiefRejoinSilentSeconds: 0,
+    chiefRejoinBackend: "",
   };
 }
 
@@ -495,6 +498,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     }
     if (message.chiefRejoinSilentSeconds !== 0) {
       writer.uint32(489).double(message.chiefRejoinSilentSeconds);
+    }
+    if (message.chiefRejoinBackend !== "") {
+      writer.uint32(498).string(message.chiefRejoinBackend);
     }
     return writer;
   },
@@ -614,6 +620,14 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
             }
 
             message.chiefRejoinSilentSeconds = reader.double();
+            continue;
+          }
+          case 62: {
+            if (tag !== 498) {
+              break;
+            }
+
+            message.chiefRejoinBackend = reader.string();
             continue;
           }
         }
