@@ -198,7 +198,7 @@ export class Membership {
     if (!this.rebuilt) return;
     const m = /^worker-(\d{1,5})$/.exec(id);
     const index = m !== null ? Number(m[1]) : -1;
-    if (index < 0 || index >= this.options.numWorkers) return;
+    if (index < 0 || index >= this.options.numWorkers || id !== workerId(index)) return;
     const current = this.slots[index];
     if (current !== undefined && !this.unconfirmed.has(index)) return;
     const generation = verify(workerId(index));
