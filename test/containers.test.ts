@@ -347,14 +347,15 @@ describe('Compose and Swarm', () => {
       expect(join(DOCKER_DIR, str(build.context, s.name))).toBe(REPO.replace(/\/$/, ''));
       expect(str(build.dockerfile, s.name)).toBe(`docker/${tampImage(str(s.spec.image, s.name))?.name}.Dockerfile`);
       // Run to completion: never restart a container that exited 0.
-      expect(['no', 'on-failure', 'on-failure:3']).toContain(s.spec.restart);
+      expect(['on-failure', 'on-failure:3']).toContain(s.spec.restart);
       for (const dep of Object.keys(isObj(s.spec.depends_on) ? s.spec.depends_on : {})) {
         const target = service(services, dep);
         expect(obj(obj(s.spec.depends_on, s.name)[dep], s.name).condition, `${s.name} waits for ${dep}'s health check`).toBe('service_healthy');
         expect(instruction(dockerfileOfImage(str(target.spec.image, dep), dep), 'HEALTHCHECK')?.exec).toBeDefined();
       }
     }
-    for (const w of services.filter((s) => s.command[0] === 'worker')) expect(w.spec.restart).toBe('on-failure:3');
+    // Every role is restarted when it fails: a worker rejoins, a parameter server is restored by the chief, a chief takes the running job over.
+    for (const s of services) expect(s.spec.restart, `compose.yaml ${s.name}.restart`).toBe('on-failure:3');
     // The gpu profile swaps the CPU workers for GPU ones, each reserving a GPU, failing loudly without one.
     const cpu = service(services, 'worker');
     const gpu = service(services, 'worker-gpu');
@@ -395,7 +396,8 @@ describe('Compose and Swarm', () => {
       for (const key of ['profiles', 'depends_on', 'restart', 'build', 'container_name']) expect(s.spec[key], `stack.yaml ${s.name}.${key}`).toBeUndefined();
       const deploy = obj(s.spec.deploy, `${s.name}.deploy`);
       const restart = obj(deploy.restart_policy, `${s.name}.deploy.restart_policy`).condition;
-      expect(restart).toBe(s.command[0] === 'worker' ? 'on-failure' : 'none');
+      expect(restart).toBe('on-failure');
+      expect(obj(deploy.restart_policy, `${s.name}.deploy.restart_policy`).max_attempts).toBe(3);
       expect(s.spec.networks).toEqual(['tamp']);
     }
     expect(obj(obj(doc.networks, 'networks').tamp, 'networks.tamp').driver).toBe('overlay');

@@ -64,6 +64,11 @@ export class ShardAuthority {
     this.newest.set(workerId, generation);
   }
 
+  /** The newest slot-token generation accepted from each worker (ShardStatus tells the chief: a restarted one continues from them). */
+  slotGenerations(): Array<{ workerId: string; generation: number }> {
+    return [...this.newest].map(([workerId, generation]) => ({ workerId, generation }));
+  }
+
   /** A reader: the chief under its reader id, a worker under its own. */
   requireReader(caller: CallInfo, readerId: string, what: string): void {
     if (readerId === CHIEF_READER_ID) this.requireChief(caller, what);

@@ -181,7 +181,8 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
   const shardStatus = rpc.unary<ShardStatusRequest, ShardStatusResponse>('shardStatus', (_req, caller) => {
     // Before the chief's first Assign it says only that the shard waits for one (the chief polls it to find the server up).
     if (authority.bound) authority.requireMember(caller, shard.workerIds, 'shardStatus');
-    return statusOf(shard);
+    // Only the chief learns the workers' token generations (a restarted chief continues from them).
+    return { ...statusOf(shard), chiefRejoinSlots: authority.isChief(caller) ? authority.slotGenerations() : [] };
   });
 
   const assign = rpc.clientStream<AssignRequest, AssignResponse>('assign', (caller) => {
@@ -277,6 +278,7 @@ function statusOf(shard: Shard): ShardStatusResponse {
     pullsServed: shard.counters.pullsServed,
     pushesNonFinite: shard.counters.nonFinite,
     restoreGeneration: shard.restoreGeneration,
+    chiefRejoinSlots: [],
   };
 }
 

@@ -98,12 +98,13 @@ export interface ChiefJob {
 }
 
 /** Check the options, find the checkpoint to resume, load the dataset and build the model. */
-export async function planChiefJob(options: ChiefOptions, log: (message: string) => void): Promise<ChiefJob> {
+export async function planChiefJob(options: ChiefOptions, log: (message: string) => void, how: { rejoin?: boolean } = {}): Promise<ChiefJob> {
   if (options.numWorkers < 1) throw new ClusterError('CLUSTER_CONFIG', `a job needs at least one worker, got ${options.numWorkers}`);
   if (options.psAddresses.length < 1) throw new ClusterError('CLUSTER_CONFIG', 'a job needs at least one parameter server');
 
   let restored: RestoredState | undefined;
-  if (options.resume === undefined) prepareOutFolder(options.out, options.overwrite === true, log);
+  // A restarted chief taking over its running job keeps --out as it is: it holds the job's own checkpoints (never deleted, even with --overwrite).
+  if (options.resume === undefined && how.rejoin !== true) prepareOutFolder(options.out, options.overwrite === true, log);
   else checkOutputFolder(options.out);
   if (options.resume !== undefined) {
     restored = findLatestCheckpoint(options.resume, (m) => log(`warning: ${m}`));

@@ -21,6 +21,7 @@ import { encodeJobConfig, jobMomentumCorrection, jobWire } from './job-config.js
 import { setVariables } from './model-state.js';
 import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, buildReport, writeReport } from './report.js';
 import { type RecoveryRecord, ShardWatch, recoverShards } from './shard-recovery.js';
+import { type ChiefRecoveryRecord, Takeover, isRunningJob, probeShards } from './chief-rejoin.js';
 import { CHIEF_SECRET_KEY, INSECURE, newSecret } from '@tamp/rpc';
 
 const DEFAULT_JOIN_TIMEOUT_MS = 300_000;
@@ -34,7 +35,7 @@ export class Chief {
   /** Manifests of the checkpoints this run wrote. */
   readonly checkpoints: string[] = [];
   /** Faults survived (report.json `recoveries`). */
-  readonly recoveries: RecoveryRecord[] = [];
+  readonly recoveries: Array<RecoveryRecord | ChiefRecoveryRecord> = [];
   /** Every shard's status, asked on each pass; one that came back without its state is restored (shard-recovery.ts). */
   readonly watch: ShardWatch;
   private readonly interval: number;
@@ -47,10 +48,17 @@ export class Chief {
   private wake: () => void = () => {};
   /** The job's chief secret (ChiefOptions.chiefSecret). */
   private readonly secret: string;
+  /** A restarted chief: taking its running job over (chief-rejoin.ts). */
+  private readonly takeover: Takeover | undefined;
 
+  /**
+   * `running`: the parameter servers' statuses when they already hold this
+   * job (a restarted chief): it takes the job over instead of assigning it.
+   */
   constructor(
     readonly options: ChiefOptions,
     readonly job: ChiefJob,
+    running?: readonly ShardStatusResponse[],
   ) {
     this.log = options.log ?? (() => {});
     this.interval = options.heartbeatIntervalMs ?? 1_000;
@@ -60,11 +68,33 @@ export class Chief {
     });
     this.history = [...(job.restored?.manifest.history ?? [])];
     this.watch = new ShardWatch(this.params, options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS, this.log);
+    this.takeover = running !== undefined ? new Takeover(running, options.out, options.jobId, this.log) : undefined;
   }
 
-  /** Check the options and load what the job needs (see planChiefJob); nothing is started yet. */
+  /**
+   * Wait for the parameter servers; check the options and load what the job
+   * needs (see planChiefJob); nothing is started yet. Servers that already
+   * hold the job mean this chief restarted: it will take the job over
+   * (rejoining), and --out holds the job's own checkpoints, kept.
+   */
   static async create(options: ChiefOptions): Promise<Chief> {
-    return new Chief(options, await planChiefJob(options, options.log ?? (() => {})));
+    const log = options.log ?? (() => {});
+    const secret = options.chiefSecret !== undefined && options.chiefSecret !== '' ? options.chiefSecret : newSecret();
+    const statuses = await probeShards(options.psAddresses, options.jobId, secret, options.security);
+    const running = isRunningJob(statuses);
+    if (running) log(`the parameter servers already hold job "${options.jobId}" (shard 0 at version ${statuses[0]?.version ?? 0n}): this chief restarted and takes the running job over`);
+    return new Chief({ ...options, chiefSecret: secret }, await planChiefJob(options, log, { rejoin: running }), running ? statuses : undefined);
+  }
+
+  /** Whether this chief takes over a running job (it restarted) rather than starting it. */
+  get rejoining(): boolean {
+    return this.takeover !== undefined;
+  }
+
+  /** Start the shards, or take them over (a restarted chief: the checkpoints and epoch records so far come back from --out). */
+  async startOrAdoptShards(): Promise<void> {
+    if (this.takeover !== undefined) this.takeover.adoptShards(this.watch, this.history, this.checkpoints);
+    else await this.startShards();
   }
 
   /** The Coordinator's state (after startCoordinator). */
@@ -121,6 +151,7 @@ export class Chief {
       log: this.log,
       ...(options.host !== undefined ? { host: options.host } : {}),
       ...(options.port !== undefined ? { port: options.port } : {}),
+      ...(this.takeover !== undefined ? { prepare: (state: CoordinatorState) => this.takeover?.rebuild(state) } : {}),
     });
     options.onListening?.(this.coordinator.port);
     // Wake the loop at once when membership or a checkpoint barrier changes (workers wait at barriers for it).
@@ -128,6 +159,12 @@ export class Chief {
     this.started = Date.now();
     this.epochStart = { time: Date.now(), samples: 0n };
     return this.coordinator.port;
+  }
+
+  /** A restarted chief's own recovery record, once the workers said how long it was silent (or at the report, at the latest). */
+  private recordTakeover(final: boolean): void {
+    const record = this.takeover?.record(this.state, final);
+    if (record !== undefined) this.recoveries.unshift(record);
   }
 
   /** Wait for a membership or barrier change, or one heartbeat interval. */
@@ -150,6 +187,7 @@ export class Chief {
     await this.serveCheckpointBarrier();
     this.checkWorkers();
     await this.evaluateEpochs();
+    this.recordTakeover(false);
     this.reportProgress();
     // Every worker lost is not the end of training: within the grace period one may come back (checkWorkers).
     return this.state.trainingOver && !this.state.allLost;
@@ -294,6 +332,7 @@ export class Chief {
     state.recordGlobalStep(shards[0]?.version ?? state.globalStep);
     await this.writeCheckpoint(this.job.stepsEach);
     const scores = await this.evaluateFinal();
+    this.recordTakeover(true);
     const { training: t, dataset } = this.job;
     const modelPath = await saveLayersModel(this.job.model, join(this.options.out, 'model'), { model: t.model, dataset: t.dataset, task: dataset.kind, classNames: dataset.classNames });
     const report = this.writeReport(scores, modelPath, shards);
@@ -396,7 +435,7 @@ export class Chief {
 export async function runChief(options: ChiefOptions): Promise<ChiefReport> {
   const chief = await Chief.create(options);
   try {
-    await chief.startShards();
+    await chief.startOrAdoptShards();
     await chief.startCoordinator();
     do await chief.waitForChange();
     while (!(await chief.tick()));

@@ -33,3 +33,12 @@ export function checkProgress(
   if (req.loss < 0) throw new InvalidArgumentError(`${what}: a negative loss (${req.loss})`);
   if (!Number.isFinite(req.seconds) || req.seconds < 0) throw new InvalidArgumentError(`${what}: seconds must be a finite, non-negative number`);
 }
+
+/** A heartbeat's account of the chief's silence (chief-rejoin.ts): finite, non-negative, noticed no later than answered. */
+export function checkChiefSilence(req: Pick<HeartbeatRequest, 'chiefRejoinNoticedSeconds' | 'chiefRejoinSilentSeconds' | 'chiefRejoinBackend'>): void {
+  if (req.chiefRejoinBackend.length > MAX_NAME_CHARS) throw new InvalidArgumentError(`heartbeat: the backend name is longer than ${MAX_NAME_CHARS} characters`);
+  const { chiefRejoinNoticedSeconds: noticed, chiefRejoinSilentSeconds: silent } = req;
+  if (!Number.isFinite(noticed) || !Number.isFinite(silent) || noticed < 0 || silent < 0 || noticed > silent) {
+    throw new InvalidArgumentError('heartbeat: the chief-silence seconds must be finite, non-negative, and noticed no later than answered');
+  }
+}

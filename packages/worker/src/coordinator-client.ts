@@ -15,6 +15,11 @@ export interface Progress {
   readonly pullWaitSeconds?: number;
   /** --wire auto: the codecs chosen and why. */
   readonly wireChoice?: string;
+  /** After the chief was silent: seconds from the last answer before it to the first unanswered heartbeat, and to now. */
+  readonly chiefNoticedSeconds?: number;
+  readonly chiefSilentSeconds?: number;
+  /** The training backend (for a restarted chief, which did not see the Join). */
+  readonly backend?: string;
 }
 
 function timeSplit(p: Partial<Progress> | undefined): { computeSeconds: number; pushWaitSeconds: number; pullWaitSeconds: number; wireChoice: string } {
@@ -38,6 +43,13 @@ export class CoordinatorClient {
     this.client = createClient(GrpcCoordinatorClient, address, { ...rpc, metadata: this.auth });
   }
 
+  /**
+   * Retry checkpoint barriers, Leave and JobStatus for this long while the
+   * chief does not answer (a restarted chief comes back on its address and
+   * takes the worker back: chief-rejoin.ts); the worker sets its peer timeout.
+   */
+  retryMs = 0;
+
   /** The slot token Join answered: every later call carries it (role-auth.ts). */
   setWorkerToken(token: string): void {
     this.auth[WORKER_TOKEN_KEY] = token;
@@ -51,6 +63,11 @@ export class CoordinatorClient {
     return { what: `${what} (chief at ${this.address})`, timeoutMs };
   }
 
+  /** Idempotent calls: retried while the chief is unreachable, up to retryMs. */
+  private retried(what: string, timeoutMs = this.timeoutMs): RpcCallOptions {
+    return { ...this.call(what, timeoutMs), ...(this.retryMs > 0 ? { retry: { deadlineMs: this.retryMs, baseDelayMs: 100, maxDelayMs: 1_000 } } : {}) };
+  }
+
   join(workerId: string, taskIndex: number, backend: string): Promise<JoinResponse> {
     return callUnary(this.client, 'join', { header: requestHeader(this.jobId), workerId, taskIndex, backend }, this.call('join'));
   }
@@ -61,7 +78,8 @@ export class CoordinatorClient {
   }
 
   heartbeat(workerId: string, p: Progress): Promise<HeartbeatResponse> {
-    const request = { header: requestHeader(this.jobId), workerId, localStep: p.localStep, epoch: p.epoch, loss: p.loss, samples: p.samples, seconds: p.seconds, ...timeSplit(p) };
+    const silence = { chiefRejoinNoticedSeconds: p.chiefNoticedSeconds ?? 0, chiefRejoinSilentSeconds: p.chiefSilentSeconds ?? 0, chiefRejoinBackend: p.backend ?? '' };
+    const request = { header: requestHeader(this.jobId), workerId, localStep: p.localStep, epoch: p.epoch, loss: p.loss, samples: p.samples, seconds: p.seconds, ...timeSplit(p), ...silence };
     return callUnary(this.client, 'heartbeat', request, this.call('heartbeat'));
   }
 
@@ -72,15 +90,15 @@ export class CoordinatorClient {
     final?: Pick<Progress, 'localStep' | 'samples' | 'seconds' | 'computeSeconds' | 'pushWaitSeconds' | 'pullWaitSeconds' | 'wireChoice'>,
   ): Promise<void> {
     const request = { header: requestHeader(this.jobId), workerId, finished, reason, localStep: final?.localStep ?? 0n, samples: final?.samples ?? 0n, seconds: final?.seconds ?? 0, ...timeSplit(final) };
-    await callUnary(this.client, 'leave', request, this.call('leave'));
+    await callUnary(this.client, 'leave', request, this.retried('leave'));
   }
 
   /** Wait at checkpoint `step` until the chief has written it. */
   checkpointBarrier(workerId: string, step: number, timeoutMs: number, restoreGeneration = 0n): Promise<{ complete: boolean; manifest: string }> {
-    return callUnary(this.client, 'checkpointBarrier', { header: requestHeader(this.jobId), workerId, step: BigInt(step), restoreGeneration }, this.call('checkpoint barrier', timeoutMs));
+    return callUnary(this.client, 'checkpointBarrier', { header: requestHeader(this.jobId), workerId, step: BigInt(step), restoreGeneration }, this.retried('checkpoint barrier', timeoutMs));
   }
 
   jobStatus(): Promise<JobStatusResponse> {
-    return callUnary(this.client, 'jobStatus', { header: requestHeader(this.jobId) }, this.call('job status'));
+    return callUnary(this.client, 'jobStatus', { header: requestHeader(this.jobId) }, this.retried('job status'));
   }
 }

@@ -51,6 +51,8 @@ export class CoordinatorState extends Membership {
   private barrier: { step: number; since: number; arrived: Map<string, (r: CheckpointBarrierResponse) => void> } | undefined;
   /** The step of the last barrier released, written or abandoned (−1: none yet); lowered by a sync restore. */
   private releasedBarrierStep = -1;
+  /** What the workers saw of a chief's silence before this chief took over (chiefSilenceSeen). */
+  private silence: { noticed: number; silent: number } | undefined;
 
   constructor(override readonly options: CoordinatorOptions) {
     super(options);
@@ -141,6 +143,36 @@ export class CoordinatorState extends Membership {
     this.releasedBarrierStep = Math.min(this.releasedBarrierStep, Number(step));
     this.changed();
     return this.generation;
+  }
+
+  /**
+   * A restarted chief takes over a running job (chief-rejoin.ts): the
+   * restore generation the parameter servers are in, and the newest
+   * checkpoint already on disk (a barrier at or before it is released at
+   * once: its workers were released before the crash, or it is written).
+   */
+  continueJob(generation: bigint, checkpointStep: number): void {
+    this.generation = generation;
+    if (checkpointStep > 0) {
+      this.checkpointAt = BigInt(checkpointStep);
+      this.releasedBarrierStep = checkpointStep;
+    }
+    this.changed();
+  }
+
+  /**
+   * A worker's first heartbeat after the chief's silence: seconds from its
+   * last answer before it to its first unanswered heartbeat (`noticed`), and
+   * to this answered one (`silent`). The earliest worker's are kept.
+   */
+  chiefSilenceSeen(noticed: number, silent: number): void {
+    const seen = this.silence;
+    this.silence = { noticed: Math.min(seen?.noticed ?? noticed, noticed), silent: Math.min(seen?.silent ?? silent, silent) };
+  }
+
+  /** What the workers saw of the chief's silence (undefined before any said). */
+  get chiefSilence(): { readonly noticed: number; readonly silent: number } | undefined {
+    return this.silence;
   }
 
   /** A complete checkpoint was written at `step`. */

@@ -22,7 +22,7 @@ import { ClusterError, InvalidArgumentError } from '@tamp/core';
 import { type CallInfo, type RpcServerOptions, WORKER_KEY_KEY, WORKER_TOKEN_KEY, newSecret, serviceHandlers, slotToken, startServer, verifySlotToken } from '@tamp/rpc';
 import { type CoordinatorOptions, CoordinatorState } from './coordinator-state.js';
 import { trackCoordinator } from './metrics.js';
-import { checkJoin, checkProgress } from './coordinator-bounds.js';
+import { checkChiefSilence, checkJoin, checkProgress } from './coordinator-bounds.js';
 import { FILE_DESCRIPTOR_SET_BASE64 } from '@tamp/proto/tamp/v1/descriptor_set';
 
 export interface RunningCoordinator {
@@ -37,6 +37,8 @@ export interface CoordinatorServerOptions extends CoordinatorOptions {
   readonly rpc?: RpcServerOptions;
   /** The key of the workers' slot tokens (the job's chief secret; default: a fresh random one). */
   readonly chiefSecret?: string;
+  /** Called with the state before the service listens (a restarted chief rebuilds it first: chief-rejoin.ts). */
+  readonly prepare?: (state: CoordinatorState) => void;
 }
 
 export async function startCoordinator(options: CoordinatorServerOptions): Promise<RunningCoordinator> {
@@ -45,11 +47,21 @@ export async function startCoordinator(options: CoordinatorServerOptions): Promi
   const { jobId } = options;
   const log = options.log ?? (() => {});
   const secret = options.chiefSecret !== undefined && options.chiefSecret !== '' ? options.chiefSecret : newSecret();
+  options.prepare?.(state);
   const { unary } = serviceHandlers({ jobId, log });
-  /** The slot `id` names, when the call carries its current token (an older Join's token is refused). */
+  const keyDigest = (caller: CallInfo) => {
+    const key = caller.metadata(WORKER_KEY_KEY);
+    return key === undefined ? '' : createHash('sha256').update(key).digest('hex');
+  };
+  /**
+   * The slot `id` names, when the call carries its current token (an older Join's token is refused).
+   * After a chief restart, a worker the previous chief admitted resumes its slot with its token (Membership.adopt).
+   */
   const requireSlot = (caller: CallInfo, id: string, what: string) => {
+    const token = caller.metadata(WORKER_TOKEN_KEY);
+    state.adopt(id, (workerId) => verifySlotToken(secret, workerId, token), caller.metadata(WORKER_KEY_KEY) !== undefined ? keyDigest(caller) : undefined);
     const r = state.slot(id, what);
-    if (verifySlotToken(secret, r.workerId, caller.metadata(WORKER_TOKEN_KEY)) !== r.joins) {
+    if (verifySlotToken(secret, r.workerId, token) !== r.generation) {
       throw new ClusterError('PERMISSION_DENIED', `${what}: no valid token for ${r.workerId}: a worker sends the token the chief gave it at its latest Join`);
     }
     return r;
@@ -57,10 +69,9 @@ export async function startCoordinator(options: CoordinatorServerOptions): Promi
   const implementation: CoordinatorServer = {
     join: unary<JoinRequest, JoinResponse>('join', (req, caller) => {
       checkJoin(req);
-      const key = caller.metadata(WORKER_KEY_KEY);
-      const r = state.join(req.workerId, req.taskIndex, req.backend, Date.now(), key === undefined ? '' : createHash('sha256').update(key).digest('hex'));
+      const r = state.join(req.workerId, req.taskIndex, req.backend, Date.now(), keyDigest(caller));
       return {
-        workerToken: slotToken(secret, r.workerId, r.joins),
+        workerToken: slotToken(secret, r.workerId, r.generation),
         taskIndex: r.taskIndex,
         numWorkers: options.numWorkers,
         parameterServers: options.psAddresses.map((address, shardIndex) => ({ shardIndex, address })),
@@ -72,7 +83,9 @@ export async function startCoordinator(options: CoordinatorServerOptions): Promi
     heartbeat: unary<HeartbeatRequest, HeartbeatResponse>('heartbeat', (req, caller) => {
       requireSlot(caller, req.workerId, 'heartbeat');
       checkProgress(req, options, 'heartbeat');
+      checkChiefSilence(req);
       state.heartbeat(req);
+      if (req.chiefRejoinSilentSeconds > 0) state.chiefSilenceSeen(req.chiefRejoinNoticedSeconds, req.chiefRejoinSilentSeconds);
       return { globalStep: state.globalStep, stop: state.jobState === 'done' || state.jobState === 'failed' };
     }),
     leave: unary<LeaveRequest, LeaveResponse>('leave', (req, caller) => {

@@ -5,14 +5,18 @@
  * the launcher starts the parameter servers, then the chief, then the
  * workers, shows the chief's progress, and returns the chief's report.
  *
- * It supervises the workers and parameter servers like a container restart
- * policy: one that crashes (any non-zero exit, SIGKILL included) is started
- * again, up to `maxRestarts` times each. A worker comes back under the same
- * client id, so it takes its own slot back and continues at the cluster's
- * step; a parameter server comes back on its own port without its state,
- * and the chief restores it from the newest checkpoint (shard-recovery.ts).
- * The chief is not restarted (its recovery is not built yet): its crash
- * fails the job. Every child exits when the launcher dies (parent-watch.ts).
+ * It supervises every role like a container restart policy: one that
+ * crashes (a worker or parameter server: any non-zero exit, SIGKILL
+ * included; the chief: killed by a signal) is started again, up to
+ * `maxRestarts` times each. A worker comes back under the same client id,
+ * so it takes its own slot back and continues at the cluster's step; a
+ * parameter server comes back on its own port without its state, and the
+ * chief restores it from the newest checkpoint (shard-recovery.ts); the
+ * chief comes back on its own port and takes the running job over from the
+ * parameter servers (chief-rejoin.ts), the workers training on meanwhile.
+ * A chief that exits with a code ended the job itself (done, or failed with
+ * the servers stopped): not restarted. Every child exits when the launcher
+ * dies (parent-watch.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -41,7 +45,7 @@ export interface LocalClusterOptions {
   readonly out: string;
   /** Every child gets these security flags; the launcher's own status channel uses them too. */
   readonly security?: RpcSecurity;
-  /** Restart a crashed worker at most this many times (default 3; 0: never). */
+  /** Restart a crashed role (worker, parameter server, or the chief killed by a signal) at most this many times each (default 3; 0: never). */
   readonly maxRestarts?: number;
   /** Give each role `--metrics-port`: parameter server i BASE+i, the chief BASE+P, worker i BASE+P+1+i (default: no metrics). */
   readonly metricsPortBase?: number;
@@ -91,6 +95,11 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
     rejectFailure = reject;
   });
   failed.catch(() => undefined);
+  // The last chief's exit (a crashed one is restarted: the job ends when a chief exits by itself).
+  let resolveChiefExit: (r: { code: number | null; signal: NodeJS.Signals | null }) => void = () => {};
+  const chiefExited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    resolveChiefExit = resolve;
+  });
 
   const maxRestarts = options.maxRestarts ?? DEFAULT_MAX_RESTARTS;
   const base = options.metricsPortBase;
@@ -137,11 +146,24 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
     proc.stdout?.on('data', () => {});
     void exited.then(({ code, signal }) => {
       if (buffered !== '') onLine(buffered);
+      const why = `${role} exited with ${signal !== null ? `signal ${signal}` : `code ${code}`}`;
+      const done = restarts.get(role) ?? 0;
+      // A chief killed by a signal (a crash, SIGKILL, the OOM killer) comes back on its port and takes the running
+      // job over (chief-rejoin.ts). One that exited with a code decided so itself (the job failed, the servers are stopped).
+      if (role === 'chief' && signal !== null && !finishing && done < maxRestarts && child.port !== undefined) {
+        restarts.set(role, done + 1);
+        log(`${why}; restarting it on port ${child.port} (restart ${done + 1} of ${maxRestarts}); it takes the running job over from the parameter servers`);
+        const again = args.map((a, i) => (args[i - 1] === '--port' ? String(child.port) : a));
+        start(role, again, true, env).catch((error: unknown) => {
+          failure ??= new ClusterError('JOB_FAILED', `could not restart the chief: ${errorMessage(error)}`);
+          rejectFailure(failure);
+        });
+        return;
+      }
+      if (role === 'chief') resolveChiefExit({ code, signal });
       if (finishing && code === 0) return;
       const bad = code !== 0;
       if (!bad) return;
-      const why = `${role} exited with ${signal !== null ? `signal ${signal}` : `code ${code}`}`;
-      const done = restarts.get(role) ?? 0;
       if (role.startsWith('ps') && !finishing && done < maxRestarts && child.port !== undefined) {
         restarts.set(role, done + 1);
         log(`${why}; restarting it on port ${child.port} (restart ${done + 1} of ${maxRestarts}); the chief restores its shard from the newest checkpoint`);
@@ -229,7 +251,7 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
         () => undefined,
       );
     }, 500);
-    const result = await Promise.race([chief.exited, failed]);
+    const result = await Promise.race([chiefExited, failed]);
     finishing = true;
     if (result.code !== 0) throw failure ?? new ClusterError('JOB_FAILED', `chief exited with code ${result.code}`);
     // Workers leave and parameter servers stop on their own once the chief is done.

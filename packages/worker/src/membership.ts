@@ -34,6 +34,8 @@ export interface WorkerRecord {
   readonly wireChoice: string;
   readonly backend: string;
   readonly joins: number;
+  /** The generation of the slot token the worker holds (its join count, continued across a chief restart). */
+  readonly generation: number;
 }
 
 /** The time split a heartbeat or Leave may carry (absent from callers that do not measure it). */
@@ -76,6 +78,16 @@ export class Membership {
   private readonly keys = new Map<number, string>();
   /** Each slot's failure detector, by task index (a new one per join). */
   private readonly detectors = new Map<number, PhiAccrualDetector>();
+  /**
+   * After a chief restart (rebuildFromShards): the newest token generation
+   * the parameter servers saw per slot, and the slots whose holder has not
+   * yet shown its token to this chief (adopt() takes them).
+   */
+  private floors: number[] = [];
+  private readonly unconfirmed = new Set<number>();
+  /** Slots rebuilt or adopted after a chief restart, whose holder's client id this chief has not learnt (a Join tells it). */
+  private readonly anonymous = new Set<number>();
+  private rebuilt = false;
   protected readonly log: (message: string) => void;
 
   constructor(readonly options: MembershipOptions) {
@@ -107,7 +119,7 @@ export class Membership {
     if (requestedIndex >= 0) {
       if (requestedIndex >= n) throw new ClusterError('CLUSTER_CONFIG', `join: task index ${requestedIndex} is out of range: the job has ${n} workers (0..${n - 1})`);
       const current = this.slots[requestedIndex];
-      if (current !== undefined && current.clientId !== clientId && (current.state === 'joined' || current.state === 'finished')) {
+      if (current !== undefined && current.clientId !== clientId && !this.anonymous.has(requestedIndex) && (current.state === 'joined' || current.state === 'finished')) {
         throw new ClusterError('CLUSTER_CONFIG', `join: task index ${requestedIndex} is held by "${current.clientId}"; give each worker its own --index`);
       }
       index = requestedIndex;
@@ -141,14 +153,87 @@ export class Membership {
       wireChoice: previous?.wireChoice ?? '',
       backend,
       joins: (previous?.joins ?? 0) + 1,
+      // Above every token the parameter servers may have seen for the slot (a restarted chief's floor).
+      generation: Math.max(previous?.generation ?? 0, this.floors[index] ?? 0) + 1,
     };
     this.slots[index] = record;
+    this.unconfirmed.delete(index);
+    this.anonymous.delete(index);
     this.keys.set(index, key);
     const { heartbeatTimeoutMs, heartbeatIntervalMs } = this.options;
     this.detectors.set(index, new PhiAccrualDetector({ timeoutMs: heartbeatTimeoutMs, expectedIntervalMs: heartbeatIntervalMs ?? heartbeatTimeoutMs / 10 }, now));
     this.log(`${record.workerId} (${clientId}, ${backend}) ${record.joins > 1 ? 'rejoined' : 'joined'}`);
     this.changed();
     return record;
+  }
+
+  /**
+   * A restarted chief rebuilds the slots from what the parameter servers
+   * know (ARCHITECTURE.md, "Faults"): `generations`, the newest slot-token
+   * generation each worker used there, and `live`, the workers they waited
+   * for. A worker they saw gets its slot back, joined if live (its failure
+   * detector starts now, so one that died meanwhile is found lost in the
+   * usual time) and lost otherwise; its counts come with its first heartbeat.
+   * A worker they never saw keeps an empty slot (it may still Join).
+   */
+  rebuildFromShards(live: readonly string[], generations: ReadonlyMap<string, number>, now = Date.now()): void {
+    this.rebuilt = true;
+    this.floors = this.slots.map((_, i) => generations.get(workerId(i)) ?? 0);
+    this.floors.forEach((generation, index) => {
+      if (generation === 0 || this.slots[index] !== undefined) return;
+      this.slots[index] = this.emptySlot(index, live.includes(workerId(index)) ? 'joined' : 'lost', generation, now);
+      this.unconfirmed.add(index);
+    });
+    this.changed();
+  }
+
+  /**
+   * After a chief restart: a call from worker `id` whose token `verify`
+   * accepts takes its slot, when this chief has not yet seen the slot's
+   * holder and the token is no older than any the parameter servers saw
+   * (so only a worker the previous chief admitted, holding the slot's newest
+   * token, resumes without a Join). `key` binds the slot as a Join would.
+   */
+  adopt(id: string, verify: (workerId: string) => number | undefined, key: string | undefined, now = Date.now()): void {
+    if (!this.rebuilt) return;
+    const m = /^worker-(\d{1,5})$/.exec(id);
+    const index = m !== null ? Number(m[1]) : -1;
+    if (index < 0 || index >= this.options.numWorkers || id !== workerId(index)) return;
+    const current = this.slots[index];
+    if (current !== undefined && !this.unconfirmed.has(index)) return;
+    const generation = verify(workerId(index));
+    if (generation === undefined || generation < (current?.generation ?? this.floors[index] ?? 0)) return;
+    this.slots[index] = { ...(current ?? this.emptySlot(index, 'joined', generation, now)), generation, joins: Math.max(current?.joins ?? 0, generation) };
+    this.unconfirmed.delete(index);
+    if (key !== undefined) this.keys.set(index, key);
+    this.log(`${workerId(index)} resumed with this chief (its slot token of generation ${generation})`);
+    this.changed();
+  }
+
+  private emptySlot(index: number, state: WorkerState, generation: number, now: number): Slot {
+    this.anonymous.add(index);
+    const { heartbeatTimeoutMs, heartbeatIntervalMs } = this.options;
+    this.detectors.set(index, new PhiAccrualDetector({ timeoutMs: heartbeatTimeoutMs, expectedIntervalMs: heartbeatIntervalMs ?? heartbeatTimeoutMs / 10 }, now));
+    // Its client id, backend and counts are unknown until it calls: its heartbeats bring the counts.
+    return {
+      clientId: workerId(index),
+      workerId: workerId(index),
+      taskIndex: index,
+      state,
+      lastHeartbeat: now,
+      localStep: 0n,
+      epoch: 0,
+      loss: 0,
+      samples: 0n,
+      seconds: 0,
+      computeSeconds: 0,
+      pushWaitSeconds: 0,
+      pullWaitSeconds: 0,
+      wireChoice: '',
+      backend: '',
+      joins: generation,
+      generation,
+    };
   }
 
   protected find(clientOrWorkerId: string, what: string): Slot {
@@ -166,7 +251,7 @@ export class Membership {
   }
 
   /** A worker's progress. (The request's `accuracy` is not kept: workers do not measure it.) */
-  heartbeat(req: Pick<HeartbeatRequest, 'workerId' | 'localStep' | 'epoch' | 'loss' | 'samples' | 'seconds'> & TimeSplit, now = Date.now()): WorkerRecord {
+  heartbeat(req: Pick<HeartbeatRequest, 'workerId' | 'localStep' | 'epoch' | 'loss' | 'samples' | 'seconds'> & Partial<Pick<HeartbeatRequest, 'chiefRejoinBackend'>> & TimeSplit, now = Date.now()): WorkerRecord {
     const r = this.find(req.workerId, 'heartbeat');
     if (r.state === 'finished' || r.state === 'left') {
       // A heartbeat sent before the worker's Leave but answered after it: the
@@ -187,6 +272,8 @@ export class Membership {
     r.samples = req.samples;
     r.seconds = req.seconds;
     setTimeSplit(r, req);
+    // A slot rebuilt after a chief restart learns its backend here (its Join went to the previous chief).
+    if (r.backend === '' && req.chiefRejoinBackend !== undefined) r.backend = req.chiefRejoinBackend;
     this.changed();
     return r;
   }

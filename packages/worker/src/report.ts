@@ -12,6 +12,7 @@ import type { ShardStatusResponse } from '@tamp/proto/tamp/v1/parameter_server';
 import type { WorkerRecord } from './membership.js';
 import { type TrainingSettings, jobMomentumCorrection } from './job-config.js';
 import type { RecoveryRecord } from './shard-recovery.js';
+import type { ChiefRecoveryRecord } from './chief-rejoin.js';
 
 export interface ClusterEpochRecord {
   readonly epoch: number;
@@ -75,8 +76,8 @@ export interface ChiefReport extends Omit<TrainReport, 'history'> {
    * steps), as the shards count them (a restarted server's count starts again).
    */
   readonly nonFiniteUpdates: number;
-  /** One entry per fault the job survived (a parameter server restored from a checkpoint). */
-  readonly recoveries: readonly RecoveryRecord[];
+  /** One entry per fault the job survived (a parameter server restored from a checkpoint, the chief restarted and took over). */
+  readonly recoveries: ReadonlyArray<RecoveryRecord | ChiefRecoveryRecord>;
 }
 
 /** The final model's scores. */
@@ -103,7 +104,7 @@ export interface ReportInputs extends FinalEvaluation {
   readonly modelPath: string;
   readonly checkpoints: readonly string[];
   readonly resumedFrom: string | undefined;
-  readonly recoveries?: readonly RecoveryRecord[];
+  readonly recoveries?: ReadonlyArray<RecoveryRecord | ChiefRecoveryRecord>;
 }
 
 export function workerStats(w: WorkerRecord): WorkerStats {

@@ -87,6 +87,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
       log(`waiting for the chief at ${options.chiefAddress}: ${errorMessage(error)}`),
     );
     chief.setWorkerToken(joined.workerToken);
+    // A restarted chief comes back within the peer timeout: barriers and Leave wait for it (chief-rejoin.ts).
+    chief.retryMs = options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS;
     const config: JobConfig = decodeJobConfig(joined.jobConfigJson);
     const taskIndex = joined.taskIndex;
     id = psWorkerId(taskIndex);
@@ -115,6 +117,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
         security,
         wire: { push: wire.wirePush, pull: wire.wirePull, warmupSteps: t.wire?.warmupSteps ?? 0, ...(t.wire?.errorFeedback === false ? { errorFeedback: false } : {}), ...(t.wire?.clipNorm !== undefined ? { clipNorm: t.wire.clipNorm } : {}), ...(wire.wireAuto === true ? { auto: true } : {}), ...(wire.momentumCorrection === true ? { momentum: t.optimizer.momentum } : {}) },
         workerToken: joined.workerToken,
+        workerKey,
+        backend: backend.name,
       },
     );
     await comm.ready;
@@ -138,6 +142,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
     model.dispose();
     return { workerId: id, taskIndex, backend: backend.name, ...result };
   } catch (error) {
+    // One try: the chief may be what failed.
+    chief.retryMs = 0;
     await chief.leave(id, false, errorMessage(error)).catch(() => undefined);
     throw error;
   } finally {

@@ -38,6 +38,11 @@ describe('trainSummary', () => {
     expect(text).toMatch(/recovered\s+ps 1 \(restarted without its state\): state restored after 2\.5 s, back to step 8, 4 step\(s\) redone/);
   });
 
+  it('says a restarted chief took the job over, nothing redone', () => {
+    const text = trainSummary({ ...base, recoveries: [{ role: 'chief', index: 0, cause: 'restarted; took over the running job', resumedAfterSeconds: 6.2, restoredStep: 9, stepsLost: 0 }] });
+    expect(text).toMatch(/recovered\s+chief \(restarted; took over the running job\): answering again after 6\.2 s, at step 9, nothing redone/);
+  });
+
   it('adds no fault rows to a job without faults', () => {
     expect(trainSummary({ ...base, nonFiniteUpdates: 0, recoveries: [] })).not.toMatch(/non-finite|recovered/);
     expect(trainSummary(base)).not.toMatch(/non-finite|recovered/);

@@ -13,7 +13,12 @@ export function trainSummary(r: TrainReport & FaultFields): string {
     faults.push(['non-finite updates', `${r.nonFiniteUpdates} refused (they would have made a variable or optimizer slot NaN/Infinity; lower the learning rate or clip gradients)`]);
   }
   for (const f of r.recoveries ?? []) {
-    faults.push(['recovered', `${f.role} ${f.index} (${f.cause}): state restored after ${f.resumedAfterSeconds.toFixed(1)} s, back to step ${f.restoredStep}, ${f.stepsLost} step(s) redone`]);
+    faults.push([
+      'recovered',
+      f.role === 'chief'
+        ? `chief (${f.cause}): answering again after ${f.resumedAfterSeconds.toFixed(1)} s, at step ${f.restoredStep}, nothing redone`
+        : `${f.role} ${f.index} (${f.cause}): state restored after ${f.resumedAfterSeconds.toFixed(1)} s, back to step ${f.restoredStep}, ${f.stepsLost} step(s) redone`,
+    ]);
   }
   return table([
     ['model', r.model],

@@ -34,7 +34,7 @@ const options = {
   local: { type: 'boolean', description: 'run a whole cluster on this machine: chief, --ps servers and --workers workers as child processes' },
   ps: { type: 'number', integer: true, min: 1, default: 1, description: 'parameter servers (with --local)' },
   workers: { type: 'number', integer: true, min: 1, default: 2, description: 'workers (with --local)' },
-  'max-restarts': { type: 'number', integer: true, min: 0, default: 3, description: 'restart a crashed worker up to this many times (with --local; 0: never)' },
+  'max-restarts': { type: 'number', integer: true, min: 0, default: 3, description: 'restart a crashed worker, parameter server or chief up to this many times each (with --local; 0: never)' },
   backend: backendOption,
   'require-gpu': requireGpuOption,
   'job-id': { ...jobIdOption, description: 'job id (with TF_CONFIG; --local makes a fresh one)' },

@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { TampError, errorMessage, formatWireCodec } from '@tamp/core';
 import { rpcMetrics } from '@tamp/rpc';
 import { ParameterClient } from '@tamp/parameter-server';
-import { WORKER_TOKEN_KEY } from '@tamp/rpc';
+import { WORKER_KEY_KEY, WORKER_TOKEN_KEY } from '@tamp/rpc';
 import { CoordinatorClient, type Progress } from '../coordinator-client.js';
 import { type CommInit, type FromComm, type NamedArray, type ToComm, transferList } from './messages.js';
 
@@ -17,7 +17,8 @@ if (port === null) throw new Error('comm-thread must run in a worker thread');
 const init = workerData as CommInit;
 const rpc = { security: init.security, metadata: { [WORKER_TOKEN_KEY]: init.workerToken } };
 const params = new ParameterClient(init.psAddresses, init.placement, init.jobId, { rpc, ...(init.wire !== undefined ? { wire: init.wire } : {}) });
-const chief = new CoordinatorClient(init.chiefAddress, init.jobId, Math.max(5_000, init.heartbeatIntervalMs * 3), rpc);
+const chiefRpc = { ...rpc, metadata: { ...rpc.metadata, ...(init.workerKey !== undefined ? { [WORKER_KEY_KEY]: init.workerKey } : {}) } };
+const chief = new CoordinatorClient(init.chiefAddress, init.jobId, Math.max(5_000, init.heartbeatIntervalMs * 3), chiefRpc);
 
 function send(message: FromComm, transfer: ArrayBuffer[] = []): void {
   port?.postMessage(message, transfer);
@@ -29,6 +30,8 @@ function fail(id: number, error: unknown): void {
 
 let progress: Progress = { localStep: 0n, epoch: 0, loss: 0, samples: 0n, seconds: 0 };
 let lastAnswer = Date.now();
+/** When the first heartbeat after lastAnswer went unanswered (the chief is silent: crashed, or restarting). */
+let unansweredSince: number | undefined;
 let stopped = false;
 let beating = false;
 let ready = false;
@@ -48,10 +51,14 @@ function reportWireChoice(): void {
 function beat(): void {
   if (beating || stopped) return;
   beating = true;
+  // After a silence, tell whoever answers now (a restarted chief: chief-rejoin.ts) how long it lasted.
+  const now = Date.now();
+  const silence = unansweredSince !== undefined ? { chiefNoticedSeconds: (unansweredSince - lastAnswer) / 1000, chiefSilentSeconds: (now - lastAnswer) / 1000 } : {};
   chief
-    .heartbeat(init.workerId, wireChoice === undefined ? progress : { ...progress, wireChoice })
+    .heartbeat(init.workerId, { ...progress, ...(wireChoice !== undefined ? { wireChoice } : {}), ...(init.backend !== undefined ? { backend: init.backend } : {}), ...silence })
     .then((r) => {
       lastAnswer = Date.now();
+      unansweredSince = undefined;
       if (!ready) {
         ready = true;
         send({ type: 'ready' });
@@ -62,6 +69,7 @@ function beat(): void {
       }
     })
     .catch((error: unknown) => {
+      unansweredSince ??= now;
       if (!stopped && Date.now() - lastAnswer > init.chiefLostAfterMs) {
         stopped = true;
         send({

@@ -28,6 +28,10 @@ export interface CommInit {
   readonly wire?: WireSettings;
   /** The slot token the chief gave at Join: sent with every call to the chief and the parameter servers. */
   readonly workerToken: string;
+  /** What binds the worker's slot (worker.ts), sent to the chief only: a restarted chief binds the slot to it when the worker resumes there. */
+  readonly workerKey?: string;
+  /** The training backend's name, in every heartbeat (a restarted chief did not see the Join that said it). */
+  readonly backend?: string;
 }
 
 export interface PullOptions {

@@ -75,6 +75,15 @@ export interface HeartbeatRequest {
   pullWaitSeconds: number;
   /** --wire auto: the codecs this worker chose and why (empty until chosen). */
   wireChoice: string;
+  /**
+   * The first heartbeat answered after the chief went silent (it crashed and
+   * a new one took over): seconds from the last answer before the silence to
+   * the first unanswered heartbeat, and to this one (0 otherwise).
+   */
+  chiefRejoinNoticedSeconds: number;
+  chiefRejoinSilentSeconds: number;
+  /** The worker's backend, which a restarted chief did not see at Join. */
+  chiefRejoinBackend: string;
 }
 
 export interface HeartbeatResponse {
@@ -437,6 +446,9 @@ function createBaseHeartbeatRequest(): HeartbeatRequest {
     pushWaitSeconds: 0,
     pullWaitSeconds: 0,
     wireChoice: "",
+    chiefRejoinNoticedSeconds: 0,
+    chiefRejoinSilentSeconds: 0,
+    chiefRejoinBackend: "",
   };
 }
 
@@ -480,6 +492,15 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     }
     if (message.wireChoice !== "") {
       writer.uint32(98).string(message.wireChoice);
+    }
+    if (message.chiefRejoinNoticedSeconds !== 0) {
+      writer.uint32(481).double(message.chiefRejoinNoticedSeconds);
+    }
+    if (message.chiefRejoinSilentSeconds !== 0) {
+      writer.uint32(489).double(message.chiefRejoinSilentSeconds);
+    }
+    if (message.chiefRejoinBackend !== "") {
+      writer.uint32(498).string(message.chiefRejoinBackend);
     }
     return writer;
   },
@@ -583,6 +604,30 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
             }
 
             message.wireChoice = reader.string();
+            continue;
+          }
+          case 60: {
+            if (tag !== 481) {
+              break;
+            }
+
+            message.chiefRejoinNoticedSeconds = reader.double();
+            continue;
+          }
+          case 61: {
+            if (tag !== 489) {
+              break;
+            }
+
+            message.chiefRejoinSilentSeconds = reader.double();
+            continue;
+          }
+          case 62: {
+            if (tag !== 498) {
+              break;
+            }
+
+            message.chiefRejoinBackend = reader.string();
             continue;
           }
         }

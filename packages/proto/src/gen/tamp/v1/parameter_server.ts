@@ -159,6 +159,18 @@ export interface ShardStatusResponse {
   pushesNonFinite: bigint;
   /** The restore generation its last Assign set (0: never restored). */
   restoreGeneration: bigint;
+  /**
+   * The newest slot-token generation this server has accepted from each
+   * worker (a restarted chief continues the workers' tokens from them:
+   * ARCHITECTURE.md, "Faults").
+   */
+  chiefRejoinSlots: ChiefRejoinSlot[];
+}
+
+/** One worker's newest slot-token generation, as a parameter server saw it. */
+export interface ChiefRejoinSlot {
+  workerId: string;
+  generation: number;
 }
 
 export interface OptimizerConfig {
@@ -916,6 +928,7 @@ function createBaseShardStatusResponse(): ShardStatusResponse {
     pullsServed: 0n,
     pushesNonFinite: 0n,
     restoreGeneration: 0n,
+    chiefRejoinSlots: [],
   };
 }
 
@@ -1013,6 +1026,9 @@ export const ShardStatusResponse: MessageFns<ShardStatusResponse> = {
         throw new globalThis.Error("value provided for field message.restoreGeneration of type uint64 too large");
       }
       writer.uint32(144).uint64(message.restoreGeneration);
+    }
+    for (const v of message.chiefRejoinSlots) {
+      ChiefRejoinSlot.encode(v!, writer.uint32(482).fork()).join();
     }
     return writer;
   },
@@ -1172,6 +1188,71 @@ export const ShardStatusResponse: MessageFns<ShardStatusResponse> = {
             }
 
             message.restoreGeneration = reader.uint64() as bigint;
+            continue;
+          }
+          case 60: {
+            if (tag !== 482) {
+              break;
+            }
+
+            message.chiefRejoinSlots.push(ChiefRejoinSlot.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseChiefRejoinSlot(): ChiefRejoinSlot {
+  return { workerId: "", generation: 0 };
+}
+
+export const ChiefRejoinSlot: MessageFns<ChiefRejoinSlot> = {
+  encode(message: ChiefRejoinSlot, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.workerId !== "") {
+      writer.uint32(10).string(message.workerId);
+    }
+    if (message.generation !== 0) {
+      writer.uint32(16).uint32(message.generation);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChiefRejoinSlot {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChiefRejoinSlot();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.generation = reader.uint32();
             continue;
           }
         }

@@ -1,0 +1,133 @@
+/**
+ * The chief killed with SIGKILL mid-job under `tamp train --local`: the
+ * supervisor restarts it on its port, it finds the parameter servers
+ * holding the job and takes it over (chief-rejoin.ts) without rolling
+ * anything back, the workers resume with it, and the job completes: sync
+ * ends with exactly the variables of an uninterrupted run. Then a worker
+ * killed and restarted in async and ssp modes: it rejoins its slot and the
+ * job completes (sync is covered by cluster-supervisor.test.ts).
+ *
+ * Timing by construction: every worker step takes at least
+ * TAMP_TEST_STEP_DELAY_MS; the kill lands once the chief reports a global
+ * step of at least KILL_AT_STEP, before the checkpoint at step 8 (sync); a
+ * worker cannot pass a checkpoint barrier without a chief (async waits at
+ * them too), so the job cannot end before the restarted chief has taken
+ * over, however slow or fast the machine.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type ChiefReport, launchLocalCluster } from '@tamp/worker';
+import { TAMP_BIN } from './helpers/tamp.js';
+import { useTestLoad } from './helpers/load.js';
+
+useTestLoad(); // TAMP_TEST_LOAD=N: run under N busy processes (test/helpers/load.ts)
+
+const dir = mkdtempSync(join(tmpdir(), 'tamp-chief-recovery-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+// 2 workers of batch 32: 20 steps each; a checkpoint every 4 steps; each step at least 150 ms.
+const JOB = ['--model', 'mlp-tiny', '--dataset', 'mnist', '--epochs', '1', '--epoch-size', '1280', '--batch-size', '32', '--optimizer', 'adam', '--lr', '0.003', '--seed', '7', '--checkpoint-every', '4'];
+const KILL_AT_STEP = 5;
+const STEP_DELAY = { TAMP_TEST_STEP_DELAY_MS: '150' };
+
+function weights(out: string): Buffer {
+  return readFileSync(join(out, 'model', 'weights.bin'));
+}
+
+interface Run {
+  readonly report: ChiefReport;
+  readonly killed: boolean;
+  readonly log: string;
+}
+
+/** A job of `mode`; with `victim`, that role's first process is killed (SIGKILL) once the chief reports step KILL_AT_STEP. */
+async function run(name: string, mode: string, victim?: 'chief' | 'worker-1'): Promise<Run> {
+  const out = join(dir, name);
+  let target: ChildProcess | undefined;
+  let killed = false;
+  const lines: string[] = [];
+  const report = await launchLocalCluster({
+    tamp: [process.execPath, TAMP_BIN],
+    jobId: name,
+    ps: 2,
+    workers: 2,
+    chiefArgs: [...JOB, '--mode', mode, '--out', out, '--backend', 'wasm'],
+    workerArgs: ['--backend', 'wasm'],
+    workerEnvByIndex: [STEP_DELAY, STEP_DELAY],
+    out,
+    log: (line) => lines.push(line),
+    onSpawn: (role, child) => {
+      // Only the first: its restart is what the test waits for.
+      if (role === victim) target ??= child;
+    },
+    onProgress: (s) => {
+      if (!killed && target !== undefined && s.globalStep >= KILL_AT_STEP) {
+        killed = true;
+        target.kill('SIGKILL');
+      }
+    },
+  });
+  return { report, killed, log: lines.join('\n') };
+}
+
+describe('the chief killed with SIGKILL mid-job', () => {
+  it('sync: restarted, it takes the running job over; no step is lost and the variables equal an uninterrupted run', async () => {
+    const { report: reference } = await run('sync-reference', 'sync');
+    const { report, killed, log } = await run('sync-chief-killed', 'sync', 'chief');
+    expect(killed).toBe(true);
+    expect(log).toMatch(/chief exited with signal SIGKILL; restarting it on port \d+ \(restart 1 of 3\)/);
+    // Every planned step applied, none twice: the servers were never rolled back.
+    expect(report.steps).toBe(reference.steps);
+    expect(report.steps).toBe(20);
+    expect(report.recoveries).toHaveLength(1);
+    const r = report.recoveries[0];
+    expect(r).toMatchObject({ role: 'chief', index: 0, stepsLost: 0, restoredFrom: 'parameter servers', generation: 0 });
+    expect(r?.restoredStep).toBeGreaterThanOrEqual(KILL_AT_STEP);
+    expect(r?.resumedAfterSeconds).toBeGreaterThan(0);
+    if (r?.detectedAfterSeconds !== null) expect(r?.resumedAfterSeconds).toBeGreaterThanOrEqual(r?.detectedAfterSeconds ?? Infinity);
+    // The workers resumed with the new chief, keeping their slots (no new Join) and their counts.
+    expect(report.workerStats.map((w) => w.state)).toEqual(['finished', 'finished']);
+    expect(report.workerStats.map((w) => w.joins)).toEqual([1, 1]);
+    expect(report.workerStats.map((w) => w.backend)).toEqual(reference.workerStats.map((w) => w.backend));
+    expect(report.workerStats.reduce((n, w) => n + w.samples, 0)).toBe(reference.workerStats.reduce((n, w) => n + w.samples, 0));
+    // The checkpoints on disk before the crash are still listed, with those written after it.
+    expect(report.history.map((h) => h.epoch)).toEqual([1]);
+    const steps = (list: readonly string[]) => list.map((f) => /step-(\d+)/.exec(f)?.[1]);
+    expect(steps(reference.checkpoints)).toEqual(expect.arrayContaining(steps(report.checkpoints)));
+    expect(steps(report.checkpoints).slice(-3)).toEqual(steps(reference.checkpoints).slice(-3));
+    expect(weights(join(dir, 'sync-chief-killed')).equals(weights(join(dir, 'sync-reference')))).toBe(true);
+  });
+});
+
+describe('the chief killed with SIGKILL mid-job, async', () => {
+  it('async: restarted, it takes the job over; every planned push is applied and the job completes', async () => {
+    const { report, killed, log } = await run('async-chief-killed', 'async', 'chief');
+    expect(killed).toBe(true);
+    expect(log).toMatch(/chief exited with signal SIGKILL; restarting it on port \d+/);
+    // async's step counts pushes applied: both workers' 20 steps, none undone.
+    expect(report.steps).toBe(40);
+    expect(report.recoveries.map((r) => [r.role, r.stepsLost])).toEqual([['chief', 0]]);
+    expect(report.workerStats.map((w) => [w.state, w.joins])).toEqual([
+      ['finished', 1],
+      ['finished', 1],
+    ]);
+  });
+});
+
+describe('a worker killed with SIGKILL and restarted by the supervisor', () => {
+  for (const mode of ['async', 'ssp'] as const) {
+    it(`${mode}: it rejoins its slot and the job completes`, async () => {
+      const { report, killed, log } = await run(`${mode}-worker-killed`, mode, 'worker-1');
+      expect(killed).toBe(true);
+      expect(log).toMatch(/worker-1 exited with signal SIGKILL; restarting it \(restart 1 of 3\)/);
+      expect(report.workerStats.map((w) => w.state)).toEqual(['finished', 'finished']);
+      // Its slot was joined twice: the first process, and the restarted one.
+      expect(report.workerStats[1]?.joins).toBe(2);
+      expect(report.workerStats[0]?.joins).toBe(1);
+      expect(Number.isFinite(report.testAccuracy)).toBe(true);
+    });
+  }
+});
