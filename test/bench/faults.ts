@@ -6,8 +6,8 @@
  * restarted one is back), how long until a killed parameter server is
  * restored (the chief's recovery done, training resumes), and each
  * disturbed run's test accuracy against an undisturbed one with the same
- * seeds. Then a seeded chaos run: a random worker or parameter server killed
- * every 15 s for two minutes of a longer job, against its undisturbed twin.
+ * seeds. Then a seeded chaos run: a random role (chief, parameter server,
+ * worker) killed every 15 s for two minutes of a longer job, against its undisturbed twin.
  * Rewrites BENCHMARKS.md's "faults" section.
  *
  *   pnpm bench:faults [--no-chaos] [--no-write]
@@ -122,9 +122,12 @@ async function run(name: string, size: readonly string[], plan?: (step: number, 
           const killedAt = performance.now();
           killTimes.set(event, killedAt);
           victim.kill('SIGKILL');
+          // A worker: counted lost, then live again. A parameter server: its recovery counted. The chief: a new chief's metrics counting its takeover.
           const r = role.startsWith('worker')
             ? await watch(chiefPort, killedAt, lost, (m) => !lost(m), () => ended)
-            : await watch(chiefPort, killedAt, (m) => recoveries(m) > before.recoveries, () => true, () => ended);
+            : role === 'chief'
+              ? await watch(chiefPort, killedAt, () => true, (m) => [...m.entries()].some(([k, v]) => k.startsWith('tamp_recoveries_total{role="chief"') && v > 0), () => ended)
+              : await watch(chiefPort, killedAt, (m) => recoveries(m) > before.recoveries, () => true, () => ended);
           Object.assign(event, r);
           busy = false;
         })(),
@@ -180,10 +183,22 @@ try {
   rows.push([
     `ps-1 SIGKILL at step ${p?.killedAtStep ?? '?'} (restarted, restored from the newest checkpoint)`,
     `${secs(p?.detected)} to restored and training resumed (goal under 5 s: ${p?.detected !== undefined && p.detected < 5 ? 'met' : 'missed'})`,
-    [p?.restarted !== undefined ? `restarted after ${secs(p.restarted)}` : '', rec === undefined ? 'no recovery recorded' : `chief: detected ${fmt(rec.detectedAfterSeconds, 2)} s, resumed ${fmt(rec.resumedAfterSeconds, 2)} s after it last saw it healthy`].filter((x) => x !== '').join('; '),
+    [p?.restarted !== undefined ? `restarted after ${secs(p.restarted)}` : '', rec === undefined ? 'no recovery recorded' : `chief: detected ${rec.detectedAfterSeconds === null ? '?' : fmt(rec.detectedAfterSeconds, 2)} s, resumed ${fmt(rec.resumedAfterSeconds, 2)} s after it last saw it healthy`].filter((x) => x !== '').join('; '),
     pct(ps.report.testAccuracy),
     accuracyGoal(ps.report),
     rec === undefined ? '' : `${rec.stepsLost} steps replayed from step ${rec.restoredStep}`,
+  ]);
+
+  const chief = await run('chief-killed', SHORT, (step, killed) => (killed === 0 && step >= KILL_AT_STEP ? 'chief' : undefined));
+  const ch = chief.events[0];
+  const chiefRec = chief.report.recoveries.find((r) => r.role === 'chief');
+  rows.push([
+    `chief SIGKILL at step ${ch?.killedAtStep ?? '?'} (restarted, takes the running job over)`,
+    chiefRec === undefined ? 'no recovery recorded' : `workers saw it silent after ${chiefRec.detectedAfterSeconds === null ? '?' : secs(chiefRec.detectedAfterSeconds)}`,
+    [ch?.restarted !== undefined ? `restarted after ${secs(ch.restarted)}` : '', `${secs(ch?.back)} to the new chief's takeover counted`].filter((x) => x !== '').join('; '),
+    pct(chief.report.testAccuracy),
+    accuracyGoal(chief.report),
+    chiefRec === undefined ? '' : `${chiefRec.stepsLost} steps lost; ${chief.report.steps} steps`,
   ]);
 
   const sections = [
@@ -193,7 +208,7 @@ try {
   if (!process.argv.includes('--no-chaos')) {
     const calm = await run('chaos-reference', LONG);
     const random = new Random(2026);
-    const roles = [...Array.from({ length: PS }, (_, i) => `ps-${i}`), ...Array.from({ length: WORKERS }, (_, i) => `worker-${i}`)];
+    const roles = ['chief', ...Array.from({ length: PS }, (_, i) => `ps-${i}`), ...Array.from({ length: WORKERS }, (_, i) => `worker-${i}`)];
     let chaosStart: number | undefined;
     let nextKill = 0;
     const chaos = await run('chaos', LONG, (step) => {
@@ -206,7 +221,7 @@ try {
     });
     const drop = (accuracy(calm.report) - accuracy(chaos.report)) * 100;
     const kills = chaos.events.map((e) => `${e.role} at step ${e.killedAtStep}`).join(', ');
-    sections.push(`### Chaos: a random worker or parameter server killed every 15 s for two minutes (seed 2026)
+    sections.push(`### Chaos: a random role (chief, parameter server or worker) killed every 15 s for two minutes (seed 2026)
 
 ${markdownTable(
   ['run', 'test accuracy', 'seconds', 'kills', 'recoveries recorded', 'lost workers'],
