@@ -48,7 +48,7 @@ export interface RecoveryRecord {
   readonly generation: number;
 }
 
-interface RecoveryMetrics {
+export interface RecoveryMetrics {
   readonly recoveries: Counter;
   readonly seconds: Histogram;
   readonly stepsLost: Counter;
@@ -57,7 +57,7 @@ interface RecoveryMetrics {
 let metrics: RecoveryMetrics | undefined;
 
 /** Registered by the first chief's watch, so other roles' processes show none. */
-function recoveryMetrics(): RecoveryMetrics {
+export function recoveryMetrics(): RecoveryMetrics {
   const registers = [rpcMetrics.registry];
   metrics ??= {
     recoveries: new Counter({ name: 'tamp_recoveries_total', help: 'Faults the job recovered from, by role and cause', labelNames: ['role', 'cause'], registers }),

@@ -81,6 +81,13 @@ export interface HeartbeatResponse {
   globalStep: bigint;
   /** The worker should stop training (job finished or cancelled). */
   stop: boolean;
+  /**
+   * --ps-replicas 1: each shard's current address, in shard order, and the
+   * placement generation (bumped by each failover, when a backup became a
+   * shard's primary). A worker sends its pulls and pushes there from then on.
+   */
+  replicaShardAddresses: string[];
+  replicaPlacementGeneration: bigint;
 }
 
 export interface LeaveRequest {
@@ -163,6 +170,9 @@ export interface JobStatusResponse {
    */
   restoreGeneration: bigint;
   restoreStep: bigint;
+  /** As HeartbeatResponse: each shard's current address and the placement generation. */
+  replicaShardAddresses: string[];
+  replicaPlacementGeneration: bigint;
 }
 
 function createBaseJoinRequest(): JoinRequest {
@@ -599,7 +609,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
 };
 
 function createBaseHeartbeatResponse(): HeartbeatResponse {
-  return { globalStep: 0n, stop: false };
+  return { globalStep: 0n, stop: false, replicaShardAddresses: [], replicaPlacementGeneration: 0n };
 }
 
 export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
@@ -612,6 +622,17 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     }
     if (message.stop !== false) {
       writer.uint32(16).bool(message.stop);
+    }
+    for (const v of message.replicaShardAddresses) {
+      writer.uint32(322).string(v!);
+    }
+    if (message.replicaPlacementGeneration !== 0n) {
+      if (BigInt.asUintN(64, message.replicaPlacementGeneration) !== message.replicaPlacementGeneration) {
+        throw new globalThis.Error(
+          "value provided for field message.replicaPlacementGeneration of type uint64 too large",
+        );
+      }
+      writer.uint32(328).uint64(message.replicaPlacementGeneration);
     }
     return writer;
   },
@@ -643,6 +664,22 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
             }
 
             message.stop = reader.bool();
+            continue;
+          }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.replicaShardAddresses.push(reader.string());
+            continue;
+          }
+          case 41: {
+            if (tag !== 328) {
+              break;
+            }
+
+            message.replicaPlacementGeneration = reader.uint64() as bigint;
             continue;
           }
         }
@@ -1179,6 +1216,8 @@ function createBaseJobStatusResponse(): JobStatusResponse {
     validationMap: 0,
     restoreGeneration: 0n,
     restoreStep: 0n,
+    replicaShardAddresses: [],
+    replicaPlacementGeneration: 0n,
   };
 }
 
@@ -1243,6 +1282,17 @@ export const JobStatusResponse: MessageFns<JobStatusResponse> = {
         throw new globalThis.Error("value provided for field message.restoreStep of type uint64 too large");
       }
       writer.uint32(120).uint64(message.restoreStep);
+    }
+    for (const v of message.replicaShardAddresses) {
+      writer.uint32(322).string(v!);
+    }
+    if (message.replicaPlacementGeneration !== 0n) {
+      if (BigInt.asUintN(64, message.replicaPlacementGeneration) !== message.replicaPlacementGeneration) {
+        throw new globalThis.Error(
+          "value provided for field message.replicaPlacementGeneration of type uint64 too large",
+        );
+      }
+      writer.uint32(328).uint64(message.replicaPlacementGeneration);
     }
     return writer;
   },
@@ -1378,6 +1428,22 @@ export const JobStatusResponse: MessageFns<JobStatusResponse> = {
             }
 
             message.restoreStep = reader.uint64() as bigint;
+            continue;
+          }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.replicaShardAddresses.push(reader.string());
+            continue;
+          }
+          case 41: {
+            if (tag !== 328) {
+              break;
+            }
+
+            message.replicaPlacementGeneration = reader.uint64() as bigint;
             continue;
           }
         }
