@@ -402,14 +402,15 @@ export class Chief {
   }
 
   private stopShards(reason: string, onError: (address: string, error: unknown) => void): Promise<unknown> {
-    // With replicas, a restarted server that now hosts only backups is told too (its own shard's primary is elsewhere).
-    const others = (this.chain?.backupOnlyAddresses() ?? []).map((a) => new ShardClient(a, this.options.jobId, { rpc: { security: this.options.security ?? INSECURE, metadata: { [CHIEF_SECRET_KEY]: this.secret } } }));
+    // With replicas a process may serve several shards (a promoted backup) or none (a restart hosting backups only):
+    // each process is told once, at its own address, and stops with every service it hosts.
+    const byProcess = this.chain !== undefined ? this.options.psAddresses.map((a) => new ShardClient(a, this.options.jobId, { rpc: this.chain?.rpc ?? {} })) : undefined;
     return Promise.all(
-      [...this.params.shards, ...others].map((s) =>
+      (byProcess ?? this.params.shards).map((s) =>
         s
           .shutdown(reason)
           .catch((error: unknown) => onError(s.address, error))
-          .finally(() => others.includes(s) && s.close()),
+          .finally(() => byProcess !== undefined && s.close()),
       ),
     );
   }

@@ -56,7 +56,8 @@ export class ReplicaChain {
     private readonly psAddresses: readonly string[],
     private readonly params: ParameterClient,
     private readonly jobId: string,
-    private readonly rpc: RpcClientOptions,
+    /** The chief's transport settings, its secret in the metadata. */
+    readonly rpc: RpcClientOptions,
     private readonly log: (message: string) => void,
     private readonly callTimeoutMs = 10_000,
   ) {
@@ -162,11 +163,5 @@ export class ReplicaChain {
       }
     }
     return done;
-  }
-
-  /** Every process's main address not hosting a primary (a restarted one that only hosts backups), for Shutdown at the end. */
-  backupOnlyAddresses(): string[] {
-    const primaries = new Set(this.links.map((l) => l.primaryPs));
-    return this.psAddresses.filter((_, ps) => !primaries.has(ps));
   }
 }
