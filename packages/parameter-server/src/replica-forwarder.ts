@@ -11,20 +11,12 @@
  * then the chain's tail.
  */
 import { type RpcClientOptions, withRetry } from '@tamp/rpc';
-import { type ShardConfig, type WireTensor, errorMessage } from '@tamp/core';
+import { ClusterError, TampError, errorMessage } from '@tamp/core';
 import { ReplicaClient } from './replica-client.js';
 import { ShardClient } from './client.js';
-import { type ReplicaRecord, type ReplicaSink, type SeenPush, recordTensors } from './shard/replication.js';
+import { type ReplicaCopy, type ReplicaRecord, type ReplicaSink, recordTensors } from './shard/replication.js';
 import type { ShardPart } from './shard/storage.js';
 import { Waiters } from './shard/waiters.js';
-
-/** What the backup is given first (Shard.replicateTo). */
-export interface ReplicaCopy {
-  readonly config: ShardConfig;
-  readonly version: bigint;
-  readonly tensors: WireTensor[];
-  readonly seen: SeenPush[];
-}
 
 export interface ForwarderOptions {
   readonly address: string;
@@ -35,6 +27,8 @@ export interface ForwarderOptions {
   /** The shard's parts (names and slices of the forwarded gradients). */
   readonly parts: () => ReadonlyMap<string, ShardPart>;
   readonly log: (message: string) => void;
+  /** The backup refused as a promoted primary: the chief failed this shard over (thinking this one dead). */
+  readonly onDeposed: () => void;
 }
 
 export class ReplicaForwarder implements ReplicaSink {
@@ -46,6 +40,8 @@ export class ReplicaForwarder implements ReplicaSink {
   private held = -1n;
   private closed = false;
   private successor: ReplicaSink | undefined;
+  /** Set when the backup turned out promoted: every wait rejects with it. */
+  private deposed: ClusterError | undefined;
   private readonly abort = new AbortController();
   private readonly waiters = new Waiters();
 
@@ -80,6 +76,7 @@ export class ReplicaForwarder implements ReplicaSink {
   }
 
   async acked(version: bigint): Promise<void> {
+    if (this.deposed !== undefined) throw this.deposed;
     await this.waiters.until(() => this.closed || this.held >= version, undefined, () => '');
     if (this.held < version && this.successor !== undefined) await this.successor.acked(version);
   }
@@ -98,6 +95,21 @@ export class ReplicaForwarder implements ReplicaSink {
   }
 
   private draining = false;
+
+  /**
+   * The backup answers as a primary: the chief promoted it, so this shard is
+   * no longer the primary (it was thought dead). Pushes waiting here were
+   * never on the new primary: they are refused (NOT_READY, so workers retry,
+   * and reach the new address once their heartbeat brings it), never
+   * acknowledged.
+   */
+  private depose(error: TampError): void {
+    this.deposed = new ClusterError('NOT_READY', `this shard was failed over to its backup at ${this.address} (${error.message}); ask the chief for the shard's address`);
+    this.options.log(`replica: ${this.deposed.message}`);
+    this.closed = true;
+    this.options.onDeposed();
+    this.waiters.rejectAll(this.deposed);
+  }
 
   private async drain(): Promise<void> {
     if (this.draining) return;
@@ -132,6 +144,10 @@ export class ReplicaForwarder implements ReplicaSink {
         return;
       } catch (error) {
         if (this.closed) return;
+        if (error instanceof TampError && error.code === 'REPLICA_CONFIG') {
+          this.depose(error);
+          return;
+        }
         note(error);
         await new Promise((resolve) => setTimeout(resolve, 250));
       }

@@ -73,6 +73,7 @@ export function replicaHandlers(rpc: ReturnType<typeof serviceHandlers>, ctx: Re
       checkpointRoot: ctx.checkpointRoot() ?? '',
       parts: () => new Map(shard.partList.map((p) => [partKey(p.name, p.sliceStart), p])),
       log,
+      onDeposed: () => shard.depose(),
     });
     forwarder = next;
     // Taken in this turn: nothing applied can fall between the copy and the first record.

@@ -124,6 +124,26 @@ describe('chain replication', () => {
     expect(answered).toBe(true);
   });
 
+  it('a primary failed over while alive (a false suspicion) acknowledges nothing more: its pushes are refused and land on the promoted backup', async () => {
+    const primary = await server(0);
+    const host = await server(1);
+    const reference = await server(0);
+    await chief(primary.address).assign(CONFIG, INITIAL);
+    await chief(reference.address).assign(CONFIG, INITIAL);
+    const backup = `127.0.0.1:${await replica(host.address).host(0)}`;
+    await replica(primary.address).attach(backup);
+    await Promise.all([step(primary.address, 0), step(reference.address, 0)]);
+    // The chief promotes the backup; the primary does not know yet.
+    await replica(backup).promote(WORKERS);
+    // Its next step is applied there but cannot reach the backup (fenced): refused, not acknowledged.
+    const refused = await Promise.allSettled(WORKERS.map((id) => worker(primary.address, id).push({ workerId: id, step: 1n, basedOnVersion: 1n, batchSize: 1 + WORKERS.indexOf(id) }, gradient(id, 1))));
+    expect(refused.map((r) => (r.status === 'rejected' ? (r.reason as { code: string }).code : 'answered'))).toEqual(['NOT_READY', 'NOT_READY']);
+    // It serves no worker any more; the workers retry at the promoted backup, which never saw step 1.
+    await expect(worker(primary.address, 'worker-0').pull('worker-0')).rejects.toMatchObject({ code: 'NOT_READY' });
+    await Promise.all([step(backup, 1), step(reference.address, 1)]);
+    expect(await values(backup)).toEqual(await values(reference.address));
+  });
+
   it('refuses to host a backup of the server\'s own shard, and replica calls without the chief\'s secret', async () => {
     const primary = await server(0);
     await chief(primary.address).assign(CONFIG, INITIAL);

@@ -11,7 +11,6 @@ import {
   CHIEF_READER_ID,
   ClusterError,
   type ConsistencyMode,
-  OPTIMIZER_STATE_TENSOR,
   type OptimizerName,
   CodecError,
   InvalidArgumentError,
@@ -30,13 +29,13 @@ import { PullDeltas } from './shard/pull-deltas.js';
 import { type ShardPart, ShardStorage } from './shard/storage.js';
 import { type PushMeta, checkKnownWorker, validatePush } from './shard/validation.js';
 import { Waiters } from './shard/waiters.js';
-import { type ReplicaRecord, type ReplicaSink, type SeenPush, recordGradients } from './shard/replication.js';
+import { type ReplicaCopy, type ReplicaRecord, type ReplicaSink, type SeenPush, applyRecord, replicaCopy } from './shard/replication.js';
 import type { KernelKind } from './optimizers/wasm-kernels.js';
 
 export type { ShardCounters } from './shard/counters.js';
 export { type PushOutcome, weightedSum } from './shard/consistency/index.js';
 export type { ShardPart } from './shard/storage.js';
-export type { ReplicaRecord, ReplicaSink, SeenPush } from './shard/replication.js';
+export type { ReplicaCopy, ReplicaRecord, ReplicaSink, SeenPush } from './shard/replication.js';
 export { type PushMeta, firstNonFinite } from './shard/validation.js';
 // The cluster vocabulary moved to @tamp/core (cluster/); still exported here for importers of @tamp/parameter-server.
 export { CHIEF_READER_ID, CONSISTENCY_MODES, type ConsistencyMode, OPTIMIZER_STATE_TENSOR, type ShardConfig } from '@tamp/core';
@@ -68,6 +67,8 @@ export class Shard {
   private backupOf: 'backup' | undefined;
   /** A primary's forwarder to its backup (undefined: not replicated). */
   private sink: ReplicaSink | undefined;
+  /** Failed over while alive (ReplicaForwarder found its backup promoted). */
+  private deposed = false;
   /** Pushes marked seen since the last update forwarded. */
   private unforwarded: SeenPush[] = [];
 
@@ -368,21 +369,11 @@ export class Shard {
    * update falls between it and the first record forwarded: copies of the
    * whole state, and every (worker, step) remembered.
    */
-  replicateTo(sink: ReplicaSink | undefined): { config: ShardConfig; version: bigint; tensors: WireTensor[]; seen: SeenPush[] } | undefined {
+  replicateTo(sink: ReplicaSink | undefined): ReplicaCopy | undefined {
     this.sink = sink;
     this.unforwarded = [];
     if (sink === undefined || this.state === undefined) return undefined;
-    const { config, storage } = this.state;
-    const tensors: WireTensor[] = [];
-    for (const p of storage.parts.values()) {
-      tensors.push({ name: p.name, shape: p.shape, dtype: 'float32', data: p.value.slice(), sliceStart: p.sliceStart });
-      storage.optimizer.slotNames.forEach((slot, i) => {
-        tensors.push({ name: `${p.name}:${slot}`, shape: p.shape, dtype: 'float32', data: (p.slots[i] as Float32Array).slice(), sliceStart: p.sliceStart });
-      });
-    }
-    const global = storage.optimizer.globalState();
-    if (Object.keys(global).length > 0) tensors.push({ name: OPTIMIZER_STATE_TENSOR, shape: [2], dtype: 'float32', data: Float32Array.from([global.accBeta1 ?? NaN, global.accBeta2 ?? NaN]), sliceStart: 0 });
-    return { config: { ...config, version: this.currentVersion }, version: this.currentVersion, tensors, seen: [...this.seen.entries()] };
+    return replicaCopy(this.state.config, this.state.storage, this.currentVersion, this.seen);
   }
 
   /**
@@ -399,8 +390,7 @@ export class Shard {
       throw new ClusterError('NOT_READY', `replica apply: update ${record.version} reached backup of shard ${this.index} at version ${this.currentVersion}; the primary copies its state first`);
     }
     if (!record.skip) {
-      const { grads, corrected } = recordGradients(tensors, storage.parts);
-      storage.apply(grads, corrected);
+      applyRecord(storage, tensors);
       this.counterSet.applied();
     }
     this.currentVersion = record.version;
@@ -415,10 +405,16 @@ export class Shard {
     this.setLive(liveWorkerIds);
   }
 
-  /** Refuse a worker's request to a backup not promoted (the chief's reads pass). */
+  /** This primary was failed over (its backup promoted while it lived): workers are refused from now on. */
+  depose(): void {
+    this.deposed = true;
+  }
+
+  /** Refuse a worker's request to a backup not promoted, or to a primary deposed (the chief's reads pass). */
   checkServing(readerId: string, what: string): void {
-    if (this.backupOf === undefined || readerId === CHIEF_READER_ID) return;
-    throw new ClusterError('NOT_READY', `${what} from ${readerId}: this is the backup of shard ${this.index}, not (yet) its primary; ask the chief for the shard's address`);
+    if (readerId === CHIEF_READER_ID) return;
+    if (this.deposed) throw new ClusterError('NOT_READY', `${what} from ${readerId}: shard ${this.index} was failed over to its backup; ask the chief for the shard's address`);
+    if (this.backupOf !== undefined) throw new ClusterError('NOT_READY', `${what} from ${readerId}: this is the backup of shard ${this.index}, not (yet) its primary; ask the chief for the shard's address`);
   }
 
   /**

@@ -60,6 +60,8 @@ export class ReplicaChain {
     readonly rpc: RpcClientOptions,
     private readonly log: (message: string) => void,
     private readonly callTimeoutMs = 10_000,
+    /** An attach waits for the primary's whole state to be copied to the backup. */
+    private readonly copyTimeoutMs = 300_000,
   ) {
     this.links = psAddresses.map((primary, i) => ({ primary, primaryPs: i, backup: undefined }));
   }
@@ -69,12 +71,8 @@ export class ReplicaChain {
     return this.links.map((l) => l.primary);
   }
 
-  private client(address: string): ReplicaClient {
-    return new ReplicaClient(address, this.jobId, this.rpc, this.callTimeoutMs);
-  }
-
-  private async call<T>(address: string, fn: (c: ReplicaClient) => Promise<T>): Promise<T> {
-    const c = this.client(address);
+  private async call<T>(address: string, fn: (c: ReplicaClient) => Promise<T>, timeoutMs = this.callTimeoutMs): Promise<T> {
+    const c = new ReplicaClient(address, this.jobId, this.rpc, timeoutMs);
     try {
       return await fn(c);
     } finally {
@@ -93,7 +91,7 @@ export class ReplicaChain {
     const hostAddress = this.psAddresses[ps] as string;
     const port = await this.call(hostAddress, (c) => c.host(i));
     const address = `${hostOf(hostAddress)}:${port}`;
-    const version = await this.call(link.primary, (c) => c.attach(address));
+    const version = await this.call(link.primary, (c) => c.attach(address), this.copyTimeoutMs);
     link.backup = { address, ps };
     this.log(`replica: shard ${i}'s backup on parameter server ${ps} (${address}) holds version ${version}`);
   }

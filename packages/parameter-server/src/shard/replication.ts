@@ -10,8 +10,9 @@
  * gives bit-identical results, at the cost of one gradient per step on the
  * wire (values plus slots would be 2-3x that for Adam).
  */
-import { ClusterError, type WireTensor, partKey } from '@tamp/core';
-import type { ShardPart } from './storage.js';
+import { ClusterError, OPTIMIZER_STATE_TENSOR, type ShardConfig, type WireTensor, partKey } from '@tamp/core';
+import type { SeenPushes } from './idempotency.js';
+import type { ShardPart, ShardStorage } from './storage.js';
 
 /** A (worker, step) push an update took or dropped. */
 export interface SeenPush {
@@ -79,4 +80,32 @@ export function recordGradients(
     return m;
   };
   return { grads: whole(plain), corrected: whole(corrected) };
+}
+
+/** What a new backup is given first: the whole state, as an Assign carries it, and every (worker, step) remembered. */
+export interface ReplicaCopy {
+  readonly config: ShardConfig;
+  readonly version: bigint;
+  readonly tensors: WireTensor[];
+  readonly seen: SeenPush[];
+}
+
+/** Copies of a shard's values, slots and optimizer state at `version` (taken synchronously: nothing applies meanwhile). */
+export function replicaCopy(config: ShardConfig, storage: ShardStorage, version: bigint, seen: SeenPushes): ReplicaCopy {
+  const tensors: WireTensor[] = [];
+  for (const p of storage.parts.values()) {
+    tensors.push({ name: p.name, shape: p.shape, dtype: 'float32', data: p.value.slice(), sliceStart: p.sliceStart });
+    storage.optimizer.slotNames.forEach((slot, i) => {
+      tensors.push({ name: `${p.name}:${slot}`, shape: p.shape, dtype: 'float32', data: (p.slots[i] as Float32Array).slice(), sliceStart: p.sliceStart });
+    });
+  }
+  const global = storage.optimizer.globalState();
+  if (Object.keys(global).length > 0) tensors.push({ name: OPTIMIZER_STATE_TENSOR, shape: [2], dtype: 'float32', data: Float32Array.from([global.accBeta1 ?? NaN, global.accBeta2 ?? NaN]), sliceStart: 0 });
+  return { config: { ...config, version }, version, tensors, seen: [...seen.entries()] };
+}
+
+/** Apply a forwarded update's gradients as the primary did (same optimizer, same loops). */
+export function applyRecord(storage: ShardStorage, tensors: readonly WireTensor[]): void {
+  const { grads, corrected } = recordGradients(tensors, storage.parts);
+  storage.apply(grads, corrected);
 }
