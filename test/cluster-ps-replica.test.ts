@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type ChiefReport, launchLocalCluster } from '@tamp/worker';
-import { TAMP_BIN } from './helpers/tamp.js';
+import { TAMP_BIN, jsonOf, runTamp } from './helpers/tamp.js';
 import { useTestLoad } from './helpers/load.js';
 
 useTestLoad(); // TAMP_TEST_LOAD=N: run under N busy processes (test/helpers/load.ts)
@@ -77,5 +77,22 @@ describe('--ps-replicas 1: a parameter server killed with SIGKILL mid-job', () =
     expect(r?.resumedAfterSeconds).toBeGreaterThanOrEqual(r?.detectedAfterSeconds ?? Infinity);
     expect(report.workerStats.map((w) => w.state)).toEqual(['finished', 'finished']);
     expect(weights(join(dir, 'killed')).equals(weights(join(dir, 'reference')))).toBe(true);
+  });
+});
+
+describe('--ps-replicas checks', () => {
+  it('refuses anything but 0 or 1, and 1 with fewer than 2 parameter servers, before starting anything (REPLICA_CONFIG)', async () => {
+    const base = ['train', '--local', '--model', 'mlp-tiny', '--dataset', 'mnist', '--json'];
+    for (const [ps, replicas, pattern] of [
+      ['1', '1', /needs at least 2 parameter servers/],
+      ['3', '2', /0 or 1 backup per shard/],
+    ] as const) {
+      const out = join(dir, `refused-${ps}-${replicas}`);
+      const r = await runTamp([...base, '--ps', ps, '--ps-replicas', replicas, '--out', out]);
+      expect(r.code).toBe(1);
+      const { error } = jsonOf<{ error: { code: string; message: string } }>(r);
+      expect(error.code).toBe('REPLICA_CONFIG');
+      expect(error.message).toMatch(pattern);
+    }
   });
 });
