@@ -144,6 +144,24 @@ describe('chain replication', () => {
     expect(await values(backup)).toEqual(await values(reference.address));
   });
 
+  it('ssp: a promoted backup knows every worker\'s progress, so its staleness gate lets pulls through as the primary would', async () => {
+    const primary = await server(0);
+    const host = await server(1);
+    await chief(primary.address).assign({ ...CONFIG, mode: 'ssp', staleness: 0 }, INITIAL);
+    const backup = `127.0.0.1:${await replica(host.address).host(0)}`;
+    await replica(primary.address).attach(backup);
+    const push = (id: string, s: number) => worker(primary.address, id).push({ workerId: id, step: BigInt(s), basedOnVersion: 0n, batchSize: 1 }, gradient(id, s));
+    await push('worker-0', 0);
+    await push('worker-1', 0);
+    await push('worker-0', 1);
+    await primary.ps.close();
+    await replica(backup).promote(WORKERS);
+    // worker-1 about to compute step 1: worker-0 is at its step 2, so no wait (a gate started from step 0 would hold it for ever).
+    const pulled = await worker(backup, 'worker-1').pull('worker-1', { step: 1n, timeoutMs: 30_000 });
+    expect(pulled.version).toBe(3n);
+    expect((await chief(backup).status()).pullsWaited).toBe(0n);
+  });
+
   it('refuses to host a backup of the server\'s own shard, and replica calls without the chief\'s secret', async () => {
     const primary = await server(0);
     await chief(primary.address).assign(CONFIG, INITIAL);

@@ -207,6 +207,9 @@ export class Shard {
       this.waiters.rejectAll(restored);
     }
     this.state = { config: own, storage, policy };
+    // A reassign (a restore) changes the state under any backup: replication stops, and the chief copies it afresh (replica-chain.ts).
+    this.sink = undefined;
+    this.unforwarded = [];
     this.seen = new SeenPushes();
     this.deltas.clear();
     this.live = new Set(own.workerIds);
@@ -383,8 +386,11 @@ export class Shard {
    * sends in order, so a gap means this backup missed its copy).
    */
   applyReplicated(record: ReplicaRecord, tensors: readonly WireTensor[]): bigint {
-    const { storage } = this.require('replica apply');
-    for (const p of record.seen) this.seen.add(p.workerId, p.step);
+    const { storage, policy } = this.require('replica apply');
+    for (const p of record.seen) {
+      this.seen.add(p.workerId, p.step);
+      policy.replicated(p.workerId, p.step);
+    }
     if (record.version <= this.currentVersion) return this.currentVersion;
     if (record.version !== this.currentVersion + 1n) {
       throw new ClusterError('NOT_READY', `replica apply: update ${record.version} reached backup of shard ${this.index} at version ${this.currentVersion}; the primary copies its state first`);

@@ -179,6 +179,8 @@ export class Chief {
       restarted = restarted.filter((i) => !moved.includes(i));
     }
     if (restarted.length > 0 && !state.trainingOver) {
+      // A lost shard with no backup left: restored from a checkpoint; the backups of the others would no longer match.
+      await this.chain?.detachAll();
       const joined = state.workers.filter((w) => w.state === 'joined');
       const context = { job: this.job, out: this.options.out, params: this.params, watch: this.watch, numWorkers: this.options.numWorkers, log: this.log };
       const records = await recoverShards(

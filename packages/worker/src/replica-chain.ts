@@ -135,6 +135,15 @@ export class ReplicaChain {
     return { ps, promoted, versions };
   }
 
+  /** Before a restore from a checkpoint (no backup left for a lost shard): every primary stops forwarding; catchUp copies the restored state afresh. */
+  async detachAll(): Promise<void> {
+    for (const link of this.links) {
+      if (link.backup === undefined) continue;
+      await this.call(link.primary, (c) => c.attach('')).catch((error: unknown) => this.log(`replica: could not detach the backup of ${link.primary} (${errorMessage(error)})`));
+      link.backup = undefined;
+    }
+  }
+
   /**
    * Give each shard without a backup a new one, on the first process after
    * its primary's that answers (the restarted one, usually): its primary
