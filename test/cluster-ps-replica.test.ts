@@ -4,7 +4,8 @@
  * backup of its shard (hosted by the other server), the workers follow the
  * new address, nothing is rolled back, the supervisor's restart of the
  * killed server becomes the new backup, and the job ends with exactly the
- * variables of an uninterrupted run (sync, fixed seeds).
+ * variables of an uninterrupted run (sync, fixed seeds); async completes with
+ * the failover recorded and no step lost.
  *
  * Timing by construction, as test/cluster-ps-recovery.test.ts: every worker
  * step takes at least TAMP_TEST_STEP_DELAY_MS, the kill lands once the chief
@@ -41,7 +42,7 @@ function cluster(name: string, extra: string[], options: { onSpawn?: (role: stri
     jobId: name,
     ps: 2,
     workers: 2,
-    chiefArgs: [...JOB, '--mode', 'sync', '--out', out, '--backend', 'wasm', ...extra],
+    chiefArgs: [...JOB, '--out', out, '--backend', 'wasm', ...extra],
     workerArgs: ['--backend', 'wasm'],
     ...(delay !== undefined ? { workerEnvByIndex: [delay, delay] } : {}),
     ...(options.onSpawn !== undefined ? { onSpawn: options.onSpawn } : {}),
@@ -52,10 +53,10 @@ function cluster(name: string, extra: string[], options: { onSpawn?: (role: stri
 
 describe('--ps-replicas 1: a parameter server killed with SIGKILL mid-job', () => {
   it('sync: its shard fails over to the backup, no step is lost, and the variables equal an uninterrupted run\'s', async () => {
-    const reference = await cluster('reference', []);
+    const reference = await cluster('reference', ['--mode', 'sync']);
     let victim: ChildProcess | undefined;
     let killed = false;
-    const report = await cluster('killed', ['--ps-replicas', '1'], {
+    const report = await cluster('killed', ['--mode', 'sync', '--ps-replicas', '1'], {
       stepDelayMs: 150,
       onSpawn: (role, child) => {
         if (role === 'ps-1') victim ??= child;
@@ -77,6 +78,30 @@ describe('--ps-replicas 1: a parameter server killed with SIGKILL mid-job', () =
     expect(r?.resumedAfterSeconds).toBeGreaterThanOrEqual(r?.detectedAfterSeconds ?? Infinity);
     expect(report.workerStats.map((w) => w.state)).toEqual(['finished', 'finished']);
     expect(weights(join(dir, 'killed')).equals(weights(join(dir, 'reference')))).toBe(true);
+  });
+});
+
+describe('--ps-replicas 1, async', () => {
+  it('a parameter server killed with SIGKILL: its shard fails over with no step lost and every worker finishes', async () => {
+    let victim: ChildProcess | undefined;
+    let killed = false;
+    const report = await cluster('async-killed', ['--ps-replicas', '1', '--mode', 'async'], {
+      stepDelayMs: 150,
+      onSpawn: (role, child) => {
+        if (role === 'ps-1') victim ??= child;
+      },
+      onStep: (step) => {
+        if (!killed && step >= KILL_AT_STEP && victim !== undefined) {
+          killed = true;
+          victim.kill('SIGKILL');
+        }
+      },
+    });
+    expect(killed).toBe(true);
+    expect(report.recoveries).toHaveLength(1);
+    expect(report.recoveries[0]).toMatchObject({ role: 'ps', index: 1, cause: 'failover', stepsLost: 0 });
+    expect(report.workerStats.map((w) => w.state)).toEqual(['finished', 'finished']);
+    expect(Number.isFinite(report.testAccuracy)).toBe(true);
   });
 });
 
