@@ -84,6 +84,8 @@ export const ERROR_CODES = {
   PEER_UNAVAILABLE: 'unavailable',
   /** The training job failed (a role exited, every worker was lost, a checkpoint could not be written). */
   JOB_FAILED: 'internal',
+  /** --ps-replicas outside 0..1, or replicas with fewer than 2 parameter servers (a backup must live on another one). */
+  REPLICA_CONFIG: 'invalid-argument',
   /** A server's queue is full: retry later (HTTP 503). */
   OVERLOADED: 'unavailable',
   /** A request's deadline passed before it ran (HTTP 504). */
@@ -216,7 +218,8 @@ export type ClusterErrorCode =
   | 'UNAUTHENTICATED'
   | 'PERMISSION_DENIED'
   | 'PEER_UNAVAILABLE'
-  | 'JOB_FAILED';
+  | 'JOB_FAILED'
+  | 'REPLICA_CONFIG';
 
 /** Errors of the cluster trainer: refused requests, bad cluster descriptions, lost peers. */
 export class ClusterError extends TampError {

@@ -33,6 +33,11 @@ export class ShardAuthority {
     return this.secret !== undefined;
   }
 
+  /** The chief's secret (undefined until pinned or bound): a primary sends it to its backup, a hosted backup is pinned to it. */
+  get chiefSecret(): string | undefined {
+    return this.secret;
+  }
+
   /** Whether the call carries the chief's secret (an unbound server knows no chief yet: false). */
   isChief(caller: CallInfo): boolean {
     return this.secret !== undefined && sameSecret(caller.metadata(CHIEF_SECRET_KEY), this.secret);

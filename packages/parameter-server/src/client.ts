@@ -225,7 +225,10 @@ export interface PulledParameters {
 
 /** Every shard of a job, through the job's placement. */
 export class ParameterClient {
+  /** One client per shard, in shard order (retarget replaces one: a failover moved its shard). */
   readonly shards: ShardClient[];
+  private readonly jobId: string;
+  private readonly settings: CallSettings;
   private readonly placement: Placement;
   private readonly retryMs: number;
   private encoder: PushEncoder | undefined;
@@ -244,6 +247,8 @@ export class ParameterClient {
     const wire = settings.wire;
     this.wire = wire;
     this.shards = addresses.map((a) => new ShardClient(a, jobId, settings));
+    this.jobId = jobId;
+    this.settings = settings;
     if (wire !== undefined && wire.auto !== true) this.useCodecs(wire.push, wire.pull);
     this.placement = placement;
     this.retryMs = settings.retryMs ?? 60_000;
@@ -251,6 +256,26 @@ export class ParameterClient {
 
   close(): void {
     for (const s of this.shards) s.close();
+  }
+
+  /**
+   * Send shard `index`'s calls to `address` from now on (--ps-replicas 1: its
+   * backup was promoted). Calls being retried take the new address at their
+   * next attempt. int8 pulls start again from whole values there.
+   */
+  retarget(index: number, address: string): void {
+    const old = this.shards[index];
+    if (old === undefined || old.address === address) return;
+    this.shards[index] = new ShardClient(address, this.jobId, { ...this.settings, ...(this.pullCodec !== undefined ? { pullCodec: this.pullCodec } : {}) });
+    old.close();
+  }
+
+  /** Shard `index`'s client now (a retry re-reads it, so it follows a retarget). */
+  private shard(index: number): ShardClient {
+    // Internal invariant: indices come from this.shards itself.
+    const s = this.shards[index];
+    if (s === undefined) throw new Error(`no shard ${index}`);
+    return s;
   }
 
   private useCodecs(push: WireCodec, pull: WireCodec): void {
@@ -308,10 +333,10 @@ export class ParameterClient {
     if (this.wire?.auto === true) await (this.deciding ??= this.decide(workerId));
     const codec = this.pullCodec;
     const results = await Promise.all(
-      this.shards.map((s, i) =>
+      this.shards.map((_, i) =>
         withRetry(
           () =>
-            s.pull(workerId, {
+            this.shard(i).pull(workerId, {
               minVersion: options.minVersions?.[i] ?? 0n,
               ...(options.step !== undefined ? { step: options.step } : {}),
               ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
@@ -343,7 +368,7 @@ export class ParameterClient {
     const clipNorm = encoder?.codec.kind === 'topk' ? this.wire?.clipNorm : undefined;
     if (clipNorm !== undefined) grads = clipped(grads, clipNorm);
     return Promise.all(
-      this.shards.map((s, i) => {
+      this.shards.map((_, i) => {
         const push = {
           workerId: spec.workerId,
           step: spec.step,
@@ -355,7 +380,7 @@ export class ParameterClient {
         const parts = this.partsFor(i, grads);
         // Encoded once, before any retry: the encoder's error feedback sees each gradient once.
         const encoded = encoder?.encode(parts, spec.step);
-        return withRetry(() => (encoded === undefined ? s.push(push, parts, spec.timeoutMs) : s.pushEncoded(push, encoded, spec.timeoutMs)), {
+        return withRetry(() => (encoded === undefined ? this.shard(i).push(push, parts, spec.timeoutMs) : this.shard(i).pushEncoded(push, encoded, spec.timeoutMs)), {
           deadlineMs: Math.max(this.retryMs, spec.timeoutMs ?? 0),
         });
       }),

@@ -42,6 +42,7 @@ import { shardConfigFromProto } from './wire/shard-config.js';
 import { writeShardCheckpoint } from './checkpoint.js';
 import { shardMetrics } from './metrics.js';
 import { FILE_DESCRIPTOR_SET_BASE64 } from '@tamp/proto/tamp/v1/descriptor_set';
+import { replicaHandlers } from './replica-service.js';
 
 export interface ParameterServerOptions {
   readonly jobId: string;
@@ -67,6 +68,8 @@ export interface ParameterServerOptions {
   readonly chiefSecret?: string;
   /** Most bytes a first Assign may carry (default MAX_ASSIGN_BYTES); a later one is bounded by the assigned shard's own size. */
   readonly maxAssignBytes?: number;
+  /** --ps-replicas 1: start (or find) a backup service of shard `index` in this process (startParameterServer gives it); its port. */
+  readonly hostBackup?: (index: number, chiefSecret: string) => Promise<number>;
 }
 
 export interface RunningParameterServer {
@@ -85,6 +88,7 @@ export const PARAMETER_SERVER_SERVICE = 'tamp.v1.ParameterServer';
 const PUSH_SLACK_BYTES = 64 * 1024;
 
 export function parameterServerService(shard: Shard, options: ParameterServerOptions): ParameterServerServer {
+  const hostBackup = options.hostBackup;
   const log = options.log ?? (() => {});
   const rpc = serviceHandlers({ jobId: options.jobId, log });
   const pullWaitMs = options.pullWaitMs ?? 600_000;
@@ -96,6 +100,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
   const pull = rpc.serverStream<PullRequest, PullResponse>('pull', async (req, out, caller) => {
     authority.requireReader(caller, req.workerId, 'pull');
     shard.checkReader(req.workerId);
+    shard.checkServing(req.workerId, 'pull');
     shard.checkGeneration(req.workerId, req.restoreGeneration, 'pull');
     checkPullRequest(shard, req);
     const kind = pullCodecKind(req.codec);
@@ -147,6 +152,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
           assembler = new TensorAssembler({ accept: shard.pushCodecs });
           meta = { workerId: msg.workerId, step: msg.step, basedOnVersion: msg.basedOnVersion, batchSize: msg.batchSize, tensorCount: msg.tensorCount, momentumCorrected: msg.momentumCorrected };
           authority.requireWorker(caller, meta.workerId, 'push');
+          shard.checkServing(meta.workerId, 'push');
           if (!shard.workerIds.includes(meta.workerId)) {
             throw new ClusterError('UNKNOWN_WORKER', `push: worker "${meta.workerId}" is not part of this job (known: ${shard.workerIds.join(', ')})`);
           }
@@ -249,7 +255,19 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
     return { version: shard.version };
   });
 
-  return { pull, push, shardStatus, assign, saveShard, shutdown, updateMembership };
+  const replica = replicaHandlers(rpc, {
+    shard,
+    authority,
+    jobId: options.jobId,
+    rpc: options.rpc?.security,
+    checkpointRoot: () => checkpointRoot,
+    hostBackup: (index, secret) => {
+      if (hostBackup === undefined) throw new ClusterError('REPLICA_CONFIG', 'replicaHost: this server was started without replica hosting');
+      return hostBackup(index, secret);
+    },
+    log,
+  });
+  return { pull, push, shardStatus, assign, saveShard, shutdown, updateMembership, ...replica };
 }
 
 function statusOf(shard: Shard): ShardStatusResponse {
@@ -292,7 +310,30 @@ function pullCodecKind(codec: Codec): WireCodecKind {
 }
 
 export async function startParameterServer(options: ParameterServerOptions): Promise<RunningParameterServer> {
-  const shard = new Shard(options.index);
+  // --ps-replicas 1: backups of other shards this process hosts, each a service on a port of its own (replica-service.ts).
+  const backups = new Map<number, Promise<RunningParameterServer>>();
+  const hostBackup = async (index: number, chiefSecret: string): Promise<number> => {
+    let running = backups.get(index);
+    if (running === undefined) {
+      const { healthPort: _own, ...rpc } = options.rpc ?? {};
+      running = startShardService(new Shard(index, 'backup'), { ...options, index, port: 0, chiefSecret, rpc, hostBackup }, 'backup of shard');
+      backups.set(index, running);
+      running.catch(() => backups.delete(index));
+    }
+    return (await running).port;
+  };
+  const primary = await startShardService(new Shard(options.index), { ...options, hostBackup }, 'parameter server');
+  return {
+    ...primary,
+    close: async () => {
+      const hosted = await Promise.allSettled([...backups.values()]);
+      await Promise.all(hosted.flatMap((h) => (h.status === 'fulfilled' ? [h.value.close()] : [])));
+      await primary.close();
+    },
+  };
+}
+
+async function startShardService(shard: Shard, options: ParameterServerOptions, what: string): Promise<RunningParameterServer> {
   const host = options.host ?? '127.0.0.1';
   // Health: NOT_SERVING for the ParameterServer service until the chief's Assign lands.
   let assigned = () => {};
@@ -312,6 +353,6 @@ export async function startParameterServer(options: ParameterServerOptions): Pro
   );
   // No Assign can land before this line: it needs a connection, and this runs first.
   assigned = () => running.setServing(PARAMETER_SERVER_SERVICE, true);
-  options.log?.(`parameter server ${options.index} of job "${options.jobId}" listening on ${host}:${running.port}${running.healthPort !== undefined ? `, health (plaintext) on port ${running.healthPort}` : ''}`);
+  options.log?.(`${what} ${options.index} of job "${options.jobId}" listening on ${host}:${running.port}${running.healthPort !== undefined ? `, health (plaintext) on port ${running.healthPort}` : ''}`);
   return { port: running.port, ...(running.healthPort !== undefined ? { healthPort: running.healthPort } : {}), shard, server: running.server, close: () => running.close() };
 }

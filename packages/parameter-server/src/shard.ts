@@ -29,11 +29,13 @@ import { PullDeltas } from './shard/pull-deltas.js';
 import { type ShardPart, ShardStorage } from './shard/storage.js';
 import { type PushMeta, checkKnownWorker, validatePush } from './shard/validation.js';
 import { Waiters } from './shard/waiters.js';
+import { type ReplicaCopy, type ReplicaRecord, type ReplicaSink, type SeenPush, applyRecord, replicaCopy } from './shard/replication.js';
 import type { KernelKind } from './optimizers/wasm-kernels.js';
 
 export type { ShardCounters } from './shard/counters.js';
 export { type PushOutcome, weightedSum } from './shard/consistency/index.js';
 export type { ShardPart } from './shard/storage.js';
+export type { ReplicaCopy, ReplicaRecord, ReplicaSink, SeenPush } from './shard/replication.js';
 export { type PushMeta, firstNonFinite } from './shard/validation.js';
 // The cluster vocabulary moved to @tamp/core (cluster/); still exported here for importers of @tamp/parameter-server.
 export { CHIEF_READER_ID, CONSISTENCY_MODES, type ConsistencyMode, OPTIMIZER_STATE_TENSOR, type ShardConfig } from '@tamp/core';
@@ -61,9 +63,23 @@ export class Shard {
   private readonly counterSet = new CounterSet();
   /** int8 pulls: what each worker holds (shard/pull-deltas.ts). */
   private readonly deltas = new PullDeltas();
+  /** A backup (--ps-replicas 1) takes its primary's updates only, until promoted; workers are refused. */
+  private backupOf: 'backup' | undefined;
+  /** A primary's forwarder to its backup (undefined: not replicated). */
+  private sink: ReplicaSink | undefined;
+  /** Failed over while alive (ReplicaForwarder found its backup promoted). */
+  private deposed = false;
+  /** Pushes marked seen since the last update forwarded. */
+  private unforwarded: SeenPush[] = [];
 
-  constructor(index: number) {
+  constructor(index: number, role: 'primary' | 'backup' = 'primary') {
     this.index = index;
+    if (role === 'backup') this.backupOf = 'backup';
+  }
+
+  /** Whether this shard is a backup not (yet) promoted. */
+  get isBackup(): boolean {
+    return this.backupOf !== undefined;
   }
 
   get initialized(): boolean {
@@ -191,6 +207,9 @@ export class Shard {
       this.waiters.rejectAll(restored);
     }
     this.state = { config: own, storage, policy };
+    // A reassign (a restore) changes the state under any backup: replication stops, and the chief copies it afresh (replica-chain.ts).
+    this.sink = undefined;
+    this.unforwarded = [];
     this.seen = new SeenPushes();
     this.deltas.clear();
     this.live = new Set(own.workerIds);
@@ -205,7 +224,10 @@ export class Shard {
       version: () => this.currentVersion,
       live: () => this.live,
       parts: () => storage.parts,
-      markSeen: (workerId, step) => this.seen.add(workerId, step),
+      markSeen: (workerId, step) => {
+        this.seen.add(workerId, step);
+        if (this.sink !== undefined) this.unforwarded.push({ workerId, step });
+      },
       check: (grads, what, corrected) => {
         try {
           storage.refuseNonFinite(grads, what, corrected);
@@ -217,6 +239,7 @@ export class Shard {
       apply: (grads, corrected) => this.applyGradients(grads, corrected),
       skip: () => {
         this.currentVersion += 1n;
+        this.forward(true, undefined, undefined);
         this.waiters.wake();
         return this.currentVersion;
       },
@@ -330,8 +353,74 @@ export class Shard {
     this.require('push').storage.apply(grads, corrected);
     this.currentVersion += 1n;
     this.counterSet.applied();
+    this.forward(false, grads, corrected);
     this.waiters.wake();
     return this.currentVersion;
+  }
+
+  /** Hand the update just applied to the backup (no-op unreplicated). */
+  private forward(skip: boolean, grads: ReadonlyMap<string, Float32Array> | undefined, corrected: ReadonlyMap<string, Float32Array> | undefined): void {
+    if (this.sink === undefined) return;
+    const seen = this.unforwarded;
+    this.unforwarded = [];
+    this.sink.forward({ version: this.currentVersion, skip, grads, corrected, seen });
+  }
+
+  /**
+   * Replicate to `sink` from now on (undefined: stop). Returns what the
+   * backup must first be given, taken in this same synchronous turn so no
+   * update falls between it and the first record forwarded: copies of the
+   * whole state, and every (worker, step) remembered.
+   */
+  replicateTo(sink: ReplicaSink | undefined): ReplicaCopy | undefined {
+    this.sink = sink;
+    this.unforwarded = [];
+    if (sink === undefined || this.state === undefined) return undefined;
+    return replicaCopy(this.state.config, this.state.storage, this.currentVersion, this.seen);
+  }
+
+  /**
+   * A backup takes one record of its primary: the next version is applied
+   * as the primary applied it (same optimizer, same loops: bit-identical);
+   * one already held is acknowledged again; a gap is refused (the primary
+   * sends in order, so a gap means this backup missed its copy).
+   */
+  applyReplicated(record: ReplicaRecord, tensors: readonly WireTensor[]): bigint {
+    const { storage, policy } = this.require('replica apply');
+    for (const p of record.seen) {
+      this.seen.add(p.workerId, p.step);
+      policy.replicated(p.workerId, p.step);
+    }
+    if (record.version <= this.currentVersion) return this.currentVersion;
+    if (record.version !== this.currentVersion + 1n) {
+      throw new ClusterError('NOT_READY', `replica apply: update ${record.version} reached backup of shard ${this.index} at version ${this.currentVersion}; the primary copies its state first`);
+    }
+    if (!record.skip) {
+      applyRecord(storage, tensors);
+      this.counterSet.applied();
+    }
+    this.currentVersion = record.version;
+    this.waiters.wake();
+    return this.currentVersion;
+  }
+
+  /** A backup becomes its shard's primary (the chief's ReplicaPromote): it serves workers from its own state, with the chief's membership. */
+  promote(liveWorkerIds: readonly string[]): void {
+    this.require('replica promote');
+    this.backupOf = undefined;
+    this.setLive(liveWorkerIds);
+  }
+
+  /** This primary was failed over (its backup promoted while it lived): workers are refused from now on. */
+  depose(): void {
+    this.deposed = true;
+  }
+
+  /** Refuse a worker's request to a backup not promoted, or to a primary deposed (the chief's reads pass). */
+  checkServing(readerId: string, what: string): void {
+    if (readerId === CHIEF_READER_ID) return;
+    if (this.deposed) throw new ClusterError('NOT_READY', `${what} from ${readerId}: shard ${this.index} was failed over to its backup; ask the chief for the shard's address`);
+    if (this.backupOf !== undefined) throw new ClusterError('NOT_READY', `${what} from ${readerId}: this is the backup of shard ${this.index}, not (yet) its primary; ask the chief for the shard's address`);
   }
 
   /**
@@ -342,11 +431,16 @@ export class Shard {
    */
   acceptPush(meta: PushMeta, grads: ReadonlyMap<string, Float32Array>): Promise<PushOutcome> {
     const { policy } = this.require('push');
+    let outcome: Promise<PushOutcome>;
     if (this.seen.has(meta.workerId, meta.step)) {
       this.counterSet.duplicate();
-      return policy.duplicate(meta);
+      outcome = policy.duplicate(meta);
+    } else {
+      outcome = policy.accept(meta, grads);
     }
-    return policy.accept(meta, grads);
+    // Replicated: answered only once the backup holds the version the answer names, so no acknowledged update can be lost.
+    const sink = this.sink;
+    return sink === undefined ? outcome : outcome.then(async (o) => (await sink.acked(o.version), o));
   }
 
   /** Whether a pull by `readerId` may have to wait (for a version, or at the mode's gate). */

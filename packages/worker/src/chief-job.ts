@@ -14,6 +14,7 @@ import { type JobConfig, type TrainingSettings, workerId } from './job-config.js
 import { variableSpecs, variableValues } from './model-state.js';
 import type { RpcSecurity } from '@tamp/rpc';
 import { checkResumeSettings, prepareOutFolder } from './out-folder.js';
+import { checkPsReplicas } from './replica-chain.js';
 
 export interface ChiefOptions {
   readonly jobId: string;
@@ -56,6 +57,8 @@ export interface ChiefOptions {
    * reads TAMP_CHIEF_SECRET, which a launcher shares with its parameter servers.
    */
   readonly chiefSecret?: string;
+  /** `--ps-replicas`: 0 (default) or 1, a backup of every shard on the next parameter server (replica-chain.ts). */
+  readonly psReplicas?: number;
   readonly log?: (message: string) => void;
   readonly onListening?: (port: number) => void;
   readonly onProgress?: (p: ChiefProgress) => void;
@@ -101,6 +104,7 @@ export interface ChiefJob {
 export async function planChiefJob(options: ChiefOptions, log: (message: string) => void, how: { rejoin?: boolean } = {}): Promise<ChiefJob> {
   if (options.numWorkers < 1) throw new ClusterError('CLUSTER_CONFIG', `a job needs at least one worker, got ${options.numWorkers}`);
   if (options.psAddresses.length < 1) throw new ClusterError('CLUSTER_CONFIG', 'a job needs at least one parameter server');
+  checkPsReplicas(options.psReplicas ?? 0, options.psAddresses.length);
 
   let restored: RestoredState | undefined;
   // A restarted chief taking over its running job keeps --out as it is: it holds the job's own checkpoints (never deleted, even with --overwrite).

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { ClusterError, errorMessage, evaluateModel, recalibrateBatchNorm, recalibrationBatches } from '@tamp/core';
 import { describeScore, lastValidation, saveLayersModel } from '@tamp/core/node';
 import type { ShardStatusResponse } from '@tamp/proto/tamp/v1/parameter_server';
-import { CHIEF_READER_ID, ParameterClient } from '@tamp/parameter-server';
+import { CHIEF_READER_ID, ParameterClient, ShardClient } from '@tamp/parameter-server';
 import { checkpointsRoot, pruneCheckpoints, restoreTensors, saveCheckpoint } from './checkpoints.js';
 import { type ChiefJob, type ChiefOptions, jobConfigFor, planChiefJob } from './chief-job.js';
 import { type RunningCoordinator, startCoordinator } from './coordinator.js';
@@ -22,6 +22,8 @@ import { setVariables } from './model-state.js';
 import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, buildReport, writeReport } from './report.js';
 import { type RecoveryRecord, ShardWatch, recoverShards } from './shard-recovery.js';
 import { type ChiefRecoveryRecord, Takeover, isRunningJob, probeShards } from './chief-rejoin.js';
+import { ReplicaChain } from './replica-chain.js';
+import { failOver } from './replica-failover.js';
 import { CHIEF_SECRET_KEY, INSECURE, newSecret } from '@tamp/rpc';
 
 const DEFAULT_JOIN_TIMEOUT_MS = 300_000;
@@ -50,6 +52,8 @@ export class Chief {
   private readonly secret: string;
   /** A restarted chief: taking its running job over (chief-rejoin.ts). */
   private readonly takeover: Takeover | undefined;
+  /** --ps-replicas 1: where each shard's primary and backup live (replica-chain.ts). */
+  readonly chain: ReplicaChain | undefined;
 
   /**
    * `running`: the parameter servers' statuses when they already hold this
@@ -63,9 +67,9 @@ export class Chief {
     this.log = options.log ?? (() => {});
     this.interval = options.heartbeatIntervalMs ?? 1_000;
     this.secret = options.chiefSecret !== undefined && options.chiefSecret !== '' ? options.chiefSecret : newSecret();
-    this.params = new ParameterClient(options.psAddresses, job.placement, options.jobId, {
-      rpc: { security: options.security ?? INSECURE, metadata: { [CHIEF_SECRET_KEY]: this.secret } },
-    });
+    const rpc = { security: options.security ?? INSECURE, metadata: { [CHIEF_SECRET_KEY]: this.secret } };
+    this.params = new ParameterClient(options.psAddresses, job.placement, options.jobId, { rpc });
+    this.chain = options.psReplicas === 1 ? new ReplicaChain(options.psAddresses, this.params, options.jobId, rpc, this.log) : undefined;
     this.history = [...(job.restored?.manifest.history ?? [])];
     this.watch = new ShardWatch(this.params, options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS, this.log);
     this.takeover = running !== undefined ? new Takeover(running, options.out, options.jobId, this.log) : undefined;
@@ -132,16 +136,18 @@ export class Chief {
         this.watch.healthy(i, restored?.version ?? 0n);
       }),
     );
+    await this.chain?.setup();
   }
 
   /** Serve the Coordinator (workers may join from now on); returns its port. */
   async startCoordinator(): Promise<number> {
-    const { options, job } = this;
+    const { options, job, chain } = this;
     this.coordinator = await startCoordinator({
       jobId: options.jobId,
       numWorkers: options.numWorkers,
       jobConfigJson: encodeJobConfig(jobConfigFor(options, job, this.interval)),
       psAddresses: options.psAddresses,
+      ...(chain !== undefined ? { placement: () => ({ addresses: chain.addresses(), generation: chain.generation }) } : {}),
       heartbeatIntervalMs: this.interval,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
       rpc: { security: options.security ?? INSECURE, ...(options.healthPort !== undefined ? { healthPort: options.healthPort } : {}) },
@@ -200,9 +206,19 @@ export class Chief {
    * naming it.
    */
   async refreshGlobalStep(now = Date.now()): Promise<bigint> {
-    const { sights, restarted } = await this.watch.poll(now);
+    const polled = await this.watch.poll(now);
+    const { sights } = polled;
+    let { restarted } = polled;
     const state = this.state;
+    if (this.chain !== undefined) {
+      // --ps-replicas 1: a primary that does not answer, or came back empty, is failed over to its backup: nothing rolled back.
+      const { records, moved } = await failOver(this.chain, this.watch, sights, restarted, state, now, this.log);
+      this.recoveries.push(...records);
+      restarted = restarted.filter((i) => !moved.includes(i));
+    }
     if (restarted.length > 0 && !state.trainingOver) {
+      // A lost shard with no backup left: restored from a checkpoint; the backups of the others would no longer match.
+      await this.chain?.detachAll();
       const joined = state.workers.filter((w) => w.state === 'joined');
       const context = { job: this.job, out: this.options.out, params: this.params, watch: this.watch, numWorkers: this.options.numWorkers, log: this.log };
       const records = await recoverShards(
@@ -427,7 +443,17 @@ export class Chief {
   }
 
   private stopShards(reason: string, onError: (address: string, error: unknown) => void): Promise<unknown> {
-    return Promise.all(this.params.shards.map((s) => s.shutdown(reason).catch((error: unknown) => onError(s.address, error))));
+    // With replicas a process may serve several shards (a promoted backup) or none (a restart hosting backups only):
+    // each process is told once, at its own address, and stops with every service it hosts.
+    const byProcess = this.chain !== undefined ? this.options.psAddresses.map((a) => new ShardClient(a, this.options.jobId, { rpc: this.chain?.rpc ?? {} })) : undefined;
+    return Promise.all(
+      (byProcess ?? this.params.shards).map((s) =>
+        s
+          .shutdown(reason)
+          .catch((error: unknown) => onError(s.address, error))
+          .finally(() => byProcess !== undefined && s.close()),
+      ),
+    );
   }
 }
 

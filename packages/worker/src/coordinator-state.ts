@@ -14,6 +14,8 @@ export type JobState = 'starting' | 'running' | 'finishing' | 'done' | 'failed';
 export interface CoordinatorOptions extends MembershipOptions {
   readonly jobConfigJson: string;
   readonly psAddresses: readonly string[];
+  /** --ps-replicas 1: each shard's current address and the placement generation (a failover moves a shard; replica-chain.ts). */
+  readonly placement?: () => { readonly addresses: readonly string[]; readonly generation: bigint };
   readonly heartbeatIntervalMs: number;
   /** Steps the whole job takes (for progress bars; sync counts one per step of all workers). */
   readonly totalSteps?: number;

@@ -74,7 +74,7 @@ export async function startCoordinator(options: CoordinatorServerOptions): Promi
         workerToken: slotToken(secret, r.workerId, r.generation),
         taskIndex: r.taskIndex,
         numWorkers: options.numWorkers,
-        parameterServers: options.psAddresses.map((address, shardIndex) => ({ shardIndex, address })),
+        parameterServers: (options.placement?.().addresses ?? options.psAddresses).map((address, shardIndex) => ({ shardIndex, address })),
         jobConfigJson: options.jobConfigJson,
         globalStep: state.globalStep,
         heartbeatIntervalMs: options.heartbeatIntervalMs,
@@ -86,7 +86,13 @@ export async function startCoordinator(options: CoordinatorServerOptions): Promi
       checkChiefSilence(req);
       state.heartbeat(req);
       if (req.chiefRejoinSilentSeconds > 0) state.chiefSilenceSeen(req.chiefRejoinNoticedSeconds, req.chiefRejoinSilentSeconds);
-      return { globalStep: state.globalStep, stop: state.jobState === 'done' || state.jobState === 'failed' };
+      const placement = options.placement?.();
+      return {
+        globalStep: state.globalStep,
+        stop: state.jobState === 'done' || state.jobState === 'failed',
+        replicaShardAddresses: [...(placement?.addresses ?? [])],
+        replicaPlacementGeneration: placement?.generation ?? 0n,
+      };
     }),
     leave: unary<LeaveRequest, LeaveResponse>('leave', (req, caller) => {
       requireSlot(caller, req.workerId, 'leave');
@@ -124,6 +130,8 @@ export async function startCoordinator(options: CoordinatorServerOptions): Promi
       validationMap: state.validationMAP,
       restoreGeneration: state.restoreGeneration,
       restoreStep: state.restoreStep,
+      replicaShardAddresses: [...(options.placement?.().addresses ?? [])],
+      replicaPlacementGeneration: options.placement?.().generation ?? 0n,
       workers: state.workers.map((w) => ({
         workerId: w.workerId,
         taskIndex: w.taskIndex,

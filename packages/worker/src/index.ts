@@ -13,3 +13,4 @@ export * from './launcher.js';
 export * from './checkpoints.js';
 export * from './parent-watch.js';
 export * from './out-folder.js';
+export { ReplicaChain, checkPsReplicas } from './replica-chain.js';

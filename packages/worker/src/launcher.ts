@@ -166,7 +166,7 @@ export async function launchLocalCluster(options: LocalClusterOptions): Promise<
       if (!bad) return;
       if (role.startsWith('ps') && !finishing && done < maxRestarts && child.port !== undefined) {
         restarts.set(role, done + 1);
-        log(`${why}; restarting it on port ${child.port} (restart ${done + 1} of ${maxRestarts}); the chief restores its shard from the newest checkpoint`);
+        log(`${why}; restarting it on port ${child.port} (restart ${done + 1} of ${maxRestarts}); the chief fails its shards over to their backups (--ps-replicas 1) or restores them from the newest checkpoint`);
         // The same port (the chief and the workers know it); it comes back unassigned and the chief notices.
         const again = args.map((a, i) => (args[i - 1] === '--port' ? String(child.port) : a));
         start(role, again, true, env).catch((error: unknown) => {

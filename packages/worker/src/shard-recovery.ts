@@ -48,7 +48,7 @@ export interface RecoveryRecord {
   readonly generation: number;
 }
 
-interface RecoveryMetrics {
+export interface RecoveryMetrics {
   readonly recoveries: Counter;
   readonly seconds: Histogram;
   readonly stepsLost: Counter;

@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { type BackendRequest, ClusterError, UsageError } from '@tamp/core';
 import { heapGrowingPercent, tuneHeapForCluster } from '@tamp/core/node';
 import { kernelsFromEnv, setServerKernels, startParameterServer } from '@tamp/parameter-server';
-import { type Role, type TfConfig, parseAddressList, parseTfConfig, portOf, runChief, runWorker } from '@tamp/worker';
+import { type Role, type TfConfig, checkPsReplicas, parseAddressList, parseTfConfig, portOf, runChief, runWorker } from '@tamp/worker';
 import { chiefSecretFromEnv } from '@tamp/rpc';
 import { defineCommand } from '../command.js';
 import type { Output } from '../output.js';
@@ -149,7 +149,15 @@ export interface ChiefArgs extends SecurityArgs, MetricsArgs {
 
 export async function runChiefRole(
   o: ChiefArgs &
-    Parameters<typeof trainingSettings>[0] & { out: string | undefined; resume: string | undefined; 'checkpoint-every': number | undefined; 'heartbeat-timeout': number; overwrite?: boolean; 'peer-timeout'?: number },
+    Parameters<typeof trainingSettings>[0] & {
+      out: string | undefined;
+      resume: string | undefined;
+      'checkpoint-every': number | undefined;
+      'heartbeat-timeout': number;
+      overwrite?: boolean;
+      'peer-timeout'?: number;
+      'ps-replicas'?: number;
+    },
   out: Output,
   tf = tfConfigFor('chief'),
   dryRun = false,
@@ -163,6 +171,7 @@ export async function runChiefRole(
   const numWorkers = o.workers ?? tf?.cluster.worker.length;
   if (numWorkers === undefined) throw new UsageError('the chief needs --workers N (or TF_CONFIG)');
   const port = o.port ?? (tf !== undefined ? portOf(tf.cluster.chief[0] as string) : 2223);
+  checkPsReplicas(o['ps-replicas'] ?? 0, psAddresses.length);
   const training = o.model !== undefined && o.dataset !== undefined ? trainingSettings(o) : undefined;
   const heap = heapGrowingPercent();
   const security = securityFrom(o);
@@ -186,6 +195,7 @@ export async function runChiefRole(
     ...(o.overwrite === true ? { overwrite: true } : {}),
     ...(o['peer-timeout'] !== undefined ? { peerTimeoutMs: o['peer-timeout'] * 1000 } : {}),
     ...(o['checkpoint-every'] !== undefined ? { checkpointEvery: o['checkpoint-every'] } : {}),
+    ...(o['ps-replicas'] !== undefined ? { psReplicas: o['ps-replicas'] } : {}),
     heartbeatTimeoutMs: o['heartbeat-timeout'] * 1000,
     backend: o.backend as BackendRequest,
     security,

@@ -5,7 +5,7 @@ import type { RpcSecurity } from '@tamp/rpc';
 import { writeClusterCerts } from '@tamp/rpc/certs';
 import { type BackendRequest, UsageError } from '@tamp/core';
 import { checkOutputFolder, trainSingleProcess } from '@tamp/core/node';
-import { launchLocalCluster, newestManifest, parseTfConfig, refuseOtherJobsResults } from '@tamp/worker';
+import { checkPsReplicas, launchLocalCluster, newestManifest, parseTfConfig, refuseOtherJobsResults } from '@tamp/worker';
 import { defineCommand } from '../command.js';
 import type { Output } from '../output.js';
 import { clusterProgress } from './cluster-progress.js';
@@ -66,6 +66,7 @@ type TrainArgs = { [K in keyof typeof options]: unknown } & Parameters<typeof tr
   'job-id': string;
   secure: boolean;
   'metrics-port-base'?: number | undefined;
+  'ps-replicas': number;
 } & SecurityArgs &
   MetricsArgs;
 
@@ -91,6 +92,7 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dr
   const outDir = o.out ?? o.resume;
   if (outDir === undefined) throw new UsageError('tamp train needs --out DIR');
   const settings = o.resume === undefined ? trainingSettings(o) : undefined; // fail on bad flags before starting processes
+  checkPsReplicas(o['ps-replicas'], o.ps);
   checkOutputFolder(outDir, o.out === undefined ? '--resume' : '--out');
   if (o.resume === undefined && o.overwrite !== true) refuseOtherJobsResults(outDir);
   if (o['metrics-port'] !== undefined) throw new UsageError('--metrics-port serves one role; a local cluster\'s roles would share it: give --metrics-port-base N (a port per role from N on)');
@@ -148,6 +150,8 @@ export const trainCommand = defineCommand({
     if (o.secure) throw new UsageError('--secure secures a local cluster: add --local');
     if (o['wire-push'] !== undefined || o['wire-pull'] !== undefined || o.wire !== undefined) throw new UsageError('--wire, --wire-push and --wire-pull choose what a cluster sends between its roles: add --local (one process sends nothing)');
     if (o.resume !== undefined) throw new UsageError('--resume continues a cluster job: add --local (or run the cluster roles)');
+    // One process has no parameter server to replicate.
+    if (o['ps-replicas'] !== 0) checkPsReplicas(o['ps-replicas'], 0);
     if (o.out === undefined) throw new UsageError('tamp train needs --out DIR');
     const s = trainingSettings(o);
     checkOutputFolder(o.out);

@@ -15,6 +15,10 @@ class SeenSteps {
     return step <= this.max - SEEN_WINDOW || this.recent.has(step);
   }
 
+  steps(): Iterable<bigint> {
+    return this.recent;
+  }
+
   add(step: bigint): void {
     this.recent.add(step);
     if (step > this.max) this.max = step;
@@ -38,5 +42,10 @@ export class SeenPushes {
       this.byWorker.set(workerId, s);
     }
     s.add(step);
+  }
+
+  /** Every remembered (worker, step) (a backup's copy: retries after a failover stay duplicates). */
+  *entries(): Generator<{ workerId: string; step: bigint }> {
+    for (const [workerId, s] of this.byWorker) for (const step of s.steps()) yield { workerId, step };
   }
 }

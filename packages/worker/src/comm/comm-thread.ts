@@ -36,6 +36,7 @@ let stopped = false;
 let beating = false;
 let ready = false;
 let wireChoice: string | undefined;
+let placementGeneration = 0n;
 
 /** --wire auto: once the first pull has measured the link, and again if the first push takes top-k, tell the training thread and the chief. */
 function reportWireChoice(): void {
@@ -62,6 +63,11 @@ function beat(): void {
       if (!ready) {
         ready = true;
         send({ type: 'ready' });
+      }
+      // --ps-replicas 1: a failover moved a shard (its backup was promoted); pulls and pushes, retries included, go there now.
+      if (r.replicaPlacementGeneration > placementGeneration) {
+        placementGeneration = r.replicaPlacementGeneration;
+        r.replicaShardAddresses.forEach((address, i) => params.retarget(i, address));
       }
       if (r.stop && !stopped) {
         stopped = true;

@@ -40,5 +40,7 @@ export class AsyncPolicy implements ConsistencyPolicy {
 
   membershipChanged(): void {}
 
+  replicated(_workerId: string, _step: bigint): void {}
+
   release(): void {}
 }

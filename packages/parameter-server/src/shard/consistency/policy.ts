@@ -56,6 +56,8 @@ export interface ConsistencyPolicy {
   beforePull(workerId: string, step: bigint, signal?: AbortSignal): Promise<void>;
   /** The live workers changed (a step or a gate may now be complete). */
   membershipChanged(): void;
+  /** A backup (--ps-replicas 1) learns that its primary took (worker, step): ssp records the worker's progress. */
+  replicated(workerId: string, step: bigint): void;
   /** The shard is being reassigned (restored from a checkpoint): reject every push still held with `error`. */
   release(error: Error): void;
 }

@@ -20,8 +20,13 @@ export class SspPolicy extends AsyncPolicy {
   }
 
   protected override beforeApply(meta: PushMeta): void {
-    const next = this.nextStep.get(meta.workerId) ?? 0n;
-    if (meta.step + 1n > next) this.nextStep.set(meta.workerId, meta.step + 1n);
+    this.replicated(meta.workerId, meta.step);
+  }
+
+  /** A push the primary took, on its backup: the worker's progress, so a promoted backup gates pulls as the primary did. */
+  override replicated(workerId: string, step: bigint): void {
+    const next = this.nextStep.get(workerId) ?? 0n;
+    if (step + 1n > next) this.nextStep.set(workerId, step + 1n);
   }
 
   /** The slowest live worker's next step, other than `workerId` (undefined: no other live worker). */

@@ -99,6 +99,8 @@ export class SyncPolicy implements ConsistencyPolicy {
     this.complete();
   }
 
+  replicated(): void {}
+
   release(error: Error): void {
     for (const p of this.pending.values()) for (const r of p.rejecters) r(error);
     this.pending = new Map();

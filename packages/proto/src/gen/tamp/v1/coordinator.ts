@@ -90,6 +90,13 @@ export interface HeartbeatResponse {
   globalStep: bigint;
   /** The worker should stop training (job finished or cancelled). */
   stop: boolean;
+  /**
+   * --ps-replicas 1: each shard's current address, in shard order, and the
+   * placement generation (bumped by each failover, when a backup became a
+   * shard's primary). A worker sends its pulls and pushes there from then on.
+   */
+  replicaShardAddresses: string[];
+  replicaPlacementGeneration: bigint;
 }
 
 export interface LeaveRequest {
@@ -172,6 +179,9 @@ export interface JobStatusResponse {
    */
   restoreGeneration: bigint;
   restoreStep: bigint;
+  /** As HeartbeatResponse: each shard's current address and the placement generation. */
+  replicaShardAddresses: string[];
+  replicaPlacementGeneration: bigint;
 }
 
 function createBaseJoinRequest(): JoinRequest {
@@ -644,7 +654,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
 };
 
 function createBaseHeartbeatResponse(): HeartbeatResponse {
-  return { globalStep: 0n, stop: false };
+  return { globalStep: 0n, stop: false, replicaShardAddresses: [], replicaPlacementGeneration: 0n };
 }
 
 export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
@@ -657,6 +667,17 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     }
     if (message.stop !== false) {
       writer.uint32(16).bool(message.stop);
+    }
+    for (const v of message.replicaShardAddresses) {
+      writer.uint32(322).string(v!);
+    }
+    if (message.replicaPlacementGeneration !== 0n) {
+      if (BigInt.asUintN(64, message.replicaPlacementGeneration) !== message.replicaPlacementGeneration) {
+        throw new globalThis.Error(
+          "value provided for field message.replicaPlacementGeneration of type uint64 too large",
+        );
+      }
+      writer.uint32(328).uint64(message.replicaPlacementGeneration);
     }
     return writer;
   },
@@ -688,6 +709,22 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
             }
 
             message.stop = reader.bool();
+            continue;
+          }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.replicaShardAddresses.push(reader.string());
+            continue;
+          }
+          case 41: {
+            if (tag !== 328) {
+              break;
+            }
+
+            message.replicaPlacementGeneration = reader.uint64() as bigint;
             continue;
           }
         }
@@ -1224,6 +1261,8 @@ function createBaseJobStatusResponse(): JobStatusResponse {
     validationMap: 0,
     restoreGeneration: 0n,
     restoreStep: 0n,
+    replicaShardAddresses: [],
+    replicaPlacementGeneration: 0n,
   };
 }
 
@@ -1288,6 +1327,17 @@ export const JobStatusResponse: MessageFns<JobStatusResponse> = {
         throw new globalThis.Error("value provided for field message.restoreStep of type uint64 too large");
       }
       writer.uint32(120).uint64(message.restoreStep);
+    }
+    for (const v of message.replicaShardAddresses) {
+      writer.uint32(322).string(v!);
+    }
+    if (message.replicaPlacementGeneration !== 0n) {
+      if (BigInt.asUintN(64, message.replicaPlacementGeneration) !== message.replicaPlacementGeneration) {
+        throw new globalThis.Error(
+          "value provided for field message.replicaPlacementGeneration of type uint64 too large",
+        );
+      }
+      writer.uint32(328).uint64(message.replicaPlacementGeneration);
     }
     return writer;
   },
@@ -1423,6 +1473,22 @@ export const JobStatusResponse: MessageFns<JobStatusResponse> = {
             }
 
             message.restoreStep = reader.uint64() as bigint;
+            continue;
+          }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.replicaShardAddresses.push(reader.string());
+            continue;
+          }
+          case 41: {
+            if (tag !== 328) {
+              break;
+            }
+
+            message.replicaPlacementGeneration = reader.uint64() as bigint;
             continue;
           }
         }

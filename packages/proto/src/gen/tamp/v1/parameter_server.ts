@@ -287,6 +287,80 @@ export interface UpdateMembershipResponse {
   version: bigint;
 }
 
+export interface ReplicaHostRequest {
+  header:
+    | RequestHeader
+    | undefined;
+  /** The shard whose backup this server should host. */
+  shardIndex: number;
+}
+
+export interface ReplicaHostResponse {
+  /** The port of the backup's ParameterServer service (same host as this server). */
+  port: number;
+}
+
+export interface ReplicaAttachRequest {
+  header:
+    | RequestHeader
+    | undefined;
+  /** host:port of the backup's service (ReplicaHost), or empty: forward to no backup. */
+  backupAddress: string;
+}
+
+export interface ReplicaAttachResponse {
+  /** The version copied to the backup (0 when detached). */
+  version: bigint;
+}
+
+/**
+ * A (worker, step) pair an update took (or dropped): the backup remembers it,
+ * so a retry after a failover is answered as a duplicate, not applied twice.
+ */
+export interface ReplicaSeenPush {
+  workerId: string;
+  step: bigint;
+}
+
+export interface ReplicaApplyRequest {
+  /** Metadata: required in the first message, ignored in later ones. */
+  header:
+    | RequestHeader
+    | undefined;
+  /**
+   * The primary's version after this update: the backup applies it only at
+   * version - 1 (an older one was applied already and is acknowledged again).
+   */
+  version: bigint;
+  /** The update changed nothing (a sync step skipped as non-finite). */
+  skip: boolean;
+  /**
+   * Number of tensors: the plain gradients as "<name>" and the
+   * momentum-corrected ones as "<name>:corrected" (fp32).
+   */
+  tensorCount: number;
+  seen: ReplicaSeenPush[];
+  chunk: TensorChunk | undefined;
+  moreChunks: TensorChunk[];
+}
+
+export interface ReplicaApplyResponse {
+  /** The backup's version after it. */
+  version: bigint;
+}
+
+export interface ReplicaPromoteRequest {
+  header:
+    | RequestHeader
+    | undefined;
+  /** Workers still training (as UpdateMembership). */
+  liveWorkerIds: string[];
+}
+
+export interface ReplicaPromoteResponse {
+  version: bigint;
+}
+
 function createBasePullRequest(): PullRequest {
   return {
     header: undefined,
@@ -2046,6 +2120,545 @@ export const UpdateMembershipResponse: MessageFns<UpdateMembershipResponse> = {
   },
 };
 
+function createBaseReplicaHostRequest(): ReplicaHostRequest {
+  return { header: undefined, shardIndex: 0 };
+}
+
+export const ReplicaHostRequest: MessageFns<ReplicaHostRequest> = {
+  encode(message: ReplicaHostRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.header !== undefined) {
+      RequestHeader.encode(message.header, writer.uint32(10).fork()).join();
+    }
+    if (message.shardIndex !== 0) {
+      writer.uint32(16).uint32(message.shardIndex);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaHostRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaHostRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.header = RequestHeader.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.shardIndex = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseReplicaHostResponse(): ReplicaHostResponse {
+  return { port: 0 };
+}
+
+export const ReplicaHostResponse: MessageFns<ReplicaHostResponse> = {
+  encode(message: ReplicaHostResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.port !== 0) {
+      writer.uint32(8).uint32(message.port);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaHostResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaHostResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.port = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseReplicaAttachRequest(): ReplicaAttachRequest {
+  return { header: undefined, backupAddress: "" };
+}
+
+export const ReplicaAttachRequest: MessageFns<ReplicaAttachRequest> = {
+  encode(message: ReplicaAttachRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.header !== undefined) {
+      RequestHeader.encode(message.header, writer.uint32(10).fork()).join();
+    }
+    if (message.backupAddress !== "") {
+      writer.uint32(18).string(message.backupAddress);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaAttachRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaAttachRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.header = RequestHeader.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.backupAddress = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseReplicaAttachResponse(): ReplicaAttachResponse {
+  return { version: 0n };
+}
+
+export const ReplicaAttachResponse: MessageFns<ReplicaAttachResponse> = {
+  encode(message: ReplicaAttachResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0n) {
+      if (BigInt.asUintN(64, message.version) !== message.version) {
+        throw new globalThis.Error("value provided for field message.version of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaAttachResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaAttachResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseReplicaSeenPush(): ReplicaSeenPush {
+  return { workerId: "", step: 0n };
+}
+
+export const ReplicaSeenPush: MessageFns<ReplicaSeenPush> = {
+  encode(message: ReplicaSeenPush, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.workerId !== "") {
+      writer.uint32(10).string(message.workerId);
+    }
+    if (message.step !== 0n) {
+      if (BigInt.asUintN(64, message.step) !== message.step) {
+        throw new globalThis.Error("value provided for field message.step of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.step);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaSeenPush {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaSeenPush();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.step = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseReplicaApplyRequest(): ReplicaApplyRequest {
+  return { header: undefined, version: 0n, skip: false, tensorCount: 0, seen: [], chunk: undefined, moreChunks: [] };
+}
+
+export const ReplicaApplyRequest: MessageFns<ReplicaApplyRequest> = {
+  encode(message: ReplicaApplyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.header !== undefined) {
+      RequestHeader.encode(message.header, writer.uint32(10).fork()).join();
+    }
+    if (message.version !== 0n) {
+      if (BigInt.asUintN(64, message.version) !== message.version) {
+        throw new globalThis.Error("value provided for field message.version of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.version);
+    }
+    if (message.skip !== false) {
+      writer.uint32(24).bool(message.skip);
+    }
+    if (message.tensorCount !== 0) {
+      writer.uint32(32).uint32(message.tensorCount);
+    }
+    for (const v of message.seen) {
+      ReplicaSeenPush.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.chunk !== undefined) {
+      TensorChunk.encode(message.chunk, writer.uint32(50).fork()).join();
+    }
+    for (const v of message.moreChunks) {
+      TensorChunk.encode(v!, writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaApplyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaApplyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.header = RequestHeader.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.version = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.skip = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.tensorCount = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.seen.push(ReplicaSeenPush.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.chunk = TensorChunk.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.moreChunks.push(TensorChunk.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseReplicaApplyResponse(): ReplicaApplyResponse {
+  return { version: 0n };
+}
+
+export const ReplicaApplyResponse: MessageFns<ReplicaApplyResponse> = {
+  encode(message: ReplicaApplyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0n) {
+      if (BigInt.asUintN(64, message.version) !== message.version) {
+        throw new globalThis.Error("value provided for field message.version of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaApplyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaApplyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseReplicaPromoteRequest(): ReplicaPromoteRequest {
+  return { header: undefined, liveWorkerIds: [] };
+}
+
+export const ReplicaPromoteRequest: MessageFns<ReplicaPromoteRequest> = {
+  encode(message: ReplicaPromoteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.header !== undefined) {
+      RequestHeader.encode(message.header, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.liveWorkerIds) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaPromoteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaPromoteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.header = RequestHeader.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.liveWorkerIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseReplicaPromoteResponse(): ReplicaPromoteResponse {
+  return { version: 0n };
+}
+
+export const ReplicaPromoteResponse: MessageFns<ReplicaPromoteResponse> = {
+  encode(message: ReplicaPromoteResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0n) {
+      if (BigInt.asUintN(64, message.version) !== message.version) {
+        throw new globalThis.Error("value provided for field message.version of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaPromoteResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaPromoteResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 /**
  * One shard of the model's variables. A job runs P of these; each holds the
  * variables (or variable slices) that the placement assigned to it and applies
@@ -2142,6 +2755,62 @@ export const ParameterServerService = {
       Buffer.from(UpdateMembershipResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): UpdateMembershipResponse => UpdateMembershipResponse.decode(value),
   },
+  /**
+   * Chain replication (--ps-replicas 1, ARCHITECTURE.md "Faults"). The chief
+   * asks a server to host a backup of another shard: the server starts a
+   * second ParameterServer service for it on a port of its own and answers
+   * that port (the same one again when it already hosts that shard's backup).
+   */
+  replicaHost: {
+    path: "/tamp.v1.ParameterServer/ReplicaHost" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReplicaHostRequest): Buffer => Buffer.from(ReplicaHostRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReplicaHostRequest => ReplicaHostRequest.decode(value),
+    responseSerialize: (value: ReplicaHostResponse): Buffer => Buffer.from(ReplicaHostResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReplicaHostResponse => ReplicaHostResponse.decode(value),
+  },
+  /**
+   * The chief tells a primary where its backup is (empty: none). The primary
+   * copies its whole state there (Assign), then forwards every update it
+   * applies (ReplicaApply) and answers a push only after the backup has it.
+   */
+  replicaAttach: {
+    path: "/tamp.v1.ParameterServer/ReplicaAttach" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReplicaAttachRequest): Buffer => Buffer.from(ReplicaAttachRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReplicaAttachRequest => ReplicaAttachRequest.decode(value),
+    responseSerialize: (value: ReplicaAttachResponse): Buffer =>
+      Buffer.from(ReplicaAttachResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReplicaAttachResponse => ReplicaAttachResponse.decode(value),
+  },
+  /** A primary forwards one applied update to its backup, in version order. */
+  replicaApply: {
+    path: "/tamp.v1.ParameterServer/ReplicaApply" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReplicaApplyRequest): Buffer => Buffer.from(ReplicaApplyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReplicaApplyRequest => ReplicaApplyRequest.decode(value),
+    responseSerialize: (value: ReplicaApplyResponse): Buffer =>
+      Buffer.from(ReplicaApplyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReplicaApplyResponse => ReplicaApplyResponse.decode(value),
+  },
+  /**
+   * The chief makes a backup its shard's primary (the primary died): it
+   * serves workers from then on, from exactly the updates it was sent.
+   */
+  replicaPromote: {
+    path: "/tamp.v1.ParameterServer/ReplicaPromote" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReplicaPromoteRequest): Buffer =>
+      Buffer.from(ReplicaPromoteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReplicaPromoteRequest => ReplicaPromoteRequest.decode(value),
+    responseSerialize: (value: ReplicaPromoteResponse): Buffer =>
+      Buffer.from(ReplicaPromoteResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReplicaPromoteResponse => ReplicaPromoteResponse.decode(value),
+  },
 } as const;
 
 export interface ParameterServerServer extends UntypedServiceImplementation {
@@ -2176,6 +2845,26 @@ export interface ParameterServerServer extends UntypedServiceImplementation {
    * slowest live worker. Lost workers stop holding the others back.
    */
   updateMembership: handleUnaryCall<UpdateMembershipRequest, UpdateMembershipResponse>;
+  /**
+   * Chain replication (--ps-replicas 1, ARCHITECTURE.md "Faults"). The chief
+   * asks a server to host a backup of another shard: the server starts a
+   * second ParameterServer service for it on a port of its own and answers
+   * that port (the same one again when it already hosts that shard's backup).
+   */
+  replicaHost: handleUnaryCall<ReplicaHostRequest, ReplicaHostResponse>;
+  /**
+   * The chief tells a primary where its backup is (empty: none). The primary
+   * copies its whole state there (Assign), then forwards every update it
+   * applies (ReplicaApply) and answers a push only after the backup has it.
+   */
+  replicaAttach: handleUnaryCall<ReplicaAttachRequest, ReplicaAttachResponse>;
+  /** A primary forwards one applied update to its backup, in version order. */
+  replicaApply: handleClientStreamingCall<ReplicaApplyRequest, ReplicaApplyResponse>;
+  /**
+   * The chief makes a backup its shard's primary (the primary died): it
+   * serves workers from then on, from exactly the updates it was sent.
+   */
+  replicaPromote: handleUnaryCall<ReplicaPromoteRequest, ReplicaPromoteResponse>;
 }
 
 export interface ParameterServerClient extends Client {
@@ -2292,6 +2981,83 @@ export interface ParameterServerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UpdateMembershipResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Chain replication (--ps-replicas 1, ARCHITECTURE.md "Faults"). The chief
+   * asks a server to host a backup of another shard: the server starts a
+   * second ParameterServer service for it on a port of its own and answers
+   * that port (the same one again when it already hosts that shard's backup).
+   */
+  replicaHost(
+    request: ReplicaHostRequest,
+    callback: (error: ServiceError | null, response: ReplicaHostResponse) => void,
+  ): ClientUnaryCall;
+  replicaHost(
+    request: ReplicaHostRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReplicaHostResponse) => void,
+  ): ClientUnaryCall;
+  replicaHost(
+    request: ReplicaHostRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReplicaHostResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The chief tells a primary where its backup is (empty: none). The primary
+   * copies its whole state there (Assign), then forwards every update it
+   * applies (ReplicaApply) and answers a push only after the backup has it.
+   */
+  replicaAttach(
+    request: ReplicaAttachRequest,
+    callback: (error: ServiceError | null, response: ReplicaAttachResponse) => void,
+  ): ClientUnaryCall;
+  replicaAttach(
+    request: ReplicaAttachRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReplicaAttachResponse) => void,
+  ): ClientUnaryCall;
+  replicaAttach(
+    request: ReplicaAttachRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReplicaAttachResponse) => void,
+  ): ClientUnaryCall;
+  /** A primary forwards one applied update to its backup, in version order. */
+  replicaApply(
+    callback: (error: ServiceError | null, response: ReplicaApplyResponse) => void,
+  ): ClientWritableStream<ReplicaApplyRequest>;
+  replicaApply(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReplicaApplyResponse) => void,
+  ): ClientWritableStream<ReplicaApplyRequest>;
+  replicaApply(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReplicaApplyResponse) => void,
+  ): ClientWritableStream<ReplicaApplyRequest>;
+  replicaApply(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReplicaApplyResponse) => void,
+  ): ClientWritableStream<ReplicaApplyRequest>;
+  /**
+   * The chief makes a backup its shard's primary (the primary died): it
+   * serves workers from then on, from exactly the updates it was sent.
+   */
+  replicaPromote(
+    request: ReplicaPromoteRequest,
+    callback: (error: ServiceError | null, response: ReplicaPromoteResponse) => void,
+  ): ClientUnaryCall;
+  replicaPromote(
+    request: ReplicaPromoteRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReplicaPromoteResponse) => void,
+  ): ClientUnaryCall;
+  replicaPromote(
+    request: ReplicaPromoteRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReplicaPromoteResponse) => void,
   ): ClientUnaryCall;
 }
 

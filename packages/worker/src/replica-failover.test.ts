@@ -1,0 +1,180 @@
+/**
+ * The chief's side of --ps-replicas 1 step by step against real servers:
+ * backups placed on the next parameter server, a closed server's shards
+ * failed over to their backups with nothing rolled back, the survivors'
+ * backups on it detached, a server started again on its port caught up as
+ * the new backup, and a second failover onto it. Workers push through gRPC
+ * with the slot tokens the chief would have given them.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ClusterError, type ConsistencyMode, optimizerSettings } from '@tamp/core';
+import { type RunningParameterServer, ShardClient, startParameterServer } from '@tamp/parameter-server';
+import { CHIEF_SECRET_KEY, WORKER_TOKEN_KEY, newSecret, slotToken } from '@tamp/rpc';
+import { Chief } from './chief.js';
+import type { TrainingSettings } from './job-config.js';
+import { checkPsReplicas } from './replica-chain.js';
+
+const JOB = 'replica-test';
+const SECRET = newSecret();
+const WORKERS = ['worker-0', 'worker-1'];
+const training = (mode: ConsistencyMode): TrainingSettings => ({
+  model: 'mlp-tiny',
+  dataset: 'mnist',
+  epochs: 1,
+  epochSize: 256,
+  batchSize: 32,
+  optimizer: optimizerSettings('adam', 0.01),
+  mode,
+  staleness: 1,
+  backupWorkers: 0,
+  seed: 1,
+});
+
+let servers: RunningParameterServer[];
+let out: string;
+let chief: Chief | undefined;
+let clients: ShardClient[];
+
+beforeEach(async () => {
+  servers = await Promise.all([0, 1].map((index) => startParameterServer({ jobId: JOB, index, chiefSecret: SECRET })));
+  out = mkdtempSync(join(tmpdir(), 'tamp-replica-'));
+  clients = [];
+});
+
+afterEach(async () => {
+  for (const c of clients) c.close();
+  await chief?.close();
+  chief = undefined;
+  await Promise.all(servers.map((s) => s.close()));
+  rmSync(out, { recursive: true, force: true });
+});
+
+async function makeChief(): Promise<Chief> {
+  chief = await Chief.create({
+    jobId: JOB,
+    psAddresses: servers.map((s) => `127.0.0.1:${s.port}`),
+    numWorkers: 2,
+    training: training('sync'),
+    out,
+    backend: 'cpu',
+    heartbeatIntervalMs: 50,
+    peerTimeoutMs: 5_000,
+    chiefSecret: SECRET,
+    psReplicas: 1,
+  });
+  await chief.startShards();
+  await chief.startCoordinator();
+  return chief;
+}
+
+function client(address: string, metadata: Record<string, string>): ShardClient {
+  const c = new ShardClient(address, JOB, { rpc: { metadata } });
+  clients.push(c);
+  return c;
+}
+
+/** Every shard's variables and slots as the chief reads them at `address`. */
+async function read(address: string): Promise<{ version: bigint; data: number[][] }> {
+  const { version, tensors } = await client(address, { [CHIEF_SECRET_KEY]: SECRET }).pull('chief');
+  return { version, data: tensors.map((t) => Array.from(t.data)) };
+}
+
+/** `steps` sync steps: both workers push a gradient to every shard at its current address. */
+async function train(c: Chief, steps: number): Promise<void> {
+  for (let k = 0; k < steps; k++) {
+    await Promise.all(
+      (c.chain?.addresses() ?? []).map(async (address, i) => {
+        const step = (await read(address)).version;
+        const parts = c.params.partsFor(i, new Map(c.job.specs.map((v) => [v.name, new Float32Array(v.shape.reduce((a, b) => a * b, 1)).fill(0.01 * (Number(step) + 1))])));
+        await Promise.all(WORKERS.map((id) => client(address, { [WORKER_TOKEN_KEY]: slotToken(SECRET, id, 1) }).push({ workerId: id, step, basedOnVersion: step, batchSize: 1 }, parts)));
+      }),
+    );
+  }
+}
+
+/** Each shard's primary and backup hold the same variables, slots and version. */
+async function expectReplicated(c: Chief): Promise<void> {
+  for (const link of c.chain?.links ?? []) {
+    expect(link.backup).toBeDefined();
+    expect(await read(link.backup?.address ?? '')).toEqual(await read(link.primary));
+  }
+}
+
+describe('--ps-replicas 1: the chief\'s failover', () => {
+  it('promotes the backups of a closed server with nothing lost, catches its restart up as the new backup, and fails over again onto it', async () => {
+    const c = await makeChief();
+    const chain = c.chain;
+    if (chain === undefined) throw new Error('the chief made no chain with psReplicas 1');
+    expect(chain.links.map((l) => [l.primaryPs, l.backup?.ps])).toEqual([
+      [0, 1],
+      [1, 0],
+    ]);
+    await train(c, 3);
+    await expectReplicated(c);
+    const before = await read(chain.addresses()[1] as string);
+
+    // Parameter server 1 dies: shard 1's backup on server 0 is promoted; shard 0's backup (on server 1) is dropped.
+    const port1 = servers[1]?.port as number;
+    await servers[1]?.close();
+    await c.refreshGlobalStep();
+    expect(c.recoveries).toEqual([expect.objectContaining({ role: 'ps', index: 1, cause: 'failover', stepsLost: 0, restoredStep: 3 })]);
+    expect(chain.generation).toBe(1n);
+    expect(chain.links.map((l) => [l.primaryPs, l.backup?.ps])).toEqual([
+      [0, undefined],
+      [0, undefined],
+    ]);
+    expect(await read(chain.addresses()[1] as string)).toEqual(before);
+    // The chief reads the moved shard at its new address too.
+    expect(c.params.shards[1]?.address).toBe(chain.addresses()[1]);
+    await train(c, 1);
+    expect((await read(chain.addresses()[1] as string)).version).toBe(4n);
+
+    // It comes back on its port, empty: the next pass makes it both shards' backup, copied from their primaries.
+    servers[1] = await startParameterServer({ jobId: JOB, index: 1, port: port1, chiefSecret: SECRET });
+    await c.refreshGlobalStep();
+    expect(c.recoveries).toHaveLength(1);
+    expect(chain.links.map((l) => [l.primaryPs, l.backup?.ps])).toEqual([
+      [0, 1],
+      [0, 1],
+    ]);
+    await train(c, 1);
+    await expectReplicated(c);
+    const beforeSecond = await Promise.all(chain.addresses().map((a) => read(a)));
+
+    // Now server 0 dies, holding both primaries: both fail over onto the restarted server, again with nothing lost.
+    await servers[0]?.close();
+    await c.refreshGlobalStep();
+    expect(c.recoveries.map((r) => [r.index, r.cause, r.stepsLost, r.restoredStep])).toEqual([
+      [1, 'failover', 0, 3],
+      [0, 'failover', 0, 5],
+      [1, 'failover', 0, 5],
+    ]);
+    expect(chain.links.map((l) => l.primaryPs)).toEqual([1, 1]);
+    expect(await Promise.all(chain.addresses().map((a) => read(a)))).toEqual(beforeSecond);
+    await train(c, 1);
+    expect((await read(chain.addresses()[0] as string)).version).toBe(6n);
+  });
+});
+
+describe('checkPsReplicas', () => {
+  it('takes 0 or 1, and 1 only with two or more parameter servers', () => {
+    expect(() => checkPsReplicas(0, 1)).not.toThrow();
+    expect(() => checkPsReplicas(1, 2)).not.toThrow();
+    for (const [r, p] of [
+      [2, 3],
+      [-1, 2],
+      [1, 1],
+      [0.5, 2],
+    ] as const) {
+      expect(() => checkPsReplicas(r, p)).toThrow(ClusterError);
+      try {
+        checkPsReplicas(r, p);
+      } catch (error) {
+        expect((error as ClusterError).code).toBe('REPLICA_CONFIG');
+      }
+    }
+  });
+});
