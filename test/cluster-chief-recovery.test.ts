@@ -127,6 +127,11 @@ describe('a worker killed with SIGKILL and restarted by the supervisor', () => {
       // Its slot was joined twice: the first process, and the restarted one.
       expect(report.workerStats[1]?.joins).toBe(2);
       expect(report.workerStats[0]?.joins).toBe(1);
+      // report.json `recoveries` names the fault: worker 1, back in its slot (a restart the detector found lost, or not yet), nothing undone.
+      const workers = report.recoveries.filter((r) => r.role === 'worker');
+      expect(workers.filter((r) => r.index === 1 && r.outcome === 'restarted')).toHaveLength(1);
+      expect(workers.find((r) => r.index === 1 && r.outcome === 'restarted')).toMatchObject({ stepsLost: 0, restoredFrom: 'parameter servers' });
+      expect(workers.every((r) => r.stepsLost === 0 && (r.outcome === 'not back') === (r.resumedAfterSeconds === null))).toBe(true);
       expect(Number.isFinite(report.testAccuracy)).toBe(true);
     });
   }
