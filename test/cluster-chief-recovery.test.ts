@@ -4,8 +4,9 @@
  * holding the job and takes it over (chief-rejoin.ts) without rolling
  * anything back, the workers resume with it, and the job completes: sync
  * ends with exactly the variables of an uninterrupted run. Then a worker
- * killed and restarted in async and ssp modes: it rejoins its slot and the
- * job completes (sync is covered by cluster-supervisor.test.ts).
+ * killed and restarted in async and ssp modes: it rejoins its slot, the
+ * job completes and report.json `recoveries` names it (sync is covered by
+ * cluster-supervisor.test.ts).
  *
  * Timing by construction: every worker step takes at least
  * TAMP_TEST_STEP_DELAY_MS; the kill lands once the chief reports a global
