@@ -4,8 +4,9 @@
  * holding the job and takes it over (chief-rejoin.ts) without rolling
  * anything back, the workers resume with it, and the job completes: sync
  * ends with exactly the variables of an uninterrupted run. Then a worker
- * killed and restarted in async and ssp modes: it rejoins its slot and the
- * job completes (sync is covered by cluster-supervisor.test.ts).
+ * killed and restarted in async and ssp modes: it rejoins its slot, the
+ * job completes and report.json `recoveries` names it (sync is covered by
+ * cluster-supervisor.test.ts).
  *
  * Timing by construction: every worker step takes at least
  * TAMP_TEST_STEP_DELAY_MS; the kill lands once the chief reports a global
@@ -127,6 +128,11 @@ describe('a worker killed with SIGKILL and restarted by the supervisor', () => {
       // Its slot was joined twice: the first process, and the restarted one.
       expect(report.workerStats[1]?.joins).toBe(2);
       expect(report.workerStats[0]?.joins).toBe(1);
+      // report.json `recoveries` names the fault: worker 1, back in its slot (a restart the detector found lost, or not yet), nothing undone.
+      const workers = report.recoveries.filter((r) => r.role === 'worker');
+      expect(workers.filter((r) => r.index === 1 && r.outcome === 'restarted')).toHaveLength(1);
+      expect(workers.find((r) => r.index === 1 && r.outcome === 'restarted')).toMatchObject({ stepsLost: 0, restoredFrom: 'parameter servers' });
+      expect(workers.every((r) => r.stepsLost === 0 && (r.outcome === 'not back') === (r.resumedAfterSeconds === null))).toBe(true);
       expect(Number.isFinite(report.testAccuracy)).toBe(true);
     });
   }

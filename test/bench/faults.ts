@@ -73,7 +73,8 @@ async function watch(port: number, killedAt: number, detected: (m: Map<string, n
 }
 
 const lost = (m: Map<string, number>) => (m.get('tamp_chief_workers{state="lost"}') ?? 0) > 0;
-const recoveries = (m: Map<string, number>) => [...m.entries()].filter(([k]) => k.startsWith('tamp_recoveries_total{')).reduce((n, [, v]) => n + v, 0);
+// A parameter server's recoveries only: a worker's fault (a false suspicion meanwhile) is counted under role="worker".
+const recoveries = (m: Map<string, number>) => [...m.entries()].filter(([k]) => k.startsWith('tamp_recoveries_total{role="ps"')).reduce((n, [, v]) => n + v, 0);
 
 /**
  * One job; `plan(step)` names the role to kill when the chief reports that
@@ -179,7 +180,7 @@ try {
 
   const ps = await run('ps-killed', SHORT, (step, killed) => (killed === 0 && step >= KILL_AT_STEP ? 'ps-1' : undefined));
   const p = ps.events[0];
-  const rec = ps.report.recoveries[0];
+  const rec = ps.report.recoveries.find((r) => r.role === 'ps');
   rows.push([
     `ps-1 SIGKILL at step ${p?.killedAtStep ?? '?'} (restarted, restored from the newest checkpoint)`,
     `${secs(p?.detected)} to restored and training resumed (goal under 5 s: ${p?.detected !== undefined && p.detected < 5 ? 'met' : 'missed'})`,

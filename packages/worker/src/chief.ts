@@ -387,7 +387,7 @@ export class Chief {
       modelPath,
       checkpoints: this.checkpoints,
       resumedFrom: this.job.restored?.dir,
-      recoveries: this.recoveries,
+      recoveries: [...this.recoveries, ...state.workerRecoveries],
     });
     writeReport(this.options.out, report);
     return report;

@@ -8,6 +8,7 @@
 import type { CheckpointBarrierResponse } from '@tamp/proto/tamp/v1/coordinator';
 import { ClusterError } from '@tamp/core';
 import { Membership, type MembershipOptions, type WorkerRecord } from './membership.js';
+import type { JobPoint } from './worker-faults.js';
 
 export type JobState = 'starting' | 'running' | 'finishing' | 'done' | 'failed';
 
@@ -66,6 +67,11 @@ export class CoordinatorState extends Membership {
       throw new ClusterError('JOB_MISMATCH', `join: the job has already ${this.job === 'done' ? 'finished' : 'failed'}`);
     }
     return super.join(clientId, requestedIndex, backend, now, key);
+  }
+
+  /** A worker fault is recorded at the global step and restore generation of the moment. */
+  protected override jobPoint(): JobPoint {
+    return { step: this.step, generation: this.generation };
   }
 
   // ---- checkpoint barrier ----

@@ -8,6 +8,7 @@ import type { HeartbeatRequest } from '@tamp/proto/tamp/v1/coordinator';
 import { ClusterError } from '@tamp/core';
 import { PhiAccrualDetector } from './failure-detector.js';
 import { workerId } from './job-config.js';
+import { type JobPoint, WorkerFaults, type WorkerRecoveryRecord } from './worker-faults.js';
 
 export type WorkerState = 'joined' | 'lost' | 'left' | 'finished';
 
@@ -89,10 +90,23 @@ export class Membership {
   private readonly anonymous = new Set<number>();
   private rebuilt = false;
   protected readonly log: (message: string) => void;
+  /** Each worker fault, found to ended (report.json `recoveries`). */
+  private readonly faults: WorkerFaults;
 
   constructor(readonly options: MembershipOptions) {
     this.slots = new Array<Slot | undefined>(options.numWorkers).fill(undefined);
     this.log = options.log ?? (() => {});
+    this.faults = new WorkerFaults(() => this.jobPoint(), this.log);
+  }
+
+  /** The step and restore generation a worker fault is recorded at (CoordinatorState knows them). */
+  protected jobPoint(): JobPoint {
+    return { step: 0n, generation: 0n };
+  }
+
+  /** One entry per worker fault (report.json `recoveries`, worker-faults.ts). */
+  get workerRecoveries(): WorkerRecoveryRecord[] {
+    return this.faults.records;
   }
 
   /** Called after every membership or barrier change. */
@@ -163,6 +177,8 @@ export class Membership {
     const { heartbeatTimeoutMs, heartbeatIntervalMs } = this.options;
     this.detectors.set(index, new PhiAccrualDetector({ timeoutMs: heartbeatTimeoutMs, expectedIntervalMs: heartbeatIntervalMs ?? heartbeatTimeoutMs / 10 }, now));
     this.log(`${record.workerId} (${clientId}, ${backend}) ${record.joins > 1 ? 'rejoined' : 'joined'}`);
+    // A new process in a slot held before: a restart (of a lost or gone worker, or one the detector had not noticed yet).
+    if (previous !== undefined) this.faults.back(index, 'restarted', previous.lastHeartbeat, now);
     this.changed();
     return record;
   }
@@ -264,6 +280,7 @@ export class Membership {
       // It came back before anyone took its place: it simply continues.
       r.state = 'joined';
       this.log(`${r.workerId} is back`);
+      this.faults.back(r.taskIndex, 'came back', r.lastHeartbeat, now);
     }
     r.lastHeartbeat = now;
     r.localStep = req.localStep;
@@ -278,8 +295,11 @@ export class Membership {
     return r;
   }
 
-  leave(id: string, finished: boolean, reason: string, final?: { localStep: bigint; samples: bigint; seconds: number } & TimeSplit): void {
+  leave(id: string, finished: boolean, reason: string, final?: { localStep: bigint; samples: bigint; seconds: number } & TimeSplit, now = Date.now()): void {
     const r = this.find(id, 'leave');
+    // Finished while marked lost: it was alive (a false suspicion). Gone with an error from a live slot: a fault.
+    if (finished && r.state === 'lost') this.faults.back(r.taskIndex, 'came back', r.lastHeartbeat, now);
+    if (!finished && r.state === 'joined') this.faults.left(r.taskIndex, r.lastHeartbeat, now, reason);
     if (final !== undefined && (final.localStep > 0n || final.samples > 0n)) {
       r.localStep = final.localStep;
       r.samples = final.samples;
@@ -305,6 +325,7 @@ export class Membership {
       if (r?.state === 'joined' && detector?.suspect(now) === true) {
         r.state = 'lost';
         lost.push(r);
+        this.faults.lost(r.taskIndex, r.lastHeartbeat, now);
         const phi = detector.phi(now);
         this.log(`${r.workerId} lost: no heartbeat for ${now - r.lastHeartbeat} ms (phi ${Number.isFinite(phi) ? phi.toFixed(1) : 'inf'}, its heartbeats came every ${Math.round(detector.meanMs)} ± ${Math.round(detector.stdDeviationMs)} ms)`);
       }

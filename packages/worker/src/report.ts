@@ -13,6 +13,10 @@ import type { WorkerRecord } from './membership.js';
 import { type TrainingSettings, jobMomentumCorrection } from './job-config.js';
 import type { RecoveryRecord } from './shard-recovery.js';
 import type { ChiefRecoveryRecord } from './chief-rejoin.js';
+import type { WorkerRecoveryRecord } from './worker-faults.js';
+
+/** One entry of report.json `recoveries`, by `role` (ARCHITECTURE.md, "Faults"). */
+export type JobRecoveryRecord = RecoveryRecord | ChiefRecoveryRecord | WorkerRecoveryRecord;
 
 export interface ClusterEpochRecord {
   readonly epoch: number;
@@ -76,8 +80,8 @@ export interface ChiefReport extends Omit<TrainReport, 'history'> {
    * steps), as the shards count them (a restarted server's count starts again).
    */
   readonly nonFiniteUpdates: number;
-  /** One entry per fault the job survived (a parameter server restored from a checkpoint, the chief restarted and took over). */
-  readonly recoveries: ReadonlyArray<RecoveryRecord | ChiefRecoveryRecord>;
+  /** One entry per fault the job survived (a parameter server restored from a checkpoint, the chief restarted and took over, a worker lost or gone and whether it came back). */
+  readonly recoveries: readonly JobRecoveryRecord[];
 }
 
 /** The final model's scores. */
@@ -104,7 +108,7 @@ export interface ReportInputs extends FinalEvaluation {
   readonly modelPath: string;
   readonly checkpoints: readonly string[];
   readonly resumedFrom: string | undefined;
-  readonly recoveries?: ReadonlyArray<RecoveryRecord | ChiefRecoveryRecord>;
+  readonly recoveries?: readonly JobRecoveryRecord[];
 }
 
 export function workerStats(w: WorkerRecord): WorkerStats {

@@ -43,6 +43,18 @@ describe('trainSummary', () => {
     expect(text).toMatch(/recovered\s+chief \(restarted; took over the running job\): answering again after 6\.2 s, at step 9, nothing redone/);
   });
 
+  it('says whether a lost worker came back, and that nothing was redone either way', () => {
+    const text = trainSummary({
+      ...base,
+      recoveries: [
+        { role: 'worker', index: 1, cause: 'lost: silent for 10.4 s; restarted', resumedAfterSeconds: 14.2, restoredStep: 57, stepsLost: 0 },
+        { role: 'worker', index: 0, cause: 'lost: silent for 12.0 s; not back', resumedAfterSeconds: null, restoredStep: null, stepsLost: 0 },
+      ],
+    });
+    expect(text).toMatch(/recovered\s+worker 1 \(lost: silent for 10\.4 s; restarted\): live again after 14\.2 s, at step 57, nothing redone/);
+    expect(text).toMatch(/lost\s+worker 0 \(lost: silent for 12\.0 s; not back\): the job went on without it, nothing redone/);
+  });
+
   it('adds no fault rows to a job without faults', () => {
     expect(trainSummary({ ...base, nonFiniteUpdates: 0, recoveries: [] })).not.toMatch(/non-finite|recovered/);
     expect(trainSummary(base)).not.toMatch(/non-finite|recovered/);

@@ -4,7 +4,28 @@ import { percent, table } from '../output.js';
 /** What a cluster's report adds that the summary shows when it happened (ARCHITECTURE.md, "Faults"). */
 interface FaultFields {
   readonly nonFiniteUpdates?: number;
-  readonly recoveries?: ReadonlyArray<{ readonly role: string; readonly index: number; readonly cause: string; readonly resumedAfterSeconds: number; readonly restoredStep: number; readonly stepsLost: number }>;
+  readonly recoveries?: readonly Recovery[];
+}
+
+/** A report.json `recoveries` entry as the summary reads it (a worker never back has no resume time or step). */
+interface Recovery {
+  readonly role: string;
+  readonly index: number;
+  readonly cause: string;
+  readonly resumedAfterSeconds: number | null;
+  readonly restoredStep: number | null;
+  readonly stepsLost: number;
+}
+
+function describeRecovery(f: Recovery): string {
+  const after = (what: string) => (f.resumedAfterSeconds === null ? '' : `${what} after ${f.resumedAfterSeconds.toFixed(1)} s, `);
+  if (f.role === 'chief') return `chief (${f.cause}): ${after('answering again')}at step ${f.restoredStep ?? '?'}, nothing redone`;
+  if (f.role === 'worker') {
+    return f.resumedAfterSeconds === null
+      ? `worker ${f.index} (${f.cause}): the job went on without it, nothing redone`
+      : `worker ${f.index} (${f.cause}): ${after('live again')}at step ${f.restoredStep ?? '?'}, nothing redone`;
+  }
+  return `${f.role} ${f.index} (${f.cause}): ${after('state restored')}back to step ${f.restoredStep ?? '?'}, ${f.stepsLost} step(s) redone`;
 }
 
 export function trainSummary(r: TrainReport & FaultFields): string {
@@ -13,12 +34,7 @@ export function trainSummary(r: TrainReport & FaultFields): string {
     faults.push(['non-finite updates', `${r.nonFiniteUpdates} refused (they would have made a variable or optimizer slot NaN/Infinity; lower the learning rate or clip gradients)`]);
   }
   for (const f of r.recoveries ?? []) {
-    faults.push([
-      'recovered',
-      f.role === 'chief'
-        ? `chief (${f.cause}): answering again after ${f.resumedAfterSeconds.toFixed(1)} s, at step ${f.restoredStep}, nothing redone`
-        : `${f.role} ${f.index} (${f.cause}): state restored after ${f.resumedAfterSeconds.toFixed(1)} s, back to step ${f.restoredStep}, ${f.stepsLost} step(s) redone`,
-    ]);
+    faults.push([f.resumedAfterSeconds === null && f.role === 'worker' ? 'lost' : 'recovered', describeRecovery(f)]);
   }
   return table([
     ['model', r.model],
