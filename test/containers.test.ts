@@ -589,6 +589,8 @@ describe('Kubernetes and Kubeflow', () => {
     expect(obj(specs.Chief, 'Chief').replicas).toBe(1);
     // A crashed chief is restarted and takes the running job over; the run policy's backoffLimit bounds it.
     expect(obj(specs.Chief, 'Chief').restartPolicy).toBe('OnFailure');
+    // A crashed parameter server is restarted in its pod and restored by the chief (or failed over to its backup).
+    expect(obj(specs.PS, 'PS').restartPolicy).toBe('OnFailure');
     expect(obj(obj(tfjob.spec, 'spec').runPolicy, 'runPolicy').backoffLimit).toBeGreaterThan(0);
     const withoutBackend = (args: readonly string[]) => args.filter((a, k) => a !== '--require-gpu' && a !== '--backend' && args[k - 1] !== '--backend');
     const reference = withoutBackend(argsOf(container(obj(obj(obj(specs.Chief, 'Chief').template, 't').spec, 's'), 'tensorflow')));
