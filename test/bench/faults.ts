@@ -178,17 +178,20 @@ try {
     ]);
   }
 
-  const ps = await run('ps-killed', SHORT, (step, killed) => (killed === 0 && step >= KILL_AT_STEP ? 'ps-1' : undefined));
-  const p = ps.events[0];
-  const rec = ps.report.recoveries.find((r) => r.role === 'ps');
-  rows.push([
-    `ps-1 SIGKILL at step ${p?.killedAtStep ?? '?'} (restarted, restored from the newest checkpoint)`,
-    `${secs(p?.detected)} to restored and training resumed (goal under 5 s: ${p?.detected !== undefined && p.detected < 5 ? 'met' : 'missed'})`,
-    [p?.restarted !== undefined ? `restarted after ${secs(p.restarted)}` : '', rec === undefined ? 'no recovery recorded' : `chief: detected ${rec.detectedAfterSeconds === null ? '?' : fmt(rec.detectedAfterSeconds, 2)} s, resumed ${fmt(rec.resumedAfterSeconds, 2)} s after it last saw it healthy`].filter((x) => x !== '').join('; '),
-    pct(ps.report.testAccuracy),
-    accuracyGoal(ps.report),
-    rec === undefined ? '' : `${rec.stepsLost} steps replayed from step ${rec.restoredStep}`,
-  ]);
+  for (const replicas of [false, true]) {
+    const ps = await run(replicas ? 'ps-killed-replica' : 'ps-killed', SHORT, (step, killed) => (killed === 0 && step >= KILL_AT_STEP ? 'ps-1' : undefined), replicas ? ['--ps-replicas', '1'] : []);
+    const p = ps.events[0];
+    const rec = ps.report.recoveries.find((r) => r.role === 'ps');
+    const goal = replicas ? 2 : 5;
+    rows.push([
+      `ps-1 SIGKILL at step ${p?.killedAtStep ?? '?'} ${replicas ? '(`--ps-replicas 1`: its shard fails over to the backup on ps-0)' : '(restarted, restored from the newest checkpoint)'}`,
+      `${secs(p?.detected)} to ${replicas ? 'failed over' : 'restored'} and training resumed (goal under ${goal} s: ${p?.detected !== undefined && p.detected < goal ? 'met' : 'missed'})`,
+      [p?.restarted !== undefined ? `restarted after ${secs(p.restarted)}` : '', rec === undefined ? 'no recovery recorded' : `chief: detected ${rec.detectedAfterSeconds === null ? '?' : fmt(rec.detectedAfterSeconds, 2)} s, resumed ${rec.resumedAfterSeconds === null ? '?' : fmt(rec.resumedAfterSeconds, 2)} s after it last saw it healthy`].filter((x) => x !== '').join('; '),
+      pct(ps.report.testAccuracy),
+      accuracyGoal(ps.report),
+      rec === undefined ? '' : replicas ? `${rec.stepsLost} steps lost (goal 0: ${rec.stepsLost === 0 ? 'met' : 'missed'})` : `${rec.stepsLost} steps replayed from step ${rec.restoredStep}`,
+    ]);
+  }
 
   const chief = await run('chief-killed', SHORT, (step, killed) => (killed === 0 && step >= KILL_AT_STEP ? 'chief' : undefined));
   const ch = chief.events[0];
