@@ -12,6 +12,7 @@ import { atomicWriteFile } from '@tamp/core/node';
 import { OPTIMIZER_STATE_TENSOR, type ParameterClient, type VariableSpec, checkpointFolderName, readShardCheckpoint } from '@tamp/parameter-server';
 import type { TrainingSettings } from './job-config.js';
 import type { ClusterEpochRecord } from './report.js';
+import type { BatchProgress } from './batch-claims.js';
 
 export const MANIFEST_FORMAT = 1;
 /** Checkpoints kept on disk; older ones are deleted after a new one is complete. */
@@ -35,6 +36,8 @@ export interface CheckpointManifest {
   readonly history: readonly ClusterEpochRecord[];
   /** Samples trained on so far, by all workers. */
   readonly samples: number;
+  /** async/ssp: the batches done (batch-claims.ts), which a resume continues from; absent in sync (batches by step) and in older checkpoints. */
+  readonly batches?: BatchProgress;
 }
 
 export function checkpointsRoot(out: string): string {

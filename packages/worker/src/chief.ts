@@ -14,12 +14,12 @@ import { describeScore, lastValidation, saveLayersModel } from '@tamp/core/node'
 import type { ShardStatusResponse } from '@tamp/proto/tamp/v1/parameter_server';
 import { CHIEF_READER_ID, ParameterClient } from '@tamp/parameter-server';
 import { checkpointsRoot, pruneCheckpoints, restoreTensors, saveCheckpoint } from './checkpoints.js';
-import { type ChiefJob, type ChiefOptions, jobConfigFor, planChiefJob } from './chief-job.js';
+import { type ChiefJob, type ChiefOptions, claimsFor, jobConfigFor, planChiefJob } from './chief-job.js';
 import { type RunningCoordinator, startCoordinator } from './coordinator.js';
 import type { CoordinatorState } from './coordinator-state.js';
 import { encodeJobConfig, jobMomentumCorrection, jobWire } from './job-config.js';
 import { setVariables } from './model-state.js';
-import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, buildReport, writeReport } from './report.js';
+import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, buildReport, describeBatches, writeReport } from './report.js';
 import { type RecoveryRecord, ShardWatch, recoverShards } from './shard-recovery.js';
 import { CHIEF_SECRET_KEY, INSECURE, newSecret } from '@tamp/rpc';
 
@@ -119,6 +119,7 @@ export class Chief {
       epochs: job.training.epochs,
       totalSteps: job.totalSteps,
       log: this.log,
+      ...claimOptions(claimsFor(options, job)),
       ...(options.host !== undefined ? { host: options.host } : {}),
       ...(options.port !== undefined ? { port: options.port } : {}),
     });
@@ -300,6 +301,7 @@ export class Chief {
     state.done();
     const perWorker = report.workerStats.length > 1 ? ` (${report.workerStats.map((w) => `${w.workerId} ${w.samplesPerSecond.toFixed(0)}`).join(', ')})` : '';
     this.log(`done: ${describeScore(scores.test, 'test')}, ${report.steps} steps, ${report.samplesPerSecond.toFixed(0)} samples/s${perWorker}; model in ${modelPath} (backend for evaluation: ${this.job.backend.name})`);
+    if (report.batchesPlanned !== undefined) this.log(describeBatches(report));
     await this.stopShards('job done', (s, error) => this.log(`could not stop ${s}: ${errorMessage(error)}`));
     // Let the workers' next heartbeat hear "stop" before the server goes.
     await new Promise((resolve) => setTimeout(resolve, Math.min(this.interval, 500)));
@@ -333,6 +335,7 @@ export class Chief {
       checkpoints: this.checkpoints,
       resumedFrom: this.job.restored?.dir,
       recoveries: this.recoveries,
+      claims: state.claims,
     });
     writeReport(this.options.out, report);
     return report;
@@ -376,6 +379,7 @@ export class Chief {
         variables: job.specs,
         history: this.history,
         samples: (job.restored?.manifest.samples ?? 0) + Number(this.state.samples),
+        ...(this.state.claims !== undefined ? { batches: this.state.claims.progress } : {}),
       },
       step,
       { versionsMayDiffer: job.training.mode !== 'sync' && this.recoveries.length > 0 },
@@ -390,6 +394,11 @@ export class Chief {
   private stopShards(reason: string, onError: (address: string, error: unknown) => void): Promise<unknown> {
     return Promise.all(this.params.shards.map((s) => s.shutdown(reason).catch((error: unknown) => onError(s.address, error))));
   }
+}
+
+/** The Coordinator's `claims` option when the job has them (exactOptionalPropertyTypes: absent, not undefined). */
+function claimOptions(claims: ReturnType<typeof claimsFor>): { claims?: NonNullable<ReturnType<typeof claimsFor>> } {
+  return claims !== undefined ? { claims } : {};
 }
 
 /** Run a whole job as the chief: what `tamp chief` calls. */

@@ -5,6 +5,11 @@ import { percent, table } from '../output.js';
 interface FaultFields {
   readonly nonFiniteUpdates?: number;
   readonly recoveries?: ReadonlyArray<{ readonly role: string; readonly index: number; readonly cause: string; readonly resumedAfterSeconds: number; readonly restoredStep: number; readonly stepsLost: number }>;
+  /** async/ssp: batches a lost worker held that others trained, and batches never trained. */
+  readonly batchesPlanned?: number;
+  readonly batchesTrained?: number;
+  readonly batchesLost?: number;
+  readonly batchesReassigned?: number;
 }
 
 export function trainSummary(r: TrainReport & FaultFields): string {
@@ -14,6 +19,10 @@ export function trainSummary(r: TrainReport & FaultFields): string {
   }
   for (const f of r.recoveries ?? []) {
     faults.push(['recovered', `${f.role} ${f.index} (${f.cause}): state restored after ${f.resumedAfterSeconds.toFixed(1)} s, back to step ${f.restoredStep}, ${f.stepsLost} step(s) redone`]);
+  }
+  if ((r.batchesReassigned ?? 0) > 0 || (r.batchesLost ?? 0) > 0) {
+    const lost = r.batchesLost ?? 0;
+    faults.push(['batches', `${r.batchesTrained ?? 0} of ${r.batchesPlanned ?? 0} trained; ${r.batchesReassigned ?? 0} a lost worker held were trained by the others${lost > 0 ? `; ${lost} never trained (no worker was left)` : ''}`]);
   }
   return table([
     ['model', r.model],
