@@ -111,7 +111,7 @@ describe('BatchClaims', () => {
 
 describe('CoordinatorState with batch claims', () => {
   const state = () =>
-    new CoordinatorState({ jobConfigJson: '{}', psAddresses: ['a'], heartbeatIntervalMs: 100, numWorkers: 2, heartbeatTimeoutMs: 1_000, epochs: 2, claims: { plan } });
+    new CoordinatorState({ jobId: 'j', jobConfigJson: '{}', psAddresses: ['a'], heartbeatIntervalMs: 100, numWorkers: 2, heartbeatTimeoutMs: 1_000, epochs: 2, claims: { plan } });
 
   it('hands back the batches of a worker declared lost, and of one that left unfinished', () => {
     const s = state();
@@ -141,7 +141,7 @@ describe('CoordinatorState with batch claims', () => {
   });
 
   it('refuses a claim in a sync job', () => {
-    const s = new CoordinatorState({ jobConfigJson: '{}', psAddresses: ['a'], heartbeatIntervalMs: 100, numWorkers: 1, heartbeatTimeoutMs: 1_000, epochs: 1 });
+    const s = new CoordinatorState({ jobId: 'j', jobConfigJson: '{}', psAddresses: ['a'], heartbeatIntervalMs: 100, numWorkers: 1, heartbeatTimeoutMs: 1_000, epochs: 1 });
     s.join('c0', 0, 'cpu', 0);
     expect(() => s.claimBatches('worker-0', 4, [])).toThrow(/sync job/);
   });

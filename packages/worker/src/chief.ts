@@ -13,7 +13,7 @@ import { ClusterError, errorMessage, evaluateModel, recalibrateBatchNorm, recali
 import { describeScore, lastValidation, saveLayersModel } from '@tamp/core/node';
 import type { ShardStatusResponse } from '@tamp/proto/tamp/v1/parameter_server';
 import { CHIEF_READER_ID, ParameterClient } from '@tamp/parameter-server';
-import { checkpointsRoot, pruneCheckpoints, restoreTensors, saveCheckpoint } from './checkpoints.js';
+import { type CopiedCheckpoint, checkpointsRoot, commitCheckpoint, copyCheckpoint, pruneCheckpoints, restoreTensors } from './checkpoints.js';
 import { type ChiefJob, type ChiefOptions, claimsFor, jobConfigFor, planChiefJob } from './chief-job.js';
 import { type RunningCoordinator, startCoordinator } from './coordinator.js';
 import type { CoordinatorState } from './coordinator-state.js';
@@ -47,6 +47,8 @@ export class Chief {
   private wake: () => void = () => {};
   /** The job's chief secret (ChiefOptions.chiefSecret). */
   private readonly secret: string;
+  /** The last checkpoint released at its barrier whose files are still being written (resolves once its manifest is, or its failure logged). */
+  private pendingCommit: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly options: ChiefOptions,
@@ -198,17 +200,27 @@ export class Chief {
   }
 
   /**
-   * Serve the checkpoint barrier: when every training worker waits, write the
-   * checkpoint and release them. Returns the manifest written, or undefined
-   * (no barrier ready, or the save failed: the workers train on without it).
+   * Serve the checkpoint barrier: when every training worker waits, the
+   * shards copy their state and the workers are released; the files are
+   * written while they train, and the manifest once every file is durable
+   * (checkpointsCommitted waits for it). Returns the manifest's path, or
+   * undefined (no barrier ready, or the copy failed: the workers train on
+   * without it).
    */
   async serveCheckpointBarrier(): Promise<string | undefined> {
     const state = this.state;
     const step = state.barrierStep;
     if (!state.barrierReady || step === undefined) return undefined;
     try {
-      const file = await this.writeCheckpoint(step);
+      // One checkpoint's files at a time (pruning must not meet a folder still being written).
+      await this.pendingCommit;
+      const copied = await this.copyCheckpoint(step);
+      // The shards hold copies: training goes on while they write, and the manifest follows (commit).
+      const file = join(copied.dir, 'manifest.json');
       state.releaseBarrier({ complete: true, manifest: file });
+      this.pendingCommit = this.commit(copied).catch((error: unknown) => {
+        this.log(`checkpoint at step ${step} was not written: ${errorMessage(error)}; the one before stays the newest, training goes on`);
+      });
       return file;
     } catch (error) {
       this.log(`checkpoint at step ${step} failed: ${errorMessage(error)}; training on without it`);
@@ -366,9 +378,10 @@ export class Chief {
     await recalibrateBatchNorm(this.job.model, recalibrationBatches(this.job.dataset.train, { batchSize: t.batchSize, seed: t.seed }));
   }
 
-  private async writeCheckpoint(step: number): Promise<string> {
+  /** The shards copy their state for checkpoint `step` (copyCheckpoint); the manifest's fields are taken now, at the barrier. */
+  private copyCheckpoint(step: number): Promise<CopiedCheckpoint> {
     const { options, job } = this;
-    const file = await saveCheckpoint(
+    return copyCheckpoint(
       this.params,
       options.out,
       {
@@ -377,18 +390,34 @@ export class Chief {
         numWorkers: options.numWorkers,
         checkpointEvery: job.checkpointEvery,
         variables: job.specs,
-        history: this.history,
+        history: [...this.history],
         samples: (job.restored?.manifest.samples ?? 0) + Number(this.state.samples),
         ...(this.state.claims !== undefined ? { batches: this.state.claims.progress } : {}),
       },
       step,
       { versionsMayDiffer: job.training.mode !== 'sync' && this.recoveries.length > 0 },
     );
-    pruneCheckpoints(options.out);
+  }
+
+  /** Once every shard's file is written: the manifest, pruning, and the checkpoint counted. */
+  private async commit(copied: CopiedCheckpoint): Promise<string> {
+    const file = await commitCheckpoint(this.params, copied);
+    pruneCheckpoints(this.options.out);
     this.checkpoints.push(file);
-    this.state.checkpointWritten(step);
-    this.log(`checkpoint at step ${step}: ${file}`);
+    this.state.checkpointWritten(copied.step);
+    this.log(`checkpoint at step ${copied.step}: ${file}`);
     return file;
+  }
+
+  /** Every checkpoint a barrier released has its manifest written, or its failure logged. */
+  async checkpointsCommitted(): Promise<void> {
+    await this.pendingCommit;
+  }
+
+  /** A checkpoint written whole before returning (the last one, at the end of training). */
+  private async writeCheckpoint(step: number): Promise<string> {
+    await this.pendingCommit;
+    return this.commit(await this.copyCheckpoint(step));
   }
 
   private stopShards(reason: string, onError: (address: string, error: unknown) => void): Promise<unknown> {
