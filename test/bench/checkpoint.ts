@@ -1,0 +1,77 @@
+/**
+ * pnpm bench:checkpoint: what a checkpoint every epoch costs a LeNet-5 job
+ * (`tamp train --local`, 1 parameter server + 2 workers, async), against the
+ * same job with `--checkpoint-every 0`, alternating run by run so load on a
+ * shared machine falls on both alike. Goal (issue 21): at most 2% of
+ * samples/s. Results go to BENCHMARKS.md with the command and the load.
+ *
+ *   pnpm bench:checkpoint [--rounds N] [--epochs E] [--no-write]
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TAMP_BIN } from '../helpers/tamp.js';
+import { fmt, machine, markdownTable, median, writeSection } from './report.js';
+
+function flag(name: string, fallback: string): number {
+  const at = process.argv.indexOf(name);
+  const n = Number(at === -1 ? fallback : process.argv[at + 1]);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} needs a whole number, at least 1`);
+  return n;
+}
+const ROUNDS = flag('--rounds', '2');
+const EPOCHS = flag('--epochs', '2');
+const write = !process.argv.includes('--no-write');
+const work = mkdtempSync(join(tmpdir(), 'tamp-bench-ckpt-'));
+
+const base = ['train', '--local', '--ps', '1', '--workers', '2', '--model', 'lenet-5', '--dataset', 'mnist', '--epochs', String(EPOCHS), '--seed', '1'];
+const variants = [
+  { name: 'no checkpoints', args: ['--checkpoint-every', '0'] },
+  // The default cadence: one checkpoint per epoch (the last one, after training, is written either way).
+  { name: 'a checkpoint every epoch', args: [] as string[] },
+];
+
+const results = variants.map(() => [] as number[]);
+const barrier = variants.map(() => [] as number[]);
+const loads: number[] = [];
+for (let round = 0; round < ROUNDS; round++) {
+  for (const [i, v] of variants.entries()) {
+    const out = join(work, `${round}-${i}`);
+    const args = [...base, ...v.args, '--out', out, '--json', '--verbose'];
+    process.stderr.write(`$ tamp ${args.join(' ')}\n`);
+    loads.push(loadavg()[0] as number);
+    const r = spawnSync(process.execPath, [TAMP_BIN, ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    if (r.status !== 0) throw new Error(`tamp ${args.join(' ')} failed:\n${r.stderr.slice(-3000)}`);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { samplesPerSecond: number };
+    (results[i] as number[]).push(report.samplesPerSecond);
+    // Each worker's epoch lines give its mean ms per step at checkpoint barriers: the pause a checkpoint costs.
+    const waits = [...r.stderr.matchAll(/epoch \d+\/\d+ done.*checkpoint ([\d.]+)/g)].map((m) => Number(m[1]));
+    (barrier[i] as number[]).push(waits.reduce((a, b) => a + b, 0) / Math.max(1, waits.length));
+    process.stderr.write(`  ${v.name}: ${report.samplesPerSecond.toFixed(1)} samples/s\n`);
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+rmSync(work, { recursive: true, force: true });
+
+const without = median(results[0] as number[]);
+const withCkpt = median(results[1] as number[]);
+const cost = (1 - withCkpt / without) * 100;
+const rows = variants.map((v, i) => [
+  v.name,
+  `\`tamp ${[...base, ...v.args].join(' ')} --out DIR\``,
+  (results[i] as number[]).map((x) => fmt(x, 1)).join(', '),
+  fmt(median(results[i] as number[]), 1),
+  fmt(median(barrier[i] as number[]), 2),
+]);
+const markdown = [
+  `## Checkpoint overhead: \`pnpm bench:checkpoint --rounds ${ROUNDS} --epochs ${EPOCHS}\``,
+  '',
+  `Machine: ${machine()}. Load average (1 min) at the start of each run: ${loads.map((l) => l.toFixed(2)).join(', ')}. The two variants alternate run by run. samples/s is report.json's (all samples over the longest worker's training time, checkpoint pauses included); "ms per step at barriers" is the workers' \`checkpoint\` phase from their epoch lines (the pause spread over the epoch's steps).`,
+  '',
+  markdownTable(['run', 'command', 'samples/s per run', 'median samples/s', 'ms per step at barriers (median)'], rows),
+  '',
+  `A checkpoint every epoch costs ${fmt(cost, 1)}% of samples/s (goal: at most 2%; ${cost <= 2 ? 'met' : '**missed**'}). At the barrier each shard only copies its state in memory and answers; the file is written in the background and the manifest follows once it is durable (ARCHITECTURE.md, "@tamp/parameter-server"). On a shared machine run-to-run noise is of the same order as the goal: read the per-run figures with the load beside them.`,
+].join('\n');
+process.stdout.write(`${markdown}\n`);
+if (write) writeSection('bench:checkpoint', markdown);
