@@ -111,7 +111,7 @@ describe('BatchClaims', () => {
 
 describe('CoordinatorState with batch claims', () => {
   const state = () =>
-    new CoordinatorState({ jobId: 'j', jobConfigJson: '{}', psAddresses: ['a'], heartbeatIntervalMs: 100, numWorkers: 2, heartbeatTimeoutMs: 1_000, epochs: 2, claims: { plan } });
+    new CoordinatorState({ jobId: 'j', jobConfigJson: '{}', psAddresses: ['a'], heartbeatIntervalMs: 100, numWorkers: 2, heartbeatTimeoutMs: 1_000, epochs: 2, claims: { plan, idleNotLive: true } });
 
   it('hands back the batches of a worker declared lost, and of one that left unfinished', () => {
     const s = state();

@@ -177,9 +177,10 @@ export function claimsFor(options: Pick<ChiefOptions, 'numWorkers'>, job: ChiefJ
   if (job.training.mode === 'sync') return undefined;
   const w = options.numWorkers;
   const plan = { totalBatches: job.stepsEach * w, batchesPerEpoch: job.stepsPerWorkerEpoch * w, numWorkers: w, checkpointEvery: job.checkpointEvery };
+  const idleNotLive = job.training.mode === 'ssp';
   const manifest = job.restored?.manifest;
-  if (manifest === undefined) return { plan };
+  if (manifest === undefined) return { plan, idleNotLive };
   const recorded = manifest.batches !== undefined && manifest.numWorkers === w && manifest.batches.total === plan.totalBatches;
   const done = recorded ? (manifest.batches?.done ?? []) : [[0, Math.min(plan.totalBatches, manifest.step * w)] as const];
-  return { plan, resume: { progress: { done, total: plan.totalBatches }, checkpointStep: manifest.step } };
+  return { plan, idleNotLive, resume: { progress: { done, total: plan.totalBatches }, checkpointStep: manifest.step } };
 }

@@ -194,8 +194,10 @@ export class Chief {
     const live = this.state.liveWorkerIds;
     const key = live.join(',');
     if (key === this.announced) return undefined;
-    await Promise.all(this.params.shards.map((s) => s.updateMembership(live)));
-    this.announced = key;
+    const sent = await Promise.allSettled(this.params.shards.map((s) => s.updateMembership(live)));
+    // A shard that did not answer (down, or coming back) is told on a later pass: refreshGlobalStep restores
+    // one that returns without its state, and fails the job for one silent past the peer timeout.
+    if (sent.every((r) => r.status === 'fulfilled')) this.announced = key;
     return live;
   }
 

@@ -20,7 +20,12 @@ export interface CoordinatorOptions extends MembershipOptions {
   /** Steps the whole job takes (for progress bars; sync counts one per step of all workers). */
   readonly totalSteps?: number;
   /** async and ssp: batches are claimed from the chief (batch-claims.ts); a resumed job starts from its checkpoint's progress. */
-  readonly claims?: { readonly plan: BatchPlan; readonly resume?: { progress: BatchProgress; checkpointStep: number } };
+  readonly claims?: {
+    readonly plan: BatchPlan;
+    readonly resume?: { progress: BatchProgress; checkpointStep: number };
+    /** ssp: leave workers idle without a batch out of the shards' live set (its staleness gate would wait for them); async's policy reads no live set. */
+    readonly idleNotLive?: boolean;
+  };
 }
 
 /** A finished epoch's validation score, by task. */
@@ -96,7 +101,7 @@ export class CoordinatorState extends Membership {
     }
     const wasIdle = this.claims.isIdle(r.workerId);
     const claim = this.claims.claim(r.workerId, count, done, idle);
-    // New done batches may finish an epoch; a worker going idle or busy changes the shards' live set.
+    // New done batches may finish an epoch; a worker going idle or busy changes ssp's live set.
     if (done.length > 0 || wasIdle !== this.claims.isIdle(r.workerId)) this.changed();
     return { ...claim, total: this.claims.plan.totalBatches };
   }
@@ -227,11 +232,11 @@ export class CoordinatorState extends Membership {
 
   // ---- read-only views ----
 
-  /** Membership's live workers, less (async/ssp) those idle without a batch: ssp's gate must not wait for them (batch-claims.ts). */
+  /** Membership's live workers, less (ssp) those idle without a batch: its gate must not wait for them (batch-claims.ts). */
   override get liveWorkerIds(): string[] {
     const ids = super.liveWorkerIds;
     const claims = this.claims;
-    return claims === undefined ? ids : ids.filter((id) => !claims.isIdle(id));
+    return claims === undefined || this.options.claims?.idleNotLive !== true ? ids : ids.filter((id) => !claims.isIdle(id));
   }
 
   /** async/ssp: epochs whose every batch is done; sync: as Membership counts them. */
