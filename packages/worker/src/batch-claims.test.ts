@@ -87,7 +87,9 @@ describe('BatchClaims', () => {
     expect(c.isIdle('w0')).toBe(true);
     c.claim('w1', 0, [[4, 6]], true);
     expect(c.progress.done).toEqual([[0, 6]]);
+    expect(c.paused).toBe(true);
     c.barrierReleased(3);
+    expect(c.paused).toBe(false);
     expect(c.claim('w0', 4, [])).toMatchObject({ start: 6, end: 10, checkpointStep: 0 });
     expect(c.isIdle('w0')).toBe(false);
   });

@@ -142,6 +142,12 @@ export class BatchClaims {
     return this.idleWorkers.has(workerId);
   }
 
+  /** The hand-out waits at a checkpoint boundary: its barrier comes next. */
+  get paused(): boolean {
+    const boundary = this.boundary();
+    return boundary !== undefined && this.next >= boundary.batch;
+  }
+
   /** Every planned batch is done. */
   get finished(): boolean {
     return this.done.prefixEnd >= this.plan.totalBatches;

@@ -266,6 +266,8 @@ export class Chief {
   async evaluateEpochs(): Promise<ClusterEpochRecord[]> {
     const state = this.state;
     const added: ClusterEpochRecord[] = [];
+    // Workers about to wait at a checkpoint barrier would wait for the evaluation too: serve the barrier first.
+    if (state.checkpointImminent) return added;
     while (state.completedEpochs > this.history.length) {
       const epoch = this.history.length + 1;
       await this.pullModel();

@@ -146,6 +146,15 @@ export class CoordinatorState extends Membership {
     return this.barrier?.step;
   }
 
+  /**
+   * A checkpoint barrier has arrivals, or (async/ssp) the hand-out waits at a
+   * checkpoint boundary so one is about to: the chief defers an epoch's
+   * evaluation (seconds) until it is served, since workers would wait for it.
+   */
+  get checkpointImminent(): boolean {
+    return this.barrier !== undefined || this.claims?.paused === true;
+  }
+
   /** Workers waiting at the barrier. */
   get barrierArrived(): readonly string[] {
     return [...(this.barrier?.arrived.keys() ?? [])];

@@ -243,9 +243,9 @@ export class ReplicaLoop {
         this.lap('waitPull');
         const epoch = Math.min(this.config.training.epochs, Math.floor((head.batch + 1) / perEpoch));
         this.progress(step, epoch);
-        // An epoch's line when this worker's next batch is of a later one.
-        const ended = after.kind === 'batch' && Math.floor(after.batch / perEpoch) > Math.floor(head.batch / perEpoch);
-        this.maybeLogEpoch(step, ended ? Math.floor(head.batch / perEpoch) + 1 : 0);
+        // An epoch's line when this worker's next batch is of a later one (a checkpoint pause: its boundary's).
+        const upcoming = after.kind === 'batch' ? after.batch : after.kind === 'checkpoint' ? after.step * this.config.numWorkers : head.batch;
+        this.maybeLogEpoch(step, Math.floor(upcoming / perEpoch) > Math.floor(head.batch / perEpoch) ? Math.floor(head.batch / perEpoch) + 1 : 0);
       } catch (error) {
         // Nothing of this step is left running, whatever the error.
         await Promise.allSettled([next, ...inFlight]);
@@ -258,6 +258,7 @@ export class ReplicaLoop {
       }
     }
     this.progress(step, this.config.training.epochs);
+    this.maybeLogEpoch(step, this.config.training.epochs);
     return this.result(step);
   }
 
