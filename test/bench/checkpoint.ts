@@ -86,7 +86,7 @@ const markdown = [
   '',
   `A checkpoint every epoch holds the workers at its barrier for ${fmt(pause, 2)}% of their step time (goal: at most 2% of samples/s; ${pause <= 2 ? 'met' : '**missed**'} by this measure); the medians of samples/s differ by ${fmt(cost, 1)}% (with checkpoints against without), which on this shared machine is noise as much as cost. At the barrier each shard only copies its state in memory and answers; the file is written in the background and the manifest follows once it is durable (ARCHITECTURE.md, "@tamp/parameter-server"). On a shared machine run-to-run noise is of the same order as the goal: read the per-run figures with the load beside them.`,
   '',
-  'The barrier share counts everything a barrier costs a worker: settling its pushes, waiting for the slower worker to finish its claimed block, and the shards' in-memory copy; the writes themselves run after the release. Not measured here: the same job before this change (a barrier that waited for every file to be written and fsynced), since both variants would need a second checkout on a machine this loaded.',
+  "The barrier share counts everything a barrier costs a worker: settling its pushes, waiting for the slower worker to finish its claimed block, and the shards' in-memory copy; the writes themselves run after the release. Not measured here: the same job before this change (a barrier that waited for every file to be written and fsynced), since both variants would need a second checkout on a machine this loaded.",
 ].join('\n');
 process.stdout.write(`${markdown}\n`);
 if (write) writeSection('bench:checkpoint', markdown);
