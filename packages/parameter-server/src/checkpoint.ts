@@ -41,8 +41,12 @@ export function shardFileName(index: number): string {
   return `shard-${index}.bin`;
 }
 
-/** Write the shard's state into `directory`; returns the file, its size and the CRC-32 of the whole file. */
-export function writeShardCheckpoint(shard: Shard, directory: string): { file: string; bytes: number; crc32: number } {
+/**
+ * The shard's state copied into one buffer laid out as its checkpoint file
+ * (the CRC-32 trailer left for sealShardCheckpoint): called while no update
+ * can interleave, so the copy is the state at `version`.
+ */
+export function copyShardCheckpoint(shard: Shard): { bytes: Buffer; version: bigint } {
   const config = shard.shardConfig;
   if (config === undefined) throw new ModelError('MODEL_INVALID', `shard ${shard.index} has no state to save yet`);
   const parts = shard.partList;
@@ -57,7 +61,8 @@ export function writeShardCheckpoint(shard: Shard, directory: string): { file: s
   const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
   const dataBytes = parts.reduce((n, p) => n + p.sliceLength * 4 * (1 + p.slots.length), 0);
   const total = 16 + headerBytes.length + dataBytes + 4;
-  const out = Buffer.alloc(total);
+  // allocUnsafe: every byte is written below (header, data, then the trailer when sealed).
+  const out = Buffer.allocUnsafe(total);
   out.write(MAGIC, 0, 'latin1');
   out.writeUInt32LE(SHARD_CHECKPOINT_FORMAT, 8);
   out.writeUInt32LE(headerBytes.length, 12);
@@ -69,11 +74,23 @@ export function writeShardCheckpoint(shard: Shard, directory: string): { file: s
       at += arr.byteLength;
     }
   }
-  out.writeUInt32LE(crc32(out.subarray(0, at)), at);
+  return { bytes: out, version: shard.version };
+}
+
+/** Fill a copied checkpoint's CRC-32 trailer; returns the CRC-32 of the whole file, trailer included (what the manifest records). */
+export function sealShardCheckpoint(bytes: Buffer): number {
+  const at = bytes.length - 4;
+  bytes.writeUInt32LE(crc32(bytes.subarray(0, at)), at);
+  return crc32(bytes);
+}
+
+/** Write the shard's state into `directory` now; returns the file, its size and the CRC-32 of the whole file. */
+export function writeShardCheckpoint(shard: Shard, directory: string): { file: string; bytes: number; crc32: number } {
+  const { bytes } = copyShardCheckpoint(shard);
+  const checksum = sealShardCheckpoint(bytes);
   const file = join(directory, shardFileName(shard.index));
-  atomicWriteFile(file, out);
-  // The manifest records the checksum of the whole file, trailer included.
-  return { file, bytes: total, crc32: crc32(out) };
+  atomicWriteFile(file, bytes);
+  return { file, bytes: bytes.length, crc32: checksum };
 }
 
 function corrupt(file: string, why: string): ModelError {

@@ -200,9 +200,18 @@ export class ShardClient {
     await callUnary(this.client, 'updateMembership', { header: requestHeader(this.jobId), liveWorkerIds: [...liveWorkerIds] }, this.call('membership update to'));
   }
 
-  /** Save the shard's part of checkpoint `step` under the root fixed at Assign; `directory`: the checkpoint's folder name (checkpointFolderName) or ''. */
-  async saveShard(directory: string, step: bigint): Promise<{ file: string; bytes: number; crc32: number; version: bigint }> {
-    const r = await callUnary(this.client, 'saveShard', { header: requestHeader(this.jobId), directory, step }, this.call('checkpoint of'));
+  /**
+   * Save the shard's part of checkpoint `step` under the root fixed at Assign; `directory`: the checkpoint's folder name (checkpointFolderName) or ''.
+   * `background`: answered once the state is copied (crc32 0), the file written after (checkpointWriteWait).
+   */
+  async saveShard(directory: string, step: bigint, background = false): Promise<{ file: string; bytes: number; crc32: number; version: bigint }> {
+    const r = await callUnary(this.client, 'saveShard', { header: requestHeader(this.jobId), directory, step, background }, this.call('checkpoint of'));
+    return { file: r.file, bytes: Number(r.bytes), crc32: r.crc32, version: r.version };
+  }
+
+  /** A background SaveShard's file once it is durably written (its size and CRC-32); fails when the write failed or the server restarted since. */
+  async checkpointWriteWait(directory: string, step: bigint, timeoutMs = 600_000): Promise<{ file: string; bytes: number; crc32: number; version: bigint }> {
+    const r = await callUnary(this.client, 'checkpointWriteWait', { header: requestHeader(this.jobId), directory, step }, this.call('checkpoint write of', timeoutMs));
     return { file: r.file, bytes: Number(r.bytes), crc32: r.crc32, version: r.version };
   }
 

@@ -5,6 +5,8 @@
 import {
   type AssignRequest,
   type AssignResponse,
+  type CheckpointWriteWaitRequest,
+  type CheckpointWriteWaitResponse,
   type ParameterServerServer,
   type PullRequest,
   type PullResponse,
@@ -35,11 +37,13 @@ import {
 import { type RpcServerOptions, type Server, serviceHandlers, startServer } from '@tamp/rpc';
 import { ShardAuthority } from './authority.js';
 import { checkCheckpointRoot, saveDirectory } from './checkpoint-location.js';
+import { CheckpointWrites } from './checkpoint-writes.js';
 import { assignByteLimit, checkPullRequest, checkPushMeta } from './request-bounds.js';
 import { FastParameterServerService, encodePullResponse, messageChunks } from './wire/fast-codec.js';
 import { type PushMeta, Shard } from './shard.js';
 import { shardConfigFromProto } from './wire/shard-config.js';
-import { writeShardCheckpoint } from './checkpoint.js';
+import { shardFileName, writeShardCheckpoint } from './checkpoint.js';
+import { join } from 'node:path';
 import { shardMetrics } from './metrics.js';
 import { FILE_DESCRIPTOR_SET_BASE64 } from '@tamp/proto/tamp/v1/descriptor_set';
 import { replicaHandlers } from './replica-service.js';
@@ -96,6 +100,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
   const authority = new ShardAuthority(options.chiefSecret);
   // Fixed by the first Assign (the chief's <out>/checkpoints); SaveShard takes no path.
   let checkpointRoot: string | undefined;
+  const writes = new CheckpointWrites(log);
 
   const pull = rpc.serverStream<PullRequest, PullResponse>('pull', async (req, out, caller) => {
     authority.requireReader(caller, req.workerId, 'pull');
@@ -234,9 +239,20 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
 
   const saveShard = rpc.unary<SaveShardRequest, SaveShardResponse>('saveShard', (req, caller) => {
     authority.requireChief(caller, 'saveShard');
+    if (req.background) {
+      // Copied now, written in the background (checkpoint-writes.ts): checkpointWriteWait tells when.
+      const copied = writes.start(shard, saveDirectory(checkpointRoot, req.directory, req.step), req.step);
+      return { file: copied.file, bytes: BigInt(copied.bytes), crc32: 0, version: copied.version };
+    }
     const saved = writeShardCheckpoint(shard, saveDirectory(checkpointRoot, req.directory, req.step));
     log(`shard ${shard.index}: checkpoint of version ${shard.version} (step ${req.step}) in ${saved.file}`);
     return { file: saved.file, bytes: BigInt(saved.bytes), crc32: saved.crc32, version: shard.version };
+  });
+
+  const checkpointWriteWait = rpc.unary<CheckpointWriteWaitRequest, CheckpointWriteWaitResponse>('checkpointWriteWait', async (req, caller) => {
+    authority.requireChief(caller, 'checkpointWriteWait');
+    const written = await writes.wait(join(saveDirectory(checkpointRoot, req.directory, req.step), shardFileName(shard.index)));
+    return { file: written.file, bytes: BigInt(written.bytes), crc32: written.crc32, version: written.version };
   });
 
   const updateMembership = rpc.unary<UpdateMembershipRequest, UpdateMembershipResponse>('updateMembership', (req, caller) => {
@@ -267,7 +283,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
     },
     log,
   });
-  return { pull, push, shardStatus, assign, saveShard, shutdown, updateMembership, ...replica };
+  return { pull, push, shardStatus, assign, saveShard, shutdown, updateMembership, checkpointWriteWait, ...replica };
 }
 
 function statusOf(shard: Shard): ShardStatusResponse {

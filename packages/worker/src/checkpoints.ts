@@ -1,7 +1,9 @@
 /**
  * Job checkpoints: `<out>/checkpoints/step-<k>/` holds one file per shard
  * (written by the shard, atomically, with a CRC-32) and manifest.json,
- * written by the chief last, once every shard's part is on disk. A folder
+ * written by the chief last, once every shard's part is on disk. At the
+ * barrier the shards only copy their state (copyCheckpoint); the files are
+ * written while training goes on and the manifest follows (commitCheckpoint). A folder
  * without a manifest, or whose parts are missing, short or damaged, is not a
  * checkpoint: resuming skips it with a warning and takes the one before.
  */
@@ -12,6 +14,7 @@ import { atomicWriteFile } from '@tamp/core/node';
 import { OPTIMIZER_STATE_TENSOR, type ParameterClient, type VariableSpec, checkpointFolderName, readShardCheckpoint } from '@tamp/parameter-server';
 import type { TrainingSettings } from './job-config.js';
 import type { ClusterEpochRecord } from './report.js';
+import type { BatchProgress } from './batch-claims.js';
 
 export const MANIFEST_FORMAT = 1;
 /** Checkpoints kept on disk; older ones are deleted after a new one is complete. */
@@ -35,6 +38,8 @@ export interface CheckpointManifest {
   readonly history: readonly ClusterEpochRecord[];
   /** Samples trained on so far, by all workers. */
   readonly samples: number;
+  /** async/ssp: the batches done (batch-claims.ts), which a resume continues from; absent in sync (batches by step) and in older checkpoints. */
+  readonly batches?: BatchProgress;
 }
 
 export function checkpointsRoot(out: string): string {
@@ -46,33 +51,66 @@ export function checkpointDir(out: string, step: number): string {
   return join(checkpointsRoot(out), checkpointFolderName(step));
 }
 
-/** Ask every shard to save its part, then write the manifest (the commit point). */
-export async function saveCheckpoint(
+/** A checkpoint whose shards copied their state: what commitCheckpoint needs to finish it. */
+export interface CopiedCheckpoint {
+  readonly dir: string;
+  readonly step: number;
+  readonly versions: readonly string[];
+  readonly manifest: Omit<CheckpointManifest, 'format' | 'step' | 'versions' | 'time' | 'parts'>;
+}
+
+/**
+ * The barrier's part of a checkpoint: every shard copies its state in memory
+ * (SaveShard in the background) and answers; their files are written while
+ * training goes on. Training may resume once this returns.
+ */
+export async function copyCheckpoint(
   params: ParameterClient,
   out: string,
   base: Omit<CheckpointManifest, 'format' | 'step' | 'versions' | 'time' | 'parts'>,
   step: number,
   /** async/ssp after a restore of one shard: its version counts from the checkpoint's, the others' did not go back (shard-recovery.ts). */
   options: { versionsMayDiffer?: boolean } = {},
-): Promise<string> {
+): Promise<CopiedCheckpoint> {
   const dir = checkpointDir(out, step);
   // The shards write under the root the chief fixed at Assign (checkpointsRoot(out)): the request names only the step.
-  const saved = await Promise.all(params.shards.map((s) => s.saveShard(basename(dir), BigInt(step))));
-  const versions = saved.map((p) => p.version.toString());
+  const copied = await Promise.all(params.shards.map((s) => s.saveShard(basename(dir), BigInt(step), true)));
+  const versions = copied.map((p) => p.version.toString());
   if (options.versionsMayDiffer !== true && new Set(versions).size !== 1) {
     throw new ClusterError('JOB_FAILED', `checkpoint ${step}: shards saved different versions (${versions.join(', ')}); training did not pause`);
   }
+  return { dir, step, versions, manifest: base };
+}
+
+/**
+ * Wait until every shard's file of a copied checkpoint is durably written,
+ * then write the manifest (the commit point): a shard that crashed before its
+ * write finished fails this, and no manifest names its missing file.
+ */
+export async function commitCheckpoint(params: ParameterClient, copied: CopiedCheckpoint): Promise<string> {
+  const written = await Promise.all(params.shards.map((s) => s.checkpointWriteWait(basename(copied.dir), BigInt(copied.step))));
   const manifest: CheckpointManifest = {
     format: MANIFEST_FORMAT,
-    ...base,
-    step,
-    versions,
+    ...copied.manifest,
+    step: copied.step,
+    versions: copied.versions,
     time: new Date().toISOString(),
-    parts: saved.map((p, shard) => ({ shard, file: basename(p.file), bytes: p.bytes, crc32: p.crc32 })),
+    parts: written.map((p, shard) => ({ shard, file: basename(p.file), bytes: p.bytes, crc32: p.crc32 })),
   };
-  const file = join(dir, 'manifest.json');
+  const file = join(copied.dir, 'manifest.json');
   atomicWriteFile(file, `${JSON.stringify(manifest, null, 2)}\n`);
   return file;
+}
+
+/** A whole checkpoint at once: copy, then commit (what a caller that does not overlap the writes with training uses). */
+export async function saveCheckpoint(
+  params: ParameterClient,
+  out: string,
+  base: Omit<CheckpointManifest, 'format' | 'step' | 'versions' | 'time' | 'parts'>,
+  step: number,
+  options: { versionsMayDiffer?: boolean } = {},
+): Promise<string> {
+  return commitCheckpoint(params, await copyCheckpoint(params, out, base, step, options));
 }
 
 /**

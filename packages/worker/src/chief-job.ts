@@ -12,6 +12,7 @@ import { type Placement, type VariableSpec, placeVariables } from '@tamp/paramet
 import { type RestoredState, findLatestCheckpoint } from './checkpoints.js';
 import { type JobConfig, type TrainingSettings, workerId } from './job-config.js';
 import { variableSpecs, variableValues } from './model-state.js';
+import type { CoordinatorOptions } from './coordinator-state.js';
 import type { RpcSecurity } from '@tamp/rpc';
 import { checkResumeSettings, prepareOutFolder } from './out-folder.js';
 import { checkPsReplicas } from './replica-chain.js';
@@ -169,4 +170,22 @@ export function jobConfigFor(options: ChiefOptions, job: ChiefJob, heartbeatInte
 function withWarmup(t: TrainingSettings, stepsEach: number): TrainingSettings {
   if (t.wire === undefined || t.wire.warmupSteps !== undefined) return t;
   return { ...t, wire: { ...t.wire, warmupSteps: Math.ceil(0.05 * stepsEach) } };
+}
+
+/**
+ * async and ssp: the batch claims' plan (batch-claims.ts) and, resuming, the
+ * checkpoint's progress: its done batches, or (a checkpoint without them, or
+ * of another number of workers, whose batch numbers name other data) every
+ * batch before its step of every worker. sync: undefined (batches by step).
+ */
+export function claimsFor(options: Pick<ChiefOptions, 'numWorkers'>, job: ChiefJob): CoordinatorOptions['claims'] {
+  if (job.training.mode === 'sync') return undefined;
+  const w = options.numWorkers;
+  const plan = { totalBatches: job.stepsEach * w, batchesPerEpoch: job.stepsPerWorkerEpoch * w, numWorkers: w, checkpointEvery: job.checkpointEvery };
+  const idleNotLive = job.training.mode === 'ssp';
+  const manifest = job.restored?.manifest;
+  if (manifest === undefined) return { plan, idleNotLive };
+  const recorded = manifest.batches !== undefined && manifest.numWorkers === w && manifest.batches.total === plan.totalBatches;
+  const done = recorded ? (manifest.batches?.done ?? []) : [[0, Math.min(plan.totalBatches, manifest.step * w)] as const];
+  return { plan, idleNotLive, resume: { progress: { done, total: plan.totalBatches }, checkpointStep: manifest.step } };
 }

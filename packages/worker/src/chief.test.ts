@@ -221,6 +221,8 @@ describe('chief steps', () => {
     expect(await first).toEqual({ complete: true, manifest });
     expect(await second).toEqual({ complete: true, manifest });
     expect(c.state.barrierStep).toBeUndefined();
+    // Released once the shards copied their state; the manifest follows their writes.
+    await c.checkpointsCommitted();
     expect(c.state.checkpointStep).toBe(4n);
     expect(c.checkpoints).toEqual([manifest]);
 
@@ -244,6 +246,7 @@ describe('chief steps', () => {
     const manifest = await c.serveCheckpointBarrier();
     expect(manifest).toBeDefined();
     expect(await waiting).toEqual({ complete: true, manifest });
+    await c.checkpointsCommitted();
     expect(existsSync(manifest as string)).toBe(true);
   });
 

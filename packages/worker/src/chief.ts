@@ -13,13 +13,13 @@ import { ClusterError, errorMessage, evaluateModel, recalibrateBatchNorm, recali
 import { describeScore, lastValidation, saveLayersModel } from '@tamp/core/node';
 import type { ShardStatusResponse } from '@tamp/proto/tamp/v1/parameter_server';
 import { CHIEF_READER_ID, ParameterClient, ShardClient } from '@tamp/parameter-server';
-import { checkpointsRoot, pruneCheckpoints, restoreTensors, saveCheckpoint } from './checkpoints.js';
-import { type ChiefJob, type ChiefOptions, jobConfigFor, planChiefJob } from './chief-job.js';
+import { type CopiedCheckpoint, checkpointsRoot, commitCheckpoint, copyCheckpoint, pruneCheckpoints, restoreTensors } from './checkpoints.js';
+import { type ChiefJob, type ChiefOptions, claimsFor, jobConfigFor, planChiefJob } from './chief-job.js';
 import { type RunningCoordinator, startCoordinator } from './coordinator.js';
 import type { CoordinatorState } from './coordinator-state.js';
 import { encodeJobConfig, jobMomentumCorrection, jobWire } from './job-config.js';
 import { setVariables } from './model-state.js';
-import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, buildReport, writeReport } from './report.js';
+import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, buildReport, describeBatches, writeReport } from './report.js';
 import { type RecoveryRecord, ShardWatch, recoverShards } from './shard-recovery.js';
 import { type ChiefRecoveryRecord, Takeover, isRunningJob, probeShards } from './chief-rejoin.js';
 import { ReplicaChain } from './replica-chain.js';
@@ -54,6 +54,8 @@ export class Chief {
   private readonly takeover: Takeover | undefined;
   /** --ps-replicas 1: where each shard's primary and backup live (replica-chain.ts). */
   readonly chain: ReplicaChain | undefined;
+  /** The last checkpoint released at its barrier whose files are still being written (resolves once its manifest is, or its failure logged). */
+  private pendingCommit: Promise<unknown> = Promise.resolve();
 
   /**
    * `running`: the parameter servers' statuses when they already hold this
@@ -155,6 +157,7 @@ export class Chief {
       epochs: job.training.epochs,
       totalSteps: job.totalSteps,
       log: this.log,
+      ...claimOptions(claimsFor(options, job)),
       ...(options.host !== undefined ? { host: options.host } : {}),
       ...(options.port !== undefined ? { port: options.port } : {}),
       ...(this.takeover !== undefined ? { prepare: (state: CoordinatorState) => this.takeover?.rebuild(state) } : {}),
@@ -245,23 +248,35 @@ export class Chief {
     const live = this.state.liveWorkerIds;
     const key = live.join(',');
     if (key === this.announced) return undefined;
-    await Promise.all(this.params.shards.map((s) => s.updateMembership(live)));
-    this.announced = key;
+    const sent = await Promise.allSettled(this.params.shards.map((s) => s.updateMembership(live)));
+    // A shard that did not answer (down, or coming back) is told on a later pass: refreshGlobalStep restores
+    // one that returns without its state, and fails the job for one silent past the peer timeout.
+    if (sent.every((r) => r.status === 'fulfilled')) this.announced = key;
     return live;
   }
 
   /**
-   * Serve the checkpoint barrier: when every training worker waits, write the
-   * checkpoint and release them. Returns the manifest written, or undefined
-   * (no barrier ready, or the save failed: the workers train on without it).
+   * Serve the checkpoint barrier: when every training worker waits, the
+   * shards copy their state and the workers are released; the files are
+   * written while they train, and the manifest once every file is durable
+   * (checkpointsCommitted waits for it). Returns the manifest's path, or
+   * undefined (no barrier ready, or the copy failed: the workers train on
+   * without it).
    */
   async serveCheckpointBarrier(): Promise<string | undefined> {
     const state = this.state;
     const step = state.barrierStep;
     if (!state.barrierReady || step === undefined) return undefined;
     try {
-      const file = await this.writeCheckpoint(step);
+      // One checkpoint's files at a time (pruning must not meet a folder still being written).
+      await this.pendingCommit;
+      const copied = await this.copyCheckpoint(step);
+      // The shards hold copies: training goes on while they write, and the manifest follows (commit).
+      const file = join(copied.dir, 'manifest.json');
       state.releaseBarrier({ complete: true, manifest: file });
+      this.pendingCommit = this.commit(copied).catch((error: unknown) => {
+        this.log(`checkpoint at step ${step} was not written: ${errorMessage(error)}; the one before stays the newest, training goes on`);
+      });
       return file;
     } catch (error) {
       this.log(`checkpoint at step ${step} failed: ${errorMessage(error)}; training on without it`);
@@ -305,6 +320,8 @@ export class Chief {
   async evaluateEpochs(): Promise<ClusterEpochRecord[]> {
     const state = this.state;
     const added: ClusterEpochRecord[] = [];
+    // Workers about to wait at a checkpoint barrier would wait for the evaluation too: serve the barrier first.
+    if (state.checkpointImminent) return added;
     while (state.completedEpochs > this.history.length) {
       const epoch = this.history.length + 1;
       await this.pullModel();
@@ -355,6 +372,7 @@ export class Chief {
     state.done();
     const perWorker = report.workerStats.length > 1 ? ` (${report.workerStats.map((w) => `${w.workerId} ${w.samplesPerSecond.toFixed(0)}`).join(', ')})` : '';
     this.log(`done: ${describeScore(scores.test, 'test')}, ${report.steps} steps, ${report.samplesPerSecond.toFixed(0)} samples/s${perWorker}; model in ${modelPath} (backend for evaluation: ${this.job.backend.name})`);
+    if (report.batchesPlanned !== undefined) this.log(describeBatches(report));
     await this.stopShards('job done', (s, error) => this.log(`could not stop ${s}: ${errorMessage(error)}`));
     // Let the workers' next heartbeat hear "stop" before the server goes.
     await new Promise((resolve) => setTimeout(resolve, Math.min(this.interval, 500)));
@@ -388,6 +406,7 @@ export class Chief {
       checkpoints: this.checkpoints,
       resumedFrom: this.job.restored?.dir,
       recoveries: [...this.recoveries, ...state.workerRecoveries],
+      claims: state.claims,
     });
     writeReport(this.options.out, report);
     return report;
@@ -418,9 +437,10 @@ export class Chief {
     await recalibrateBatchNorm(this.job.model, recalibrationBatches(this.job.dataset.train, { batchSize: t.batchSize, seed: t.seed }));
   }
 
-  private async writeCheckpoint(step: number): Promise<string> {
+  /** The shards copy their state for checkpoint `step` (copyCheckpoint); the manifest's fields are taken now, at the barrier. */
+  private copyCheckpoint(step: number): Promise<CopiedCheckpoint> {
     const { options, job } = this;
-    const file = await saveCheckpoint(
+    return copyCheckpoint(
       this.params,
       options.out,
       {
@@ -429,17 +449,34 @@ export class Chief {
         numWorkers: options.numWorkers,
         checkpointEvery: job.checkpointEvery,
         variables: job.specs,
-        history: this.history,
+        history: [...this.history],
         samples: (job.restored?.manifest.samples ?? 0) + Number(this.state.samples),
+        ...(this.state.claims !== undefined ? { batches: this.state.claims.progress } : {}),
       },
       step,
       { versionsMayDiffer: job.training.mode !== 'sync' && this.recoveries.length > 0 },
     );
-    pruneCheckpoints(options.out);
+  }
+
+  /** Once every shard's file is written: the manifest, pruning, and the checkpoint counted. */
+  private async commit(copied: CopiedCheckpoint): Promise<string> {
+    const file = await commitCheckpoint(this.params, copied);
+    pruneCheckpoints(this.options.out);
     this.checkpoints.push(file);
-    this.state.checkpointWritten(step);
-    this.log(`checkpoint at step ${step}: ${file}`);
+    this.state.checkpointWritten(copied.step);
+    this.log(`checkpoint at step ${copied.step}: ${file}`);
     return file;
+  }
+
+  /** Every checkpoint a barrier released has its manifest written, or its failure logged. */
+  async checkpointsCommitted(): Promise<void> {
+    await this.pendingCommit;
+  }
+
+  /** A checkpoint written whole before returning (the last one, at the end of training). */
+  private async writeCheckpoint(step: number): Promise<string> {
+    await this.pendingCommit;
+    return this.commit(await this.copyCheckpoint(step));
   }
 
   private stopShards(reason: string, onError: (address: string, error: unknown) => void): Promise<unknown> {
@@ -455,6 +492,11 @@ export class Chief {
       ),
     );
   }
+}
+
+/** The Coordinator's `claims` option when the job has them (exactOptionalPropertyTypes: absent, not undefined). */
+function claimOptions(claims: ReturnType<typeof claimsFor>): { claims?: NonNullable<ReturnType<typeof claimsFor>> } {
+  return claims !== undefined ? { claims } : {};
 }
 
 /** Run a whole job as the chief: what `tamp chief` calls. */

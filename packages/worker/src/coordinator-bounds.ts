@@ -4,7 +4,8 @@
  * epoch) or is kept (ARCHITECTURE.md, "Security").
  */
 import { InvalidArgumentError } from '@tamp/core';
-import type { HeartbeatRequest, JoinRequest } from '@tamp/proto/tamp/v1/coordinator';
+import type { ClaimBatchesRequest, HeartbeatRequest, JoinRequest } from '@tamp/proto/tamp/v1/coordinator';
+import type { BatchRange } from './batch-ranges.js';
 import type { CoordinatorOptions } from './coordinator-state.js';
 
 /** Longest client id or backend name kept (they appear in logs and JobStatus). */
@@ -41,4 +42,18 @@ export function checkChiefSilence(req: Pick<HeartbeatRequest, 'chiefRejoinNotice
   if (!Number.isFinite(noticed) || !Number.isFinite(silent) || noticed < 0 || silent < 0 || noticed > silent) {
     throw new InvalidArgumentError('heartbeat: the chief-silence seconds must be finite, non-negative, and noticed no later than answered');
   }
+}
+
+/** Most batches one claim hands out, and most done ranges one claim reports (a worker reports a few per block). */
+const MAX_CLAIM = 1024;
+const MAX_DONE_RANGES = 4096;
+
+/** A claim: a bounded count, and done ranges inside the job's batches; returns the ranges as numbers. */
+export function checkClaim(req: Pick<ClaimBatchesRequest, 'count' | 'done'>, totalBatches: number): BatchRange[] {
+  if (req.count > MAX_CLAIM) throw new InvalidArgumentError(`claimBatches: ${req.count} batches at once; ask for at most ${MAX_CLAIM}`);
+  if (req.done.length > MAX_DONE_RANGES) throw new InvalidArgumentError(`claimBatches: ${req.done.length} done ranges at once; report at most ${MAX_DONE_RANGES}`);
+  return req.done.map((r) => {
+    if (r.start >= r.end || r.end > BigInt(totalBatches)) throw new InvalidArgumentError(`claimBatches: done range [${r.start}, ${r.end}) is empty or outside the job's ${totalBatches} batches`);
+    return [Number(r.start), Number(r.end)] as const;
+  });
 }

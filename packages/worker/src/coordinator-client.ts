@@ -98,6 +98,14 @@ export class CoordinatorClient {
     return callUnary(this.client, 'checkpointBarrier', { header: requestHeader(this.jobId), workerId, step: BigInt(step), restoreGeneration }, this.retried('checkpoint barrier', timeoutMs));
   }
 
+  /** async/ssp: report the batches finished (ranges [start, end)) and claim up to `count` more; `idle`: this worker holds no batch. */
+  async claimBatches(workerId: string, count: number, done: ReadonlyArray<readonly [number, number]>, idle: boolean): Promise<{ start: number; end: number; checkpointStep: number; finished: boolean }> {
+    const request = { header: requestHeader(this.jobId), workerId, count, idle, done: done.map(([start, end]) => ({ start: BigInt(start), end: BigInt(end) })) };
+    // Retried: reporting done batches again changes nothing, and a block whose answer was lost goes back to the others once this worker is idle.
+    const r = await callUnary(this.client, 'claimBatches', request, { ...this.call('claim batches'), retry: { deadlineMs: this.timeoutMs, baseDelayMs: 100 } });
+    return { start: Number(r.start), end: Number(r.end), checkpointStep: Number(r.checkpointStep), finished: r.finished };
+  }
+
   jobStatus(): Promise<JobStatusResponse> {
     return callUnary(this.client, 'jobStatus', { header: requestHeader(this.jobId) }, this.retried('job status'));
   }

@@ -9,6 +9,8 @@ import type { CheckpointBarrierResponse } from '@tamp/proto/tamp/v1/coordinator'
 import { ClusterError } from '@tamp/core';
 import { Membership, type MembershipOptions, type WorkerRecord } from './membership.js';
 import type { JobPoint } from './worker-faults.js';
+import { type BatchPlan, type BatchProgress, BatchClaims, type Claim } from './batch-claims.js';
+import type { BatchRange } from './batch-ranges.js';
 
 export type JobState = 'starting' | 'running' | 'finishing' | 'done' | 'failed';
 
@@ -20,6 +22,13 @@ export interface CoordinatorOptions extends MembershipOptions {
   readonly heartbeatIntervalMs: number;
   /** Steps the whole job takes (for progress bars; sync counts one per step of all workers). */
   readonly totalSteps?: number;
+  /** async and ssp: batches are claimed from the chief (batch-claims.ts); a resumed job starts from its checkpoint's progress. */
+  readonly claims?: {
+    readonly plan: BatchPlan;
+    readonly resume?: { progress: BatchProgress; checkpointStep: number };
+    /** ssp: leave workers idle without a batch out of the shards' live set (its staleness gate would wait for them); async's policy reads no live set. */
+    readonly idleNotLive?: boolean;
+  };
 }
 
 /** A finished epoch's validation score, by task. */
@@ -57,8 +66,12 @@ export class CoordinatorState extends Membership {
   /** What the workers saw of a chief's silence before this chief took over (chiefSilenceSeen). */
   private silence: { noticed: number; silent: number } | undefined;
 
+  /** async and ssp: the job's batches, claimed by the workers (undefined in sync, whose batches go by step). */
+  readonly claims: BatchClaims | undefined;
+
   constructor(override readonly options: CoordinatorOptions) {
     super(options);
+    this.claims = options.claims !== undefined ? new BatchClaims(options.claims.plan, options.claims.resume) : undefined;
   }
 
   /** A worker joins (or rejoins); refused once the job is over. */
@@ -66,7 +79,41 @@ export class CoordinatorState extends Membership {
     if (this.job === 'done' || this.job === 'failed') {
       throw new ClusterError('JOB_MISMATCH', `join: the job has already ${this.job === 'done' ? 'finished' : 'failed'}`);
     }
-    return super.join(clientId, requestedIndex, backend, now, key);
+    const r = super.join(clientId, requestedIndex, backend, now, key);
+    // A new process in the slot knows nothing of the batches its predecessor claimed.
+    this.handBack(r.workerId, 'rejoined');
+    return r;
+  }
+
+  override checkLost(now = Date.now()): WorkerRecord[] {
+    const lost = super.checkLost(now);
+    for (const r of lost) this.handBack(r.workerId, 'lost');
+    return lost;
+  }
+
+  override leave(id: string, finished: boolean, reason: string, final?: Parameters<Membership['leave']>[3], now = Date.now()): void {
+    super.leave(id, finished, reason, final, now);
+    if (!finished) this.handBack(this.find(id, 'leave').workerId, 'left');
+  }
+
+  // ---- batch claims (async, ssp) ----
+
+  /** `id` reports the batches it finished and claims up to `count` more (batch-claims.ts); `idle`: it holds none. */
+  claimBatches(id: string, count: number, done: readonly BatchRange[], idle = false): Claim & { total: number } {
+    const r = this.find(id, 'claimBatches');
+    if (this.claims === undefined) {
+      throw new ClusterError('CLUSTER_CONFIG', `claimBatches: ${r.workerId} asked for batches, but this is a sync job, whose workers take their batches by step`);
+    }
+    const wasIdle = this.claims.isIdle(r.workerId);
+    const claim = this.claims.claim(r.workerId, count, done, idle);
+    // New done batches may finish an epoch; a worker going idle or busy changes ssp's live set.
+    if (done.length > 0 || wasIdle !== this.claims.isIdle(r.workerId)) this.changed();
+    return { ...claim, total: this.claims.plan.totalBatches };
+  }
+
+  private handBack(workerId: string, why: string): void {
+    const n = this.claims?.release(workerId) ?? 0;
+    if (n > 0) this.log(`${workerId} ${why}: its ${n} unfinished batch(es) go to the other workers`);
   }
 
   /** A worker fault is recorded at the global step and restore generation of the moment. */
@@ -109,6 +156,15 @@ export class CoordinatorState extends Membership {
     return this.barrier?.step;
   }
 
+  /**
+   * A checkpoint barrier has arrivals, or (async/ssp) the hand-out waits at a
+   * checkpoint boundary so one is about to: the chief defers an epoch's
+   * evaluation (seconds) until it is served, since workers would wait for it.
+   */
+  get checkpointImminent(): boolean {
+    return this.barrier !== undefined || this.claims?.paused === true;
+  }
+
   /** Workers waiting at the barrier. */
   get barrierArrived(): readonly string[] {
     return [...(this.barrier?.arrived.keys() ?? [])];
@@ -126,6 +182,7 @@ export class CoordinatorState extends Membership {
     const b = this.barrier;
     this.barrier = undefined;
     if (b !== undefined) this.releasedBarrierStep = Math.max(this.releasedBarrierStep, b.step);
+    if (b !== undefined) this.claims?.barrierReleased(b.step);
     if (b !== undefined) this.barrierStats = { released: this.barrierStats.released + 1, seconds: this.barrierStats.seconds + (performance.now() - b.since) / 1000 };
     for (const resolve of b?.arrived.values() ?? []) resolve(response);
   }
@@ -223,6 +280,18 @@ export class CoordinatorState extends Membership {
   }
 
   // ---- read-only views ----
+
+  /** Membership's live workers, less (ssp) those idle without a batch: its gate must not wait for them (batch-claims.ts). */
+  override get liveWorkerIds(): string[] {
+    const ids = super.liveWorkerIds;
+    const claims = this.claims;
+    return claims === undefined || this.options.claims?.idleNotLive !== true ? ids : ids.filter((id) => !claims.isIdle(id));
+  }
+
+  /** async/ssp: epochs whose every batch is done; sync: as Membership counts them. */
+  override get completedEpochs(): number {
+    return this.claims !== undefined ? Math.min(this.options.epochs, this.claims.completedEpochs) : super.completedEpochs;
+  }
 
   get jobState(): JobState {
     return this.job;

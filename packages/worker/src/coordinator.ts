@@ -1,11 +1,13 @@
 /**
- * The chief's Coordinator service: Join, Heartbeat, Leave, CheckpointBarrier
- * and JobStatus over the CoordinatorState (coordinator-state.ts), which the
+ * The chief's Coordinator service: Join, Heartbeat, Leave, CheckpointBarrier,
+ * ClaimBatches and JobStatus over the CoordinatorState (coordinator-state.ts), which the
  * chief shares.
  */
 import {
   type CheckpointBarrierRequest,
   type CheckpointBarrierResponse,
+  type ClaimBatchesRequest,
+  type ClaimBatchesResponse,
   type CoordinatorServer,
   CoordinatorService,
   type HeartbeatRequest,
@@ -22,7 +24,7 @@ import { ClusterError, InvalidArgumentError } from '@tamp/core';
 import { type CallInfo, type RpcServerOptions, WORKER_KEY_KEY, WORKER_TOKEN_KEY, newSecret, serviceHandlers, slotToken, startServer, verifySlotToken } from '@tamp/rpc';
 import { type CoordinatorOptions, CoordinatorState } from './coordinator-state.js';
 import { trackCoordinator } from './metrics.js';
-import { checkChiefSilence, checkJoin, checkProgress } from './coordinator-bounds.js';
+import { checkChiefSilence, checkClaim, checkJoin, checkProgress } from './coordinator-bounds.js';
 import { FILE_DESCRIPTOR_SET_BASE64 } from '@tamp/proto/tamp/v1/descriptor_set';
 
 export interface RunningCoordinator {
@@ -114,6 +116,12 @@ export async function startCoordinator(options: CoordinatorServerOptions): Promi
         throw new InvalidArgumentError(`checkpointBarrier: step ${req.step} is outside the job's steps (1..${options.totalSteps ?? '?'})`);
       }
       return state.arriveAtBarrier(req.workerId, Number(req.step), req.restoreGeneration);
+    }),
+    claimBatches: unary<ClaimBatchesRequest, ClaimBatchesResponse>('claimBatches', (req, caller) => {
+      requireSlot(caller, req.workerId, 'claimBatches');
+      const done = checkClaim(req, state.claims?.plan.totalBatches ?? 0);
+      const c = state.claimBatches(req.workerId, req.count, done, req.idle);
+      return { start: BigInt(c.start), end: BigInt(c.end), checkpointStep: BigInt(c.checkpointStep), finished: c.finished, totalBatches: BigInt(c.total) };
     }),
     jobStatus: unary<JobStatusRequest, JobStatusResponse>('jobStatus', () => ({
       jobId,

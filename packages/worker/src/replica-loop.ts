@@ -3,6 +3,9 @@
  *
  * - async: each gradient is pushed as soon as it is computed (up to two in
  *   flight), and the next parameters are pulled while the step computes.
+ *   The batches are claimed from the chief in small blocks (batch-claimer.ts)
+ *   until every planned batch is done, so a lost worker's share is trained
+ *   by the others.
  * - ssp: as async, but a pull for step s waits at the servers until the
  *   slowest live worker is at most `staleness` steps behind s.
  * - sync: pull the parameters of global step v (waiting for step v−1 to be
@@ -11,7 +14,9 @@
  *   or it rejoined) continues at the step the cluster is at.
  *
  * Every `checkpointEvery` steps the worker waits at the chief's checkpoint
- * barrier; a resumed job starts every worker at the checkpoint's step. When
+ * barrier (async/ssp: when its claim says the hand-out paused there); a
+ * resumed job starts every worker at the checkpoint's step (async/ssp: the
+ * chief hands out the batches the checkpoint had not done). When
  * the chief restores parameter servers from a checkpoint, a request made
  * before is refused with ROLLED_BACK: the loop lets its other requests
  * settle, takes the new restore generation and (sync) step from the chief,
@@ -26,9 +31,12 @@ import type { JobConfig } from './job-config.js';
 import type { StepPhase, WorkerLoopStats } from './metrics.js';
 import { setVariables } from './model-state.js';
 import { asError, isRolledBack, rejoinGeneration, settleAll } from './ps-recovery.js';
+import { BatchClaimer } from './batch-claimer.js';
 
 /** How long a sync push or pull may wait at a barrier for slow workers. */
 export const BARRIER_WAIT_MS = 30 * 60_000;
+/** async/ssp: how long a worker with no free batch waits before claiming again (the others hold the rest; one may be lost). */
+const CLAIM_WAIT_MS = 100;
 
 export interface LoopResult {
   steps: number;
@@ -84,7 +92,7 @@ export class ReplicaLoop {
     return (performance.now() - this.started) / 1000;
   }
 
-  private progress(step: number): void {
+  private progress(step: number, epoch = Math.floor(step / this.source.stepsPerEpoch)): void {
     const s = this.stats;
     s.step = step;
     s.samples = this.samples;
@@ -93,7 +101,7 @@ export class ReplicaLoop {
     s.seconds = this.elapsed();
     this.comm.progress({
       localStep: BigInt(step),
-      epoch: Math.floor(step / this.source.stepsPerEpoch),
+      epoch,
       loss: this.loss,
       samples: BigInt(this.samples),
       seconds: this.elapsed(),
@@ -106,11 +114,11 @@ export class ReplicaLoop {
     return { computeSeconds: this.totals.compute / 1000, pushWaitSeconds: this.totals.waitPush / 1000, pullWaitSeconds: this.totals.waitPull / 1000 };
   }
 
-  /** After finishing `step` steps: log an epoch that just ended. */
-  private maybeLogEpoch(step: number): void {
+  /** After finishing `step` steps: log an epoch that just ended (async/ssp: `claimedEpoch`, the epoch this worker's batches just left, 0 when none). */
+  private maybeLogEpoch(step: number, claimedEpoch?: number): void {
     this.phaseSteps++;
-    if (step % this.source.stepsPerEpoch !== 0 && step !== this.totalSteps) return;
-    const epoch = Math.ceil(step / this.source.stepsPerEpoch);
+    if (claimedEpoch === 0 || (claimedEpoch === undefined && step % this.source.stepsPerEpoch !== 0 && step !== this.totalSteps)) return;
+    const epoch = claimedEpoch ?? Math.ceil(step / this.source.stepsPerEpoch);
     const perStep = Object.entries(this.phases)
       .map(([k, v]) => `${k} ${(v / Math.max(1, this.phaseSteps)).toFixed(1)}`)
       .join(', ');
@@ -124,16 +132,16 @@ export class ReplicaLoop {
     return every > 0 && step > this.lastCheckpoint && step < this.totalSteps && step % every === 0;
   }
 
-  private async checkpoint(step: number): Promise<void> {
-    this.progress(step);
+  /** Wait at checkpoint `step`'s barrier (async/ssp: `localStep` is this worker's own count). */
+  private async checkpoint(step: number, localStep = step): Promise<void> {
+    this.progress(localStep);
     const r = await this.chief.checkpointBarrier(this.id, step, BARRIER_WAIT_MS, this.comm.restoreGeneration);
     this.lastCheckpoint = step;
     if (!r.complete) this.log(`${this.id}: checkpoint ${step} was abandoned by the chief; training on`);
     this.lap('checkpoint');
   }
 
-  private async gradients(step: number): Promise<{ grads: NamedArray[]; size: number }> {
-    const batch = this.source.batch(step);
+  private async gradients(step: number, batch = this.source.batch(step)): Promise<{ grads: NamedArray[]; size: number }> {
     const result = await computeGradients(this.model, batch);
     if (this.stepDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.stepDelayMs));
     this.loss = result.loss;
@@ -154,9 +162,16 @@ export class ReplicaLoop {
     return { steps, samples: this.samples, seconds: this.elapsed(), dropped: this.dropped, ...(stopped !== undefined ? { stopped } : {}) };
   }
 
+  /**
+   * async and ssp: train the batches claimed from the chief (batch-claimer.ts)
+   * until every planned batch is done, so the live workers cover a lost
+   * one's share. `step` counts this worker's pushes (their idempotency key,
+   * and ssp's step); the data is the claimed batch's.
+   */
   async runAsync(): Promise<LoopResult> {
     const ssp = this.config.training.mode === 'ssp';
     const pull = (step: number) => this.comm.pull(ssp ? { step: BigInt(step), timeoutMs: BARRIER_WAIT_MS } : {});
+    const claims = new BatchClaimer(this.chief, this.id);
     // Pushes in flight, each settled into its error (undefined: taken), so none rejects unobserved.
     const inFlight: Array<Promise<Error | undefined>> = [];
     const MAX_IN_FLIGHT = 2;
@@ -167,49 +182,70 @@ export class ReplicaLoop {
     const flush = async () => {
       while (inFlight.length > 0) await oldest();
     };
+    const perEpoch = this.source.globalBatchesPerEpoch;
     let step = this.config.startStep;
     let params: Pulled | undefined;
     let next: Promise<Pulled> | undefined;
     this.started = performance.now();
     this.mark = performance.now();
-    while (step < this.totalSteps) {
+    for (;;) {
       if (this.comm.stopped !== undefined) return this.result(step, this.comm.stopped);
       try {
-        params ??= await pull(step);
-        if (this.checkpointDue(step)) {
+        const head = await claims.head();
+        if (head.kind === 'finished') break;
+        if (head.kind !== 'batch') {
           await flush();
-          await this.checkpoint(step);
-          params = await pull(step);
+          if (head.kind === 'checkpoint') {
+            // The checkpoint records the batches done: report them before the barrier.
+            await claims.report();
+            await this.checkpoint(head.step, step);
+            params = undefined;
+          } else {
+            await new Promise((resolve) => setTimeout(resolve, CLAIM_WAIT_MS));
+          }
+          claims.advance();
+          this.mark = performance.now();
+          continue;
         }
+        params ??= await pull(step);
         this.mark = performance.now();
         setVariables(this.model, params.values);
         const basedOn = params.versions;
-        next = step + 1 < this.totalSteps && !this.checkpointDue(step + 1) ? pull(step + 1) : undefined;
+        // Known before computing (the next block is claimed now if this is the last batch held), so the pull overlaps the step.
+        const after = await claims.afterHead();
+        next = after.kind === 'batch' ? pull(step + 1) : undefined;
         // Observed now, awaited after the step: a refusal meanwhile is not an unhandled rejection.
         next?.catch(() => undefined);
         this.lap('weights');
-        const computed = await this.gradients(step);
+        const computed = await this.gradients(step, this.source.globalBatch(head.batch));
         while (inFlight.length >= MAX_IN_FLIGHT) await oldest();
         inFlight.push(
           this.comm.push(BigInt(step), basedOn, computed.size, computed.grads).then(
-            () => undefined,
-            (error: unknown) => asError(error),
+            () => {
+              claims.done(head.batch);
+              return undefined;
+            },
+            (error: unknown) => {
+              // Refused by a restored shard after the others applied it: done, its loss on that shard is the restore's (stepsLost).
+              if (isRolledBack(error)) claims.done(head.batch);
+              return asError(error);
+            },
           ),
         );
+        claims.advance();
         this.stats.steps++;
         this.lap('waitPush');
         step++;
         this.samples += computed.size;
         const pending = next;
         next = undefined;
-        if (pending !== undefined) {
-          params = await pending;
-        } else if (step < this.totalSteps && !this.checkpointDue(step)) {
-          params = await pull(step);
-        }
+        params = pending !== undefined ? await pending : undefined;
         this.lap('waitPull');
-        this.progress(step);
-        this.maybeLogEpoch(step);
+        const epoch = Math.min(this.config.training.epochs, Math.floor((head.batch + 1) / perEpoch));
+        this.progress(step, epoch);
+        // An epoch's line when this worker's next batch is of a later one (a checkpoint pause: its boundary's).
+        const upcoming = after.kind === 'batch' ? after.batch : after.kind === 'checkpoint' ? after.step * this.config.numWorkers : head.batch;
+        this.maybeLogEpoch(step, Math.floor(upcoming / perEpoch) > Math.floor(head.batch / perEpoch) ? Math.floor(head.batch / perEpoch) + 1 : 0);
       } catch (error) {
         // Nothing of this step is left running, whatever the error.
         await Promise.allSettled([next, ...inFlight]);
@@ -218,19 +254,11 @@ export class ReplicaLoop {
         if (!isRolledBack(error)) throw error;
         // async and ssp keep their step: only the lost shard went back (its updates since the checkpoint, and this worker's refused pushes, are lost).
         await rejoinGeneration(this.chief, this.comm, this.id, this.log);
-        // A checkpoint barrier the restore abandoned is skipped, as every worker at it skips it.
-        if (this.checkpointDue(step)) this.lastCheckpoint = step;
         params = undefined;
       }
     }
-    try {
-      await flush();
-    } catch (error) {
-      // The last pushes reached a restored shard: lost with its other updates since the checkpoint.
-      if (!isRolledBack(error)) throw error;
-      await Promise.all(inFlight);
-    }
-    this.progress(step);
+    this.progress(step, this.config.training.epochs);
+    this.maybeLogEpoch(step, this.config.training.epochs);
     return this.result(step);
   }
 

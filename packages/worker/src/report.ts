@@ -14,6 +14,7 @@ import { type TrainingSettings, jobMomentumCorrection } from './job-config.js';
 import type { RecoveryRecord } from './shard-recovery.js';
 import type { ChiefRecoveryRecord } from './chief-rejoin.js';
 import type { WorkerRecoveryRecord } from './worker-faults.js';
+import type { BatchClaims } from './batch-claims.js';
 
 /** One entry of report.json `recoveries`, by `role` (ARCHITECTURE.md, "Faults"). */
 export type JobRecoveryRecord = RecoveryRecord | ChiefRecoveryRecord | WorkerRecoveryRecord;
@@ -82,6 +83,17 @@ export interface ChiefReport extends Omit<TrainReport, 'history'> {
   readonly nonFiniteUpdates: number;
   /** One entry per fault the job survived (a parameter server restored from a checkpoint, the chief restarted and took over, a worker lost or gone and whether it came back). */
   readonly recoveries: readonly JobRecoveryRecord[];
+  /**
+   * async/ssp (absent in sync, whose batches go by step): the job's planned
+   * batches, those trained (this run and the checkpoint it resumed from),
+   * those never trained (planned − trained: 0 unless the job ended without
+   * workers to train them), and those a lost worker had claimed and the
+   * others trained instead (batch-claims.ts).
+   */
+  readonly batchesPlanned?: number;
+  readonly batchesTrained?: number;
+  readonly batchesLost?: number;
+  readonly batchesReassigned?: number;
 }
 
 /** The final model's scores. */
@@ -109,6 +121,8 @@ export interface ReportInputs extends FinalEvaluation {
   readonly checkpoints: readonly string[];
   readonly resumedFrom: string | undefined;
   readonly recoveries?: readonly JobRecoveryRecord[];
+  /** async/ssp: the batch claims at the end. */
+  readonly claims?: BatchClaims | undefined;
 }
 
 export function workerStats(w: WorkerRecord): WorkerStats {
@@ -180,7 +194,17 @@ export function buildReport(r: ReportInputs): ChiefReport {
     nonFiniteUpdates:
       t.mode === 'sync' ? r.shards.reduce((n, s) => Math.max(n, Number(s.pushesNonFinite)), 0) : r.shards.reduce((n, s) => n + Number(s.pushesNonFinite), 0),
     recoveries: r.recoveries ?? [],
+    ...(r.claims !== undefined
+      ? { batchesPlanned: r.claims.plan.totalBatches, batchesTrained: r.claims.doneCount, batchesLost: r.claims.plan.totalBatches - r.claims.doneCount, batchesReassigned: r.claims.reassigned }
+      : {}),
   };
+}
+
+/** The chief's and the summary's line on the batches (async/ssp). */
+export function describeBatches(r: Pick<ChiefReport, 'batchesPlanned' | 'batchesTrained' | 'batchesLost' | 'batchesReassigned'>): string {
+  const lost = r.batchesLost ?? 0;
+  const reassigned = r.batchesReassigned ?? 0;
+  return `batches: ${r.batchesTrained ?? 0} of ${r.batchesPlanned ?? 0} trained${reassigned > 0 ? `, ${reassigned} handed from lost workers to others` : ''}${lost > 0 ? `, ${lost} NEVER TRAINED (no worker was left to train them)` : ''}`;
 }
 
 /** Write `<out>/report.json` atomically; returns its path. */

@@ -55,6 +55,12 @@ describe('trainSummary', () => {
     expect(text).toMatch(/lost\s+worker 0 \(lost: silent for 12\.0 s; not back\): the job went on without it, nothing redone/);
   });
 
+  it("says which batches a lost worker left to the others, and any never trained", () => {
+    expect(trainSummary({ ...base, batchesPlanned: 60, batchesTrained: 60, batchesLost: 0, batchesReassigned: 4 })).toMatch(/batches\s+60 of 60 trained; 4 a lost worker held were trained by the others$/m);
+    expect(trainSummary({ ...base, batchesPlanned: 60, batchesTrained: 52, batchesLost: 8, batchesReassigned: 0 })).toMatch(/; 8 never trained \(no worker was left\)/);
+    expect(trainSummary({ ...base, batchesPlanned: 60, batchesTrained: 60, batchesLost: 0, batchesReassigned: 0 })).not.toMatch(/batches/);
+  });
+
   it('adds no fault rows to a job without faults', () => {
     expect(trainSummary({ ...base, nonFiniteUpdates: 0, recoveries: [] })).not.toMatch(/non-finite|recovered/);
     expect(trainSummary(base)).not.toMatch(/non-finite|recovered/);

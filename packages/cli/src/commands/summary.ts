@@ -5,6 +5,11 @@ import { percent, table } from '../output.js';
 interface FaultFields {
   readonly nonFiniteUpdates?: number;
   readonly recoveries?: readonly Recovery[];
+  /** async/ssp: batches a lost worker held that others trained, and batches never trained. */
+  readonly batchesPlanned?: number;
+  readonly batchesTrained?: number;
+  readonly batchesLost?: number;
+  readonly batchesReassigned?: number;
 }
 
 /** A report.json `recoveries` entry as the summary reads it (a worker never back has no resume time or step). */
@@ -35,6 +40,10 @@ export function trainSummary(r: TrainReport & FaultFields): string {
   }
   for (const f of r.recoveries ?? []) {
     faults.push([f.resumedAfterSeconds === null && f.role === 'worker' ? 'lost' : 'recovered', describeRecovery(f)]);
+  }
+  if ((r.batchesReassigned ?? 0) > 0 || (r.batchesLost ?? 0) > 0) {
+    const lost = r.batchesLost ?? 0;
+    faults.push(['batches', `${r.batchesTrained ?? 0} of ${r.batchesPlanned ?? 0} trained; ${r.batchesReassigned ?? 0} a lost worker held were trained by the others${lost > 0 ? `; ${lost} never trained (no worker was left)` : ''}`]);
   }
   return table([
     ['model', r.model],

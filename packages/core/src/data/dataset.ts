@@ -228,10 +228,29 @@ export class BatchSource {
   }
 
   batch(step: number): Batch {
+    return this.at(step, this.index);
+  }
+
+  /** Batches of one epoch over all replicas. */
+  get globalBatchesPerEpoch(): number {
+    return this.stepsPerEpoch * this.count;
+  }
+
+  /**
+   * The job's batch `n`, numbering every replica's batches in step order:
+   * replica n mod count's batch at step floor(n / count), the same data
+   * whichever replica trains it (async and ssp workers claim batches by
+   * these numbers).
+   */
+  globalBatch(n: number): Batch {
+    return this.at(Math.floor(n / this.count), n % this.count);
+  }
+
+  private at(step: number, index: number): Batch {
     const epoch = this.epochOf(step);
     if (this.cached?.epoch !== epoch) this.cached = { epoch, order: epochOrder(this.split, { ...this.options, epoch }) };
     const global = this.options.batchSize * this.count;
-    const start = (step % this.stepsPerEpoch) * global + this.index * this.options.batchSize;
+    const start = (step % this.stepsPerEpoch) * global + index * this.options.batchSize;
     const end = Math.min(this.cached.order.length, start + this.options.batchSize);
     return gatherBatch(this.split, this.cached.order.subarray(start, end));
   }

@@ -1,5 +1,6 @@
 /** File helpers: atomic writes (temporary file, fsync, rename, fsync the folder). */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { userPathError } from './user-paths.js';
 
@@ -49,4 +50,29 @@ export function syncDirectory(dir: string): void {
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+/**
+ * atomicWriteFile without blocking the event loop: the same steps (temporary
+ * file, fsync, rename, fsync the folder) through node:fs/promises, so a
+ * server keeps answering while a large file goes to disk.
+ */
+export async function atomicWriteFileAsync(file: string, data: Uint8Array): Promise<void> {
+  const dir = dirname(file);
+  const tmp = join(dir, `.${process.pid}.${Date.now()}.${counter++}.tmp`);
+  try {
+    await mkdir(dir, { recursive: true });
+    const handle = await open(tmp, 'w');
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, file);
+  } catch (error) {
+    await rm(tmp, { force: true });
+    throw userPathError(error, file, { expected: 'a file in a folder this user can write to', access: 'write' });
+  }
+  syncDirectory(dir);
 }

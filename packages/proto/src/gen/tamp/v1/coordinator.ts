@@ -184,6 +184,43 @@ export interface JobStatusResponse {
   replicaPlacementGeneration: bigint;
 }
 
+/** Global batch numbers [start, end). */
+export interface ClaimBatchRange {
+  start: bigint;
+  end: bigint;
+}
+
+export interface ClaimBatchesRequest {
+  header: RequestHeader | undefined;
+  workerId: string;
+  /** Batches wanted (0: only report the finished ones). */
+  count: number;
+  /** Batches whose pushes settled since the worker's last claim. */
+  done: ClaimBatchRange[];
+  /**
+   * The worker holds no claimed batch (it trained and reported all it had):
+   * anything still recorded as its own (a claim whose answer was lost) is
+   * handed out again.
+   */
+  idle: boolean;
+}
+
+export interface ClaimBatchesResponse {
+  /** The batches claimed, [start, end); empty when none is free now. */
+  start: bigint;
+  end: bigint;
+  /**
+   * Non-zero: no batch is handed out past this checkpoint until its barrier
+   * is released; with an empty range, settle the pushes, report them and
+   * wait at CheckpointBarrier(step).
+   */
+  checkpointStep: bigint;
+  /** Every planned batch is done: the worker's training is over. */
+  finished: boolean;
+  /** The job's planned batches (epochs x batches per epoch of all workers). */
+  totalBatches: bigint;
+}
+
 function createBaseJoinRequest(): JoinRequest {
   return { header: undefined, workerId: "", taskIndex: 0, backend: "" };
 }
@@ -1504,6 +1541,261 @@ export const JobStatusResponse: MessageFns<JobStatusResponse> = {
   },
 };
 
+function createBaseClaimBatchRange(): ClaimBatchRange {
+  return { start: 0n, end: 0n };
+}
+
+export const ClaimBatchRange: MessageFns<ClaimBatchRange> = {
+  encode(message: ClaimBatchRange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.start !== 0n) {
+      if (BigInt.asUintN(64, message.start) !== message.start) {
+        throw new globalThis.Error("value provided for field message.start of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.start);
+    }
+    if (message.end !== 0n) {
+      if (BigInt.asUintN(64, message.end) !== message.end) {
+        throw new globalThis.Error("value provided for field message.end of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.end);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClaimBatchRange {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClaimBatchRange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.start = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.end = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseClaimBatchesRequest(): ClaimBatchesRequest {
+  return { header: undefined, workerId: "", count: 0, done: [], idle: false };
+}
+
+export const ClaimBatchesRequest: MessageFns<ClaimBatchesRequest> = {
+  encode(message: ClaimBatchesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.header !== undefined) {
+      RequestHeader.encode(message.header, writer.uint32(10).fork()).join();
+    }
+    if (message.workerId !== "") {
+      writer.uint32(18).string(message.workerId);
+    }
+    if (message.count !== 0) {
+      writer.uint32(24).uint32(message.count);
+    }
+    for (const v of message.done) {
+      ClaimBatchRange.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.idle !== false) {
+      writer.uint32(40).bool(message.idle);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClaimBatchesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClaimBatchesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.header = RequestHeader.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.workerId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.count = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.done.push(ClaimBatchRange.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.idle = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseClaimBatchesResponse(): ClaimBatchesResponse {
+  return { start: 0n, end: 0n, checkpointStep: 0n, finished: false, totalBatches: 0n };
+}
+
+export const ClaimBatchesResponse: MessageFns<ClaimBatchesResponse> = {
+  encode(message: ClaimBatchesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.start !== 0n) {
+      if (BigInt.asUintN(64, message.start) !== message.start) {
+        throw new globalThis.Error("value provided for field message.start of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.start);
+    }
+    if (message.end !== 0n) {
+      if (BigInt.asUintN(64, message.end) !== message.end) {
+        throw new globalThis.Error("value provided for field message.end of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.end);
+    }
+    if (message.checkpointStep !== 0n) {
+      if (BigInt.asUintN(64, message.checkpointStep) !== message.checkpointStep) {
+        throw new globalThis.Error("value provided for field message.checkpointStep of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.checkpointStep);
+    }
+    if (message.finished !== false) {
+      writer.uint32(32).bool(message.finished);
+    }
+    if (message.totalBatches !== 0n) {
+      if (BigInt.asUintN(64, message.totalBatches) !== message.totalBatches) {
+        throw new globalThis.Error("value provided for field message.totalBatches of type uint64 too large");
+      }
+      writer.uint32(40).uint64(message.totalBatches);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClaimBatchesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClaimBatchesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.start = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.end = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.checkpointStep = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.finished = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.totalBatches = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 /**
  * The chief. Workers join, heartbeat and leave; the chief owns the global
  * step, the checkpoint barrier and the job's status.
@@ -1561,6 +1853,21 @@ export const CoordinatorService = {
     responseSerialize: (value: JobStatusResponse): Buffer => Buffer.from(JobStatusResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): JobStatusResponse => JobStatusResponse.decode(value),
   },
+  /**
+   * async and ssp: the next batches (global batch numbers) a worker trains,
+   * reporting the ones it finished; a lost worker's unfinished batches are
+   * handed out again (ARCHITECTURE.md, "@tamp/worker").
+   */
+  claimBatches: {
+    path: "/tamp.v1.Coordinator/ClaimBatches" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ClaimBatchesRequest): Buffer => Buffer.from(ClaimBatchesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ClaimBatchesRequest => ClaimBatchesRequest.decode(value),
+    responseSerialize: (value: ClaimBatchesResponse): Buffer =>
+      Buffer.from(ClaimBatchesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ClaimBatchesResponse => ClaimBatchesResponse.decode(value),
+  },
 } as const;
 
 export interface CoordinatorServer extends UntypedServiceImplementation {
@@ -1573,6 +1880,12 @@ export interface CoordinatorServer extends UntypedServiceImplementation {
    */
   checkpointBarrier: handleUnaryCall<CheckpointBarrierRequest, CheckpointBarrierResponse>;
   jobStatus: handleUnaryCall<JobStatusRequest, JobStatusResponse>;
+  /**
+   * async and ssp: the next batches (global batch numbers) a worker trains,
+   * reporting the ones it finished; a lost worker's unfinished batches are
+   * handed out again (ARCHITECTURE.md, "@tamp/worker").
+   */
+  claimBatches: handleUnaryCall<ClaimBatchesRequest, ClaimBatchesResponse>;
 }
 
 export interface CoordinatorClient extends Client {
@@ -1651,6 +1964,26 @@ export interface CoordinatorClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: JobStatusResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * async and ssp: the next batches (global batch numbers) a worker trains,
+   * reporting the ones it finished; a lost worker's unfinished batches are
+   * handed out again (ARCHITECTURE.md, "@tamp/worker").
+   */
+  claimBatches(
+    request: ClaimBatchesRequest,
+    callback: (error: ServiceError | null, response: ClaimBatchesResponse) => void,
+  ): ClientUnaryCall;
+  claimBatches(
+    request: ClaimBatchesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ClaimBatchesResponse) => void,
+  ): ClientUnaryCall;
+  claimBatches(
+    request: ClaimBatchesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ClaimBatchesResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -256,6 +256,12 @@ export interface SaveShardRequest {
   directory: string;
   /** The step the checkpoint stands for. */
   step: bigint;
+  /**
+   * Answer once the state is copied in memory (crc32 then 0) and write the
+   * file in the background; CheckpointWriteWait tells when it is written.
+   * False: answer once the file is written.
+   */
+  background: boolean;
 }
 
 export interface SaveShardResponse {
@@ -358,6 +364,23 @@ export interface ReplicaPromoteRequest {
 }
 
 export interface ReplicaPromoteResponse {
+  version: bigint;
+}
+
+export interface CheckpointWriteWaitRequest {
+  header:
+    | RequestHeader
+    | undefined;
+  /** As in the SaveShardRequest that started the write. */
+  directory: string;
+  step: bigint;
+}
+
+export interface CheckpointWriteWaitResponse {
+  file: string;
+  bytes: bigint;
+  /** CRC-32 (IEEE) of the file. */
+  crc32: number;
   version: bigint;
 }
 
@@ -1753,7 +1776,7 @@ export const AssignResponse: MessageFns<AssignResponse> = {
 };
 
 function createBaseSaveShardRequest(): SaveShardRequest {
-  return { header: undefined, directory: "", step: 0n };
+  return { header: undefined, directory: "", step: 0n, background: false };
 }
 
 export const SaveShardRequest: MessageFns<SaveShardRequest> = {
@@ -1769,6 +1792,9 @@ export const SaveShardRequest: MessageFns<SaveShardRequest> = {
         throw new globalThis.Error("value provided for field message.step of type uint64 too large");
       }
       writer.uint32(24).uint64(message.step);
+    }
+    if (message.background !== false) {
+      writer.uint32(640).bool(message.background);
     }
     return writer;
   },
@@ -1808,6 +1834,14 @@ export const SaveShardRequest: MessageFns<SaveShardRequest> = {
             }
 
             message.step = reader.uint64() as bigint;
+            continue;
+          }
+          case 80: {
+            if (tag !== 640) {
+              break;
+            }
+
+            message.background = reader.bool();
             continue;
           }
         }
@@ -2659,6 +2693,162 @@ export const ReplicaPromoteResponse: MessageFns<ReplicaPromoteResponse> = {
   },
 };
 
+function createBaseCheckpointWriteWaitRequest(): CheckpointWriteWaitRequest {
+  return { header: undefined, directory: "", step: 0n };
+}
+
+export const CheckpointWriteWaitRequest: MessageFns<CheckpointWriteWaitRequest> = {
+  encode(message: CheckpointWriteWaitRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.header !== undefined) {
+      RequestHeader.encode(message.header, writer.uint32(10).fork()).join();
+    }
+    if (message.directory !== "") {
+      writer.uint32(18).string(message.directory);
+    }
+    if (message.step !== 0n) {
+      if (BigInt.asUintN(64, message.step) !== message.step) {
+        throw new globalThis.Error("value provided for field message.step of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.step);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckpointWriteWaitRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckpointWriteWaitRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.header = RequestHeader.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.directory = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.step = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseCheckpointWriteWaitResponse(): CheckpointWriteWaitResponse {
+  return { file: "", bytes: 0n, crc32: 0, version: 0n };
+}
+
+export const CheckpointWriteWaitResponse: MessageFns<CheckpointWriteWaitResponse> = {
+  encode(message: CheckpointWriteWaitResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.file !== "") {
+      writer.uint32(10).string(message.file);
+    }
+    if (message.bytes !== 0n) {
+      if (BigInt.asUintN(64, message.bytes) !== message.bytes) {
+        throw new globalThis.Error("value provided for field message.bytes of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.bytes);
+    }
+    if (message.crc32 !== 0) {
+      writer.uint32(29).fixed32(message.crc32);
+    }
+    if (message.version !== 0n) {
+      if (BigInt.asUintN(64, message.version) !== message.version) {
+        throw new globalThis.Error("value provided for field message.version of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckpointWriteWaitResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckpointWriteWaitResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.file = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.bytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 29) {
+              break;
+            }
+
+            message.crc32 = reader.fixed32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.version = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 /**
  * One shard of the model's variables. A job runs P of these; each holds the
  * variables (or variable slices) that the placement assigned to it and applies
@@ -2811,6 +3001,22 @@ export const ParameterServerService = {
       Buffer.from(ReplicaPromoteResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ReplicaPromoteResponse => ReplicaPromoteResponse.decode(value),
   },
+  /**
+   * A SaveShard made with background set: answers once its file is durably
+   * written (file, size, checksum), or with the error that stopped it;
+   * NOT_FOUND when this server holds no such write (it restarted since).
+   */
+  checkpointWriteWait: {
+    path: "/tamp.v1.ParameterServer/CheckpointWriteWait" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CheckpointWriteWaitRequest): Buffer =>
+      Buffer.from(CheckpointWriteWaitRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CheckpointWriteWaitRequest => CheckpointWriteWaitRequest.decode(value),
+    responseSerialize: (value: CheckpointWriteWaitResponse): Buffer =>
+      Buffer.from(CheckpointWriteWaitResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CheckpointWriteWaitResponse => CheckpointWriteWaitResponse.decode(value),
+  },
 } as const;
 
 export interface ParameterServerServer extends UntypedServiceImplementation {
@@ -2865,6 +3071,12 @@ export interface ParameterServerServer extends UntypedServiceImplementation {
    * serves workers from then on, from exactly the updates it was sent.
    */
   replicaPromote: handleUnaryCall<ReplicaPromoteRequest, ReplicaPromoteResponse>;
+  /**
+   * A SaveShard made with background set: answers once its file is durably
+   * written (file, size, checksum), or with the error that stopped it;
+   * NOT_FOUND when this server holds no such write (it restarted since).
+   */
+  checkpointWriteWait: handleUnaryCall<CheckpointWriteWaitRequest, CheckpointWriteWaitResponse>;
 }
 
 export interface ParameterServerClient extends Client {
@@ -3058,6 +3270,26 @@ export interface ParameterServerClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ReplicaPromoteResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A SaveShard made with background set: answers once its file is durably
+   * written (file, size, checksum), or with the error that stopped it;
+   * NOT_FOUND when this server holds no such write (it restarted since).
+   */
+  checkpointWriteWait(
+    request: CheckpointWriteWaitRequest,
+    callback: (error: ServiceError | null, response: CheckpointWriteWaitResponse) => void,
+  ): ClientUnaryCall;
+  checkpointWriteWait(
+    request: CheckpointWriteWaitRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CheckpointWriteWaitResponse) => void,
+  ): ClientUnaryCall;
+  checkpointWriteWait(
+    request: CheckpointWriteWaitRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CheckpointWriteWaitResponse) => void,
   ): ClientUnaryCall;
 }
 
