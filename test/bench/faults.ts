@@ -27,7 +27,7 @@ const PS = 2;
 const WORKERS = 2;
 const JOB = ['--model', 'lenet-5', '--dataset', 'mnist', '--batch-size', '64', '--optimizer', 'adam', '--lr', '0.001', '--seed', '1', '--checkpoint-every', '20', '--mode', 'sync'];
 const SHORT = ['--epochs', '2', '--epoch-size', '6400']; // 100 steps
-const LONG = ['--epochs', '12', '--epoch-size', '6400']; // 600 steps: over two minutes here
+const LONG = ['--epochs', '16', '--epoch-size', '6400']; // 800 steps: well over two minutes here, kills included
 const KILL_AT_STEP = 30;
 
 interface Run {
@@ -89,7 +89,6 @@ async function run(name: string, size: readonly string[], plan?: (step: number, 
   const watching: Array<Promise<void>> = [];
   const killTimes = new Map<Run['events'][number], number>();
   let ended = false;
-  let busy = false;
   const started = performance.now();
   const report = await launchLocalCluster({
     tamp: [process.execPath, TAMP_BIN],
@@ -108,11 +107,10 @@ async function run(name: string, size: readonly string[], plan?: (step: number, 
       children.set(role, child);
     },
     onProgress: (s) => {
-      if (plan === undefined || busy) return;
+      if (plan === undefined) return;
       const role = plan(s.globalStep, events.length);
       const victim = role === undefined ? undefined : children.get(role);
       if (role === undefined || victim === undefined) return;
-      busy = true;
       const before = { recoveries: Number.NaN };
       const event: Run['events'][number] = { role, killedAtStep: s.globalStep };
       events.push(event);
@@ -130,7 +128,6 @@ async function run(name: string, size: readonly string[], plan?: (step: number, 
               ? await watch(chiefPort, killedAt, () => true, (m) => [...m.entries()].some(([k, v]) => k.startsWith('tamp_recoveries_total{role="chief"') && v > 0), () => ended)
               : await watch(chiefPort, killedAt, (m) => recoveries(m) > before.recoveries, () => true, () => ended);
           Object.assign(event, r);
-          busy = false;
         })(),
       );
     },
