@@ -92,8 +92,12 @@ describe('a parameter server killed with SIGKILL mid-job', () => {
   it('async: only the lost shard is restored and the job completes with the recovery recorded', async () => {
     const { report, killed } = await killedRun('async-killed', 'async');
     expect(killed).toBe(true);
-    expect(report.recoveries).toHaveLength(1);
-    expect(report.recoveries[0]).toMatchObject({ role: 'ps', index: 1, cause: 'restarted without its state', generation: 1 });
+    // The lost server's recovery. A worker may have a fault entry of its own too (one run on a loaded
+    // machine recorded one during the outage); it undoes nothing.
+    const ps = report.recoveries.filter((r) => r.role === 'ps');
+    expect(ps, JSON.stringify(report.recoveries)).toHaveLength(1);
+    expect(ps[0]).toMatchObject({ role: 'ps', index: 1, cause: 'restarted without its state', generation: 1 });
+    expect(report.recoveries.every((r) => r.role === 'ps' || (r.role === 'worker' && r.stepsLost === 0)), JSON.stringify(report.recoveries)).toBe(true);
     expect(report.workerStats.map((w) => w.state)).toEqual(['finished', 'finished']);
     expect(Number.isFinite(report.testAccuracy)).toBe(true);
   });

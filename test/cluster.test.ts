@@ -32,12 +32,13 @@ describe('cluster trainer (real processes)', () => {
     expect(r.code, r.stderr).toBe(0);
     const report = jsonOf<{ workers: number; ps: number; mode: string; steps: number; testAccuracy: number; samplesPerSecond: number; lostWorkers: number; workerStats: Array<{ steps: number; samples: number; seconds: number; samplesPerSecond: number }> }>(r);
     expect(report).toMatchObject({ workers: 2, ps: 2, mode: 'async', lostWorkers: 0 });
-    // 1,024 samples, global batches of 2 × 64: 8 steps per worker, each applied on every shard.
+    // 1,024 samples, global batches of 2 × 64: 16 batches, each applied on every shard. async workers
+    // claim them from the chief in blocks, so how they split depends on which started first.
     expect(report.steps).toBe(16);
-    expect(report.workerStats.map((w) => w.steps)).toEqual([8, 8]);
+    expect(report.workerStats.reduce((n, w) => n + w.steps, 0)).toBe(16);
     expect(report.samplesPerSecond).toBeGreaterThan(0);
-    // Each worker's own time and rate; the job's rate (all samples over the longest time) is at most their sum.
-    for (const w of report.workerStats) {
+    // Each worker's own time and rate (of those that trained); the job's rate (all samples over the longest time) is at most their sum.
+    for (const w of report.workerStats.filter((x) => x.steps > 0)) {
       expect(w.seconds).toBeGreaterThan(0);
       expect(w.samplesPerSecond).toBeCloseTo(w.samples / w.seconds, 6);
     }

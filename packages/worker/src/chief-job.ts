@@ -9,7 +9,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { type BackendRequest, ClusterError, type Dataset, type SelectedBackend, stepsPerEpoch } from '@tamp/core';
 import { checkOutputFolder, checkTask, createOrLoadModel, epochLimit, loadDataset, useBackend } from '@tamp/core/node';
 import { type Placement, type VariableSpec, placeVariables } from '@tamp/parameter-server';
-import { type RestoredState, findLatestCheckpoint } from './checkpoints.js';
+import { type CheckpointManifest, type RestoredState, findLatestCheckpoint } from './checkpoints.js';
 import { type JobConfig, type TrainingSettings, workerId } from './job-config.js';
 import { variableSpecs, variableValues } from './model-state.js';
 import type { CoordinatorOptions } from './coordinator-state.js';
@@ -176,14 +176,17 @@ function withWarmup(t: TrainingSettings, stepsEach: number): TrainingSettings {
  * async and ssp: the batch claims' plan (batch-claims.ts) and, resuming, the
  * checkpoint's progress: its done batches, or (a checkpoint without them, or
  * of another number of workers, whose batch numbers name other data) every
- * batch before its step of every worker. sync: undefined (batches by step).
+ * batch before its step of every worker. `takeover`: a restarted chief's
+ * newest checkpoint on disk, used the same way. sync: undefined (batches by step).
  */
-export function claimsFor(options: Pick<ChiefOptions, 'numWorkers'>, job: ChiefJob): CoordinatorOptions['claims'] {
+export function claimsFor(options: Pick<ChiefOptions, 'numWorkers'>, job: ChiefJob, takeover?: CheckpointManifest): CoordinatorOptions['claims'] {
   if (job.training.mode === 'sync') return undefined;
   const w = options.numWorkers;
   const plan = { totalBatches: job.stepsEach * w, batchesPerEpoch: job.stepsPerWorkerEpoch * w, numWorkers: w, checkpointEvery: job.checkpointEvery };
   const idleNotLive = job.training.mode === 'ssp';
-  const manifest = job.restored?.manifest;
+  // A restarted chief (chief-rejoin.ts) starts from the newest checkpoint on disk, as a resume
+  // would: the batches reported to the crashed chief after it are handed out again (trained twice).
+  const manifest = takeover ?? job.restored?.manifest;
   if (manifest === undefined) return { plan, idleNotLive };
   const recorded = manifest.batches !== undefined && manifest.numWorkers === w && manifest.batches.total === plan.totalBatches;
   const done = recorded ? (manifest.batches?.done ?? []) : [[0, Math.min(plan.totalBatches, manifest.step * w)] as const];

@@ -154,6 +154,11 @@ export class Takeover {
     private readonly log: (message: string) => void,
   ) {}
 
+  /** The newest checkpoint of this job under --out (the batch claims of async and ssp start from it). */
+  newestManifest(): CheckpointManifest | undefined {
+    return writtenCheckpoints(this.out, this.jobId).newest;
+  }
+
   /**
    * The servers keep their state (one that lost it too is restored from the
    * newest checkpoint by the first pass's watch); the checkpoints and epoch

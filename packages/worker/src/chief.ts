@@ -157,7 +157,7 @@ export class Chief {
       epochs: job.training.epochs,
       totalSteps: job.totalSteps,
       log: this.log,
-      ...claimOptions(claimsFor(options, job)),
+      ...claimOptions(claimsFor(options, job, this.takeover?.newestManifest())),
       ...(options.host !== undefined ? { host: options.host } : {}),
       ...(options.port !== undefined ? { port: options.port } : {}),
       ...(this.takeover !== undefined ? { prepare: (state: CoordinatorState) => this.takeover?.rebuild(state) } : {}),

@@ -139,7 +139,11 @@ export class CoordinatorState extends Membership {
     // step already released (written without it, or abandoned) has nobody left to wait for,
     // since the others trained on past it. Waiting there would hold this worker while the
     // others wait for its next push: release it at once, nothing written for it.
-    if (step <= this.releasedBarrierStep) return Promise.resolve({ complete: false, manifest: '' });
+    if (step <= this.releasedBarrierStep) {
+      // The batch claims may still pause at it (a restarted chief's, below its newest checkpoint): move them past it.
+      this.claims?.barrierReleased(step);
+      return Promise.resolve({ complete: false, manifest: '' });
+    }
     if (this.barrier !== undefined && this.barrier.step !== step) {
       throw new ClusterError('CLUSTER_CONFIG', `checkpointBarrier: ${r.workerId} arrived for step ${step} while the others wait at step ${this.barrier.step}`);
     }
@@ -221,6 +225,7 @@ export class CoordinatorState extends Membership {
     if (checkpointStep > 0) {
       this.checkpointAt = BigInt(checkpointStep);
       this.releasedBarrierStep = checkpointStep;
+      this.claims?.barrierReleased(checkpointStep);
     }
     this.changed();
   }
