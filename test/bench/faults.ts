@@ -10,7 +10,8 @@
  * worker) killed every 15 s for two minutes of a longer job, against its undisturbed twin.
  * Rewrites BENCHMARKS.md's "faults" section.
  *
- *   pnpm bench:faults [--no-chaos] [--no-write]
+ *   pnpm bench:faults [--no-chaos | --only-chaos] [--no-write]
+ *   (--only-chaos writes its own section, faults:chaos)
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -50,6 +51,8 @@ async function scrape(port: number): Promise<Map<string, number>> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** --only-chaos: the chaos run alone, in its own section (faults:chaos). */
+const onlyChaos = process.argv.includes('--only-chaos');
 
 /**
  * Poll the chief's metrics from the kill until `done` says the fault was
@@ -144,67 +147,67 @@ const secs = (x: number | undefined) => (x === undefined ? 'not seen' : `${fmt(x
 try {
   const loadBefore = load();
   const rows: Array<Array<string | number>> = [];
-  const reference = await run('reference', SHORT);
-  rows.push(['none (reference)', '-', '-', pct(reference.report.testAccuracy), '-', '']);
-  const accuracyGoal = (r: ChiefReport) => {
-    const drop = (accuracy(reference.report) - accuracy(r)) * 100;
-    return `${drop >= 0 ? '−' : '+'}${fmt(Math.abs(drop), 2)} points (goal within 0.5: ${Math.abs(drop) <= 0.5 ? 'met' : 'missed'})`;
-  };
+  const sections: string[] = [];
+  if (!onlyChaos) {
+    const reference = await run('reference', SHORT);
+    rows.push(['none (reference)', '-', '-', pct(reference.report.testAccuracy), '-', '']);
+    const accuracyGoal = (r: ChiefReport) => {
+      const drop = (accuracy(reference.report) - accuracy(r)) * 100;
+      return `${drop >= 0 ? '−' : '+'}${fmt(Math.abs(drop), 2)} points (goal within 0.5: ${Math.abs(drop) <= 0.5 ? 'met' : 'missed'})`;
+    };
 
-  const workerCases = [
-    { label: 'default `--heartbeat-timeout` (10 s), restarted by the supervisor', extra: [], restarts: 20, name: 'worker-restarted' },
-    { label: 'default `--heartbeat-timeout` (10 s), not restarted (`--max-restarts 0`)', extra: [], restarts: 0, name: 'worker-dead' },
-    { label: '`--heartbeat-timeout 2`, restarted by the supervisor', extra: ['--heartbeat-timeout', '2'], restarts: 20, name: 'worker-restarted-2' },
-  ];
-  for (const c of workerCases) {
-    const worker = await run(c.name, SHORT, (step, killed) => (killed === 0 && step >= KILL_AT_STEP ? 'worker-1' : undefined), c.extra, c.restarts);
-    const w = worker.events[0];
-    const noticed =
-      w?.detected !== undefined
-        ? `${secs(w.detected)} to lost (goal under 3 s${c.extra.length === 0 ? ' with default settings' : ''}: ${w.detected < 3 ? 'met' : 'missed'})`
-        : w?.restarted !== undefined
-          ? 'never counted lost: restarted and back in its slot before the detector suspected it'
-          : 'not seen';
+    const workerCases = [
+      { label: 'default `--heartbeat-timeout` (10 s), restarted by the supervisor', extra: [], restarts: 20, name: 'worker-restarted' },
+      { label: 'default `--heartbeat-timeout` (10 s), not restarted (`--max-restarts 0`)', extra: [], restarts: 0, name: 'worker-dead' },
+      { label: '`--heartbeat-timeout 2`, restarted by the supervisor', extra: ['--heartbeat-timeout', '2'], restarts: 20, name: 'worker-restarted-2' },
+    ];
+    for (const c of workerCases) {
+      const worker = await run(c.name, SHORT, (step, killed) => (killed === 0 && step >= KILL_AT_STEP ? 'worker-1' : undefined), c.extra, c.restarts);
+      const w = worker.events[0];
+      const noticed =
+        w?.detected !== undefined
+          ? `${secs(w.detected)} to lost (goal under 3 s${c.extra.length === 0 ? ' with default settings' : ''}: ${w.detected < 3 ? 'met' : 'missed'})`
+          : w?.restarted !== undefined
+            ? 'never counted lost: restarted and back in its slot before the detector suspected it'
+            : 'not seen';
+      rows.push([
+        `worker-1 SIGKILL at step ${w?.killedAtStep ?? '?'}, ${c.label}`,
+        noticed,
+        [w?.restarted !== undefined ? `restarted after ${secs(w.restarted)}` : 'not restarted', w?.back !== undefined ? `live again after ${secs(w.back)}` : ''].filter((x) => x !== '').join(', '),
+        pct(worker.report.testAccuracy),
+        accuracyGoal(worker.report),
+        `job exit 0, ${worker.report.steps} steps`,
+      ]);
+    }
+
+    for (const replicas of [false, true]) {
+      const ps = await run(replicas ? 'ps-killed-replica' : 'ps-killed', SHORT, (step, killed) => (killed === 0 && step >= KILL_AT_STEP ? 'ps-1' : undefined), replicas ? ['--ps-replicas', '1'] : []);
+      const p = ps.events[0];
+      const rec = ps.report.recoveries.find((r) => r.role === 'ps');
+      const goal = replicas ? 2 : 5;
+      rows.push([
+        `ps-1 SIGKILL at step ${p?.killedAtStep ?? '?'} ${replicas ? '(`--ps-replicas 1`: its shard fails over to the backup on ps-0)' : '(restarted, restored from the newest checkpoint)'}`,
+        `${secs(p?.detected)} to ${replicas ? 'failed over' : 'restored'} and training resumed (goal under ${goal} s: ${p?.detected !== undefined && p.detected < goal ? 'met' : 'missed'})`,
+        [p?.restarted !== undefined ? `restarted after ${secs(p.restarted)}` : '', rec === undefined ? 'no recovery recorded' : `chief: detected ${rec.detectedAfterSeconds === null ? '?' : fmt(rec.detectedAfterSeconds, 2)} s, resumed ${rec.resumedAfterSeconds === null ? '?' : fmt(rec.resumedAfterSeconds, 2)} s after it last saw it healthy`].filter((x) => x !== '').join('; '),
+        pct(ps.report.testAccuracy),
+        accuracyGoal(ps.report),
+        rec === undefined ? '' : replicas ? `${rec.stepsLost} steps lost (goal 0: ${rec.stepsLost === 0 ? 'met' : 'missed'})` : `${rec.stepsLost} steps replayed from step ${rec.restoredStep}`,
+      ]);
+    }
+
+    const chief = await run('chief-killed', SHORT, (step, killed) => (killed === 0 && step >= KILL_AT_STEP ? 'chief' : undefined));
+    const ch = chief.events[0];
+    const chiefRec = chief.report.recoveries.find((r) => r.role === 'chief');
     rows.push([
-      `worker-1 SIGKILL at step ${w?.killedAtStep ?? '?'}, ${c.label}`,
-      noticed,
-      [w?.restarted !== undefined ? `restarted after ${secs(w.restarted)}` : 'not restarted', w?.back !== undefined ? `live again after ${secs(w.back)}` : ''].filter((x) => x !== '').join(', '),
-      pct(worker.report.testAccuracy),
-      accuracyGoal(worker.report),
-      `job exit 0, ${worker.report.steps} steps`,
+      `chief SIGKILL at step ${ch?.killedAtStep ?? '?'} (restarted, takes the running job over)`,
+      chiefRec === undefined ? 'no recovery recorded' : `workers saw it silent after ${chiefRec.detectedAfterSeconds === null ? '?' : secs(chiefRec.detectedAfterSeconds)}`,
+      [ch?.restarted !== undefined ? `restarted after ${secs(ch.restarted)}` : '', `${secs(ch?.back)} to the new chief's takeover counted`].filter((x) => x !== '').join('; '),
+      pct(chief.report.testAccuracy),
+      accuracyGoal(chief.report),
+      chiefRec === undefined ? '' : `${chiefRec.stepsLost} steps lost; ${chief.report.steps} steps`,
     ]);
+    sections.push(markdownTable(['fault', 'noticed', 'recovered', 'test accuracy', 'vs undisturbed', 'cost'], rows));
   }
-
-  for (const replicas of [false, true]) {
-    const ps = await run(replicas ? 'ps-killed-replica' : 'ps-killed', SHORT, (step, killed) => (killed === 0 && step >= KILL_AT_STEP ? 'ps-1' : undefined), replicas ? ['--ps-replicas', '1'] : []);
-    const p = ps.events[0];
-    const rec = ps.report.recoveries.find((r) => r.role === 'ps');
-    const goal = replicas ? 2 : 5;
-    rows.push([
-      `ps-1 SIGKILL at step ${p?.killedAtStep ?? '?'} ${replicas ? '(`--ps-replicas 1`: its shard fails over to the backup on ps-0)' : '(restarted, restored from the newest checkpoint)'}`,
-      `${secs(p?.detected)} to ${replicas ? 'failed over' : 'restored'} and training resumed (goal under ${goal} s: ${p?.detected !== undefined && p.detected < goal ? 'met' : 'missed'})`,
-      [p?.restarted !== undefined ? `restarted after ${secs(p.restarted)}` : '', rec === undefined ? 'no recovery recorded' : `chief: detected ${rec.detectedAfterSeconds === null ? '?' : fmt(rec.detectedAfterSeconds, 2)} s, resumed ${rec.resumedAfterSeconds === null ? '?' : fmt(rec.resumedAfterSeconds, 2)} s after it last saw it healthy`].filter((x) => x !== '').join('; '),
-      pct(ps.report.testAccuracy),
-      accuracyGoal(ps.report),
-      rec === undefined ? '' : replicas ? `${rec.stepsLost} steps lost (goal 0: ${rec.stepsLost === 0 ? 'met' : 'missed'})` : `${rec.stepsLost} steps replayed from step ${rec.restoredStep}`,
-    ]);
-  }
-
-  const chief = await run('chief-killed', SHORT, (step, killed) => (killed === 0 && step >= KILL_AT_STEP ? 'chief' : undefined));
-  const ch = chief.events[0];
-  const chiefRec = chief.report.recoveries.find((r) => r.role === 'chief');
-  rows.push([
-    `chief SIGKILL at step ${ch?.killedAtStep ?? '?'} (restarted, takes the running job over)`,
-    chiefRec === undefined ? 'no recovery recorded' : `workers saw it silent after ${chiefRec.detectedAfterSeconds === null ? '?' : secs(chiefRec.detectedAfterSeconds)}`,
-    [ch?.restarted !== undefined ? `restarted after ${secs(ch.restarted)}` : '', `${secs(ch?.back)} to the new chief's takeover counted`].filter((x) => x !== '').join('; '),
-    pct(chief.report.testAccuracy),
-    accuracyGoal(chief.report),
-    chiefRec === undefined ? '' : `${chiefRec.stepsLost} steps lost; ${chief.report.steps} steps`,
-  ]);
-
-  const sections = [
-    markdownTable(['fault', 'noticed', 'recovered', 'test accuracy', 'vs undisturbed', 'cost'], rows),
-  ];
 
   if (!process.argv.includes('--no-chaos')) {
     const calm = await run('chaos-reference', LONG);
@@ -235,13 +238,13 @@ ${markdownTable(
 The chaos run finished (exit 0) with test accuracy ${drop >= 0 ? '−' : '+'}${fmt(Math.abs(drop), 2)} points against the undisturbed run (goal within 1: ${Math.abs(drop) <= 1 ? 'met' : 'missed'}).`);
   }
 
-  const markdown = `## Faults survived, measured from the kill (\`pnpm bench:faults\`)
+  const markdown = `## ${onlyChaos ? 'Chaos: faults survived (`pnpm bench:faults --only-chaos`)' : 'Faults survived, measured from the kill (`pnpm bench:faults`)'}
 
 ${machine()} (at the start: ${loadBefore}). \`tamp train --local --ps ${PS} --workers ${WORKERS} ${[...JOB, ...SHORT].join(' ')} --backend wasm\` (chaos: ${LONG.join(' ')}), the supervisor restarting killed roles (\`--max-restarts 20\`). Each fault is a SIGKILL once the chief reports the step named; "noticed" and "recovered" are seconds from the kill to the chief's /metrics showing it (scraped every 50 ms): a worker counted lost, then live again; a parameter server's recovery counted in \`tamp_recoveries_total\` (its state restored, the job's restore generation begun, workers resuming). Failure detector: heartbeats every second; a worker is suspected no sooner than \`--heartbeat-timeout\` (default 10 s) of silence, by phi-accrual up to three times that, so a killed worker is found no sooner than that floor (the worker rows run both the default and 2 s).
 
 ${sections.join('\n\n')}`;
   process.stdout.write(`${markdown}\n`);
-  if (!process.argv.includes('--no-write')) writeSection('faults', markdown);
+  if (!process.argv.includes('--no-write')) writeSection(onlyChaos ? 'faults:chaos' : 'faults', markdown);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
