@@ -276,9 +276,10 @@ describe('docker/compose.yaml as processes', () => {
     const out = join(volumes.get('runs') as string, 'job');
     expect(existsSync(join(out, 'model', 'model.json'))).toBe(true);
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { workers: number; ps: number; steps: number; testAccuracy: number; lostWorkers: number; workerStats: Array<{ steps: number }>; checkpoints: string[] };
-    // 1,024 samples in global batches of 2 × 64: 8 steps per worker.
+    // 1,024 samples in global batches of 2 × 64: 16 batches, which async workers claim from the chief in
+    // blocks, so how they split depends on which started first (one run: 16 and 0).
     expect(report).toMatchObject({ workers: 2, ps: 2, steps: 16, lostWorkers: 0 });
-    expect(report.workerStats.map((w) => w.steps)).toEqual([8, 8]);
+    expect(report.workerStats.reduce((n, w) => n + w.steps, 0)).toBe(16);
     // 16 async steps of mlp-tiny: the order gradients arrive in varies, and so does the accuracy (one run scored 0.47);
     // three times chance (0.1) shows it trained without making the test depend on timing.
     expect(report.testAccuracy).toBeGreaterThan(0.3);
