@@ -105,8 +105,11 @@ describe('local supervisor', () => {
     const worker = tamp(['worker', '--chief', chiefAddress, '--index', '0', '--backend', 'wasm', '--peer-timeout', '3', ...job]);
     try {
       expect(chief.stderr()).toMatch(/listening on/);
-      for (let i = 0; i < 2400 && !/worker-0 \(.*\) joined/.test(chief.stderr()); i++) await sleep(50);
+      // Joined on the worker's side too: a chief killed after recording the Join but before its answer
+      // reached the worker leaves a worker that is still joining, which the join timeout ends instead.
+      for (let i = 0; i < 2400 && !/worker-0 of 2: /.test(worker.stderr()); i++) await sleep(50);
       expect(chief.stderr()).toMatch(/worker-0 \(.*\) joined/);
+      expect(worker.stderr()).toMatch(/worker-0 of 2: /);
       chief.child.kill('SIGKILL');
       const code = await worker.done;
       expect(code, worker.stderr()).toBe(1);

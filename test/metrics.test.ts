@@ -146,17 +146,23 @@ describe('metrics of every role (real processes)', () => {
     expect(valueOf(chief, 'tamp_chief_job_state', { state: 'done' })).toBe(1);
     expect(valueOf(chief, 'tamp_rpc_server_handled_total', { method: '/tamp.v1.Coordinator/Join', code: 'OK' })).toBe(WORKERS);
 
-    // Workers: their own counts, and their comm thread's RPCs summed into the same scrape.
+    // Workers: their own counts, and their comm thread's RPCs summed into the same scrape. In async
+    // the workers claim batches as they go, so how the 16 split between them is the machine's doing
+    // (a worker that started late may train none); each one's metrics must match its own share.
+    expect(report.workerStats.filter((w) => w.steps > 0).length).toBeGreaterThan(0);
     workers.forEach((m, i) => {
       const worker = { worker: String(i) };
       const stats = report.workerStats.find((w) => w.workerId === `worker-${i}`);
-      expect(stats?.steps).toBeGreaterThan(0);
-      expect(valueOf(m, 'tamp_worker_steps_total', worker)).toBe(stats?.steps);
-      expect(valueOf(m, 'tamp_worker_step', worker)).toBe(stats?.steps);
-      expect(valueOf(m, 'tamp_worker_samples_total', worker)).toBe(stats?.samples);
-      expect(valueOf(m, 'tamp_worker_samples_per_second', worker) as number).toBeGreaterThan(0);
-      expect(valueOf(m, 'tamp_worker_step_phase_seconds_total', { ...worker, phase: 'compute' }) as number).toBeGreaterThan(0);
-      expect(valueOf(m, 'tamp_rpc_client_handled_total', { method: '/tamp.v1.ParameterServer/Push', code: 'OK' })).toBe((stats?.steps ?? 0) * PS);
+      expect(stats).toBeDefined();
+      const steps = stats?.steps ?? -1;
+      expect(valueOf(m, 'tamp_worker_steps_total', worker) ?? 0).toBe(steps);
+      expect(valueOf(m, 'tamp_worker_step', worker) ?? 0).toBe(steps);
+      expect(valueOf(m, 'tamp_worker_samples_total', worker) ?? 0).toBe(stats?.samples);
+      if (steps > 0) {
+        expect(valueOf(m, 'tamp_worker_samples_per_second', worker) as number).toBeGreaterThan(0);
+        expect(valueOf(m, 'tamp_worker_step_phase_seconds_total', { ...worker, phase: 'compute' }) as number).toBeGreaterThan(0);
+      }
+      expect(valueOf(m, 'tamp_rpc_client_handled_total', { method: '/tamp.v1.ParameterServer/Push', code: 'OK' }) ?? 0).toBe(steps * PS);
       expect(valueOf(m, 'tamp_rpc_client_handled_total', { method: '/tamp.v1.Coordinator/Heartbeat', code: 'OK' }) as number).toBeGreaterThan(0);
     });
   });
