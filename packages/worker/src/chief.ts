@@ -13,13 +13,15 @@ import { ClusterError, errorMessage, evaluateModel, recalibrateBatchNorm, recali
 import { describeScore, lastValidation, saveLayersModel } from '@tamp/core/node';
 import type { ShardStatusResponse } from '@tamp/proto/tamp/v1/parameter_server';
 import { CHIEF_READER_ID, ParameterClient, ShardClient } from '@tamp/parameter-server';
-import { type CopiedCheckpoint, checkpointsRoot, commitCheckpoint, copyCheckpoint, pruneCheckpoints, restoreTensors } from './checkpoints.js';
+import { checkpointsRoot, restoreTensors } from './checkpoints.js';
+import { ChiefCheckpoints } from './chief-checkpoints.js';
 import { type ChiefJob, type ChiefOptions, claimsFor, jobConfigFor, planChiefJob } from './chief-job.js';
 import { type RunningCoordinator, startCoordinator } from './coordinator.js';
 import type { CoordinatorState } from './coordinator-state.js';
 import { encodeJobConfig, jobMomentumCorrection, jobWire } from './job-config.js';
 import { setVariables } from './model-state.js';
-import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, buildReport, describeBatches, writeReport } from './report.js';
+import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, type JobRecoveryRecord, buildReport, describeBatches, writeReport } from './report.js';
+import { RecoveryJournal } from './recovery-journal.js';
 import { type RecoveryRecord, ShardWatch, recoverShards } from './shard-recovery.js';
 import { type ChiefRecoveryRecord, Takeover, isRunningJob, probeShards } from './chief-rejoin.js';
 import { ReplicaChain } from './replica-chain.js';
@@ -34,8 +36,10 @@ export class Chief {
   readonly log: (message: string) => void;
   /** Epoch records so far (a resumed job continues the checkpoint's). */
   readonly history: ClusterEpochRecord[];
-  /** Manifests of the checkpoints this run wrote. */
-  readonly checkpoints: string[] = [];
+  /** Manifests of the checkpoints this run wrote (and, a restarted chief, those found under --out). */
+  readonly checkpoints: string[];
+  /** Checkpoint barriers served, and their files written in the background (chief-checkpoints.ts). */
+  private readonly ckpt: ChiefCheckpoints;
   /** Faults survived (report.json `recoveries`). */
   readonly recoveries: Array<RecoveryRecord | ChiefRecoveryRecord> = [];
   /** Every shard's status, asked on each pass; one that came back without its state is restored (shard-recovery.ts). */
@@ -54,8 +58,10 @@ export class Chief {
   private readonly takeover: Takeover | undefined;
   /** --ps-replicas 1: where each shard's primary and backup live (replica-chain.ts). */
   readonly chain: ReplicaChain | undefined;
-  /** The last checkpoint released at its barrier whose files are still being written (resolves once its manifest is, or its failure logged). */
-  private pendingCommit: Promise<unknown> = Promise.resolve();
+  /** report.json `recoveries` as written so far, for a chief that takes the job over after this one (recovery-journal.ts). */
+  private readonly journal: RecoveryJournal;
+  /** A restarted chief: the recoveries the job's earlier chiefs recorded. */
+  private earlierRecoveries: readonly JobRecoveryRecord[] = [];
 
   /**
    * `running`: the parameter servers' statuses when they already hold this
@@ -75,6 +81,17 @@ export class Chief {
     this.history = [...(job.restored?.manifest.history ?? [])];
     this.watch = new ShardWatch(this.params, options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS, this.log);
     this.takeover = running !== undefined ? new Takeover(running, options.out, options.jobId, this.log) : undefined;
+    this.journal = new RecoveryJournal(options.out, options.jobId, this.log);
+    this.ckpt = new ChiefCheckpoints({
+      options,
+      job,
+      params: this.params,
+      history: this.history,
+      log: this.log,
+      state: () => this.state,
+      versionsMayDiffer: () => job.training.mode !== 'sync' && (this.recoveries.length > 0 || this.earlierRecoveries.some((r) => r.role !== 'worker')),
+    });
+    this.checkpoints = this.ckpt.written;
   }
 
   /**
@@ -99,8 +116,23 @@ export class Chief {
 
   /** Start the shards, or take them over (a restarted chief: the checkpoints and epoch records so far come back from --out). */
   async startOrAdoptShards(): Promise<void> {
-    if (this.takeover !== undefined) this.takeover.adoptShards(this.watch, this.history, this.checkpoints);
-    else await this.startShards();
+    if (this.takeover !== undefined) {
+      this.takeover.adoptShards(this.watch, this.history, this.checkpoints);
+      this.earlierRecoveries = this.journal.earlier();
+    } else {
+      this.journal.clear();
+      await this.startShards();
+    }
+  }
+
+  /** Every fault the job survived so far: the earlier chiefs' (a restarted chief), then this chief's own, then the workers'. */
+  get allRecoveries(): JobRecoveryRecord[] {
+    return [...this.earlierRecoveries, ...this.recoveries, ...(this.coordinator?.state.workerRecoveries ?? [])];
+  }
+
+  /** Keep `<out>/recoveries.json` current (written only when the list changed). */
+  private persistRecoveries(): void {
+    if (this.coordinator !== undefined) this.journal.save(this.allRecoveries);
   }
 
   /** The Coordinator's state (after startCoordinator). */
@@ -164,7 +196,12 @@ export class Chief {
     });
     options.onListening?.(this.coordinator.port);
     // Wake the loop at once when membership or a checkpoint barrier changes (workers wait at barriers for it).
-    this.coordinator.state.onChange(() => this.wake());
+    // The recoveries are written at once: a worker's fault ends on a Join or a heartbeat, and a chief killed
+    // right after must not take its record along (recovery-journal.ts).
+    this.coordinator.state.onChange(() => {
+      this.persistRecoveries();
+      this.wake();
+    });
     this.started = Date.now();
     this.epochStart = { time: Date.now(), samples: 0n };
     return this.coordinator.port;
@@ -197,6 +234,7 @@ export class Chief {
     this.checkWorkers();
     await this.evaluateEpochs();
     this.recordTakeover(false);
+    this.persistRecoveries();
     this.reportProgress();
     // Every worker lost is not the end of training: within the grace period one may come back (checkWorkers).
     return this.state.trainingOver && !this.state.allLost;
@@ -255,34 +293,9 @@ export class Chief {
     return live;
   }
 
-  /**
-   * Serve the checkpoint barrier: when every training worker waits, the
-   * shards copy their state and the workers are released; the files are
-   * written while they train, and the manifest once every file is durable
-   * (checkpointsCommitted waits for it). Returns the manifest's path, or
-   * undefined (no barrier ready, or the copy failed: the workers train on
-   * without it).
-   */
-  async serveCheckpointBarrier(): Promise<string | undefined> {
-    const state = this.state;
-    const step = state.barrierStep;
-    if (!state.barrierReady || step === undefined) return undefined;
-    try {
-      // One checkpoint's files at a time (pruning must not meet a folder still being written).
-      await this.pendingCommit;
-      const copied = await this.copyCheckpoint(step);
-      // The shards hold copies: training goes on while they write, and the manifest follows (commit).
-      const file = join(copied.dir, 'manifest.json');
-      state.releaseBarrier({ complete: true, manifest: file });
-      this.pendingCommit = this.commit(copied).catch((error: unknown) => {
-        this.log(`checkpoint at step ${step} was not written: ${errorMessage(error)}; the one before stays the newest, training goes on`);
-      });
-      return file;
-    } catch (error) {
-      this.log(`checkpoint at step ${step} failed: ${errorMessage(error)}; training on without it`);
-      state.releaseBarrier({ complete: false, manifest: '' });
-      return undefined;
-    }
+  /** Serve the checkpoint barrier when every training worker waits (ChiefCheckpoints.serveBarrier). */
+  serveCheckpointBarrier(): Promise<string | undefined> {
+    return this.ckpt.serveBarrier();
   }
 
   /**
@@ -363,7 +376,7 @@ export class Chief {
     state.finishing();
     const shards = await Promise.all(this.params.shards.map((s) => s.status()));
     state.recordGlobalStep(shards[0]?.version ?? state.globalStep);
-    await this.writeCheckpoint(this.job.stepsEach);
+    await this.ckpt.writeNow(this.job.stepsEach);
     const scores = await this.evaluateFinal();
     this.recordTakeover(true);
     const { training: t, dataset } = this.job;
@@ -405,7 +418,7 @@ export class Chief {
       modelPath,
       checkpoints: this.checkpoints,
       resumedFrom: this.job.restored?.dir,
-      recoveries: [...this.recoveries, ...state.workerRecoveries],
+      recoveries: this.allRecoveries,
       claims: state.claims,
     });
     writeReport(this.options.out, report);
@@ -437,46 +450,9 @@ export class Chief {
     await recalibrateBatchNorm(this.job.model, recalibrationBatches(this.job.dataset.train, { batchSize: t.batchSize, seed: t.seed }));
   }
 
-  /** The shards copy their state for checkpoint `step` (copyCheckpoint); the manifest's fields are taken now, at the barrier. */
-  private copyCheckpoint(step: number): Promise<CopiedCheckpoint> {
-    const { options, job } = this;
-    return copyCheckpoint(
-      this.params,
-      options.out,
-      {
-        jobId: options.jobId,
-        training: job.training,
-        numWorkers: options.numWorkers,
-        checkpointEvery: job.checkpointEvery,
-        variables: job.specs,
-        history: [...this.history],
-        samples: (job.restored?.manifest.samples ?? 0) + Number(this.state.samples),
-        ...(this.state.claims !== undefined ? { batches: this.state.claims.progress } : {}),
-      },
-      step,
-      { versionsMayDiffer: job.training.mode !== 'sync' && this.recoveries.length > 0 },
-    );
-  }
-
-  /** Once every shard's file is written: the manifest, pruning, and the checkpoint counted. */
-  private async commit(copied: CopiedCheckpoint): Promise<string> {
-    const file = await commitCheckpoint(this.params, copied);
-    pruneCheckpoints(this.options.out);
-    this.checkpoints.push(file);
-    this.state.checkpointWritten(copied.step);
-    this.log(`checkpoint at step ${copied.step}: ${file}`);
-    return file;
-  }
-
   /** Every checkpoint a barrier released has its manifest written, or its failure logged. */
-  async checkpointsCommitted(): Promise<void> {
-    await this.pendingCommit;
-  }
-
-  /** A checkpoint written whole before returning (the last one, at the end of training). */
-  private async writeCheckpoint(step: number): Promise<string> {
-    await this.pendingCommit;
-    return this.commit(await this.copyCheckpoint(step));
+  checkpointsCommitted(): Promise<void> {
+    return this.ckpt.committed();
   }
 
   private stopShards(reason: string, onError: (address: string, error: unknown) => void): Promise<unknown> {

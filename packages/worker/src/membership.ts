@@ -176,10 +176,11 @@ export class Membership {
     this.keys.set(index, key);
     const { heartbeatTimeoutMs, heartbeatIntervalMs } = this.options;
     this.detectors.set(index, new PhiAccrualDetector({ timeoutMs: heartbeatTimeoutMs, expectedIntervalMs: heartbeatIntervalMs ?? heartbeatTimeoutMs / 10 }, now));
-    this.log(`${record.workerId} (${clientId}, ${backend}) ${record.joins > 1 ? 'rejoined' : 'joined'}`);
     // A new process in a slot held before: a restart (of a lost or gone worker, or one the detector had not noticed yet).
     if (previous !== undefined) this.faults.back(index, 'restarted', previous.lastHeartbeat, now);
     this.changed();
+    // Logged after the listeners ran (the chief writes its recoveries there): what reads the line sees them written.
+    this.log(`${record.workerId} (${clientId}, ${backend}) ${record.joins > 1 ? 'rejoined' : 'joined'}`);
     return record;
   }
 
