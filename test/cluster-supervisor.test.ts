@@ -82,6 +82,9 @@ describe('local supervisor', () => {
     const run = launch([...JOB, '--out', out]);
     for (let i = 0; i < 2400 && !/starting 2 worker\(s\)/.test(run.stderr()); i++) await sleep(50);
     expect(run.stderr()).toMatch(/starting 2 worker\(s\)/);
+    // That line comes before the workers are spawned: wait (bounded) until all four roles run.
+    const roleNames = () => children(run.child.pid as number).map((c) => / (ps|chief|worker) /.exec(c.args)?.[1]);
+    for (let i = 0; i < 2400 && roleNames().filter((r) => r !== undefined).length < 4; i++) await sleep(50);
     const roles = children(run.child.pid as number);
     expect(roles.map((c) => / (ps|chief|worker) /.exec(c.args)?.[1]).sort(), JSON.stringify(roles)).toEqual(['chief', 'ps', 'worker', 'worker']);
     run.child.kill('SIGKILL');
