@@ -11,11 +11,10 @@
  * run still has a checkpoint between epochs (the last one, after training,
  * is not in the samples/s).
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TAMP_BIN } from '../helpers/tamp.js';
+import { alternateRuns, stepMs } from './ab-runs.js';
 import { fmt, machine, markdownTable, median, writeSection } from './report.js';
 
 function flag(name: string, fallback: string): number {
@@ -37,33 +36,12 @@ const variants = [
   { name: 'a checkpoint every epoch', args: [] as string[] },
 ];
 
-const results = variants.map(() => [] as number[]);
-const barrier = variants.map(() => [] as number[]);
-const loads: number[] = [];
-for (let round = 0; round < ROUNDS; round++) {
-  for (const [i, v] of variants.entries()) {
-    const out = join(work, `${round}-${i}`);
-    // --verbose (not --json): the workers' epoch lines, with where each step's time went, reach stderr.
-    const args = [...base, ...v.args, '--out', out, '--verbose'];
-    process.stderr.write(`$ tamp ${args.join(' ')}\n`);
-    loads.push(loadavg()[0] as number);
-    const r = spawnSync(process.execPath, [TAMP_BIN, ...args], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-    if (r.status !== 0) throw new Error(`tamp ${args.join(' ')} failed:\n${r.stderr.slice(-3000)}`);
-    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { samplesPerSecond: number };
-    (results[i] as number[]).push(report.samplesPerSecond);
-    // Each worker's epoch lines split its mean step into phases: the share at checkpoint barriers is what a
-    // checkpoint costs, measured within one run (both sides of the ratio under the same load).
-    for (const m of r.stderr.matchAll(/ms per step: (.*checkpoint [\d.]+)/g)) {
-      const phases = [...(m[1] as string).matchAll(/(\w+) ([\d.]+)/g)].map((p) => ({ name: p[1], ms: Number(p[2]) }));
-      const total = phases.reduce((n, p) => n + p.ms, 0);
-      const at = phases.find((p) => p.name === 'checkpoint')?.ms ?? 0;
-      if (total > 0) (barrier[i] as number[]).push((at / total) * 100);
-    }
-    process.stderr.write(`  ${v.name}: ${report.samplesPerSecond.toFixed(1)} samples/s\n`);
-    rmSync(out, { recursive: true, force: true });
-  }
-}
+const { variants: runs, loads } = alternateRuns(base, variants, ROUNDS, work);
 rmSync(work, { recursive: true, force: true });
+const results = runs.map((r) => r.samplesPerSecond);
+// Each worker's epoch lines split its mean step into phases: the share at checkpoint barriers is what a
+// checkpoint costs, measured within one run (both sides of the ratio under the same load).
+const barrier = runs.map((r) => r.phases.filter((p) => p.checkpoint !== undefined && stepMs(p) > 0).map((p) => ((p.checkpoint ?? 0) / stepMs(p)) * 100));
 
 const without = median(results[0] as number[]);
 const withCkpt = median(results[1] as number[]);
