@@ -142,8 +142,9 @@ function messageOf(error: unknown): string {
  */
 export async function checkCommandLine(line: CommandLine): Promise<string[]> {
   const [name, ...rest] = line.argv;
-  const command = COMMANDS.find((c) => c.name === name);
-  if (command === undefined) return [`${line.where}: "tamp ${String(name)}" is not a command (${COMMANDS.map((c) => c.name).join(', ')})`];
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (entry === undefined) return [`${line.where}: "tamp ${String(name)}" is not a command (${COMMANDS.map((c) => c.name).join(', ')})`];
+  const command = await entry.load();
   const problems: string[] = [];
   const fail = (message: string) => problems.push(`${line.where}: tamp ${name}: ${message}`);
   const saved = { TF_CONFIG: process.env.TF_CONFIG, HOSTNAME: process.env.HOSTNAME };

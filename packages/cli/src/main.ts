@@ -2,12 +2,13 @@
  * The tamp command: dispatch, --help, --version, --json, exit codes.
  * Exit 0 on success, 2 on a usage error, 1 on any other failure, with a
  * one-line error (stack traces only with --verbose).
+ *
+ * Everything heavy (tfjs, gRPC) is imported when needed: `tamp --help` and
+ * `tamp --version` load no command, and a command loads only its own module
+ * (commands/index.ts).
  */
-import { TAMP_VERSION, TampError, UsageError, errorMessage } from '@tamp/core';
-import { exitWithLauncher } from '@tamp/worker';
-import { formatHelp, parseArgs } from './args.js';
+import { TAMP_VERSION } from '@tamp/core/version';
 import { COMMANDS } from './commands/index.js';
-import { createOutput } from './output.js';
 
 function topLevelHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
@@ -43,14 +44,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     await write(process.stdout, json ? JSON.stringify({ version: TAMP_VERSION }) : TAMP_VERSION);
     return 0;
   }
+  const [{ TampError, UsageError, errorMessage }, { formatHelp, parseArgs }, { createOutput }] = await Promise.all([import('@tamp/core'), import('./args.js'), import('./output.js')]);
   const out = createOutput({ json, verbose });
-  // A role of `tamp train --local` ends with its launcher, even one killed with SIGKILL.
-  exitWithLauncher(process.env, (m) => out.log(m));
+  // A role of `tamp train --local` ends with its launcher, even one killed with SIGKILL (TAMP_LAUNCHER_PID names it).
+  if (process.env.TAMP_LAUNCHER_PID !== undefined) (await import('@tamp/worker')).exitWithLauncher(process.env, (m) => out.log(m));
   try {
-    const command = COMMANDS.find((c) => c.name === name);
-    if (command === undefined) {
+    const entry = COMMANDS.find((c) => c.name === name);
+    if (entry === undefined) {
       throw new UsageError(`unknown command "${name}": choose one of ${COMMANDS.map((c) => c.name).join(', ')}`);
     }
+    const command = await entry.load();
     const parsed = parseArgs(rest, command.options, command.positionals, command.name);
     if (parsed.options.help) {
       await write(process.stdout, formatHelp(command.name, command.summary, command.options, command.positionals));

@@ -4,6 +4,7 @@ import { loadModelWithSelection } from '@tamp/webgpu/node';
 import { defineCommand } from '../command.js';
 import { table } from '../output.js';
 import { deviceOption, dryRunOption, dryRunResult } from './shared-options.js';
+import { COMMAND_SUMMARIES } from './summaries.js';
 
 function kib(bytes: number): string {
   return `${(bytes / 1024).toFixed(1)} KiB`;
@@ -11,7 +12,7 @@ function kib(bytes: number): string {
 
 export const benchCommand = defineCommand({
   name: 'bench',
-  summary: 'tamp bench infer <model>: inference latency percentiles, the adapter, and the weight bytes on the GPU (run it on the target device, e.g. a Jetson).',
+  summary: COMMAND_SUMMARIES.bench,
   positionals: [
     { name: 'what', description: 'infer (the only benchmark so far)', required: true },
     { name: 'model', description: 'a tfjs model.json or a model.tamp', required: true },

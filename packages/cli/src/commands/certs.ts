@@ -9,10 +9,11 @@ import { writeClusterCerts } from '@tamp/rpc/certs';
 import { defineCommand } from '../command.js';
 import { table } from '../output.js';
 import { dryRunOption, dryRunResult } from './shared-options.js';
+import { COMMAND_SUMMARIES } from './summaries.js';
 
 export const certsCommand = defineCommand({
   name: 'certs',
-  summary: 'Make certificates and a token for a secure cluster (--tls-cert, --tls-key, --tls-ca, --mtls, --token-file).',
+  summary: COMMAND_SUMMARIES.certs,
   positionals: [],
   options: {
     out: { type: 'string', value: 'dir', description: 'folder to write ca.pem, server.pem, server-key.pem, <role>.pem, <role>-key.pem, token and chief-secret into (keys, token and secret mode 0600)' },

@@ -4,6 +4,7 @@ import { type CompressReport, compressModel } from '@tamp/compress/node';
 import { defineCommand } from '../command.js';
 import { formatBytes, percent, table } from '../output.js';
 import { backendOption } from './shared-options.js';
+import { COMMAND_SUMMARIES } from './summaries.js';
 
 export function compressSummary(r: CompressReport): string {
   const rows = r.layers.map((l) => [
@@ -46,7 +47,7 @@ export function compressSummary(r: CompressReport): string {
 
 export const compressCommand = defineCommand({
   name: 'compress',
-  summary: 'Compress a trained model (prune, share weights, int8, Huffman): model.tamp, a stock-tfjs export, and a report.',
+  summary: COMMAND_SUMMARIES.compress,
   positionals: [{ name: 'model', description: 'a trained model.json', required: true }],
   options: {
     out: { type: 'string', value: 'dir', description: 'output folder: model.tamp, tfjs/model.json, report.json' },

@@ -1,10 +1,11 @@
 import { listDatasets } from '@tamp/core/node';
 import { defineCommand } from '../command.js';
 import { table } from '../output.js';
+import { COMMAND_SUMMARIES } from './summaries.js';
 
 export const datasetsCommand = defineCommand({
   name: 'datasets',
-  summary: 'List the datasets Tamp can train and evaluate on, and where each comes from.',
+  summary: COMMAND_SUMMARIES.datasets,
   positionals: [],
   options: {},
   async run() {

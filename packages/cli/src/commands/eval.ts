@@ -5,10 +5,11 @@ import { loadModelWithSelection } from '@tamp/webgpu/node';
 import { defineCommand } from '../command.js';
 import { percent, table } from '../output.js';
 import { datasetHelp, deviceOption } from './shared-options.js';
+import { COMMAND_SUMMARIES } from './summaries.js';
 
 export const evalCommand = defineCommand({
   name: 'eval',
-  summary: "Evaluate a model on a dataset's test split: accuracy for classifiers, mAP@0.5 for the detector.",
+  summary: COMMAND_SUMMARIES.eval,
   positionals: [{ name: 'model', description: 'a tfjs model.json or a model.tamp', required: true }],
   options: {
     dataset: { type: 'string', value: 'name|folder', description: datasetHelp() },

@@ -5,10 +5,11 @@ import { loadModelWithSelection } from '@tamp/webgpu/node';
 import { defineCommand } from '../command.js';
 import { percent, table } from '../output.js';
 import { deviceOption, dryRunOption, dryRunResult } from './shared-options.js';
+import { COMMAND_SUMMARIES } from './summaries.js';
 
 export const inferCommand = defineCommand({
   name: 'infer',
-  summary: 'Run a model (model.json or model.tamp) on an image or on a dataset\'s test split, on WebGPU (int8 weights kept packed), WASM or CPU.',
+  summary: COMMAND_SUMMARIES.infer,
   positionals: [{ name: 'model', description: 'a tfjs model.json or a model.tamp', required: true }],
   options: {
     device: deviceOption,

@@ -15,12 +15,13 @@ import { formatBytes, percent, table } from '../output.js';
 import { clusterProgress } from './cluster-progress.js';
 import { backendOption, deviceOption } from './shared-options.js';
 import { TAMP_BIN } from './train.js';
+import { COMMAND_SUMMARIES } from './summaries.js';
 
 const WORKERS = 2;
 
 export const quickstartCommand = defineCommand({
   name: 'quickstart',
-  summary: 'Train LeNet-300-100 on MNIST on a local cluster, evaluate it, compress it, run the compressed model on the best device, and print a summary (what pnpm start runs).',
+  summary: COMMAND_SUMMARIES.quickstart,
   positionals: [],
   options: {
     out: { type: 'string', value: 'dir', default: 'runs/quickstart', description: 'output folder' },

@@ -32,6 +32,7 @@ import {
   trainOptions,
   trainingSettings,
 } from './shared-options.js';
+import { COMMAND_SUMMARIES } from './summaries.js';
 
 /**
  * The job's chief secret from TAMP_CHIEF_SECRET or TAMP_CHIEF_SECRET_FILE (a
@@ -119,7 +120,7 @@ export async function runPsRole(o: PsArgs, out: Output, tf = tfConfigFor('ps'), 
 
 export const psCommand = defineCommand({
   name: 'ps',
-  summary: 'Run one parameter server of a cluster (flags or TF_CONFIG).',
+  summary: COMMAND_SUMMARIES.ps,
   positionals: [],
   options: {
     index: { type: 'number', integer: true, min: 0, description: 'shard index (default: TF_CONFIG task index, or 0)' },
@@ -212,7 +213,7 @@ export async function runChiefRole(
 
 export const chiefCommand = defineCommand({
   name: 'chief',
-  summary: "Run a cluster's chief: initialise the parameter servers, coordinate workers, evaluate, write the model.",
+  summary: COMMAND_SUMMARIES.chief,
   positionals: [],
   options: {
     ...trainOptions,
@@ -275,7 +276,7 @@ export async function runWorkerRole(o: WorkerArgs, out: Output, tf = tfConfigFor
 
 export const workerCommand = defineCommand({
   name: 'worker',
-  summary: 'Run one worker of a cluster: join the chief, train on its data shard.',
+  summary: COMMAND_SUMMARIES.worker,
   positionals: [],
   options: {
     chief: { type: 'string', value: 'host:port', description: "the chief's address (default: TF_CONFIG)" },

@@ -11,10 +11,11 @@ import { UsageError } from '@tamp/core';
 import { defineCommand } from '../command.js';
 import { table } from '../output.js';
 import { deviceOption, dryRunOption, dryRunResult } from './shared-options.js';
+import { COMMAND_SUMMARIES } from './summaries.js';
 
 export const scoreCommand = defineCommand({
   name: 'score',
-  summary: 'Score a model over a dataset (IDX file, image folder, NDJSON) into NDJSON or CSV, resumably; or a stream from stdin to stdout.',
+  summary: COMMAND_SUMMARIES.score,
   positionals: [{ name: 'model', description: 'a tfjs model.json or a model.tamp', required: true }],
   options: {
     input: { type: 'string', value: 'PATH', description: 'an IDX file, a folder of PNG/JPEG images, an NDJSON file ({"id","data"} or {"id","b64"} per line), or - for NDJSON on stdin' },

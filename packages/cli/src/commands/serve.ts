@@ -9,6 +9,7 @@ import type { DeviceRequest } from '@tamp/webgpu';
 import { defineCommand } from '../command.js';
 import { table } from '../output.js';
 import { deviceOption, dryRunOption, dryRunResult, securityFrom, securityOptions } from './shared-options.js';
+import { COMMAND_SUMMARIES } from './summaries.js';
 
 /** Every `--model NAME=PATH` (the option may repeat; the parser keeps only the last, so read them from argv). */
 export function modelFlags(argv: readonly string[]): Map<string, string> {
@@ -28,7 +29,7 @@ export function modelFlags(argv: readonly string[]): Map<string, string> {
 
 export const serveCommand = defineCommand({
   name: 'serve',
-  summary: 'Serve models over the Open Inference Protocol v2 (KServe v2 REST and gRPC) and TF Serving REST, with dynamic batching.',
+  summary: COMMAND_SUMMARIES.serve,
   positionals: [],
   options: {
     model: { type: 'string', value: 'NAME=PATH', description: 'a model.tamp or model.json to serve as NAME (version 1); repeat for more models' },

@@ -26,6 +26,7 @@ import {
   trainingSettings,
 } from './shared-options.js';
 import type { MetricsArgs, SecurityArgs } from './shared-options.js';
+import { COMMAND_SUMMARIES } from './summaries.js';
 
 export const TAMP_BIN = fileURLToPath(new URL('../../bin/tamp.mjs', import.meta.url));
 
@@ -132,7 +133,7 @@ async function trainLocalCluster(o: TrainArgs, out: Output, verbose: boolean, dr
 
 export const trainCommand = defineCommand({
   name: 'train',
-  summary: 'Train a model: in this process, on a local cluster (--local), or as the role TF_CONFIG names.',
+  summary: COMMAND_SUMMARIES.train,
   positionals: [],
   options,
   async run({ options: o, out }) {
