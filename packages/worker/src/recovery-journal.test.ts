@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -33,6 +33,9 @@ describe('the recovery journal (recoveries across chief restarts)', () => {
   it('a later chief of the same job reads back what the earlier one wrote, in order', () => {
     const { j, out } = journal('carry');
     expect(j.earlier()).toEqual([]);
+    // A job that has survived nothing leaves no file.
+    j.save([]);
+    expect(existsSync(join(out, RECOVERY_JOURNAL))).toBe(false);
     j.save([PS]);
     j.save([PS, WORKER]);
     const next = new RecoveryJournal(out, 'job', () => {});

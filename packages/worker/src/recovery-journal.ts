@@ -81,8 +81,10 @@ export class RecoveryJournal {
     this.written = '';
   }
 
-  /** Write `recoveries` when they differ from what was last written. A write that fails is logged once; training goes on. */
+  /** Write `recoveries` when they differ from what was last written (none: no file). A write that fails is logged once; training goes on. */
   save(recoveries: readonly JobRecoveryRecord[]): void {
+    // A job that has survived nothing leaves no file.
+    if (recoveries.length === 0 && this.written === '') return;
     const text = `${JSON.stringify({ jobId: this.jobId, recoveries } satisfies JournalFile, null, 2)}\n`;
     if (text === this.written) return;
     try {

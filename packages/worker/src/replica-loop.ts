@@ -265,8 +265,8 @@ export class ReplicaLoop {
   async runSync(): Promise<LoopResult> {
     let step = this.config.startStep;
     let localSteps = 0;
-    /** Samples each step of this worker added (dropped steps add none): a rollback takes back those of the steps it undid. */
-    const stepSamples = new Map<number, number>();
+    /** Each step this worker ran, and the samples it added (0 when dropped): a rollback takes back the steps it undid. */
+    const ran = new Map<number, number>();
     const shards = this.config.psAddresses.length;
     // Parameters of step s: every shard has applied step s − 1 (or more, when
     // this worker fell behind: then it continues where the cluster is).
@@ -296,10 +296,8 @@ export class ReplicaLoop {
         this.lap('waitPush');
         this.stats.steps++;
         if (r.dropped) this.dropped++;
-        else {
-          this.samples += size;
-          stepSamples.set(step, size);
-        }
+        else this.samples += size;
+        ran.set(step, r.dropped ? 0 : size);
         params = next;
         step++;
         localSteps++;
@@ -311,11 +309,11 @@ export class ReplicaLoop {
         const at = await rejoinGeneration(this.chief, this.comm, this.id, this.log);
         // The steps undone are the restore's loss (its recovery record's stepsLost), not this worker's: it
         // trains them again, so they count once (a Leave counting 22 of a 20-step job is refused).
-        localSteps = Math.max(0, localSteps - Math.max(0, step - at.step));
-        for (const [s, size] of stepSamples) {
+        for (const [s, samples] of ran) {
           if (s < at.step) continue;
-          this.samples -= size;
-          stepSamples.delete(s);
+          localSteps--;
+          this.samples -= samples;
+          ran.delete(s);
         }
         step = at.step;
         this.lastCheckpoint = step;
