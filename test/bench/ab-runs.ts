@@ -11,6 +11,14 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { TAMP_BIN } from '../helpers/tamp.js';
 
+/** A whole-number flag of the command line, at least 1 (`fallback` when absent). */
+export function wholeFlag(name: string, fallback: string): number {
+  const at = process.argv.indexOf(name);
+  const n = Number(at === -1 ? fallback : process.argv[at + 1]);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} needs a whole number, at least 1`);
+  return n;
+}
+
 export interface Variant {
   readonly name: string;
   readonly args: readonly string[];

@@ -11,15 +11,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { alternateRuns, meanOf, stepMs } from './ab-runs.js';
+import { alternateRuns, meanOf, stepMs, wholeFlag as flag } from './ab-runs.js';
 import { fmt, machine, markdownTable, median, writeSection } from './report.js';
 
-function flag(name: string, fallback: string): number {
-  const at = process.argv.indexOf(name);
-  const n = Number(at === -1 ? fallback : process.argv[at + 1]);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} needs a whole number, at least 1`);
-  return n;
-}
 const ROUNDS = flag('--rounds', '3');
 const EPOCHS = flag('--epochs', '1');
 const EPOCH_SIZE = flag('--epoch-size', '4096');
