@@ -106,8 +106,8 @@ describe('the chief killed with SIGKILL mid-job', () => {
 /**
  * Worker 1 killed as soon as it joined, then the chief killed as soon as it logged the restarted worker's
  * rejoin (written to <out>/recoveries.json before that line: recovery-journal.ts). A long heartbeat timeout
- * keeps the first checkpoint barrier (step 4) waiting for worker 1's slot, so the rejoin comes before it is
- * released; three more barriers (steps 8, 12, 16: 24 batches of at least 150 ms, two workers) stand between
+ * and disconnect grace keep the first checkpoint barrier (step 4) waiting for worker 1's slot, so the rejoin
+ * comes before it is released; three more barriers (steps 8, 12, 16: 24 batches of at least 150 ms, two workers) stand between
  * the chief's kill and the end of the job, which cannot pass them without a chief.
  */
 async function workerThenChief(name: string, mode: string): Promise<Run> {
@@ -125,7 +125,7 @@ async function workerThenChief(name: string, mode: string): Promise<Run> {
     jobId: name,
     ps: 2,
     workers: 2,
-    chiefArgs: [...JOB, '--mode', mode, '--out', out, '--backend', 'wasm', '--heartbeat-timeout', '120'],
+    chiefArgs: [...JOB, '--mode', mode, '--out', out, '--backend', 'wasm', '--heartbeat-timeout', '120', '--disconnect-grace', '120'],
     workerArgs: ['--backend', 'wasm'],
     workerEnvByIndex: [STEP_DELAY, STEP_DELAY],
     out,

@@ -86,12 +86,14 @@ describe('sync mode', () => {
     expect(slow?.samples ?? 0).toBeLessThan(Math.min(fast0?.samples ?? 0, fast1?.samples ?? 0));
   });
 
-  it('a worker killed with SIGKILL is dropped after the heartbeat timeout; the job finishes', async () => {
+  it('a worker killed with SIGKILL is dropped once its connection closes, not after the heartbeat timeout; the job finishes', async () => {
     let victim: ChildProcess | undefined;
     const out = join(dir, 'sigkill');
+    // A heartbeat timeout of 300 s, longer than this job takes: only the closed connection (and the
+    // default disconnect grace of 1 s) can drop the killed worker before the others finish.
     const job = cluster('sigkill', {
       workers: 2,
-      chief: ['--model', 'mlp-tiny', '--dataset', 'mnist', '--epochs', '1', '--epoch-size', '3840', '--mode', 'sync', '--heartbeat-timeout', '2', '--checkpoint-every', '3'],
+      chief: ['--model', 'mlp-tiny', '--dataset', 'mnist', '--epochs', '1', '--epoch-size', '3840', '--mode', 'sync', '--heartbeat-timeout', '300', '--checkpoint-every', '3'],
       maxRestarts: 0, // the chief's side of a lost worker: the launcher does not restart it
       onSpawn: (role, child) => {
         if (role === 'worker-1') victim = child;
@@ -106,6 +108,9 @@ describe('sync mode', () => {
     expect(report.lostWorkers).toBe(1);
     expect(report.workerStats.find((w) => w.workerId === 'worker-1')?.state).toBe('lost');
     expect(report.workerStats.find((w) => w.workerId === 'worker-0')?.state).toBe('finished');
+    const fault = report.recoveries.filter((r) => r.role === 'worker');
+    expect(fault, JSON.stringify(report.recoveries)).toEqual([expect.objectContaining({ index: 1, outcome: 'not back' })]);
+    expect(fault[0]?.cause).toMatch(/^lost: its connection to the chief closed, silent for [\d.]+ s; not back$/);
   });
 });
 

@@ -41,6 +41,12 @@ export interface ChiefOptions {
   readonly heartbeatIntervalMs?: number;
   /** A worker silent this long is dropped from barriers (default 10 s). */
   readonly heartbeatTimeoutMs?: number;
+  /**
+   * A worker whose connection to the chief closed (its process died) and that
+   * neither reconnected nor heartbeat within this long is dropped, before its
+   * heartbeat timeout (default 1 s; Infinity: heartbeats alone judge).
+   */
+  readonly disconnectGraceMs?: number;
   /** Fail when not every worker has joined by then. */
   readonly joinTimeoutMs?: number;
   /**

@@ -29,6 +29,8 @@ import { failOver } from './replica-failover.js';
 import { CHIEF_SECRET_KEY, INSECURE, newSecret } from '@tamp/rpc';
 
 const DEFAULT_JOIN_TIMEOUT_MS = 300_000;
+/** A worker whose Presence call closed is dropped after this long unless it comes back (Membership.presence). */
+const DEFAULT_DISCONNECT_GRACE_MS = 1_000;
 const DEFAULT_PEER_TIMEOUT_MS = 60_000;
 
 export class Chief {
@@ -184,6 +186,7 @@ export class Chief {
       ...(chain !== undefined ? { placement: () => ({ addresses: chain.addresses(), generation: chain.generation }) } : {}),
       heartbeatIntervalMs: this.interval,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
+      ...(options.disconnectGraceMs !== Infinity ? { disconnectGraceMs: options.disconnectGraceMs ?? DEFAULT_DISCONNECT_GRACE_MS } : {}),
       rpc: { security: options.security ?? INSECURE, ...(options.healthPort !== undefined ? { healthPort: options.healthPort } : {}) },
       chiefSecret: this.secret,
       epochs: job.training.epochs,

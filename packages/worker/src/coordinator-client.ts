@@ -106,6 +106,30 @@ export class CoordinatorClient {
     return { start: Number(r.start), end: Number(r.end), checkpointStep: Number(r.checkpointStep), finished: r.finished };
   }
 
+  /**
+   * Hold a Presence call open (coordinator.proto): while it is, the chief
+   * knows this process's connection is up, and finds the worker lost soon
+   * after the process dies. `onEnd` runs once when the call ends (the chief
+   * ended it or refused it, or the connection broke); the function returned
+   * cancels it without calling `onEnd`.
+   */
+  presence(workerId: string, onEnd: (error?: unknown) => void): () => void {
+    const call = this.client.presence({ header: requestHeader(this.jobId), workerId });
+    let ended = false;
+    const end = (error?: unknown) => {
+      if (ended) return;
+      ended = true;
+      onEnd(error);
+    };
+    call.on('data', () => {});
+    call.on('error', end);
+    call.on('end', () => end());
+    return () => {
+      ended = true;
+      call.cancel();
+    };
+  }
+
   jobStatus(): Promise<JobStatusResponse> {
     return callUnary(this.client, 'jobStatus', { header: requestHeader(this.jobId) }, this.retried('job status'));
   }

@@ -38,6 +38,57 @@ describe('coordinator membership', () => {
     expect(s.trainingOver).toBe(true);
   });
 
+  it('finds a worker whose connection closed lost after the disconnect grace, long before its heartbeat timeout', () => {
+    const s = new CoordinatorState({ jobId: 'j', numWorkers: 2, jobConfigJson: '{}', psAddresses: ['p:1'], heartbeatIntervalMs: 1_000, heartbeatTimeoutMs: 10_000, disconnectGraceMs: 1_000, epochs: 3 });
+    const g = s.join('a', 0, 'wasm', 0).generation;
+    s.join('b', 1, 'wasm', 0);
+    s.presence('worker-0', g, true, 0);
+    s.presence('worker-1', 1, true, 0);
+    s.heartbeat({ workerId: 'worker-0', ...beat }, 400);
+    s.presence('worker-0', g, false, 500); // its process died: the operating system closed its connection
+    expect(s.nextDisconnectDeadline()).toBe(1_500);
+    expect(s.checkLost(1_499)).toEqual([]);
+    expect(s.checkLost(1_500).map((w) => w.workerId)).toEqual(['worker-0']);
+    expect(s.workers.map((w) => w.state)).toEqual(['lost', 'joined']);
+    expect(s.nextDisconnectDeadline()).toBeUndefined();
+    expect(s.workerRecoveries).toEqual([expect.objectContaining({ index: 0, outcome: 'not back', detectedAfterSeconds: 1.1, cause: 'lost: its connection to the chief closed, silent for 1.1 s; not back' })]);
+    // A restart takes the slot back and ends the fault.
+    s.join('a', 0, 'wasm', 2_000);
+    expect(s.workerRecoveries).toEqual([expect.objectContaining({ index: 0, outcome: 'restarted', resumedAfterSeconds: 1.6 })]);
+  });
+
+  it('does not drop a worker whose closed connection is followed by another call, a heartbeat, or a Leave', () => {
+    const s = new CoordinatorState({ jobId: 'j', numWorkers: 3, jobConfigJson: '{}', psAddresses: ['p:1'], heartbeatIntervalMs: 1_000, heartbeatTimeoutMs: 10_000, disconnectGraceMs: 1_000, epochs: 3 });
+    for (let i = 0; i < 3; i++) s.join(`w${i}`, i, 'wasm', 0);
+    for (let i = 0; i < 3; i++) s.presence(`worker-${i}`, 1, true, 0);
+    // worker-0: a second call opened before the first one's close was seen (a connection that broke and was replaced).
+    s.presence('worker-0', 1, true, 100);
+    s.presence('worker-0', 1, false, 200);
+    // worker-1: its call closed, then it heartbeat (alive; it will open another).
+    s.presence('worker-1', 1, false, 200);
+    s.heartbeat({ workerId: 'worker-1', ...beat }, 700);
+    // worker-2: finished, then closed its channel.
+    s.leave('worker-2', true, 'done', undefined, 300);
+    s.presence('worker-2', 1, false, 400);
+    expect(s.nextDisconnectDeadline()).toBeUndefined();
+    expect(s.checkLost(5_000)).toEqual([]);
+    expect(s.workers.map((w) => w.state)).toEqual(['joined', 'joined', 'finished']);
+    // A call of an older process of the slot, closing after a restart's Join, is not the new process's.
+    s.join('w0', 0, 'wasm', 5_100);
+    s.presence('worker-0', 1, false, 5_200);
+    expect(s.nextDisconnectDeadline()).toBeUndefined();
+    expect(s.workerRecoveries).toEqual([expect.objectContaining({ index: 0, outcome: 'restarted' })]);
+  });
+
+  it('leaves a closed connection to the heartbeats when no disconnect grace is set', () => {
+    const s = state(1);
+    s.join('a', 0, 'wasm', 0);
+    s.presence('worker-0', 1, true, 0);
+    s.presence('worker-0', 1, false, 10);
+    expect(s.nextDisconnectDeadline()).toBeUndefined();
+    expect(s.checkLost(900)).toEqual([]);
+  });
+
   it('keeps the final counts of a Leave when a heartbeat sent before it arrives after it', () => {
     const s = state(1);
     s.join('a', 0, 'wasm', 0);

@@ -1,7 +1,7 @@
 /**
  * The chief's Coordinator service: Join, Heartbeat, Leave, CheckpointBarrier,
- * ClaimBatches and JobStatus over the CoordinatorState (coordinator-state.ts), which the
- * chief shares.
+ * ClaimBatches, JobStatus and Presence over the CoordinatorState
+ * (coordinator-state.ts), which the chief shares.
  */
 import {
   type CheckpointBarrierRequest,
@@ -18,6 +18,8 @@ import {
   type JoinResponse,
   type LeaveRequest,
   type LeaveResponse,
+  type PresenceRequest,
+  type PresenceResponse,
 } from '@tamp/proto/tamp/v1/coordinator';
 import { createHash } from 'node:crypto';
 import { ClusterError, InvalidArgumentError } from '@tamp/core';
@@ -26,6 +28,9 @@ import { type CoordinatorOptions, CoordinatorState } from './coordinator-state.j
 import { trackCoordinator } from './metrics.js';
 import { checkChiefSilence, checkClaim, checkJoin, checkProgress } from './coordinator-bounds.js';
 import { FILE_DESCRIPTOR_SET_BASE64 } from '@tamp/proto/tamp/v1/descriptor_set';
+
+/** setTimeout's longest delay is 2^31 − 1 ms; a later grace deadline is checked again after this. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface RunningCoordinator {
   readonly port: number;
@@ -50,7 +55,22 @@ export async function startCoordinator(options: CoordinatorServerOptions): Promi
   const log = options.log ?? (() => {});
   const secret = options.chiefSecret !== undefined && options.chiefSecret !== '' ? options.chiefSecret : newSecret();
   options.prepare?.(state);
-  const { unary } = serviceHandlers({ jobId, log });
+  const { unary, serverStream } = serviceHandlers({ jobId, log });
+  /** Ends every Presence call still open when the server closes (a worker closes its own after its Leave). */
+  const presenceEnds = new Set<() => void>();
+  let closing = false;
+  /** Wakes checkLost when the earliest disconnect grace ends. */
+  let graceTimer: NodeJS.Timeout | undefined;
+  const armGraceTimer = () => {
+    const deadline = state.nextDisconnectDeadline();
+    if (deadline === undefined || graceTimer !== undefined) return;
+    graceTimer = setTimeout(() => {
+      graceTimer = undefined;
+      state.checkLost();
+      armGraceTimer();
+    }, Math.min(Math.max(0, deadline - Date.now()) + 5, MAX_TIMER_MS));
+    graceTimer.unref();
+  };
   const keyDigest = (caller: CallInfo) => {
     const key = caller.metadata(WORKER_KEY_KEY);
     return key === undefined ? '' : createHash('sha256').update(key).digest('hex');
@@ -123,6 +143,25 @@ export async function startCoordinator(options: CoordinatorServerOptions): Promi
       const c = state.claimBatches(req.workerId, req.count, done, req.idle);
       return { start: BigInt(c.start), end: BigInt(c.end), checkpointStep: BigInt(c.checkpointStep), finished: c.finished, totalBatches: BigInt(c.total) };
     }),
+    presence: serverStream<PresenceRequest, PresenceResponse>('presence', async (req, out, caller) => {
+      const r = requireSlot(caller, req.workerId, 'presence');
+      const { workerId, generation } = r;
+      state.presence(workerId, generation, true);
+      // Held until the worker's connection closes (the call is cancelled), or the job or this server ends it.
+      const ended = await new Promise<boolean>((resolve) => {
+        if (closing) return resolve(true);
+        if (out.signal.aborted) return resolve(false);
+        const end = () => resolve(true);
+        presenceEnds.add(end);
+        out.signal.addEventListener('abort', () => {
+          presenceEnds.delete(end);
+          resolve(false);
+        }, { once: true });
+      });
+      if (ended) return;
+      state.presence(workerId, generation, false);
+      armGraceTimer();
+    }),
     jobStatus: unary<JobStatusRequest, JobStatusResponse>('jobStatus', () => ({
       jobId,
       state: state.jobState,
@@ -152,5 +191,15 @@ export async function startCoordinator(options: CoordinatorServerOptions): Promi
   };
   const server = await startServer([{ definition: CoordinatorService, implementation, descriptors: FILE_DESCRIPTOR_SET_BASE64 }], { host: options.host ?? '127.0.0.1', port: options.port ?? 0 }, options.rpc);
   log(`chief of job "${jobId}" listening on ${options.host ?? '127.0.0.1'}:${server.port}`);
-  return { port: server.port, state, close: () => server.close() };
+  return {
+    port: server.port,
+    state,
+    close: () => {
+      closing = true;
+      for (const end of presenceEnds) end();
+      presenceEnds.clear();
+      clearTimeout(graceTimer);
+      return server.close();
+    },
+  };
 }

@@ -61,6 +61,14 @@ export interface MembershipOptions {
   readonly heartbeatTimeoutMs: number;
   /** The interval workers heartbeat at (default a tenth of the timeout). */
   readonly heartbeatIntervalMs?: number;
+  /**
+   * A joined worker whose every Presence call to the chief closed (its
+   * process died and the operating system closed its connection) and that
+   * has neither opened another nor heartbeat within this long is lost,
+   * without waiting out the heartbeat timeout. Undefined: only the
+   * heartbeats judge (ARCHITECTURE.md, "Faults").
+   */
+  readonly disconnectGraceMs?: number;
   /** Epochs each worker runs: a worker that finished has completed them all. */
   readonly epochs: number;
   readonly log?: (message: string) => void;
@@ -89,6 +97,10 @@ export class Membership {
   /** Slots rebuilt or adopted after a chief restart, whose holder's client id this chief has not learnt (a Join tells it). */
   private readonly anonymous = new Set<number>();
   private rebuilt = false;
+  /** Open Presence calls per slot, of its current token generation (presence()). */
+  private readonly presences = new Map<number, { generation: number; open: number }>();
+  /** Slots whose last Presence call closed, when, and of which generation (cleared by a new call, a heartbeat or a Join). */
+  private readonly disconnects = new Map<number, { at: number; generation: number }>();
   protected readonly log: (message: string) => void;
   /** Each worker fault, found to ended (report.json `recoveries`). */
   private readonly faults: WorkerFaults;
@@ -174,6 +186,7 @@ export class Membership {
     this.unconfirmed.delete(index);
     this.anonymous.delete(index);
     this.keys.set(index, key);
+    this.disconnects.delete(index);
     const { heartbeatTimeoutMs, heartbeatIntervalMs } = this.options;
     this.detectors.set(index, new PhiAccrualDetector({ timeoutMs: heartbeatTimeoutMs, expectedIntervalMs: heartbeatIntervalMs ?? heartbeatTimeoutMs / 10 }, now));
     // A new process in a slot held before: a restart (of a lost or gone worker, or one the detector had not noticed yet).
@@ -277,6 +290,8 @@ export class Membership {
       return r;
     }
     this.detectors.get(r.taskIndex)?.heartbeat(now);
+    // A heartbeat after its Presence call closed: the process lives (that connection broke, not the worker).
+    this.disconnects.delete(r.taskIndex);
     if (r.state === 'lost') {
       // It came back before anyone took its place: it simply continues.
       r.state = 'joined';
@@ -314,16 +329,47 @@ export class Membership {
   }
 
   /**
-   * Mark the workers their failure detector suspects as lost (silent past the
-   * timeout and improbably late for their own heartbeat history, or silent
-   * for 3× the timeout); returns them. A lost worker that heartbeats again
-   * is back (heartbeat()).
+   * A Presence call of `workerId` holding a token of `generation` opened
+   * (`open` true) or closed (the connection under it closed: the worker's
+   * process died, or that connection broke). When the slot's last call of
+   * its current generation closes, the disconnect grace starts (checkLost).
+   */
+  presence(workerId: string, generation: number, open: boolean, now = Date.now()): void {
+    const r = this.find(workerId, 'presence');
+    const index = r.taskIndex;
+    const current = this.presences.get(index);
+    const count = current?.generation === generation ? current.open : 0;
+    if (open) {
+      this.presences.set(index, { generation, open: count + 1 });
+      this.disconnects.delete(index);
+      return;
+    }
+    if (count === 0) return; // a call of an older process of the slot
+    this.presences.set(index, { generation, open: count - 1 });
+    if (count === 1 && r.state === 'joined' && r.generation === generation) this.disconnects.set(index, { at: now, generation });
+  }
+
+  /**
+   * Mark as lost the workers whose connection closed and that did not come
+   * back within the disconnect grace, and those their failure detector
+   * suspects (silent past the timeout and improbably late for their own
+   * heartbeat history, or silent for 3× the timeout); returns them. A lost
+   * worker that heartbeats again is back (heartbeat()).
    */
   checkLost(now = Date.now()): WorkerRecord[] {
     const lost: WorkerRecord[] = [];
+    const grace = this.options.disconnectGraceMs;
     for (const r of this.slots) {
-      const detector = r === undefined ? undefined : this.detectors.get(r.taskIndex);
-      if (r?.state === 'joined' && detector?.suspect(now) === true) {
+      if (r?.state !== 'joined') continue;
+      const detector = this.detectors.get(r.taskIndex);
+      const closed = this.disconnects.get(r.taskIndex);
+      if (grace !== undefined && closed !== undefined && closed.generation === r.generation && now - closed.at >= grace) {
+        r.state = 'lost';
+        lost.push(r);
+        this.disconnects.delete(r.taskIndex);
+        this.faults.lost(r.taskIndex, r.lastHeartbeat, now, 'its connection to the chief closed');
+        this.log(`${r.workerId} lost: its connection to the chief closed ${now - closed.at} ms ago and it has not come back (last heartbeat ${now - r.lastHeartbeat} ms ago)`);
+      } else if (detector?.suspect(now) === true) {
         r.state = 'lost';
         lost.push(r);
         this.faults.lost(r.taskIndex, r.lastHeartbeat, now);
@@ -333,6 +379,13 @@ export class Membership {
     }
     if (lost.length > 0) this.changed();
     return lost;
+  }
+
+  /** When the disconnect grace of a closed Presence ends next (undefined: none pending). */
+  nextDisconnectDeadline(): number | undefined {
+    const grace = this.options.disconnectGraceMs;
+    if (grace === undefined || this.disconnects.size === 0) return undefined;
+    return Math.min(...[...this.disconnects.values()].map((d) => d.at + grace));
   }
 
   /** Mean of the workers' latest losses. */

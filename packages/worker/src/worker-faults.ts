@@ -1,7 +1,8 @@
 /**
  * A worker's faults, as report.json `recoveries` lists them (ARCHITECTURE.md,
  * "Faults"): one entry per fault, from the moment the chief finds it (its
- * failure detector suspects the worker, the worker Leaves with an error, or a
+ * failure detector suspects the worker, its connection closed and it did not
+ * come back within the disconnect grace, the worker Leaves with an error, or a
  * new process Joins its slot before the detector noticed) to the worker being
  * live again (its next heartbeat, or a Join of its slot), or never.
  *
@@ -76,9 +77,9 @@ export class WorkerFaults {
     recoveryMetrics();
   }
 
-  /** Worker `index`, last heard at `lastHeard`, was suspected lost at `now`. */
-  lost(index: number, lastHeard: number, now: number): void {
-    this.open(index, lastHeard, now, `lost: silent for ${seconds(lastHeard, now).toFixed(1)} s`);
+  /** Worker `index`, last heard at `lastHeard`, was found lost at `now` (`how`, when not by its silence alone). */
+  lost(index: number, lastHeard: number, now: number, how?: string): void {
+    this.open(index, lastHeard, now, `lost: ${how !== undefined ? `${how}, ` : ''}silent for ${seconds(lastHeard, now).toFixed(1)} s`);
   }
 
   /** Worker `index` left before finishing (`reason`, its error). */

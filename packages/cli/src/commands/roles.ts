@@ -155,6 +155,7 @@ export async function runChiefRole(
       resume: string | undefined;
       'checkpoint-every': number | undefined;
       'heartbeat-timeout': number;
+      'disconnect-grace': number;
       overwrite?: boolean;
       'peer-timeout'?: number;
       'ps-replicas'?: number;
@@ -198,6 +199,7 @@ export async function runChiefRole(
     ...(o['checkpoint-every'] !== undefined ? { checkpointEvery: o['checkpoint-every'] } : {}),
     ...(o['ps-replicas'] !== undefined ? { psReplicas: o['ps-replicas'] } : {}),
     heartbeatTimeoutMs: o['heartbeat-timeout'] * 1000,
+    disconnectGraceMs: o['disconnect-grace'] * 1000,
     backend: o.backend as BackendRequest,
     security,
     ...(healthPort !== undefined ? { healthPort } : {}),

@@ -45,6 +45,12 @@ export const trainOptions = {
   'peer-timeout': { type: 'number', min: 0.1, default: 60, description: 'cluster: seconds a role waits for a peer that does not answer (the chief for parameter server 0, a worker for the chief) before it exits non-zero naming it' },
   overwrite: { type: 'boolean', description: "cluster: a new job may delete the checkpoints, model and report.json another job left in --out (refused without it)" },
   'heartbeat-timeout': { type: 'number', min: 0.1, default: 10, description: 'cluster: seconds without a heartbeat before a worker is dropped from barriers' },
+  'disconnect-grace': {
+    type: 'number',
+    min: 0,
+    default: 1,
+    description: "cluster: a worker whose connection to the chief closed (its process died) is dropped after this many seconds unless it reconnects or heartbeats; a stalled worker keeps its connection and is judged by --heartbeat-timeout",
+  },
   'wire-push': {
     type: 'string',
     value: 'codec',
@@ -164,6 +170,7 @@ export const CHIEF_FLAGS = [
   'checkpoint-every',
   'resume',
   'heartbeat-timeout',
+  'disconnect-grace',
   'overwrite',
   'peer-timeout',
   'ps-replicas',

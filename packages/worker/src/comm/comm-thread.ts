@@ -93,6 +93,20 @@ function beat(): void {
 beat();
 const heartbeat = setInterval(beat, init.heartbeatIntervalMs);
 
+/** A broken or refused Presence call is opened again after this pause (a restarted chief takes it on its address). */
+const PRESENCE_RETRY_MS = 500;
+let closing = false;
+let cancelPresence: (() => void) | undefined;
+/** Keep a Presence call open on the chief for as long as this worker runs: if this process dies, its connection closes and the chief knows. */
+function holdPresence(): void {
+  if (closing) return;
+  cancelPresence = chief.presence(init.workerId, () => {
+    cancelPresence = undefined;
+    if (!closing) setTimeout(holdPresence, PRESENCE_RETRY_MS).unref();
+  });
+}
+holdPresence();
+
 port.on('message', (msg: ToComm) => {
   switch (msg.type) {
     case 'progress':
@@ -133,6 +147,8 @@ port.on('message', (msg: ToComm) => {
       void rpcMetrics.snapshot().then((metrics) => send({ id: msg.id, type: 'metrics', metrics }));
       return;
     case 'close':
+      closing = true;
+      cancelPresence?.();
       clearInterval(heartbeat);
       params.close();
       chief.close();

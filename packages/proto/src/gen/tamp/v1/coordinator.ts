@@ -11,7 +11,9 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -219,6 +221,18 @@ export interface ClaimBatchesResponse {
   finished: boolean;
   /** The job's planned batches (epochs x batches per epoch of all workers). */
   totalBatches: bigint;
+}
+
+export interface PresenceRequest {
+  header:
+    | RequestHeader
+    | undefined;
+  /** worker-<task index>, as Join answered; the call carries its slot token. */
+  workerId: string;
+}
+
+/** Never sent: the call ends when the job does. */
+export interface PresenceResponse {
 }
 
 function createBaseJoinRequest(): JoinRequest {
@@ -1796,6 +1810,98 @@ export const ClaimBatchesResponse: MessageFns<ClaimBatchesResponse> = {
   },
 };
 
+function createBasePresenceRequest(): PresenceRequest {
+  return { header: undefined, workerId: "" };
+}
+
+export const PresenceRequest: MessageFns<PresenceRequest> = {
+  encode(message: PresenceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.header !== undefined) {
+      RequestHeader.encode(message.header, writer.uint32(10).fork()).join();
+    }
+    if (message.workerId !== "") {
+      writer.uint32(18).string(message.workerId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PresenceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePresenceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.header = RequestHeader.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.workerId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBasePresenceResponse(): PresenceResponse {
+  return {};
+}
+
+export const PresenceResponse: MessageFns<PresenceResponse> = {
+  encode(_: PresenceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PresenceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePresenceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 /**
  * The chief. Workers join, heartbeat and leave; the chief owns the global
  * step, the checkpoint barrier and the job's status.
@@ -1868,6 +1974,24 @@ export const CoordinatorService = {
       Buffer.from(ClaimBatchesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ClaimBatchesResponse => ClaimBatchesResponse.decode(value),
   },
+  /**
+   * A joined worker holds this call open while it trains; the chief sends
+   * nothing on it and ends it with the job. When the worker's process dies,
+   * the operating system closes its connection and the call ends with it:
+   * the chief finds the worker lost within the disconnect grace instead of
+   * waiting out the heartbeat timeout. A stalled but living process (a GC
+   * pause, a busy machine, a cut link) keeps its connection, so only the
+   * heartbeats judge it (ARCHITECTURE.md, "Faults").
+   */
+  presence: {
+    path: "/tamp.v1.Coordinator/Presence" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: PresenceRequest): Buffer => Buffer.from(PresenceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PresenceRequest => PresenceRequest.decode(value),
+    responseSerialize: (value: PresenceResponse): Buffer => Buffer.from(PresenceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PresenceResponse => PresenceResponse.decode(value),
+  },
 } as const;
 
 export interface CoordinatorServer extends UntypedServiceImplementation {
@@ -1886,6 +2010,16 @@ export interface CoordinatorServer extends UntypedServiceImplementation {
    * handed out again (ARCHITECTURE.md, "@tamp/worker").
    */
   claimBatches: handleUnaryCall<ClaimBatchesRequest, ClaimBatchesResponse>;
+  /**
+   * A joined worker holds this call open while it trains; the chief sends
+   * nothing on it and ends it with the job. When the worker's process dies,
+   * the operating system closes its connection and the call ends with it:
+   * the chief finds the worker lost within the disconnect grace instead of
+   * waiting out the heartbeat timeout. A stalled but living process (a GC
+   * pause, a busy machine, a cut link) keeps its connection, so only the
+   * heartbeats judge it (ARCHITECTURE.md, "Faults").
+   */
+  presence: handleServerStreamingCall<PresenceRequest, PresenceResponse>;
 }
 
 export interface CoordinatorClient extends Client {
@@ -1985,6 +2119,21 @@ export interface CoordinatorClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ClaimBatchesResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * A joined worker holds this call open while it trains; the chief sends
+   * nothing on it and ends it with the job. When the worker's process dies,
+   * the operating system closes its connection and the call ends with it:
+   * the chief finds the worker lost within the disconnect grace instead of
+   * waiting out the heartbeat timeout. A stalled but living process (a GC
+   * pause, a busy machine, a cut link) keeps its connection, so only the
+   * heartbeats judge it (ARCHITECTURE.md, "Faults").
+   */
+  presence(request: PresenceRequest, options?: Partial<CallOptions>): ClientReadableStream<PresenceResponse>;
+  presence(
+    request: PresenceRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<PresenceResponse>;
 }
 
 export const CoordinatorClient = makeGenericClientConstructor(CoordinatorService, "tamp.v1.Coordinator") as unknown as {
