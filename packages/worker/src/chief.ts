@@ -191,6 +191,7 @@ export class Chief {
       chiefSecret: this.secret,
       epochs: job.training.epochs,
       totalSteps: job.totalSteps,
+      ...(job.training.mode !== 'sync' ? { ownStepsFrom: job.startStep } : {}),
       log: this.log,
       ...claimOptions(claimsFor(options, job, this.takeover?.newestManifest())),
       ...(options.host !== undefined ? { host: options.host } : {}),

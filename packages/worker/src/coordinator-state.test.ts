@@ -89,6 +89,21 @@ describe('coordinator membership', () => {
     expect(s.checkLost(900)).toEqual([]);
   });
 
+  it("continues a restarted worker's counts from its predecessor's: samples and seconds always, steps in async and ssp", () => {
+    for (const ownStepsFrom of [undefined, 4] as const) {
+      const s = new CoordinatorState({ jobId: 'j', numWorkers: 1, jobConfigJson: '{}', psAddresses: ['p:1'], heartbeatIntervalMs: 100, heartbeatTimeoutMs: 1_000, epochs: 3, ...(ownStepsFrom !== undefined ? { ownStepsFrom } : {}) });
+      s.join('a', 0, 'wasm', 0);
+      s.heartbeat({ workerId: 'worker-0', localStep: 10n, epoch: 1, loss: 0.5, samples: 384n, seconds: 3, computeSeconds: 2 }, 100);
+      // Killed and restarted: the new process counts from zero (async: from the job's start step, 4).
+      s.join('a', 0, 'wasm', 200);
+      s.heartbeat({ workerId: 'worker-0', localStep: ownStepsFrom === undefined ? 12n : 6n, epoch: 1, loss: 0.4, samples: 128n, seconds: 1, computeSeconds: 0.5 }, 300);
+      expect(s.workers[0]).toMatchObject({ localStep: 12n, samples: 512n, seconds: 4, computeSeconds: 2.5, joins: 2 });
+      s.leave('worker-0', true, 'done', { localStep: ownStepsFrom === undefined ? 15n : 9n, samples: 320n, seconds: 2 }, 400);
+      expect(s.workers[0]).toMatchObject({ state: 'finished', localStep: 15n, samples: 704n, seconds: 5 });
+      expect(s.samples).toBe(704n);
+    }
+  });
+
   it('keeps the final counts of a Leave when a heartbeat sent before it arrives after it', () => {
     const s = state(1);
     s.join('a', 0, 'wasm', 0);

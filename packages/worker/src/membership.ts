@@ -44,11 +44,27 @@ export type TimeSplit = Partial<Pick<HeartbeatRequest, 'computeSeconds' | 'pushW
 
 type Slot = { -readonly [K in keyof WorkerRecord]: WorkerRecord[K] };
 
-function setTimeSplit(r: Slot, t: TimeSplit): void {
-  if (t.computeSeconds !== undefined) r.computeSeconds = t.computeSeconds;
-  if (t.pushWaitSeconds !== undefined) r.pushWaitSeconds = t.pushWaitSeconds;
-  if (t.pullWaitSeconds !== undefined) r.pullWaitSeconds = t.pullWaitSeconds;
-  if (t.wireChoice !== undefined && t.wireChoice !== '') r.wireChoice = t.wireChoice;
+/** What a slot's earlier processes counted: a restarted worker counts from zero, and its counts continue these. */
+interface Carried {
+  readonly steps: bigint;
+  readonly samples: bigint;
+  readonly seconds: number;
+  readonly computeSeconds: number;
+  readonly pushWaitSeconds: number;
+  readonly pullWaitSeconds: number;
+}
+
+const NOTHING_CARRIED: Carried = { steps: 0n, samples: 0n, seconds: 0, computeSeconds: 0, pushWaitSeconds: 0, pullWaitSeconds: 0 };
+
+/** A worker's own counts (a heartbeat or its Leave), added to what its slot's earlier processes counted. */
+function setCounts(r: Slot, c: { localStep: bigint; samples: bigint; seconds: number } & TimeSplit, carried: Carried): void {
+  r.localStep = carried.steps + c.localStep;
+  r.samples = carried.samples + c.samples;
+  r.seconds = carried.seconds + c.seconds;
+  if (c.computeSeconds !== undefined) r.computeSeconds = carried.computeSeconds + c.computeSeconds;
+  if (c.pushWaitSeconds !== undefined) r.pushWaitSeconds = carried.pushWaitSeconds + c.pushWaitSeconds;
+  if (c.pullWaitSeconds !== undefined) r.pullWaitSeconds = carried.pullWaitSeconds + c.pullWaitSeconds;
+  if (c.wireChoice !== undefined && c.wireChoice !== '') r.wireChoice = c.wireChoice;
 }
 
 export interface MembershipOptions {
@@ -71,6 +87,13 @@ export interface MembershipOptions {
   readonly disconnectGraceMs?: number;
   /** Epochs each worker runs: a worker that finished has completed them all. */
   readonly epochs: number;
+  /**
+   * async and ssp: a worker's step is its own count of batches, from this
+   * step (the job's start or its checkpoint's), so a restarted process's
+   * count continues its predecessors'. Undefined (sync): a worker's step is
+   * the cluster's.
+   */
+  readonly ownStepsFrom?: number;
   readonly log?: (message: string) => void;
 }
 
@@ -99,6 +122,8 @@ export class Membership {
   private rebuilt = false;
   /** Open Presence calls per slot, of its current token generation (presence()). */
   private readonly presences = new Map<number, { generation: number; open: number }>();
+  /** Per slot, what its earlier processes counted (a Join of a slot held before sets it). */
+  private readonly carried = new Map<number, Carried>();
   /** Slots whose last Presence call closed, when, and of which generation (cleared by a new call, a heartbeat or a Join). */
   private readonly disconnects = new Map<number, { at: number; generation: number }>();
   protected readonly log: (message: string) => void;
@@ -187,6 +212,18 @@ export class Membership {
     this.anonymous.delete(index);
     this.keys.set(index, key);
     this.disconnects.delete(index);
+    // A new process counts from zero; the slot's counts go on from its predecessors' (report.json workerStats).
+    if (previous !== undefined) {
+      const from = this.options.ownStepsFrom;
+      this.carried.set(index, {
+        steps: from === undefined ? 0n : previous.localStep > BigInt(from) ? previous.localStep - BigInt(from) : 0n,
+        samples: previous.samples,
+        seconds: previous.seconds,
+        computeSeconds: previous.computeSeconds,
+        pushWaitSeconds: previous.pushWaitSeconds,
+        pullWaitSeconds: previous.pullWaitSeconds,
+      });
+    }
     const { heartbeatTimeoutMs, heartbeatIntervalMs } = this.options;
     this.detectors.set(index, new PhiAccrualDetector({ timeoutMs: heartbeatTimeoutMs, expectedIntervalMs: heartbeatIntervalMs ?? heartbeatTimeoutMs / 10 }, now));
     // A new process in a slot held before: a restart (of a lost or gone worker, or one the detector had not noticed yet).
@@ -299,12 +336,9 @@ export class Membership {
       this.faults.back(r.taskIndex, 'came back', r.lastHeartbeat, now);
     }
     r.lastHeartbeat = now;
-    r.localStep = req.localStep;
     r.epoch = req.epoch;
     r.loss = req.loss;
-    r.samples = req.samples;
-    r.seconds = req.seconds;
-    setTimeSplit(r, req);
+    setCounts(r, req, this.carried.get(r.taskIndex) ?? NOTHING_CARRIED);
     // A slot rebuilt after a chief restart learns its backend here (its Join went to the previous chief).
     if (r.backend === '' && req.chiefRejoinBackend !== undefined) r.backend = req.chiefRejoinBackend;
     this.changed();
@@ -316,12 +350,7 @@ export class Membership {
     // Finished while marked lost: it was alive (a false suspicion). Gone with an error from a live slot: a fault.
     if (finished && r.state === 'lost') this.faults.back(r.taskIndex, 'came back', r.lastHeartbeat, now);
     if (!finished && r.state === 'joined') this.faults.left(r.taskIndex, r.lastHeartbeat, now, reason);
-    if (final !== undefined && (final.localStep > 0n || final.samples > 0n)) {
-      r.localStep = final.localStep;
-      r.samples = final.samples;
-      r.seconds = final.seconds;
-      setTimeSplit(r, final);
-    }
+    if (final !== undefined && (final.localStep > 0n || final.samples > 0n)) setCounts(r, final, this.carried.get(r.taskIndex) ?? NOTHING_CARRIED);
     r.state = finished ? 'finished' : 'left';
     if (finished) r.epoch = Math.max(r.epoch, this.options.epochs);
     this.log(`${r.workerId} ${finished ? 'finished' : `left (${reason})`}`);
