@@ -75,6 +75,8 @@ describe('local supervisor', () => {
     const code = await run.done;
     expect(code, run.stderr()).toBe(0);
     expect(run.stderr()).toMatch(/worker-1 exited with signal SIGKILL; restarting it \(restart 1 of 2\)/);
+    // The chief's record of the fault is shown without --verbose (the job cannot finish before worker 1 is back).
+    expect(run.stderr()).toMatch(/\[chief\] .*recovery: worker 1 \(.*\): found after [\d.]+ s of silence, live again/);
   });
 
   it('a launcher killed with SIGKILL leaves no child running', async () => {

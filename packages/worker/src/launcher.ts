@@ -82,8 +82,8 @@ function humanLine(line: string): string {
   }
 }
 
-/** Child log lines the launcher shows without --verbose. */
-const ALWAYS_SHOWN = /\bwarning:|\bresuming from\b|\bexiting\b/i;
+/** Child log lines the launcher shows without --verbose: warnings, where a resume starts, exits, and each fault the chief finds and recovers from. */
+const ALWAYS_SHOWN = /\bwarning:|\bresuming from\b|\bexiting\b|\brecovery: |\bworker-\d+ lost: /i;
 
 export async function launchLocalCluster(options: LocalClusterOptions): Promise<ChiefReport> {
   const log = options.log ?? (() => {});
