@@ -16,7 +16,7 @@
  * over, however slow or fast the machine.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -141,6 +141,66 @@ async function workerThenChief(name: string, mode: string): Promise<Run> {
   });
   return { report, killed: killed.has('worker-1') && killed.has('chief'), log: lines.join('\n') };
 }
+
+/**
+ * --ps-replicas 1: parameter server 1 killed at step KILL_AT_STEP (its shard fails over to the backup on
+ * server 0), then the chief killed as soon as it logs that failover (saved to <out>/recoveries.json before
+ * the line). No sync step passes without shard 1, so the failover, and with it the chief's kill, comes
+ * before the job's end; the job cannot end without a chief, so the restarted chief takes it over, with
+ * shard 1 on server 0, where no flag says it is.
+ */
+async function psThenChief(name: string): Promise<Run> {
+  const out = join(dir, name);
+  const first = new Map<string, ChildProcess>();
+  const killed = new Set<string>();
+  const lines: string[] = [];
+  const kill = (role: string) => {
+    if (killed.has(role)) return;
+    killed.add(role);
+    first.get(role)?.kill('SIGKILL');
+  };
+  const report = await launchLocalCluster({
+    tamp: [process.execPath, TAMP_BIN],
+    jobId: name,
+    ps: 2,
+    workers: 2,
+    chiefArgs: [...JOB, '--mode', 'sync', '--out', out, '--backend', 'wasm', '--ps-replicas', '1'],
+    workerArgs: ['--backend', 'wasm'],
+    workerEnvByIndex: [STEP_DELAY, STEP_DELAY],
+    out,
+    verbose: true,
+    log: (line) => {
+      lines.push(line);
+      if (killed.has('ps-1') && /\[chief\] .*recovery: ps shard 1 \(failover\)/.test(line)) kill('chief');
+    },
+    onSpawn: (role, child) => {
+      if (!first.has(role)) first.set(role, child);
+    },
+    onProgress: (s) => {
+      if (s.globalStep >= KILL_AT_STEP) kill('ps-1');
+    },
+  });
+  return { report, killed: killed.has('ps-1') && killed.has('chief'), log: lines.join('\n') };
+}
+
+describe('the chief killed with SIGKILL mid-job, --ps-replicas 1', () => {
+  it('sync: killed right after a failover, the restarted chief finds the moved shard on its backup; nothing is rolled back and the variables equal an uninterrupted run', async () => {
+    if (!existsSync(join(dir, 'sync-reference', 'model', 'weights.bin'))) await run('sync-reference', 'sync');
+    const { report, killed, log } = await psThenChief('sync-replica-chief-killed');
+    expect(killed).toBe(true);
+    expect(log).toMatch(/chief exited with signal SIGKILL; restarting it on port \d+/);
+    // The new chief read the chain back from the servers.
+    expect(log).toMatch(/\[chief\] .*replica: shard 1 is on parameter server 0 /);
+    expect(report.steps).toBe(20);
+    const roles = report.recoveries.filter((r) => r.role !== 'worker').map((r) => [r.role, r.index, r.role === 'ps' ? r.cause : '', r.stepsLost]);
+    expect(roles).toEqual([
+      ['ps', 1, 'failover', 0],
+      ['chief', 0, '', 0],
+    ]);
+    expect(report.recoveries.every((r) => r.stepsLost === 0)).toBe(true);
+    expect(weights(join(dir, 'sync-replica-chief-killed')).equals(weights(join(dir, 'sync-reference')))).toBe(true);
+  });
+});
 
 describe('the chief killed with SIGKILL mid-job, async', () => {
   it('async: restarted, it takes the job over; every planned push is applied, the job completes, and the earlier chief\'s recoveries are reported', async () => {

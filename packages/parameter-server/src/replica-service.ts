@@ -39,7 +39,10 @@ export interface ReplicaContext {
   readonly log: (message: string) => void;
 }
 
-type ReplicaMethods = Pick<ParameterServerServer, 'replicaHost' | 'replicaAttach' | 'replicaApply' | 'replicaPromote'>;
+type ReplicaMethods = Pick<ParameterServerServer, 'replicaHost' | 'replicaAttach' | 'replicaApply' | 'replicaPromote'> & {
+  /** Where this shard forwards its updates ('' when it has no backup): ShardStatus's replica_backup_address. */
+  readonly backupAddress: () => string;
+};
 
 export function replicaHandlers(rpc: ReturnType<typeof serviceHandlers>, ctx: ReplicaContext): ReplicaMethods {
   const { shard, authority, log } = ctx;
@@ -122,5 +125,5 @@ export function replicaHandlers(rpc: ReturnType<typeof serviceHandlers>, ctx: Re
     return { version: shard.version };
   });
 
-  return { replicaHost, replicaAttach, replicaApply, replicaPromote };
+  return { replicaHost, replicaAttach, replicaApply, replicaPromote, backupAddress: () => forwarder?.address ?? '' };
 }

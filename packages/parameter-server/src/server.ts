@@ -15,6 +15,7 @@ import {
   type SaveShardRequest,
   type SaveShardResponse,
   type ShardStatusRequest,
+  type HostedReplica,
   type ShardStatusResponse,
   type ShutdownRequest,
   type ShutdownResponse,
@@ -74,6 +75,8 @@ export interface ParameterServerOptions {
   readonly maxAssignBytes?: number;
   /** --ps-replicas 1: start (or find) a backup service of shard `index` in this process (startParameterServer gives it); its port. */
   readonly hostBackup?: (index: number, chiefSecret: string) => Promise<number>;
+  /** --ps-replicas 1, a parameter server's own service: the replicas of other shards its process hosts (ShardStatus tells the chief). */
+  readonly hostedReplicas?: () => HostedReplica[];
 }
 
 export interface RunningParameterServer {
@@ -193,7 +196,12 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
     // Before the chief's first Assign it says only that the shard waits for one (the chief polls it to find the server up).
     if (authority.bound) authority.requireMember(caller, shard.workerIds, 'shardStatus');
     // Only the chief learns the workers' token generations (a restarted chief continues from them).
-    return { ...statusOf(shard), chiefRejoinSlots: authority.isChief(caller) ? authority.slotGenerations() : [] };
+    return {
+      ...statusOf(shard),
+      chiefRejoinSlots: authority.isChief(caller) ? authority.slotGenerations() : [],
+      replicaBackupAddress: replica.backupAddress(),
+      hostedReplicas: options.hostedReplicas?.() ?? [],
+    };
   });
 
   const assign = rpc.clientStream<AssignRequest, AssignResponse>('assign', (caller) => {
@@ -283,7 +291,8 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
     },
     log,
   });
-  return { pull, push, shardStatus, assign, saveShard, shutdown, updateMembership, checkpointWriteWait, ...replica };
+  const { backupAddress: _, ...replicaMethods } = replica;
+  return { pull, push, shardStatus, assign, saveShard, shutdown, updateMembership, checkpointWriteWait, ...replicaMethods };
 }
 
 function statusOf(shard: Shard): ShardStatusResponse {
@@ -313,6 +322,8 @@ function statusOf(shard: Shard): ShardStatusResponse {
     pushesNonFinite: shard.counters.nonFinite,
     restoreGeneration: shard.restoreGeneration,
     chiefRejoinSlots: [],
+    replicaBackupAddress: '',
+    hostedReplicas: [],
   };
 }
 
@@ -328,17 +339,24 @@ function pullCodecKind(codec: Codec): WireCodecKind {
 export async function startParameterServer(options: ParameterServerOptions): Promise<RunningParameterServer> {
   // --ps-replicas 1: backups of other shards this process hosts, each a service on a port of its own (replica-service.ts).
   const backups = new Map<number, Promise<RunningParameterServer>>();
+  /** Those of `backups` listening (ShardStatus lists them). */
+  const listening = new Map<number, RunningParameterServer>();
   const hostBackup = async (index: number, chiefSecret: string): Promise<number> => {
     let running = backups.get(index);
     if (running === undefined) {
       const { healthPort: _own, ...rpc } = options.rpc ?? {};
       running = startShardService(new Shard(index, 'backup'), { ...options, index, port: 0, chiefSecret, rpc, hostBackup }, 'backup of shard');
       backups.set(index, running);
-      running.catch(() => backups.delete(index));
+      running.then(
+        (r) => listening.set(index, r),
+        () => backups.delete(index),
+      );
     }
     return (await running).port;
   };
-  const primary = await startShardService(new Shard(options.index), { ...options, hostBackup }, 'parameter server');
+  const hostedReplicas = (): HostedReplica[] =>
+    [...listening.entries()].map(([shardIndex, r]) => ({ shardIndex, port: r.port, promoted: !r.shard.isBackup, version: r.shard.version }));
+  const primary = await startShardService(new Shard(options.index), { ...options, hostBackup, hostedReplicas }, 'parameter server');
   return {
     ...primary,
     close: async () => {

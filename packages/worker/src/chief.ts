@@ -22,9 +22,10 @@ import { encodeJobConfig, jobMomentumCorrection, jobWire } from './job-config.js
 import { setVariables } from './model-state.js';
 import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, type JobRecoveryRecord, buildReport, describeBatches, writeReport } from './report.js';
 import { RecoveryJournal } from './recovery-journal.js';
-import { type RecoveryRecord, ShardWatch, recoverShards } from './shard-recovery.js';
+import { type RecoveryRecord, ShardWatch, announceRecoveries, recoverShards } from './shard-recovery.js';
 import { type ChiefRecoveryRecord, Takeover, isRunningJob, probeShards } from './chief-rejoin.js';
-import { ReplicaChain } from './replica-chain.js';
+import { type ChainLink, ReplicaChain } from './replica-chain.js';
+import { locateChain } from './replica-rejoin.js';
 import { failOver } from './replica-failover.js';
 import { CHIEF_SECRET_KEY, INSECURE, newSecret } from '@tamp/rpc';
 
@@ -67,12 +68,14 @@ export class Chief {
 
   /**
    * `running`: the parameter servers' statuses when they already hold this
-   * job (a restarted chief): it takes the job over instead of assigning it.
+   * job (a restarted chief): it takes the job over instead of assigning it;
+   * with --ps-replicas 1, each shard's from where it lives now, and the chain
+   * read back from them (replica-rejoin.ts).
    */
   constructor(
     readonly options: ChiefOptions,
     readonly job: ChiefJob,
-    running?: readonly ShardStatusResponse[],
+    running?: { readonly statuses: readonly ShardStatusResponse[]; readonly chain?: readonly ChainLink[] },
   ) {
     this.log = options.log ?? (() => {});
     this.interval = options.heartbeatIntervalMs ?? 1_000;
@@ -82,7 +85,9 @@ export class Chief {
     this.chain = options.psReplicas === 1 ? new ReplicaChain(options.psAddresses, this.params, options.jobId, rpc, this.log) : undefined;
     this.history = [...(job.restored?.manifest.history ?? [])];
     this.watch = new ShardWatch(this.params, options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS, this.log);
-    this.takeover = running !== undefined ? new Takeover(running, options.out, options.jobId, this.log) : undefined;
+    this.takeover = running !== undefined ? new Takeover(running.statuses, options.out, options.jobId, this.log) : undefined;
+    // Above any generation an earlier chief gave the workers: its own start, or an earlier takeover's time plus its failovers.
+    if (running?.chain !== undefined) this.chain?.adopt(running.chain, BigInt(Date.now()));
     this.journal = new RecoveryJournal(options.out, options.jobId, this.log);
     this.ckpt = new ChiefCheckpoints({
       options,
@@ -105,10 +110,16 @@ export class Chief {
   static async create(options: ChiefOptions): Promise<Chief> {
     const log = options.log ?? (() => {});
     const secret = options.chiefSecret !== undefined && options.chiefSecret !== '' ? options.chiefSecret : newSecret();
-    const statuses = await probeShards(options.psAddresses, options.jobId, secret, options.security);
+    let statuses = await probeShards(options.psAddresses, options.jobId, secret, options.security);
     const running = isRunningJob(statuses);
+    // --ps-replicas 1: a shard a failover moved lives on its promoted backup; the chain comes back from the servers.
+    let chain: ChainLink[] | undefined;
+    if (running && options.psReplicas === 1) {
+      const located = await locateChain(options.psAddresses, statuses, async (address) => (await probeShards([address], options.jobId, secret, options.security))[0] as ShardStatusResponse);
+      ({ statuses, links: chain } = located);
+    }
     if (running) log(`the parameter servers already hold job "${options.jobId}" (shard 0 at version ${statuses[0]?.version ?? 0n}): this chief restarted and takes the running job over`);
-    return new Chief({ ...options, chiefSecret: secret }, await planChiefJob(options, log, { rejoin: running }), running ? statuses : undefined);
+    return new Chief({ ...options, chiefSecret: secret }, await planChiefJob(options, log, { rejoin: running }), running ? { statuses, ...(chain !== undefined ? { chain } : {}) } : undefined);
   }
 
   /** Whether this chief takes over a running job (it restarted) rather than starting it. */
@@ -130,6 +141,14 @@ export class Chief {
   /** Every fault the job survived so far: the earlier chiefs' (a restarted chief), then this chief's own, then the workers'. */
   get allRecoveries(): JobRecoveryRecord[] {
     return [...this.earlierRecoveries, ...this.recoveries, ...(this.coordinator?.state.workerRecoveries ?? [])];
+  }
+
+  /** This chief's parameter-server recoveries: saved to `<out>/recoveries.json` first, then counted and logged (so the log line implies the record). */
+  private record(records: readonly RecoveryRecord[]): void {
+    if (records.length === 0) return;
+    this.recoveries.push(...records);
+    this.persistRecoveries();
+    announceRecoveries(records, this.log);
   }
 
   /** Keep `<out>/recoveries.json` current (written only when the list changed). */
@@ -258,8 +277,9 @@ export class Chief {
     if (this.chain !== undefined) {
       // --ps-replicas 1: a primary that does not answer, or came back empty, is failed over to its backup: nothing rolled back.
       const { records, moved } = await failOver(this.chain, this.watch, sights, restarted, state, now, this.log);
-      this.recoveries.push(...records);
+      this.record(records);
       restarted = restarted.filter((i) => !moved.includes(i));
+      if (this.chain.links.some((l) => l.backup === undefined)) await this.chain.catchUp();
     }
     if (restarted.length > 0 && !state.trainingOver) {
       // A lost shard with no backup left: restored from a checkpoint; the backups of the others would no longer match.
@@ -271,7 +291,7 @@ export class Chief {
         restarted,
         now,
       );
-      this.recoveries.push(...records);
+      this.record(records);
       // An Assign makes every worker live on the shard again: tell them who is not.
       this.announced = '';
     }

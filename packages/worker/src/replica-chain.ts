@@ -41,7 +41,7 @@ export interface Failover {
 }
 
 /** The host part of "host:port". */
-function hostOf(address: string): string {
+export function hostOf(address: string): string {
   return address.slice(0, address.lastIndexOf(':'));
 }
 
@@ -78,6 +78,21 @@ export class ReplicaChain {
     } finally {
       c.close();
     }
+  }
+
+  /**
+   * A restarted chief (replica-rejoin.ts): the chain as the parameter servers
+   * hold it, this chief's own client retargeted to moved shards. `generation`
+   * must exceed any an earlier chief gave the workers (who follow only a
+   * higher one).
+   */
+  adopt(links: readonly ChainLink[], generation: bigint): void {
+    links.forEach((link, i) => {
+      this.links[i] = { primary: link.primary, primaryPs: link.primaryPs, backup: link.backup === undefined ? undefined : { ...link.backup } };
+      this.params.retarget(i, link.primary);
+      this.log(`replica: shard ${i} is on parameter server ${link.primaryPs} (${link.primary}), ${link.backup !== undefined ? `its backup on parameter server ${link.backup.ps} (${link.backup.address})` : 'without a backup until one is caught up'}`);
+    });
+    this.generation = generation;
   }
 
   /** Give every shard its backup on the next parameter server (after the shards were assigned, before any worker joins). */

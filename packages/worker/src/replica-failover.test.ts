@@ -53,7 +53,14 @@ afterEach(async () => {
 });
 
 async function makeChief(): Promise<Chief> {
-  chief = await Chief.create({
+  chief = await createChief();
+  await chief.startShards();
+  await chief.startCoordinator();
+  return chief;
+}
+
+function createChief(): Promise<Chief> {
+  return Chief.create({
     jobId: JOB,
     psAddresses: servers.map((s) => `127.0.0.1:${s.port}`),
     numWorkers: 2,
@@ -65,9 +72,6 @@ async function makeChief(): Promise<Chief> {
     chiefSecret: SECRET,
     psReplicas: 1,
   });
-  await chief.startShards();
-  await chief.startCoordinator();
-  return chief;
 }
 
 function client(address: string, metadata: Record<string, string>): ShardClient {
@@ -156,6 +160,54 @@ describe('--ps-replicas 1: the chief\'s failover', () => {
     expect(await Promise.all(chain.addresses().map((a) => read(a)))).toEqual(beforeSecond);
     await train(c, 1);
     expect((await read(chain.addresses()[0] as string)).version).toBe(6n);
+  });
+});
+
+describe('--ps-replicas 1: a restarted chief', () => {
+  it('reads the chain back from the servers (a moved shard at its promoted backup, each backup where its primary forwards) and fails over with it', async () => {
+    const first = await makeChief();
+    await train(first, 2);
+    // Server 1 dies and comes back: shard 1 now lives on server 0 (promoted), both backups on the restarted server 1.
+    const port1 = servers[1]?.port as number;
+    await servers[1]?.close();
+    await first.refreshGlobalStep();
+    servers[1] = await startParameterServer({ jobId: JOB, index: 1, port: port1, chiefSecret: SECRET });
+    await first.refreshGlobalStep();
+    await train(first, 1);
+    const links = first.chain?.links.map((l) => ({ ...l, backup: l.backup === undefined ? undefined : { ...l.backup } }));
+    expect(links?.map((l) => [l.primaryPs, l.backup?.ps])).toEqual([
+      [0, 1],
+      [0, 1],
+    ]);
+    expect(links?.[1]?.primary).not.toBe(`127.0.0.1:${port1}`);
+
+    // The chief dies; a new one finds the job running and takes it over with the chain as the servers hold it.
+    await first.close();
+    chief = undefined;
+    const second = await createChief();
+    chief = second;
+    expect(second.rejoining).toBe(true);
+    expect(second.chain?.links).toEqual(links);
+    expect(second.params.shards.map((s) => s.address)).toEqual(links?.map((l) => l.primary));
+    // Above the first chief's: the workers follow only a higher placement generation.
+    expect(second.chain?.generation).toBeGreaterThan(first.chain?.generation ?? 0n);
+    await second.startOrAdoptShards();
+    await second.startCoordinator();
+    await second.refreshGlobalStep();
+    expect(second.recoveries).toEqual([]); // the moved shard was not taken for a server that lost its state
+    const before = await Promise.all((second.chain?.addresses() ?? []).map((a) => read(a)));
+    expect(before.map((b) => b.version)).toEqual([3n, 3n]);
+
+    // Server 0, holding both primaries, dies: the adopted chain fails both over to server 1 with nothing lost.
+    await servers[0]?.close();
+    await second.refreshGlobalStep();
+    expect(second.recoveries.map((r) => [r.index, r.cause, r.stepsLost, r.restoredStep])).toEqual([
+      [0, 'failover', 0, 3],
+      [1, 'failover', 0, 3],
+    ]);
+    expect(await Promise.all((second.chain?.addresses() ?? []).map((a) => read(a)))).toEqual(before);
+    await train(second, 1);
+    expect((await read(second.chain?.addresses()[1] as string)).version).toBe(4n);
   });
 });
 

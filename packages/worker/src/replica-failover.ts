@@ -2,11 +2,12 @@
  * One pass of the chief's failover (--ps-replicas 1; ARCHITECTURE.md,
  * "Faults"): from the shards' statuses, the processes whose primaries died
  * (a status call failed, or the process came back empty), their backups
- * promoted with nothing rolled back, a recovery record per shard moved,
- * then new backups caught up where a process answers again.
+ * promoted with nothing rolled back, a recovery record per shard moved
+ * (the chief saves, counts and logs them, then catches new backups up where
+ * a process answers again).
  */
 import type { ReplicaChain } from './replica-chain.js';
-import { type RecoveryRecord, type ShardSight, type ShardWatch, recoveryMetrics } from './shard-recovery.js';
+import type { RecoveryRecord, ShardSight, ShardWatch } from './shard-recovery.js';
 
 /** What the chief's state gives a failover. */
 export interface FailoverState {
@@ -54,14 +55,6 @@ export async function failOver(
       });
     });
   }
-  const m = recoveryMetrics();
-  for (const r of records) {
-    m.recoveries.inc({ role: r.role, cause: r.cause });
-    m.seconds.observe({ role: r.role, phase: 'detected' }, r.detectedAfterSeconds);
-    m.seconds.observe({ role: r.role, phase: 'resumed' }, r.resumedAfterSeconds);
-    m.stepsLost.inc({ role: r.role }, 0);
-    log(`recovery: ps shard ${r.index} (failover): detected after ${r.detectedAfterSeconds.toFixed(1)} s, backup promoted after ${r.resumedAfterSeconds.toFixed(1)} s at version ${r.restoredStep}, 0 steps lost`);
-  }
-  if (chain.links.some((l) => l.backup === undefined)) await chain.catchUp();
+  // Counted and logged by the chief once saved (announceRecoveries); new backups are caught up after that (ReplicaChain.catchUp).
   return { records, moved };
 }

@@ -238,13 +238,26 @@ export async function recoverShards(ctx: RecoveryContext, restarted: readonly nu
     };
   });
   for (const i of targets) watch.healthy(i, point.versionOf(i), resumedAt);
+  return records;
+}
+
+/**
+ * Count parameter-server recoveries (a restore, or a failover) in the
+ * metrics and log each. The chief calls this once it has saved them
+ * (recovery-journal.ts), so whatever reads the line finds them in
+ * <out>/recoveries.json even if the chief dies right after.
+ */
+export function announceRecoveries(records: readonly RecoveryRecord[], log: (message: string) => void): void {
   const m = recoveryMetrics();
   for (const r of records) {
     m.recoveries.inc({ role: r.role, cause: r.cause });
     m.seconds.observe({ role: r.role, phase: 'detected' }, r.detectedAfterSeconds);
     m.seconds.observe({ role: r.role, phase: 'resumed' }, r.resumedAfterSeconds);
     m.stepsLost.inc({ role: r.role }, r.stepsLost);
-    log(`recovery: ps ${r.index} (${r.cause}): detected after ${r.detectedAfterSeconds.toFixed(1)} s, state restored after ${r.resumedAfterSeconds.toFixed(1)} s, back to step ${r.restoredStep}, ${r.stepsLost} step(s) lost`);
+    log(
+      r.cause === 'failover'
+        ? `recovery: ps shard ${r.index} (failover): detected after ${r.detectedAfterSeconds.toFixed(1)} s, backup promoted after ${r.resumedAfterSeconds.toFixed(1)} s at version ${r.restoredStep}, 0 steps lost`
+        : `recovery: ps ${r.index} (${r.cause}): detected after ${r.detectedAfterSeconds.toFixed(1)} s, state restored after ${r.resumedAfterSeconds.toFixed(1)} s, back to step ${r.restoredStep}, ${r.stepsLost} step(s) lost`,
+    );
   }
-  return records;
 }

@@ -160,11 +160,32 @@ export interface ShardStatusResponse {
   /** The restore generation its last Assign set (0: never restored). */
   restoreGeneration: bigint;
   /**
+   * --ps-replicas 1: host:port of the backup this shard forwards every
+   * update to (empty: none).
+   */
+  replicaBackupAddress: string;
+  /**
+   * --ps-replicas 1, on a parameter server's own service: the other shards'
+   * replicas this process hosts, each a service on a port of its own (a
+   * backup, or a backup promoted to primary after a failover). A restarted
+   * chief rebuilds the chain from these (ARCHITECTURE.md, "Faults").
+   */
+  hostedReplicas: HostedReplica[];
+  /**
    * The newest slot-token generation this server has accepted from each
    * worker (a restarted chief continues the workers' tokens from them:
    * ARCHITECTURE.md, "Faults").
    */
   chiefRejoinSlots: ChiefRejoinSlot[];
+}
+
+/** A replica of shard `shard_index` served by this process on `port`. */
+export interface HostedReplica {
+  shardIndex: number;
+  port: number;
+  /** A backup promoted to primary (ReplicaPromote): the shard lives here now. */
+  promoted: boolean;
+  version: bigint;
 }
 
 /** One worker's newest slot-token generation, as a parameter server saw it. */
@@ -1025,6 +1046,8 @@ function createBaseShardStatusResponse(): ShardStatusResponse {
     pullsServed: 0n,
     pushesNonFinite: 0n,
     restoreGeneration: 0n,
+    replicaBackupAddress: "",
+    hostedReplicas: [],
     chiefRejoinSlots: [],
   };
 }
@@ -1123,6 +1146,12 @@ export const ShardStatusResponse: MessageFns<ShardStatusResponse> = {
         throw new globalThis.Error("value provided for field message.restoreGeneration of type uint64 too large");
       }
       writer.uint32(144).uint64(message.restoreGeneration);
+    }
+    if (message.replicaBackupAddress !== "") {
+      writer.uint32(154).string(message.replicaBackupAddress);
+    }
+    for (const v of message.hostedReplicas) {
+      HostedReplica.encode(v!, writer.uint32(162).fork()).join();
     }
     for (const v of message.chiefRejoinSlots) {
       ChiefRejoinSlot.encode(v!, writer.uint32(482).fork()).join();
@@ -1287,12 +1316,110 @@ export const ShardStatusResponse: MessageFns<ShardStatusResponse> = {
             message.restoreGeneration = reader.uint64() as bigint;
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.replicaBackupAddress = reader.string();
+            continue;
+          }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.hostedReplicas.push(HostedReplica.decode(reader, reader.uint32()));
+            continue;
+          }
           case 60: {
             if (tag !== 482) {
               break;
             }
 
             message.chiefRejoinSlots.push(ChiefRejoinSlot.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseHostedReplica(): HostedReplica {
+  return { shardIndex: 0, port: 0, promoted: false, version: 0n };
+}
+
+export const HostedReplica: MessageFns<HostedReplica> = {
+  encode(message: HostedReplica, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.shardIndex !== 0) {
+      writer.uint32(8).uint32(message.shardIndex);
+    }
+    if (message.port !== 0) {
+      writer.uint32(16).uint32(message.port);
+    }
+    if (message.promoted !== false) {
+      writer.uint32(24).bool(message.promoted);
+    }
+    if (message.version !== 0n) {
+      if (BigInt.asUintN(64, message.version) !== message.version) {
+        throw new globalThis.Error("value provided for field message.version of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HostedReplica {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHostedReplica();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.shardIndex = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.port = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.promoted = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.version = reader.uint64() as bigint;
             continue;
           }
         }
