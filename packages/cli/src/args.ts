@@ -2,7 +2,7 @@
  * A small declarative argument parser: each command declares its options
  * once, and parsing, validation, defaults and --help all come from that.
  */
-import { UsageError } from '@tamp/core';
+import { UsageError } from '@tamp/core/base';
 
 export type OptionSpec =
   | { readonly type: 'string'; readonly description: string; readonly default?: string; readonly choices?: readonly string[]; readonly value?: string }

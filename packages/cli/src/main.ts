@@ -44,10 +44,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     await write(process.stdout, json ? JSON.stringify({ version: TAMP_VERSION }) : TAMP_VERSION);
     return 0;
   }
-  const [{ TampError, UsageError, errorMessage }, { formatHelp, parseArgs }, { createOutput }] = await Promise.all([import('@tamp/core'), import('./args.js'), import('./output.js')]);
+  const [{ TampError, UsageError, errorMessage }, { formatHelp, parseArgs }, { createOutput }] = await Promise.all([import('@tamp/core/base'), import('./args.js'), import('./output.js')]);
   const out = createOutput({ json, verbose });
   // A role of `tamp train --local` ends with its launcher, even one killed with SIGKILL (TAMP_LAUNCHER_PID names it).
-  if (process.env.TAMP_LAUNCHER_PID !== undefined) (await import('@tamp/worker')).exitWithLauncher(process.env, (m) => out.log(m));
+  if (process.env.TAMP_LAUNCHER_PID !== undefined) (await import('@tamp/worker/parent-watch')).exitWithLauncher(process.env, (m) => out.log(m));
   try {
     const entry = COMMANDS.find((c) => c.name === name);
     if (entry === undefined) {

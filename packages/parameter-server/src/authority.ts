@@ -12,7 +12,7 @@
  * which the launcher sets) or, when none is given, taken from the first
  * Assign that succeeds: until then only Assign and ShardStatus are answered.
  */
-import { CHIEF_READER_ID, ClusterError } from '@tamp/core';
+import { CHIEF_READER_ID, ClusterError } from '@tamp/core/base';
 import { CHIEF_SECRET_KEY, type CallInfo, WORKER_TOKEN_KEY, sameSecret, verifySlotToken } from '@tamp/rpc';
 
 function denied(what: string, why: string): ClusterError {

@@ -6,7 +6,7 @@
  * anything but that pattern is refused before any file is touched.
  */
 import { isAbsolute, join, normalize } from 'node:path';
-import { ClusterError, InvalidArgumentError } from '@tamp/core';
+import { ClusterError, InvalidArgumentError } from '@tamp/core/base';
 
 /** Checkpoint steps fit in the folder name's nine digits. */
 export const MAX_CHECKPOINT_STEP = 999_999_999;

@@ -9,8 +9,8 @@
  * checkpoint that names a missing or partial file.
  */
 import { join } from 'node:path';
-import { ModelError, UsageError } from '@tamp/core';
-import { atomicWriteFileAsync } from '@tamp/core/node';
+import { ModelError, UsageError } from '@tamp/core/base';
+import { atomicWriteFileAsync } from '@tamp/core/node-base';
 import { copyShardCheckpoint, sealShardCheckpoint, shardFileName } from './checkpoint.js';
 import type { Shard } from './shard.js';
 

@@ -15,8 +15,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ConsistencyMode, ModelError, type OptimizerSettings, crc32, errorMessage, partKey } from '@tamp/core';
-import { atomicWriteFile } from '@tamp/core/node';
+import { type ConsistencyMode, ModelError, type OptimizerSettings, crc32, errorMessage, partKey } from '@tamp/core/base';
+import { atomicWriteFile } from '@tamp/core/node-base';
 import type { Shard } from './shard.js';
 
 const MAGIC = 'TAMPSHRD';

@@ -24,7 +24,7 @@ import {
   encodeTensorMessages,
   groupChunks,
   protoCodec,
-} from '@tamp/core';
+} from '@tamp/core/base';
 import { type RpcCallOptions, type RpcClientOptions, callClientStream, callServerStream, callUnary, createClient, requestHeader, withRetry } from '@tamp/rpc';
 import { FastParameterServerClient, messageChunks } from './wire/fast-codec.js';
 import { reassembleVariables, splitGradients } from './split.js';

@@ -1,7 +1,7 @@
 // Node-only package: checksum tensors with zlib's native CRC-32.
 import '@tamp/core/native-crc32';
 // Placement moved to @tamp/core (cluster/placement.ts); still exported here for importers of @tamp/parameter-server.
-export { type Placement, type VariablePart, type VariableSpec, partKey, placeVariables, shardLoads } from '@tamp/core';
+export { type Placement, type VariablePart, type VariableSpec, partKey, placeVariables, shardLoads } from '@tamp/core/base';
 export * from './split.js';
 export * from './wire/shard-config.js';
 export * from './shard.js';

@@ -5,7 +5,7 @@
  * carries the chief's secret in the client's metadata.
  */
 import type { ParameterServerClient as GrpcParameterServerClient, ReplicaApplyRequest } from '@tamp/proto/tamp/v1/parameter_server';
-import { type WireTensor, encodeTensorMessages } from '@tamp/core';
+import { type WireTensor, encodeTensorMessages } from '@tamp/core/base';
 import { type RpcCallOptions, type RpcClientOptions, callClientStream, callUnary, createClient, requestHeader } from '@tamp/rpc';
 import { FastParameterServerClient } from './wire/fast-codec.js';
 import type { SeenPush } from './shard/replication.js';

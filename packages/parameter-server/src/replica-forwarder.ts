@@ -11,7 +11,7 @@
  * then the chain's tail.
  */
 import { type RpcClientOptions, withRetry } from '@tamp/rpc';
-import { ClusterError, TampError, errorMessage } from '@tamp/core';
+import { ClusterError, TampError, errorMessage } from '@tamp/core/base';
 import { ReplicaClient } from './replica-client.js';
 import { ShardClient } from './client.js';
 import { type ReplicaCopy, type ReplicaRecord, type ReplicaSink, recordTensors } from './shard/replication.js';

@@ -18,7 +18,7 @@ import type {
   ReplicaPromoteRequest,
   ReplicaPromoteResponse,
 } from '@tamp/proto/tamp/v1/parameter_server';
-import { ClusterError, InvalidArgumentError, TensorAssembler, partKey } from '@tamp/core';
+import { ClusterError, InvalidArgumentError, TensorAssembler, partKey } from '@tamp/core/base';
 import { type RpcClientOptions, type serviceHandlers, CHIEF_SECRET_KEY, INSECURE } from '@tamp/rpc';
 import type { ShardAuthority } from './authority.js';
 import { ReplicaForwarder } from './replica-forwarder.js';

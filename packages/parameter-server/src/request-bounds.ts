@@ -4,7 +4,7 @@
  * count or size from the wire is only believed up to what the assigned
  * shard can legitimately need.
  */
-import { InvalidArgumentError } from '@tamp/core';
+import { InvalidArgumentError } from '@tamp/core/base';
 import type { PullRequest } from '@tamp/proto/tamp/v1/parameter_server';
 import { OPTIMIZER_SLOTS } from './optimizers/optimizer.js';
 import type { PushMeta, Shard } from './shard.js';

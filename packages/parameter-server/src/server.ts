@@ -34,7 +34,7 @@ import {
   encodeTensorMessages,
   encodedTensorChunks,
   groupChunks,
-} from '@tamp/core';
+} from '@tamp/core/base';
 import { type RpcServerOptions, type Server, serviceHandlers, startServer } from '@tamp/rpc';
 import { ShardAuthority } from './authority.js';
 import { checkCheckpointRoot, saveDirectory } from './checkpoint-location.js';

@@ -21,7 +21,7 @@ import {
   type WireTensor,
   checkShardConfig,
   formatWireCodec,
-} from '@tamp/core';
+} from '@tamp/core/base';
 import { CounterSet, type ShardCounters } from './shard/counters.js';
 import { type ConsistencyPolicy, POLICIES, type PolicyHost, type PushOutcome } from './shard/consistency/index.js';
 import { SeenPushes } from './shard/idempotency.js';
@@ -38,7 +38,7 @@ export type { ShardPart } from './shard/storage.js';
 export type { ReplicaCopy, ReplicaRecord, ReplicaSink, SeenPush } from './shard/replication.js';
 export { type PushMeta, firstNonFinite } from './shard/validation.js';
 // The cluster vocabulary moved to @tamp/core (cluster/); still exported here for importers of @tamp/parameter-server.
-export { CHIEF_READER_ID, CONSISTENCY_MODES, type ConsistencyMode, OPTIMIZER_STATE_TENSOR, type ShardConfig } from '@tamp/core';
+export { CHIEF_READER_ID, CONSISTENCY_MODES, type ConsistencyMode, OPTIMIZER_STATE_TENSOR, type ShardConfig } from '@tamp/core/base';
 
 /** Everything an Assign sets, replaced as one unit. */
 interface Assigned {

@@ -4,7 +4,7 @@
  * every shard put back together into whole variables. ParameterClient sends
  * and receives through these.
  */
-import { ClusterError, InvalidArgumentError, type Placement, type VariablePart, type WireTensor, partKey, sizeOfShape } from '@tamp/core';
+import { ClusterError, InvalidArgumentError, type Placement, type VariablePart, type WireTensor, partKey, sizeOfShape } from '@tamp/core/base';
 
 function partsOf(placement: Placement, index: number): readonly VariablePart[] {
   const parts = placement.shards[index];

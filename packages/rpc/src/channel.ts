@@ -16,7 +16,7 @@ import {
   type UntypedServiceImplementation,
   makeGenericClientConstructor,
 } from '@grpc/grpc-js';
-import { ClusterError } from '@tamp/core';
+import { ClusterError } from '@tamp/core/base';
 import { ServerHealth, serviceNameOf } from './health.js';
 import { rpcMetrics } from './metrics.js';
 import { guardDeserializers } from './malformed.js';

@@ -3,7 +3,7 @@
  * version), checked before a server looks at anything else. Typed
  * structurally so this package needs no generated code.
  */
-import { ClusterError, PROTOCOL_VERSION } from '@tamp/core';
+import { ClusterError, PROTOCOL_VERSION } from '@tamp/core/base';
 
 export interface RequestHeaderFields {
   readonly jobId: string;

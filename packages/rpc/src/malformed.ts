@@ -6,7 +6,7 @@
  * the handler wrappers (handlers.ts) refuse as INVALID_ARGUMENT.
  */
 import type { ServiceDefinition } from '@grpc/grpc-js';
-import { InvalidArgumentError, errorMessage } from '@tamp/core';
+import { InvalidArgumentError, errorMessage } from '@tamp/core/base';
 
 const MALFORMED = Symbol('tamp.malformed');
 

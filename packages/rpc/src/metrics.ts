@@ -9,7 +9,7 @@
  */
 import { type Server as HttpServer, createServer as createHttpServer } from 'node:http';
 import { type Interceptor, InterceptingCall, ServerInterceptingCall, type ServerInterceptor, status } from '@grpc/grpc-js';
-import { ClusterError } from '@tamp/core';
+import { ClusterError } from '@tamp/core/base';
 import { AggregatorRegistry, Counter, Histogram, type MetricObjectWithValues, type MetricValue, Registry, collectDefaultMetrics } from 'prom-client';
 import { ERROR_CODE_KEY } from './status.js';
 

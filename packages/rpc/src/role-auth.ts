@@ -15,7 +15,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type Interceptor, InterceptingCall, type Metadata } from '@grpc/grpc-js';
-import { ClusterError } from '@tamp/core';
+import { ClusterError } from '@tamp/core/base';
 
 export const CHIEF_SECRET_KEY = 'tamp-chief-secret';
 export const WORKER_TOKEN_KEY = 'tamp-worker-token';

@@ -21,7 +21,7 @@ import {
   experimental,
   status,
 } from '@grpc/grpc-js';
-import { ClusterError } from '@tamp/core';
+import { ClusterError } from '@tamp/core/base';
 import { ERROR_CODE_KEY } from './status.js';
 
 /** How often certificate files are re-read (grpc-js's file watcher polls). */

@@ -6,7 +6,7 @@
  * and returned as UNKNOWN without internals.
  */
 import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
-import { ERROR_CODES, type ErrorCode, type StatusKind, TampError, errorMessage } from '@tamp/core';
+import { ERROR_CODES, type ErrorCode, type StatusKind, TampError, errorMessage } from '@tamp/core/base';
 
 export const ERROR_CODE_KEY = 'tamp-error-code';
 

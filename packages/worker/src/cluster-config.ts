@@ -4,7 +4,7 @@
  *    "task": {"type": "worker", "index": 0}}
  * ("master" is accepted for "chief", as older TFJobs name it.)
  */
-import { ClusterError } from '@tamp/core';
+import { ClusterError } from '@tamp/core/base';
 
 export const ROLES = Object.freeze(['chief', 'ps', 'worker'] as const);
 export type Role = (typeof ROLES)[number];

@@ -20,7 +20,7 @@ const erased = (command: unknown): Command<OptionSpecs> => command as Command<Op
 const LOADERS: Readonly<Record<CommandName, () => Promise<Command<OptionSpecs>>>> = {
   train: async () => erased((await import('./train.js')).trainCommand),
   chief: async () => erased((await import('./roles.js')).chiefCommand),
-  ps: async () => erased((await import('./roles.js')).psCommand),
+  ps: async () => erased((await import('./ps.js')).psCommand),
   worker: async () => erased((await import('./roles.js')).workerCommand),
   certs: async () => erased((await import('./certs.js')).certsCommand),
   compress: async () => erased((await import('./compress.js')).compressCommand),

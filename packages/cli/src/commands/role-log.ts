@@ -5,7 +5,7 @@
  * stay readable). `--log-level` filters both.
  */
 import { pino } from 'pino';
-import { UsageError } from '@tamp/core';
+import { UsageError } from '@tamp/core/base';
 import type { Output } from '../output.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;

@@ -5,7 +5,7 @@
  * and Shard.assign.
  */
 import { InvalidArgumentError } from '../errors.js';
-import type { OptimizerSettings } from '../train/optimizers.js';
+import type { OptimizerSettings } from '../train/optimizer-settings.js';
 import type { WireCodec } from '../codec/compression/wire-codec.js';
 import type { ConsistencyMode } from './consistency.js';
 

@@ -1,4 +1,4 @@
-import type { OptimizerSettings } from '@tamp/core';
+import type { OptimizerSettings } from '@tamp/core/base';
 import { OPTIMIZER_SLOTS, type ServerOptimizer } from './optimizer.js';
 import { type KernelArena, allocFloats, lanes } from './wasm-kernels.js';
 

@@ -1,4 +1,4 @@
-import type { OptimizerSettings } from '@tamp/core';
+import type { OptimizerSettings } from '@tamp/core/base';
 import { adagrad } from './adagrad.js';
 import { adam } from './adam.js';
 import { momentum } from './momentum.js';

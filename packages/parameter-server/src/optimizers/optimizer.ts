@@ -7,7 +7,7 @@
  * each operation in the JavaScript loops (Adam's JavaScript loop rounds once
  * per stored value: within about one ulp).
  */
-import type { OptimizerName, OptimizerSettings } from '@tamp/core';
+import type { OptimizerName, OptimizerSettings } from '@tamp/core/base';
 import type { KernelKind } from './wasm-kernels.js';
 
 /**

@@ -20,7 +20,7 @@
  * function is in the comment above its encoder.
  */
 
-import { UsageError } from '@tamp/core';
+import { UsageError } from '@tamp/core/base';
 
 // ---------------------------------------------------------------------------
 // A minimal WebAssembly binary encoder: just what these loops need.

@@ -12,7 +12,7 @@
  * lost answer, a restarted worker, a new assign) gets the whole values in
  * fp32, which reset the reference.
  */
-import { type EncodedTensor, type WireTensor, bytesOf, decodeInt8, encodeInt8, partKey } from '@tamp/core';
+import { type EncodedTensor, type WireTensor, bytesOf, decodeInt8, encodeInt8, partKey } from '@tamp/core/base';
 
 interface WorkerReference {
   seq: bigint;

@@ -10,7 +10,7 @@
  * gives bit-identical results, at the cost of one gradient per step on the
  * wire (values plus slots would be 2-3x that for Adam).
  */
-import { ClusterError, OPTIMIZER_STATE_TENSOR, type ShardConfig, type WireTensor, partKey } from '@tamp/core';
+import { ClusterError, OPTIMIZER_STATE_TENSOR, type ShardConfig, type WireTensor, partKey } from '@tamp/core/base';
 import type { SeenPushes } from './idempotency.js';
 import type { ShardPart, ShardStorage } from './storage.js';
 

@@ -6,7 +6,7 @@
  * `ShardStorage.build` checks every tensor of an Assign before allocating, so
  * a refused Assign leaves the shard's current storage untouched.
  */
-import { ClusterError, InvalidArgumentError, OPTIMIZER_STATE_TENSOR, type ShardConfig, type WireTensor, partKey, sizeOfShape } from '@tamp/core';
+import { ClusterError, InvalidArgumentError, OPTIMIZER_STATE_TENSOR, type ShardConfig, type WireTensor, partKey, sizeOfShape } from '@tamp/core/base';
 import { type ServerOptimizer, createServerOptimizer } from '../optimizers/index.js';
 import { OPTIMIZER_SLOTS } from '../optimizers/optimizer.js';
 import { KernelArena, allocFloats, lanes } from '../optimizers/wasm-kernels.js';

@@ -3,7 +3,7 @@
  * whole stream, exactly the shard's parts with their shapes and dtype, and
  * finite values. A push that fails any of these is refused as a whole.
  */
-import { ClusterError, InvalidArgumentError, type WireTensor, partKey } from '@tamp/core';
+import { ClusterError, InvalidArgumentError, type WireTensor, partKey } from '@tamp/core/base';
 import type { ShardPart } from './storage.js';
 
 export interface PushMeta {

@@ -3,7 +3,7 @@
  * each names the condition it waits for, and every change that may satisfy
  * one calls wake(), which re-checks them all.
  */
-import { ClusterError } from '@tamp/core';
+import { ClusterError } from '@tamp/core/base';
 
 interface Waiter {
   readonly ready: () => boolean;

@@ -20,7 +20,7 @@
  * exceeds TOPK_DOMINANCE times that compute, pushes go as topk:0.01 with DGC's
  * warm-up (and momentum correction where the job has it); pulls stay int8.
  */
-import type { WireCodec } from '@tamp/core';
+import type { WireCodec } from '@tamp/core/base';
 
 export type AutoCandidate = 'fp32' | 'fp16' | 'int8';
 export const AUTO_CANDIDATES: readonly AutoCandidate[] = ['fp32', 'fp16', 'int8'];

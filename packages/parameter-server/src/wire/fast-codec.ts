@@ -16,7 +16,7 @@ import {
   PushRequest,
 } from '@tamp/proto/tamp/v1/parameter_server';
 import { type TensorChunk, TensorChunk as TensorChunkCodec } from '@tamp/proto/tamp/v1/tensor';
-import { ZERO_COPY_MIN_BYTES } from '@tamp/core';
+import { ZERO_COPY_MIN_BYTES } from '@tamp/core/base';
 import { clientConstructor } from '@tamp/rpc';
 
 const LEN = 2; // wire type of length-delimited fields

@@ -4,7 +4,7 @@
  * brought them. An fp32 tensor replaces a part's values; an int8 tensor is a
  * change, added exactly as the server added it to its copy.
  */
-import { CodecError, type WireTensor, partKey } from '@tamp/core';
+import { CodecError, type WireTensor, partKey } from '@tamp/core/base';
 
 export class PullReference {
   private values = new Map<string, Float32Array>();

@@ -26,7 +26,7 @@ import {
   encodeFp16,
   encodeInt8,
   partKey,
-} from '@tamp/core';
+} from '@tamp/core/base';
 
 export interface PushEncoderOptions {
   readonly codec: WireCodec;

@@ -5,7 +5,7 @@
  * parameter_server module imports gRPC.
  */
 import type { AssignRequest, OptimizerConfig } from '@tamp/proto/tamp/v1/parameter_server';
-import { InvalidArgumentError, type ShardConfig, type WireCodec, formatWireCodec, optimizerSettings, parseConsistencyMode, parseWireCodec } from '@tamp/core';
+import { InvalidArgumentError, type ShardConfig, type WireCodec, formatWireCodec, optimizerSettings, parseConsistencyMode, parseWireCodec } from '@tamp/core/base';
 
 /** The AssignRequest fields a ShardConfig fills (the rest carry the header and tensors). */
 export type AssignConfigFields = Pick<

@@ -1,5 +1,5 @@
 /** The consistency policies by mode: a shard looks its mode up here. */
-import type { ConsistencyMode } from '@tamp/core';
+import type { ConsistencyMode } from '@tamp/core/base';
 import { AsyncPolicy } from './async.js';
 import type { ConsistencyPolicy, PolicyHost } from './policy.js';
 import { SspPolicy } from './ssp.js';

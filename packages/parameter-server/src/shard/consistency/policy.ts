@@ -4,7 +4,7 @@
  * POLICIES (index.ts) at each Assign; the policy reaches the shard only
  * through a PolicyHost.
  */
-import type { ShardConfig } from '@tamp/core';
+import type { ShardConfig } from '@tamp/core/base';
 import type { CounterSet } from '../counters.js';
 import type { ShardPart } from '../storage.js';
 import type { PushMeta } from '../validation.js';

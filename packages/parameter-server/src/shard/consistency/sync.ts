@@ -8,7 +8,7 @@
  * mean update would leave a variable or slot non-finite is skipped: the
  * version advances, nothing else changes, and the shard counts it.
  */
-import { InvalidArgumentError, TampError } from '@tamp/core';
+import { InvalidArgumentError, TampError } from '@tamp/core/base';
 import type { ConsistencyPolicy, PolicyHost, PushOutcome } from './policy.js';
 import { seenBefore } from './policy.js';
 import type { PushMeta } from '../validation.js';
