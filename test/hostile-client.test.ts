@@ -147,6 +147,8 @@ describe('a hostile client that knows the job id', () => {
     for (const md of [metadata(), metadata({ [WORKER_TOKEN_KEY]: forged }), metadata({ [CHIEF_SECRET_KEY]: newSecret() })]) {
       expect(status[(await unary(coordinator, 'heartbeat', progress, md)).code]).toBe('PERMISSION_DENIED');
       expect(status[(await unary(coordinator, 'leave', { header: header(), workerId: 'worker-0', finished: true }, md)).code]).toBe('PERMISSION_DENIED');
+      // Nor hold a Presence call in its name (whose end would drop the worker).
+      expect(status[(await serverStream(coordinator, 'presence', { header: header(), workerId: 'worker-0' }, md)).code]).toBe('PERMISSION_DENIED');
       const push = await clientStream(
         ps,
         'push',
@@ -217,6 +219,7 @@ describe('a hostile client that knows the job id', () => {
       await unary(coordinator, 'leave', { header: other, workerId: 'worker-0' }),
       await unary(coordinator, 'checkpointBarrier', { header: other, workerId: 'worker-0', step: 1 }),
       await unary(coordinator, 'jobStatus', { header: other }),
+      await serverStream(coordinator, 'presence', { header: other, workerId: 'worker-0' }),
       await unary(ps, 'shardStatus', { header: other }),
       await unary(ps, 'saveShard', { header: other, step: 1 }),
       await unary(ps, 'shutdown', { header: other }),
@@ -238,7 +241,7 @@ describe('a hostile client that knows the job id', () => {
     const codes = new Map<string, number>();
     for (const o of outcomes) codes.set(status[o.code] as string, (codes.get(status[o.code] as string) ?? 0) + 1);
     // Every method was reached, and none answered as a server bug would.
-    expect(new Set(outcomes.map((o) => o.method)).size).toBe(18);
+    expect(new Set(outcomes.map((o) => o.method)).size).toBe(19);
     expect(codes.get('UNKNOWN') ?? 0, JSON.stringify([...codes])).toBe(0);
     expect(codes.get('INTERNAL') ?? 0, JSON.stringify(outcomes.filter((o) => o.code === status.INTERNAL).slice(0, 3))).toBe(0);
     // The job id check holds: no request of another job was answered.

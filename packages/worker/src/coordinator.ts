@@ -147,7 +147,7 @@ export async function startCoordinator(options: CoordinatorServerOptions): Promi
       const r = requireSlot(caller, req.workerId, 'presence');
       const { workerId, generation } = r;
       state.presence(workerId, generation, true);
-      // Held until the worker's connection closes (the call is cancelled), or the job or this server ends it.
+      // Held until the worker's connection closes (the call is cancelled) or this server closes.
       const ended = await new Promise<boolean>((resolve) => {
         if (closing) return resolve(true);
         if (out.signal.aborted) return resolve(false);
