@@ -103,19 +103,19 @@ describe('the chief killed with SIGKILL mid-job', () => {
   });
 });
 
+/** Kill `role`'s first process, once (a restarted one is left alone). */
+type Kill = (role: string) => void;
+
 /**
- * Worker 1 killed as soon as it joined, then the chief killed as soon as it logged the restarted worker's
- * rejoin (written to <out>/recoveries.json before that line: recovery-journal.ts). A long heartbeat timeout
- * and disconnect grace keep the first checkpoint barrier (step 4) waiting for worker 1's slot, so the rejoin
- * comes before it is released; three more barriers (steps 8, 12, 16: 24 batches of at least 150 ms, two workers) stand between
- * the chief's kill and the end of the job, which cannot pass them without a chief.
+ * A verbose 2-ps, 2-worker job of `mode` whose roles `onLine` (each launcher log line) and `onStep` (the
+ * chief's progress) may kill, each role's first process at most once.
  */
-async function workerThenChief(name: string, mode: string): Promise<Run> {
+async function killing(name: string, mode: string, extra: readonly string[], plan: { onLine?: (line: string, kill: Kill, killed: ReadonlySet<string>) => void; onStep?: (step: number, kill: Kill) => void }): Promise<Run & { killedRoles: ReadonlySet<string> }> {
   const out = join(dir, name);
   const first = new Map<string, ChildProcess>();
   const killed = new Set<string>();
   const lines: string[] = [];
-  const kill = (role: string) => {
+  const kill: Kill = (role) => {
     if (killed.has(role)) return;
     killed.add(role);
     first.get(role)?.kill('SIGKILL');
@@ -125,21 +125,38 @@ async function workerThenChief(name: string, mode: string): Promise<Run> {
     jobId: name,
     ps: 2,
     workers: 2,
-    chiefArgs: [...JOB, '--mode', mode, '--out', out, '--backend', 'wasm', '--heartbeat-timeout', '120', '--disconnect-grace', '120'],
+    chiefArgs: [...JOB, '--mode', mode, '--out', out, '--backend', 'wasm', ...extra],
     workerArgs: ['--backend', 'wasm'],
     workerEnvByIndex: [STEP_DELAY, STEP_DELAY],
     out,
     verbose: true,
     log: (line) => {
       lines.push(line);
-      if (/\[chief\] .*worker-1 \(.*\) joined/.test(line)) kill('worker-1');
-      if (/\[chief\] .*worker-1 \(.*\) rejoined/.test(line)) kill('chief');
+      plan.onLine?.(line, kill, killed);
     },
     onSpawn: (role, child) => {
       if (!first.has(role)) first.set(role, child);
     },
+    ...(plan.onStep !== undefined ? { onProgress: (s: { globalStep: number }) => plan.onStep?.(s.globalStep, kill) } : {}),
   });
-  return { report, killed: killed.has('worker-1') && killed.has('chief'), log: lines.join('\n') };
+  return { report, killed: false, killedRoles: killed, log: lines.join('\n') };
+}
+
+/**
+ * Worker 1 killed as soon as it joined, then the chief killed as soon as it logged the restarted worker's
+ * rejoin (written to <out>/recoveries.json before that line: recovery-journal.ts). A long heartbeat timeout
+ * and disconnect grace keep the first checkpoint barrier (step 4) waiting for worker 1's slot, so the rejoin
+ * comes before it is released; three more barriers (steps 8, 12, 16: 24 batches of at least 150 ms, two workers) stand between
+ * the chief's kill and the end of the job, which cannot pass them without a chief.
+ */
+async function workerThenChief(name: string, mode: string): Promise<Run> {
+  const r = await killing(name, mode, ['--heartbeat-timeout', '120', '--disconnect-grace', '120'], {
+    onLine: (line, kill) => {
+      if (/\[chief\] .*worker-1 \(.*\) joined/.test(line)) kill('worker-1');
+      if (/\[chief\] .*worker-1 \(.*\) rejoined/.test(line)) kill('chief');
+    },
+  });
+  return { ...r, killed: r.killedRoles.has('worker-1') && r.killedRoles.has('chief') };
 }
 
 /**
@@ -150,37 +167,15 @@ async function workerThenChief(name: string, mode: string): Promise<Run> {
  * shard 1 on server 0, where no flag says it is.
  */
 async function psThenChief(name: string): Promise<Run> {
-  const out = join(dir, name);
-  const first = new Map<string, ChildProcess>();
-  const killed = new Set<string>();
-  const lines: string[] = [];
-  const kill = (role: string) => {
-    if (killed.has(role)) return;
-    killed.add(role);
-    first.get(role)?.kill('SIGKILL');
-  };
-  const report = await launchLocalCluster({
-    tamp: [process.execPath, TAMP_BIN],
-    jobId: name,
-    ps: 2,
-    workers: 2,
-    chiefArgs: [...JOB, '--mode', 'sync', '--out', out, '--backend', 'wasm', '--ps-replicas', '1'],
-    workerArgs: ['--backend', 'wasm'],
-    workerEnvByIndex: [STEP_DELAY, STEP_DELAY],
-    out,
-    verbose: true,
-    log: (line) => {
-      lines.push(line);
+  const r = await killing(name, 'sync', ['--ps-replicas', '1'], {
+    onStep: (step, kill) => {
+      if (step >= KILL_AT_STEP) kill('ps-1');
+    },
+    onLine: (line, kill, killed) => {
       if (killed.has('ps-1') && /\[chief\] .*recovery: ps shard 1 \(failover\)/.test(line)) kill('chief');
     },
-    onSpawn: (role, child) => {
-      if (!first.has(role)) first.set(role, child);
-    },
-    onProgress: (s) => {
-      if (s.globalStep >= KILL_AT_STEP) kill('ps-1');
-    },
   });
-  return { report, killed: killed.has('ps-1') && killed.has('chief'), log: lines.join('\n') };
+  return { ...r, killed: r.killedRoles.has('ps-1') && r.killedRoles.has('chief') };
 }
 
 describe('the chief killed with SIGKILL mid-job, --ps-replicas 1', () => {

@@ -13,8 +13,8 @@ import { type Role, type TfConfig, parseTfConfig, portOf } from '@tamp/worker/cl
 import { chiefSecretFromEnv } from '@tamp/rpc';
 import { defineCommand } from '../command.js';
 import type { Output } from '../output.js';
-import { logLevelOption, roleLog } from './role-log.js';
-import { type MetricsArgs, type SecurityArgs, dryRunOption, dryRunResult, healthOptions, healthPortFrom, jobIdOption, metricsOptions, securityFrom, securityOptions, startMetrics, stopMetrics } from './role-options.js';
+import { roleLog } from './role-log.js';
+import { type MetricsArgs, type SecurityArgs, dryRunResult, healthPortFrom, securityFrom, serverRoleOptions, startMetrics, stopMetrics } from './role-options.js';
 import { COMMAND_SUMMARIES } from './summaries.js';
 
 /**
@@ -110,12 +110,7 @@ export const psCommand = defineCommand({
     'index-from-hostname': { type: 'boolean', description: 'shard index = the number ending the host name (a Kubernetes StatefulSet pod: tamp-ps-2 serves shard 2)' },
     host: { type: 'string', description: 'address to listen on (default: 0.0.0.0 with TF_CONFIG, else 127.0.0.1)' },
     port: { type: 'number', integer: true, min: 0, max: 65535, description: 'port (default: from TF_CONFIG, else 2222; 0: any free port)' },
-    'job-id': jobIdOption,
-    ...securityOptions,
-    ...metricsOptions,
-    ...healthOptions,
-    'log-level': logLevelOption,
-    'dry-run': dryRunOption,
+    ...serverRoleOptions,
   },
   run: ({ options, out }) => runPsRole(options, out, tfConfigFor('ps'), options['dry-run']),
 });

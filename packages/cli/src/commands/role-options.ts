@@ -5,6 +5,7 @@
  */
 import { UsageError } from '@tamp/core/base';
 import { type MetricsServer, type RpcSecurity, securityFromFlags, serveMetrics } from '@tamp/rpc';
+import { logLevelOption } from './role-log.js';
 
 export const jobIdOption = { type: 'string', default: 'tamp', description: 'job id shared by every role of one job' } as const;
 
@@ -130,3 +131,13 @@ export async function startMetrics(o: MetricsArgs, listenHost: string, log: (m: 
   log(`metrics on http://${host.includes(':') ? `[${host}]` : host}:${server.port}/metrics`);
   return server;
 }
+
+/** The options of the roles that serve gRPC (ps, chief) beyond their own: the job id, transport security, metrics, the health port, logging and --dry-run. */
+export const serverRoleOptions = {
+  'job-id': jobIdOption,
+  ...securityOptions,
+  ...metricsOptions,
+  ...healthOptions,
+  'log-level': logLevelOption,
+  'dry-run': dryRunOption,
+} as const;

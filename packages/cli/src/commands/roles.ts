@@ -26,8 +26,8 @@ import {
   startMetrics,
   stopMetrics,
   securityOptions,
-  healthOptions,
   healthPortFrom,
+  serverRoleOptions,
   trainOptions,
   trainingSettings,
 } from './shared-options.js';
@@ -122,12 +122,7 @@ export const chiefCommand = defineCommand({
     host: { type: 'string', description: 'address to listen on (default: 0.0.0.0 with TF_CONFIG, else 127.0.0.1)' },
     port: { type: 'number', integer: true, min: 0, max: 65535, description: 'port (default: from TF_CONFIG, else 2223)' },
     backend: backendOption,
-    'job-id': jobIdOption,
-    ...securityOptions,
-    ...metricsOptions,
-    ...healthOptions,
-    'log-level': logLevelOption,
-    'dry-run': dryRunOption,
+    ...serverRoleOptions,
   },
   run: ({ options, out }) => runChiefRole(options, out, tfConfigFor('chief'), options['dry-run']),
 });
