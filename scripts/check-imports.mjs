@@ -7,7 +7,7 @@
 //     may, to build protocol clients independently of Tamp's); @tamp/core,
 //     @tamp/compress and the browser entries never import gRPC (nor the
 //     generated services); @tamp/rpc knows nothing of tensors or training
-//     (no @tamp/proto, no other @tamp package but core); browser entries never
+//     (no @tamp/proto, no other @tamp package but core, or core/base); browser entries never
 //     import Node built-ins or @tamp/core/node.
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -87,7 +87,7 @@ for (const file of files) {
     if (spec === '@grpc/grpc-js' && !GRPC_OWNER.test(rel) && !GRPC_TESTS.test(rel)) {
       problems.push(`${rel}: imports @grpc/grpc-js; only @tamp/rpc may (ARCHITECTURE.md): use its helpers, or add what is missing there`);
     }
-    if (GRPC_OWNER.test(rel) && /^@tamp\//.test(spec) && spec !== '@tamp/core' && spec !== '@tamp/rpc') {
+    if (GRPC_OWNER.test(rel) && /^@tamp\//.test(spec) && spec !== '@tamp/core' && spec !== '@tamp/core/base' && spec !== '@tamp/rpc') {
       problems.push(`${rel}: imports ${spec}, but @tamp/rpc depends on @tamp/core only (it knows nothing of tensors or training; ARCHITECTURE.md)`);
     }
     if (BROWSER.some((r) => r.test(rel)) && !rel.endsWith('.test.ts') && !typeOnly) {
