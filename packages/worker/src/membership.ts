@@ -7,6 +7,7 @@
 import type { HeartbeatRequest } from '@tamp/proto/tamp/v1/coordinator';
 import { ClusterError } from '@tamp/core';
 import { PhiAccrualDetector } from './failure-detector.js';
+import { PresenceLedger } from './presence.js';
 import { workerId } from './job-config.js';
 import { type JobPoint, WorkerFaults, type WorkerRecoveryRecord } from './worker-faults.js';
 
@@ -120,12 +121,10 @@ export class Membership {
   /** Slots rebuilt or adopted after a chief restart, whose holder's client id this chief has not learnt (a Join tells it). */
   private readonly anonymous = new Set<number>();
   private rebuilt = false;
-  /** Open Presence calls per slot, of its current token generation (presence()). */
-  private readonly presences = new Map<number, { generation: number; open: number }>();
   /** Per slot, what its earlier processes counted (a Join of a slot held before sets it). */
   private readonly carried = new Map<number, Carried>();
-  /** Slots whose last Presence call closed, when, and of which generation (cleared by a new call, a heartbeat or a Join). */
-  private readonly disconnects = new Map<number, { at: number; generation: number }>();
+  /** Each slot's Presence calls, and when its last one closed (presence.ts). */
+  private readonly presences: PresenceLedger;
   protected readonly log: (message: string) => void;
   /** Each worker fault, found to ended (report.json `recoveries`). */
   private readonly faults: WorkerFaults;
@@ -134,6 +133,7 @@ export class Membership {
     this.slots = new Array<Slot | undefined>(options.numWorkers).fill(undefined);
     this.log = options.log ?? (() => {});
     this.faults = new WorkerFaults(() => this.jobPoint(), this.log);
+    this.presences = new PresenceLedger(options.disconnectGraceMs);
   }
 
   /** The step and restore generation a worker fault is recorded at (CoordinatorState knows them). */
@@ -211,7 +211,7 @@ export class Membership {
     this.unconfirmed.delete(index);
     this.anonymous.delete(index);
     this.keys.set(index, key);
-    this.disconnects.delete(index);
+    this.presences.clear(index);
     // A new process counts from zero; the slot's counts go on from its predecessors' (report.json workerStats).
     if (previous !== undefined) {
       const from = this.options.ownStepsFrom;
@@ -328,7 +328,7 @@ export class Membership {
     }
     this.detectors.get(r.taskIndex)?.heartbeat(now);
     // A heartbeat after its Presence call closed: the process lives (that connection broke, not the worker).
-    this.disconnects.delete(r.taskIndex);
+    this.presences.clear(r.taskIndex);
     if (r.state === 'lost') {
       // It came back before anyone took its place: it simply continues.
       r.state = 'joined';
@@ -365,17 +365,8 @@ export class Membership {
    */
   presence(workerId: string, generation: number, open: boolean, now = Date.now()): void {
     const r = this.find(workerId, 'presence');
-    const index = r.taskIndex;
-    const current = this.presences.get(index);
-    const count = current?.generation === generation ? current.open : 0;
-    if (open) {
-      this.presences.set(index, { generation, open: count + 1 });
-      this.disconnects.delete(index);
-      return;
-    }
-    if (count === 0) return; // a call of an older process of the slot
-    this.presences.set(index, { generation, open: count - 1 });
-    if (count === 1 && r.state === 'joined' && r.generation === generation) this.disconnects.set(index, { at: now, generation });
+    if (open) this.presences.opened(r.taskIndex, generation);
+    else this.presences.closedCall(r.taskIndex, generation, r.state === 'joined' && r.generation === generation, now);
   }
 
   /**
@@ -387,17 +378,16 @@ export class Membership {
    */
   checkLost(now = Date.now()): WorkerRecord[] {
     const lost: WorkerRecord[] = [];
-    const grace = this.options.disconnectGraceMs;
     for (const r of this.slots) {
       if (r?.state !== 'joined') continue;
       const detector = this.detectors.get(r.taskIndex);
-      const closed = this.disconnects.get(r.taskIndex);
-      if (grace !== undefined && closed !== undefined && closed.generation === r.generation && now - closed.at >= grace) {
+      const closedFor = this.presences.expired(r.taskIndex, r.generation, now);
+      if (closedFor !== undefined) {
         r.state = 'lost';
         lost.push(r);
-        this.disconnects.delete(r.taskIndex);
+        this.presences.clear(r.taskIndex);
         this.faults.lost(r.taskIndex, r.lastHeartbeat, now, 'its connection to the chief closed');
-        this.log(`${r.workerId} lost: its connection to the chief closed ${now - closed.at} ms ago and it has not come back (last heartbeat ${now - r.lastHeartbeat} ms ago)`);
+        this.log(`${r.workerId} lost: its connection to the chief closed ${closedFor} ms ago and it has not come back (last heartbeat ${now - r.lastHeartbeat} ms ago)`);
       } else if (detector?.suspect(now) === true) {
         r.state = 'lost';
         lost.push(r);
@@ -412,9 +402,7 @@ export class Membership {
 
   /** When the disconnect grace of a closed Presence ends next (undefined: none pending). */
   nextDisconnectDeadline(): number | undefined {
-    const grace = this.options.disconnectGraceMs;
-    if (grace === undefined || this.disconnects.size === 0) return undefined;
-    return Math.min(...[...this.disconnects.values()].map((d) => d.at + grace));
+    return this.presences.nextDeadline();
   }
 
   /** Mean of the workers' latest losses. */
