@@ -80,7 +80,8 @@ describe('compressed communication in a local cluster', () => {
     expect(at('fp16').pushBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.51);
     expect(at('fp16').pullBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.51);
     expect(at('int8').pushBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.27);
-    expect(at('topk').pushBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.02);
+    // Half-precision values and one-byte gaps: about 3.3 bytes a kept value, 0.008x (the goal is 0.02x).
+    expect(at('topk').pushBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.01);
     // int8 pulls: the first pull carries whole fp32 values, every later one a quarter: over 33 pulls that is under 0.3x.
     for (const name of ['int8', 'topk']) expect(at(name).pullBytesPerStep / FP32_BYTES, name).toBeLessThanOrEqual(0.3);
   });
@@ -94,7 +95,8 @@ describe('top-k with DGC momentum correction', () => {
     expect(r.wireMomentumCorrectionWhy).toMatch(/workers keep the momentum \(m=0\.9\).*plain SGD/);
     // Three times chance after 32 steps (it reaches about 0.44 here; fp32 with the servers' momentum about 0.47).
     expect(r.testAccuracy).toBeGreaterThan(0.3);
-    // One dense warm-up step of 32, then 1% as values and gaps: about 0.046x of fp32.
-    expect(r.pushBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.06);
+    // One dense warm-up step of 32 at 3 bytes a value, then 1% as half values and gaps: about 0.033x of fp32
+    // (0.046x when values went as float32).
+    expect(r.pushBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.04);
   }, 200_000);
 });

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { type EncodedTensor, type WireCodec, type WireTensor, bytesOf, placeVariables, encodeFp16, encodeInt8, encodeTopk, int8Bytes, optimizerSettings, parseWireCodec } from '@tamp/core';
+import { type EncodedTensor, type WireCodec, type WireTensor, bytesOf, decodeTopkSparse, placeVariables, encodeFp16, encodeInt8, encodeTopk, int8Bytes, optimizerSettings, parseWireCodec } from '@tamp/core';
 import { CHIEF_SECRET_KEY, RpcError, WORKER_TOKEN_KEY, newSecret, slotToken } from '@tamp/rpc';
 import { ParameterClient, ShardClient } from './client.js';
 import { type RunningParameterServer, startParameterServer } from './server.js';
@@ -100,6 +100,7 @@ describe('wire codecs at the parameter server', () => {
       ['count mismatch', encoded('topk', miscounted)],
       ['truncated', encoded('topk', good.subarray(0, good.length - 3))],
       ['trailing bytes', encoded('topk', Uint8Array.from([...good, 7]))],
+      ['NaN scale', encoded('topk', encodeTopk(Float32Array.from(series(N, 4), (x, i) => (i === 7 ? Number.NaN : x)), 0.1))],
     ];
     for (const [what, tensor] of cases) {
       const e = await refusal(worker.pushEncoded({ ...SPEC, step: 0n }, [tensor]));
@@ -194,11 +195,15 @@ describe('PushEncoder', () => {
     const g = series(N, 7);
     const warm = new PushEncoder({ codec: { kind: 'topk', fraction: 0.01 }, warmupSteps: 10 });
     const k = (e: EncodedTensor[]) => new DataView(e[0]?.bytes.buffer as ArrayBuffer, e[0]?.bytes.byteOffset).getUint32(0, true);
-    // Dense top-k would take 5 bytes a value: it goes as the same values in fp32.
+    // Dense top-k takes 3 bytes a value (a half and a one-byte gap) and 8 of header, below fp32's 4.
     const dense = warm.encode(part(g), 0n)[0];
-    expect(dense?.codec).toBe('fp32');
-    expect(dense?.bytes.length).toBe(4 * N);
+    expect(dense?.codec).toBe('topk');
+    expect(dense?.bytes.length).toBe(8 + 3 * N);
     expect(warm.encode(part(g), 3n)[0]?.codec).toBe('topk');
+    // A tensor of 8 elements or fewer is smaller as fp32: the same decoded values go that way.
+    const tiny = new PushEncoder({ codec: { kind: 'topk', fraction: 1 } }).encode(part(new Float32Array([1, 2, 3, 4, 5, 6, 7, 8])), 0n)[0];
+    expect(tiny?.codec).toBe('fp32');
+    expect([...new Float32Array((tiny?.bytes as Uint8Array).slice().buffer)]).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(k(warm.encode(part(g), 10n))).toBe(10);
     const forgetful = new PushEncoder({ codec: { kind: 'topk', fraction: 0.01 }, errorFeedback: false });
     const keeping = new PushEncoder({ codec: { kind: 'topk', fraction: 0.01 } });
@@ -209,8 +214,9 @@ describe('PushEncoder', () => {
     }
     const bytesAt = (e: PushEncoder) => e.encode(part(small), 3n)[0]?.bytes as Uint8Array;
     // With feedback the 990 unsent values have grown to 4 × 30 and pass the 100s (sent, and so reset, at every step); without, the same 10 go again.
-    expect(new DataView(bytesAt(forgetful).buffer).getFloat32(4, true)).toBe(100);
-    expect(new DataView(bytesAt(keeping).buffer).getFloat32(4, true)).toBe(120);
+    const first = (b: Uint8Array) => decodeTopkSparse(b, N, 'w').values[0];
+    expect(first(bytesAt(forgetful))).toBe(100);
+    expect(first(bytesAt(keeping))).toBe(120);
   });
 });
 

@@ -204,7 +204,7 @@ describe('compressed chunks', () => {
   const data = Float32Array.from({ length: 3000 }, (_, i) => Math.sin(i) * (i % 7));
   const tensor = { name: 'dense/kernel', shape: [30, 100], dtype: 'float32' as const, data, sliceStart: 0 };
 
-  it('round trip each codec through chunks: fp16 and int8 within their bounds, top-k exactly its kept values', () => {
+  it('round trip each codec through chunks: fp16 and int8 within their bounds, top-k its kept values in half precision', () => {
     for (const codec of [{ kind: 'fp16' as const }, { kind: 'int8' as const }, { kind: 'topk' as const, fraction: 0.01 }]) {
       const chunks = encodeTensor(tensor, { codec, chunkBytes: 1000 });
       expect(chunks.length).toBeGreaterThan(0);
@@ -220,7 +220,7 @@ describe('compressed chunks', () => {
         if (codec.kind === 'topk') {
           if (got !== 0) {
             kept++;
-            expect(got).toBe(data[i]);
+            expect(Math.abs(got - (data[i] as number))).toBeLessThanOrEqual(2 ** -11 * Math.abs(data[i] as number));
           }
         } else expect(Math.abs(got - (data[i] as number))).toBeLessThanOrEqual(bound);
       }

@@ -79,7 +79,7 @@ export class PushEncoder {
           const bytes = dgc.encode(key, g, Number(step));
           // Without error feedback, what was not sent is forgotten (the velocity too).
           if (!this.keep) dgc.reset();
-          // Dense (warm-up) top-k takes 5 bytes a value: the same values as fp32 are smaller, and what the server accepts within a shard's size.
+          // Top-k takes 3 bytes a value and 8 of header: a tensor of 8 elements or fewer is smaller as the same values in fp32.
           if (bytes.length >= 4 * g.length) return { ...base, codec: 'fp32', bytes: bytesOf(decodeTopk(bytes, g.length, t.name)) };
           return { ...base, codec: 'topk', bytes };
         }

@@ -5,7 +5,7 @@ import { clipScale, dgcDensity, dgcMomentumCorrection, DgcSender } from './dgc.j
 import { ErrorFeedback } from './feedback.js';
 import { decodeFp16, encodeFp16, toHalfBits } from './fp16.js';
 import { decodeInt8, encodeInt8, int8Bytes } from './int8.js';
-import { decodeTopk, decodeTopkSparse, encodeTopk, topkCount, topkPositions } from './topk.js';
+import { decodeTopk, decodeTopkSparse, encodeTopk, encodeTopkAt, topkCount, topkPositions, topkScale } from './topk.js';
 import { decodeWire, encodeWire, parseWireCodec } from './wire-codec.js';
 
 const floats = (max = 1e4) => fc.float({ min: Math.fround(-max), max: Math.fround(max), noNaN: true, noDefaultInfinity: true });
@@ -96,14 +96,53 @@ describe('top-k', () => {
         const threshold = k > 0 ? (sortedMags[k - 1] as number) : Infinity;
         for (const i of pos) expect(Math.abs(a[i] as number)).toBeGreaterThanOrEqual(threshold);
         for (let i = 0; i < a.length; i++) if (!pos.includes(i)) expect(Math.abs(a[i] as number)).toBeLessThanOrEqual(threshold);
-        for (const i of pos) expect(d[i]).toBe(a[i]);
+        // Half precision under a power-of-two scale: relative 2^-11, or the scale's smallest half step near zero.
+        const scale = new DataView(encodeTopk(a, f).buffer).getFloat32(4, true);
+        for (const i of pos) expect(Math.abs((d[i] as number) - (a[i] as number))).toBeLessThanOrEqual(2 ** -11 * Math.abs(a[i] as number) + 2 ** -25 * scale);
         expect(kept.length).toBeLessThanOrEqual(k);
       }),
     );
   });
-  it('sends 1% of a gradient in under 2% of its float32 bytes', () => {
+  it('reports exactly what the receiver decodes, and scales by a power of two that keeps the largest value in [2^14, 2^15)', () => {
+    fc.assert(
+      fc.property(arrays(3e38), fc.double({ min: 0.001, max: 1, noNaN: true }), (a, f) => {
+        const pos = topkPositions(a, topkCount(a.length, f));
+        const sent = new Float32Array(pos.length);
+        const bytes = encodeTopkAt(a, pos, sent);
+        const got = decodeTopkSparse(bytes, a.length, 't');
+        expect([...got.values]).toEqual([...sent]);
+        const max = Math.max(0, ...[...pos].map((p) => Math.abs(a[p] as number)));
+        const scale = topkScale(max);
+        expect(Number.isInteger(Math.log2(scale))).toBe(true);
+        if (max > 2 ** -130) {
+          expect(max / scale).toBeGreaterThanOrEqual(2 ** 14);
+          expect(max / scale).toBeLessThan(2 ** 15);
+        }
+      }),
+    );
+    expect(topkScale(0)).toBe(1);
+    expect(topkScale(2 ** 14)).toBe(1);
+    expect(topkScale(2 ** 15 - 1)).toBe(1);
+    expect(topkScale(2 ** 15)).toBe(2);
+    expect(topkScale(Number.POSITIVE_INFINITY)).toBeNaN();
+  });
+  it('sends 1% of a gradient in under 1% of its float32 bytes (half values, varint gaps)', () => {
     const a = Float32Array.from({ length: 266_200 }, (_, i) => Math.sin(i * 12.9898) * 43758.5453 % 1);
-    expect(encodeTopk(a, 0.01).length / a.byteLength).toBeLessThan(0.02);
+    expect(encodeTopk(a, 0.01).length / a.byteLength).toBeLessThan(0.009);
+  });
+  it('a NaN or infinite value makes a NaN scale, which the receiver refuses', () => {
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      const bytes = encodeTopk(new Float32Array([1, bad, -3, 0.5]), 0.5);
+      expect(invalid(() => decodeTopk(bytes, 4, 't')).message).toMatch(/scale NaN/);
+    }
+    // A half that is not finite (exponent all ones) is refused too.
+    const ok = encodeTopk(new Float32Array([1, 2, 3, 4]), 0.5);
+    const inf = ok.slice();
+    new DataView(inf.buffer).setUint16(8, 0x7c00, true);
+    expect(invalid(() => decodeTopk(inf, 4, 't')).message).toMatch(/not a finite half/);
+    const negative = ok.slice();
+    new DataView(negative.buffer).setFloat32(4, -1, true);
+    invalid(() => decodeTopk(negative, 4, 't'));
   });
   it('refuses positions out of range, count mismatches, truncation and trailing bytes', () => {
     const a = new Float32Array([0, 5, 0, -7, 0]);
@@ -168,6 +207,32 @@ describe('deep gradient compression', () => {
     const pending = sender.pending('w') as Float32Array;
     for (let i = 0; i < 8; i++) expect((got[i] as number) + (pending[i] as number)).toBeCloseTo(3 * (g[i] as number), 5);
   });
+  it('keeps what half precision rounded off: sent plus pending is the sum of the gradients, whatever their values', () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(floats(1e3), { minLength: 16, maxLength: 16 }), { minLength: 1, maxLength: 8 }), (steps) => {
+        const sender = new DgcSender({ fraction: 0.25, momentum: 0, warmupSteps: 0 });
+        const got = new Float64Array(16);
+        const total = new Float64Array(16);
+        steps.forEach((s, step) => {
+          const g = Float32Array.from(s);
+          const d = decodeTopk(sender.encode('w', g, step), 16, 'w');
+          for (let i = 0; i < 16; i++) {
+            got[i] = (got[i] as number) + (d[i] as number);
+            total[i] = (total[i] as number) + (g[i] as number);
+          }
+        });
+        const pending = sender.pending('w') as Float32Array;
+        // Float32 accumulation over at most 8 steps of values up to 1e3: within a few float32 ulps of the largest partial sum.
+        for (let i = 0; i < 16; i++) expect(Math.abs((got[i] as number) + (pending[i] as number) - (total[i] as number))).toBeLessThanOrEqual(1e-3);
+      }),
+    );
+  });
+  it('drops a non-finite accumulation it could not send instead of owing it forever', () => {
+    const sender = new DgcSender({ fraction: 0.5, momentum: 0, warmupSteps: 0 });
+    expect(() => decodeTopk(sender.encode('w', new Float32Array([Number.NaN, 1, 0.5, 0.25]), 0), 4, 'w')).toThrow(/scale NaN/);
+    expect([...(sender.pending('w') as Float32Array)]).toEqual([0, 0, 0.5, 0.25]);
+    expect([...decodeTopk(sender.encode('w', new Float32Array([0, 0, 1, 0]), 1), 4, 'w')]).toEqual([0, 0, 1.5, 0.25]);
+  });
   it('masks momentum where it sent, and clipping scales to the bound', () => {
     const sender = new DgcSender({ fraction: 0.5, momentum: 0.9, warmupSteps: 0 });
     sender.encode('w', new Float32Array([10, 0.1]), 0);
@@ -177,7 +242,7 @@ describe('deep gradient compression', () => {
     expect(clipScale([new Float32Array([0.3, 0.4])], 1)).toBe(1);
   });
   it('momentum correction and factor masking, step by step against a hand-computed example', () => {
-    // m = 0.5, top 2 of 4: u ← m·u + g; v ← v + u; send the top 2 of v; zero u and v where sent.
+    // m = 0.5, top 2 of 4: u ← m·u + g; v ← v + u; send the top 2 of v; zero u and v where sent (every value here is exact in half precision).
     const sender = new DgcSender({ fraction: 0.5, momentum: 0.5, warmupSteps: 0 });
     const sent = (g: number[], step: number) => [...decodeTopk(sender.encode('w', new Float32Array(g), step), 4, 'w')];
     const pending = () => [...(sender.pending('w') as Float32Array)];

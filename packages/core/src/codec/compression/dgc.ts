@@ -3,8 +3,9 @@
  * accuracy while sending 0.1-1% of each gradient:
  *  - momentum correction: accumulate the velocity u = m·u + g, not the raw
  *    gradient, into v = v + u, and send the top-k of v;
- *  - momentum factor masking: zero u and v where they were sent, so stale
- *    momentum does not push the same coordinates again;
+ *  - momentum factor masking: zero u where it was sent, so stale momentum
+ *    does not push the same coordinates again, and take what was sent from
+ *    v (zero but for what the wire's half precision rounded off);
  *  - local gradient clipping (`clipScale`): scale a worker's gradient to a
  *    norm bound before it is accumulated;
  *  - warm-up: start dense and reach the target density in stages, each a
@@ -92,10 +93,14 @@ export class DgcSender {
       v[i] = (v[i] as number) + ui;
     }
     const positions = topkPositions(v, topkCount(n, dgcDensity(step, this.options)));
-    const bytes = encodeTopkAt(v, positions);
+    const sent = new Float32Array(positions.length);
+    const bytes = encodeTopkAt(v, positions, sent);
     for (let i = 0; i < positions.length; i++) {
       const p = positions[i] as number;
-      v[p] = 0;
+      // What half precision rounded off stays owed (error feedback); the velocity is masked where it was sent.
+      // A non-finite accumulation goes as a NaN scale, which the receiver refuses: it is dropped, not kept forever.
+      const s = sent[i] as number;
+      v[p] = Number.isFinite(s) ? (v[p] as number) - s : 0;
       u[p] = 0;
     }
     return bytes;

@@ -54,6 +54,11 @@ function halfTable(): Float32Array {
   return t;
 }
 
+/** A half's float32 value. */
+export function halfValue(h: number): number {
+  return halfTable()[h & 0xffff] as number;
+}
+
 export function fp16Bytes(n: number): number {
   return 2 * n;
 }
