@@ -1,11 +1,12 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadLayersModelFile, saveLayersModel } from '@tamp/core/node';
+import { FASHION_MNIST_DIR, loadLayersModelFile, saveLayersModel } from '@tamp/core/node';
 import { decodeTampModel } from '../format/tamp-format.js';
 import { loadTampAsLayersModel } from '../tfjs-bridge.js';
 import { compressModel } from './compress.js';
@@ -77,4 +78,64 @@ describe('tamp compress on a MobileNet-style model', () => {
     expect(a.reduce((m, v, i) => Math.max(m, Math.abs(v - (b[i] as number))), 0)).toBeLessThan(0.05);
     for (const m of [compressed, stock]) m.dispose();
   });
+});
+
+/** A small convolutional MNIST classifier with batch norm after each convolution. */
+function tinyBnConvnet(): tfl.LayersModel {
+  const input = tfl.input({ shape: [28, 28, 1] });
+  let x = input;
+  for (const filters of [8, 16]) {
+    x = tfl.layers.conv2d({ filters, kernelSize: 3, strides: 2, padding: 'same', useBias: false, kernelInitializer: tfl.initializers.glorotUniform({ seed: filters }) }).apply(x) as S;
+    x = tfl.layers.reLU().apply(tfl.layers.batchNormalization().apply(x) as S) as S;
+  }
+  x = tfl.layers.globalAveragePooling2d({}).apply(x) as S;
+  return tfl.model({ inputs: input, outputs: tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) }).apply(x) as S });
+}
+
+/** An IDX folder holding the first rows of Fashion-MNIST (Debian's dataset-fashion-mnist): small enough for a quick fine-tune and score. */
+function fashionSubset(to: string, train: number, test: number): string {
+  mkdirSync(to, { recursive: true });
+  for (const [name, n] of [['train-images-idx3-ubyte', train], ['train-labels-idx1-ubyte', train], ['t10k-images-idx3-ubyte', test], ['t10k-labels-idx1-ubyte', test]] as const) {
+    const data = gunzipSync(readFileSync(join(FASHION_MNIST_DIR, `${name}.gz`)));
+    const dims = data[3] as number;
+    const per = Array.from({ length: dims - 1 }, (_, i) => data.readUInt32BE(8 + 4 * i)).reduce((a, b) => a * b, 1);
+    const out = Buffer.from(data.subarray(0, 4 + 4 * dims + n * per));
+    out.writeUInt32BE(n, 4);
+    writeFileSync(join(to, name), out);
+  }
+  return to;
+}
+
+describe('tamp compress with fine-tuning on a model with batch norm', () => {
+  it('prunes with batch norm in place, folds it after pruning, then shares values and quantizes the folded weights', async () => {
+    const model = tinyBnConvnet();
+    const data = fashionSubset(join(dir, 'fashion'), 640, 200);
+    const json = await saveLayersModel(model, join(dir, 'bn-convnet'), { model: 'tiny-bn-convnet', dataset: data, task: 'classification' });
+    model.dispose();
+    const lines: string[] = [];
+    const report = await compressModel({ model: json, out: join(dir, 'bn-out'), int8: true, prune: 0.5, scope: 'layer', clusters: 8, finetuneEpochs: 1, finetuneEpochSize: 128, dataset: data, log: (l) => lines.push(l) });
+    // The order of the steps: pruning (with batch norm), folding, sharing.
+    expect(report.techniques.slice(0, 4)).toEqual(['prune 50.0%', 'batch norm folded after pruning', '8 shared values', 'int8']);
+    expect(lines.findIndex((l) => l.startsWith('pruning'))).toBeLessThan(lines.findIndex((l) => l.startsWith('folded')));
+    expect(lines.findIndex((l) => l.startsWith('folded'))).toBeLessThan(lines.findIndex((l) => l.startsWith('sharing')));
+    const tamp = decodeTampModel(readFileSync(report.tamp));
+    const layers = (tamp.modelTopology as { config: { layers: Array<{ class_name: string }> } }).config.layers;
+    expect(layers.some((l) => l.class_name === 'BatchNormalization')).toBe(false);
+    // Folding scaled each output channel: the pruned zeros stayed zero, and the shared values are those of the folded kernels.
+    const convs = report.layers.filter((l) => l.shape.length === 4);
+    expect(convs).toHaveLength(2);
+    for (const row of convs) {
+      expect(row.kept, row.name).toBeLessThanOrEqual(0.5);
+      expect(row.encoding, row.name).toMatch(/^8 shared values/);
+    }
+    // The .tamp (codebooks and indices) and the export (the model's weights after the last step) compute the same thing.
+    const compressed = await loadTampAsLayersModel(readFileSync(report.tamp));
+    const stock = await loadLayersModelFile(report.tfjs.modelJson);
+    const x = tf.randomUniform([4, 28, 28, 1], 0, 1, 'float32', 5);
+    const a = (await (compressed.predict(x) as tf.Tensor).data()) as Float32Array;
+    const b = (await (stock.predict(x) as tf.Tensor).data()) as Float32Array;
+    expect(a.reduce((m, v, i) => Math.max(m, Math.abs(v - (b[i] as number))), 0)).toBeLessThan(0.05);
+    expect(report.accuracyAfter).toBeGreaterThan(0);
+    for (const m of [compressed, stock]) m.dispose();
+  }, 120_000);
 });

@@ -173,18 +173,23 @@ export async function compressModel(options: CompressOptions): Promise<CompressR
   const meta: TampMeta = { ...stored, producer: PRODUCER, created: new Date().toISOString(), source: options.model };
   const techniques: string[] = [];
 
-  // Batch norm folded first: pruning, sharing and int8 then act on the weights the model really computes with.
+  // Batch norm is folded before sharing and int8, which then act on the weights the model really computes with.
+  // Pruning with fine-tuning comes first, with batch norm still in place: a network that fine-tunes without its
+  // batch norms (residual ones above all) recovers far less from pruning. Folding scales each output channel, so
+  // pruned zeros stay zero; it would break shared values, so sharing comes after it.
   const fold = foldBatchNorm(original.modelTopology, artifactWeights(original));
-  let artifacts = fold.folded.length === 0 ? original : foldedArtifacts(original, fold);
-  if (fold.folded.length > 0) {
-    techniques.push('batch norm folded');
-    log(`folded ${fold.folded.length} batch norm layer(s) into the layers before them: ${fold.folded.join(', ')}`);
-  }
+  const pruneBeforeFold = fold.folded.length > 0 && prune > 0 && epochs > 0;
+  const folding = (from: tf.io.ModelArtifacts, f: typeof fold, when: string): tf.io.ModelArtifacts => {
+    techniques.push(`batch norm folded${when}`);
+    log(`folded ${f.folded.length} batch norm layer(s) into the layers before them${when}: ${f.folded.join(', ')}`);
+    return foldedArtifacts(from, f);
+  };
+  let artifacts = fold.folded.length === 0 || pruneBeforeFold ? original : folding(original, fold, '');
   let shared = new Map<string, { codebook: Float32Array; indices: Uint8Array }>();
   let curve: SparsityPoint[] = [];
   if (reshapes) {
     const dataset = datasetName !== undefined ? loadDataset(datasetName) : undefined;
-    const model = await tfl.loadLayersModel({ load: async () => artifacts });
+    let model = await tfl.loadLayersModel({ load: async () => artifacts });
     const ft = {
       dataset: dataset as NonNullable<typeof dataset>,
       optimizer: optimizerSettings('adam', options.finetuneLearningRate ?? 2e-4),
@@ -197,6 +202,13 @@ export async function compressModel(options: CompressOptions): Promise<CompressR
       log(`pruning ${options.pattern === '2:4' ? '2:4 (two of every four)' : `${(prune * 100).toFixed(1)}% (${options.scope ?? 'global'})`} over ${epochs} fine-tuning epoch(s)`);
       curve = (await pruneWhileFinetuning(model, { sparsity: prune, scope: options.scope ?? 'global', pattern: options.pattern ?? 'unstructured' }, epochs, ft)).curve;
       techniques.push(options.pattern === '2:4' ? 'prune 2:4' : `prune ${(prune * 100).toFixed(1)}%`);
+    }
+    if (pruneBeforeFold) {
+      // The fine-tuned batch norms (their statistics recomputed under the pruned weights) fold now.
+      const pruned = await currentArtifacts(model);
+      model.dispose();
+      artifacts = folding(pruned, foldBatchNorm(pruned.modelTopology, artifactWeights(pruned)), ' after pruning');
+      model = await tfl.loadLayersModel({ load: async () => artifacts });
     }
     if (options.clusters !== undefined) {
       log(`sharing ${options.clusters} values per layer, ${Math.ceil(epochs / 2)} fine-tuning epoch(s)`);

@@ -11,10 +11,10 @@
  * mean, which moves the centroid by the cluster's summed gradient as Deep
  * Compression does, and pruned weights stay zero.
  *
- * Batch norm: `tamp compress` folds it before fine-tuning (compress.ts), so
- * its models reach these functions without any. These functions are
- * exported, though, and a caller may hand them a model that still has batch
- * norm; there fine-tuning steps move the moving statistics only by an
+ * Batch norm: `tamp compress` prunes with batch norm in place and folds it
+ * afterwards, before sharing (compress.ts), so pruning's fine-tuning trains
+ * the batch norms too and sharing's sees none. Fine-tuning steps move the
+ * moving statistics only by an
  * exponential average (momentum 0.99), which after a few dozen steps still
  * describes the weights before pruning. So every evaluation, and the model
  * handed back, first has them recomputed from training batches under the
