@@ -127,12 +127,30 @@ const stepMs = (r: Report) => {
   const w = r.workerStats[0];
   return w !== undefined && w.steps > 0 ? (w.seconds / w.steps) * 1000 : NaN;
 };
+/**
+ * The issue's pipeline goal: step time ≤ compute + 1.2 × (bytes on the wire ÷ link rate), the bytes being one
+ * step's push and pull payloads (report.json) over the worker's link.
+ */
+function pipelineBound(r: Report, mbit: number): string {
+  const w = r.workerStats[0];
+  if (w === undefined || w.steps === 0) return '';
+  const compute = (w.computeSeconds / w.steps) * 1000;
+  const wireMs = (((r.pushBytesPerStep + r.pullBytesPerStep) * 8) / (mbit * 1e6)) * 1000;
+  const bound = compute + 1.2 * wireMs;
+  return `${fmt(bound, 1)} (${stepMs(r) <= bound ? 'met' : 'missed'})`;
+}
 const split = (r: Report) => {
   const w = r.workerStats[0];
   if (w === undefined || w.steps === 0) return '';
   const ms = (s: number) => fmt((s / w.steps) * 1000, 1);
   return `${ms(w.computeSeconds)} / ${ms(w.pushWaitSeconds)} / ${ms(w.pullWaitSeconds)}`;
 };
+/** Seconds until the first epoch whose validation accuracy reaches the target, if one does. */
+function secondsToTarget(r: Report, plan: ModelPlan): number | undefined {
+  const hit = r.history.find((h) => (h.validationAccuracy ?? 0) >= plan.target);
+  return hit === undefined ? undefined : (r.trainSeconds / plan.epochs) * hit.epoch;
+}
+
 /** Seconds until the first epoch whose validation accuracy reaches the target (epochs take equal time: trainSeconds / epochs). */
 function timeToTarget(r: Report, plan: ModelPlan): string {
   const hit = r.history.find((h) => (h.validationAccuracy ?? 0) >= plan.target);
@@ -144,6 +162,61 @@ const why = labUnavailable();
 if (why !== undefined) throw new Error(`bench:wire needs the network lab: ${why}`);
 
 const sections: string[] = [];
+/** Every single-worker lab run, for the goals below the tables. */
+const runs: Array<{ plan: ModelPlan; mbit: number; label: string; r: Report }> = [];
+/** The issue's goals, met or missed, from this run's rows. */
+function goals(): string[] {
+  const lines: string[] = [];
+  const verdict = (ok: boolean) => (ok ? 'met' : 'missed');
+  for (const plan of MODELS) {
+    for (const mbit of RATES) {
+      const at = (label: string) => runs.find((x) => x.plan === plan && x.mbit === mbit && x.label === label)?.r;
+      const fp32 = at('fp32 / fp32');
+      if (fp32 === undefined) continue;
+      const where = `${plan.model} at ${mbit} Mbit/s`;
+      const bytes: Array<[string, string, 'push' | 'pull', number]> = [
+        ['fp16 push', 'fp16 / fp16', 'push', 0.51],
+        ['int8 push', 'int8 / int8', 'push', 0.27],
+        ['topk:0.01 push', 'topk:0.01 / fp32', 'push', 0.02],
+        ['int8 pull', 'int8 / int8', 'pull', 0.27],
+      ];
+      const parts = bytes.flatMap(([what, label, dir, goal]) => {
+        const r = at(label);
+        if (r === undefined) return [];
+        const ratio = dir === 'push' ? r.pushBytesPerStep / fp32.pushBytesPerStep : r.pullBytesPerStep / fp32.pullBytesPerStep;
+        return [`${what} ${fmt(ratio, 4)}x (≤ ${goal}x: ${verdict(ratio <= goal)})`];
+      });
+      lines.push(`- ${where}, bytes: ${parts.join('; ')}.`);
+      const acc: Array<[string, number]> = [
+        ['fp16 / fp16', 0.2],
+        ['int8 / int8', 0.2],
+        ['topk:0.01 / fp32', 0.5],
+        ['topk:0.01 / int8', 0.5],
+      ];
+      const accParts = acc.flatMap(([label, goal]) => {
+        const r = at(label);
+        if (r === undefined) return [];
+        const drop = (fp32.testAccuracy - r.testAccuracy) * 100;
+        return [`${label} ${drop >= 0 ? '−' : '+'}${fmt(Math.abs(drop), 2)} (within ${goal}: ${verdict(drop <= goal)})`];
+      });
+      lines.push(`- ${where}, accuracy against fp32's ${fmt(fp32.testAccuracy * 100, 2)}% after the same epochs (points): ${accParts.join('; ')}.`);
+      if (mbit === 100 && plan === MODELS[0]) {
+        const base = secondsToTarget(fp32, plan);
+        const best = runs
+          .filter((x) => x.plan === plan && x.mbit === mbit && x.label !== 'fp32 / fp32')
+          .map((x) => ({ label: x.label, s: secondsToTarget(x.r, plan) }))
+          .filter((x): x is { label: string; s: number } => x.s !== undefined)
+          .sort((a, b) => a.s - b.s)[0];
+        lines.push(
+          base === undefined || best === undefined
+            ? `- ${where}, time to ${plan.target * 100}%: not scored (${base === undefined ? 'fp32' : 'no compressed pair'} did not reach it in ${plan.epochs} epochs).`
+            : `- ${where}, time to ${plan.target * 100}%: fp32 ${fmt(base, 1)} s, best pair (${best.label}) ${fmt(best.s, 1)} s: **${fmt(base / best.s, 2)}x** sooner (goal ≥ 4x: ${verdict(base / best.s >= 4)}); epochs take equal time here, so this counts whole epochs.`,
+        );
+      }
+    }
+  }
+  return lines;
+}
 const RATES = quick ? [100] : [100, 1000];
 try {
   for (const plan of MODELS) {
@@ -152,6 +225,7 @@ try {
       let fp32: Report | undefined;
       for (const c of CODECS) {
         const r = await labRun(`${plan.model} ${c.label} ${mbit}`, plan, 1, mbit, c.flags);
+        runs.push({ plan, mbit, label: c.label, r });
         fp32 ??= r;
         rows.push([
           `${mbit} Mbit/s`,
@@ -160,6 +234,7 @@ try {
           `${fmt(r.pullBytesPerStep)} (${fmt(r.pullBytesPerStep / fp32.pullBytesPerStep, 3)}x)`,
           fmt(stepMs(r), 1),
           split(r),
+          pipelineBound(r, mbit),
           `${fmt(r.testAccuracy * 100, 2)}%`,
           timeToTarget(r, plan),
         ]);
@@ -167,7 +242,7 @@ try {
     }
     sections.push(
       `### ${plan.model}, 1 worker, ${plan.epochs} epoch(s), target ${plan.target * 100}%\n\n${markdownTable(
-        ['link', 'push / pull codec', 'push bytes/step', 'pull bytes/step', 'step ms', 'compute / push wait / pull wait ms', 'test accuracy', 'time to target'],
+        ['link', 'push / pull codec', 'push bytes/step', 'pull bytes/step', 'step ms', 'compute / push wait / pull wait ms', 'compute + 1.2 × wire ms (goal: step ≤ it)', 'test accuracy', 'time to target'],
         rows,
       )}`,
     );
@@ -188,13 +263,18 @@ try {
 
   // Loopback: nothing to save on the wire; does compression cost?
   const loop: Array<Array<string | number>> = [];
+  let autoOnLoopback: number | undefined;
   let base: Report | undefined;
   for (const c of CODECS.filter((x) => (quick ? ['fp32 / fp32', 'auto'] : ['fp32 / fp32', 'fp16 / fp16', 'int8 / int8', 'auto']).includes(x.label))) {
     const r = loopbackRun(c.label, plan, c.flags);
     base ??= r;
     loop.push([c.label + (r.workerStats[0]?.wireChoice !== undefined ? ` → ${r.workerStats[0].wireChoice.split(': ')[0]}` : ''), fmt(stepMs(r), 1), `${fmt(stepMs(r) / stepMs(base), 2)}x`, split(r), `${fmt(r.testAccuracy * 100, 2)}%`]);
+    if (c.label === 'auto') autoOnLoopback = stepMs(r) / stepMs(base);
   }
-  sections.push(`### Loopback (\`tamp train --local\`, 1 ps + 1 worker), ${plan.model}\n\n${markdownTable(['codecs', 'step ms', 'vs fp32', 'compute / push wait / pull wait ms', 'test accuracy'], loop)}`);
+  sections.push(
+    `### Loopback (\`tamp train --local\`, 1 ps + 1 worker), ${plan.model}\n\n${markdownTable(['codecs', 'step ms', 'vs fp32', 'compute / push wait / pull wait ms', 'test accuracy'], loop)}` +
+      (autoOnLoopback !== undefined ? `\n\n\`--wire auto\` on loopback: ${fmt(autoOnLoopback, 2)}x fp32's step time (goal ≤ 1.05x: ${autoOnLoopback <= 1.05 ? 'met' : 'missed'}).` : ''),
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
@@ -204,6 +284,10 @@ const markdown = `## Compressed communication over real links (\`pnpm bench:wire
 ${machine()}. Network lab: network namespaces and \`tc tbf\` links (test/helpers/netlab.ts); parameter server and chief on a 1 Gbit/s host, each worker on its own host and link; MNIST, batch 64, seed 1, Adam at lr 0.001 (the momentum SGD rows: lr 0.01, momentum 0.9), async. Bytes per step are the tensor payload bytes report.json counts at the parameter server (pushes received, workers' pulls answered; \`--wire auto\`'s probe pulls included). Time to target: epochs take equal time here (trainSeconds / epochs), counted to the first epoch whose validation accuracy reaches the target.
 
 ${sections.join('\n\n')}
+
+Goals, from the rows above:
+
+${goals().join('\n')}
 
 Anchors: Horovod's fp16 compression halves the bytes (2x); QSGD (Alistarh et al. 2017) quantizes gradients to a few bits with convergence guarantees; Deep Gradient Compression (Lin et al. 2018) sends 270-600x fewer gradient bytes without losing accuracy, using momentum correction, local clipping and warm-up (here: top-k with error feedback and the dense warm-up, and with momentum SGD its momentum correction: the workers keep the momentum and the servers apply plain SGD; with Adam the servers keep Adam's moments); Aji & Heafield 2017 drop 99% of gradient values and train MNIST up to 49% faster with no loss.
 `;
