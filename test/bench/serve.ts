@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { GrpcInferenceClient } from '@tamp/client/grpc';
 import { renderScene, sceneSeed } from '@tamp/core';
+import { loadModel } from '@tamp/webgpu/node';
 import { freePorts } from '../helpers/ports.js';
 import { TAMP_BIN } from '../helpers/tamp.js';
 import { fmt, machine, markdownTable, REPO, writeSection } from './report.js';
@@ -167,6 +168,31 @@ const digit = Float32Array.from({ length: 784 }, (_, i) => ((i * 7919) % 997) / 
 const scene = renderScene(sceneSeed(2026, 'bench', 0));
 const scenePixels = Float32Array.from(scene.pixels, (v) => v / 255);
 
+/**
+ * The model alone, in this process on the servers' device (no HTTP, no thread hop): what batching can buy at
+ * most here is batch 1's time per sample over batch 32's, measured before any server starts.
+ */
+async function modelAlone(): Promise<{ one: number; batch: number; ceiling: number }> {
+  const model = await loadModel(DIGITS, { device: 'wasm' });
+  try {
+    await model.warmup(32);
+    const time = async (batch: number, runs: number) => {
+      const input = new Float32Array(batch * 784).map((_, i) => digit[i % 784] as number);
+      await model.predict(input);
+      const t = performance.now();
+      for (let i = 0; i < runs; i++) await model.predict(input);
+      return (performance.now() - t) / runs;
+    };
+    const one = await time(1, 300);
+    const batch = await time(32, 40);
+    return { one, batch, ceiling: one / (batch / 32) };
+  } finally {
+    model.dispose();
+  }
+}
+const alone = await modelAlone();
+process.stderr.write(`LeNet-5 int8 alone on wasm: batch 1 ${fmt(alone.one, 3)} ms, batch 32 ${fmt(alone.batch, 2)} ms: ceiling ${fmt(alone.ceiling, 2)}x\n`);
+
 const rows: Array<Array<string | number>> = [];
 const summary: Record<string, Load> = {};
 const row = (model: string, server: string, body: string, c: number, l: Load) => {
@@ -234,6 +260,7 @@ const section = `## Serving: \`pnpm bench:serve\`
 
 ${markdownTable(['model', 'server', 'body', 'concurrency', 'req/s', 'p50', 'p90', 'p95', 'p97.5', 'p99', 'errors'], rows)}
 
+- The model alone on this device (in this process, no HTTP): batch 1 takes ${fmt(alone.one, 3)} ms, batch 32 ${fmt(alone.batch, 2)} ms (${fmt(alone.batch / 32, 3)} ms a sample), so batching can raise throughput by at most **${alone.ceiling.toFixed(2)}x** here, whatever the server does around it${alone.ceiling < 3.5 ? ': the 3.5x goal (Triton\'s on GPUs) lies above what batching can give on this device' : ''}.
 - Dynamic batching at concurrency 64 (binary): **${batchedGain.toFixed(2)}x** the unbatched throughput (goal ≥ 3.5x: ${met(batchedGain >= 3.5)}), p95 ${fmt(g('LeNet-5 int8|tamp serve, batching|binary|64').p95, 1)} ms against ${fmt(g('LeNet-5 int8|tamp serve|binary|64').p95, 1)} ms unbatched (goal no worse: ${met(p95Ok)}; p97.5 ${fmt(g('LeNet-5 int8|tamp serve, batching|binary|64').p975, 1)} against ${fmt(g('LeNet-5 int8|tamp serve|binary|64').p975, 1)} ms).
 - Against the hand-written stock-tfjs server at concurrency 64: **${vsBaseline.toFixed(2)}x** its throughput with binary bodies (goal ≥ 4x: ${met(vsBaseline >= 4)}); JSON against its JSON: ${vsBaselineJson.toFixed(2)}x.
 - Errors over every run, the soak included: ${totalErrors} (goal 0: ${met(totalErrors === 0)})${totalErrors === 0 ? '' : `; by run: ${Object.entries(summary).filter(([, l]) => l.errors > 0).map(([k, l]) => `${k.replaceAll('|', ', ')}: ${l.errorKinds}`).join('; ')}`}.
