@@ -59,7 +59,7 @@ function checkTarball(file) {
     if (!ok) problems.push(`exports["${subpath}"].${condition} -> ${target} is not in the tarball`);
   }
   for (const f of files) {
-    if (/\.test\.|(^|\/)test-fixtures\//.test(f)) problems.push(`ships test-only ${f}`);
+    if (/\.test\.|\.fixture\.|(^|\/)test-fixtures\//.test(f)) problems.push(`ships test-only ${f}`);
     else if (/\.[cm]?ts$/.test(f) && !/\.d\.[cm]?ts$/.test(f)) problems.push(`ships TypeScript source ${f}`);
   }
   if (!files.has('README.md')) console.error(`pack-all: warning: ${manifest.name} has no README.md`);

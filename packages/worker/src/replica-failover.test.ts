@@ -6,50 +6,33 @@
  * the new backup, and a second failover onto it. Workers push through gRPC
  * with the slot tokens the chief would have given them.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ClusterError, type ConsistencyMode, optimizerSettings } from '@tamp/core';
+import { ClusterError } from '@tamp/core';
 import { type RunningParameterServer, ShardClient, startParameterServer } from '@tamp/parameter-server';
 import { CHIEF_SECRET_KEY, WORKER_TOKEN_KEY, newSecret, slotToken } from '@tamp/rpc';
 import { Chief } from './chief.js';
-import type { TrainingSettings } from './job-config.js';
+import { type ShardFixture, closeShardFixture, openShardFixture, tinyTraining } from './chief-shards.fixture.js';
 import { checkPsReplicas } from './replica-chain.js';
 
 const JOB = 'replica-test';
 const SECRET = newSecret();
 const WORKERS = ['worker-0', 'worker-1'];
-const training = (mode: ConsistencyMode): TrainingSettings => ({
-  model: 'mlp-tiny',
-  dataset: 'mnist',
-  epochs: 1,
-  epochSize: 256,
-  batchSize: 32,
-  optimizer: optimizerSettings('adam', 0.01),
-  mode,
-  staleness: 1,
-  backupWorkers: 0,
-  seed: 1,
-});
+const training = tinyTraining;
 
+let fixture: ShardFixture;
 let servers: RunningParameterServer[];
 let out: string;
 let chief: Chief | undefined;
 let clients: ShardClient[];
 
 beforeEach(async () => {
-  servers = await Promise.all([0, 1].map((index) => startParameterServer({ jobId: JOB, index, chiefSecret: SECRET })));
-  out = mkdtempSync(join(tmpdir(), 'tamp-replica-'));
-  clients = [];
+  fixture = await openShardFixture(JOB, SECRET, 'tamp-replica-');
+  ({ servers, out, clients } = fixture);
 });
 
 afterEach(async () => {
-  for (const c of clients) c.close();
-  await chief?.close();
+  await closeShardFixture(fixture, chief);
   chief = undefined;
-  await Promise.all(servers.map((s) => s.close()));
-  rmSync(out, { recursive: true, force: true });
 });
 
 async function makeChief(): Promise<Chief> {

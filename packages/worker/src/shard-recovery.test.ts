@@ -7,49 +7,32 @@
  * requests of the old generation are then refused with ROLLED_BACK, nothing
  * applied, and those of the new one are served.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ConsistencyMode, type WireTensor, optimizerSettings } from '@tamp/core';
+import { type ConsistencyMode, type WireTensor } from '@tamp/core';
 import { type RunningParameterServer, ShardClient, startParameterServer } from '@tamp/parameter-server';
 import { RpcError, WORKER_TOKEN_KEY, newSecret, rpcMetrics, slotToken } from '@tamp/rpc';
 import { saveCheckpoint } from './checkpoints.js';
 import { Chief } from './chief.js';
-import type { TrainingSettings } from './job-config.js';
+import { type ShardFixture, closeShardFixture, openShardFixture, tinyTraining } from './chief-shards.fixture.js';
 
 const JOB = 'recovery-test';
 const SECRET = newSecret();
-const training = (mode: ConsistencyMode): TrainingSettings => ({
-  model: 'mlp-tiny',
-  dataset: 'mnist',
-  epochs: 1,
-  epochSize: 256,
-  batchSize: 32,
-  optimizer: optimizerSettings('adam', 0.01),
-  mode,
-  staleness: 1,
-  backupWorkers: 0,
-  seed: 1,
-});
+const training = tinyTraining;
 
+let fixture: ShardFixture;
 let servers: RunningParameterServer[];
 let out: string;
 let chief: Chief | undefined;
 let clients: ShardClient[];
 
 beforeEach(async () => {
-  servers = await Promise.all([0, 1].map((index) => startParameterServer({ jobId: JOB, index, chiefSecret: SECRET })));
-  out = mkdtempSync(join(tmpdir(), 'tamp-recovery-'));
-  clients = [];
+  fixture = await openShardFixture(JOB, SECRET, 'tamp-recovery-');
+  ({ servers, out, clients } = fixture);
 });
 
 afterEach(async () => {
-  for (const c of clients) c.close();
-  await chief?.close();
+  await closeShardFixture(fixture, chief);
   chief = undefined;
-  await Promise.all(servers.map((s) => s.close()));
-  rmSync(out, { recursive: true, force: true });
 });
 
 async function makeChief(mode: ConsistencyMode): Promise<Chief> {
