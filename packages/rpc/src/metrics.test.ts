@@ -9,7 +9,7 @@ import { clientConstructor, createClient, startServer } from './channel.js';
 import { requestHeader } from './header.js';
 import { serviceHandlers } from './handlers.js';
 import { Counter, Histogram } from 'prom-client';
-import { type CallEnd, type MetricsServer, RpcMetrics, observeCalls, serveMetrics } from './metrics.js';
+import { type CallEnd, type MetricsServer, RpcMetrics, observeCalls, rpcMetrics, serveMetrics } from './metrics.js';
 
 const json = {
   serialize: (value: unknown) => Buffer.from(JSON.stringify(value)),
@@ -61,6 +61,21 @@ describe('rpc metrics', () => {
     expect(series.get(`tamp_rpc_server_handling_seconds_count{${method}}`)).toBe(3);
     expect(series.has('process_cpu_seconds_total')).toBe(true);
     expect((await fetch(`http://127.0.0.1:${http.port}/healthz`)).status).toBe(200);
+  });
+
+  it('counts a method held open for a peer\'s life but leaves it out of the handling-time histogram', async () => {
+    const HELD = { ping: { ...PING.ping, path: '/tamp.test.Held/Ping' } };
+    rpcMetrics.holdsOpen(HELD.ping.path);
+    const h = serviceHandlers({ jobId: 'held' });
+    const server = await startServer([{ definition: HELD, implementation: { ping: h.unary('ping', () => ({})) } }], { host: '127.0.0.1', port: 0 });
+    const client = createClient(clientConstructor<PingClient>(HELD, 'tamp.test.Held'), `127.0.0.1:${server.port}`);
+    await new Promise<void>((resolve) => client.ping({ header: requestHeader('held') }, new Metadata(), { deadline: Date.now() + 5_000 }, () => resolve()));
+    client.close();
+    await server.close(0);
+    const text = await rpcMetrics.registry.metrics();
+    const method = 'method="/tamp.test.Held/Ping"';
+    expect(parse(text).get(`tamp_rpc_server_handled_total{${method},code="OK"}`)).toBe(1);
+    expect(text).not.toContain(`tamp_rpc_server_handling_seconds_count{${method}}`);
   });
 
   it('observeCalls follows the chosen methods: messages each way, the status, the time after half-close', async () => {

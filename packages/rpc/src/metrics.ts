@@ -36,6 +36,8 @@ export class RpcMetrics {
   readonly messagesReceived = new Counter({ name: 'tamp_rpc_server_received_messages_total', help: 'Messages servers received (a push or an assign streams several), by method', labelNames: ['method'], registers: [this.registry] });
   readonly messagesSent = new Counter({ name: 'tamp_rpc_server_sent_messages_total', help: 'Messages servers sent (a pull streams several), by method', labelNames: ['method'], registers: [this.registry] });
   private defaults = false;
+  /** Methods whose calls stay open for as long as a peer lives (a worker's Presence): counted, not timed. */
+  private readonly heldOpen = new Set<string>();
   /** Other threads' metrics (a worker's comm thread), summed into every scrape. */
   private readonly sources = new Set<() => Promise<ThreadMetrics>>();
 
@@ -44,6 +46,17 @@ export class RpcMetrics {
     if (this.defaults) return;
     this.defaults = true;
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /**
+   * Calls of `path` (e.g. `/tamp.v1.Coordinator/Presence`) are held open for
+   * a peer's whole life, so their length is not a handling time: they are
+   * counted in `tamp_rpc_server_handled_total` but kept out of
+   * `tamp_rpc_server_handling_seconds`, whose buckets would otherwise fill
+   * with jobs' lengths.
+   */
+  holdsOpen(path: string): void {
+    this.heldOpen.add(path);
   }
 
   /** Records every call a server finishes; refusals (any status but OK) also by reason. */
@@ -67,7 +80,7 @@ export class RpcMetrics {
         sendStatus: (s, next) => {
           const code = codeName(s.code);
           this.serverHandled.inc({ method, code });
-          this.serverSeconds.observe({ method }, Number(process.hrtime.bigint() - started) / 1e9);
+          if (!this.heldOpen.has(method)) this.serverSeconds.observe({ method }, Number(process.hrtime.bigint() - started) / 1e9);
           if (s.code !== status.OK) this.refused.inc({ reason: code, error: String(s.metadata?.get(ERROR_CODE_KEY)[0] ?? 'none') });
           next(s);
         },

@@ -23,7 +23,7 @@ import {
 } from '@tamp/proto/tamp/v1/coordinator';
 import { createHash } from 'node:crypto';
 import { ClusterError, InvalidArgumentError } from '@tamp/core';
-import { type CallInfo, type RpcServerOptions, WORKER_KEY_KEY, WORKER_TOKEN_KEY, newSecret, serviceHandlers, slotToken, startServer, verifySlotToken } from '@tamp/rpc';
+import { type CallInfo, type RpcServerOptions, WORKER_KEY_KEY, WORKER_TOKEN_KEY, newSecret, rpcMetrics, serviceHandlers, slotToken, startServer, verifySlotToken } from '@tamp/rpc';
 import { type CoordinatorOptions, CoordinatorState } from './coordinator-state.js';
 import { trackCoordinator } from './metrics.js';
 import { checkChiefSilence, checkClaim, checkJoin, checkProgress } from './coordinator-bounds.js';
@@ -189,6 +189,8 @@ export async function startCoordinator(options: CoordinatorServerOptions): Promi
       })),
     })),
   };
+  // A Presence call lasts as long as its worker: a count, not a handling time.
+  rpcMetrics.holdsOpen(CoordinatorService.presence.path);
   const server = await startServer([{ definition: CoordinatorService, implementation, descriptors: FILE_DESCRIPTOR_SET_BASE64 }], { host: options.host ?? '127.0.0.1', port: options.port ?? 0 }, options.rpc);
   log(`chief of job "${jobId}" listening on ${options.host ?? '127.0.0.1'}:${server.port}`);
   return {
