@@ -63,7 +63,7 @@ describe('rpc metrics', () => {
     expect((await fetch(`http://127.0.0.1:${http.port}/healthz`)).status).toBe(200);
   });
 
-  it('counts a method held open for a peer\'s life but leaves it out of the handling-time histogram', async () => {
+  it('counts a method held open for a peer\'s life but leaves it out of the handling-time histograms, server and client', async () => {
     const HELD = { ping: { ...PING.ping, path: '/tamp.test.Held/Ping' } };
     rpcMetrics.holdsOpen(HELD.ping.path);
     const h = serviceHandlers({ jobId: 'held' });
@@ -76,6 +76,8 @@ describe('rpc metrics', () => {
     const method = 'method="/tamp.test.Held/Ping"';
     expect(parse(text).get(`tamp_rpc_server_handled_total{${method},code="OK"}`)).toBe(1);
     expect(text).not.toContain(`tamp_rpc_server_handling_seconds_count{${method}}`);
+    expect(parse(text).get(`tamp_rpc_client_handled_total{${method},code="OK"}`)).toBe(1);
+    expect(text).not.toContain(`tamp_rpc_client_handling_seconds_count{${method}}`);
   });
 
   it('observeCalls follows the chosen methods: messages each way, the status, the time after half-close', async () => {

@@ -51,9 +51,10 @@ export class RpcMetrics {
   /**
    * Calls of `path` (e.g. `/tamp.v1.Coordinator/Presence`) are held open for
    * a peer's whole life, so their length is not a handling time: they are
-   * counted in `tamp_rpc_server_handled_total` but kept out of
-   * `tamp_rpc_server_handling_seconds`, whose buckets would otherwise fill
-   * with jobs' lengths.
+   * counted in `tamp_rpc_{server,client}_handled_total` but kept out of
+   * `tamp_rpc_{server,client}_handling_seconds`, whose buckets would
+   * otherwise fill with jobs' lengths. Each process (each thread: a worker's
+   * comm thread has its own registry) registers the methods it serves or calls.
    */
   holdsOpen(path: string): void {
     this.heldOpen.add(path);
@@ -120,7 +121,7 @@ export class RpcMetrics {
           next(metadata, {
             onReceiveStatus: (s, nextStatus) => {
               this.clientHandled.inc({ method, code: codeName(s.code) });
-              this.clientSeconds.observe({ method }, Number(process.hrtime.bigint() - started) / 1e9);
+              if (!this.heldOpen.has(method)) this.clientSeconds.observe({ method }, Number(process.hrtime.bigint() - started) / 1e9);
               nextStatus(s);
             },
           });

@@ -1,6 +1,6 @@
 /** Client of the chief's Coordinator service. */
-import { CoordinatorClient as GrpcCoordinatorClient, type HeartbeatResponse, type JobStatusResponse, type JoinResponse } from '@tamp/proto/tamp/v1/coordinator';
-import { type RpcCallOptions, type RpcClientOptions, WORKER_TOKEN_KEY, callUnary, createClient, requestHeader, withRetry } from '@tamp/rpc';
+import { CoordinatorClient as GrpcCoordinatorClient, CoordinatorService, type HeartbeatResponse, type JobStatusResponse, type JoinResponse } from '@tamp/proto/tamp/v1/coordinator';
+import { type RpcCallOptions, type RpcClientOptions, WORKER_TOKEN_KEY, callUnary, createClient, requestHeader, rpcMetrics, withRetry } from '@tamp/rpc';
 
 export interface Progress {
   readonly localStep: bigint;
@@ -114,6 +114,8 @@ export class CoordinatorClient {
    * cancels it without calling `onEnd`.
    */
   presence(workerId: string, onEnd: (error?: unknown) => void): () => void {
+    // As long as this worker lives: a count in this thread's metrics, not a handling time.
+    rpcMetrics.holdsOpen(CoordinatorService.presence.path);
     const call = this.client.presence({ header: requestHeader(this.jobId), workerId });
     let ended = false;
     const end = (error?: unknown) => {
