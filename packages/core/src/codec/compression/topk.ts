@@ -8,7 +8,7 @@
  * A value is half(bits) × scale. The scale is the power of two that puts the
  * largest sent magnitude in [2^14, 2^15), so dividing by it is exact and the
  * halves use their normal range (relative error at most 2^-11 for every value
- * within 2^29 of the largest; error feedback carries what rounding lost). A
+ * at least 2^-28 of the largest; error feedback carries what rounding lost). A
  * NaN or infinite value gives a NaN scale, which the receiver refuses, as for
  * int8. Positions are increasing, so they travel as the gaps between them in
  * LEB128 varints (one byte for gaps under 128: at 1% density the mean gap is
