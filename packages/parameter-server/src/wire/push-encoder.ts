@@ -79,7 +79,7 @@ export class PushEncoder {
           const bytes = dgc.encode(key, g, Number(step));
           // Without error feedback, what was not sent is forgotten (the velocity too).
           if (!this.keep) dgc.reset();
-          // Top-k takes 3 bytes a value and 8 of header: a tensor of 8 elements or fewer is smaller as the same values in fp32.
+          // Dense top-k (the warm-up) takes 3 bytes a value and 8 of header: a tensor of 8 elements or fewer is smaller as the same values in fp32.
           if (bytes.length >= 4 * g.length) return { ...base, codec: 'fp32', bytes: bytesOf(decodeTopk(bytes, g.length, t.name)) };
           return { ...base, codec: 'topk', bytes };
         }
