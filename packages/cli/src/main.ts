@@ -46,8 +46,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const [{ TampError, UsageError, errorMessage }, { formatHelp, parseArgs }, { createOutput }] = await Promise.all([import('@tamp/core/base'), import('./args.js'), import('./output.js')]);
   const out = createOutput({ json, verbose });
-  // A role of `tamp train --local` ends with its launcher, even one killed with SIGKILL (TAMP_LAUNCHER_PID names it).
-  if (process.env.TAMP_LAUNCHER_PID !== undefined) (await import('@tamp/worker/parent-watch')).exitWithLauncher(process.env, (m) => out.log(m));
+  // A role of `tamp train --local` ends with its launcher, even one killed with SIGKILL (a no-op unless the launcher named itself).
+  (await import('@tamp/worker/parent-watch')).exitWithLauncher(process.env, (m) => out.log(m));
   try {
     const entry = COMMANDS.find((c) => c.name === name);
     if (entry === undefined) {
