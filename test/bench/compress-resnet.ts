@@ -12,14 +12,13 @@
  * BENCHMARKS.md (bench:compress:resnet-20; with --precise-bn,
  * bench:compress:resnet-20:precise-bn), leaving the LeNet section alone.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import type { CompressReport } from '@tamp/compress/node';
 import { PRECISE_BN_SAMPLES, evaluateModel, recalibrateBatchNorm, recalibrationBatches } from '@tamp/core';
-import { FASHION_MNIST_DIR, type TampModelMetadata, loadClassificationDataset, loadLayersModelFile, saveLayersModel } from '@tamp/core/node';
+import { FASHION_MNIST_DIR, type TampModelMetadata, loadClassificationDataset, loadLayersModelFile, saveLayersModel, writeIdxHead } from '@tamp/core/node';
 import { fmt, load, machine, markdownTable, writeSection } from './report.js';
 import { tamp } from './tamp-sync.js';
 
@@ -44,21 +43,10 @@ export interface ResnetRunOptions {
   readonly compressions: ReadonlyArray<'int8' | 'deep'>;
 }
 
-/** The first `n` rows of an IDX file (gzipped in Debian's package), written raw with its count rewritten. */
-function idxHead(from: string, to: string, n: number): void {
-  const data = gunzipSync(readFileSync(from));
-  const dims = data[3] as number;
-  const header = 4 + 4 * dims;
-  const per = Array.from({ length: dims - 1 }, (_, i) => data.readUInt32BE(8 + 4 * i)).reduce((a, b) => a * b, 1);
-  const out = Buffer.from(data.subarray(0, header + n * per));
-  out.writeUInt32BE(n, 4);
-  writeFileSync(to, out);
-}
-
 function subset(dir: string, trainSamples: number, testSamples: number): void {
   mkdirSync(dir, { recursive: true });
   for (const [name, n] of [['train-images-idx3-ubyte', trainSamples], ['train-labels-idx1-ubyte', trainSamples], ['t10k-images-idx3-ubyte', testSamples], ['t10k-labels-idx1-ubyte', testSamples]] as const) {
-    idxHead(join(FASHION_MNIST_DIR, `${name}.gz`), join(dir, name), n);
+    writeIdxHead(join(FASHION_MNIST_DIR, `${name}.gz`), join(dir, name), n);
   }
 }
 

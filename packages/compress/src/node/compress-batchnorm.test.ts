@@ -1,12 +1,11 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FASHION_MNIST_DIR, loadLayersModelFile, saveLayersModel } from '@tamp/core/node';
+import { FASHION_MNIST_DIR, loadLayersModelFile, saveLayersModel, writeIdxHead } from '@tamp/core/node';
 import { decodeTampModel } from '../format/tamp-format.js';
 import { loadTampAsLayersModel } from '../tfjs-bridge.js';
 import { compressModel } from './compress.js';
@@ -96,12 +95,7 @@ function tinyBnConvnet(): tfl.LayersModel {
 function fashionSubset(to: string, train: number, test: number): string {
   mkdirSync(to, { recursive: true });
   for (const [name, n] of [['train-images-idx3-ubyte', train], ['train-labels-idx1-ubyte', train], ['t10k-images-idx3-ubyte', test], ['t10k-labels-idx1-ubyte', test]] as const) {
-    const data = gunzipSync(readFileSync(join(FASHION_MNIST_DIR, `${name}.gz`)));
-    const dims = data[3] as number;
-    const per = Array.from({ length: dims - 1 }, (_, i) => data.readUInt32BE(8 + 4 * i)).reduce((a, b) => a * b, 1);
-    const out = Buffer.from(data.subarray(0, 4 + 4 * dims + n * per));
-    out.writeUInt32BE(n, 4);
-    writeFileSync(join(to, name), out);
+    writeIdxHead(join(FASHION_MNIST_DIR, `${name}.gz`), join(to, name), n);
   }
   return to;
 }

@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { iterateBatches, stepsPerEpoch } from '../../data/dataset.js';
 import { DatasetError } from '../../errors.js';
-import { encodeIdx, parseIdx, readIdxFile } from './idx.js';
+import { encodeIdx, parseIdx, readIdxFile, writeIdxHead } from './idx.js';
 import { findIdxFiles, loadIdxFolder } from './idx-folder.js';
 import { loadMnist } from './mnist.js';
 import { FASHION_MNIST_DIR, NAMED_DATASETS, describeDatasetChoices, listDatasets, loadClassificationDataset, loadFashionMnist } from './registry.js';
@@ -63,6 +63,17 @@ describe('IDX reader', () => {
     expect(Array.from(gz.data)).toEqual(Array.from(data));
   });
 
+  it('writes the first rows of a gzipped IDX file as a raw one, the count rewritten', () => {
+    const data = Uint8Array.from({ length: 5 * 6 }, (_, i) => i);
+    const from = write('head-src-idx3-ubyte.gz', gzipSync(encodeIdx([5, 2, 3], data)));
+    const to = join(dir, 'head-idx3-ubyte');
+    writeIdxHead(from, to, 2);
+    const head = readIdxFile(to);
+    expect(head.dims).toEqual([2, 2, 3]);
+    expect([...head.data]).toEqual([...data.subarray(0, 12)]);
+    writeIdxHead(from, to, 50);
+    expect(readIdxFile(to).dims).toEqual([5, 2, 3]);
+  });
   it('loads an IDX folder with a held-out validation split', () => {
     for (const gz of [false, true]) {
       const folder = makeIdxFolder(gz ? 'small-gz' : 'small', 50, 20, gz);

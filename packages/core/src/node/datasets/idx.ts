@@ -4,6 +4,7 @@
  * then each dimension as a big-endian uint32, then the elements.
  * Only unsigned bytes (type 0x08) are read: images and labels use them.
  */
+import { writeFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { DatasetError, errorMessage } from '../../errors.js';
 import { readUserFile } from '../user-paths.js';
@@ -100,4 +101,12 @@ export function encodeIdx(dims: readonly number[], data: Uint8Array): Uint8Array
 
 function hex(n: number): string {
   return (n >>> 0).toString(16).padStart(8, '0');
+}
+
+/** The first `rows` rows of an IDX file (raw or gzip) written to `to` as a raw IDX file: a small split for tests and benchmarks. */
+export function writeIdxHead(from: string, to: string, rows: number): void {
+  const { dims, data } = readIdxFile(from);
+  const per = dims.slice(1).reduce((a, b) => a * b, 1);
+  const n = Math.min(rows, dims[0] ?? 0);
+  writeFileSync(to, encodeIdx([n, ...dims.slice(1)], data.subarray(0, n * per)));
 }
