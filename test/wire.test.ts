@@ -26,6 +26,8 @@ interface WireReport {
   optimizer: string;
   wireMomentumCorrection: boolean;
   wireMomentumCorrectionWhy: string;
+  wireAdamCorrection: boolean;
+  wireAdamCorrectionWhy: string;
   steps: number;
   wirePush: string;
   wirePull: string;
@@ -65,6 +67,9 @@ describe('compressed communication in a local cluster', () => {
       expect(w.pullWaitSeconds, name).toBeGreaterThan(0);
       expect(w.computeSeconds + w.pushWaitSeconds + w.pullWaitSeconds, name).toBeLessThanOrEqual(w.seconds * 1.01 + 0.05);
     }
+    // Adam (the default optimizer) with top-k: the workers keep the second moment, the servers the first.
+    expect([...reports.values()].map((r) => r.wireAdamCorrection)).toEqual([false, false, false, true]);
+    expect(reports.get('topk')?.wireAdamCorrectionWhy).toMatch(/second moment.*first moment alone/);
     expect([...reports.values()].map((r) => [r.wirePush, r.wirePull])).toEqual([
       ['fp32', 'fp32'],
       ['fp16', 'fp16'],
@@ -93,6 +98,7 @@ describe('top-k with DGC momentum correction', () => {
     const r = await train('dgc', ['--optimizer', 'momentum', '--lr', '0.1', '--wire-push', 'topk:0.01', '--wire-pull', 'int8']);
     expect(r).toMatchObject({ steps: 32, optimizer: 'momentum', wirePush: 'topk:0.01', wireMomentumCorrection: true });
     expect(r.wireMomentumCorrectionWhy).toMatch(/workers keep the momentum \(m=0\.9\).*plain SGD/);
+    expect(r.wireAdamCorrection).toBe(false);
     // Three times chance after 32 steps (it reaches about 0.44 here; fp32 with the servers' momentum about 0.47).
     expect(r.testAccuracy).toBeGreaterThan(0.3);
     // One dense warm-up step of 32 at 3 bytes a value, then 1% as half values and gaps: about 0.033x of fp32

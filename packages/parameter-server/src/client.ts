@@ -30,7 +30,7 @@ import { FastParameterServerClient, messageChunks } from './wire/fast-codec.js';
 import { reassembleVariables, splitGradients } from './split.js';
 import { shardConfigToProto } from './wire/shard-config.js';
 import { PullReference } from './wire/pull-reference.js';
-import { PushEncoder } from './wire/push-encoder.js';
+import { type AdamSecondMoment, PushEncoder } from './wire/push-encoder.js';
 import { AUTO_CANDIDATES, type AutoCandidate, type WireChoice, chooseWire, considerTopk } from './wire/auto.js';
 
 /** --wire auto: rounds of probe pulls per candidate codec (the best of them counts). */
@@ -59,6 +59,8 @@ export interface WireSettings {
   readonly auto?: boolean;
   /** DGC's momentum correction (the job's ShardConfig.momentumCorrection): top-k pushes keep this momentum factor here and are marked momentum-corrected. */
   readonly momentum?: number;
+  /** Top-k's Adam correction (the job's ShardConfig.adamCorrection): pushes are divided by the root of Adam's second moment, kept here with these settings. */
+  readonly adam?: AdamSecondMoment;
 }
 
 type PullOptions = { minVersion?: bigint; step?: bigint; names?: readonly string[]; timeoutMs?: number; codec?: WireCodec; restoreGeneration?: bigint };
@@ -298,6 +300,7 @@ export class ParameterClient {
             ...(wire?.warmupSteps !== undefined ? { warmupSteps: wire.warmupSteps } : {}),
             ...(wire?.errorFeedback !== undefined ? { errorFeedback: wire.errorFeedback } : {}),
             ...(wire?.momentum !== undefined ? { momentum: wire.momentum } : {}),
+            ...(wire?.adam !== undefined && push.kind === 'topk' ? { adam: wire.adam } : {}),
           });
   }
 

@@ -18,7 +18,7 @@ import { ChiefCheckpoints } from './chief-checkpoints.js';
 import { type ChiefJob, type ChiefOptions, claimsFor, jobConfigFor, planChiefJob } from './chief-job.js';
 import { type RunningCoordinator, startCoordinator } from './coordinator.js';
 import type { CoordinatorState } from './coordinator-state.js';
-import { encodeJobConfig, jobMomentumCorrection, jobWire } from './job-config.js';
+import { encodeJobConfig, jobAdamCorrection, jobMomentumCorrection, jobWire } from './job-config.js';
 import { setVariables } from './model-state.js';
 import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, type JobRecoveryRecord, buildReport, describeBatches, writeReport } from './report.js';
 import { RecoveryJournal } from './recovery-journal.js';
@@ -169,7 +169,11 @@ export class Chief {
     const { training: t, restored } = this.job;
     this.log(`initialising ${this.params.shards.length} parameter server(s) with ${this.job.specs.length} variables (${t.optimizer.name}, ${t.mode}, push ${t.wire?.push ?? 'fp32'}, pull ${t.wire?.pull ?? 'fp32'})`);
     const correction = jobMomentumCorrection(t);
-    if (t.wire?.push === 'auto' || t.wire?.push.startsWith('topk') === true) this.log(`top-k momentum correction ${correction.on ? 'on' : 'off'}: ${correction.why}`);
+    if (t.wire?.push === 'auto' || t.wire?.push.startsWith('topk') === true) {
+      this.log(`top-k momentum correction ${correction.on ? 'on' : 'off'}: ${correction.why}`);
+      const adam = jobAdamCorrection(t);
+      this.log(`top-k Adam correction ${adam.on ? 'on' : 'off'}: ${adam.why}`);
+    }
     await Promise.all(
       this.params.shards.map(async (shard, i) => {
         await shard.waitReachable(120_000);

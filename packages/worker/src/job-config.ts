@@ -3,7 +3,7 @@
  * the model's topology (so workers need no model file), the placement and
  * the parameter servers. Sent as JSON: it is large and grows with features.
  */
-import { ClusterError, type ConsistencyMode, type MomentumCorrection, type OptimizerSettings, type Placement, type WireCodec, dgcMomentumCorrection, parseWireCodec } from '@tamp/core';
+import { type AdamCorrection, ClusterError, type ConsistencyMode, type MomentumCorrection, type OptimizerSettings, type Placement, type WireCodec, dgcAdamCorrection, dgcMomentumCorrection, parseWireCodec } from '@tamp/core';
 
 export interface TrainingSettings {
   readonly model: string;
@@ -23,7 +23,8 @@ export interface TrainingSettings {
    * warmupSteps: top-k's warm-up from dense (default 5% of a worker's steps);
    * errorFeedback false: int8 and top-k forget what they round away (to measure what it buys);
    * clipNorm: top-k's local clipping of each worker's whole gradient;
-   * momentumCorrection false: top-k leaves the momentum on the servers (core's dgcMomentumCorrection says when it is on).
+   * momentumCorrection false: top-k leaves the momentum on the servers (core's dgcMomentumCorrection says when it is on);
+   * adamCorrection false: top-k leaves both of Adam's moments on the servers (core's dgcAdamCorrection says when it is on).
    */
   readonly wire?: {
     readonly push: string;
@@ -32,6 +33,7 @@ export interface TrainingSettings {
     readonly errorFeedback?: boolean;
     readonly clipNorm?: number;
     readonly momentumCorrection?: boolean;
+    readonly adamCorrection?: boolean;
   };
 }
 
@@ -50,19 +52,25 @@ export interface JobConfig {
   readonly checkpointEvery: number;
 }
 
-/** The job's codecs as the shards and workers use them (fp32 for a job from before codecs), and whether top-k's momentum correction is on. */
-export function jobWire(t: TrainingSettings): { wirePush: WireCodec; wirePull: WireCodec; wireAuto?: true; momentumCorrection?: true } {
+/** The job's codecs as the shards and workers use them (fp32 for a job from before codecs), and whether top-k's momentum or Adam correction is on. */
+export function jobWire(t: TrainingSettings): { wirePush: WireCodec; wirePull: WireCodec; wireAuto?: true; momentumCorrection?: true; adamCorrection?: true } {
   const codecs: { wirePush: WireCodec; wirePull: WireCodec; wireAuto?: true } =
     t.wire?.push === 'auto'
       ? { wirePush: { kind: 'fp32' }, wirePull: { kind: 'fp32' }, wireAuto: true }
       : { wirePush: parseWireCodec(t.wire?.push ?? 'fp32', 'push'), wirePull: parseWireCodec(t.wire?.pull ?? 'fp32', 'pull') };
-  return jobMomentumCorrection(t).on ? { ...codecs, momentumCorrection: true } : codecs;
+  return { ...codecs, ...(jobMomentumCorrection(t).on ? { momentumCorrection: true as const } : {}), ...(jobAdamCorrection(t).on ? { adamCorrection: true as const } : {}) };
 }
 
 /** DGC's momentum correction for this job (core's dgcMomentumCorrection): on, or why not. */
 export function jobMomentumCorrection(t: TrainingSettings): MomentumCorrection {
   const push = t.wire?.push === 'auto' ? 'auto' : parseWireCodec(t.wire?.push ?? 'fp32', 'push');
   return dgcMomentumCorrection(t.optimizer, push, t.wire?.momentumCorrection === false);
+}
+
+/** Top-k's Adam correction for this job (core's dgcAdamCorrection): on, or why not. */
+export function jobAdamCorrection(t: TrainingSettings): AdamCorrection {
+  const push = t.wire?.push === 'auto' ? 'auto' : parseWireCodec(t.wire?.push ?? 'fp32', 'push');
+  return dgcAdamCorrection(t.optimizer, push, t.wire?.adamCorrection === false);
 }
 
 export function workerId(taskIndex: number): string {

@@ -10,7 +10,7 @@ import type { Evaluation } from '@tamp/core';
 import { type TrainReport, atomicWriteFile, testFields, validationFields } from '@tamp/core/node';
 import type { ShardStatusResponse } from '@tamp/proto/tamp/v1/parameter_server';
 import type { WorkerRecord } from './membership.js';
-import { type TrainingSettings, jobMomentumCorrection } from './job-config.js';
+import { type TrainingSettings, jobAdamCorrection, jobMomentumCorrection } from './job-config.js';
 import type { RecoveryRecord } from './shard-recovery.js';
 import type { ChiefRecoveryRecord } from './chief-rejoin.js';
 import type { WorkerRecoveryRecord } from './worker-faults.js';
@@ -72,6 +72,12 @@ export interface ChiefReport extends Omit<TrainReport, 'history'> {
    */
   readonly wireMomentumCorrection: boolean;
   readonly wireMomentumCorrectionWhy: string;
+  /**
+   * Top-k's Adam correction: true when the workers keep Adam's second moment and push top-k of the
+   * gradient divided by its root, and the parameter servers apply Adam's first moment alone (adam with topk:F); why, either way.
+   */
+  readonly wireAdamCorrection: boolean;
+  readonly wireAdamCorrectionWhy: string;
   /** Tensor bytes one worker step sends (its push, all shards) and receives (its pull), as encoded on the wire: the shards' counts over their pushes and pulls. */
   readonly pushBytesPerStep: number;
   readonly pullBytesPerStep: number;
@@ -152,6 +158,7 @@ export function buildReport(r: ReportInputs): ChiefReport {
   const backends = [...new Set(r.workers.map((w) => w.backend))];
   const samples = r.workers.reduce((n, w) => n + Number(w.samples), 0);
   const correction = jobMomentumCorrection(t);
+  const adamCorrection = jobAdamCorrection(t);
   return {
     jobId: r.jobId,
     model: t.model,
@@ -188,6 +195,8 @@ export function buildReport(r: ReportInputs): ChiefReport {
     wirePull: t.wire?.pull ?? 'fp32',
     wireMomentumCorrection: correction.on,
     wireMomentumCorrectionWhy: correction.why,
+    wireAdamCorrection: adamCorrection.on,
+    wireAdamCorrectionWhy: adamCorrection.why,
     pushBytesPerStep: bytesPerStep(r.shards, (s) => s.pushBytes, (s) => s.pushesReceived),
     pullBytesPerStep: bytesPerStep(r.shards, (s) => s.pullBytes, (s) => s.pullsServed),
     // sync: each shard skips its part of a step on its own, so the most any shard skipped; async/ssp: refused pushes (parts) over all shards.

@@ -67,6 +67,11 @@ export const trainOptions = {
     description:
       'cluster, topk or auto with --optimizer momentum: keep the momentum on the parameter servers instead of on the workers (Deep Gradient Compression\'s momentum correction, on by default there) (env TAMP_WIRE_NO_MOMENTUM_CORRECTION=1)',
   },
+  'wire-no-adam-correction': {
+    type: 'boolean',
+    description:
+      "cluster, topk with --optimizer adam: keep both of Adam's moments on the parameter servers instead of dividing each worker's gradient by the root of Adam's second moment before top-k (on by default there) (env TAMP_WIRE_NO_ADAM_CORRECTION=1)",
+  },
   'wire-warmup': { type: 'number', integer: true, min: 0, description: 'cluster, topk: steps over which top-k density falls from dense to F (default: 5% of each worker\'s steps) (env TAMP_WIRE_WARMUP)' },
 } as const;
 
@@ -80,13 +85,15 @@ export function wireSettings(
     'wire-no-feedback'?: boolean | undefined;
     'wire-clip'?: number | undefined;
     'wire-no-momentum-correction'?: boolean | undefined;
+    'wire-no-adam-correction'?: boolean | undefined;
   },
   env: NodeJS.ProcessEnv = process.env,
 ): NonNullable<TrainingSettings['wire']> {
   const text = (v: string | undefined, name: string) => v ?? (env[name] !== undefined && env[name] !== '' ? env[name] : undefined);
   const auto = text(o.wire, 'TAMP_WIRE');
   const noCorrection = o['wire-no-momentum-correction'] === true || /^(1|true|yes|on)$/i.test(env.TAMP_WIRE_NO_MOMENTUM_CORRECTION ?? '');
-  const correction = noCorrection ? { momentumCorrection: false } : {};
+  const noAdam = o['wire-no-adam-correction'] === true || /^(1|true|yes|on)$/i.test(env.TAMP_WIRE_NO_ADAM_CORRECTION ?? '');
+  const correction = { ...(noCorrection ? { momentumCorrection: false } : {}), ...(noAdam ? { adamCorrection: false } : {}) };
   if (auto !== undefined) {
     if (auto !== 'auto') throw new UsageError(`TAMP_WIRE=${auto}: the only value is auto (or set TAMP_WIRE_PUSH / TAMP_WIRE_PULL)`);
     if (o['wire-push'] !== undefined || o['wire-pull'] !== undefined) throw new UsageError('--wire auto picks the codecs itself: drop --wire-push/--wire-pull, or drop --wire auto');
@@ -132,6 +139,7 @@ export function trainingSettings(o: {
   'wire-no-feedback'?: boolean | undefined;
   'wire-clip'?: number | undefined;
   'wire-no-momentum-correction'?: boolean | undefined;
+  'wire-no-adam-correction'?: boolean | undefined;
 }): TrainingSettings {
   if (o.model === undefined) throw new UsageError(`needs --model (${zooNames().join(', ')}, or a model.json)`);
   if (o.dataset === undefined) throw new UsageError(`needs --dataset (${describeDatasetChoices()})`);
@@ -179,6 +187,7 @@ export const CHIEF_FLAGS = [
   'wire-no-feedback',
   'wire-clip',
   'wire-no-momentum-correction',
+  'wire-no-adam-correction',
 ] as const;
 
 export const DEVICE_CHOICES = ['auto', 'webgpu', 'wasm', 'cpu'] as const;

@@ -16,6 +16,8 @@ describe('wire flags and their environment variables', () => {
     expect(wireSettings({}, { TAMP_WIRE: 'auto' })).toEqual({ push: 'auto', pull: 'auto' });
     expect(wireSettings({ 'wire-push': 'topk:0.01', 'wire-no-momentum-correction': true }, {})).toEqual({ push: 'topk:0.01', pull: 'fp32', momentumCorrection: false });
     expect(wireSettings({}, { TAMP_WIRE: 'auto', TAMP_WIRE_NO_MOMENTUM_CORRECTION: '1' })).toEqual({ push: 'auto', pull: 'auto', momentumCorrection: false });
+    expect(wireSettings({ 'wire-push': 'topk:0.01', 'wire-no-adam-correction': true }, {})).toEqual({ push: 'topk:0.01', pull: 'fp32', adamCorrection: false });
+    expect(wireSettings({}, { TAMP_WIRE_PUSH: 'topk:0.01', TAMP_WIRE_NO_ADAM_CORRECTION: 'yes' })).toEqual({ push: 'topk:0.01', pull: 'fp32', adamCorrection: false });
   });
 
   it('refuses what cannot work, saying what to change', () => {

@@ -133,3 +133,58 @@ describe('kernel arena', () => {
     expect((error as Error).message).toContain(KERNELS_ENV);
   });
 });
+
+describe("the servers' half of top-k's Adam correction (Adam's first moment alone)", () => {
+  const lr = 0.01;
+  /** Move one coordinate: `warm` zero steps (so β1ᵗ is about 0), then `grads`, then zero steps until the first moment has drained. */
+  function moved(correction: boolean, grads: number[], warm = 100): { moved: number; v: number } {
+    const opt = createServerOptimizer(optimizerSettings('adam', lr), null, { adamCorrection: correction });
+    const value = Float32Array.of(0);
+    const [m, v] = [new Float32Array(1), new Float32Array(1)];
+    const sequence = [...new Array<number>(warm).fill(0), ...grads, ...new Array<number>(300).fill(0)];
+    for (const g of sequence) {
+      opt.apply(value, Float32Array.of(g), [m, v]);
+      opt.endStep();
+    }
+    return { moved: -(value[0] as number), v: v[0] as number };
+  }
+
+  it('is linear in what arrives: one burst moves a coordinate as far as the steps it stands for; plain Adam shrinks it', () => {
+    const steps = moved(true, new Array<number>(10).fill(1));
+    const burst = moved(true, [10]);
+    expect(steps.moved).toBeCloseTo(10 * lr, 5);
+    expect(burst.moved).toBeCloseTo(10 * lr, 5);
+    // Its second-moment slot is never fed (the workers keep it).
+    expect(burst.v).toBe(0);
+    // Plain Adam on the same burst: the burst feeds v, and the coordinate moves about a third as far as 10 dense steps.
+    const plainSteps = moved(false, new Array<number>(10).fill(1));
+    const plainBurst = moved(false, [10]);
+    expect(plainSteps.moved).toBeGreaterThan(9 * lr);
+    expect(plainBurst.moved / plainSteps.moved).toBeLessThan(0.5);
+  });
+
+  it("applies m̂ = m / (1−β1ᵗ) step by step, and only when the job's codec is top-k with adam", () => {
+    const opt = createServerOptimizer(optimizerSettings('adam', lr), null, { adamCorrection: true });
+    expect(opt).toMatchObject({ name: 'adam', kernels: 'js', slotNames: ['m', 'v'] });
+    const value = Float32Array.of(1, -1);
+    const [m, v] = [new Float32Array(2), new Float32Array(2)];
+    let want = [1, -1];
+    let mm = [0, 0];
+    const grads = [
+      [1, -2],
+      [0, 0.5],
+      [3, 0],
+    ];
+    grads.forEach((g, t) => {
+      opt.apply(value, Float32Array.from(g), [m, v]);
+      opt.endStep();
+      mm = mm.map((mi, i) => 0.9 * mi + 0.1 * (g[i] as number));
+      want = want.map((w, i) => w - (lr * (mm[i] as number)) / (1 - 0.9 ** (t + 1)));
+      expect(value[0]).toBeCloseTo(want[0] as number, 6);
+      expect(value[1]).toBeCloseTo(want[1] as number, 6);
+    });
+    // Without the option Adam feeds its second moment as always; another optimizer ignores the option.
+    expect(moved(false, [1]).v).toBeGreaterThan(0);
+    expect(createServerOptimizer(optimizerSettings('momentum', lr), null, { adamCorrection: true }).name).toBe('momentum');
+  });
+});

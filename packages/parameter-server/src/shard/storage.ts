@@ -120,7 +120,7 @@ export class ShardStorage {
     const longest = Math.max(...[...planned.values()].map(({ t }) => t.data.length));
     const arrays = [...planned.values()].map(({ t }) => t.data.length).concat(longest);
     const arena = KernelArena.create(arrays.flatMap((n) => new Array<number>(1 + slotNames.length).fill(n)));
-    const optimizer = createServerOptimizer(config.optimizer, arena);
+    const optimizer = createServerOptimizer(config.optimizer, arena, { adamCorrection: config.adamCorrection === true });
     const copy = (data: ArrayLike<number>) => {
       const out = allocFloats(arena, data.length);
       out.set(data);

@@ -46,7 +46,7 @@ describe('fast serializers', () => {
       same(PushRequest.decode(encodePushRequest(push)), push);
       const pull: PullResponse = { version: 12345678901234n, pullSeq: 9n, chunk: c, moreChunks: more };
       same(PullResponse.decode(encodePullResponse(pull)), pull);
-      const assign = { header: undefined, shardIndex: 1, optimizer: undefined, version: 3n, tensorCount: 2, mode: 'sync', syncReplicas: 2, staleness: 0, workerIds: ['a', 'b'], workerStep: 4n, wirePush: 'topk:0.01', wirePull: 'int8', checkpointRoot: '/runs/j/checkpoints', momentumCorrection: true, restoreGeneration: 2n, chunk: c, moreChunks: more } satisfies AssignRequest;
+      const assign = { header: undefined, shardIndex: 1, optimizer: undefined, version: 3n, tensorCount: 2, mode: 'sync', syncReplicas: 2, staleness: 0, workerIds: ['a', 'b'], workerStep: 4n, wirePush: 'topk:0.01', wirePull: 'int8', checkpointRoot: '/runs/j/checkpoints', momentumCorrection: true, adamCorrection: true, restoreGeneration: 2n, chunk: c, moreChunks: more } satisfies AssignRequest;
       same(AssignRequest.decode(encodeAssignRequest(assign)), assign);
     }
   });

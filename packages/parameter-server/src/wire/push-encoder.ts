@@ -10,11 +10,15 @@
  *    at first and reaching F over `warmupSteps`; with `momentum` (DGC's
  *    momentum correction, the job's momentum factor) the velocity is kept
  *    here and pushes are marked momentum-corrected, which the shards apply
- *    with plain SGD (ARCHITECTURE.md, the wire section).
+ *    with plain SGD; with `adam` (top-k's Adam correction) each gradient is
+ *    first divided by the root of Adam's second moment, kept here (core's
+ *    AdamPreconditioner), and the shards apply Adam's first moment alone
+ *    (ARCHITECTURE.md, the wire section).
  * Encoding happens once per step, before any retry, so a retried push
  * resends the same bytes and the state sees each gradient exactly once.
  */
 import {
+  AdamPreconditioner,
   DgcSender,
   type EncodedTensor,
   ErrorFeedback,
@@ -36,6 +40,14 @@ export interface PushEncoderOptions {
   readonly errorFeedback?: boolean;
   /** topk: DGC's momentum correction with this momentum factor (default 0: off, the servers keep the momentum). */
   readonly momentum?: number;
+  /** topk: Adam correction with these settings (default: off, the servers keep both of Adam's moments). */
+  readonly adam?: AdamSecondMoment;
+}
+
+/** The job's Adam settings a worker's Adam correction needs. */
+export interface AdamSecondMoment {
+  readonly beta2: number;
+  readonly epsilon: number;
 }
 
 export class PushEncoder {
@@ -43,6 +55,7 @@ export class PushEncoder {
   private readonly feedback: ErrorFeedback | undefined;
   private readonly dgc: DgcSender | undefined;
   private readonly keep: boolean;
+  private readonly adam: AdamPreconditioner | undefined;
   /** Pushes carry DGC's momentum-corrected accumulation (PushRequest.momentum_corrected). */
   readonly momentumCorrected: boolean;
 
@@ -53,6 +66,7 @@ export class PushEncoder {
     const momentum = options.codec.kind === 'topk' ? (options.momentum ?? 0) : 0;
     this.dgc = options.codec.kind === 'topk' ? new DgcSender({ fraction: options.codec.fraction, momentum, warmupSteps: options.warmupSteps ?? 0 }) : undefined;
     this.momentumCorrected = momentum > 0;
+    this.adam = options.codec.kind === 'topk' && options.adam !== undefined ? new AdamPreconditioner(options.adam.beta2, options.adam.epsilon) : undefined;
     this.keep = keep;
   }
 
@@ -76,7 +90,7 @@ export class PushEncoder {
         }
         case 'topk': {
           const dgc = this.dgc as DgcSender;
-          const bytes = dgc.encode(key, g, Number(step));
+          const bytes = dgc.encode(key, this.adam === undefined ? g : this.adam.precondition(key, g), Number(step));
           // Without error feedback, what was not sent is forgotten (the velocity too).
           if (!this.keep) dgc.reset();
           // Dense top-k (the warm-up) takes 3 bytes a value and 8 of header: a tensor of 8 elements or fewer is smaller as the same values in fp32.
@@ -87,7 +101,11 @@ export class PushEncoder {
     });
   }
 
-  /** Forget what is owed (after a rollback to a checkpoint it belongs to a discarded past). */
+  /**
+   * Forget what is owed (after a rollback to a checkpoint it belongs to a
+   * discarded past). The Adam correction's second moment is kept: it
+   * measures the gradients' scale, and nothing of it is owed.
+   */
   reset(): void {
     this.feedback?.reset();
     this.dgc?.reset();

@@ -38,6 +38,17 @@ describe('ShardConfig on the wire', () => {
     expect(() => checkShardConfig({ ...dgc, wirePush: { kind: 'int8' } })).toThrow(/got momentum with int8/);
   });
 
+  it("round-trips top-k's Adam correction, and refuses it without adam and an explicit top-k push", () => {
+    const corrected: ShardConfig = { ...CONFIG, optimizer: optimizerSettings('adam', 0.001), wirePush: { kind: 'topk', fraction: 0.01 }, adamCorrection: true };
+    expect(shardConfigFromProto(overTheWire(corrected))).toEqual(corrected);
+    expect(shardConfigFromProto(overTheWire(CONFIG)).adamCorrection).toBeUndefined();
+    expect(() => checkShardConfig(corrected)).not.toThrow();
+    expect(() => checkShardConfig({ ...corrected, optimizer: optimizerSettings('momentum', 0.1) })).toThrow(/Adam correction needs the adam optimizer and a top-k push codec, got momentum with topk/);
+    expect(() => checkShardConfig({ ...corrected, wirePush: { kind: 'fp16' } })).toThrow(/got adam with fp16/);
+    const { wirePush: _push, wirePull: _pull, ...rest } = corrected;
+    expect(() => checkShardConfig({ ...rest, wireAuto: true })).toThrow(/got adam with auto/);
+  });
+
   it('sends a missing workerStep as 0 (a new job)', () => {
     const { workerStep: _, ...fresh } = CONFIG;
     expect(shardConfigFromProto(overTheWire(fresh)).workerStep).toBe(0n);

@@ -10,7 +10,7 @@ import { InvalidArgumentError, type ShardConfig, type WireCodec, formatWireCodec
 /** The AssignRequest fields a ShardConfig fills (the rest carry the header and tensors). */
 export type AssignConfigFields = Pick<
   AssignRequest,
-  'shardIndex' | 'optimizer' | 'version' | 'mode' | 'syncReplicas' | 'staleness' | 'workerIds' | 'workerStep' | 'wirePush' | 'wirePull' | 'momentumCorrection' | 'restoreGeneration'
+  'shardIndex' | 'optimizer' | 'version' | 'mode' | 'syncReplicas' | 'staleness' | 'workerIds' | 'workerStep' | 'wirePush' | 'wirePull' | 'momentumCorrection' | 'adamCorrection' | 'restoreGeneration'
 >;
 
 export function shardConfigToProto(config: ShardConfig): AssignConfigFields {
@@ -36,6 +36,7 @@ export function shardConfigToProto(config: ShardConfig): AssignConfigFields {
     wirePush: config.wireAuto === true ? 'auto' : formatWireCodec(config.wirePush ?? FP32),
     wirePull: config.wireAuto === true ? 'auto' : formatWireCodec(config.wirePull ?? FP32),
     momentumCorrection: config.momentumCorrection === true,
+    adamCorrection: config.adamCorrection === true,
     restoreGeneration: config.restoreGeneration ?? 0n,
   };
 }
@@ -80,5 +81,6 @@ export function shardConfigFromProto(request: AssignConfigFields): ShardConfig {
       ? { wirePush: FP32, wirePull: FP32, wireAuto: true }
       : { wirePush: wireCodecField(request.wirePush, 'push'), wirePull: wireCodecField(request.wirePull, 'pull') }),
     ...(request.momentumCorrection ? { momentumCorrection: true } : {}),
+    ...(request.adamCorrection ? { adamCorrection: true } : {}),
   };
 }

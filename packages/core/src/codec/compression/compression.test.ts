@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CodecError } from '../../errors.js';
-import { clipScale, dgcDensity, dgcMomentumCorrection, DgcSender } from './dgc.js';
+import { type AdamCorrection, AdamPreconditioner, clipScale, dgcAdamCorrection, dgcDensity, dgcMomentumCorrection, DgcSender } from './dgc.js';
 import { ErrorFeedback } from './feedback.js';
 import { decodeFp16, encodeFp16, toHalfBits } from './fp16.js';
 import { decodeInt8, encodeInt8, int8Bytes } from './int8.js';
@@ -276,6 +276,56 @@ describe('deep gradient compression', () => {
     const sgd = dgcMomentumCorrection({ name: 'sgd', momentum: 0.9 }, { kind: 'topk' }, false);
     expect(sgd.on).toBe(false);
     expect(sgd.why).toMatch(/no momentum/);
+  });
+});
+
+describe("top-k's Adam correction", () => {
+  it('divides each gradient by the root of the running maximum of the bias-corrected second moment, per key', () => {
+    const b2 = 0.999;
+    const eps = 1e-7;
+    const pre = new AdamPreconditioner(b2, eps);
+    // Large gradients first, then small ones: v̂ falls, the running maximum does not.
+    const steps = [
+      [2, -4, 0, 1e-3],
+      [0.5, -1, 0, 1e-3],
+      [0.1, 3, 1, 0],
+      [0.1, 0.1, 1, 1e-3],
+    ];
+    let v = [0, 0, 0, 0];
+    let top = [0, 0, 0, 0];
+    steps.forEach((g, t) => {
+      const got = pre.precondition('w', Float32Array.from(g));
+      v = v.map((vi, i) => b2 * vi + (1 - b2) * (g[i] as number) ** 2);
+      top = top.map((m, i) => Math.max(m, (v[i] as number) / (1 - b2 ** (t + 1))));
+      const want = g.map((gi, i) => gi / (Math.sqrt(top[i] as number) + eps));
+      for (let i = 0; i < 4; i++) expect(got[i]).toBeCloseTo(want[i] as number, 4);
+    });
+    // The first step is Adam's first step: every non-zero coordinate becomes ±1.
+    const fresh = new AdamPreconditioner(b2, eps).precondition('x', Float32Array.from([3, -0.002, 0]));
+    expect([...fresh].map((x) => Math.round(x * 1e3) / 1e3)).toEqual([1, -1, 0]);
+    // Keys are separate, and the input is not changed.
+    const g = Float32Array.from([5]);
+    pre.precondition('other', g);
+    expect(pre.steps('other')).toBe(1);
+    expect(pre.steps('w')).toBe(4);
+    expect(g[0]).toBe(5);
+  });
+
+  it('is on for top-k with adam only, and says why otherwise', () => {
+    const adam = { name: 'adam' };
+    const on = dgcAdamCorrection(adam, { kind: 'topk' }, false);
+    expect(on.on).toBe(true);
+    expect(on.why).toMatch(/second moment.*first moment alone/);
+    const cases: Array<[AdamCorrection, RegExp]> = [
+      [dgcAdamCorrection(adam, { kind: 'topk' }, true), /--wire-no-adam-correction/],
+      [dgcAdamCorrection(adam, 'auto', false), /--wire auto/],
+      [dgcAdamCorrection(adam, { kind: 'int8' }, false), /dense/],
+      [dgcAdamCorrection({ name: 'momentum' }, { kind: 'topk' }, false), /momentum, not adam/],
+    ];
+    for (const [off, why] of cases) {
+      expect(off.on).toBe(false);
+      expect(off.why).toMatch(why);
+    }
   });
 });
 

@@ -41,7 +41,7 @@ export function clipScale(grads: readonly Float32Array[], maxNorm: number): numb
   return norm > maxNorm && norm > 0 ? maxNorm / norm : 1;
 }
 
-/** Whether a job's workers keep the momentum (DGC's momentum correction), and why: for report.json and the log. */
+/** Whether a job's workers keep the momentum (DGC's momentum correction), or Adam's second moment (the Adam correction), and why: for report.json and the log. */
 export interface MomentumCorrection {
   readonly on: boolean;
   readonly why: string;
@@ -58,12 +58,91 @@ export function dgcMomentumCorrection(optimizer: { readonly name: string; readon
   const codec = push === 'auto' ? 'auto' : push.kind;
   if (codec !== 'topk' && codec !== 'auto') return { on: false, why: `${codec} pushes are dense: the parameter servers apply the ${optimizer.name} optimizer as usual` };
   if (optimizer.name !== 'momentum' || !(optimizer.momentum > 0)) {
+    if (optimizer.name === 'adam') return { on: false, why: "DGC defines momentum correction for momentum SGD only; with adam, top-k's Adam correction applies instead (wireAdamCorrection)" };
     const state = optimizer.name === 'sgd' ? 'sgd has no momentum to move' : `DGC defines momentum correction for momentum SGD only; the parameter servers keep ${optimizer.name}'s state`;
     return { on: false, why: `${state}, and top-k sends error-fed gradients` };
   }
   if (off) return { on: false, why: 'turned off (--wire-no-momentum-correction): the parameter servers keep the momentum, and top-k sends error-fed gradients' };
   const when = codec === 'auto' ? 'a worker whose link makes --wire auto pick top-k keeps' : 'the workers keep';
   return { on: true, why: `${when} the momentum (m=${optimizer.momentum}) and push DGC's momentum-corrected top-k; the parameter servers apply plain SGD to it, so momentum is applied once` };
+}
+
+/**
+ * Tamp's Adam correction for top-k (ARCHITECTURE.md, the wire section): on
+ * for a top-k push codec with the Adam optimizer unless `off`. DGC's
+ * corrections are for momentum SGD. With Adam on the parameter servers, a
+ * coordinate that top-k sends once in about 1/F steps arrives as the sum of
+ * those steps' gradients, and Adam's second moment, fed that burst, shrinks
+ * it: the steps after it move the coordinate about √(1/F)·lr where 1/F dense
+ * steps would move it about (1/F)·lr. So the workers keep Adam's second
+ * moment from their own dense gradients (AdamPreconditioner) and accumulate
+ * the gradient already divided by its root; the servers apply Adam's first
+ * moment alone, an update linear in what arrives, so a burst moves a
+ * coordinate as far as the steps it stands for.
+ */
+export type AdamCorrection = MomentumCorrection;
+
+export function dgcAdamCorrection(optimizer: { readonly name: string }, push: { readonly kind: string } | 'auto', off: boolean): AdamCorrection {
+  if (optimizer.name !== 'adam') return { on: false, why: `the optimizer is ${optimizer.name}, not adam` };
+  if (push === 'auto') return { on: false, why: '--wire auto picks each worker\'s codecs at run time, and the correction needs every push of the job to be top-k' };
+  if (push.kind !== 'topk') return { on: false, why: `${push.kind} pushes are dense: the parameter servers apply Adam as usual` };
+  if (off) return { on: false, why: 'turned off (--wire-no-adam-correction): the parameter servers keep both of Adam\'s moments, and top-k sends error-fed gradients' };
+  return {
+    on: true,
+    why: "the workers keep Adam's second moment (AMSGrad's running maximum, from their own dense gradients) and push the top-k of the gradient divided by its root; the parameter servers apply Adam's first moment alone, so a coordinate sent once in many steps moves as far as those steps would have moved it",
+  };
+}
+
+/**
+ * A worker's half of the Adam correction (dgcAdamCorrection), per key:
+ * v = β2·v + (1−β2)·g², v̂ = v / (1−β2ᵗ) with t the key's steps,
+ * v̂max = max(v̂max, v̂) (AMSGrad, Reddi et al. 2018), and the gradient is
+ * returned as g / (√v̂max + ε). The running maximum keeps a coordinate's
+ * scale from falling as its gradients shrink late in training, which with
+ * top-k's delayed bursts is what keeps late steps small (measured in
+ * BENCHMARKS.md, the wire section).
+ */
+export class AdamPreconditioner {
+  private readonly states = new Map<string, { v: Float32Array; vMax: Float32Array; t: number }>();
+
+  constructor(
+    readonly beta2: number,
+    readonly epsilon: number,
+  ) {}
+
+  /** `grad` scaled per coordinate by this key's second moment (a new array; `grad` is not changed). */
+  precondition(key: string, grad: Float32Array): Float32Array {
+    const n = grad.length;
+    let s = this.states.get(key);
+    if (s === undefined || s.v.length !== n) {
+      s = { v: new Float32Array(n), vMax: new Float32Array(n), t: 0 };
+      this.states.set(key, s);
+    }
+    s.t += 1;
+    const b2 = this.beta2;
+    const invCorrection = 1 / (1 - b2 ** s.t);
+    const eps = this.epsilon;
+    const { v, vMax } = s;
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      const g = grad[i] as number;
+      const vi = b2 * (v[i] as number) + (1 - b2) * g * g;
+      v[i] = vi;
+      const hat = vi * invCorrection;
+      const top = hat > (vMax[i] as number) ? (vMax[i] = hat) : (vMax[i] as number);
+      out[i] = g / (Math.sqrt(top) + eps);
+    }
+    return out;
+  }
+
+  /** This key's steps so far (0: none). */
+  steps(key: string): number {
+    return this.states.get(key)?.t ?? 0;
+  }
+
+  reset(): void {
+    this.states.clear();
+  }
 }
 
 export class DgcSender {

@@ -259,6 +259,12 @@ export interface AssignRequest {
    * state). The shard then serves only requests of this generation or newer.
    */
   restoreGeneration: bigint;
+  /**
+   * The job's optimizer is Adam and its push codec top-k: workers push
+   * gradients divided by the root of Adam's second moment, which they keep
+   * (top-k's Adam correction), and the shard applies Adam's first moment alone.
+   */
+  adamCorrection: boolean;
 }
 
 export interface AssignResponse {
@@ -1623,6 +1629,7 @@ function createBaseAssignRequest(): AssignRequest {
     checkpointRoot: "",
     momentumCorrection: false,
     restoreGeneration: 0n,
+    adamCorrection: false,
   };
 }
 
@@ -1687,6 +1694,9 @@ export const AssignRequest: MessageFns<AssignRequest> = {
         throw new globalThis.Error("value provided for field message.restoreGeneration of type uint64 too large");
       }
       writer.uint32(136).uint64(message.restoreGeneration);
+    }
+    if (message.adamCorrection !== false) {
+      writer.uint32(144).bool(message.adamCorrection);
     }
     return writer;
   },
@@ -1838,6 +1848,14 @@ export const AssignRequest: MessageFns<AssignRequest> = {
             }
 
             message.restoreGeneration = reader.uint64() as bigint;
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.adamCorrection = reader.bool();
             continue;
           }
         }

@@ -1,0 +1,99 @@
+/**
+ * Top-k's Adam correction at a real parameter server: a worker's real
+ * PushEncoder divides each gradient by the root of Adam's second moment
+ * before top-k, and the shard applies Adam's first moment alone to what
+ * arrives; a job must have agreed to it at assign (adam, explicit top-k).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { type ShardConfig, decodeTopk, optimizerSettings, parseWireCodec } from '@tamp/core';
+import { CHIEF_SECRET_KEY, RpcError, WORKER_TOKEN_KEY, newSecret, slotToken } from '@tamp/rpc';
+import { ShardClient } from './client.js';
+import { type RunningParameterServer, startParameterServer } from './server.js';
+import { PushEncoder } from './wire/push-encoder.js';
+
+const JOB = 'adam-correction-job';
+const SECRET = newSecret();
+const LR = 0.1;
+const W0 = [1, 2, 3, 4];
+let ps: RunningParameterServer | undefined;
+const clients: ShardClient[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await ps?.close();
+  ps = undefined;
+});
+
+function client(address: string, as: string): ShardClient {
+  const metadata = as === 'chief' ? { [CHIEF_SECRET_KEY]: SECRET } : { [WORKER_TOKEN_KEY]: slotToken(SECRET, as, 1) };
+  const c = new ShardClient(address, JOB, { rpc: { metadata } });
+  clients.push(c);
+  return c;
+}
+
+async function start(config: Partial<ShardConfig>): Promise<{ address: string; chief: ShardClient }> {
+  ps = await startParameterServer({ jobId: JOB, index: 0, chiefSecret: SECRET });
+  const address = `127.0.0.1:${ps.port}`;
+  const chief = client(address, 'chief');
+  await chief.assign(
+    {
+      shardIndex: 0,
+      optimizer: optimizerSettings('adam', LR),
+      version: 0n,
+      mode: 'async',
+      syncReplicas: 1,
+      staleness: 0,
+      workerIds: ['worker-0'],
+      wirePush: parseWireCodec('topk:0.5', 'push'),
+      ...config,
+    },
+    [{ name: 'w', shape: [4], dtype: 'float32', data: Float32Array.from(W0), sliceStart: 0 }],
+  );
+  return { address, chief };
+}
+
+describe("top-k's Adam correction", () => {
+  it('moves each coordinate by Adam’s first moment of the preconditioned top-k values the worker sent', async () => {
+    const { address, chief } = await start({ adamCorrection: true });
+    const worker = client(address, 'worker-0');
+    const encoder = new PushEncoder({ codec: parseWireCodec('topk:0.5', 'push'), adam: { beta2: 0.999, epsilon: 1e-7 } });
+    const grads = [
+      [4, -0.01, 0.5, 0],
+      [4, -0.01, 0.5, 0.2],
+      [-1, 0.02, 0.5, 0.2],
+      [0, 0, 0, 0],
+    ];
+    let w = [...W0];
+    let m = [0, 0, 0, 0];
+    for (const [t, g] of grads.entries()) {
+      const step = BigInt(t);
+      const [encoded] = encoder.encode([{ name: 'w', shape: [4], dtype: 'float32', data: Float32Array.from(g), sliceStart: 0 }], step);
+      if (encoded === undefined) throw new Error('no part encoded');
+      expect(encoded.codec).toBe('topk');
+      const sent = [...decodeTopk(encoded.bytes, 4, 'w')];
+      // Preconditioned: every value sent is about ±(steps it stands for), whatever the gradient's scale (-0.01 and 4 alike).
+      for (const x of sent) expect(Math.abs(x)).toBeLessThan(t + 1.01);
+      await worker.pushEncoded({ workerId: 'worker-0', basedOnVersion: BigInt(t), batchSize: 1, step }, [encoded]);
+      m = m.map((mi, i) => 0.9 * mi + 0.1 * (sent[i] as number));
+      w = w.map((wi, i) => wi - (LR * (m[i] as number)) / (1 - 0.9 ** (t + 1)));
+    }
+    const { version, tensors } = await chief.pull('chief');
+    expect(version).toBe(4n);
+    const got = [...(tensors[0]?.data as Float32Array)];
+    for (let i = 0; i < 4; i++) expect(got[i]).toBeCloseTo(w[i] as number, 5);
+  });
+
+  it('needs adam and an explicit top-k push codec at assign', async () => {
+    for (const config of [{ optimizer: { ...optimizerSettings('momentum', LR), momentum: 0.9 } }, { wirePush: parseWireCodec('int8', 'push') }]) {
+      const e = await start({ adamCorrection: true, ...config }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(e).toBeInstanceOf(RpcError);
+      expect((e as RpcError).code).toBe('INVALID_ARGUMENT');
+      expect((e as RpcError).message).toMatch(/Adam correction needs the adam optimizer and a top-k push codec/);
+      await ps?.close();
+      ps = undefined;
+    }
+  });
+});
