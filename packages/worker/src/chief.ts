@@ -409,6 +409,7 @@ export class Chief {
     this.recordTakeover(true);
     const { training: t, dataset } = this.job;
     const modelPath = await saveLayersModel(this.job.model, join(this.options.out, 'model'), { model: t.model, dataset: t.dataset, task: dataset.kind, classNames: dataset.classNames });
+    await this.awaitLateLeaves();
     const report = this.writeReport(scores, modelPath, shards);
     state.done();
     const perWorker = report.workerStats.length > 1 ? ` (${report.workerStats.map((w) => `${w.workerId} ${w.samplesPerSecond.toFixed(0)}`).join(', ')})` : '';
@@ -418,6 +419,18 @@ export class Chief {
     // Let the workers' next heartbeat hear "stop" before the server goes.
     await new Promise((resolve) => setTimeout(resolve, Math.min(this.interval, 500)));
     return report;
+  }
+
+  /**
+   * A worker wrongly declared lost (stalled on a loaded machine) may come
+   * back while the job finishes: its heartbeat makes it joined again, the
+   * coordinator tells it the batches are done, and it leaves as finished.
+   * Its Leave is waited for, at most one heartbeat timeout (10 s at most),
+   * so the report does not catch it half-way, as "joined" after the end.
+   */
+  private async awaitLateLeaves(): Promise<void> {
+    const until = Date.now() + Math.min(this.options.heartbeatTimeoutMs ?? 10_000, 10_000);
+    while (this.state.workers.some((w) => w.state === 'joined') && Date.now() < until) await this.waitForChange();
   }
 
   /** The final model (pulled from the shards) on the test and validation splits. */
