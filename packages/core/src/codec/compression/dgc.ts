@@ -103,27 +103,30 @@ export function dgcAdamCorrection(optimizer: { readonly name: string }, push: { 
  * BENCHMARKS.md, the wire section).
  */
 export class AdamPreconditioner {
-  private readonly states = new Map<string, { v: Float32Array; vMax: Float32Array; t: number }>();
+  private readonly states = new Map<string, { v: Float32Array; vMax: Float32Array; out: Float32Array; t: number }>();
 
   constructor(
     readonly beta2: number,
     readonly epsilon: number,
   ) {}
 
-  /** `grad` scaled per coordinate by this key's second moment (a new array; `grad` is not changed). */
+  /**
+   * `grad` scaled per coordinate by this key's second moment. `grad` is not
+   * changed; the array returned is this key's own, overwritten by its next
+   * call (DgcSender.encode reads it at once).
+   */
   precondition(key: string, grad: Float32Array): Float32Array {
     const n = grad.length;
     let s = this.states.get(key);
     if (s === undefined || s.v.length !== n) {
-      s = { v: new Float32Array(n), vMax: new Float32Array(n), t: 0 };
+      s = { v: new Float32Array(n), vMax: new Float32Array(n), out: new Float32Array(n), t: 0 };
       this.states.set(key, s);
     }
     s.t += 1;
     const b2 = this.beta2;
     const invCorrection = 1 / (1 - b2 ** s.t);
     const eps = this.epsilon;
-    const { v, vMax } = s;
-    const out = new Float32Array(n);
+    const { v, vMax, out } = s;
     for (let i = 0; i < n; i++) {
       const g = grad[i] as number;
       const vi = b2 * (v[i] as number) + (1 - b2) * g * g;
