@@ -63,14 +63,17 @@ export function jobWire(t: TrainingSettings): { wirePush: WireCodec; wirePull: W
 
 /** DGC's momentum correction for this job (core's dgcMomentumCorrection): on, or why not. */
 export function jobMomentumCorrection(t: TrainingSettings): MomentumCorrection {
-  const push = t.wire?.push === 'auto' ? 'auto' : parseWireCodec(t.wire?.push ?? 'fp32', 'push');
-  return dgcMomentumCorrection(t.optimizer, push, t.wire?.momentumCorrection === false);
+  return dgcMomentumCorrection(t.optimizer, jobPush(t), t.wire?.momentumCorrection === false);
+}
+
+/** The job's push codec, or 'auto'. */
+function jobPush(t: TrainingSettings): WireCodec | 'auto' {
+  return t.wire?.push === 'auto' ? 'auto' : parseWireCodec(t.wire?.push ?? 'fp32', 'push');
 }
 
 /** Top-k's Adam correction for this job (core's dgcAdamCorrection): on, or why not. */
 export function jobAdamCorrection(t: TrainingSettings): AdamCorrection {
-  const push = t.wire?.push === 'auto' ? 'auto' : parseWireCodec(t.wire?.push ?? 'fp32', 'push');
-  return dgcAdamCorrection(t.optimizer, push, t.wire?.adamCorrection === false);
+  return dgcAdamCorrection(t.optimizer, jobPush(t), t.wire?.adamCorrection === false);
 }
 
 export function workerId(taskIndex: number): string {
