@@ -276,7 +276,7 @@ function goals(): string[] {
           .sort((a, b) => a.s - b.s)[0];
         lines.push(
           base === undefined || best === undefined
-            ? `- ${where}, time to ${plan.target * 100}%: not scored (${base === undefined ? 'fp32' : 'no compressed pair'} did not reach it in ${plan.epochs} epochs).`
+            ? `- ${where}, time to ${plan.target * 100}%: not scored (${base === undefined ? 'fp32 did not reach it' : 'no compressed pair reached it'} in ${plan.epochs} epochs).`
             : `- ${where}, time to ${plan.target * 100}%: fp32 ${fmt(base, 1)} s, best pair (${best.label}) ${fmt(best.s, 1)} s: **${fmt(base / best.s, 2)}x** sooner (goal ≥ 4x: ${verdict(base / best.s >= 4)}); epochs take equal time here, so this counts whole epochs.`,
         );
       }
