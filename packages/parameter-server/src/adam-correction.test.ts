@@ -4,36 +4,20 @@
  * before top-k, and the shard applies Adam's first moment alone to what
  * arrives; a job must have agreed to it at assign (adam, explicit top-k).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type ShardConfig, decodeTopk, optimizerSettings, parseWireCodec } from '@tamp/core';
-import { CHIEF_SECRET_KEY, RpcError, WORKER_TOKEN_KEY, newSecret, slotToken } from '@tamp/rpc';
-import { ShardClient } from './client.js';
-import { type RunningParameterServer, startParameterServer } from './server.js';
+import { RpcError } from '@tamp/rpc';
+import type { ShardClient } from './client.js';
+import { realServer } from './server.fixture.js';
 import { PushEncoder } from './wire/push-encoder.js';
 
-const JOB = 'adam-correction-job';
-const SECRET = newSecret();
 const LR = 0.1;
 const W0 = [1, 2, 3, 4];
-let ps: RunningParameterServer | undefined;
-const clients: ShardClient[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await ps?.close();
-  ps = undefined;
-});
-
-function client(address: string, as: string): ShardClient {
-  const metadata = as === 'chief' ? { [CHIEF_SECRET_KEY]: SECRET } : { [WORKER_TOKEN_KEY]: slotToken(SECRET, as, 1) };
-  const c = new ShardClient(address, JOB, { rpc: { metadata } });
-  clients.push(c);
-  return c;
-}
+const server = realServer('adam-correction-job');
+const client = (address: string, as: string) => server.client(address, as);
 
 async function start(config: Partial<ShardConfig>): Promise<{ address: string; chief: ShardClient }> {
-  ps = await startParameterServer({ jobId: JOB, index: 0, chiefSecret: SECRET });
-  const address = `127.0.0.1:${ps.port}`;
+  const address = await server.start();
   const chief = client(address, 'chief');
   await chief.assign(
     {
@@ -92,8 +76,7 @@ describe("top-k's Adam correction", () => {
       expect(e).toBeInstanceOf(RpcError);
       expect((e as RpcError).code).toBe('INVALID_ARGUMENT');
       expect((e as RpcError).message).toMatch(/Adam correction needs the adam optimizer and a top-k push codec/);
-      await ps?.close();
-      ps = undefined;
+      await server.stop();
     }
   });
 });

@@ -5,36 +5,20 @@
  * momentum step; a job that did not agree refuses corrected pushes with
  * nothing applied.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type ConsistencyMode, type EncodedTensor, type ShardConfig, bytesOf, optimizerSettings, parseWireCodec } from '@tamp/core';
-import { CHIEF_SECRET_KEY, RpcError, WORKER_TOKEN_KEY, newSecret, slotToken } from '@tamp/rpc';
-import { ShardClient } from './client.js';
-import { type RunningParameterServer, startParameterServer } from './server.js';
+import { RpcError } from '@tamp/rpc';
+import type { ShardClient } from './client.js';
+import { realServer } from './server.fixture.js';
 
-const JOB = 'dgc-job';
-const SECRET = newSecret();
 const LR = 0.5;
 const M = 0.9;
 const W0 = [1, 2, 3, 4];
-let ps: RunningParameterServer | undefined;
-const clients: ShardClient[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await ps?.close();
-  ps = undefined;
-});
-
-function client(address: string, as: string): ShardClient {
-  const metadata = as === 'chief' ? { [CHIEF_SECRET_KEY]: SECRET } : { [WORKER_TOKEN_KEY]: slotToken(SECRET, as, 1) };
-  const c = new ShardClient(address, JOB, { rpc: { metadata } });
-  clients.push(c);
-  return c;
-}
+const server = realServer('dgc-job');
+const client = (address: string, as: string) => server.client(address, as);
 
 async function start(mode: ConsistencyMode, config: Partial<ShardConfig>): Promise<{ address: string; chief: ShardClient }> {
-  ps = await startParameterServer({ jobId: JOB, index: 0, chiefSecret: SECRET });
-  const address = `127.0.0.1:${ps.port}`;
+  const address = await server.start();
   const chief = client(address, 'chief');
   await chief.assign(
     {
