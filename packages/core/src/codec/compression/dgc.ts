@@ -73,12 +73,13 @@ export function dgcMomentumCorrection(optimizer: { readonly name: string; readon
  * corrections are for momentum SGD. With Adam on the parameter servers, a
  * coordinate that top-k sends once in about 1/F steps arrives as the sum of
  * those steps' gradients, and Adam's second moment, fed that burst, shrinks
- * it: the steps after it move the coordinate about √(1/F)·lr where 1/F dense
- * steps would move it about (1/F)·lr. So the workers keep Adam's second
- * moment from their own dense gradients (AdamPreconditioner) and accumulate
- * the gradient already divided by its root; the servers apply Adam's first
- * moment alone, an update linear in what arrives, so a burst moves a
- * coordinate as far as the steps it stands for.
+ * it: the steps after it move the coordinate about lr/√(1−β2) (31.6·lr)
+ * whatever the burst's size, where 1/F dense steps would move it about
+ * (1/F)·lr. So the workers keep Adam's second moment from their own dense
+ * gradients (AdamPreconditioner) and accumulate the gradient already divided
+ * by its root; the servers apply Adam's first moment alone, an update linear
+ * in what arrives, so a burst moves a coordinate as far as the steps it
+ * stands for.
  */
 export type AdamCorrection = MomentumCorrection;
 
