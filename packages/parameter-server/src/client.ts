@@ -300,7 +300,7 @@ export class ParameterClient {
             ...(wire?.warmupSteps !== undefined ? { warmupSteps: wire.warmupSteps } : {}),
             ...(wire?.errorFeedback !== undefined ? { errorFeedback: wire.errorFeedback } : {}),
             ...(wire?.momentum !== undefined ? { momentum: wire.momentum } : {}),
-            ...(wire?.adam !== undefined && push.kind === 'topk' ? { adam: wire.adam } : {}),
+            ...(wire?.adam !== undefined ? { adam: wire.adam } : {}),
           });
   }
 
