@@ -13,7 +13,13 @@
  * bytes on the GPU. The models are the zoo's with seeded weights: latency
  * does not depend on training.
  *
- *   pnpm bench:infer [--iterations N] [--models lenet-5,shapes-detector,mobilenet-v2-0.35-96,resnet-20] [--no-write]
+ *   pnpm bench:infer [--iterations N] [--budget S] [--models lenet-5,shapes-detector,mobilenet-v2-0.35-96,resnet-20] [--no-write]
+ *
+ * --budget S (default 60): an engine's timed runs stop after S seconds once
+ * 3 have run, and a first warm-up run over S/10 seconds is the only one.
+ * On SwiftShader one ResNet-20 batch of 32 takes a minute or two, so the
+ * default list would otherwise take hours; the table says how many runs
+ * each row had.
  *
  * Another --models list than the default writes its own section (bench:infer:a+b);
  * --batches 1,64 times only those batch sizes.
@@ -33,6 +39,9 @@ import { fmt, load, machine, markdownTable, writeSection } from './report.js';
 const write = !process.argv.includes('--no-write');
 const itAt = process.argv.indexOf('--iterations');
 const iterations = itAt === -1 ? 30 : Number(process.argv[itAt + 1]);
+const budgetAt = process.argv.indexOf('--budget');
+const budgetMs = (budgetAt === -1 ? 60 : Number(process.argv[budgetAt + 1])) * 1000;
+if (!(iterations >= 3 && budgetMs > 0)) throw new Error('--iterations N (3 or more) and --budget S (seconds, over 0)');
 const modelsAt = process.argv.indexOf('--models');
 const DEFAULT_MODELS = ['lenet-5', 'shapes-detector', 'mobilenet-v2-0.35-96', 'resnet-20'];
 const models = modelsAt === -1 ? DEFAULT_MODELS : (process.argv[modelsAt + 1] as string).split(',');
@@ -64,19 +73,26 @@ interface Timing {
   p50: number;
   p90: number;
   dispatches: number;
+  /** Timed runs (after warm-up). */
+  runs: number;
 }
 
+/** Up to `iterations` timed runs after warm-up, stopping once 3 have run and `budgetMs` has passed. */
 async function time(run: () => Promise<void>): Promise<Timing> {
-  for (let i = 0; i < 3; i++) await run();
+  const first = performance.now();
+  await run();
+  if (performance.now() - first <= budgetMs / 10) for (let i = 0; i < 2; i++) await run();
   const times: number[] = [];
   dispatches = 0;
-  for (let i = 0; i < iterations; i++) {
+  const start = performance.now();
+  while (times.length < iterations && (times.length < 3 || performance.now() - start < budgetMs)) {
     const t = performance.now();
     await run();
     times.push(performance.now() - t);
   }
+  const runs = times.length;
   times.sort((a, b) => a - b);
-  return { p50: percentile(times, 0.5), p90: percentile(times, 0.9), dispatches: dispatches / iterations };
+  return { p50: percentile(times, 0.5), p90: percentile(times, 0.9), dispatches: dispatches / runs, runs };
 }
 
 /** Stock tfjs fp32 on `backend`: p50/p90 of predict + read-back, and the bytes tfjs then holds on the GPU. */
@@ -150,10 +166,10 @@ try {
       oursWasm.dispose();
       const stockWasm = await timeStock('wasm', modelJson, x, [batch, ...inputShape]);
       rows.push(
-        [name, batch, 'WebGPU', 'Tamp int8 (.tamp)', fmt(tampGpu.p50, 2), fmt(tampGpu.p90, 2), fmt(tampGpu.dispatches, 0), `${fmt(info.gpuWeightBytes / 1024, 1)} KiB (${fmt(info.gpuWeightBytes / fp32Bytes, 3)}x)`],
-        [name, batch, 'WebGPU', 'stock tfjs fp32', fmt(stockGpu.p50, 2), fmt(stockGpu.p90, 2), fmt(stockGpu.dispatches, 0), `${fmt(stockGpuBytes / 1024, 1)} KiB (all tensors on the GPU)`],
-        [name, batch, 'WASM', 'Tamp (dequantized at load)', fmt(tampWasm.p50, 2), fmt(tampWasm.p90, 2), '–', '–'],
-        [name, batch, 'WASM', 'stock tfjs fp32', fmt(stockWasm.p50, 2), fmt(stockWasm.p90, 2), '–', '–'],
+        [name, batch, 'WebGPU', 'Tamp int8 (.tamp)', tampGpu.runs, fmt(tampGpu.p50, 2), fmt(tampGpu.p90, 2), fmt(tampGpu.dispatches, 0), `${fmt(info.gpuWeightBytes / 1024, 1)} KiB (${fmt(info.gpuWeightBytes / fp32Bytes, 3)}x)`],
+        [name, batch, 'WebGPU', 'stock tfjs fp32', stockGpu.runs, fmt(stockGpu.p50, 2), fmt(stockGpu.p90, 2), fmt(stockGpu.dispatches, 0), `${fmt(stockGpuBytes / 1024, 1)} KiB (all tensors on the GPU)`],
+        [name, batch, 'WASM', 'Tamp (dequantized at load)', tampWasm.runs, fmt(tampWasm.p50, 2), fmt(tampWasm.p90, 2), '–', '–'],
+        [name, batch, 'WASM', 'stock tfjs fp32', stockWasm.runs, fmt(stockWasm.p50, 2), fmt(stockWasm.p90, 2), '–', '–'],
       );
       tampP50.set(`${name}|${batch}|webgpu`, tampGpu.p50);
       tampP50.set(`${name}|${batch}|wasm`, tampWasm.p50);
@@ -179,12 +195,12 @@ const detectors = [...tampP50.keys()]
     return plain === undefined ? '' : `- Tamp, ${device}, batch ${batch}: shapes-mobilenet-detector ${fmt(tampP50.get(k) as number, 2)} ms against shapes-detector ${fmt(plain, 2)} ms (**${fmt((tampP50.get(k) as number) / plain, 2)}x**; goal for switching the objects demo: ≤ 1.0x)`;
   })
   .filter((line) => line !== '');
-const command = `pnpm bench:infer --iterations ${iterations}${subset ? ` --models ${models.join(',')}` : ''}${batchesAt !== -1 ? ` --batches ${process.argv[batchesAt + 1]}` : ''}`;
+const command = `pnpm bench:infer --iterations ${iterations}${budgetAt !== -1 ? ` --budget ${budgetMs / 1000}` : ''}${subset ? ` --models ${models.join(',')}` : ''}${batchesAt !== -1 ? ` --batches ${process.argv[batchesAt + 1]}` : ''}`;
 const markdown = `## Inference: Tamp int8 against stock tfjs fp32 (\`${subset ? command : 'pnpm bench:infer'}\`)
 
-\`${command}\` on ${machine()} (at the start: ${loadAtStart}). Every engine runs in turn on the same inputs in one process, model by model and batch by batch, so the ratios compare like with like under the same load; absolute times are inflated by the shared machine. WebGPU adapter: ${found.description}${found.software ? ' (software: SwiftShader runs WebGPU on the CPU, so compare ratios only, not absolute times)' : ''}. ${iterations} timed runs after 3 warm-up runs; latency is a whole \`predict\` including upload and read-back (ms). Dispatches per inference counted by wrapping the compute pass encoder.
+\`${command}\` on ${machine()} (at the start: ${loadAtStart}). Every engine runs in turn on the same inputs in one process, model by model and batch by batch, so the ratios compare like with like under the same load; absolute times are inflated by the shared machine. WebGPU adapter: ${found.description}${found.software ? ' (software: SwiftShader runs WebGPU on the CPU, so compare ratios only, not absolute times)' : ''}. Up to ${iterations} timed runs after 3 warm-up runs, an engine's runs stopping once 3 have run and ${fmt(budgetMs / 1000, 0)} s have passed (one warm-up run when the first takes over a tenth of that); the runs column says how many each row had. Latency is a whole \`predict\` including upload and read-back (ms). Dispatches per inference counted by wrapping the compute pass encoder.
 
-${markdownTable(['model', 'batch', 'device', 'engine', 'p50 ms', 'p90 ms', 'dispatches', 'weights on the GPU'], rows)}
+${markdownTable(['model', 'batch', 'device', 'engine', 'runs', 'p50 ms', 'p90 ms', 'dispatches', 'weights on the GPU'], rows)}
 
 ${ratios.map((r) => `- ${r}`).join('\n')}
 ${detectors.length > 0 ? `\nThe two shapes detectors, same run:\n\n${detectors.join('\n')}\n` : ''}
