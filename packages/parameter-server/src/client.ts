@@ -59,7 +59,7 @@ export interface WireSettings {
   readonly auto?: boolean;
   /** DGC's momentum correction (the job's ShardConfig.momentumCorrection): top-k pushes keep this momentum factor here and are marked momentum-corrected. */
   readonly momentum?: number;
-  /** Top-k's Adam correction (the job's ShardConfig.adamCorrection): pushes are divided by the root of Adam's second moment, kept here with these settings. */
+  /** The Adam correction (the job's ShardConfig.adamCorrection: top-k, or --wire auto): every push is divided by the root of Adam's second moment, kept here with these settings. */
   readonly adam?: AdamSecondMoment;
 }
 
@@ -292,8 +292,9 @@ export class ParameterClient {
   private useCodecs(push: WireCodec, pull: WireCodec): void {
     const wire = this.wire;
     this.pullCodec = pull;
+    // fp32 needs no encoder unless the Adam correction divides each gradient first (--wire auto's dense pushes).
     this.encoder =
-      push.kind === 'fp32'
+      push.kind === 'fp32' && wire?.adam === undefined
         ? undefined
         : new PushEncoder({
             codec: push,
@@ -334,7 +335,13 @@ export class ParameterClient {
     this.probed = undefined;
     if (probed?.firstPulledAt === undefined || choice === undefined) return;
     const m = this.wire?.momentum;
-    const dgc = `DGC's warm-up from dense over ${this.wire?.warmupSteps ?? 0} steps, error feedback, ${m !== undefined && m > 0 ? `momentum correction on (m=${m}: the servers apply plain SGD to these pushes)` : "no momentum correction (the job's optimizer keeps its state on the servers)"}`;
+    const corrections =
+      m !== undefined && m > 0
+        ? `momentum correction on (m=${m}: the servers apply plain SGD to these pushes)`
+        : this.wire?.adam !== undefined
+          ? "the Adam correction (this worker's pushes are divided by the root of its second moment; the servers apply the first moment alone)"
+          : "no momentum correction (the job's optimizer keeps its state on the servers)";
+    const dgc = `DGC's warm-up from dense over ${this.wire?.warmupSteps ?? 0} steps, error feedback, ${corrections}`;
     const next = considerTopk(choice, probed.times, performance.now() - probed.firstPulledAt, dgc);
     if (next.push.kind !== choice.push.kind) this.useCodecs(next.push, next.pull);
     this.wireChoice = next;

@@ -43,9 +43,9 @@ export interface ShardConfig {
    */
   readonly momentumCorrection?: boolean;
   /**
-   * Top-k's Adam correction (ARCHITECTURE.md, the wire section): the optimizer is Adam and the push
-   * codec top-k, so workers push gradients already divided by the root of Adam's second moment,
-   * which they keep, and the shard applies Adam's first moment alone.
+   * The Adam correction (ARCHITECTURE.md, the wire section): the optimizer is Adam and the push
+   * codec top-k (or auto), so workers push gradients already divided by the root of Adam's second
+   * moment, which they keep, and the shard applies Adam's first moment alone.
    */
   readonly adamCorrection?: boolean;
   /**
@@ -79,8 +79,8 @@ export function checkShardConfig(config: ShardConfig, what = 'assign'): void {
   if (config.momentumCorrection === true && (o.name !== 'momentum' || (config.wireAuto !== true && config.wirePush?.kind !== 'topk'))) {
     throw new InvalidArgumentError(`${what}: momentum correction needs the momentum optimizer and a top-k (or auto) push codec, got ${o.name} with ${config.wireAuto === true ? 'auto' : (config.wirePush?.kind ?? 'fp32')}`);
   }
-  if (config.adamCorrection === true && (o.name !== 'adam' || config.wireAuto === true || config.wirePush?.kind !== 'topk')) {
-    throw new InvalidArgumentError(`${what}: Adam correction needs the adam optimizer and a top-k push codec, got ${o.name} with ${config.wireAuto === true ? 'auto' : (config.wirePush?.kind ?? 'fp32')}`);
+  if (config.adamCorrection === true && (o.name !== 'adam' || (config.wireAuto !== true && config.wirePush?.kind !== 'topk'))) {
+    throw new InvalidArgumentError(`${what}: Adam correction needs the adam optimizer and a top-k (or auto) push codec, got ${o.name} with ${config.wireAuto === true ? 'auto' : (config.wirePush?.kind ?? 'fp32')}`);
   }
   if (config.wirePull?.kind === 'topk') throw new InvalidArgumentError(`${what}: parameters cannot be pulled as top-k; use fp32, fp16 or int8`);
 }

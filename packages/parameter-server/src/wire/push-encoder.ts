@@ -10,10 +10,11 @@
  *    at first and reaching F over `warmupSteps`; with `momentum` (DGC's
  *    momentum correction, the job's momentum factor) the velocity is kept
  *    here and pushes are marked momentum-corrected, which the shards apply
- *    with plain SGD; with `adam` (top-k's Adam correction) each gradient is
- *    first divided by the root of Adam's second moment, kept here (core's
- *    AdamPreconditioner), and the shards apply Adam's first moment alone
- *    (ARCHITECTURE.md, the wire section).
+ *    with plain SGD.
+ * With `adam` (the Adam correction: top-k, or any codec under --wire auto)
+ * each gradient is first divided by the root of Adam's second moment, kept
+ * here (core's AdamPreconditioner), and the shards apply Adam's first
+ * moment alone (ARCHITECTURE.md, the wire section).
  * Encoding happens once per step, before any retry, so a retried push
  * resends the same bytes and the state sees each gradient exactly once.
  */
@@ -40,7 +41,7 @@ export interface PushEncoderOptions {
   readonly errorFeedback?: boolean;
   /** topk: DGC's momentum correction with this momentum factor (default 0: off, the servers keep the momentum). */
   readonly momentum?: number;
-  /** topk: Adam correction with these settings (default: off, the servers keep both of Adam's moments). */
+  /** The Adam correction with these settings, for every codec (default: off, the servers keep both of Adam's moments). */
   readonly adam?: AdamSecondMoment;
 }
 
@@ -66,19 +67,21 @@ export class PushEncoder {
     const momentum = options.codec.kind === 'topk' ? (options.momentum ?? 0) : 0;
     this.dgc = options.codec.kind === 'topk' ? new DgcSender({ fraction: options.codec.fraction, momentum, warmupSteps: options.warmupSteps ?? 0 }) : undefined;
     this.momentumCorrected = momentum > 0;
-    this.adam = options.codec.kind === 'topk' && options.adam !== undefined ? new AdamPreconditioner(options.adam.beta2, options.adam.epsilon) : undefined;
+    this.adam = options.adam !== undefined ? new AdamPreconditioner(options.adam.beta2, options.adam.epsilon) : undefined;
     this.keep = keep;
   }
 
   /** Encode one step's parts (float32 gradients) for the wire. */
   encode(parts: readonly WireTensor[], step: bigint): EncodedTensor[] {
     return parts.map((t) => {
-      const g = t.data as Float32Array;
-      const base = { name: t.name, shape: t.shape, sliceStart: t.sliceStart, length: g.length };
+      const raw = t.data as Float32Array;
+      const base = { name: t.name, shape: t.shape, sliceStart: t.sliceStart, length: raw.length };
       const key = partKey(t.name, t.sliceStart);
+      // The preconditioner's array is its own, overwritten by this part's next step: each codec below reads it at once or copies it.
+      const g = this.adam === undefined ? raw : this.adam.precondition(key, raw);
       switch (this.codec.kind) {
         case 'fp32':
-          return { ...base, codec: 'fp32', bytes: bytesOf(g) };
+          return { ...base, codec: 'fp32', bytes: bytesOf(g === raw ? g : g.slice()) };
         case 'fp16':
           return { ...base, codec: 'fp16', bytes: encodeFp16(g) };
         case 'int8': {
@@ -90,7 +93,7 @@ export class PushEncoder {
         }
         case 'topk': {
           const dgc = this.dgc as DgcSender;
-          const bytes = dgc.encode(key, this.adam === undefined ? g : this.adam.precondition(key, g), Number(step));
+          const bytes = dgc.encode(key, g, Number(step));
           // Without error feedback, what was not sent is forgotten (the velocity too).
           if (!this.keep) dgc.reset();
           // Dense top-k (the warm-up) takes 3 bytes a value and 8 of header: a tensor of 8 elements or fewer is smaller as the same values in fp32.

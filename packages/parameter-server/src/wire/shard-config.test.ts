@@ -38,15 +38,19 @@ describe('ShardConfig on the wire', () => {
     expect(() => checkShardConfig({ ...dgc, wirePush: { kind: 'int8' } })).toThrow(/got momentum with int8/);
   });
 
-  it("round-trips top-k's Adam correction, and refuses it without adam and an explicit top-k push", () => {
+  it('round-trips the Adam correction, and refuses it without adam and a top-k (or auto) push', () => {
     const corrected: ShardConfig = { ...CONFIG, optimizer: optimizerSettings('adam', 0.001), wirePush: { kind: 'topk', fraction: 0.01 }, adamCorrection: true };
     expect(shardConfigFromProto(overTheWire(corrected))).toEqual(corrected);
     expect(shardConfigFromProto(overTheWire(CONFIG)).adamCorrection).toBeUndefined();
     expect(() => checkShardConfig(corrected)).not.toThrow();
-    expect(() => checkShardConfig({ ...corrected, optimizer: optimizerSettings('momentum', 0.1) })).toThrow(/Adam correction needs the adam optimizer and a top-k push codec, got momentum with topk/);
+    expect(() => checkShardConfig({ ...corrected, optimizer: optimizerSettings('momentum', 0.1) })).toThrow(/Adam correction needs the adam optimizer and a top-k \(or auto\) push codec, got momentum with topk/);
     expect(() => checkShardConfig({ ...corrected, wirePush: { kind: 'fp16' } })).toThrow(/got adam with fp16/);
+    // --wire auto: every worker divides every push, whatever codec its link picks.
     const { wirePush: _push, wirePull: _pull, ...rest } = corrected;
-    expect(() => checkShardConfig({ ...rest, wireAuto: true })).toThrow(/got adam with auto/);
+    const auto: ShardConfig = { ...rest, wirePush: { kind: 'fp32' }, wirePull: { kind: 'fp32' }, wireAuto: true };
+    expect(() => checkShardConfig(auto)).not.toThrow();
+    expect(shardConfigFromProto(overTheWire(auto))).toEqual(auto);
+    expect(() => checkShardConfig({ ...auto, optimizer: optimizerSettings('sgd', 0.1) })).toThrow(/got sgd with auto/);
   });
 
   it('sends a missing workerStep as 0 (a new job)', () => {

@@ -311,14 +311,19 @@ describe("top-k's Adam correction", () => {
     expect(g[0]).toBe(5);
   });
 
-  it('is on for top-k with adam only, and says why otherwise', () => {
+  it('is on for adam with top-k or --wire auto only, and says why otherwise', () => {
     const adam = { name: 'adam' };
     const on = dgcAdamCorrection(adam, { kind: 'topk' }, false);
     expect(on.on).toBe(true);
     expect(on.why).toMatch(/second moment.*first moment alone/);
+    // Under auto any worker may pick top-k at run time, so every push is divided, dense ones too.
+    const auto = dgcAdamCorrection(adam, 'auto', false);
+    expect(auto.on).toBe(true);
+    expect(auto.why).toMatch(/--wire auto.*whatever codec it picks.*first moment alone/);
     const cases: Array<[AdamCorrection, RegExp]> = [
       [dgcAdamCorrection(adam, { kind: 'topk' }, true), /--wire-no-adam-correction/],
-      [dgcAdamCorrection(adam, 'auto', false), /--wire auto/],
+      [dgcAdamCorrection(adam, 'auto', true), /--wire-no-adam-correction/],
+      [dgcAdamCorrection({ name: 'sgd' }, 'auto', false), /sgd, not adam/],
       [dgcAdamCorrection(adam, { kind: 'int8' }, false), /dense/],
       [dgcAdamCorrection({ name: 'momentum' }, { kind: 'topk' }, false), /momentum, not adam/],
     ];

@@ -79,19 +79,25 @@ export function dgcMomentumCorrection(optimizer: { readonly name: string; readon
  * gradients (AdamPreconditioner) and accumulate the gradient already divided
  * by its root; the servers apply Adam's first moment alone, an update linear
  * in what arrives, so a burst moves a coordinate as far as the steps it
- * stands for.
+ * stands for. Under --wire auto every push is divided (dense ones too), since
+ * a worker's link picks its codec at run time and one shard's first moment
+ * takes pushes from every worker: dense, that is AMSGrad with each worker's
+ * own second moment.
  */
 export type AdamCorrection = MomentumCorrection;
 
 export function dgcAdamCorrection(optimizer: { readonly name: string }, push: { readonly kind: string } | 'auto', off: boolean): AdamCorrection {
   if (optimizer.name !== 'adam') return { on: false, why: `the optimizer is ${optimizer.name}, not adam` };
-  if (push === 'auto') return { on: false, why: '--wire auto picks each worker\'s codecs at run time, and the correction needs every push of the job to be top-k' };
-  if (push.kind !== 'topk') return { on: false, why: `${push.kind} pushes are dense: the parameter servers apply Adam as usual` };
+  if (push !== 'auto' && push.kind !== 'topk') return { on: false, why: `${push.kind} pushes are dense: the parameter servers apply Adam as usual` };
   if (off) return { on: false, why: 'turned off (--wire-no-adam-correction): the parameter servers keep both of Adam\'s moments, and top-k sends error-fed gradients' };
-  return {
-    on: true,
-    why: "the workers keep Adam's second moment (AMSGrad's running maximum, from their own dense gradients) and push the top-k of the gradient divided by its root; the parameter servers apply Adam's first moment alone, so a coordinate sent once in many steps moves as far as those steps would have moved it",
-  };
+  const moments = "the parameter servers apply Adam's first moment alone, so a coordinate sent once in many steps moves as far as those steps would have moved it";
+  if (push === 'auto') {
+    return {
+      on: true,
+      why: `--wire auto may push top-k from any worker (its link decides at the first step), and the servers' Adam must take one kind of gradient: every worker keeps Adam's second moment (AMSGrad's running maximum, from its own dense gradients) and pushes the gradient divided by its root, whatever codec it picks; ${moments}`,
+    };
+  }
+  return { on: true, why: `the workers keep Adam's second moment (AMSGrad's running maximum, from their own dense gradients) and push the top-k of the gradient divided by its root; ${moments}` };
 }
 
 /**
