@@ -9,17 +9,17 @@
  * `runChief` (what `tamp chief` calls) runs them in order.
  */
 import { join } from 'node:path';
-import { ClusterError, errorMessage, evaluateModel, recalibrateBatchNorm, recalibrationBatches } from '@tamp/core';
+import { ClusterError, errorMessage } from '@tamp/core';
 import { describeScore, lastValidation, saveLayersModel } from '@tamp/core/node';
 import type { ShardStatusResponse } from '@tamp/proto/tamp/v1/parameter_server';
-import { CHIEF_READER_ID, ParameterClient, ShardClient } from '@tamp/parameter-server';
+import { ParameterClient, ShardClient } from '@tamp/parameter-server';
 import { checkpointsRoot, restoreTensors } from './checkpoints.js';
 import { ChiefCheckpoints } from './chief-checkpoints.js';
+import { ChiefEvaluation } from './chief-evaluation.js';
 import { type ChiefJob, type ChiefOptions, claimsFor, jobConfigFor, planChiefJob } from './chief-job.js';
 import { type RunningCoordinator, startCoordinator } from './coordinator.js';
 import type { CoordinatorState } from './coordinator-state.js';
 import { encodeJobConfig, jobAdamCorrection, jobMomentumCorrection, jobWire } from './job-config.js';
-import { setVariables } from './model-state.js';
 import { type ChiefReport, type ClusterEpochRecord, type FinalEvaluation, type JobRecoveryRecord, buildReport, describeBatches, writeReport } from './report.js';
 import { RecoveryJournal } from './recovery-journal.js';
 import { type RecoveryRecord, ShardWatch, announceRecoveries, recoverShards } from './shard-recovery.js';
@@ -53,7 +53,8 @@ export class Chief {
   private started = 0;
   /** Since when every worker has been lost (undefined while one is not). */
   private allLostSince: number | undefined;
-  private epochStart = { time: 0, samples: 0n };
+  /** The validation score of each epoch, and the final scores (chief-evaluation.ts). */
+  private readonly evaluation: ChiefEvaluation;
   private wake: () => void = () => {};
   /** The job's chief secret (ChiefOptions.chiefSecret). */
   private readonly secret: string;
@@ -99,6 +100,7 @@ export class Chief {
       versionsMayDiffer: () => job.training.mode !== 'sync' && (this.recoveries.length > 0 || this.earlierRecoveries.some((r) => r.role !== 'worker')),
     });
     this.checkpoints = this.ckpt.written;
+    this.evaluation = new ChiefEvaluation(job, this.params, this.history, this.log);
   }
 
   /**
@@ -230,7 +232,7 @@ export class Chief {
       this.wake();
     });
     this.started = Date.now();
-    this.epochStart = { time: Date.now(), samples: 0n };
+    this.evaluation.start();
     return this.coordinator.port;
   }
 
@@ -352,37 +354,9 @@ export class Chief {
     }
   }
 
-  /**
-   * Evaluate finished epochs: for each epoch every worker still training has
-   * completed, pull all shards and score the validation split (as one-process
-   * training does; the test split is scored once, on the final model). On a
-   * small machine this evaluation competes with the workers.
-   */
-  async evaluateEpochs(): Promise<ClusterEpochRecord[]> {
-    const state = this.state;
-    const added: ClusterEpochRecord[] = [];
-    // Workers about to wait at a checkpoint barrier would wait for the evaluation too: serve the barrier first.
-    if (state.checkpointImminent) return added;
-    while (state.completedEpochs > this.history.length) {
-      const epoch = this.history.length + 1;
-      await this.pullModel();
-      const validation = await evaluateModel(this.job.model, this.job.dataset.validation);
-      const now = Date.now();
-      const samples = state.samples;
-      const record: ClusterEpochRecord = {
-        epoch,
-        loss: state.loss,
-        ...(validation.task === 'detection' ? { validationMAP: validation.score } : { validationAccuracy: validation.score }),
-        samplesPerSecond: Number(samples - this.epochStart.samples) / Math.max(1e-3, (now - this.epochStart.time) / 1000),
-        globalStep: Number(state.globalStep),
-      };
-      this.epochStart = { time: now, samples };
-      this.history.push(record);
-      added.push(record);
-      state.epochEvaluated(epoch, validation);
-      this.log(`epoch ${epoch}/${this.job.training.epochs}: loss ${record.loss.toFixed(4)}, ${describeScore(validation, 'validation')}, global step ${record.globalStep}`);
-    }
-    return added;
+  /** Score the epochs every worker still training has finished (ChiefEvaluation.epochs). */
+  evaluateEpochs(): Promise<ClusterEpochRecord[]> {
+    return this.evaluation.epochs(this.state);
   }
 
   reportProgress(): void {
@@ -433,12 +407,9 @@ export class Chief {
     while (this.state.workers.some((w) => w.state === 'joined') && Date.now() < until) await this.waitForChange();
   }
 
-  /** The final model (pulled from the shards) on the test and validation splits. */
-  async evaluateFinal(): Promise<FinalEvaluation> {
-    await this.pullModel();
-    const test = await evaluateModel(this.job.model, this.job.dataset.test);
-    const validation = await evaluateModel(this.job.model, this.job.dataset.validation);
-    return { test, validation };
+  /** The final model on the test and validation splits (ChiefEvaluation.final). */
+  evaluateFinal(): Promise<FinalEvaluation> {
+    return this.evaluation.final();
   }
 
   /** Write the report: report.json under --out, from the Coordinator's counts and the shards' final status. */
@@ -480,15 +451,6 @@ export class Chief {
     this.params.close();
     await this.coordinator?.close();
     this.job.model.dispose();
-  }
-
-  /** The shards' weights into the chief's model, with batch-norm statistics that match them. */
-  private async pullModel(): Promise<void> {
-    const { values } = await this.params.pullAll(CHIEF_READER_ID);
-    setVariables(this.job.model, values);
-    // Batch-norm statistics are not on the parameter servers: recompute them (precise BN; ARCHITECTURE.md, @tamp/worker). No-op without batch norm.
-    const t = this.job.training;
-    await recalibrateBatchNorm(this.job.model, recalibrationBatches(this.job.dataset.train, { batchSize: t.batchSize, seed: t.seed }));
   }
 
   /** Every checkpoint a barrier released has its manifest written, or its failure logged. */
