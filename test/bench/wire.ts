@@ -23,6 +23,10 @@
  * --adam-correction: the lab at 100 Mbit/s only, fp32, top-k pushes (fp32
  * and int8 pulls) and --wire auto, each with and without the Adam
  * correction; rewrites the "wire:adam-correction" section.
+ *
+ * --rows 'fp32 / fp32|auto': only the rows with these labels (the first must
+ * be fp32 / fp32, every row's reference), printed, BENCHMARKS.md untouched:
+ * to re-measure a few rows of a section without its hour.
  */
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -37,6 +41,9 @@ const adamOnly = process.argv.includes('--adam-correction');
 const seedsAt = process.argv.indexOf('--seeds');
 const seeds = seedsAt === -1 ? 0 : Number(process.argv[seedsAt + 1]);
 if (seedsAt !== -1 && !(Number.isInteger(seeds) && seeds >= 2)) throw new Error('--seeds N: give a whole number of seeds, 2 or more');
+const rowsAt = process.argv.indexOf('--rows');
+const onlyRows = rowsAt === -1 ? undefined : (process.argv[rowsAt + 1] ?? '').split('|');
+if (onlyRows !== undefined && onlyRows[0] !== 'fp32 / fp32') throw new Error("--rows 'fp32 / fp32|LABEL|...': the first row must be fp32 / fp32, every other row's reference");
 const work = mkdtempSync(join(tmpdir(), 'tamp-bench-wire-'));
 
 interface Report {
@@ -293,7 +300,10 @@ try {
     const rows: Array<Array<string | number>> = [];
     for (const mbit of RATES) {
       let fp32: Report | undefined;
-      for (const c of adamOnly ? ADAM_ROWS : CODECS) {
+      const all = adamOnly ? ADAM_ROWS : CODECS;
+      const unknown = onlyRows?.filter((label) => !all.some((c) => c.label === label)) ?? [];
+      if (unknown.length > 0) throw new Error(`--rows: no row labelled ${unknown.map((l) => `"${l}"`).join(', ')}; the labels are ${all.map((c) => `"${c.label}"`).join(', ')}`);
+      for (const c of onlyRows === undefined ? all : all.filter((r) => onlyRows.includes(r.label))) {
         const r = await labRun(`${plan.model} ${c.label} ${mbit}`, plan, 1, mbit, c.flags);
         runs.push({ plan, mbit, label: c.label, r });
         fp32 ??= r;
@@ -354,7 +364,7 @@ async function scalingAndLoopback(): Promise<void> {
   );
 }
 
-const markdown = `## Compressed communication over real links (\`pnpm bench:wire${quick ? ' --quick' : ''}${adamOnly ? ' --adam-correction' : ''}\`)
+const markdown = `## Compressed communication over real links (\`pnpm bench:wire${quick ? ' --quick' : ''}${adamOnly ? ' --adam-correction' : ''}${onlyRows !== undefined ? ` --rows '${onlyRows.join('|')}'` : ''}\`)
 
 ${machine()}. Network lab: network namespaces and \`tc tbf\` links (test/helpers/netlab.ts); parameter server and chief on a 1 Gbit/s host, each worker on its own host and link; MNIST, batch 64, seed 1, Adam at lr 0.001 (the momentum SGD rows: lr 0.01, momentum 0.9), async. Bytes per step are the tensor payload bytes report.json counts at the parameter server (pushes received, workers' pulls answered; \`--wire auto\`'s probe pulls included). Time to target: epochs take equal time here (trainSeconds / epochs), counted to the first epoch whose validation accuracy reaches the target.
 
@@ -367,5 +377,5 @@ ${goals().join('\n')}
 Anchors: Horovod's fp16 compression halves the bytes (2x); QSGD (Alistarh et al. 2017) quantizes gradients to a few bits with convergence guarantees; Deep Gradient Compression (Lin et al. 2018) sends 270-600x fewer gradient bytes without losing accuracy, using momentum correction, local clipping and warm-up (here: top-k with error feedback and the dense warm-up, and with momentum SGD its momentum correction: the workers keep the momentum and the servers apply plain SGD; with Adam, Tamp's Adam correction: the workers keep Adam's second moment and push top-k of the gradient divided by its root, and the servers apply the first moment alone); Aji & Heafield 2017 drop 99% of gradient values and train MNIST up to 49% faster with no loss.
 `;
 
-if (quick) process.stdout.write(markdown);
+if (quick || onlyRows !== undefined) process.stdout.write(markdown);
 else writeSection(adamOnly ? 'wire:adam-correction' : 'wire', markdown);
