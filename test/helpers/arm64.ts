@@ -129,8 +129,8 @@ export function elfMachine(buffer: Buffer): number {
 export const LENET_FP32 = join(REPO, 'demos/digits/public/models/fp32/model.json');
 /** LeNet-5 pruned 92%, 32 shared values, int8, Huffman-coded (demos/models.json says how it was made). */
 export const LENET_DC = join(REPO, 'demos/digits/public/models/compressed.tamp');
-/** test/fixtures/shapes-detector compressed with --int8 (demos/models.json). */
-export const DETECTOR = join(REPO, 'demos/objects/public/models/detector.tamp');
+/** test/fixtures/shapes-detector compressed with --int8 (the objects demo's detector until it switched to shapes-mobilenet-detector; test/fixtures/README.md). */
+export const DETECTOR = join(REPO, 'test/fixtures/shapes-detector-int8.tamp');
 
 export interface EdgeRun {
   /** The edge image's /app (linux-arm64). */
