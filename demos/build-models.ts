@@ -7,10 +7,13 @@
  *    like bench:compress (pruned 92% while fine-tuning, 32 shared values
  *    per layer, int8, Huffman). The demo offers both: fp32 model.json and
  *    the compressed model.tamp.
- *  - objects: the shapes detector trained as in bench:detect, then int8.
+ *  - objects: the MobileNet-backbone shapes detector
+ *    (shapes-mobilenet-detector, which beats shapes-detector on mAP at no
+ *    worse latency: BENCHMARKS.md) trained as in bench:detect, then int8.
  *    `--detector DIR` takes an already trained detector (a model.json
- *    folder, such as the one `pnpm bench:detect --save DIR` writes) instead
- *    of training one for 20 minutes; the manifest records which.
+ *    folder, such as the one `pnpm bench:detect --model
+ *    shapes-mobilenet-detector --save DIR` writes) instead of training one
+ *    for over an hour; the manifest records which.
  *
  *   pnpm demo:models [--only digits|objects] [--detector DIR]
  */
@@ -31,6 +34,9 @@ function arg(name: string): string | undefined {
 }
 const only = arg('--only');
 const detectorDir = arg('--detector');
+/** The objects demo's detector: the zoo model and bench:detect's recipe. */
+const DETECTOR = 'shapes-mobilenet-detector';
+const DETECTOR_TRAIN = ['--model', DETECTOR, '--dataset', 'shapes', '--epochs', '20', '--epoch-size', '5000', '--batch-size', '32', '--lr', '0.003', '--backend', 'wasm', '--seed', '1'];
 if (only !== undefined && only !== 'digits' && only !== 'objects') throw new Error(`--only ${only}: choose digits or objects`);
 
 function tamp(args: string[]): Record<string, unknown> {
@@ -90,9 +96,11 @@ try {
     if (detectorDir !== undefined) {
       modelJson = join(resolve(detectorDir), 'model.json');
       if (!existsSync(modelJson)) throw new Error(`--detector ${detectorDir}: no model.json there`);
-      commands.push(`trained detector taken from ${relative(REPO, resolve(detectorDir))} (made by: pnpm bench:detect --save ${relative(REPO, resolve(detectorDir))}, i.e. tamp train --model shapes-detector --dataset shapes --epochs 20 --epoch-size 5000 --batch-size 32 --lr 0.003 --backend wasm --seed 1)`);
+      const name = (JSON.parse(readFileSync(modelJson, 'utf8')) as { modelTopology?: { config?: { name?: string } } }).modelTopology?.config?.name;
+      if (name !== DETECTOR) throw new Error(`--detector ${detectorDir}: the objects demo runs ${DETECTOR}, and this model.json holds ${name ?? 'a model without a name'}`);
+      commands.push(`trained detector taken from ${relative(REPO, resolve(detectorDir))} (made by: pnpm bench:detect --model ${DETECTOR} --save ${relative(REPO, resolve(detectorDir))}, i.e. tamp train ${DETECTOR_TRAIN.join(' ')})`);
     } else {
-      const train = ['train', '--model', 'shapes-detector', '--dataset', 'shapes', '--epochs', '20', '--epoch-size', '5000', '--batch-size', '32', '--lr', '0.003', '--backend', 'wasm', '--seed', '1', '--out', join(work, 'detector')];
+      const train = ['train', ...DETECTOR_TRAIN, '--out', join(work, 'detector')];
       tamp(train);
       commands.push(`tamp ${train.join(' ')}`.replaceAll(work, 'WORK'));
       modelJson = join(work, 'detector/model/model.json');
@@ -104,7 +112,7 @@ try {
     cpSync(join(work, 'detector-c/model.tamp'), join(out, 'detector.tamp'));
     models.push({
       demo: 'objects',
-      name: 'shapes-detector, int8',
+      name: `${DETECTOR}, int8`,
       files: [fileEntry(join(out, 'detector.tamp'))],
       commands,
       scores: { mAPBefore: compressed.mAPBefore as number, mAPAfter: compressed.mAPAfter as number, ratio: compressed.ratio as number },

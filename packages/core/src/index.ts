@@ -14,7 +14,7 @@ export * from './detection/loss.js';
 export * from './zoo/zoo.js';
 export { MOBILENET_V2_BLOCKS, MOBILENET_TINY_BLOCKS, type BlockSpec, type MobileNetV2Options, makeDivisible, mobilenetTiny, mobilenetV2 } from './zoo/mobilenet.js';
 export { type ResNet20Options, resnet20 } from './zoo/resnet.js';
-export { shapesMobilenetDetector } from './zoo/mobilenet-detector.js';
+export { MOBILENET_DETECTOR, MOBILENET_DETECTOR_0_75, type MobilenetDetectorOptions, shapesMobilenetDetector } from './zoo/mobilenet-detector.js';
 export * from './backend/select.js';
 export * from './backend/tfjs-backends.js';
 export * from './train/optimizers.js';

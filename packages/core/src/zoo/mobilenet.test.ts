@@ -3,6 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { ModelError } from '../errors.js';
 import { makeDivisible, mobilenetV2 } from './mobilenet.js';
+import { MOBILENET_DETECTOR_0_75, shapesMobilenetDetector } from './mobilenet-detector.js';
 import { resnet20 } from './resnet.js';
 import { ZOO_PATTERNS, createModel, isZooModel, zooEntry, zooNames } from './zoo.js';
 
@@ -74,7 +75,14 @@ describe('MobileNetV2, ResNet-20 and the MobileNet detector in the zoo', () => {
     const m = createModel('shapes-mobilenet-detector', { seed: 1 });
     expect(m.inputs[0]?.shape).toEqual([null, 96, 96, 3]);
     expect(m.outputs[0]?.shape).toEqual([null, 12, 12, 8]);
-    expect(m.countParams()).toBe(49_824);
+    expect(m.countParams()).toBe(18_440);
+    expect(m.countParams()).toBe(zooEntry('shapes-mobilenet-detector').parameters);
+    expect(m.getLayer('Conv1').outputShape).toEqual([null, 48, 48, 16]); // alpha 0.35: 32 x 0.35 rounded up to 16
+    expect(m.getLayer('head_sep').outputShape).toEqual([null, 12, 12, 64]);
+    // The first version's settings still build it (its benchmark can be reproduced).
+    const first = shapesMobilenetDetector(1, MOBILENET_DETECTOR_0_75);
+    expect(first.countParams()).toBe(49_824);
+    first.dispose();
     expect(m.getLayer('head_sep').getClassName()).toBe('SeparableConv2D');
     expect(m.getLayer('head_depthwise').getClassName()).toBe('DepthwiseConv2D');
     expect(zooEntry('shapes-mobilenet-detector').task).toBe('detection');

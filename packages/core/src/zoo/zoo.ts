@@ -53,10 +53,10 @@ const entries: ZooEntry[] = [
   },
   {
     name: 'shapes-mobilenet-detector',
-    description: 'single-shot detector for the shapes scenes on a MobileNetV2 backbone (alpha 0.75, block_0-5, stride 8) with an SSD-lite head (separable 3x3 96, depthwise 3x3, 1x1); same input and 12x12 output grid as shapes-detector',
+    description: 'single-shot detector for the shapes scenes on a MobileNetV2 backbone (alpha 0.35, block_0-5, stride 8) with an SSD-lite head (separable 3x3 64, depthwise 3x3, 1x1); same input and 12x12 output grid as shapes-detector',
     task: 'detection',
     inputShape: [96, 96, 3],
-    parameters: 49_824,
+    parameters: 18_440,
     create: shapesMobilenetDetector,
   },
   {
