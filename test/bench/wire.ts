@@ -25,8 +25,9 @@
  * correction; rewrites the "wire:adam-correction" section.
  *
  * --rows 'fp32 / fp32|auto': only the rows with these labels (the first must
- * be fp32 / fp32, every row's reference), printed, BENCHMARKS.md untouched:
- * to re-measure a few rows of a section without its hour.
+ * be fp32 / fp32, every row's reference), and --models lenet-300-100 only
+ * that model: printed, BENCHMARKS.md untouched, to re-measure a few rows of
+ * a section without its hour.
  */
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -74,6 +75,10 @@ const MODELS: readonly ModelPlan[] = quick
       { model: 'lenet-300-100', epochs: 5, target: 0.94, lr: 0.001 },
       { model: 'lenet-5', epochs: 3, target: 0.96, lr: 0.001 },
     ];
+const modelsAt = process.argv.indexOf('--models');
+/** --models lenet-300-100: only these of the plans (with --rows, to re-measure quickly). */
+const PLANS = modelsAt === -1 ? MODELS : MODELS.filter((p) => (process.argv[modelsAt + 1] ?? '').split(',').includes(p.model));
+if (PLANS.length === 0) throw new Error(`--models: choose from ${MODELS.map((p) => p.model).join(', ')}`);
 const EPOCH_SIZE = quick ? ['--epoch-size', '2048'] : [];
 
 interface Codecs {
@@ -296,7 +301,7 @@ function goals(): string[] {
 }
 const RATES = quick || adamOnly ? [100] : [100, 1000];
 try {
-  for (const plan of MODELS) {
+  for (const plan of PLANS) {
     const rows: Array<Array<string | number>> = [];
     for (const mbit of RATES) {
       let fp32: Report | undefined;
@@ -364,7 +369,7 @@ async function scalingAndLoopback(): Promise<void> {
   );
 }
 
-const markdown = `## Compressed communication over real links (\`pnpm bench:wire${quick ? ' --quick' : ''}${adamOnly ? ' --adam-correction' : ''}${onlyRows !== undefined ? ` --rows '${onlyRows.join('|')}'` : ''}\`)
+const markdown = `## Compressed communication over real links (\`pnpm bench:wire${quick ? ' --quick' : ''}${adamOnly ? ' --adam-correction' : ''}${onlyRows !== undefined ? ` --rows '${onlyRows.join('|')}'` : ''}${modelsAt !== -1 ? ` --models ${PLANS.map((p) => p.model).join(',')}` : ''}\`)
 
 ${machine()}. Network lab: network namespaces and \`tc tbf\` links (test/helpers/netlab.ts); parameter server and chief on a 1 Gbit/s host, each worker on its own host and link; MNIST, batch 64, seed 1, Adam at lr 0.001 (the momentum SGD rows: lr 0.01, momentum 0.9), async. Bytes per step are the tensor payload bytes report.json counts at the parameter server (pushes received, workers' pulls answered; \`--wire auto\`'s probe pulls included). Time to target: epochs take equal time here (trainSeconds / epochs), counted to the first epoch whose validation accuracy reaches the target.
 
@@ -377,5 +382,5 @@ ${goals().join('\n')}
 Anchors: Horovod's fp16 compression halves the bytes (2x); QSGD (Alistarh et al. 2017) quantizes gradients to a few bits with convergence guarantees; Deep Gradient Compression (Lin et al. 2018) sends 270-600x fewer gradient bytes without losing accuracy, using momentum correction, local clipping and warm-up (here: top-k with error feedback and the dense warm-up, and with momentum SGD its momentum correction: the workers keep the momentum and the servers apply plain SGD; with Adam, Tamp's Adam correction: the workers keep Adam's second moment and push top-k of the gradient divided by its root, and the servers apply the first moment alone); Aji & Heafield 2017 drop 99% of gradient values and train MNIST up to 49% faster with no loss.
 `;
 
-if (quick || onlyRows !== undefined) process.stdout.write(markdown);
+if (quick || onlyRows !== undefined || modelsAt !== -1) process.stdout.write(markdown);
 else writeSection(adamOnly ? 'wire:adam-correction' : 'wire', markdown);
