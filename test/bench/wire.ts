@@ -268,7 +268,7 @@ function goals(): string[] {
         const ratio = dir === 'push' ? r.pushBytesPerStep / fp32.pushBytesPerStep : r.pullBytesPerStep / fp32.pullBytesPerStep;
         return [`${what} ${fmt(ratio, 4)}x (≤ ${goal}x: ${verdict(ratio <= goal)})`];
       });
-      lines.push(`- ${where}, bytes: ${parts.join('; ')}.`);
+      if (parts.length > 0) lines.push(`- ${where}, bytes: ${parts.join('; ')}.`);
       const acc: Array<[string, number]> = [
         ['fp16 / fp16', 0.2],
         ['int8 / int8', 0.2],
@@ -281,7 +281,7 @@ function goals(): string[] {
         const drop = (fp32.testAccuracy - r.testAccuracy) * 100;
         return [`${label} ${drop >= 0 ? '−' : '+'}${fmt(Math.abs(drop), 2)} (within ${goal}: ${verdict(drop <= goal)})`];
       });
-      lines.push(`- ${where}, accuracy against fp32's ${fmt(fp32.testAccuracy * 100, 2)}% after the same epochs (points): ${accParts.join('; ')}.`);
+      if (accParts.length > 0) lines.push(`- ${where}, accuracy against fp32's ${fmt(fp32.testAccuracy * 100, 2)}% after the same epochs (points): ${accParts.join('; ')}.`);
       if (mbit === 100 && plan === MODELS[0]) {
         const base = secondsToTarget(fp32, plan);
         const best = runs
