@@ -17,12 +17,12 @@ export interface MobilenetDetectorOptions {
  * The zoo's shapes-mobilenet-detector: alpha 0.35, a 64-filter head. The
  * first version (alpha 0.75, 96 filters: MOBILENET_DETECTOR_0_75) reached
  * mAP 0.955 but ran 1.7-1.8x slower than shapes-detector on WebGPU and
- * WASM at batch 1: the same blocks at a third of the width cut the
- * arithmetic about fourfold (BENCHMARKS.md, "Shapes detector on a
- * MobileNetV2 backbone").
+ * WASM at batch 1: the same blocks at under half the width cut the
+ * arithmetic to 0.3x (5.5 M multiply-adds a scene against 18.6 M) and kept
+ * the mAP (BENCHMARKS.md, "Shapes detector on a MobileNetV2 backbone").
  */
 export const MOBILENET_DETECTOR: MobilenetDetectorOptions = { alpha: 0.35, headFilters: 64 };
-/** The first MobileNet detector's settings, kept so its benchmark can be reproduced. */
+/** The first MobileNet detector's settings, kept for comparison: shapesMobilenetDetector(seed, MOBILENET_DETECTOR_0_75) builds it. */
 export const MOBILENET_DETECTOR_0_75: MobilenetDetectorOptions = { alpha: 0.75, headFilters: 96 };
 /** MobileNetV2 blocks kept: block_0 ... block_5 end at stride 8, a 12x12 grid on 96x96 scenes. */
 export const DETECTOR_BLOCKS = 6;
