@@ -111,7 +111,7 @@ const CODECS: readonly Codecs[] = [
 const ADAM_ROWS: readonly Codecs[] = [
   ...CODECS.filter((c) => ['fp32 / fp32', 'topk:0.01 / fp32', 'topk:0.01 / fp32, no Adam correction', 'topk:0.01 / int8'].includes(c.label)),
   { label: 'topk:0.01 / int8, no Adam correction', flags: ['--wire-push', 'topk:0.01', '--wire-pull', 'int8', '--wire-no-adam-correction'] },
-  // --wire auto picks top-k on this link for LeNet-300-100 (int8's wire time over twice the compute), and with adam every push is then divided.
+  // --wire auto takes top-k on this link only when int8's wire time is over twice the compute (on 2026-12-06 it took fp16 for LeNet-300-100); with adam every push is divided, whatever it takes.
   { label: 'auto', flags: ['--wire', 'auto'] },
   { label: 'auto, no Adam correction', flags: ['--wire', 'auto', '--wire-no-adam-correction'] },
 ];
