@@ -50,6 +50,7 @@ describe('compressed communication in a local cluster', () => {
     reports.set('fp32', await train('fp32', []));
     reports.set('fp16', await train('fp16', ['--wire-push', 'fp16', '--wire-pull', 'fp16', '--mode', 'sync']));
     reports.set('int8', await train('int8', ['--wire-push', 'int8', '--wire-pull', 'int8']));
+    reports.set('int4', await train('int4', ['--wire-push', 'int4', '--wire-pull', 'int4']));
     // Through the environment, as containers set it; no warm-up, so every step is sparse.
     reports.set('topk', await train('topk', [], { TAMP_WIRE_PUSH: 'topk:0.01', TAMP_WIRE_PULL: 'int8', TAMP_WIRE_WARMUP: '0' }));
   }, 400_000);
@@ -57,7 +58,7 @@ describe('compressed communication in a local cluster', () => {
   it('trains with every codec (above a sanity accuracy) and reports the codecs and each worker\'s time split', () => {
     for (const [name, r] of reports) {
       expect(r.steps, name).toBe(32);
-      // Five times chance after 32 steps (fp32 and int8 reach about 0.79 here; top-k 1% about 0.56).
+      // Five times chance after 32 steps (fp32, int8 and int4 reach about 0.79 here; top-k 1% about 0.56).
       expect(r.testAccuracy, name).toBeGreaterThan(name === 'topk' ? 0.4 : 0.5);
       const w = r.workerStats[0];
       expect(w, name).toBeDefined();
@@ -68,12 +69,13 @@ describe('compressed communication in a local cluster', () => {
       expect(w.computeSeconds + w.pushWaitSeconds + w.pullWaitSeconds, name).toBeLessThanOrEqual(w.seconds * 1.01 + 0.05);
     }
     // Adam (the default optimizer) with top-k: the workers keep the second moment, the servers the first.
-    expect([...reports.values()].map((r) => r.wireAdamCorrection)).toEqual([false, false, false, true]);
+    expect([...reports.values()].map((r) => r.wireAdamCorrection)).toEqual([false, false, false, false, true]);
     expect(reports.get('topk')?.wireAdamCorrectionWhy).toMatch(/second moment.*first moment alone/);
     expect([...reports.values()].map((r) => [r.wirePush, r.wirePull])).toEqual([
       ['fp32', 'fp32'],
       ['fp16', 'fp16'],
       ['int8', 'int8'],
+      ['int4', 'int4'],
       ['topk:0.01', 'int8'],
     ]);
   });
@@ -85,10 +87,14 @@ describe('compressed communication in a local cluster', () => {
     expect(at('fp16').pushBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.51);
     expect(at('fp16').pullBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.51);
     expect(at('int8').pushBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.27);
+    // Two values a byte and a float32 scale per 64: 0.141x.
+    expect(at('int4').pushBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.141);
     // Half-precision values and one-byte gaps: about 3.3 bytes a kept value, 0.008x (the goal is 0.02x).
     expect(at('topk').pushBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.01);
     // int8 pulls: the first pull carries whole fp32 values, every later one a quarter: over 33 pulls that is under 0.3x.
     for (const name of ['int8', 'topk']) expect(at(name).pullBytesPerStep / FP32_BYTES, name).toBeLessThanOrEqual(0.3);
+    // int4 pulls: the same first fp32 pull, then 0.141x each: under 0.17x over 33 pulls.
+    expect(at('int4').pullBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.17);
   });
 });
 

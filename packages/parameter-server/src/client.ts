@@ -23,6 +23,7 @@ import {
   encodedTensorChunks,
   encodeTensorMessages,
   groupChunks,
+  isDeltaPull,
   protoCodec,
 } from '@tamp/core/base';
 import { type RpcCallOptions, type RpcClientOptions, callClientStream, callServerStream, callUnary, createClient, requestHeader, withRetry } from '@tamp/rpc';
@@ -51,11 +52,11 @@ export interface WireSettings {
   readonly pull: WireCodec;
   /** topk: DGC's warm-up from dense, in steps. */
   readonly warmupSteps?: number;
-  /** int8 and topk keep what they drop for the next step (default true). */
+  /** int8, int4 and topk keep what they drop for the next step (default true). */
   readonly errorFeedback?: boolean;
   /** topk: scale each step's whole gradient to at most this L2 norm before it is accumulated (DGC's local clipping). */
   readonly clipNorm?: number;
-  /** `--wire auto`: measure the link before the first step and pick fp32, fp16, int8 or top-k (wire/auto.ts); push and pull are ignored. */
+  /** `--wire auto`: measure the link before the first step and pick fp32, fp16, int8, int4 or top-k (wire/auto.ts); push and pull are ignored. */
   readonly auto?: boolean;
   /** DGC's momentum correction (the job's ShardConfig.momentumCorrection): top-k pushes keep this momentum factor here and are marked momentum-corrected. */
   readonly momentum?: number;
@@ -86,7 +87,7 @@ export class ShardClient {
   private readonly jobId: string;
   private readonly timeoutMs: number;
   private readonly pullCodec: WireCodec;
-  /** int8 pulls: the values held and the last pull's number; pulls run one at a time so answers apply in order. */
+  /** int8 and int4 pulls: the values held and the last pull's number; pulls run one at a time so answers apply in order. */
   private readonly reference = new PullReference();
   private pulling: Promise<unknown> = Promise.resolve();
 
@@ -112,7 +113,7 @@ export class ShardClient {
 
   /** `options.codec`: this pull's codec instead of the client's (--wire auto measures each). */
   pull(workerId: string, options: PullOptions = {}): Promise<{ version: bigint; tensors: WireTensor[] }> {
-    if ((options.codec ?? this.pullCodec).kind !== 'int8') return this.pullOnce(workerId, options);
+    if (!isDeltaPull((options.codec ?? this.pullCodec).kind)) return this.pullOnce(workerId, options);
     const next = this.pulling.then(() => this.pullOnce(workerId, options));
     this.pulling = next.catch(() => undefined);
     return next;
@@ -127,12 +128,12 @@ export class ShardClient {
       minVersion: options.minVersion ?? 0n,
       codec: protoCodec(kind),
       step: options.step ?? 0n,
-      basePull: kind === 'int8' ? this.reference.seq : 0n,
+      basePull: isDeltaPull(kind) ? this.reference.seq : 0n,
       restoreGeneration: options.restoreGeneration ?? 0n,
     };
     const reference = this.reference;
     return callServerStream(this.client, 'pull', request, this.call('pull from', options.timeoutMs), () => {
-      // fp32 always comes too (whole values: a first int8 pull, or one whose base the server no longer matches).
+      // fp32 always comes too (whole values: a first int8 or int4 pull, or one whose base the server no longer matches).
       const assembler = new TensorAssembler({ accept: kind === 'fp32' ? [] : [kind] });
       let version: bigint | undefined;
       let seq = 0n;
@@ -144,7 +145,7 @@ export class ShardClient {
         },
         finish: () => {
           const tensors = assembler.finish();
-          return { version: version ?? 0n, tensors: kind === 'int8' ? reference.apply(seq, tensors) : tensors };
+          return { version: version ?? 0n, tensors: isDeltaPull(kind) ? reference.apply(seq, tensors) : tensors };
         },
       };
     });
@@ -272,7 +273,7 @@ export class ParameterClient {
   /**
    * Send shard `index`'s calls to `address` from now on (--ps-replicas 1: its
    * backup was promoted). Calls being retried take the new address at their
-   * next attempt. int8 pulls start again from whole values there.
+   * next attempt. int8 and int4 pulls start again from whole values there.
    */
   retarget(index: number, address: string): void {
     const old = this.shards[index];
@@ -307,8 +308,9 @@ export class ParameterClient {
 
   /** --wire auto: time whole pulls in each candidate codec (interleaved, three rounds), then use the fastest that pays in every round. */
   private async decide(workerId: string): Promise<WireChoice> {
-    const times: Record<AutoCandidate, number> = { fp32: Infinity, fp16: Infinity, int8: Infinity };
-    const slowest: Record<AutoCandidate, number> = { fp32: 0, fp16: 0, int8: 0 };
+    const times: Record<AutoCandidate, number> = { fp32: Infinity, fp16: Infinity, int8: Infinity, int4: Infinity };
+    const slowest: Record<AutoCandidate, number> = { fp32: 0, fp16: 0, int8: 0, int4: 0 };
+    let referenced = false;
     let bytes = 0;
     for (let round = 0; round < AUTO_ROUNDS; round++) {
       for (const kind of AUTO_CANDIDATES) {
@@ -316,8 +318,10 @@ export class ParameterClient {
         const pulled = await Promise.all(this.shards.map((s) => withRetry(() => s.pull(workerId, { codec: { kind } }), { deadlineMs: this.retryMs })));
         const ms = performance.now() - started;
         times[kind] = Math.min(times[kind], ms);
-        // A worker's first int8 pull has no reference yet and comes as whole fp32 values (pull-deltas.ts): a one-time cost, not int8's.
-        if (!(kind === 'int8' && round === 0)) slowest[kind] = Math.max(slowest[kind], ms);
+        // A worker's first change-coded pull (int8 or int4) has no reference yet and comes as whole fp32 values
+        // (pull-deltas.ts): a one-time cost, not the codec's.
+        if (isDeltaPull(kind) && !referenced) referenced = true;
+        else slowest[kind] = Math.max(slowest[kind], ms);
         bytes = pulled.reduce((n, p) => n + p.tensors.reduce((m, t) => m + t.data.byteLength, 0), 0);
       }
     }
@@ -328,7 +332,7 @@ export class ParameterClient {
     return choice;
   }
 
-  /** --wire auto, at the first push: top-k when int8 still leaves the step dominated by communication (wire/auto.ts). */
+  /** --wire auto, at the first push: top-k when int8 or int4 still leaves the step dominated by communication (wire/auto.ts). */
   private reconsider(): void {
     const probed = this.probed;
     const choice = this.wireChoice;

@@ -34,6 +34,7 @@ import {
   encodeTensorMessages,
   encodedTensorChunks,
   groupChunks,
+  isDeltaPull,
 } from '@tamp/core/base';
 import { type RpcServerOptions, type Server, serviceHandlers, startServer } from '@tamp/rpc';
 import { ShardAuthority } from './authority.js';
@@ -130,8 +131,8 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
     const version = shard.version;
     let pullSeq = 0n;
     let groups: TensorChunk[][];
-    if (kind === 'int8') {
-      const delta = shard.deltaPull(req.workerId, req.names, req.basePull);
+    if (isDeltaPull(kind)) {
+      const delta = shard.deltaPull(req.workerId, req.names, req.basePull, kind);
       pullSeq = delta.seq;
       groups = groupChunks(delta.tensors.flatMap((t) => encodedTensorChunks(t)));
     } else {

@@ -11,6 +11,7 @@ import {
   CHIEF_READER_ID,
   ClusterError,
   type ConsistencyMode,
+  type DeltaPullKind,
   type OptimizerName,
   CodecError,
   InvalidArgumentError,
@@ -49,8 +50,8 @@ interface Assigned {
 
 const FP32: WireCodec = { kind: 'fp32' };
 /** What `--wire auto` may choose besides fp32: top-k only for pushes, on a link too slow for int8 (wire/auto.ts). */
-const AUTO_PUSH_KINDS: readonly WireCodecKind[] = ['fp16', 'int8', 'topk'];
-const AUTO_PULL_KINDS: readonly WireCodecKind[] = ['fp16', 'int8'];
+const AUTO_PUSH_KINDS: readonly WireCodecKind[] = ['fp16', 'int8', 'int4', 'topk'];
+const AUTO_PULL_KINDS: readonly WireCodecKind[] = ['fp16', 'int8', 'int4'];
 
 export class Shard {
   readonly index: number;
@@ -136,12 +137,12 @@ export class Shard {
     return this.state?.config.wirePull ?? FP32;
   }
 
-  /** `--wire auto`: every worker picks fp32, fp16 or int8 for itself. */
+  /** `--wire auto`: every worker picks fp32, fp16, int8 or int4 (and maybe top-k pushes) for itself. */
   get wireAuto(): boolean {
     return this.state?.config.wireAuto === true;
   }
 
-  /** Codecs a push may carry: fp32 and the job's push codec (fp16, int8 and top-k under --wire auto). */
+  /** Codecs a push may carry: fp32 and the job's push codec (fp16, int8, int4 and top-k under --wire auto). */
   get pushCodecs(): readonly WireCodecKind[] {
     return this.wireAuto ? AUTO_PUSH_KINDS : [this.wirePush.kind];
   }
@@ -149,13 +150,13 @@ export class Shard {
   /** Refuse a pull in a codec the job did not agree to (fp32 is always served). */
   checkPullCodec(kind: WireCodecKind): void {
     if (kind === 'fp32' || (this.wireAuto ? AUTO_PULL_KINDS.includes(kind) : kind === this.wirePull.kind)) return;
-    const agreed = this.wireAuto ? 'auto: fp32, fp16 or int8' : formatWireCodec(this.wirePull);
+    const agreed = this.wireAuto ? 'auto: fp32, fp16, int8 or int4' : formatWireCodec(this.wirePull);
     throw new CodecError('CODEC_UNSUPPORTED', `pull: codec ${kind} is not this job's (it pulls ${agreed}); run every role with the chief's --wire-pull`);
   }
 
-  /** An int8 pull by `workerId`: changes since its pull `basePull`, or whole values (shard/pull-deltas.ts). */
-  deltaPull(workerId: string, names: readonly string[], basePull: bigint): { seq: bigint; tensors: EncodedTensor[] } {
-    return this.deltas.encode(workerId, this.liveParts(names), basePull);
+  /** An int8 or int4 pull by `workerId`: changes since its pull `basePull`, or whole values (shard/pull-deltas.ts). */
+  deltaPull(workerId: string, names: readonly string[], basePull: bigint, kind: DeltaPullKind): { seq: bigint; tensors: EncodedTensor[] } {
+    return this.deltas.encode(workerId, this.liveParts(names), basePull, kind);
   }
 
   /** Count a complete push's payload bytes as received. */

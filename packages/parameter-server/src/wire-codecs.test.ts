@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { type EncodedTensor, type WireCodec, type WireTensor, bytesOf, decodeTopkSparse, placeVariables, encodeFp16, encodeInt8, encodeTopk, int8Bytes, optimizerSettings, parseWireCodec } from '@tamp/core';
+import { type EncodedTensor, type WireCodec, type WireTensor, bytesOf, decodeTopkSparse, placeVariables, encodeFp16, encodeInt4, encodeInt8, encodeTopk, int4Bytes, int8Bytes, optimizerSettings, parseWireCodec } from '@tamp/core';
 import { CHIEF_SECRET_KEY, RpcError, WORKER_TOKEN_KEY, newSecret, slotToken } from '@tamp/rpc';
 import { ParameterClient, ShardClient } from './client.js';
 import { type RunningParameterServer, startParameterServer } from './server.js';
@@ -73,6 +73,13 @@ async function refusal(p: Promise<unknown>): Promise<RpcError> {
   return e as RpcError;
 }
 
+/** The block-quantized codecs: their encoder, levels each side of zero, size against fp32, bytes, and pulls to settle within 1e-5. */
+const INT = {
+  int8: { encode: (g: Float32Array) => encodeInt8(g), levels: 127, ratio: 0.27, bytes: (n: number) => int8Bytes(n), settle: 3 },
+  int4: { encode: (g: Float32Array) => encodeInt4(g), levels: 7, ratio: 0.142, bytes: (n: number) => int4Bytes(n), settle: 7 },
+} as const;
+const INTS = ['int8', 'int4'] as const;
+
 describe('wire codecs at the parameter server', () => {
   it('refuses a push in a codec the job did not agree to, and applies nothing', async () => {
     const { address, chief } = await start('int8', 'fp32');
@@ -115,20 +122,30 @@ describe('wire codecs at the parameter server', () => {
     expect((await live(chief)).version).toBe(1n);
   });
 
-  it('refuses an int8 block with a NaN scale (a non-finite gradient) and applies nothing', async () => {
-    const { address, chief } = await start('int8', 'fp32');
+  it.each(INTS)('refuses an %s block with a NaN scale (a non-finite gradient) and applies nothing', async (kind) => {
+    const { address, chief } = await start(kind, 'fp32');
     const g = series(N, 5);
     g[300] = Number.NaN;
-    const e = await refusal(client(address).pushEncoded({ ...SPEC, step: 0n }, [encoded('int8', encodeInt8(g))]));
+    const e = await refusal(client(address).pushEncoded({ ...SPEC, step: 0n }, [encoded(kind, INT[kind].encode(g))]));
     expect(e.code).toBe('CHUNK_INVALID');
     expect(e.message).toMatch(/scale NaN/);
     expect((await live(chief)).version).toBe(0n);
   });
 
-  it('int8 pushes with error feedback: what the server applied plus what the worker owes is every gradient', async () => {
-    const { address, chief } = await start('int8', 'fp32');
+  it('refuses an int4 chunk holding -8 and applies nothing', async () => {
+    const { address, chief } = await start('int4', 'fp32');
+    const bytes = encodeInt4(series(N, 6));
+    bytes[bytes.length - 1] = 0x88; // the last two elements: -8, outside symmetric int4's -7..7
+    const e = await refusal(client(address).pushEncoded({ ...SPEC, step: 0n }, [encoded('int4', bytes)]));
+    expect(e.code).toBe('CHUNK_INVALID');
+    expect(e.message).toMatch(/is -8/);
+    expect((await live(chief)).version).toBe(0n);
+  });
+
+  it.each(INTS)('%s pushes with error feedback: what the server applied plus what the worker owes is every gradient', async (kind) => {
+    const { address, chief } = await start(kind, 'fp32');
     const worker = client(address);
-    const encoder = new PushEncoder({ codec: { kind: 'int8' } });
+    const encoder = new PushEncoder({ codec: { kind } });
     const total = new Float64Array(N);
     for (let step = 0; step < 8; step++) {
       const g = series(N, 10 + step);
@@ -139,16 +156,16 @@ describe('wire codecs at the parameter server', () => {
     const { version, w } = await live(chief);
     expect(version).toBe(8n);
     // One step's rounding at most is still owed (error feedback), not eight.
-    const step = Math.max(...series(N, 10).map(Math.abs)) / 127;
+    const step = Math.max(...series(N, 10).map(Math.abs)) / INT[kind].levels;
     for (let i = 0; i < N; i++) expect(Math.abs((w[i] as number) - ((INITIAL[i] as number) - (total[i] as number)))).toBeLessThan(step * 2);
-    // int8 on the wire: a quarter of fp32 and a scale per 256 values.
+    // int8 on the wire: a quarter of fp32 and a scale per 256 values; int4 an eighth and a scale per 64.
     const s = await chief.status();
-    expect(Number(s.pushBytes) / Number(s.pushesReceived) / (4 * N)).toBeLessThanOrEqual(0.27);
+    expect(Number(s.pushBytes) / Number(s.pushesReceived) / (4 * N)).toBeLessThanOrEqual(INT[kind].ratio);
   });
 
-  it('int8 pulls send changes, keep each worker exact over time, and resend whole values when a worker lost track', async () => {
-    const { address, chief } = await start('fp32', 'int8');
-    const worker = client(address, { kind: 'int8' });
+  it.each(INTS)('%s pulls send changes, keep each worker exact over time, and resend whole values when a worker lost track', async (kind) => {
+    const { address, chief } = await start('fp32', kind);
+    const worker = client(address, { kind });
     const first = await worker.pull('worker-0');
     expect([...(first.tensors[0]?.data as Float32Array)]).toEqual([...INITIAL]); // the first pull is whole fp32 values
     const pusher = client(address, undefined, 'worker-1');
@@ -156,17 +173,18 @@ describe('wire codecs at the parameter server', () => {
       await pusher.push({ ...SPEC, workerId: 'worker-1', step: BigInt(step) }, [{ name: 'w', shape: [N], dtype: 'float32', data: series(N, 20 + step), sliceStart: 0 }]);
       await worker.pull('worker-0');
     }
-    // No more pushes: each pull sends what rounding still owes, so the worker converges on the live values.
+    // No more pushes: each pull sends what rounding still owes (at most 1/254 of the change for int8, 1/14 for int4), so the worker converges on the live values.
     const truth = (await live(chief)).w;
+    const settle = INT[kind].settle;
     let held: Float32Array = new Float32Array(0);
-    for (let k = 0; k < 3; k++) held = (await worker.pull('worker-0')).tensors[0]?.data as Float32Array;
+    for (let k = 0; k < settle; k++) held = (await worker.pull('worker-0')).tensors[0]?.data as Float32Array;
     for (let i = 0; i < N; i++) expect(Math.abs((held[i] as number) - (truth[i] as number))).toBeLessThan(1e-5);
     const s = await chief.status();
-    // 1 fp32 pull + 8 int8 pulls of 1,000 values (the chief's pulls are not counted).
-    expect(s.pullsServed).toBe(9n);
-    expect(Number(s.pullBytes)).toBe(4 * N + 8 * int8Bytes(N));
+    // 1 fp32 pull + 5 + `settle` change pulls of 1,000 values (the chief's pulls are not counted).
+    expect(s.pullsServed).toBe(BigInt(6 + settle));
+    expect(Number(s.pullBytes)).toBe(4 * N + (5 + settle) * INT[kind].bytes(N));
     // Another client under the same id (a restarted worker) starts from whole values; the first one's base no longer matches, so it gets whole values too.
-    const restarted = client(address, { kind: 'int8' });
+    const restarted = client(address, { kind });
     expect([...((await restarted.pull('worker-0')).tensors[0]?.data as Float32Array)]).toEqual([...truth]);
     expect([...((await worker.pull('worker-0')).tensors[0]?.data as Float32Array)]).toEqual([...truth]);
   });

@@ -52,9 +52,9 @@ export const trainOptions = {
   'wire-push': {
     type: 'string',
     value: 'codec',
-    description: 'cluster: gradients on the wire: fp32 (default), fp16, int8 (a scale per 256 values, error feedback) or topk:F (the largest fraction F, Deep Gradient Compression; e.g. topk:0.01) (env TAMP_WIRE_PUSH)',
+    description: 'cluster: gradients on the wire: fp32 (default), fp16, int8 (a scale per 256 values, error feedback), int4 (a scale per 64 values, error feedback) or topk:F (the largest fraction F, Deep Gradient Compression; e.g. topk:0.01) (env TAMP_WIRE_PUSH)',
   },
-  'wire-pull': { type: 'string', value: 'codec', description: 'cluster: parameters on the wire: fp32 (default), fp16 or int8 (the change since the last pull; the server keeps each worker\'s rounding error) (env TAMP_WIRE_PULL)' },
+  'wire-pull': { type: 'string', value: 'codec', description: 'cluster: parameters on the wire: fp32 (default), fp16, int8 or int4 (the change since the last pull; the server keeps each worker\'s rounding error) (env TAMP_WIRE_PULL)' },
   wire: {
     type: 'string',
     choices: ['auto'],

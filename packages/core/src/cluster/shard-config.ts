@@ -34,7 +34,7 @@ export interface ShardConfig {
   readonly wirePush?: WireCodec;
   /** The job's parameter codec (default fp32): workers' pulls may ask for it or for fp32. */
   readonly wirePull?: WireCodec;
-  /** `--wire auto`: each worker picks fp32, fp16 or int8 for itself; the shard takes any of them (wirePush/wirePull are unused). */
+  /** `--wire auto`: each worker picks fp32, fp16, int8 or int4 (top-k pushes on a very slow link) for itself; the shard takes any of them (wirePush/wirePull are unused). */
   readonly wireAuto?: boolean;
   /**
    * Deep Gradient Compression's momentum correction (ARCHITECTURE.md, the wire section): the optimizer
@@ -82,5 +82,5 @@ export function checkShardConfig(config: ShardConfig, what = 'assign'): void {
   if (config.adamCorrection === true && (o.name !== 'adam' || (config.wireAuto !== true && config.wirePush?.kind !== 'topk'))) {
     throw new InvalidArgumentError(`${what}: Adam correction needs the adam optimizer and a top-k (or auto) push codec, got ${o.name} with ${config.wireAuto === true ? 'auto' : (config.wirePush?.kind ?? 'fp32')}`);
   }
-  if (config.wirePull?.kind === 'topk') throw new InvalidArgumentError(`${what}: parameters cannot be pulled as top-k; use fp32, fp16 or int8`);
+  if (config.wirePull?.kind === 'topk') throw new InvalidArgumentError(`${what}: parameters cannot be pulled as top-k; use fp32, fp16, int8 or int4`);
 }

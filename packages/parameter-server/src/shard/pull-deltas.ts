@@ -1,6 +1,7 @@
 /**
- * int8 pulls (the server-side compression of DoubleSqueeze and BytePS): a
- * worker receives the change since its last pull, quantized to int8, and the
+ * int8 and int4 pulls (the server-side compression of DoubleSqueeze and
+ * BytePS): a worker receives the change since its last pull, quantized to
+ * int8 or int4, and the
  * server keeps, per worker, exactly the values that worker now holds (its
  * reference). What rounding lost stays in (live − reference) and travels in
  * the next pull, so nothing drifts: the worker's copy follows the live values
@@ -12,7 +13,7 @@
  * lost answer, a restarted worker, a new assign) gets the whole values in
  * fp32, which reset the reference.
  */
-import { type EncodedTensor, type WireTensor, bytesOf, decodeInt8, encodeInt8, partKey } from '@tamp/core/base';
+import { type DeltaPullKind, type EncodedTensor, type WireTensor, bytesOf, encodeInt4Change, encodeInt8Change, partKey } from '@tamp/core/base';
 
 interface WorkerReference {
   seq: bigint;
@@ -30,11 +31,11 @@ export class PullDeltas {
 
   /**
    * Encode `parts` (the live values) for `workerId`, whose last completed
-   * pull is `basePull`: int8 changes where the reference matches, fp32
+   * pull is `basePull`: `kind` changes where the reference matches, fp32
    * values elsewhere. Updates the reference as if the answer arrived (if it
    * does not, the worker's next base_pull will not match).
    */
-  encode(workerId: string, parts: readonly WireTensor[], basePull: bigint): { seq: bigint; tensors: EncodedTensor[] } {
+  encode(workerId: string, parts: readonly WireTensor[], basePull: bigint, kind: DeltaPullKind = 'int8'): { seq: bigint; tensors: EncodedTensor[] } {
     let ref = this.workers.get(workerId);
     if (ref === undefined || basePull === 0n || ref.seq !== basePull) {
       ref = { seq: 0n, values: new Map() };
@@ -52,13 +53,9 @@ export class PullDeltas {
         tensors.push({ ...base, codec: 'fp32', bytes: bytesOf(copy) });
         continue;
       }
-      const change = new Float32Array(live.length);
-      for (let i = 0; i < live.length; i++) change[i] = (live[i] as number) - (held[i] as number);
-      const bytes = encodeInt8(change);
-      // What the worker will decode, added exactly as it will add it.
-      const sent = decodeInt8(bytes, live.length, part.name);
-      for (let i = 0; i < held.length; i++) held[i] = (held[i] as number) + (sent[i] as number);
-      tensors.push({ ...base, codec: 'int8', bytes });
+      // Moves `held` by what the worker will decode, added exactly as it will add it.
+      const bytes = kind === 'int8' ? encodeInt8Change(live, held) : encodeInt4Change(live, held);
+      tensors.push({ ...base, codec: kind, bytes });
     }
     ref.seq = this.nextSeq++;
     return { seq: ref.seq, tensors };

@@ -3,34 +3,36 @@ import { chooseWire, considerTopk } from './auto.js';
 
 describe('--wire auto: chooseWire', () => {
   it('keeps fp32 when it is fastest, or when compression saves under a fifth or a millisecond', () => {
-    expect(chooseWire({ fp32: 7, fp16: 32, int8: 38 }, 101_800).push).toEqual({ kind: 'fp32' });
-    const close = chooseWire({ fp32: 10, fp16: 9, int8: 8.5 }, 101_800);
+    expect(chooseWire({ fp32: 7, fp16: 32, int8: 38, int4: 36 }, 101_800).push).toEqual({ kind: 'fp32' });
+    const close = chooseWire({ fp32: 10, fp16: 9, int8: 8.5, int4: 8.8 }, 101_800);
     expect(close.pull).toEqual({ kind: 'fp32' });
     expect(close.reason).toMatch(/int8 would save only 1.5 ms \(15%\)/);
-    expect(chooseWire({ fp32: 1.5, fp16: 1, int8: 0.8 }, 1_000).push).toEqual({ kind: 'fp32' }); // 47% but under 1 ms
+    expect(chooseWire({ fp32: 1.5, fp16: 1, int8: 0.8, int4: 0.7 }, 1_000).push).toEqual({ kind: 'fp32' }); // 53% but under 1 ms
   });
 
   it('takes compression only when every round of it beat every round of fp32 by the margin', () => {
     // A busy loopback: one fp32 round hit a scheduling hiccup, so fp16's best looks 40% faster, but its slowest round was slower than fp32's fastest.
-    const noisy = chooseWire({ fp32: 10, fp16: 6, int8: 12 }, 101_800, { fp32: 25, fp16: 11, int8: 30 });
+    const noisy = chooseWire({ fp32: 10, fp16: 6, int8: 12, int4: 13 }, 101_800, { fp32: 25, fp16: 11, int8: 30, int4: 31 });
     expect(noisy.push).toEqual({ kind: 'fp32' });
     expect(noisy.reason).toMatch(/fp32 10.0-25.0 ms, fp16 6.0-11.0 ms.*fp16 would save only -1.0 ms \(-10%, its slowest round against fp32's fastest\)/);
-    // A slow link: int8's slowest round still saves 60% of fp32's fastest.
-    const slow = chooseWire({ fp32: 170, fp16: 90, int8: 50 }, 1_064_840, { fp32: 180, fp16: 95, int8: 68 });
-    expect(slow.push).toEqual({ kind: 'int8' });
-    expect(slow.reason).toMatch(/int8 saves 60%/);
+    // A slow link: int4's slowest round still saves 70% of fp32's fastest.
+    const slow = chooseWire({ fp32: 170, fp16: 90, int8: 50, int4: 30 }, 1_064_840, { fp32: 180, fp16: 95, int8: 68, int4: 51 });
+    expect(slow.push).toEqual({ kind: 'int4' });
+    expect(slow.reason).toMatch(/int4 saves 70%/);
   });
 
   it('takes the fastest compressed codec both ways when it pays, saying what it measured', () => {
-    const c = chooseWire({ fp32: 170, fp16: 90, int8: 50 }, 1_064_840);
-    expect(c.push).toEqual({ kind: 'int8' });
-    expect(c.pull).toEqual({ kind: 'int8' });
-    expect(c.reason).toMatch(/^int8 both ways: pulls of 1.06 MB of parameters took fp32 170.0 ms, fp16 90.0 ms, int8 50.0 ms \(fp32 ≈ 50 Mbit\/s\); int8 saves 71%/);
-    expect(chooseWire({ fp32: 170, fp16: 60, int8: 80 }, 1_064_840).push).toEqual({ kind: 'fp16' });
+    const c = chooseWire({ fp32: 170, fp16: 90, int8: 50, int4: 30 }, 1_064_840);
+    expect(c.push).toEqual({ kind: 'int4' });
+    expect(c.pull).toEqual({ kind: 'int4' });
+    expect(c.reason).toMatch(/^int4 both ways: pulls of 1.06 MB of parameters took fp32 170.0 ms, fp16 90.0 ms, int8 50.0 ms, int4 30.0 ms \(fp32 ≈ 50 Mbit\/s\); int4 saves 82%/);
+    // Where quantizing costs more than the bytes it saves (a fast link, a slow CPU), a wider codec wins.
+    expect(chooseWire({ fp32: 170, fp16: 90, int8: 50, int4: 55 }, 1_064_840).push).toEqual({ kind: 'int8' });
+    expect(chooseWire({ fp32: 170, fp16: 60, int8: 80, int4: 85 }, 1_064_840).push).toEqual({ kind: 'fp16' });
   });
 
-  it('takes top-k pushes only after int8, when int8 would still spend over twice the compute on the wire', () => {
-    const times = { fp32: 2800, fp16: 1400, int8: 700 };
+  it('takes top-k pushes only after int8 or int4, when that codec would still spend over twice the compute on the wire', () => {
+    const times = { fp32: 2800, fp16: 1400, int8: 700, int4: 800 };
     const int8 = chooseWire(times, 1_066_440);
     expect(int8.push).toEqual({ kind: 'int8' });
     // 1400 ms a step in int8 against 400 ms of compute: top-k pushes, int8 pulls, and the reason says both.
@@ -42,8 +44,17 @@ describe('--wire auto: chooseWire', () => {
     const enough = considerTopk(int8, times, 700, '');
     expect(enough.push).toEqual({ kind: 'int8' });
     expect(enough.reason).toMatch(/top-k not needed: int8 puts about 1400 ms .* against 700 ms .*, under 2x$/);
-    // fp32 and fp16 choices are left alone whatever the compute: top-k only where int8 already paid.
-    const loopback = chooseWire({ fp32: 7, fp16: 32, int8: 38 }, 101_800);
-    expect(considerTopk(loopback, { fp32: 7, fp16: 32, int8: 38 }, 0.1, '')).toBe(loopback);
+    // int4 chosen: its own time decides, and pulls stay int4.
+    const faster = { ...times, int4: 400 };
+    const int4 = chooseWire(faster, 1_066_440);
+    expect(int4.push).toEqual({ kind: 'int4' });
+    const withTopk = considerTopk(int4, faster, 300, '');
+    expect(withTopk.push).toEqual({ kind: 'topk', fraction: 0.01 });
+    expect(withTopk.pull).toEqual({ kind: 'int4' });
+    expect(withTopk.reason).toMatch(/int4 puts about 800 ms a step on the wire .* against 300 ms .*even in int4/);
+    expect(considerTopk(int4, faster, 400, '').push).toEqual({ kind: 'int4' });
+    // fp32 and fp16 choices are left alone whatever the compute: top-k only where int8 or int4 already paid.
+    const loopback = chooseWire({ fp32: 7, fp16: 32, int8: 38, int4: 36 }, 101_800);
+    expect(considerTopk(loopback, { fp32: 7, fp16: 32, int8: 38, int4: 36 }, 0.1, '')).toBe(loopback);
   });
 });

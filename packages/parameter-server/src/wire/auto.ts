@@ -1,6 +1,6 @@
 /**
  * `--wire auto`: before its first step a worker times whole-model pulls in
- * fp32, fp16 and int8 over its own link (the best of a few rounds each), and
+ * fp32, fp16, int8 and int4 over its own link (the best of a few rounds each), and
  * takes the codec whose transfer is fastest for both directions: the links
  * the lab and real clusters give are symmetric, and each codec's work
  * (quantizing on one side, reading back on the other) is the same pushing as
@@ -10,20 +10,22 @@
  * the quantizing would be pure overhead (as datacenter studies of gradient
  * compression find on fast links).
  *
- * Top-k changes what training sees (the others round within their bounds),
- * so it is considered only on a link so slow that int8 still leaves the step
- * dominated by communication: once int8 was chosen, the first push measures
+ * Top-k changes what training sees (the others round within their bounds,
+ * their losses carried by error feedback), so it is considered only on a link
+ * so slow that int8 or int4 still leaves the step dominated by communication:
+ * once one of them was chosen, the first push measures
  * the first step's compute (from the first pull's answer to the first push:
  * setting weights, gradients, reading back; tfjs's first-step warm-up makes
- * it an overestimate, which only makes top-k rarer), and when int8's estimated
- * wire time per step (a push and a pull, each about the int8 pull measured)
- * exceeds TOPK_DOMINANCE times that compute, pushes go as topk:0.01 with DGC's
- * warm-up (and momentum correction where the job has it); pulls stay int8.
+ * it an overestimate, which only makes top-k rarer), and when the chosen
+ * codec's estimated wire time per step (a push and a pull, each about its pull
+ * measured) exceeds TOPK_DOMINANCE times that compute, pushes go as topk:0.01
+ * with DGC's warm-up (and momentum correction where the job has it); pulls
+ * stay in the chosen codec.
  */
 import type { WireCodec } from '@tamp/core/base';
 
-export type AutoCandidate = 'fp32' | 'fp16' | 'int8';
-export const AUTO_CANDIDATES: readonly AutoCandidate[] = ['fp32', 'fp16', 'int8'];
+export type AutoCandidate = 'fp32' | 'fp16' | 'int8' | 'int4';
+export const AUTO_CANDIDATES: readonly AutoCandidate[] = ['fp32', 'fp16', 'int8', 'int4'];
 
 export interface WireChoice {
   readonly push: WireCodec;
@@ -36,26 +38,28 @@ export interface WireChoice {
 const MIN_SAVING = 0.2;
 const MIN_SAVING_MS = 1;
 
-/** Top-k is taken when int8's wire time per step exceeds this many times the step's compute. */
+/** Top-k is taken when the chosen int8 or int4's wire time per step exceeds this many times the step's compute. */
 export const TOPK_DOMINANCE = 2;
 /** The density --wire auto sends top-k at (DGC's 99% sparsity, the issue's 0.01). */
 export const AUTO_TOPK_FRACTION = 0.01;
 
 /**
  * After the first step: `choice` (chooseWire's) with pushes as top-k when it
- * took int8 and int8's estimated wire time per step (2 × `times.int8`) exceeds
- * TOPK_DOMINANCE × `computeMs`; otherwise `choice` with why not added.
- * `dgc` describes the sender's corrections for the reason (warm-up, momentum correction).
+ * took int8 or int4 and that codec's estimated wire time per step (2 ×
+ * `times[kind]`) exceeds TOPK_DOMINANCE × `computeMs`; otherwise `choice`
+ * with why not added. `dgc` describes the sender's corrections for the
+ * reason (warm-up, momentum correction).
  */
 export function considerTopk(choice: WireChoice, times: Readonly<Record<AutoCandidate, number>>, computeMs: number, dgc: string): WireChoice {
-  if (choice.push.kind !== 'int8') return choice;
-  const wire = 2 * times.int8;
-  const estimate = `int8 puts about ${wire.toFixed(0)} ms a step on the wire (a push and a pull) against ${computeMs.toFixed(0)} ms of compute in the first step`;
+  const kind = choice.push.kind;
+  if (kind !== 'int8' && kind !== 'int4') return choice;
+  const wire = 2 * times[kind];
+  const estimate = `${kind} puts about ${wire.toFixed(0)} ms a step on the wire (a push and a pull) against ${computeMs.toFixed(0)} ms of compute in the first step`;
   if (!(wire > TOPK_DOMINANCE * computeMs)) return { ...choice, reason: `${choice.reason}; top-k not needed: ${estimate}, under ${TOPK_DOMINANCE}x` };
   return {
     push: { kind: 'topk', fraction: AUTO_TOPK_FRACTION },
     pull: choice.pull,
-    reason: `${choice.reason}; then pushes as topk:${AUTO_TOPK_FRACTION}: ${estimate}, over ${TOPK_DOMINANCE}x, so the step is dominated by communication even in int8 (${dgc})`,
+    reason: `${choice.reason}; then pushes as topk:${AUTO_TOPK_FRACTION}: ${estimate}, over ${TOPK_DOMINANCE}x, so the step is dominated by communication even in ${kind} (${dgc})`,
   };
 }
 
@@ -64,7 +68,8 @@ export function considerTopk(choice: WireChoice, times: Readonly<Record<AutoCand
  * values. With `slowest` (each candidate's slowest round), a compressed
  * codec must save the fifth and the millisecond with its slowest round
  * against fp32's fastest: every round of it beat every round of fp32. On a
- * slow link that holds by a wide margin (int8 moves a quarter of the bytes);
+ * slow link that holds by a wide margin (int8 moves a quarter of the bytes,
+ * int4 an eighth);
  * on a busy loopback, where a scheduling hiccup can make one fp32 round look
  * slow, a codec that merely won the best-of comparison by luck is not taken
  * (bench:wire once saw auto take fp16 on loopback and run 1.43x slower).

@@ -1,10 +1,11 @@
 /**
- * A worker's side of int8 pulls (the server's is shard/pull-deltas.ts): the
- * values it holds of one shard and the sequence number of the pull that
- * brought them. An fp32 tensor replaces a part's values; an int8 tensor is a
- * change, added exactly as the server added it to its copy.
+ * A worker's side of int8 and int4 pulls (the server's is
+ * shard/pull-deltas.ts): the values it holds of one shard and the sequence
+ * number of the pull that brought them. An fp32 tensor replaces a part's
+ * values; an int8 or int4 tensor is a change, added exactly as the server
+ * added it to its copy.
  */
-import { CodecError, type WireTensor, partKey } from '@tamp/core/base';
+import { CodecError, type WireTensor, isDeltaPull, partKey } from '@tamp/core/base';
 
 export class PullReference {
   private values = new Map<string, Float32Array>();
@@ -19,14 +20,14 @@ export class PullReference {
       const key = partKey(t.name, t.sliceStart);
       const data = t.data as Float32Array;
       let held: Float32Array;
-      if (t.codec === 'int8') {
+      if (t.codec !== undefined && isDeltaPull(t.codec)) {
         const old = next.get(key);
         if (old === undefined || old.length !== data.length) {
           // The server sends a change only when base_pull matched its record of this worker, which holds every part.
           throw new CodecError('CHUNK_INVALID', `pull: "${t.name}" came as a change to values this worker does not hold; the server's record of its pulls disagrees`, t.name);
         }
-        held = old.slice();
-        for (let i = 0; i < held.length; i++) held[i] = (held[i] as number) + (data[i] as number);
+        held = new Float32Array(old.length);
+        for (let i = 0; i < held.length; i++) held[i] = (old[i] as number) + (data[i] as number);
       } else {
         held = data.slice();
       }

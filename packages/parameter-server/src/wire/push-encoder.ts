@@ -3,8 +3,8 @@
  * (a variable, or the slice of it one shard holds):
  *  - fp32 and fp16: each gradient as it is (fp16's rounding is below what
  *    training notices);
- *  - int8: error feedback (core's ErrorFeedback): what rounding lost is added
- *    to the part's next gradient;
+ *  - int8 and int4: error feedback (core's ErrorFeedback): what rounding
+ *    lost is added to the part's next gradient;
  *  - topk:F: Deep Gradient Compression's sender (core's DgcSender): the
  *    largest F of the accumulated gradient, the rest kept for later, dense
  *    at first and reaching F over `warmupSteps`; with `momentum` (DGC's
@@ -26,9 +26,11 @@ import {
   type WireCodec,
   type WireTensor,
   bytesOf,
-  decodeInt8,
+  INT4_BLOCK,
+  INT8_BLOCK,
   decodeTopk,
   encodeFp16,
+  encodeInt4,
   encodeInt8,
   partKey,
 } from '@tamp/core/base';
@@ -37,7 +39,7 @@ export interface PushEncoderOptions {
   readonly codec: WireCodec;
   /** Steps over which top-k density falls from dense to its fraction (DGC's warm-up; default 0). */
   readonly warmupSteps?: number;
-  /** Keep what int8 and top-k drop for the next step (default true; off only to measure what it buys). */
+  /** Keep what int8, int4 and top-k drop for the next step (default true; off only to measure what it buys). */
   readonly errorFeedback?: boolean;
   /** topk: DGC's momentum correction with this momentum factor (default 0: off, the servers keep the momentum). */
   readonly momentum?: number;
@@ -63,7 +65,7 @@ export class PushEncoder {
   constructor(options: PushEncoderOptions) {
     this.codec = options.codec;
     const keep = options.errorFeedback ?? true;
-    this.feedback = options.codec.kind === 'int8' && keep ? new ErrorFeedback() : undefined;
+    this.feedback = (options.codec.kind === 'int8' || options.codec.kind === 'int4') && keep ? new ErrorFeedback() : undefined;
     const momentum = options.codec.kind === 'topk' ? (options.momentum ?? 0) : 0;
     this.dgc = options.codec.kind === 'topk' ? new DgcSender({ fraction: options.codec.fraction, momentum, warmupSteps: options.warmupSteps ?? 0 }) : undefined;
     this.momentumCorrected = momentum > 0;
@@ -84,12 +86,16 @@ export class PushEncoder {
           return { ...base, codec: 'fp32', bytes: bytesOf(g === raw ? g : g.slice()) };
         case 'fp16':
           return { ...base, codec: 'fp16', bytes: encodeFp16(g) };
-        case 'int8': {
-          if (this.feedback === undefined) return { ...base, codec: 'int8', bytes: encodeInt8(g) };
-          const compensated = this.feedback.compensate(key, g);
-          const bytes = encodeInt8(compensated);
-          this.feedback.remember(key, compensated, decodeInt8(bytes, g.length, t.name));
-          return { ...base, codec: 'int8', bytes };
+        case 'int8':
+        case 'int4': {
+          const kind = this.codec.kind;
+          if (this.feedback === undefined) return { ...base, codec: kind, bytes: kind === 'int8' ? encodeInt8(g) : encodeInt4(g) };
+          // Error feedback in the quantizer's own pass: code g + owed, write what is lost to `next`, keep it once encoded.
+          const owed = this.feedback.residual(key);
+          const feedback = { ...(owed !== undefined && owed.length === g.length ? { owed } : {}), next: new Float32Array(g.length) };
+          const bytes = kind === 'int8' ? encodeInt8(g, INT8_BLOCK, feedback) : encodeInt4(g, INT4_BLOCK, feedback);
+          this.feedback.keep(key, feedback.next);
+          return { ...base, codec: kind, bytes };
         }
         case 'topk': {
           const dgc = this.dgc as DgcSender;

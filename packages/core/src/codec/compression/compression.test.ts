@@ -4,7 +4,8 @@ import { CodecError } from '../../errors.js';
 import { type AdamCorrection, AdamPreconditioner, clipScale, dgcAdamCorrection, dgcDensity, dgcMomentumCorrection, DgcSender } from './dgc.js';
 import { ErrorFeedback } from './feedback.js';
 import { decodeFp16, encodeFp16, toHalfBits } from './fp16.js';
-import { decodeInt8, encodeInt8, int8Bytes } from './int8.js';
+import { decodeInt4, encodeInt4, encodeInt4Change, int4Bytes } from './int4.js';
+import { decodeInt8, encodeInt8, encodeInt8Change, int8Bytes } from './int8.js';
 import { decodeTopk, decodeTopkSparse, encodeTopk, encodeTopkAt, topkCount, topkPositions, topkScale } from './topk.js';
 import { decodeWire, encodeWire, parseWireCodec } from './wire-codec.js';
 
@@ -64,6 +65,21 @@ describe('int8', () => {
       }),
     );
   });
+  it('rounds each element to the nearest step as Math.round does (half up), within ±127', () => {
+    fc.assert(
+      fc.property(arrays(), (a) => {
+        const bytes = encodeInt8(a, 64);
+        const blocks = Math.ceil(a.length / 64);
+        const q = new Int8Array(bytes.buffer, 4 + 4 * blocks, a.length);
+        const view = new DataView(bytes.buffer);
+        for (let i = 0; i < a.length; i++) {
+          const scale = view.getFloat32(4 + 4 * Math.floor(i / 64), true);
+          const expected = scale > 0 ? Math.max(-127, Math.min(127, Math.round((a[i] as number) * (1 / scale)))) + 0 : 0; // + 0: an Int8Array holds no -0
+          expect(q[i]).toBe(expected);
+        }
+      }),
+    );
+  });
   it('is about a quarter of float32 (0.27x at most for the default block)', () => {
     expect(int8Bytes(1_000_000) / 4_000_000).toBeLessThan(0.27);
   });
@@ -79,6 +95,81 @@ describe('int8', () => {
     new DataView(zeroBlock.buffer).setUint32(0, 0, true);
     invalid(() => decodeInt8(zeroBlock, 3, 'g'));
     invalid(() => decodeInt8(ok, 4, 'g')); // count mismatch
+  });
+});
+
+describe('int4', () => {
+  /** Element i's 4-bit value, sign-extended. */
+  const nibble = (bytes: Uint8Array, blocks: number, i: number) => {
+    const byte = bytes[4 + 4 * blocks + (i >> 1)] as number;
+    return (i & 1) === 0 ? (byte << 28) >> 28 : (byte << 24) >> 28;
+  };
+  it('rounds each element to the nearest of 15 steps per block (half up), and decodes within half a step', () => {
+    fc.assert(
+      fc.property(arrays(), (a) => {
+        const bytes = encodeInt4(a, 16);
+        const blocks = Math.ceil(a.length / 16);
+        expect(bytes.length).toBe(int4Bytes(a.length, 16));
+        const view = new DataView(bytes.buffer);
+        const d = decodeInt4(bytes, a.length, 't');
+        for (let i = 0; i < a.length; i++) {
+          const b = Math.floor(i / 16);
+          const block = a.subarray(b * 16, (b + 1) * 16);
+          const scale = Math.fround(block.reduce((m, x) => Math.max(m, Math.abs(x)), 0) / 7);
+          expect(view.getFloat32(4 + 4 * b, true)).toBe(scale);
+          const expected = scale > 0 ? Math.max(-7, Math.min(7, Math.round((a[i] as number) * (1 / scale)))) + 0 : 0;
+          expect(nibble(bytes, blocks, i)).toBe(expected);
+          expect(Math.abs((d[i] as number) - (a[i] as number))).toBeLessThanOrEqual(scale / 2 + 1e-6 * scale + 1e-42);
+        }
+      }),
+    );
+  });
+  it('is about an eighth of float32 (0.141x at most for the default block)', () => {
+    expect(int4Bytes(1_000_000) / 4_000_000).toBeLessThanOrEqual(0.1407);
+    expect(int4Bytes(3, 64)).toBe(4 + 4 + 2);
+  });
+  it('refuses a NaN scale, -8 in either nibble, a used padding nibble, truncation, a count mismatch and a bad block size', () => {
+    expect(invalid(() => decodeInt4(encodeInt4(new Float32Array([1, Infinity, 3])), 3, 'g')).message).toMatch(/scale Infinity|scale NaN/);
+    const ok = encodeInt4(new Float32Array([1, 2, 3]));
+    expect(decodeInt4(ok, 3, 'g')).toEqual(Float32Array.from([1, 2, 3].map((x) => Math.round((x * 7) / 3) * Math.fround(3 / 7))));
+    const low = ok.slice();
+    low[ok.length - 2] = ((low[ok.length - 2] as number) & 0xf0) | 0x8;
+    expect(invalid(() => decodeInt4(low, 3, 'g')).message).toMatch(/element 0 is -8/);
+    const high = ok.slice();
+    high[ok.length - 2] = ((high[ok.length - 2] as number) & 0x0f) | 0x80;
+    expect(invalid(() => decodeInt4(high, 3, 'g')).message).toMatch(/element 1 is -8/);
+    const padding = ok.slice();
+    padding[ok.length - 1] = ((padding[ok.length - 1] as number) & 0x0f) | 0x10;
+    expect(invalid(() => decodeInt4(padding, 3, 'g')).message).toMatch(/high nibble/);
+    invalid(() => decodeInt4(ok.subarray(0, ok.length - 1), 3, 'g'));
+    invalid(() => decodeInt4(ok, 5, 'g')); // 5 elements take 3 bytes of nibbles, not 2
+    invalid(() => decodeInt4(ok, 1, 'g'));
+    const zeroBlock = ok.slice();
+    new DataView(zeroBlock.buffer).setUint32(0, 0, true);
+    invalid(() => decodeInt4(zeroBlock, 3, 'g'));
+    invalid(() => encodeInt4(new Float32Array(3), 0));
+  });
+});
+
+describe('change-coded pulls', () => {
+  it.each([
+    ['int8', encodeInt8, encodeInt8Change, decodeInt8],
+    ['int4', encodeInt4, encodeInt4Change, decodeInt4],
+  ] as const)('%s codes a change exactly as it codes the float32 difference, and moves the held values by what the receiver adds', (_, encode, encodeChange, decode) => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(floats(100), floats(100)), { maxLength: 400 }), (pairs) => {
+        const live = Float32Array.from(pairs.map((p) => p[0]));
+        const held = Float32Array.from(pairs.map((p) => p[1]));
+        const change = live.map((x, i) => x - (held[i] as number));
+        const receiver = held.slice();
+        const bytes = encodeChange(live, held, 16);
+        expect(bytes).toEqual(encode(change, 16));
+        const sent = decode(bytes, live.length, 'p');
+        for (let i = 0; i < receiver.length; i++) receiver[i] = (receiver[i] as number) + (sent[i] as number);
+        expect(held).toEqual(receiver);
+      }),
+    );
+    invalid(() => encodeChange(new Float32Array(3), new Float32Array(2)));
   });
 });
 
@@ -161,7 +252,35 @@ describe('top-k', () => {
 });
 
 describe('error feedback', () => {
-  it('accumulates exactly what the codec dropped, so sums over steps are preserved', () => {
+  it('int8 and int4 fold error feedback into their pass: the bytes of g + owed, and what the receiver will not see is owed next', () => {
+    for (const [encode, decode] of [
+      [encodeInt8, decodeInt8],
+      [encodeInt4, decodeInt4],
+    ] as const) {
+      fc.assert(
+        fc.property(fc.array(fc.tuple(floats(100), floats(1)), { maxLength: 300 }), (pairs) => {
+          const g = Float32Array.from(pairs.map((p) => p[0]));
+          const owed = Float32Array.from(pairs.map((p) => p[1]));
+          const compensated = g.map((x, i) => x + (owed[i] as number));
+          const next = new Float32Array(g.length);
+          const bytes = encode(g, 16, { owed, next });
+          expect(bytes).toEqual(encode(compensated, 16));
+          const sent = decode(bytes, g.length, 'g');
+          expect(next).toEqual(compensated.map((x, i) => x - (sent[i] as number)));
+        }),
+      );
+      // Nothing owed yet: g itself.
+      const g = Float32Array.from([0.5, -2, 3]);
+      const next = new Float32Array(3);
+      expect(encode(g, 16, { next })).toEqual(encode(g, 16));
+      // A non-finite gradient is refused before anything is sent, and `next` is the caller's to drop.
+      expect(invalid(() => encode(Float32Array.from([1, Number.NaN]), 16, { next: new Float32Array(2) })).message).toMatch(/NaN or ±Infinity/);
+    }
+  });
+  it.each([
+    ['int8', encodeInt8, decodeInt8],
+    ['int4', encodeInt4, decodeInt4],
+  ] as const)('%s: accumulates exactly what the codec dropped, so sums over steps are preserved', (_, encode, decode) => {
     fc.assert(
       fc.property(fc.array(arrays(10).filter((a) => a.length === 0 || a.length > 0), { minLength: 1, maxLength: 6 }), (steps) => {
         const n = 37;
@@ -169,9 +288,11 @@ describe('error feedback', () => {
         const fb = new ErrorFeedback();
         const received = new Float64Array(n);
         for (const g of grads) {
-          const c = fb.compensate('w', g);
-          const sent = decodeWire('int8', encodeWire({ kind: 'int8' }, c), n, 'w');
-          fb.remember('w', c, sent);
+          const owed = fb.residual('w');
+          const c = owed === undefined ? g.slice() : g.map((x, i) => x + (owed[i] as number));
+          const next = new Float32Array(n);
+          const sent = decode(encode(g, 16, { ...(owed !== undefined ? { owed } : {}), next }), n, 'w');
+          fb.keep('w', next);
           for (let i = 0; i < n; i++) received[i] = (received[i] as number) + (sent[i] as number);
           // What was compensated = what was sent + what is now owed, element by element.
           const r = fb.residual('w') as Float32Array;
@@ -338,8 +459,19 @@ describe('parseWireCodec', () => {
   it('reads every codec and refuses the rest with the valid list', () => {
     expect(parseWireCodec('topk:0.01', 'push')).toEqual({ kind: 'topk', fraction: 0.01 });
     expect(parseWireCodec('int8', 'pull')).toEqual({ kind: 'int8' });
+    expect(parseWireCodec('int4', 'push')).toEqual({ kind: 'int4' });
+    expect(parseWireCodec('int4', 'pull')).toEqual({ kind: 'int4' });
     expect(() => parseWireCodec('topk:0.01', 'pull')).toThrow(/--wire-pull .* fp32, fp16, int8/);
     expect(() => parseWireCodec('topk:2', 'push')).toThrow(/\(0, 1\]/);
-    expect(() => parseWireCodec('gzip', 'push')).toThrow(/fp32, fp16, int8, topk:F/);
+    expect(() => parseWireCodec('gzip', 'push')).toThrow(/fp32, fp16, int8, int4, topk:F/);
+  });
+  it('encodes and decodes by name, each codec within its bound', () => {
+    const x = Float32Array.from({ length: 300 }, (_, i) => Math.sin(i) * (i % 7));
+    const bound = { fp16: 7 * 2 ** -11, int8: 6 / 127 / 2, int4: 6 / 7 / 2 + 1e-6 } as const;
+    for (const kind of ['fp16', 'int8', 'int4'] as const) {
+      const back = decodeWire(kind, encodeWire({ kind }, x), x.length, 'x');
+      for (let i = 0; i < x.length; i++) expect(Math.abs((back[i] as number) - (x[i] as number)), kind).toBeLessThanOrEqual(bound[kind] + 1e-6);
+    }
+    expect(decodeWire('topk', encodeWire({ kind: 'topk', fraction: 1 }, x), x.length, 'x')).toHaveLength(300);
   });
 });

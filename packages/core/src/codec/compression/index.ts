@@ -1,5 +1,6 @@
 export * from './fp16.js';
 export * from './int8.js';
+export * from './int4.js';
 export * from './topk.js';
 export * from './feedback.js';
 export * from './dgc.js';

@@ -1,7 +1,7 @@
 /**
  * int8 on the wire: symmetric, one float32 scale per block of elements
  * (scale = max |x| / 127 over the block), as QSGD-style and BytePS-style
- * quantizers do. Layout (little endian):
+ * quantizers do (blocks.ts). Layout (little endian):
  *
  *   u32 blockSize | f32 scale × ceil(n / blockSize) | i8 × n
  *
@@ -9,62 +9,44 @@
  * the tensor instead of silently sending zeros for it.
  */
 import { CodecError } from '../../errors.js';
+import { type QuantizeWith, checkBlockSize, quantizeBlocks, readBlockHeader, writeBlockHeader } from './blocks.js';
 
 export const INT8_BLOCK = 256;
-/** The largest block a receiver accepts (bounds the scale array it reads, not an allocation). */
-const MAX_BLOCK = 1 << 20;
 
 export function int8Bytes(n: number, blockSize = INT8_BLOCK): number {
   return 4 + 4 * Math.ceil(n / blockSize) + n;
 }
 
-export function encodeInt8(src: Float32Array, blockSize = INT8_BLOCK): Uint8Array {
-  if (!Number.isInteger(blockSize) || blockSize < 1 || blockSize > MAX_BLOCK) {
-    throw new CodecError('CHUNK_INVALID', `int8 block size must be an integer in [1, ${MAX_BLOCK}], got ${blockSize}`);
-  }
+/** `feedback`: error feedback (blocks.ts, QuantizeWith): code `src + owed` and write what is lost to `next`. */
+export function encodeInt8(src: Float32Array, blockSize = INT8_BLOCK, feedback?: { readonly owed?: Float32Array; readonly next: Float32Array }): Uint8Array {
+  return quantizeInt8(src, feedback ?? {}, blockSize);
+}
+
+/**
+ * The change from `held` to `live`, int8-coded, and `held` moved by exactly
+ * what the receiver will decode and add (float32 `held[i] + q[i] × scale`),
+ * in one pass: the server side of an int8 pull (shard/pull-deltas.ts).
+ */
+export function encodeInt8Change(live: Float32Array, held: Float32Array, blockSize = INT8_BLOCK): Uint8Array {
+  return quantizeInt8(live, { held }, blockSize);
+}
+
+function quantizeInt8(src: Float32Array, w: QuantizeWith, blockSize: number): Uint8Array {
+  checkBlockSize('int8', blockSize);
   const n = src.length;
-  const blocks = Math.ceil(n / blockSize);
+  const scales = new Float32Array(Math.ceil(n / blockSize));
   const out = new Uint8Array(int8Bytes(n, blockSize));
-  const view = new DataView(out.buffer);
-  view.setUint32(0, blockSize, true);
-  const q = new Int8Array(out.buffer, 4 + 4 * blocks, n);
-  for (let b = 0; b < blocks; b++) {
-    const start = b * blockSize;
-    const end = Math.min(n, start + blockSize);
-    let max = 0;
-    let finite = true;
-    for (let i = start; i < end; i++) {
-      const a = Math.abs(src[i] as number);
-      if (!(a <= Number.MAX_VALUE)) finite = false;
-      else if (a > max) max = a;
-    }
-    const scale = finite ? Math.fround(max / 127) : NaN;
-    view.setFloat32(4 + 4 * b, scale, true);
-    if (scale > 0) {
-      const inv = 1 / scale;
-      for (let i = start; i < end; i++) q[i] = Math.max(-127, Math.min(127, Math.round((src[i] as number) * inv)));
-    }
-  }
+  quantizeBlocks(src, blockSize, 127, new Int8Array(out.buffer, 4 + 4 * scales.length, n), scales, w);
+  writeBlockHeader(out, blockSize, scales);
   return out;
 }
 
 export function decodeInt8(bytes: Uint8Array, n: number, name: string): Float32Array {
-  if (bytes.length < 4) throw new CodecError('CHUNK_INVALID', `int8 tensor "${name}": ${bytes.length} bytes cannot hold its header`, name);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const blockSize = view.getUint32(0, true);
-  if (blockSize < 1 || blockSize > MAX_BLOCK) throw new CodecError('CHUNK_INVALID', `int8 tensor "${name}": block size ${blockSize} outside [1, ${MAX_BLOCK}]`, name);
-  const expected = int8Bytes(n, blockSize);
-  if (bytes.length !== expected) {
-    throw new CodecError('CHUNK_INVALID', `int8 tensor "${name}": ${bytes.length} bytes for ${n} elements in blocks of ${blockSize} (expected ${expected})`, name);
-  }
-  const blocks = Math.ceil(n / blockSize);
+  const { blockSize, scales } = readBlockHeader('int8', bytes, n, name, int8Bytes);
   const out = new Float32Array(n);
-  const q = new Int8Array(bytes.buffer, bytes.byteOffset + 4 + 4 * blocks, n);
-  for (let b = 0; b < blocks; b++) {
-    const scale = view.getFloat32(4 + 4 * b, true);
-    if (!(scale >= 0 && scale <= 3.4e38)) {
-      throw new CodecError('CHUNK_INVALID', `int8 tensor "${name}": block ${b} has scale ${scale} (a scale is finite and not negative; the sender's gradient was not finite)`, name);
-    }
+  const q = new Int8Array(bytes.buffer, bytes.byteOffset + 4 + 4 * scales.length, n);
+  for (let b = 0; b < scales.length; b++) {
+    const scale = scales[b] as number;
     const end = Math.min(n, (b + 1) * blockSize);
     for (let i = b * blockSize; i < end; i++) {
       const v = q[i] as number;

@@ -7,21 +7,27 @@
 import { Codec } from '@tamp/proto/tamp/v1/tensor';
 import { CodecError, UsageError } from '../../errors.js';
 import { decodeFp16, encodeFp16 } from './fp16.js';
+import { decodeInt4, encodeInt4 } from './int4.js';
 import { decodeInt8, encodeInt8 } from './int8.js';
 import { decodeTopk, encodeTopk } from './topk.js';
 
-/** Gradient codecs: float32, half precision, int8 with a scale per block, the largest fraction F by magnitude. */
-export const WIRE_PUSH_CODECS = Object.freeze(['fp32', 'fp16', 'int8', 'topk:F'] as const);
-/** Parameter codecs: top-k makes no sense for parameters (int8 pulls send the change since the last pull). */
-export const WIRE_PULL_CODECS = Object.freeze(['fp32', 'fp16', 'int8'] as const);
+/** Gradient codecs: float32, half precision, int8 and int4 with a scale per block, the largest fraction F by magnitude. */
+export const WIRE_PUSH_CODECS = Object.freeze(['fp32', 'fp16', 'int8', 'int4', 'topk:F'] as const);
+/** Pull codecs that send the change since the worker's last pull (shard/pull-deltas.ts on the server, wire/pull-reference.ts on the worker). */
+export type DeltaPullKind = 'int8' | 'int4';
+export function isDeltaPull(kind: WireCodecKind): kind is DeltaPullKind {
+  return kind === 'int8' || kind === 'int4';
+}
+/** Parameter codecs: top-k makes no sense for parameters (int8 and int4 pulls send the change since the last pull). */
+export const WIRE_PULL_CODECS = Object.freeze(['fp32', 'fp16', 'int8', 'int4'] as const);
 
-export type WireCodec = { readonly kind: 'fp32' } | { readonly kind: 'fp16' } | { readonly kind: 'int8' } | { readonly kind: 'topk'; readonly fraction: number };
+export type WireCodec = { readonly kind: 'fp32' } | { readonly kind: 'fp16' } | { readonly kind: 'int8' } | { readonly kind: 'int4' } | { readonly kind: 'topk'; readonly fraction: number };
 export type WireCodecKind = WireCodec['kind'];
 
 export function parseWireCodec(text: string, direction: 'push' | 'pull'): WireCodec {
   const flag = direction === 'push' ? '--wire-push' : '--wire-pull';
   const valid = (direction === 'push' ? WIRE_PUSH_CODECS : WIRE_PULL_CODECS).join(', ');
-  if (text === 'fp32' || text === 'fp16' || text === 'int8') return { kind: text };
+  if (text === 'fp32' || text === 'fp16' || text === 'int8' || text === 'int4') return { kind: text };
   const m = /^topk:(.+)$/.exec(text);
   if (m !== null && direction === 'push') {
     const fraction = Number(m[1]);
@@ -35,7 +41,7 @@ export function formatWireCodec(c: WireCodec): string {
   return c.kind === 'topk' ? `topk:${c.fraction}` : c.kind;
 }
 
-const TO_PROTO: Record<WireCodecKind, Codec> = { fp32: Codec.CODEC_NONE, fp16: Codec.CODEC_FP16, int8: Codec.CODEC_INT8, topk: Codec.CODEC_TOPK };
+const TO_PROTO: Record<WireCodecKind, Codec> = { fp32: Codec.CODEC_NONE, fp16: Codec.CODEC_FP16, int8: Codec.CODEC_INT8, int4: Codec.CODEC_INT4, topk: Codec.CODEC_TOPK };
 
 export function protoCodec(kind: WireCodecKind): Codec {
   return TO_PROTO[kind];
@@ -55,6 +61,8 @@ export function encodeWire(c: WireCodec, data: Float32Array): Uint8Array {
       return encodeFp16(data);
     case 'int8':
       return encodeInt8(data);
+    case 'int4':
+      return encodeInt4(data);
     case 'topk':
       return encodeTopk(data, c.fraction);
   }
@@ -67,6 +75,8 @@ export function decodeWire(kind: Exclude<WireCodecKind, 'fp32'>, bytes: Uint8Arr
       return decodeFp16(bytes, n, name);
     case 'int8':
       return decodeInt8(bytes, n, name);
+    case 'int4':
+      return decodeInt4(bytes, n, name);
     case 'topk':
       return decodeTopk(bytes, n, name);
   }

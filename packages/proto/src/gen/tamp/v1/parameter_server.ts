@@ -41,9 +41,10 @@ export interface PullRequest {
    */
   step: bigint;
   /**
-   * CODEC_INT8 pulls: the sequence number of the last pull this worker
-   * completed from this shard (0: none). The server sends the change since
-   * then when it matches its own record, and the whole values otherwise.
+   * CODEC_INT8 and CODEC_INT4 pulls: the sequence number of the last pull
+   * this worker completed from this shard (0: none). The server sends the
+   * change since then when it matches its own record, and the whole values
+   * otherwise.
    */
   basePull: bigint;
   /**
@@ -58,7 +59,10 @@ export interface PullRequest {
 export interface PullResponse {
   /** Number of updates applied to the shard when this snapshot was taken. */
   version: bigint;
-  /** CODEC_INT8 pulls: this pull's sequence number, to send as base_pull next. */
+  /**
+   * CODEC_INT8 and CODEC_INT4 pulls: this pull's sequence number, to send as
+   * base_pull next.
+   */
   pullSeq: bigint;
   chunk:
     | TensorChunk
@@ -235,9 +239,10 @@ export interface AssignRequest {
   /** Further chunks in the same message, in order after `chunk` (see PullResponse). */
   moreChunks: TensorChunk[];
   /**
-   * The job's wire codecs (fp32 | fp16 | int8 | topk:F for pushes; fp32 |
-   * fp16 | int8 for pulls; empty: fp32; auto: each worker measures its link
-   * and picks fp32, fp16, int8, or top-k on a very slow link). The shard refuses any other.
+   * The job's wire codecs (fp32 | fp16 | int8 | int4 | topk:F for pushes;
+   * fp32 | fp16 | int8 | int4 for pulls; empty: fp32; auto: each worker
+   * measures its link and picks fp32, fp16, int8 or int4, and top-k pushes on
+   * a very slow link). The shard refuses any other.
    */
   wirePush: string;
   wirePull: string;

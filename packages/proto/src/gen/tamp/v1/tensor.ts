@@ -16,16 +16,22 @@ export enum DType {
 }
 
 /**
- * How a tensor's bytes are encoded on the wire. Only CODEC_NONE (raw
- * little-endian elements) is implemented; the others are reserved so that
- * compressed gradients can arrive without a protocol change. A receiver
- * refuses a codec it does not implement.
+ * How a tensor's bytes are encoded on the wire: raw little-endian elements
+ * (CODEC_NONE) or one of the wire codecs a job agrees on at assign
+ * (ARCHITECTURE.md, "Compressed communication"; the layouts are in
+ * packages/core/src/codec/compression/). A receiver refuses a codec it does
+ * not implement, and a parameter server one its job did not agree to.
  */
 export enum Codec {
   CODEC_NONE = 0,
+  /** CODEC_FP16 - IEEE 754 half precision. */
   CODEC_FP16 = 1,
+  /** CODEC_INT8 - Symmetric int8 with a float32 scale per block. */
   CODEC_INT8 = 2,
+  /** CODEC_TOPK - The largest fraction of a gradient: half values and varint gaps. */
   CODEC_TOPK = 3,
+  /** CODEC_INT4 - Symmetric 4-bit with a float32 scale per block, two elements a byte. */
+  CODEC_INT4 = 4,
   UNRECOGNIZED = -1,
 }
 
