@@ -209,13 +209,15 @@ export class ReplicaLoop {
         }
         params ??= await pull(step);
         this.mark = performance.now();
-        setVariables(this.model, params.values);
-        const basedOn = params.versions;
-        // Known before computing (the next block is claimed now if this is the last batch held), so the pull overlaps the step.
+        // Known before computing (the next block is claimed now if this is the last batch held), so the pull
+        // overlaps the step; asked for before the weights are set, which takes a few milliseconds the pull then
+        // spends on the wire (a pull's answer is a new array, so it never touches the values being set).
         const after = await claims.afterHead();
         next = after.kind === 'batch' ? pull(step + 1) : undefined;
         // Observed now, awaited after the step: a refusal meanwhile is not an unhandled rejection.
         next?.catch(() => undefined);
+        setVariables(this.model, params.values);
+        const basedOn = params.versions;
         this.lap('weights');
         const computed = await this.gradients(step, this.source.globalBatch(head.batch));
         while (inFlight.length >= MAX_IN_FLIGHT) await oldest();
