@@ -35,7 +35,7 @@ export class PullDeltas {
    * values elsewhere. Updates the reference as if the answer arrived (if it
    * does not, the worker's next base_pull will not match).
    */
-  encode(workerId: string, parts: readonly WireTensor[], basePull: bigint, kind: DeltaPullKind = 'int8'): { seq: bigint; tensors: EncodedTensor[] } {
+  encode(workerId: string, parts: readonly WireTensor[], basePull: bigint, kind: DeltaPullKind): { seq: bigint; tensors: EncodedTensor[] } {
     let ref = this.workers.get(workerId);
     if (ref === undefined || basePull === 0n || ref.seq !== basePull) {
       ref = { seq: 0n, values: new Map() };

@@ -124,6 +124,18 @@ describe('int4', () => {
       }),
     );
   });
+  it('decodes blocks of any size, odd ones starting in a high nibble', () => {
+    fc.assert(
+      fc.property(arrays(), fc.integer({ min: 1, max: 9 }), (a, block) => {
+        const d = decodeInt4(encodeInt4(a, block), a.length, 't');
+        for (let i = 0; i < a.length; i++) {
+          const b = Math.floor(i / block);
+          const scale = Math.fround(a.subarray(b * block, (b + 1) * block).reduce((m, x) => Math.max(m, Math.abs(x)), 0) / 7);
+          expect(Math.abs((d[i] as number) - (a[i] as number))).toBeLessThanOrEqual(scale / 2 + 1e-6 * scale + 1e-42);
+        }
+      }),
+    );
+  });
   it('is about an eighth of float32 (0.141x at most for the default block)', () => {
     expect(int4Bytes(1_000_000) / 4_000_000).toBeLessThanOrEqual(0.1407);
     expect(int4Bytes(3, 64)).toBe(4 + 4 + 2);
