@@ -1,12 +1,12 @@
 /**
  * Top-k's Adam correction at a real parameter server: a worker's real
- * PushEncoder divides each gradient by the root of Adam's second moment
- * before top-k, and the shard applies Adam's first moment alone to what
- * arrives; a job must have agreed to it at assign (adam with top-k, or
- * --wire auto, where dense pushes are divided too).
+ * PushEncoder keeps Adam's moments and sends the top-k of Adam's accumulated
+ * direction, marked Adam-corrected, and the shard applies plain SGD to it;
+ * plain pushes in the same job get Adam on the shard as usual. A job must
+ * have agreed to it at assign (adam with top-k, or --wire auto).
  */
 import { describe, expect, it } from 'vitest';
-import { type ShardConfig, decodeInt8, decodeTopk, optimizerSettings, parseWireCodec } from '@tamp/core';
+import { type ShardConfig, decodeTopk, optimizerSettings, parseWireCodec } from '@tamp/core';
 import { RpcError } from '@tamp/rpc';
 import type { ShardClient } from './client.js';
 import { realServer } from './server.fixture.js';
@@ -37,11 +37,16 @@ async function start(config: Partial<ShardConfig>): Promise<{ address: string; c
   return { address, chief };
 }
 
+const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 };
+const part = (g: readonly number[]) => [{ name: 'w', shape: [4], dtype: 'float32' as const, data: Float32Array.from(g), sliceStart: 0 }];
+const values = async (chief: ShardClient) => [...((await chief.pull('chief')).tensors[0]?.data as Float32Array)];
+
 describe("top-k's Adam correction", () => {
-  it('moves each coordinate by Adam’s first moment of the preconditioned top-k values the worker sent', async () => {
+  it('moves each coordinate by the learning rate times the Adam direction the worker sent (plain SGD)', async () => {
     const { address, chief } = await start({ adamCorrection: true });
     const worker = client(address, 'worker-0');
-    const encoder = new PushEncoder({ codec: parseWireCodec('topk:0.5', 'push'), adam: { beta2: 0.999, epsilon: 1e-7 } });
+    const encoder = new PushEncoder({ codec: parseWireCodec('topk:0.5', 'push'), adam: ADAM });
+    expect(encoder.adamCorrected).toBe(true);
     const grads = [
       [4, -0.01, 0.5, 0],
       [4, -0.01, 0.5, 0.2],
@@ -49,50 +54,71 @@ describe("top-k's Adam correction", () => {
       [0, 0, 0, 0],
     ];
     let w = [...W0];
-    let m = [0, 0, 0, 0];
     for (const [t, g] of grads.entries()) {
       const step = BigInt(t);
-      const [encoded] = encoder.encode([{ name: 'w', shape: [4], dtype: 'float32', data: Float32Array.from(g), sliceStart: 0 }], step);
+      const [encoded] = encoder.encode(part(g), step);
       if (encoded === undefined) throw new Error('no part encoded');
       expect(encoded.codec).toBe('topk');
       const sent = [...decodeTopk(encoded.bytes, 4, 'w')];
-      // Preconditioned: every value sent is about ±(steps it stands for), whatever the gradient's scale (-0.01 and 4 alike).
+      // Adam's direction is about ±1 a step whatever the gradient's scale (-0.01 and 4 alike): what is sent stands for at most the steps so far.
       for (const x of sent) expect(Math.abs(x)).toBeLessThan(t + 1.01);
-      await worker.pushEncoded({ workerId: 'worker-0', basedOnVersion: BigInt(t), batchSize: 1, step }, [encoded]);
-      m = m.map((mi, i) => 0.9 * mi + 0.1 * (sent[i] as number));
-      w = w.map((wi, i) => wi - (LR * (m[i] as number)) / (1 - 0.9 ** (t + 1)));
+      await worker.pushEncoded({ workerId: 'worker-0', basedOnVersion: step, batchSize: 1, step, adamCorrected: true }, [encoded]);
+      w = w.map((wi, i) => wi - LR * (sent[i] as number));
     }
-    const { version, tensors } = await chief.pull('chief');
+    const { version } = await chief.pull('chief');
     expect(version).toBe(4n);
-    const got = [...(tensors[0]?.data as Float32Array)];
+    const got = await values(chief);
     for (let i = 0; i < 4; i++) expect(got[i]).toBeCloseTo(w[i] as number, 5);
   });
 
-  it('under --wire auto divides dense pushes too, and the shard applies the first moment to each worker\'s, whatever its codec', async () => {
-    const { address, chief } = await start({ adamCorrection: true, workerIds: ['worker-0', 'worker-1'], wirePush: parseWireCodec('fp32', 'push'), wirePull: parseWireCodec('fp32', 'pull'), wireAuto: true });
-    const adam = { beta2: 0.999, epsilon: 1e-7 };
-    // Two workers whose links picked different codecs: fp32 and int8.
-    const encoders = [new PushEncoder({ codec: parseWireCodec('fp32', 'push'), adam }), new PushEncoder({ codec: parseWireCodec('int8', 'push'), adam })];
-    const grads = [
-      [4, -0.01, 0.5, 0],
-      [0.002, 30, -0.5, 1],
-    ];
-    let w = [...W0];
-    let m = [0, 0, 0, 0];
-    for (const [t, g] of grads.entries()) {
-      const id = `worker-${t}`;
-      const [encoded] = (encoders[t] as PushEncoder).encode([{ name: 'w', shape: [4], dtype: 'float32', data: Float32Array.from(g), sliceStart: 0 }], 0n);
-      if (encoded === undefined) throw new Error('no part encoded');
-      expect(encoded.codec).toBe(t === 0 ? 'fp32' : 'int8');
-      const sent = t === 0 ? [...new Float32Array(encoded.bytes.slice().buffer)] : [...decodeInt8(encoded.bytes, 4, 'w')];
-      // Each worker's first step: Adam's first step divides every coordinate to about ±1 (0 stays 0), whatever its size.
-      expect(sent.map((x) => Math.round(x * 100) / 100)).toEqual(g.map((x) => Math.sign(x)));
-      await client(address, id).pushEncoded({ workerId: id, basedOnVersion: BigInt(t), batchSize: 1, step: 0n }, [encoded]);
-      m = m.map((mi, i) => 0.9 * mi + 0.1 * (sent[i] as number));
-      w = w.map((wi, i) => wi - (LR * (m[i] as number)) / (1 - 0.9 ** (t + 1)));
-    }
-    const got = [...((await chief.pull('chief')).tensors[0]?.data as Float32Array)];
-    for (let i = 0; i < 4; i++) expect(got[i]).toBeCloseTo(w[i] as number, 5);
+  it("under --wire auto applies a dense worker's plain gradient with Adam, exactly as a job without the correction, and a top-k worker's direction with plain SGD", async () => {
+    const auto = { adamCorrection: true, workerIds: ['worker-0', 'worker-1'], wirePush: parseWireCodec('fp32', 'push'), wirePull: parseWireCodec('fp32', 'pull'), wireAuto: true };
+    const g0 = [4, -0.01, 0.5, 0];
+    // Worker 0's link picked fp16: a plain gradient, not Adam-corrected.
+    const dense = new PushEncoder({ codec: parseWireCodec('fp16', 'push'), adam: ADAM });
+    expect(dense.adamCorrected).toBe(false);
+    const [plain] = dense.encode(part(g0), 0n);
+    if (plain === undefined) throw new Error('no part encoded');
+    // The same push to a job without the correction: the reference, bit for bit.
+    const reference = await start({ ...auto, adamCorrection: false });
+    await client(reference.address, 'worker-0').pushEncoded({ workerId: 'worker-0', basedOnVersion: 0n, batchSize: 1, step: 0n }, [plain]);
+    const want = await values(reference.chief);
+    await server.stop();
+
+    const { address, chief } = await start(auto);
+    await client(address, 'worker-0').pushEncoded({ workerId: 'worker-0', basedOnVersion: 0n, batchSize: 1, step: 0n }, [plain]);
+    const afterDense = await values(chief);
+    expect(afterDense).toEqual(want);
+    // Adam's first step moves every non-zero coordinate by about the learning rate, whatever its gradient's size.
+    expect(afterDense.map((x, i) => Math.round(((W0[i] as number) - x) / LR * 100) / 100)).toEqual(g0.map((x) => Math.sign(x)));
+
+    // Worker 1's link picked top-k: the shard moves by the learning rate times what it sent.
+    const topk = new PushEncoder({ codec: parseWireCodec('topk:0.5', 'push'), adam: ADAM });
+    const [encoded] = topk.encode(part([0.002, 30, -0.5, 1]), 0n);
+    if (encoded === undefined) throw new Error('no part encoded');
+    const sent = [...decodeTopk(encoded.bytes, 4, 'w')];
+    await client(address, 'worker-1').pushEncoded({ workerId: 'worker-1', basedOnVersion: 1n, batchSize: 1, step: 0n, adamCorrected: true }, [encoded]);
+    const got = await values(chief);
+    for (let i = 0; i < 4; i++) expect(got[i]).toBeCloseTo((afterDense[i] as number) - LR * (sent[i] as number), 6);
+  });
+
+  it('refuses an Adam-corrected push in a job that did not agree to the correction, and applies nothing', async () => {
+    const { address, chief } = await start({ adamCorrection: false });
+    const encoder = new PushEncoder({ codec: parseWireCodec('topk:0.5', 'push'), adam: ADAM });
+    const [encoded] = encoder.encode(part([1, 2, 3, 4]), 0n);
+    if (encoded === undefined) throw new Error('no part encoded');
+    const e = await client(address, 'worker-0')
+      .pushEncoded({ workerId: 'worker-0', basedOnVersion: 0n, batchSize: 1, step: 0n, adamCorrected: true }, [encoded])
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    expect(e).toBeInstanceOf(RpcError);
+    expect((e as RpcError).code).toBe('INVALID_ARGUMENT');
+    expect((e as RpcError).message).toMatch(/Adam-corrected direction, but this job did not agree to the Adam correction/);
+    const { version } = await chief.pull('chief');
+    expect(version).toBe(0n);
+    expect(await values(chief)).toEqual(W0);
   });
 
   it('needs adam and a top-k (or auto) push codec at assign', async () => {

@@ -31,8 +31,8 @@ import { FastParameterServerClient, messageChunks } from './wire/fast-codec.js';
 import { reassembleVariables, splitGradients } from './split.js';
 import { shardConfigToProto } from './wire/shard-config.js';
 import { PullReference } from './wire/pull-reference.js';
-import { type AdamSecondMoment, PushEncoder } from './wire/push-encoder.js';
-import { AUTO_CANDIDATES, type AutoCandidate, type WireChoice, chooseWire, considerTopk } from './wire/auto.js';
+import { type AdamMoments, PushEncoder } from './wire/push-encoder.js';
+import { AUTO_CANDIDATES, type AutoCandidate, type WireChoice, chooseWire, considerTopk, mayStillPay } from './wire/auto.js';
 
 /** --wire auto: rounds of probe pulls per candidate codec (the best of them counts). */
 const AUTO_ROUNDS = 3;
@@ -60,8 +60,8 @@ export interface WireSettings {
   readonly auto?: boolean;
   /** DGC's momentum correction (the job's ShardConfig.momentumCorrection): top-k pushes keep this momentum factor here and are marked momentum-corrected. */
   readonly momentum?: number;
-  /** The Adam correction (the job's ShardConfig.adamCorrection: top-k, or --wire auto): every push is divided by the root of Adam's second moment, kept here with these settings. */
-  readonly adam?: AdamSecondMoment;
+  /** The Adam correction (the job's ShardConfig.adamCorrection: top-k, or --wire auto): top-k pushes keep Adam's moments here, with these settings, and are marked Adam-corrected. */
+  readonly adam?: AdamMoments;
 }
 
 type PullOptions = { minVersion?: bigint; step?: bigint; names?: readonly string[]; timeoutMs?: number; codec?: WireCodec; restoreGeneration?: bigint };
@@ -76,6 +76,8 @@ export interface PushSpec {
   readonly batchSize: number;
   /** The gradient is DGC's momentum-corrected accumulation (the shard applies it with plain SGD). */
   readonly momentumCorrected?: boolean;
+  /** The gradient is the top-k of Adam's accumulated direction (the Adam correction; the shard applies it with plain SGD). */
+  readonly adamCorrected?: boolean;
   /** The restore generation the gradient was computed in (ARCHITECTURE.md, "Faults"; default 0). Fixed per call: a retry carries the same one. */
   readonly restoreGeneration?: bigint;
 }
@@ -176,11 +178,12 @@ export class ShardClient {
               batchSize: spec.batchSize,
               tensorCount,
               momentumCorrected: spec.momentumCorrected === true,
+              adamCorrected: spec.adamCorrected === true,
               chunk,
               moreChunks,
               restoreGeneration: spec.restoreGeneration ?? 0n,
             }
-          : { header: undefined, workerId: '', step: 0n, basedOnVersion: 0n, batchSize: 0, tensorCount: 0, momentumCorrected: false, chunk, moreChunks, restoreGeneration: 0n };
+          : { header: undefined, workerId: '', step: 0n, basedOnVersion: 0n, batchSize: 0, tensorCount: 0, momentumCorrected: false, adamCorrected: false, chunk, moreChunks, restoreGeneration: 0n };
         first = false;
       }
     };
@@ -293,9 +296,8 @@ export class ParameterClient {
   private useCodecs(push: WireCodec, pull: WireCodec): void {
     const wire = this.wire;
     this.pullCodec = pull;
-    // fp32 needs no encoder unless the Adam correction divides each gradient first (--wire auto's dense pushes).
     this.encoder =
-      push.kind === 'fp32' && wire?.adam === undefined
+      push.kind === 'fp32'
         ? undefined
         : new PushEncoder({
             codec: push,
@@ -306,14 +308,15 @@ export class ParameterClient {
           });
   }
 
-  /** --wire auto: time whole pulls in each candidate codec (interleaved, three rounds), then use the fastest that pays in every round. */
+  /** --wire auto: time whole pulls in each candidate codec (interleaved, up to three rounds, dropping a codec once it cannot pay), then use the fastest that pays in every round. */
   private async decide(workerId: string): Promise<WireChoice> {
     const times: Record<AutoCandidate, number> = { fp32: Infinity, fp16: Infinity, int8: Infinity, int4: Infinity };
     const slowest: Record<AutoCandidate, number> = { fp32: 0, fp16: 0, int8: 0, int4: 0 };
     let referenced = false;
     let bytes = 0;
-    for (let round = 0; round < AUTO_ROUNDS; round++) {
-      for (const kind of AUTO_CANDIDATES) {
+    let probing: readonly AutoCandidate[] = AUTO_CANDIDATES;
+    for (let round = 0; round < AUTO_ROUNDS && probing.length > 1; round++) {
+      for (const kind of probing) {
         const started = performance.now();
         const pulled = await Promise.all(this.shards.map((s) => withRetry(() => s.pull(workerId, { codec: { kind } }), { deadlineMs: this.retryMs })));
         const ms = performance.now() - started;
@@ -324,6 +327,8 @@ export class ParameterClient {
         else slowest[kind] = Math.max(slowest[kind], ms);
         bytes = pulled.reduce((n, p) => n + p.tensors.reduce((m, t) => m + t.data.byteLength, 0), 0);
       }
+      // A codec that cannot pay now never will (more rounds only make that surer): not pulled again.
+      probing = probing.filter((kind) => mayStillPay(kind, times.fp32, slowest));
     }
     const choice = chooseWire(times, bytes, slowest);
     this.useCodecs(choice.push, choice.pull);
@@ -343,7 +348,7 @@ export class ParameterClient {
       m !== undefined && m > 0
         ? `momentum correction on (m=${m}: the servers apply plain SGD to these pushes)`
         : this.wire?.adam !== undefined
-          ? "the Adam correction (this worker's pushes are divided by the root of its second moment; the servers apply the first moment alone)"
+          ? "the Adam correction (this worker keeps Adam's moments and pushes the top-k of Adam's direction; the servers apply plain SGD to it)"
           : "no momentum correction (the job's optimizer keeps its state on the servers)";
     const dgc = `DGC's warm-up from dense over ${this.wire?.warmupSteps ?? 0} steps, error feedback, ${corrections}`;
     const next = considerTopk(choice, probed.times, performance.now() - probed.firstPulledAt, dgc);
@@ -398,6 +403,7 @@ export class ParameterClient {
           batchSize: spec.batchSize,
           basedOnVersion: spec.basedOnVersions[i] ?? 0n,
           momentumCorrected: encoder?.momentumCorrected === true,
+          adamCorrected: encoder?.adamCorrected === true,
           restoreGeneration: spec.restoreGeneration ?? 0n,
         };
         const parts = this.partsFor(i, grads);

@@ -211,6 +211,7 @@ describe('parameter server', () => {
           batchSize: 1,
           tensorCount: 2,
           momentumCorrected: false,
+          adamCorrected: false,
           chunk,
           moreChunks: [],
           restoreGeneration: 0n,

@@ -159,7 +159,7 @@ export function parameterServerService(shard: Shard, options: ParameterServerOpt
         if (first) {
           if (!shard.initialized) throw new ClusterError('NOT_READY', `push: parameter server shard ${shard.index} has not been initialised by the chief yet`);
           assembler = new TensorAssembler({ accept: shard.pushCodecs });
-          meta = { workerId: msg.workerId, step: msg.step, basedOnVersion: msg.basedOnVersion, batchSize: msg.batchSize, tensorCount: msg.tensorCount, momentumCorrected: msg.momentumCorrected };
+          meta = { workerId: msg.workerId, step: msg.step, basedOnVersion: msg.basedOnVersion, batchSize: msg.batchSize, tensorCount: msg.tensorCount, momentumCorrected: msg.momentumCorrected, adamCorrected: msg.adamCorrected };
           authority.requireWorker(caller, meta.workerId, 'push');
           shard.checkServing(meta.workerId, 'push');
           if (!shard.workerIds.includes(meta.workerId)) {

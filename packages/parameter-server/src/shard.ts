@@ -338,6 +338,11 @@ export class Shard {
         `push from ${meta.workerId} step ${meta.step}: a momentum-corrected gradient, but this job did not agree to momentum correction (it needs the momentum optimizer and a top-k or auto push codec); run the same Tamp version in every role`,
       );
     }
+    if (meta.adamCorrected === true && config.adamCorrection !== true) {
+      throw new InvalidArgumentError(
+        `push from ${meta.workerId} step ${meta.step}: an Adam-corrected direction, but this job did not agree to the Adam correction (it needs the adam optimizer and a top-k or auto push codec); run the same Tamp version in every role`,
+      );
+    }
     return validatePush({ index: this.index, workerIds: config.workerIds, parts: storage.parts }, meta, tensors);
   }
 

@@ -17,24 +17,6 @@ const f = Math.fround;
  * JavaScript than emulating every rounding.
  */
 export function adam(settings: OptimizerSettings, arena: KernelArena | null = null): ServerOptimizer {
-  return adamOptimizer(settings, arena, false);
-}
-
-/**
- * The parameter servers' half of top-k's Adam correction (core's
- * dgcAdamCorrection): the workers push gradients already divided by the root
- * of Adam's second moment, so the shard keeps the first moment alone:
- * m = β1·m + (1−β1)·g; value += (−lr) · m / (1−β1ᵗ). Linear in what
- * arrives, so a coordinate that top-k sends once as the sum of many steps
- * moves as far as those steps would have moved it. The "v" slot is kept (and
- * checkpointed) as zeros, so a job's slots do not depend on its codec.
- * JavaScript loops (tfjs has no such optimizer to match bit for bit).
- */
-export function adamFirstMoment(settings: OptimizerSettings, arena: KernelArena | null = null): ServerOptimizer {
-  return adamOptimizer(settings, arena, true);
-}
-
-function adamOptimizer(settings: OptimizerSettings, arena: KernelArena | null, firstMomentOnly: boolean): ServerOptimizer {
   const b1 = f(settings.beta1);
   const b2 = f(settings.beta2);
   const oneMinusB1 = f(1 - settings.beta1);
@@ -47,19 +29,11 @@ function adamOptimizer(settings: OptimizerSettings, arena: KernelArena | null, f
     name: 'adam',
     settings,
     slotNames: OPTIMIZER_SLOTS.adam,
-    kernels: arena !== null && !firstMomentOnly ? 'wasm-simd' : 'js',
+    kernels: arena !== null ? 'wasm-simd' : 'js',
     initSlot: (_slot, size) => allocFloats(arena, size),
     apply(value, grad, [mSlot, vSlot]) {
       const m = mSlot as Float32Array;
       const v = vSlot as Float32Array;
-      if (firstMomentOnly) {
-        const step = c / f(1 - accBeta1);
-        for (let i = 0; i < value.length; i++) {
-          const mi = (m[i] = (m[i] as number) * b1 + (grad[i] as number) * oneMinusB1);
-          value[i] = (value[i] as number) + step * mi;
-        }
-        return;
-      }
       if (arena?.holds(value) && arena.holds(m) && arena.holds(v)) {
         // tf.train.adam's order, every operation in float32 (see wasm-kernels.ts).
         arena.kernels.adam(value.byteOffset, arena.stage(grad), m.byteOffset, v.byteOffset, lanes(value.length), b1, oneMinusB1, b2, oneMinusB2, f(1 - accBeta1), f(1 - accBeta2), eps, c);

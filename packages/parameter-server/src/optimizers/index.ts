@@ -1,6 +1,6 @@
 import type { OptimizerSettings } from '@tamp/core/base';
 import { adagrad } from './adagrad.js';
-import { adam, adamFirstMoment } from './adam.js';
+import { adam } from './adam.js';
 import { momentum } from './momentum.js';
 import type { ServerOptimizer } from './optimizer.js';
 import { sgd } from './sgd.js';
@@ -13,9 +13,7 @@ export { KERNELS_ENV, KernelArena, type KernelKind, kernelsFromEnv, serverKernel
  * A server optimizer; with an arena, its update loops run in WebAssembly SIMD
  * over arrays allocated there (initSlot allocates slots there too).
  */
-export function createServerOptimizer(settings: OptimizerSettings, arena: KernelArena | null = null, options: { readonly adamCorrection?: boolean } = {}): ServerOptimizer {
-  // Top-k's Adam correction: the workers keep the second moment, the shard the first (adamFirstMoment).
-  if (settings.name === 'adam' && options.adamCorrection === true) return adamFirstMoment(settings, arena);
+export function createServerOptimizer(settings: OptimizerSettings, arena: KernelArena | null = null): ServerOptimizer {
   switch (settings.name) {
     case 'sgd':
       return sgd(settings, arena);

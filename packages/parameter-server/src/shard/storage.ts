@@ -87,7 +87,7 @@ export class ShardStorage {
   /** Parts by partKey(name, sliceStart), in Assign order. */
   readonly parts: ReadonlyMap<string, ShardPart>;
   readonly optimizer: ServerOptimizer;
-  /** Momentum correction (ShardConfig.momentumCorrection): plain SGD at the job's learning rate, for momentum-corrected pushes. */
+  /** Momentum or Adam correction (ShardConfig.momentumCorrection, adamCorrection): plain SGD at the job's learning rate, for corrected pushes. */
   private readonly plain: ServerOptimizer | undefined;
   /** Bytes of the variables (what a push of gradients carries). */
   readonly bytes: number;
@@ -120,7 +120,7 @@ export class ShardStorage {
     const longest = Math.max(...[...planned.values()].map(({ t }) => t.data.length));
     const arrays = [...planned.values()].map(({ t }) => t.data.length).concat(longest);
     const arena = KernelArena.create(arrays.flatMap((n) => new Array<number>(1 + slotNames.length).fill(n)));
-    const optimizer = createServerOptimizer(config.optimizer, arena, { adamCorrection: config.adamCorrection === true });
+    const optimizer = createServerOptimizer(config.optimizer, arena);
     const copy = (data: ArrayLike<number>) => {
       const out = allocFloats(arena, data.length);
       out.set(data);
@@ -136,8 +136,8 @@ export class ShardStorage {
       parts.set(key, { name: t.name, shape: [...t.shape], sliceStart: t.sliceStart, sliceLength: t.data.length, value, slots });
     }
     if (globalState !== undefined) optimizer.restoreGlobalState(globalState);
-    // The workers keep the momentum of momentum-corrected pushes (DGC), so those get plain SGD, over the same arena.
-    const plain = config.momentumCorrection === true ? createServerOptimizer({ ...config.optimizer, name: 'sgd' }, arena) : undefined;
+    // The workers keep the optimizer's state for momentum- and Adam-corrected pushes, so those get plain SGD, over the same arena.
+    const plain = config.momentumCorrection === true || config.adamCorrection === true ? createServerOptimizer({ ...config.optimizer, name: 'sgd' }, arena) : undefined;
     const scratch = Array.from({ length: 1 + slotNames.length }, () => allocFloats(arena, longest));
     return new ShardStorage(parts, optimizer, plain, scratch);
   }
@@ -151,8 +151,8 @@ export class ShardStorage {
    * Where applying these gradients would leave a NaN or Infinity in a
    * variable or a slot (a finite but huge gradient: 1e20 squared overflows
    * Adam's v), or undefined when every result is finite. Each part's update
-   * (the optimizer step for `grads`, then plain SGD for momentum-corrected
-   * `corrected`, as `apply` does them) is computed on a copy in the scratch
+   * (the optimizer step for `grads`, then plain SGD for momentum- or
+   * Adam-corrected `corrected`, as `apply` does them) is computed on a copy in the scratch
    * arrays, with the optimizer's current state (endStep is not called), and
    * scanned; nothing of the shard changes. Exact rather than a bound on the
    * gradient's magnitude: whether an update overflows depends on the values
@@ -192,17 +192,18 @@ export class ShardStorage {
     );
   }
 
-  /** The plain-SGD optimizer of momentum-corrected pushes. */
+  /** The plain-SGD optimizer of momentum- and Adam-corrected pushes. */
   private plainSgd(): ServerOptimizer {
-    // validatePush refuses a corrected push unless the job set momentumCorrection, which built `plain`.
-    if (this.plain === undefined) throw new Error('momentum-corrected gradients reached a shard without momentum correction');
+    // validatePush refuses a corrected push unless the job set momentumCorrection or adamCorrection, which built `plain`.
+    if (this.plain === undefined) throw new Error('corrected gradients reached a shard without momentum or Adam correction');
     return this.plain;
   }
 
   /**
    * Apply one validated gradient per part as one optimizer step, and (or
-   * instead) one momentum-corrected gradient per part with plain SGD: the
-   * momentum slots are left alone, since the workers applied the momentum.
+   * instead) one momentum- or Adam-corrected gradient per part with plain
+   * SGD: the optimizer's slots are left alone, since the workers kept its
+   * state.
    * Callers check them first (refuseNonFinite): the check costs about one
    * more optimizer pass, a copy and a scan per push, and the update then runs
    * on the real arrays with the same float32 operations, so the same results.

@@ -14,6 +14,13 @@ export interface PushMeta {
   readonly tensorCount: number;
   /** DGC's momentum-corrected accumulation (the worker keeps the momentum): applied with plain SGD. */
   readonly momentumCorrected?: boolean;
+  /** The top-k of Adam's accumulated direction (the worker keeps Adam's moments): applied with plain SGD. */
+  readonly adamCorrected?: boolean;
+}
+
+/** Whether a push is applied with plain SGD at the job's learning rate (the worker kept its optimizer's state: DGC's momentum correction or the Adam correction). */
+export function appliedPlain(meta: PushMeta): boolean {
+  return meta.momentumCorrected === true || meta.adamCorrected === true;
 }
 
 const FINITE_BLOCK = 4096;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chooseWire, considerTopk } from './auto.js';
+import { chooseWire, considerTopk, mayStillPay } from './auto.js';
 
 describe('--wire auto: chooseWire', () => {
   it('keeps fp32 when it is fastest, or when compression saves under a fifth or a millisecond', () => {
@@ -19,6 +19,18 @@ describe('--wire auto: chooseWire', () => {
     const slow = chooseWire({ fp32: 170, fp16: 90, int8: 50, int4: 30 }, 1_064_840, { fp32: 180, fp16: 95, int8: 68, int4: 51 });
     expect(slow.push).toEqual({ kind: 'int4' });
     expect(slow.reason).toMatch(/int4 saves 70%/);
+  });
+
+  it('stops probing a codec once its slowest round cannot save the fifth and the millisecond against fp32\'s fastest', () => {
+    // Loopback after one round: fp16 and int4 were slower than fp32; int8's first pull (no reference yet) did not count.
+    const loopback = { fp32: 11, fp16: 23, int8: 0, int4: 40 };
+    expect((['fp32', 'fp16', 'int8', 'int4'] as const).filter((c) => mayStillPay(c, 11, loopback))).toEqual(['fp32', 'int8']);
+    // A slow link: every compressed codec still pays; at the margin exactly it still does, past it not.
+    const slow = { fp32: 180, fp16: 95, int8: 68, int4: 51 };
+    expect((['fp32', 'fp16', 'int8', 'int4'] as const).every((c) => mayStillPay(c, 170, slow))).toBe(true);
+    expect(mayStillPay('int8', 10, { fp32: 10, fp16: 0, int8: 8, int4: 0 })).toBe(true);
+    expect(mayStillPay('int8', 10, { fp32: 10, fp16: 0, int8: 8.01, int4: 0 })).toBe(false);
+    expect(mayStillPay('int8', 4, { fp32: 4, fp16: 0, int8: 3.1, int4: 0 })).toBe(false); // 22% but under 1 ms
   });
 
   it('takes the fastest compressed codec both ways when it pays, saying what it measured', () => {

@@ -64,6 +64,23 @@ export function considerTopk(choice: WireChoice, times: Readonly<Record<AutoCand
 }
 
 /**
+ * Whether `candidate` may still pay in a later round of the probe: until it
+ * has a counted round (`slowest` 0: int8's first pull, which has no
+ * reference yet, does not count), or while its slowest round saves the fifth
+ * and the millisecond against fp32's fastest. More rounds only raise a
+ * candidate's slowest and lower fp32's fastest, so one that cannot pay now
+ * never will: the probe stops pulling it, and stops altogether when no
+ * compressed codec can pay (on loopback, after a round or two).
+ */
+export function mayStillPay(candidate: AutoCandidate, fp32Fastest: number, slowest: Readonly<Record<AutoCandidate, number>>): boolean {
+  if (candidate === 'fp32') return true;
+  const worst = slowest[candidate];
+  if (worst === 0) return true;
+  const saving = fp32Fastest - worst;
+  return saving >= MIN_SAVING * fp32Fastest && saving >= MIN_SAVING_MS;
+}
+
+/**
  * The choice from each candidate's best pull time (ms) for `bytes` of fp32
  * values. With `slowest` (each candidate's slowest round), a compressed
  * codec must save the fifth and the millisecond with its slowest round

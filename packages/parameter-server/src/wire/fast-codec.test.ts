@@ -42,7 +42,7 @@ const layouts: Array<[TensorChunk | undefined, TensorChunk[]]> = [
 describe('fast serializers', () => {
   it('produce what the generated decoders read back, one chunk or several per message', () => {
     for (const [c, more] of layouts) {
-      const push: PushRequest = { header: { jobId: 'j', protocolVersion: PROTOCOL_VERSION }, workerId: 'worker-1', step: 2n ** 62n, basedOnVersion: 5n, batchSize: 64, tensorCount: 3, momentumCorrected: true, chunk: c, moreChunks: more, restoreGeneration: 7n };
+      const push: PushRequest = { header: { jobId: 'j', protocolVersion: PROTOCOL_VERSION }, workerId: 'worker-1', step: 2n ** 62n, basedOnVersion: 5n, batchSize: 64, tensorCount: 3, momentumCorrected: true, adamCorrected: true, chunk: c, moreChunks: more, restoreGeneration: 7n };
       same(PushRequest.decode(encodePushRequest(push)), push);
       const pull: PullResponse = { version: 12345678901234n, pullSeq: 9n, chunk: c, moreChunks: more };
       same(PullResponse.decode(encodePullResponse(pull)), pull);
@@ -57,7 +57,7 @@ describe('fast serializers', () => {
 
   it('place every large payload on a 4-byte boundary of the receiving buffer (gRPC frame header included)', () => {
     for (const workerId of ['w', 'worker-12', 'a-much-longer-worker-name']) {
-      const single = PushRequest.decode(received(encodePushRequest({ header: undefined, workerId, step: 1n, basedOnVersion: 0n, batchSize: 1, tensorCount: 1, momentumCorrected: false, chunk, moreChunks: [], restoreGeneration: 0n })));
+      const single = PushRequest.decode(received(encodePushRequest({ header: undefined, workerId, step: 1n, basedOnVersion: 0n, batchSize: 1, tensorCount: 1, momentumCorrected: false, adamCorrected: false, chunk, moreChunks: [], restoreGeneration: 0n })));
       expect((single.chunk?.payload.byteOffset ?? 1) % 4).toBe(0);
       // Several per message: small ones in between must not throw the large ones off.
       const several = PullResponse.decode(received(encodePullResponse({ version: 7n, pullSeq: 0n, chunk: bias, moreChunks: [chunk, bias, second, empty] })));

@@ -11,15 +11,16 @@
  *    momentum correction, the job's momentum factor) the velocity is kept
  *    here and pushes are marked momentum-corrected, which the shards apply
  *    with plain SGD.
- * With `adam` (the Adam correction: top-k, or any codec under --wire auto)
- * each gradient is first divided by the root of Adam's second moment, kept
- * here (core's AdamPreconditioner), and the shards apply Adam's first
- * moment alone (ARCHITECTURE.md, the wire section).
+ * With `adam` (the Adam correction) and top-k, Adam's moments are kept here
+ * (core's AdamDirection), top-k sends Adam's accumulated update direction,
+ * and pushes are marked Adam-corrected, which the shards apply with plain
+ * SGD (ARCHITECTURE.md, the wire section). Other codecs push the plain
+ * gradient whatever `adam` says: the shards apply Adam to it as usual.
  * Encoding happens once per step, before any retry, so a retried push
  * resends the same bytes and the state sees each gradient exactly once.
  */
 import {
-  AdamPreconditioner,
+  AdamDirection,
   DgcSender,
   type EncodedTensor,
   ErrorFeedback,
@@ -43,12 +44,13 @@ export interface PushEncoderOptions {
   readonly errorFeedback?: boolean;
   /** topk: DGC's momentum correction with this momentum factor (default 0: off, the servers keep the momentum). */
   readonly momentum?: number;
-  /** The Adam correction with these settings, for every codec (default: off, the servers keep both of Adam's moments). */
-  readonly adam?: AdamSecondMoment;
+  /** topk: the Adam correction with the job's Adam settings (default: off, the servers keep both of Adam's moments); other codecs ignore it. */
+  readonly adam?: AdamMoments;
 }
 
 /** The job's Adam settings a worker's Adam correction needs. */
-export interface AdamSecondMoment {
+export interface AdamMoments {
+  readonly beta1: number;
   readonly beta2: number;
   readonly epsilon: number;
 }
@@ -58,9 +60,11 @@ export class PushEncoder {
   private readonly feedback: ErrorFeedback | undefined;
   private readonly dgc: DgcSender | undefined;
   private readonly keep: boolean;
-  private readonly adam: AdamPreconditioner | undefined;
+  private readonly adam: AdamDirection | undefined;
   /** Pushes carry DGC's momentum-corrected accumulation (PushRequest.momentum_corrected). */
   readonly momentumCorrected: boolean;
+  /** Pushes carry the top-k of Adam's accumulated direction (PushRequest.adam_corrected). */
+  readonly adamCorrected: boolean;
 
   constructor(options: PushEncoderOptions) {
     this.codec = options.codec;
@@ -69,21 +73,21 @@ export class PushEncoder {
     const momentum = options.codec.kind === 'topk' ? (options.momentum ?? 0) : 0;
     this.dgc = options.codec.kind === 'topk' ? new DgcSender({ fraction: options.codec.fraction, momentum, warmupSteps: options.warmupSteps ?? 0 }) : undefined;
     this.momentumCorrected = momentum > 0;
-    this.adam = options.adam !== undefined ? new AdamPreconditioner(options.adam.beta2, options.adam.epsilon) : undefined;
+    const adam = options.codec.kind === 'topk' ? options.adam : undefined;
+    this.adam = adam !== undefined ? new AdamDirection(adam.beta1, adam.beta2, adam.epsilon) : undefined;
+    this.adamCorrected = this.adam !== undefined;
     this.keep = keep;
   }
 
   /** Encode one step's parts (float32 gradients) for the wire. */
   encode(parts: readonly WireTensor[], step: bigint): EncodedTensor[] {
     return parts.map((t) => {
-      const raw = t.data as Float32Array;
-      const base = { name: t.name, shape: t.shape, sliceStart: t.sliceStart, length: raw.length };
+      const g = t.data as Float32Array;
+      const base = { name: t.name, shape: t.shape, sliceStart: t.sliceStart, length: g.length };
       const key = partKey(t.name, t.sliceStart);
-      // The preconditioner's array is its own, overwritten by this part's next step: each codec below reads it at once or copies it.
-      const g = this.adam === undefined ? raw : this.adam.precondition(key, raw);
       switch (this.codec.kind) {
         case 'fp32':
-          return { ...base, codec: 'fp32', bytes: bytesOf(g === raw ? g : g.slice()) };
+          return { ...base, codec: 'fp32', bytes: bytesOf(g) };
         case 'fp16':
           return { ...base, codec: 'fp16', bytes: encodeFp16(g) };
         case 'int8':
@@ -99,7 +103,8 @@ export class PushEncoder {
         }
         case 'topk': {
           const dgc = this.dgc as DgcSender;
-          const bytes = dgc.encode(key, g, Number(step));
+          // AdamDirection's array is its own, overwritten by this part's next step: encode reads it at once.
+          const bytes = dgc.encode(key, this.adam === undefined ? g : this.adam.direction(key, g), Number(step));
           // Without error feedback, what was not sent is forgotten (the velocity too).
           if (!this.keep) dgc.reset();
           // Dense top-k (the warm-up) takes 3 bytes a value and 8 of header: a tensor of 8 elements or fewer is smaller as the same values in fp32.
@@ -112,8 +117,8 @@ export class PushEncoder {
 
   /**
    * Forget what is owed (after a rollback to a checkpoint it belongs to a
-   * discarded past). The Adam correction's second moment is kept: it
-   * measures the gradients' scale, and nothing of it is owed.
+   * discarded past). The Adam correction's moments are kept, as a
+   * restored shard keeps its own Adam slots: nothing of them is owed.
    */
   reset(): void {
     this.feedback?.reset();

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CodecError } from '../../errors.js';
-import { type AdamCorrection, AdamPreconditioner, clipScale, dgcAdamCorrection, dgcDensity, dgcMomentumCorrection, DgcSender } from './dgc.js';
+import { type AdamCorrection, AdamDirection, clipScale, dgcAdamCorrection, dgcDensity, dgcMomentumCorrection, DgcSender } from './dgc.js';
 import { ErrorFeedback } from './feedback.js';
 import { decodeFp16, encodeFp16, toHalfBits } from './fp16.js';
 import { decodeInt4, encodeInt4, encodeInt4Change, int4Bytes } from './int4.js';
@@ -413,10 +413,9 @@ describe('deep gradient compression', () => {
 });
 
 describe("top-k's Adam correction", () => {
-  it('divides each gradient by the root of the running maximum of the bias-corrected second moment, per key', () => {
-    const b2 = 0.999;
-    const eps = 1e-7;
-    const pre = new AdamPreconditioner(b2, eps);
+  it("returns AMSGrad's direction m̂ / (√v̂max + ε) per key, with both moments bias-corrected", () => {
+    const [b1, b2, eps] = [0.9, 0.999, 1e-7];
+    const adam = new AdamDirection(b1, b2, eps);
     // Large gradients first, then small ones: v̂ falls, the running maximum does not.
     const steps = [
       [2, -4, 0, 1e-3],
@@ -424,35 +423,64 @@ describe("top-k's Adam correction", () => {
       [0.1, 3, 1, 0],
       [0.1, 0.1, 1, 1e-3],
     ];
+    let m = [0, 0, 0, 0];
     let v = [0, 0, 0, 0];
     let top = [0, 0, 0, 0];
     steps.forEach((g, t) => {
-      const got = pre.precondition('w', Float32Array.from(g));
+      const got = adam.direction('w', Float32Array.from(g));
+      m = m.map((mi, i) => b1 * mi + (1 - b1) * (g[i] as number));
       v = v.map((vi, i) => b2 * vi + (1 - b2) * (g[i] as number) ** 2);
-      top = top.map((m, i) => Math.max(m, (v[i] as number) / (1 - b2 ** (t + 1))));
-      const want = g.map((gi, i) => gi / (Math.sqrt(top[i] as number) + eps));
+      top = top.map((x, i) => Math.max(x, (v[i] as number) / (1 - b2 ** (t + 1))));
+      const want = m.map((mi, i) => mi / (1 - b1 ** (t + 1)) / (Math.sqrt(top[i] as number) + eps));
       for (let i = 0; i < 4; i++) expect(got[i]).toBeCloseTo(want[i] as number, 4);
     });
-    // The first step is Adam's first step: every non-zero coordinate becomes ±1.
-    const fresh = new AdamPreconditioner(b2, eps).precondition('x', Float32Array.from([3, -0.002, 0]));
+    // The first step is Adam's first step: every non-zero coordinate moves by ±1 (times the learning rate).
+    const fresh = new AdamDirection(b1, b2, eps).direction('x', Float32Array.from([3, -0.002, 0]));
     expect([...fresh].map((x) => Math.round(x * 1e3) / 1e3)).toEqual([1, -1, 0]);
     // Keys are separate, and the input is not changed.
     const g = Float32Array.from([5]);
-    pre.precondition('other', g);
-    expect(pre.steps('other')).toBe(1);
-    expect(pre.steps('w')).toBe(4);
+    adam.direction('other', g);
+    expect(adam.steps('other')).toBe(1);
+    expect(adam.steps('w')).toBe(4);
     expect(g[0]).toBe(5);
+  });
+
+  it('moves a coordinate that top-k sends once in many steps as far as dense Adam steps would, the servers applying plain SGD to what arrives', () => {
+    const lr = 0.01;
+    const n = 64;
+    // Adam's direction is about ±1 a step for every coordinate, whatever its gradient's scale, so top-k:1/64 sends each about once in 64 steps.
+    const grad = (t: number) => Float32Array.from({ length: n }, (_, i) => (i === 0 ? 0.001 : (i % 2 === 0 ? 1 : -1) * (1 + ((t * 7 + i) % 5))));
+    const steps = 400;
+    const adam = new AdamDirection(0.9, 0.999, 1e-7);
+    const sender = new DgcSender({ fraction: 1 / n, momentum: 0, warmupSteps: 0 });
+    const denseAdam = new AdamDirection(0.9, 0.999, 1e-7);
+    let corrected = 0;
+    let dense = 0;
+    let sends = 0;
+    for (let t = 0; t < steps; t++) {
+      const g = grad(t);
+      const sent = decodeTopk(sender.encode('w', adam.direction('w', g), t), n, 'w');
+      if (sent[0] !== 0) sends += 1;
+      corrected -= lr * (sent[0] as number);
+      dense -= lr * (denseAdam.direction('w', g)[0] as number);
+    }
+    expect(sends).toBeGreaterThan(0);
+    expect(sends).toBeLessThan(steps / 4);
+    // What is still owed is what has not moved yet: sent plus owed is the dense path, exactly up to rounding.
+    const owed = (sender.pending('w') as Float32Array)[0] as number;
+    expect(corrected - lr * owed).toBeCloseTo(dense, 3);
+    expect(Math.abs(dense)).toBeGreaterThan(0.5 * steps * lr);
   });
 
   it('is on for adam with top-k or --wire auto only, and says why otherwise', () => {
     const adam = { name: 'adam' };
     const on = dgcAdamCorrection(adam, { kind: 'topk' }, false);
     expect(on.on).toBe(true);
-    expect(on.why).toMatch(/second moment.*first moment alone/);
-    // Under auto any worker may pick top-k at run time, so every push is divided, dense ones too.
+    expect(on.why).toMatch(/keeps Adam's moments.*plain SGD/);
+    // Under auto only a worker whose link picks top-k keeps the moments; dense pushes get Adam on the servers.
     const auto = dgcAdamCorrection(adam, 'auto', false);
     expect(auto.on).toBe(true);
-    expect(auto.why).toMatch(/--wire auto.*whatever codec it picks.*first moment alone/);
+    expect(auto.why).toMatch(/--wire auto pick top-k.*dense pushes get Adam on the parameter servers as usual/);
     const cases: Array<[AdamCorrection, RegExp]> = [
       [dgcAdamCorrection(adam, { kind: 'topk' }, true), /--wire-no-adam-correction/],
       [dgcAdamCorrection(adam, 'auto', true), /--wire-no-adam-correction/],

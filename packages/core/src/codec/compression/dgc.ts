@@ -69,20 +69,20 @@ export function dgcMomentumCorrection(optimizer: { readonly name: string; readon
 
 /**
  * Tamp's Adam correction for top-k (ARCHITECTURE.md, the wire section): on
- * for a top-k push codec with the Adam optimizer unless `off`. DGC's
- * corrections are for momentum SGD. With Adam on the parameter servers, a
- * coordinate that top-k sends once in about 1/F steps arrives as the sum of
+ * for a top-k (or auto) push codec with the Adam optimizer unless `off`.
+ * DGC's corrections are for momentum SGD. With Adam on the parameter servers,
+ * a coordinate that top-k sends once in about 1/F steps arrives as the sum of
  * those steps' gradients, and Adam's second moment, fed that burst, shrinks
  * it: the steps after it move the coordinate about lr/√(1−β2) (31.6·lr)
  * whatever the burst's size, where 1/F dense steps would move it about
- * (1/F)·lr. So the workers keep Adam's second moment from their own dense
- * gradients (AdamPreconditioner) and accumulate the gradient already divided
- * by its root; the servers apply Adam's first moment alone, an update linear
- * in what arrives, so a burst moves a coordinate as far as the steps it
- * stands for. Under --wire auto every push is divided (dense ones too), since
- * a worker's link picks its codec at run time and one shard's first moment
- * takes pushes from every worker: dense, that is AMSGrad with each worker's
- * own second moment.
+ * (1/F)·lr. So, as DGC's momentum correction keeps the momentum on the
+ * workers, a worker pushing top-k keeps Adam's moments (AdamDirection) and
+ * accumulates Adam's update direction, not the gradient; the servers apply
+ * plain SGD at the job's learning rate to those pushes (marked
+ * PushRequest.adam_corrected), so a burst moves a coordinate as far as the
+ * steps it stands for. Dense pushes, including those of a --wire auto worker
+ * whose link took fp32, fp16, int8 or int4, are plain gradients that the
+ * servers apply with Adam as usual: the correction changes nothing for them.
  */
 export type AdamCorrection = MomentumCorrection;
 
@@ -90,57 +90,64 @@ export function dgcAdamCorrection(optimizer: { readonly name: string }, push: { 
   if (optimizer.name !== 'adam') return { on: false, why: `the optimizer is ${optimizer.name}, not adam` };
   if (push !== 'auto' && push.kind !== 'topk') return { on: false, why: `${push.kind} pushes are dense: the parameter servers apply Adam as usual` };
   if (off) return { on: false, why: 'turned off (--wire-no-adam-correction): the parameter servers keep both of Adam\'s moments, and top-k sends error-fed gradients' };
-  const moments = "the parameter servers apply Adam's first moment alone, so a coordinate sent once in many steps moves as far as those steps would have moved it";
+  const moments =
+    "keeps Adam's moments (AMSGrad's running maximum of the second, from its own dense gradients) and pushes the top-k of Adam's accumulated update direction; the parameter servers apply plain SGD to it, so a coordinate sent once in many steps moves as far as those steps would have moved it";
   if (push === 'auto') {
     return {
       on: true,
-      why: `--wire auto may push top-k from any worker (its link decides at the first step), and the servers' Adam must take one kind of gradient: every worker keeps Adam's second moment (AMSGrad's running maximum, from its own dense gradients) and pushes the gradient divided by its root, whatever codec it picks; ${moments}`,
+      why: `a worker whose link makes --wire auto pick top-k ${moments}; dense pushes get Adam on the parameter servers as usual`,
     };
   }
-  return { on: true, why: `the workers keep Adam's second moment (AMSGrad's running maximum, from their own dense gradients) and push the top-k of the gradient divided by its root; ${moments}` };
+  return { on: true, why: `each worker ${moments}` };
 }
 
 /**
  * A worker's half of the Adam correction (dgcAdamCorrection), per key:
- * v = β2·v + (1−β2)·g², v̂ = v / (1−β2ᵗ) with t the key's steps,
- * v̂max = max(v̂max, v̂) (AMSGrad, Reddi et al. 2018), and the gradient is
- * returned as g / (√v̂max + ε). The running maximum keeps a coordinate's
- * scale from falling as its gradients shrink late in training, which with
- * top-k's delayed bursts is what keeps late steps small (measured in
- * BENCHMARKS.md, the wire section).
+ * m = β1·m + (1−β1)·g, v = β2·v + (1−β2)·g², m̂ = m / (1−β1ᵗ),
+ * v̂ = v / (1−β2ᵗ) with t the key's steps, v̂max = max(v̂max, v̂) (AMSGrad,
+ * Reddi et al. 2018), and the direction returned is m̂ / (√v̂max + ε): what
+ * Adam (AMSGrad) would move the coordinate by, per unit of learning rate. The
+ * running maximum keeps a coordinate's scale from falling as its gradients
+ * shrink late in training, which with top-k's delayed bursts is what keeps
+ * late steps small (measured in BENCHMARKS.md, the wire section).
  */
-export class AdamPreconditioner {
-  private readonly states = new Map<string, { v: Float32Array; vMax: Float32Array; out: Float32Array; t: number }>();
+export class AdamDirection {
+  private readonly states = new Map<string, { m: Float32Array; v: Float32Array; vMax: Float32Array; out: Float32Array; t: number }>();
 
   constructor(
+    readonly beta1: number,
     readonly beta2: number,
     readonly epsilon: number,
   ) {}
 
   /**
-   * `grad` scaled per coordinate by this key's second moment. `grad` is not
-   * changed; the array returned is this key's own, overwritten by its next
-   * call (DgcSender.encode reads it at once).
+   * Adam's direction for this key after `grad`. `grad` is not changed; the
+   * array returned is this key's own, overwritten by its next call
+   * (DgcSender.encode reads it at once).
    */
-  precondition(key: string, grad: Float32Array): Float32Array {
+  direction(key: string, grad: Float32Array): Float32Array {
     const n = grad.length;
     let s = this.states.get(key);
     if (s === undefined || s.v.length !== n) {
-      s = { v: new Float32Array(n), vMax: new Float32Array(n), out: new Float32Array(n), t: 0 };
+      s = { m: new Float32Array(n), v: new Float32Array(n), vMax: new Float32Array(n), out: new Float32Array(n), t: 0 };
       this.states.set(key, s);
     }
     s.t += 1;
+    const b1 = this.beta1;
     const b2 = this.beta2;
-    const invCorrection = 1 / (1 - b2 ** s.t);
+    const invCorrection1 = 1 / (1 - b1 ** s.t);
+    const invCorrection2 = 1 / (1 - b2 ** s.t);
     const eps = this.epsilon;
-    const { v, vMax, out } = s;
+    const { m, v, vMax, out } = s;
     for (let i = 0; i < n; i++) {
       const g = grad[i] as number;
+      const mi = b1 * (m[i] as number) + (1 - b1) * g;
+      m[i] = mi;
       const vi = b2 * (v[i] as number) + (1 - b2) * g * g;
       v[i] = vi;
-      const hat = vi * invCorrection;
+      const hat = vi * invCorrection2;
       const top = hat > (vMax[i] as number) ? (vMax[i] = hat) : (vMax[i] as number);
-      out[i] = g / (Math.sqrt(top) + eps);
+      out[i] = (mi * invCorrection1) / (Math.sqrt(top) + eps);
     }
     return out;
   }

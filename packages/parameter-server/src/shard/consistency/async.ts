@@ -1,7 +1,7 @@
 /** async: every push is applied at once; pulls never wait for other workers. */
 import type { ConsistencyPolicy, PolicyHost, PushOutcome } from './policy.js';
 import { seenBefore } from './policy.js';
-import type { PushMeta } from '../validation.js';
+import { type PushMeta, appliedPlain } from '../validation.js';
 
 export class AsyncPolicy implements ConsistencyPolicy {
   readonly gatesPulls: boolean = false;
@@ -15,7 +15,7 @@ export class AsyncPolicy implements ConsistencyPolicy {
     try {
       // Before anything changes: a refused push is not even marked seen.
       const what = `push from ${meta.workerId} step ${meta.step}`;
-      if (meta.momentumCorrected === true) this.host.check(undefined, what, grads);
+      if (appliedPlain(meta)) this.host.check(undefined, what, grads);
       else this.host.check(grads, what);
     } catch (error) {
       this.host.counters.refused();
@@ -23,7 +23,7 @@ export class AsyncPolicy implements ConsistencyPolicy {
     }
     this.host.markSeen(meta.workerId, meta.step);
     this.beforeApply(meta);
-    const version = meta.momentumCorrected === true ? this.host.apply(undefined, grads) : this.host.apply(grads);
+    const version = appliedPlain(meta) ? this.host.apply(undefined, grads) : this.host.apply(grads);
     return Promise.resolve({ version, duplicate: false, dropped: false });
   }
 

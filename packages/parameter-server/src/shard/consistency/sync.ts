@@ -11,7 +11,7 @@
 import { InvalidArgumentError, TampError } from '@tamp/core/base';
 import type { ConsistencyPolicy, PolicyHost, PushOutcome } from './policy.js';
 import { seenBefore } from './policy.js';
-import type { PushMeta } from '../validation.js';
+import { type PushMeta, appliedPlain } from '../validation.js';
 
 interface PendingGradient {
   readonly workerId: string;
@@ -74,7 +74,7 @@ export class SyncPolicy implements ConsistencyPolicy {
     }
     this.host.markSeen(meta.workerId, meta.step);
     return new Promise((resolve, reject) => {
-      this.pending.set(meta.workerId, { workerId: meta.workerId, batchSize: Math.max(1, meta.batchSize), corrected: meta.momentumCorrected === true, grads, resolvers: [resolve], rejecters: [reject] });
+      this.pending.set(meta.workerId, { workerId: meta.workerId, batchSize: Math.max(1, meta.batchSize), corrected: appliedPlain(meta), grads, resolvers: [resolve], rejecters: [reject] });
       this.complete();
     });
   }
@@ -112,7 +112,7 @@ export class SyncPolicy implements ConsistencyPolicy {
     // depend on arrival order or on how variables are split over shards.
     const contributions = [...this.pending.values()].sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0));
     const total = contributions.reduce((n, c) => n + c.batchSize, 0);
-    // Momentum-corrected gradients (DGC: the workers keep the momentum) are summed apart and applied with
+    // Momentum- and Adam-corrected pushes (the workers keep the optimizer's state) are summed apart and applied with
     // plain SGD; each share keeps its weight of the whole batch, so the step is the same batch-weighted mean.
     const share = (corrected: boolean): Map<string, Float32Array> | undefined => {
       const group = contributions.filter((c) => c.corrected === corrected);

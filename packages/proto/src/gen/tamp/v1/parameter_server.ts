@@ -104,6 +104,14 @@ export interface PushRequest {
    * refused with ROLLED_BACK and nothing applied.
    */
   restoreGeneration: bigint;
+  /**
+   * The gradient is the top-k of Adam's accumulated update direction (the
+   * Adam correction: the worker keeps Adam's moments): the shard applies it
+   * with plain SGD at the job's learning rate. Refused unless the job's
+   * Assign set adam_correction. Required in the first message, ignored in
+   * later ones.
+   */
+  adamCorrected: boolean;
 }
 
 export interface PushResponse {
@@ -265,9 +273,11 @@ export interface AssignRequest {
    */
   restoreGeneration: bigint;
   /**
-   * The job's optimizer is Adam and its push codec top-k: workers push
-   * gradients divided by the root of Adam's second moment, which they keep
-   * (top-k's Adam correction), and the shard applies Adam's first moment alone.
+   * The job's optimizer is Adam and its push codec top-k (or auto): workers
+   * pushing top-k may keep Adam's moments and push Adam's update direction
+   * (PushRequest.adam_corrected), which the shard applies with plain SGD;
+   * other pushes get Adam as usual. False: the shard refuses Adam-corrected
+   * pushes.
    */
   adamCorrection: boolean;
 }
@@ -657,6 +667,7 @@ function createBasePushRequest(): PushRequest {
     moreChunks: [],
     momentumCorrected: false,
     restoreGeneration: 0n,
+    adamCorrected: false,
   };
 }
 
@@ -700,6 +711,9 @@ export const PushRequest: MessageFns<PushRequest> = {
         throw new globalThis.Error("value provided for field message.restoreGeneration of type uint64 too large");
       }
       writer.uint32(80).uint64(message.restoreGeneration);
+    }
+    if (message.adamCorrected !== false) {
+      writer.uint32(88).bool(message.adamCorrected);
     }
     return writer;
   },
@@ -795,6 +809,14 @@ export const PushRequest: MessageFns<PushRequest> = {
             }
 
             message.restoreGeneration = reader.uint64() as bigint;
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.adamCorrected = reader.bool();
             continue;
           }
         }
