@@ -46,13 +46,19 @@ function finished(child: ChildProcess): Promise<{ code: number | null; stderr: s
 }
 
 describe('--wire auto', () => {
-  it('keeps fp32 on loopback, saying why', async () => {
-    const r = await runTamp(['train', '--local', '--ps', '1', '--workers', '1', ...TINY, '--backend', 'wasm', '--wire', 'auto', '--out', join(dir, 'loopback'), '--json']);
+  it('keeps fp32 on loopback, saying why, and trains exactly as fp32 does', async () => {
+    // Sync with one worker and a seed: deterministic, so fp32's weights are the reference, bit for bit.
+    const job = ['train', '--local', '--ps', '1', '--workers', '1', ...TINY, '--mode', 'sync', '--seed', '3', '--backend', 'wasm'];
+    const fp32 = await runTamp([...job, '--out', join(dir, 'loopback-fp32'), '--json']);
+    expect(fp32.code, fp32.stderr).toBe(0);
+    const r = await runTamp([...job, '--wire', 'auto', '--out', join(dir, 'loopback'), '--json']);
     expect(r.code, r.stderr).toBe(0);
+    // Dense pushes under auto are plain gradients that the servers apply with Adam, as fp32's are (no Adam correction for them).
+    expect(readFileSync(join(dir, 'loopback', 'model', 'weights.bin')).equals(readFileSync(join(dir, 'loopback-fp32', 'model', 'weights.bin')))).toBe(true);
     const report = jsonOf<AutoReport>(r);
-    // Adam (the default optimizer): the worker may have picked top-k, so it divides even its fp32 pushes (the Adam correction).
+    // Adam (the default optimizer): the job allows the Adam correction, for a worker whose link takes top-k; fp32 pushes get Adam on the servers.
     expect(report).toMatchObject({ steps: 16, wirePush: 'auto', wirePull: 'auto', wireAdamCorrection: true });
-    expect(report.wireAdamCorrectionWhy).toMatch(/--wire auto.*whatever codec it picks/);
+    expect(report.wireAdamCorrectionWhy).toMatch(/--wire auto pick top-k.*dense pushes get Adam on the parameter servers as usual/);
     expect(report.workerStats[0]?.wireChoice).toMatch(/^push fp32, pull fp32: .*fp32 [\d.]+(-[\d.]+)? ms, fp16 [\d.]+(-[\d.]+)? ms, int8 [\d.]+(-[\d.]+)? ms, int4 [\d.]+(-[\d.]+)? ms/);
   });
 

@@ -24,6 +24,12 @@
  * and int8 pulls) and --wire auto, each with and without the Adam
  * correction; rewrites the "wire:adam-correction" section.
  *
+ * --loopback: only the loopback table (LeNet-300-100), printed.
+ * --loopback-rounds N (default 3, 1 with --quick): the loopback codecs run
+ * in turn N times; each row gives its median step time, every run's, and the
+ * median of its ratios to fp32's run of the same round (the goal's ratio:
+ * rounds pair runs made close in time, on a machine whose load drifts).
+ *
  * --rows 'fp32 / fp32|auto': only the rows with these labels (the first must
  * be fp32 / fp32, every row's reference), and --models lenet-300-100 only
  * that model: printed, BENCHMARKS.md untouched, to re-measure a few rows of
@@ -45,6 +51,10 @@ if (seedsAt !== -1 && !(Number.isInteger(seeds) && seeds >= 2)) throw new Error(
 const rowsAt = process.argv.indexOf('--rows');
 const onlyRows = rowsAt === -1 ? undefined : (process.argv[rowsAt + 1] ?? '').split('|');
 if (onlyRows !== undefined && onlyRows[0] !== 'fp32 / fp32') throw new Error("--rows 'fp32 / fp32|LABEL|...': the first row must be fp32 / fp32, every other row's reference");
+const loopbackOnly = process.argv.includes('--loopback');
+const loopbackRoundsAt = process.argv.indexOf('--loopback-rounds');
+const LOOPBACK_ROUNDS = loopbackRoundsAt === -1 ? (quick ? 1 : 3) : Number(process.argv[loopbackRoundsAt + 1]);
+if (!(Number.isInteger(LOOPBACK_ROUNDS) && LOOPBACK_ROUNDS >= 1)) throw new Error('--loopback-rounds N: give a whole number of rounds, 1 or more');
 const work = mkdtempSync(join(tmpdir(), 'tamp-bench-wire-'));
 
 interface Report {
@@ -113,7 +123,7 @@ const CODECS: readonly Codecs[] = [
 const ADAM_ROWS: readonly Codecs[] = [
   ...CODECS.filter((c) => ['fp32 / fp32', 'topk:0.01 / fp32', 'topk:0.01 / fp32, no Adam correction', 'topk:0.01 / int8'].includes(c.label)),
   { label: 'topk:0.01 / int8, no Adam correction', flags: ['--wire-push', 'topk:0.01', '--wire-pull', 'int8', '--wire-no-adam-correction'] },
-  // --wire auto takes top-k on this link only when int8's wire time is over twice the compute (on 2026-12-06 it took fp16 for LeNet-300-100); with adam every push is divided, whatever it takes.
+  // --wire auto takes top-k on this link only when int8's or int4's wire time is over twice the compute; the Adam correction changes only its top-k pushes.
   { label: 'auto', flags: ['--wire', 'auto'] },
   { label: 'auto, no Adam correction', flags: ['--wire', 'auto', '--wire-no-adam-correction'] },
 ];
@@ -313,7 +323,7 @@ const ratesAt = process.argv.indexOf('--rates');
 const RATES = ratesAt !== -1 ? (process.argv[ratesAt + 1] ?? '').split(',').map(Number) : quick || adamOnly ? [100] : [100, 1000];
 if (RATES.some((r) => !(r > 0))) throw new Error('--rates 100,1000: link rates in Mbit/s');
 try {
-  for (const plan of PLANS) {
+  for (const plan of loopbackOnly ? [] : PLANS) {
     const rows: Array<Array<string | number>> = [];
     for (const mbit of RATES) {
       let fp32: Report | undefined;
@@ -347,13 +357,17 @@ try {
   }
 
   // --rows re-measures some single-worker rows; the scaling and loopback tables are the full run's.
-  if (!adamOnly && onlyRows === undefined) await scalingAndLoopback();
+  if (loopbackOnly) loopback();
+  else if (!adamOnly && onlyRows === undefined) {
+    await scaling();
+    loopback();
+  }
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
 
-/** The scaling rows (1, 2, 4 workers) and loopback's (`tamp train --local`). */
-async function scalingAndLoopback(): Promise<void> {
+/** The scaling rows: 1, 2 and 4 workers. */
+async function scaling(): Promise<void> {
   // Scaling where links are the bottleneck: W workers, each on its own 100 Mbit/s link.
   const plan = MODELS[0] as ModelPlan;
   const scaling: Array<Array<string | number>> = [];
@@ -366,24 +380,51 @@ async function scalingAndLoopback(): Promise<void> {
     }
   }
   sections.push(`### Scaling, ${plan.model}, async, each worker on its own 100 Mbit/s link\n\n${markdownTable(['codecs', 'workers', 'samples/s', 'vs 1 worker', 'test accuracy'], scaling)}`);
+}
 
-  // Loopback: nothing to save on the wire; does compression cost?
-  const loop: Array<Array<string | number>> = [];
-  let autoOnLoopback: number | undefined;
-  let base: Report | undefined;
-  for (const c of CODECS.filter((x) => (quick ? ['fp32 / fp32', 'auto'] : ['fp32 / fp32', 'fp16 / fp16', 'int8 / int8', 'auto']).includes(x.label))) {
-    const r = loopbackRun(c.label, plan, c.flags);
-    base ??= r;
-    loop.push([c.label + (r.workerStats[0]?.wireChoice !== undefined ? ` → ${r.workerStats[0].wireChoice.split(': ')[0]}` : ''), fmt(stepMs(r), 1), `${fmt(stepMs(r) / stepMs(base), 2)}x`, split(r), `${fmt(r.testAccuracy * 100, 2)}%`]);
-    if (c.label === 'auto') autoOnLoopback = stepMs(r) / stepMs(base);
+/** Loopback (`tamp train --local`): nothing to save on the wire; does compression cost? LOOPBACK_ROUNDS rounds of every codec in turn. */
+function loopback(): void {
+  const plan = MODELS[0] as ModelPlan;
+  const codecs = CODECS.filter((x) => (quick ? ['fp32 / fp32', 'auto'] : ['fp32 / fp32', 'fp16 / fp16', 'int8 / int8', 'auto']).includes(x.label));
+  const runs = new Map<string, Report[]>(codecs.map((c) => [c.label, []]));
+  for (let round = 1; round <= LOOPBACK_ROUNDS; round++) {
+    for (const c of codecs) {
+      const r = loopbackRun(`${c.label} round ${round}`, plan, c.flags);
+      process.stderr.write(`  step ${fmt(stepMs(r), 1)} ms, ${fmt(r.testAccuracy * 100, 2)}%\n`);
+      runs.get(c.label)?.push(r);
+    }
   }
+  const median = (xs: readonly number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    const mid = Math.floor(s.length / 2);
+    return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+  };
+  const fp32 = runs.get('fp32 / fp32') ?? [];
+  let autoOnLoopback: number | undefined;
+  const loop = codecs.map((c) => {
+    const rs = runs.get(c.label) ?? [];
+    const steps = rs.map(stepMs);
+    const ratio = median(rs.map((r, i) => stepMs(r) / stepMs(fp32[i] as Report)));
+    if (c.label === 'auto') autoOnLoopback = ratio;
+    // The run whose step time is the median's (the lower middle one when the rounds are even) gives the split and accuracy.
+    const mid = rs[steps.indexOf([...steps].sort((a, b) => a - b)[Math.floor((steps.length - 1) / 2)] as number)] as Report;
+    const choice = mid.workerStats[0]?.wireChoice;
+    return [
+      c.label + (choice !== undefined ? ` → ${choice.split(': ')[0]}` : ''),
+      `${fmt(median(steps), 1)}${rs.length > 1 ? ` (${steps.map((s) => fmt(s, 1)).join(', ')})` : ''}`,
+      `${fmt(ratio, 2)}x`,
+      split(mid),
+      `${fmt(mid.testAccuracy * 100, 2)}%`,
+    ];
+  });
+  const rounds = LOOPBACK_ROUNDS > 1 ? `, ${LOOPBACK_ROUNDS} rounds of every codec in turn; step ms: the median (each run's); vs fp32: the median of each round's ratio; split and accuracy: the median run's` : '';
   sections.push(
-    `### Loopback (\`tamp train --local\`, 1 ps + 1 worker), ${plan.model}\n\n${markdownTable(['codecs', 'step ms', 'vs fp32', 'compute / push wait / pull wait ms', 'test accuracy'], loop)}` +
+    `### Loopback (\`tamp train --local\`, 1 ps + 1 worker), ${plan.model}${rounds}\n\n${markdownTable(['codecs', 'step ms', 'vs fp32', 'compute / push wait / pull wait ms', 'test accuracy'], loop)}` +
       (autoOnLoopback !== undefined ? `\n\n\`--wire auto\` on loopback: ${fmt(autoOnLoopback, 2)}x fp32's step time (goal ≤ 1.05x: ${autoOnLoopback <= 1.05 ? 'met' : 'missed'}).` : ''),
   );
 }
 
-const markdown = `## Compressed communication over real links (\`pnpm bench:wire${quick ? ' --quick' : ''}${adamOnly ? ' --adam-correction' : ''}${onlyRows !== undefined ? ` --rows '${onlyRows.join('|')}'` : ''}${modelsAt !== -1 ? ` --models ${PLANS.map((p) => p.model).join(',')}` : ''}${ratesAt !== -1 ? ` --rates ${RATES.join(',')}` : ''}\`)
+const markdown = `## Compressed communication over real links (\`pnpm bench:wire${quick ? ' --quick' : ''}${loopbackOnly ? ' --loopback' : ''}${loopbackRoundsAt !== -1 ? ` --loopback-rounds ${LOOPBACK_ROUNDS}` : ''}${adamOnly ? ' --adam-correction' : ''}${onlyRows !== undefined ? ` --rows '${onlyRows.join('|')}'` : ''}${modelsAt !== -1 ? ` --models ${PLANS.map((p) => p.model).join(',')}` : ''}${ratesAt !== -1 ? ` --rates ${RATES.join(',')}` : ''}\`)
 
 ${machine()}. Network lab: network namespaces and \`tc tbf\` links (test/helpers/netlab.ts); parameter server and chief on a 1 Gbit/s host, each worker on its own host and link; MNIST, batch 64, seed 1, Adam at lr 0.001 (the momentum SGD rows: lr 0.01, momentum 0.9), async. Bytes per step are the tensor payload bytes report.json counts at the parameter server (pushes received, workers' pulls answered; \`--wire auto\`'s probe pulls included). Time to target: epochs take equal time here (trainSeconds / epochs), counted to the first epoch whose validation accuracy reaches the target.
 
@@ -393,8 +434,8 @@ Goals, from the rows above:
 
 ${goals().join('\n')}
 
-Anchors: Horovod's fp16 compression halves the bytes (2x); QSGD (Alistarh et al. 2017) quantizes gradients to a few bits with convergence guarantees; Deep Gradient Compression (Lin et al. 2018) sends 270-600x fewer gradient bytes without losing accuracy, using momentum correction, local clipping and warm-up (here: top-k with error feedback and the dense warm-up, and with momentum SGD its momentum correction: the workers keep the momentum and the servers apply plain SGD; with Adam, Tamp's Adam correction: the workers keep Adam's second moment and push top-k of the gradient divided by its root, and the servers apply the first moment alone); Aji & Heafield 2017 drop 99% of gradient values and train MNIST up to 49% faster with no loss.
+Anchors: Horovod's fp16 compression halves the bytes (2x); QSGD (Alistarh et al. 2017) quantizes gradients to a few bits with convergence guarantees; Deep Gradient Compression (Lin et al. 2018) sends 270-600x fewer gradient bytes without losing accuracy, using momentum correction, local clipping and warm-up (here: top-k with error feedback and the dense warm-up, and with momentum SGD its momentum correction: the workers keep the momentum and the servers apply plain SGD; with Adam, Tamp's Adam correction, its analogue: the workers keep Adam's moments and push the top-k of Adam's accumulated direction, and the servers apply plain SGD); Aji & Heafield 2017 drop 99% of gradient values and train MNIST up to 49% faster with no loss.
 `;
 
-if (quick || onlyRows !== undefined || modelsAt !== -1 || ratesAt !== -1) process.stdout.write(markdown);
+if (quick || loopbackOnly || onlyRows !== undefined || modelsAt !== -1 || ratesAt !== -1) process.stdout.write(markdown);
 else writeSection(adamOnly ? 'wire:adam-correction' : 'wire', markdown);

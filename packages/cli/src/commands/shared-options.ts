@@ -70,7 +70,7 @@ export const trainOptions = {
   'wire-no-adam-correction': {
     type: 'boolean',
     description:
-      "cluster, topk with --optimizer adam: keep both of Adam's moments on the parameter servers instead of dividing each worker's gradient by the root of Adam's second moment before top-k (on by default there) (env TAMP_WIRE_NO_ADAM_CORRECTION=1)",
+      "cluster, topk with --optimizer adam: keep both of Adam's moments on the parameter servers instead of on each worker, which then pushes the top-k of Adam's direction (on by default there) (env TAMP_WIRE_NO_ADAM_CORRECTION=1)",
   },
   'wire-warmup': { type: 'number', integer: true, min: 0, description: 'cluster, topk: steps over which top-k density falls from dense to F (default: 5% of each worker\'s steps) (env TAMP_WIRE_WARMUP)' },
 } as const;
