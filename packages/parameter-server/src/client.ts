@@ -32,10 +32,7 @@ import { reassembleVariables, splitGradients } from './split.js';
 import { shardConfigToProto } from './wire/shard-config.js';
 import { PullReference } from './wire/pull-reference.js';
 import { type AdamMoments, PushEncoder } from './wire/push-encoder.js';
-import { AUTO_CANDIDATES, type AutoCandidate, type WireChoice, chooseWire, considerTopk, mayStillPay } from './wire/auto.js';
-
-/** --wire auto: rounds of probe pulls per candidate codec (the best of them counts). */
-const AUTO_ROUNDS = 3;
+import { type AutoCandidate, type WireChoice, considerTopk, probeWire } from './wire/auto.js';
 
 export interface CallSettings {
   /** Deadline of one call (ms). */
@@ -308,29 +305,12 @@ export class ParameterClient {
           });
   }
 
-  /** --wire auto: time whole pulls in each candidate codec (interleaved, up to three rounds, dropping a codec once it cannot pay), then use the fastest that pays in every round. */
+  /** --wire auto: time whole pulls of every shard in each candidate codec (wire/auto.ts's probeWire), then use what it chose. */
   private async decide(workerId: string): Promise<WireChoice> {
-    const times: Record<AutoCandidate, number> = { fp32: Infinity, fp16: Infinity, int8: Infinity, int4: Infinity };
-    const slowest: Record<AutoCandidate, number> = { fp32: 0, fp16: 0, int8: 0, int4: 0 };
-    let referenced = false;
-    let bytes = 0;
-    let probing: readonly AutoCandidate[] = AUTO_CANDIDATES;
-    for (let round = 0; round < AUTO_ROUNDS && probing.length > 1; round++) {
-      for (const kind of probing) {
-        const started = performance.now();
-        const pulled = await Promise.all(this.shards.map((s) => withRetry(() => s.pull(workerId, { codec: { kind } }), { deadlineMs: this.retryMs })));
-        const ms = performance.now() - started;
-        times[kind] = Math.min(times[kind], ms);
-        // A worker's first change-coded pull (int8 or int4) has no reference yet and comes as whole fp32 values
-        // (pull-deltas.ts): a one-time cost, not the codec's.
-        if (isDeltaPull(kind) && !referenced) referenced = true;
-        else slowest[kind] = Math.max(slowest[kind], ms);
-        bytes = pulled.reduce((n, p) => n + p.tensors.reduce((m, t) => m + t.data.byteLength, 0), 0);
-      }
-      // A codec that cannot pay now never will (more rounds only make that surer): not pulled again.
-      probing = probing.filter((kind) => mayStillPay(kind, times.fp32, slowest));
-    }
-    const choice = chooseWire(times, bytes, slowest);
+    const { choice, times } = await probeWire(async (kind) => {
+      const pulled = await Promise.all(this.shards.map((s) => withRetry(() => s.pull(workerId, { codec: { kind } }), { deadlineMs: this.retryMs })));
+      return pulled.reduce((n, p) => n + p.tensors.reduce((m, t) => m + t.data.byteLength, 0), 0);
+    });
     this.useCodecs(choice.push, choice.pull);
     this.wireChoice = choice;
     this.probed = { times };

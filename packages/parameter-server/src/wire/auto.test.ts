@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chooseWire, considerTopk, mayStillPay } from './auto.js';
+import { type AutoCandidate, chooseWire, considerTopk, mayStillPay, probeWire } from './auto.js';
 
 describe('--wire auto: chooseWire', () => {
   it('keeps fp32 when it is fastest, or when compression saves under a fifth or a millisecond', () => {
@@ -31,6 +31,38 @@ describe('--wire auto: chooseWire', () => {
     expect(mayStillPay('int8', 10, { fp32: 10, fp16: 0, int8: 8, int4: 0 })).toBe(true);
     expect(mayStillPay('int8', 10, { fp32: 10, fp16: 0, int8: 8.01, int4: 0 })).toBe(false);
     expect(mayStillPay('int8', 4, { fp32: 4, fp16: 0, int8: 3.1, int4: 0 })).toBe(false); // 22% but under 1 ms
+  });
+
+  it('probes each codec in turn, drops those that cannot pay, and stops when only fp32 is left', async () => {
+    /** A pull that takes `ms[kind]`'s next entry on a fake clock (the last one repeats), recording the order. */
+    const probe = async (ms: Record<AutoCandidate, number[]>) => {
+      let clock = 0;
+      const pulls: AutoCandidate[] = [];
+      const { choice, times } = await probeWire(
+        (kind) => {
+          const n = pulls.filter((k) => k === kind).length;
+          const list = ms[kind];
+          clock += list[Math.min(n, list.length - 1)] as number;
+          pulls.push(kind);
+          return Promise.resolve(1_064_840);
+        },
+        () => clock,
+      );
+      return { choice, times, pulls };
+    };
+    // Loopback: fp16 and int4 lose in round 1; int8's first pull (whole values) does not count, its second loses: six pulls, fp32.
+    const loopback = await probe({ fp32: [11, 10, 12], fp16: [23], int8: [9, 15], int4: [40] });
+    expect(loopback.pulls).toEqual(['fp32', 'fp16', 'int8', 'int4', 'fp32', 'int8']);
+    expect(loopback.choice.push).toEqual({ kind: 'fp32' });
+    expect(loopback.times).toEqual({ fp32: 10, fp16: 23, int8: 9, int4: 40 });
+    // A slow link: every codec keeps paying, so all three rounds run, and int4 is fastest.
+    const slow = await probe({ fp32: [170, 175, 172], fp16: [90], int8: [160, 52, 50], int4: [30, 32, 31] });
+    expect(slow.pulls).toHaveLength(12);
+    expect(slow.choice.push).toEqual({ kind: 'int4' });
+    // fp16 pays in round 1 and then hits a hiccup: dropped after round 2, the others go on.
+    const hiccup = await probe({ fp32: [170, 170, 170], fp16: [90, 160], int8: [160, 52, 50], int4: [30, 32, 31] });
+    expect(hiccup.pulls.filter((k) => k === 'fp16')).toHaveLength(2);
+    expect(hiccup.pulls).toHaveLength(11);
   });
 
   it('takes the fastest compressed codec both ways when it pays, saying what it measured', () => {

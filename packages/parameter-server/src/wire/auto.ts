@@ -22,7 +22,7 @@
  * with DGC's warm-up (and momentum correction where the job has it); pulls
  * stay in the chosen codec.
  */
-import type { WireCodec } from '@tamp/core/base';
+import { type WireCodec, isDeltaPull } from '@tamp/core/base';
 
 export type AutoCandidate = 'fp32' | 'fp16' | 'int8' | 'int4';
 export const AUTO_CANDIDATES: readonly AutoCandidate[] = ['fp32', 'fp16', 'int8', 'int4'];
@@ -32,6 +32,42 @@ export interface WireChoice {
   readonly pull: WireCodec;
   /** What was measured and why this codec: for the log and report.json. */
   readonly reason: string;
+}
+
+/** Rounds of probe pulls per candidate codec, at most (the best of them counts). */
+const AUTO_ROUNDS = 3;
+
+/**
+ * The probe: time `pull(kind)` (a whole-model pull in that codec, resolving
+ * to the float32 bytes it carried) for each candidate, interleaved, up to
+ * AUTO_ROUNDS rounds, dropping a codec once it cannot pay (mayStillPay) and
+ * stopping when only fp32 is left; then chooseWire. The first change-coded
+ * pull (int8 or int4) has no reference yet and comes as whole fp32 values
+ * (pull-deltas.ts): a one-time cost, not the codec's, so it counts for the
+ * fastest rounds only. `now` is the clock (ms; tests pass their own).
+ */
+export async function probeWire(
+  pull: (kind: AutoCandidate) => Promise<number>,
+  now: () => number = () => performance.now(),
+): Promise<{ choice: WireChoice; times: Record<AutoCandidate, number> }> {
+  const times: Record<AutoCandidate, number> = { fp32: Infinity, fp16: Infinity, int8: Infinity, int4: Infinity };
+  const slowest: Record<AutoCandidate, number> = { fp32: 0, fp16: 0, int8: 0, int4: 0 };
+  let referenced = false;
+  let bytes = 0;
+  let probing: readonly AutoCandidate[] = AUTO_CANDIDATES;
+  for (let round = 0; round < AUTO_ROUNDS && probing.length > 1; round++) {
+    for (const kind of probing) {
+      const started = now();
+      bytes = await pull(kind);
+      const ms = now() - started;
+      times[kind] = Math.min(times[kind], ms);
+      if (isDeltaPull(kind) && !referenced) referenced = true;
+      else slowest[kind] = Math.max(slowest[kind], ms);
+    }
+    // A codec that cannot pay now never will (more rounds only make that surer): not pulled again.
+    probing = probing.filter((kind) => mayStillPay(kind, times.fp32, slowest));
+  }
+  return { choice: chooseWire(times, bytes, slowest), times };
 }
 
 /** Compression must save this fraction of the fp32 time, and at least MIN_SAVING_MS. */
