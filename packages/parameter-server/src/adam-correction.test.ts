@@ -6,7 +6,7 @@
  * have agreed to it at assign (adam with top-k, or --wire auto).
  */
 import { describe, expect, it } from 'vitest';
-import { type ShardConfig, decodeTopk, optimizerSettings, parseWireCodec } from '@tamp/core';
+import { type ShardConfig, bytesOf, decodeTopk, optimizerSettings, parseWireCodec } from '@tamp/core';
 import { RpcError } from '@tamp/rpc';
 import type { ShardClient } from './client.js';
 import { realServer } from './server.fixture.js';
@@ -100,6 +100,23 @@ describe("top-k's Adam correction", () => {
     await client(address, 'worker-1').pushEncoded({ workerId: 'worker-1', basedOnVersion: 1n, batchSize: 1, step: 0n, adamCorrected: true }, [encoded]);
     const got = await values(chief);
     for (let i = 0; i < 4; i++) expect(got[i]).toBeCloseTo((afterDense[i] as number) - LR * (sent[i] as number), 6);
+  });
+
+  it('in sync, sums Adam-corrected pushes apart from plain ones and applies each share in the same step: plain SGD and Adam', async () => {
+    const { address, chief } = await start({ adamCorrection: true, mode: 'sync', syncReplicas: 2, workerIds: ['worker-0', 'worker-1'] });
+    // A dense Adam-corrected push (a top-k sender's warm-up) from worker-0, a plain gradient from worker-1.
+    const d0 = [1, -0.5, 0.25, 0];
+    const g1 = [4, 0.02, -2, 1];
+    const fp32 = (x: readonly number[]) => [{ name: 'w', shape: [4], sliceStart: 0, length: 4, codec: 'fp32' as const, bytes: bytesOf(Float32Array.from(x)) }];
+    await Promise.all([
+      client(address, 'worker-0').pushEncoded({ workerId: 'worker-0', basedOnVersion: 0n, batchSize: 1, step: 0n, adamCorrected: true }, fp32(d0)),
+      client(address, 'worker-1').pushEncoded({ workerId: 'worker-1', basedOnVersion: 0n, batchSize: 3, step: 0n }, fp32(g1)),
+    ]);
+    const { version } = await chief.pull('chief');
+    expect(version).toBe(1n);
+    // Adam's first step on worker-1's share (3/4 of the batch) moves each coordinate by about lr·sign; plain SGD on worker-0's (1/4).
+    const got = await values(chief);
+    for (let i = 0; i < 4; i++) expect(got[i]).toBeCloseTo((W0[i] as number) - LR * Math.sign(g1[i] as number) - LR * 0.25 * (d0[i] as number), 4);
   });
 
   it('refuses an Adam-corrected push in a job that did not agree to the correction, and applies nothing', async () => {
