@@ -6,7 +6,7 @@
  * have agreed to it at assign (adam with top-k, or --wire auto).
  */
 import { describe, expect, it } from 'vitest';
-import { type ShardConfig, bytesOf, decodeTopk, optimizerSettings, parseWireCodec } from '@tamp/core';
+import { OPTIMIZER_STATE_TENSOR, type ShardConfig, bytesOf, decodeTopk, optimizerSettings, parseWireCodec } from '@tamp/core';
 import { RpcError } from '@tamp/rpc';
 import type { ShardClient } from './client.js';
 import { realServer } from './server.fixture.js';
@@ -117,6 +117,29 @@ describe("top-k's Adam correction", () => {
     // Adam's first step on worker-1's share (3/4 of the batch) moves each coordinate by about lr·sign; plain SGD on worker-0's (1/4).
     const got = await values(chief);
     for (let i = 0; i < 4; i++) expect(got[i]).toBeCloseTo((W0[i] as number) - LR * Math.sign(g1[i] as number) - LR * 0.25 * (d0[i] as number), 4);
+  });
+
+  it("restarts Adam from a checkpoint of the earlier form (m kept, v never fed), and keeps a real Adam checkpoint's state", async () => {
+    const resume = async (v: number) => {
+      const address = await server.start();
+      const chief = client(address, 'chief');
+      const t = (name: string, data: readonly number[]) => ({ name, shape: [4], dtype: 'float32' as const, data: Float32Array.from(data), sliceStart: 0 });
+      await chief.assign(
+        { shardIndex: 0, optimizer: optimizerSettings('adam', LR), version: 500n, mode: 'async', syncReplicas: 1, staleness: 0, workerIds: ['worker-0'], wirePush: parseWireCodec('fp32', 'push'), wirePull: parseWireCodec('fp32', 'pull'), wireAuto: true, adamCorrection: true },
+        [t('w', W0), t('w:m', [0.5, -0.5, 0.5, 0.5]), t('w:v', [v, v, v, v]), { name: OPTIMIZER_STATE_TENSOR, shape: [2], dtype: 'float32', data: Float32Array.of(0.9 ** 500, 0.999 ** 500), sliceStart: 0 }],
+      );
+      // A plain push (an auto worker's fp32) of small gradients.
+      await client(address, 'worker-0').pushEncoded({ workerId: 'worker-0', basedOnVersion: 500n, batchSize: 1, step: 500n }, part([0.001, 0.001, -0.001, 0.001]).map((p) => ({ ...p, length: 4, codec: 'fp32' as const, bytes: bytesOf(p.data) })));
+      const got = (await values(chief)).map((x, i) => ((W0[i] as number) - x) / LR);
+      await server.stop();
+      return got;
+    };
+    // The earlier form's m against an empty v would move by m/√v̂ ≈ 0.5 / 0.0015, hundreds of learning rates; Adam afresh moves by about lr·sign(g).
+    const earlier = await resume(0);
+    expect(earlier.map((x) => Math.round(x * 100) / 100)).toEqual([1, 1, -1, 1]);
+    // A real Adam checkpoint (v fed) keeps its m: the second coordinate, whose m points the other way, moves against its gradient.
+    const real = await resume(0.25);
+    expect(real[1]).toBeLessThan(0);
   });
 
   it('refuses an Adam-corrected push in a job that did not agree to the correction, and applies nothing', async () => {

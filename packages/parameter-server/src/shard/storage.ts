@@ -63,6 +63,23 @@ function plan(config: ShardConfig, tensors: readonly WireTensor[], slotNames: re
   return { planned, globalState };
 }
 
+/**
+ * Whether Adam slots ([m, v] per part) hold a first moment but no second
+ * moment at all: what the earlier form of the Adam correction checkpointed
+ * (its shards kept m alone). Adam itself never leaves m non-zero where v is
+ * zero, unless a gradient's square underflows (|g| under about 1e-23).
+ */
+function firstMomentOnly(parts: readonly ShardPart[]): boolean {
+  let m = false;
+  for (const p of parts) {
+    const [ms, vs] = p.slots;
+    if (ms === undefined || vs === undefined) return false;
+    if (vs.some((x) => x !== 0)) return false;
+    m ||= ms.some((x) => x !== 0);
+  }
+  return m;
+}
+
 /** Where an update would leave a non-finite value: the first one found. */
 export interface NonFiniteUpdate {
   /** The variable, or "<variable>:<slot>" for an optimizer slot. */
@@ -135,7 +152,11 @@ export class ShardStorage {
       });
       parts.set(key, { name: t.name, shape: [...t.shape], sliceStart: t.sliceStart, sliceLength: t.data.length, value, slots });
     }
-    if (globalState !== undefined) optimizer.restoreGlobalState(globalState);
+    // A checkpoint of the Adam correction's earlier form: its shards applied Adam's first moment alone and never fed v, so
+    // plain pushes would now divide by an empty v (steps thousands of times too large). Adam starts afresh from these weights.
+    const earlierForm = config.optimizer.name === 'adam' && firstMomentOnly([...parts.values()]);
+    if (earlierForm) for (const p of parts.values()) p.slots[0]?.fill(0);
+    if (globalState !== undefined && !earlierForm) optimizer.restoreGlobalState(globalState);
     // The workers keep the optimizer's state for momentum- and Adam-corrected pushes, so those get plain SGD, over the same arena.
     const plain = config.momentumCorrection === true || config.adamCorrection === true ? createServerOptimizer({ ...config.optimizer, name: 'sgd' }, arena) : undefined;
     const scratch = Array.from({ length: 1 + slotNames.length }, () => allocFloats(arena, longest));
