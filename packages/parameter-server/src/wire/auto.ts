@@ -74,6 +74,12 @@ export async function probeWire(
 const MIN_SAVING = 0.2;
 const MIN_SAVING_MS = 1;
 
+/** Whether a codec whose slowest round took `worst` ms pays against fp32's fastest: it saves the fifth and the millisecond. */
+function pays(fp32Fastest: number, worst: number): boolean {
+  const saving = fp32Fastest - worst;
+  return saving >= MIN_SAVING * fp32Fastest && saving >= MIN_SAVING_MS;
+}
+
 /** Top-k is taken when the chosen int8 or int4's wire time per step exceeds this many times the step's compute. */
 export const TOPK_DOMINANCE = 2;
 /** The density --wire auto sends top-k at (DGC's 99% sparsity, the issue's 0.01). */
@@ -112,8 +118,7 @@ export function mayStillPay(candidate: AutoCandidate, fp32Fastest: number, slowe
   if (candidate === 'fp32') return true;
   const worst = slowest[candidate];
   if (worst === 0) return true;
-  const saving = fp32Fastest - worst;
-  return saving >= MIN_SAVING * fp32Fastest && saving >= MIN_SAVING_MS;
+  return pays(fp32Fastest, worst);
 }
 
 /**
@@ -132,12 +137,12 @@ export function chooseWire(times: Readonly<Record<AutoCandidate, number>>, bytes
   let best: AutoCandidate = 'fp32';
   for (const c of AUTO_CANDIDATES) if (times[c] < times[best]) best = c;
   const saving = fp32 - slowest[best];
-  const pays = best !== 'fp32' && saving >= MIN_SAVING * fp32 && saving >= MIN_SAVING_MS;
-  const chosen: AutoCandidate = pays ? best : 'fp32';
+  const taken = best !== 'fp32' && pays(fp32, slowest[best]);
+  const chosen: AutoCandidate = taken ? best : 'fp32';
   const spread = (c: AutoCandidate) => (slowest[c] > times[c] ? `-${slowest[c].toFixed(1)}` : '');
   const measured = AUTO_CANDIDATES.map((c) => `${c} ${times[c].toFixed(1)}${spread(c)} ms`).join(', ');
   const mbps = fp32 > 0 ? (bytes * 8) / (fp32 / 1000) / 1e6 : Infinity;
-  const why = pays
+  const why = taken
     ? `${chosen} saves ${((saving / fp32) * 100).toFixed(0)}% of the fp32 transfer time`
     : best === 'fp32'
       ? 'fp32 was fastest: the link is fast enough that quantizing costs more than the bytes it saves'
