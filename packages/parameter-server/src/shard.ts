@@ -14,7 +14,6 @@ import {
   type DeltaPullKind,
   type OptimizerName,
   CodecError,
-  InvalidArgumentError,
   type EncodedTensor,
   type ShardConfig,
   type WireCodec,
@@ -28,7 +27,7 @@ import { type ConsistencyPolicy, POLICIES, type PolicyHost, type PushOutcome } f
 import { SeenPushes } from './shard/idempotency.js';
 import { PullDeltas } from './shard/pull-deltas.js';
 import { type ShardPart, ShardStorage } from './shard/storage.js';
-import { type PushMeta, checkKnownWorker, validatePush } from './shard/validation.js';
+import { type PushMeta, checkKnownWorker, refuseUnagreedCorrection, validatePush } from './shard/validation.js';
 import { Waiters } from './shard/waiters.js';
 import { type ReplicaCopy, type ReplicaRecord, type ReplicaSink, type SeenPush, applyRecord, replicaCopy } from './shard/replication.js';
 import type { KernelKind } from './optimizers/wasm-kernels.js';
@@ -333,16 +332,7 @@ export class Shard {
    */
   validatePush(meta: PushMeta, tensors: readonly WireTensor[]): Map<string, Float32Array> {
     const { config, storage } = this.require('push');
-    if (meta.momentumCorrected === true && config.momentumCorrection !== true) {
-      throw new InvalidArgumentError(
-        `push from ${meta.workerId} step ${meta.step}: a momentum-corrected gradient, but this job did not agree to momentum correction (it needs the momentum optimizer and a top-k or auto push codec); run the same Tamp version in every role`,
-      );
-    }
-    if (meta.adamCorrected === true && config.adamCorrection !== true) {
-      throw new InvalidArgumentError(
-        `push from ${meta.workerId} step ${meta.step}: an Adam-corrected direction, but this job did not agree to the Adam correction (it needs the adam optimizer and a top-k or auto push codec); run the same Tamp version in every role`,
-      );
-    }
+    refuseUnagreedCorrection(meta, config);
     return validatePush({ index: this.index, workerIds: config.workerIds, parts: storage.parts }, meta, tensors);
   }
 

@@ -23,6 +23,21 @@ export function appliedPlain(meta: PushMeta): boolean {
   return meta.momentumCorrected === true || meta.adamCorrected === true;
 }
 
+/** Refuse a corrected push (momentum or Adam) that the job's Assign did not agree to: the shard would apply it as a plain gradient. */
+export function refuseUnagreedCorrection(meta: PushMeta, config: { readonly momentumCorrection?: boolean; readonly adamCorrection?: boolean }): void {
+  const what = `push from ${meta.workerId} step ${meta.step}`;
+  if (meta.momentumCorrected === true && config.momentumCorrection !== true) {
+    throw new InvalidArgumentError(
+      `${what}: a momentum-corrected gradient, but this job did not agree to momentum correction (it needs the momentum optimizer and a top-k or auto push codec); run the same Tamp version in every role`,
+    );
+  }
+  if (meta.adamCorrected === true && config.adamCorrection !== true) {
+    throw new InvalidArgumentError(
+      `${what}: an Adam-corrected direction, but this job did not agree to the Adam correction (it needs the adam optimizer and a top-k or auto push codec); run the same Tamp version in every role`,
+    );
+  }
+}
+
 const FINITE_BLOCK = 4096;
 
 /**
