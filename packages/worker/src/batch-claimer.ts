@@ -2,7 +2,9 @@
  * A worker's side of the batch claims (async, ssp; batch-claims.ts is the
  * chief's): the blocks it claimed, what it trains next, and the batches whose
  * pushes settled, reported with its next claim. It claims the next block
- * while the last batch of the current one trains, so a block costs no wait.
+ * while the second-to-last batch of the current one trains, and takes the
+ * answer a step later, so the claim's round trip to the chief (longer while
+ * the chief scores an epoch) stays off the training loop's path.
  */
 import { BatchRanges } from './batch-ranges.js';
 import type { CoordinatorClient } from './coordinator-client.js';
@@ -25,9 +27,11 @@ export class BatchClaimer {
   private signal: NextBatch | undefined;
   /** Batches whose pushes settled since the last report. */
   private readonly settled = new BatchRanges();
+  /** A claim started ahead of need (afterHead), taken before anything else reads the queue or claims. */
+  private ahead: Promise<void> | undefined;
 
   constructor(
-    private readonly chief: CoordinatorClient,
+    private readonly chief: Pick<CoordinatorClient, 'claimBatches'>,
     private readonly workerId: string,
     private readonly blockSize = CLAIM_BLOCK,
   ) {}
@@ -41,16 +45,29 @@ export class BatchClaimer {
   async head(): Promise<NextBatch> {
     const first = this.queue[0];
     if (first !== undefined) return { kind: 'batch', batch: first[0] };
-    if (this.signal === undefined) await this.claim(this.blockSize, true);
+    await this.takeAhead();
+    if (this.queue.length === 0 && this.signal === undefined) await this.claim(this.blockSize, true);
     return this.current();
   }
 
-  /** What comes after the head batch, claiming the next block when the head is the last one held. */
+  /**
+   * What comes after the head batch. With two batches left it starts the
+   * next block's claim without waiting for it; with one, it takes that
+   * claim's answer (or claims now, if none was started).
+   */
   async afterHead(): Promise<NextBatch> {
     const [first, second] = this.queue;
-    if (first !== undefined && first[1] - first[0] > 1) return { kind: 'batch', batch: first[0] + 1 };
+    if (first !== undefined && first[1] - first[0] > 1) {
+      if (first[1] - first[0] === 2 && second === undefined && this.signal === undefined && this.ahead === undefined) {
+        this.ahead = this.claim(this.blockSize, false);
+        // Observed now, rethrown where it is taken: a failure meanwhile is not an unhandled rejection.
+        this.ahead.catch(() => undefined);
+      }
+      return { kind: 'batch', batch: first[0] + 1 };
+    }
     if (second !== undefined) return { kind: 'batch', batch: second[0] };
-    if (this.signal === undefined) await this.claim(this.blockSize, false);
+    await this.takeAhead();
+    if (this.queue.length < (first === undefined ? 1 : 2) && this.signal === undefined) await this.claim(this.blockSize, false);
     const after = this.queue[first === undefined ? 0 : 1];
     return after !== undefined ? { kind: 'batch', batch: after[0] } : (this.signal ?? { kind: 'wait' });
   }
@@ -65,7 +82,16 @@ export class BatchClaimer {
 
   /** Report the settled batches without claiming (before a checkpoint barrier, with nothing in flight). */
   async report(): Promise<void> {
+    await this.takeAhead();
     await this.claim(0, true, false);
+  }
+
+  /** Wait for the claim started ahead, if any (its failure is thrown here). */
+  private async takeAhead(): Promise<void> {
+    const ahead = this.ahead;
+    if (ahead === undefined) return;
+    this.ahead = undefined;
+    await ahead;
   }
 
   private current(): NextBatch {
