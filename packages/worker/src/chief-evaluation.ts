@@ -3,15 +3,20 @@
  * worker still training has completed, the model pulled from the shards is
  * scored on the validation split, as one-process training does; at the end
  * the final model is scored on the test and validation splits. On a small
- * machine this evaluation competes with the workers.
+ * machine this evaluation competes with the workers. It runs on the chief's
+ * event loop, so it yields after every batch (SCORING): the workers' batch
+ * claims and heartbeats are answered between batches, not after the split.
  */
-import { evaluateModel, recalibrateBatchNorm, recalibrationBatches } from '@tamp/core';
+import { type EvaluationOptions, evaluateModel, recalibrateBatchNorm, recalibrationBatches } from '@tamp/core';
 import { describeScore } from '@tamp/core/node';
 import { CHIEF_READER_ID, type ParameterClient } from '@tamp/parameter-server';
 import type { ChiefJob } from './chief-job.js';
 import type { CoordinatorState } from './coordinator-state.js';
 import { setVariables } from './model-state.js';
 import type { ClusterEpochRecord, FinalEvaluation } from './report.js';
+
+/** Batches of 50 samples (a detector's usual batch; LeNet-300-100's take a few ms on two shared cores), the chief's event loop free between them. */
+const SCORING: EvaluationOptions = { batchSize: 50, between: () => new Promise((resolve) => setImmediate(resolve)) };
 
 export class ChiefEvaluation {
   private epochStart = { time: 0, samples: 0n };
@@ -37,7 +42,7 @@ export class ChiefEvaluation {
     while (state.completedEpochs > this.history.length) {
       const epoch = this.history.length + 1;
       await this.pullModel();
-      const validation = await evaluateModel(this.job.model, this.job.dataset.validation);
+      const validation = await evaluateModel(this.job.model, this.job.dataset.validation, SCORING);
       const now = Date.now();
       const samples = state.samples;
       const record: ClusterEpochRecord = {
@@ -59,8 +64,8 @@ export class ChiefEvaluation {
   /** The final model (pulled from the shards) on the test and validation splits. */
   async final(): Promise<FinalEvaluation> {
     await this.pullModel();
-    const test = await evaluateModel(this.job.model, this.job.dataset.test);
-    const validation = await evaluateModel(this.job.model, this.job.dataset.validation);
+    const test = await evaluateModel(this.job.model, this.job.dataset.test, SCORING);
+    const validation = await evaluateModel(this.job.model, this.job.dataset.validation, SCORING);
     return { test, validation };
   }
 

@@ -38,12 +38,20 @@ export interface ClassifierEvaluation {
   readonly count: number;
 }
 
+/** How an evaluation runs: `batchSize` samples at a time, awaiting `between()` after each batch but the last. */
+export interface EvaluationOptions {
+  readonly batchSize?: number;
+  readonly limit?: number;
+  /**
+   * Awaited between batches: a server that evaluates on its own event loop
+   * (the cluster's chief) passes a yield to it here, so the calls it serves
+   * are answered between batches rather than after the whole split.
+   */
+  readonly between?: () => Promise<void>;
+}
+
 /** Accuracy and mean loss of a classifier on a split (the first `limit` samples). */
-export async function evaluateClassifier(
-  model: LayersModel,
-  split: ImageClassificationSplit,
-  options: { batchSize?: number; limit?: number } = {},
-): Promise<ClassifierEvaluation> {
+export async function evaluateClassifier(model: LayersModel, split: ImageClassificationSplit, options: EvaluationOptions = {}): Promise<ClassifierEvaluation> {
   const n = Math.min(split.size, options.limit ?? split.size);
   const batchSize = options.batchSize ?? 500;
   let right = 0;
@@ -62,6 +70,7 @@ export async function evaluateClassifier(
     lossSum += ((await loss.data())[0] as number) * batch.size;
     probs.dispose();
     loss.dispose();
+    if (options.between !== undefined && start + batchSize < n) await options.between();
   }
   return { accuracy: n === 0 ? 0 : right / n, loss: n === 0 ? 0 : lossSum / n, count: n };
 }

@@ -9,7 +9,7 @@ import type { Detection } from '../detection/boxes.js';
 import { type DecodeOptions, decodeGrid, encodeTargets } from '../detection/grid.js';
 import { detectionLoss } from '../detection/loss.js';
 import { batchInput, detectorGrid } from '../train/classifier.js';
-import { evaluateClassifier } from './classification.js';
+import { type EvaluationOptions, evaluateClassifier } from './classification.js';
 import { type DetectionMetrics, type LabelledBox, meanAveragePrecision } from './detection.js';
 
 export interface Evaluation {
@@ -29,7 +29,7 @@ export interface Evaluation {
 export async function evaluateDetector(
   model: LayersModel,
   split: DataSplit,
-  options: { batchSize?: number; limit?: number; decode?: DecodeOptions } = {},
+  options: EvaluationOptions & { decode?: DecodeOptions } = {},
 ): Promise<DetectionMetrics & { loss: number; count: number }> {
   const shape = detectorGrid(model);
   const n = Math.min(split.size, options.limit ?? split.size);
@@ -50,12 +50,13 @@ export async function evaluateDetector(
     lossSum += ((await loss.data())[0] as number) * batch.size;
     out.dispose();
     loss.dispose();
+    if (options.between !== undefined && start + batchSize < n) await options.between();
   }
   return { ...meanAveragePrecision(detections, truth, shape.numClasses), loss: n === 0 ? 0 : lossSum / n, count: n };
 }
 
 /** Evaluate on a split by its task. */
-export async function evaluateModel(model: LayersModel, split: DataSplit, options: { limit?: number } = {}): Promise<Evaluation> {
+export async function evaluateModel(model: LayersModel, split: DataSplit, options: EvaluationOptions = {}): Promise<Evaluation> {
   if (isDetectionSplit(split)) {
     const d = await evaluateDetector(model, split, options);
     return { task: 'detection', mAP: d.mAP, perClassAP: d.perClass, loss: d.loss, count: d.count, score: d.mAP };
