@@ -449,16 +449,18 @@ function loopback(): void {
   );
 }
 
+/** The goals' lines under their heading; nothing when no row scores one (the scaling table alone scores its own). */
+function goalsText(): string {
+  const lines = goals();
+  return lines.length === 0 ? '' : `\nGoals, from the rows above:\n\n${lines.join('\n')}\n`;
+}
+
 const markdown = `## Compressed communication over real links (\`pnpm bench:wire${quick ? ' --quick' : ''}${loopbackOnly ? ' --loopback' : ''}${scalingOnly ? ' --scaling' : ''}${scalingRoundsAt !== -1 ? ` --scaling-rounds ${SCALING_ROUNDS}` : ''}${loopbackRoundsAt !== -1 ? ` --loopback-rounds ${LOOPBACK_ROUNDS}` : ''}${adamOnly ? ' --adam-correction' : ''}${onlyRows !== undefined ? ` --rows '${onlyRows.join('|')}'` : ''}${modelsAt !== -1 ? ` --models ${PLANS.map((p) => p.model).join(',')}` : ''}${ratesAt !== -1 ? ` --rates ${RATES.join(',')}` : ''}\`)
 
 ${machine()}. Network lab: network namespaces and \`tc tbf\` links (test/helpers/netlab.ts); parameter server and chief on a 1 Gbit/s host, each worker on its own host and link; MNIST, batch 64, seed 1, Adam at lr 0.001 (the momentum SGD rows: lr 0.01, momentum 0.9), async. Bytes per step are the tensor payload bytes report.json counts at the parameter server (pushes received, workers' pulls answered; \`--wire auto\`'s probe pulls included). Time to target: epochs take equal time here (trainSeconds / epochs), counted to the first epoch whose validation accuracy reaches the target.
 
 ${sections.join('\n\n')}
-
-Goals, from the rows above:
-
-${goals().join('\n')}
-
+${goalsText()}
 Anchors: Horovod's fp16 compression halves the bytes (2x); QSGD (Alistarh et al. 2017) quantizes gradients to a few bits with convergence guarantees; Deep Gradient Compression (Lin et al. 2018) sends 270-600x fewer gradient bytes without losing accuracy, using momentum correction, local clipping and warm-up (here: top-k with error feedback and the dense warm-up, and with momentum SGD its momentum correction: the workers keep the momentum and the servers apply plain SGD; with Adam, Tamp's Adam correction, its analogue: the workers keep Adam's moments and push the top-k of Adam's accumulated direction, and the servers apply plain SGD); Aji & Heafield 2017 drop 99% of gradient values and train MNIST up to 49% faster with no loss.
 `;
 
