@@ -86,11 +86,6 @@ describe('--wire auto', () => {
       expect(p.code, p.stderr).toBe(0);
       const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as AutoReport;
       expect(report.steps).toBe(8);
-      // Every pull waits on this link, so from the third step on each next pull leaves the moment the last one is in
-      // (comm/pull-ahead.ts): the first two steps are what shows the loop that the pull bounds its step.
-      const ahead = /(\d+) of 8 pulls were started ahead/.exec(wk.stderr);
-      expect(ahead, wk.stderr.slice(-2000)).not.toBeNull();
-      expect(Number(ahead?.[1])).toBeGreaterThanOrEqual(4);
       // 1.07 MB of parameters: about 4.3 s in fp32 at 2 Mbit/s, 1.1 s in int8 and 0.6 s in int4 (the fastest), so about
       // 1.2 s a step on the wire in int4 (a push and a pull) against tens of milliseconds of compute (the first step,
       // which is what counts, took 0.4 s at a load average of 10 here, with tfjs's warm-up: top-k is taken below 0.6 s).

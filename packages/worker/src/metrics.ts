@@ -115,8 +115,6 @@ export class WorkerLoopStats {
   step = 0;
   samples = 0;
   dropped = 0;
-  /** async: pulls whose answer the comm thread had started ahead, the step before having waited for its pull (comm/pull-ahead.ts). */
-  pullsAhead = 0;
   loss = NaN;
   /** Training time so far (s). */
   seconds = 0;
@@ -168,7 +166,6 @@ function registerWorkerMetrics(): void {
   workerCounter('tamp_worker_samples_total', 'Samples this worker trained on (sync: not counting gradients dropped as late), by task index', (s) => s.samples);
   workerGauge('tamp_worker_samples_per_second', "This worker's training rate since its first step, by task index", (s) => (s.seconds > 0 ? s.samples / s.seconds : 0));
   workerCounter('tamp_worker_dropped_gradients_total', 'sync: gradients the servers dropped as late, by task index', (s) => s.dropped);
-  workerCounter('tamp_worker_pulls_ahead_total', 'async: pulls started ahead, the moment the one before was in, because the step before waited for its pull; by task index', (s) => s.pullsAhead);
   workerGauge('tamp_worker_loss', "The loss of the worker's last step, by task index", (s) => (Number.isFinite(s.loss) ? s.loss : 0));
   new Counter({
     name: 'tamp_worker_step_phase_seconds_total',

@@ -2,9 +2,7 @@
  * The training loop of one replica, by mode (worker.ts runs it):
  *
  * - async: each gradient is pushed as soon as it is computed (up to two in
- *   flight), and the next parameters are pulled while the step computes;
- *   when a step waited for its pull, the next pull leaves the moment the
- *   last one is in (comm/pull-ahead.ts).
+ *   flight), and the next parameters are pulled while the step computes.
  *   The batches are claimed from the chief in small blocks (batch-claimer.ts)
  *   until every planned batch is done, so a lost worker's share is trained
  *   by the others.
@@ -27,7 +25,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { type BatchSource, ClusterError, computeGradients } from '@tamp/core';
 import type { CommChannel } from './comm/channel.js';
-import type { NamedArray, PullTurn } from './comm/messages.js';
+import type { NamedArray } from './comm/messages.js';
 import type { CoordinatorClient } from './coordinator-client.js';
 import type { JobConfig } from './job-config.js';
 import type { StepPhase, WorkerLoopStats } from './metrics.js';
@@ -39,8 +37,6 @@ import { BatchClaimer } from './batch-claimer.js';
 export const BARRIER_WAIT_MS = 30 * 60_000;
 /** async/ssp: how long a worker with no free batch waits before claiming again (the others hold the rest; one may be lost). */
 const CLAIM_WAIT_MS = 100;
-/** A step that waited longer than this for its pull was bound by the pull: the next is started ahead (runAsync). */
-const PULL_BOUND_MS = 1;
 
 export interface LoopResult {
   steps: number;
@@ -174,11 +170,7 @@ export class ReplicaLoop {
    */
   async runAsync(): Promise<LoopResult> {
     const ssp = this.config.training.mode === 'ssp';
-    const pull = (step: number, turn?: PullTurn) => this.comm.pull(ssp ? { step: BigInt(step), timeoutMs: BARRIER_WAIT_MS } : {}, turn);
-    // The last step waited for its pull: the link or the servers, not compute, bound a step, so the comm thread starts
-    // each next pull the moment the one before is in (pull-ahead.ts). Not in ssp, whose pulls may wait at the servers'
-    // staleness gate; and not while compute bounds the step, when a pull started earlier would only be staler.
-    let pullBound = false;
+    const pull = (step: number) => this.comm.pull(ssp ? { step: BigInt(step), timeoutMs: BARRIER_WAIT_MS } : {});
     const claims = new BatchClaimer(this.chief, this.id);
     // Pushes in flight, each settled into its error (undefined: taken), so none rejects unobserved.
     const inFlight: Array<Promise<Error | undefined>> = [];
@@ -221,7 +213,7 @@ export class ReplicaLoop {
         // overlaps the step; asked for before the weights are set, which takes a few milliseconds the pull then
         // spends on the wire (a pull's answer is a new array, so it never touches the values being set).
         const after = await claims.afterHead();
-        next = after.kind === 'batch' ? pull(step + 1, ssp ? undefined : { take: true, ahead: pullBound }) : undefined;
+        next = after.kind === 'batch' ? pull(step + 1) : undefined;
         // Observed now, awaited after the step: a refusal meanwhile is not an unhandled rejection.
         next?.catch(() => undefined);
         setVariables(this.model, params.values);
@@ -249,10 +241,7 @@ export class ReplicaLoop {
         this.samples += computed.size;
         const pending = next;
         next = undefined;
-        const waitFrom = performance.now();
         params = pending !== undefined ? await pending : undefined;
-        pullBound = performance.now() - waitFrom > PULL_BOUND_MS;
-        if (params?.ahead === true) this.stats.pullsAhead++;
         this.lap('waitPull');
         const epoch = Math.min(this.config.training.epochs, Math.floor((head.batch + 1) / perEpoch));
         this.progress(step, epoch);

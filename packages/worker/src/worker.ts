@@ -132,10 +132,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
       replica: { index: taskIndex, count: config.numWorkers },
       ...epochLimit(dataset, t.epochSize),
     });
-    const stats = trackWorkerLoop(taskIndex);
-    const loop = new ReplicaLoop(config, id, model, source, comm, chief, log, stepDelayMs, stats);
+    const loop = new ReplicaLoop(config, id, model, source, comm, chief, log, stepDelayMs, trackWorkerLoop(taskIndex));
     const result = t.mode === 'sync' ? await loop.runSync() : await loop.runAsync();
-    if (stats.pullsAhead > 0) log(`${id}: ${stats.pullsAhead} of ${result.steps} pulls were started ahead (their steps waited for the pull before)`);
     if (comm.wireChoice !== undefined) log(`${id}: --wire auto chose ${comm.wireChoice}`);
     const wireChoice = comm.wireChoice !== undefined ? { wireChoice: comm.wireChoice } : {};
     if (result.stopped === undefined) await chief.leave(id, true, 'done', { localStep: BigInt(result.steps), samples: BigInt(result.samples), seconds: result.seconds, ...loop.timeSplit(), ...wireChoice });

@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { ClusterError, type ErrorCode, ERROR_CODES, TampError, errorMessage } from '@tamp/core';
 import { type ThreadMetrics, rpcMetrics } from '@tamp/rpc';
 import type { Progress } from '../coordinator-client.js';
-import { type CommInit, type FromComm, type NamedArray, type PullOptions, type PullTurn, type ToComm, transferList } from './messages.js';
+import { type CommInit, type FromComm, type NamedArray, type PullOptions, type ToComm, transferList } from './messages.js';
 
 type Pending = { resolve: (m: FromComm) => void; reject: (e: unknown) => void };
 
@@ -101,12 +101,11 @@ export class CommChannel {
    */
   restoreGeneration = 0n;
 
-  /** `turn`: take the pull started ahead, and start the next one ahead (pull-ahead.ts). */
-  async pull(options: PullOptions = {}, turn?: PullTurn): Promise<{ values: Map<string, Float32Array>; versions: readonly bigint[]; ahead: boolean }> {
-    const m = await this.request({ type: 'pull', options: { ...options, restoreGeneration: this.restoreGeneration }, ...(turn !== undefined ? { turn } : {}) });
+  async pull(options: PullOptions = {}): Promise<{ values: Map<string, Float32Array>; versions: readonly bigint[] }> {
+    const m = await this.request({ type: 'pull', options: { ...options, restoreGeneration: this.restoreGeneration } });
     // comm-thread.ts answers a pull with 'pulled' or 'error' (rejected above): anything else is a bug here.
     if (m.type !== 'pulled') throw new Error(`unexpected reply ${m.type}`);
-    return { values: new Map(m.values.map((v) => [v.name, v.data])), versions: m.versions, ahead: m.ahead };
+    return { values: new Map(m.values.map((v) => [v.name, v.data])), versions: m.versions };
   }
 
   /** Push whole gradients; their buffers are transferred (unusable here afterwards). */

@@ -9,8 +9,7 @@ import { rpcMetrics } from '@tamp/rpc';
 import { ParameterClient } from '@tamp/parameter-server';
 import { WORKER_KEY_KEY, WORKER_TOKEN_KEY } from '@tamp/rpc';
 import { CoordinatorClient, type Progress } from '../coordinator-client.js';
-import { type CommInit, type FromComm, type NamedArray, type PullOptions, type ToComm, transferList } from './messages.js';
-import { PullAhead } from './pull-ahead.js';
+import { type CommInit, type FromComm, type NamedArray, type ToComm, transferList } from './messages.js';
 
 const port = parentPort;
 // Only CommChannel starts this module, always in a worker thread (bootstrap.mjs).
@@ -19,8 +18,6 @@ const init = workerData as CommInit;
 const rpc = { security: init.security, metadata: { [WORKER_TOKEN_KEY]: init.workerToken } };
 const params = new ParameterClient(init.psAddresses, init.placement, init.jobId, { rpc, ...(init.wire !== undefined ? { wire: init.wire } : {}) });
 const chiefRpc = { ...rpc, metadata: { ...rpc.metadata, ...(init.workerKey !== undefined ? { [WORKER_KEY_KEY]: init.workerKey } : {}) } };
-/** Pulls in turn, the next started ahead when the training loop asks (pull-ahead.ts). */
-const pulls = new PullAhead((options: PullOptions) => params.pullAll(init.workerId, options));
 const chief = new CoordinatorClient(init.chiefAddress, init.jobId, Math.max(5_000, init.heartbeatIntervalMs * 3), chiefRpc);
 
 function send(message: FromComm, transfer: ArrayBuffer[] = []): void {
@@ -115,21 +112,17 @@ port.on('message', (msg: ToComm) => {
     case 'progress':
       progress = msg.progress;
       return;
-    case 'pull': {
-      const taken = pulls.counts.taken;
-      const pulled = pulls.pull(msg.options, msg.turn);
-      // Whether the answer is a pull started ahead (PullAhead counts a take as it is asked for).
-      const ahead = pulls.counts.taken > taken;
+    case 'pull':
       // A failure in handing the result over (postMessage) fails this request, not the thread.
-      pulled
+      params
+        .pullAll(init.workerId, msg.options)
         .then(({ values, versions }) => {
           reportWireChoice();
           const list: NamedArray[] = [...values].map(([name, data]) => ({ name, data }));
-          send({ id: msg.id, type: 'pulled', versions, values: list, ahead }, transferList(list));
+          send({ id: msg.id, type: 'pulled', versions, values: list }, transferList(list));
         })
         .catch((error: unknown) => fail(msg.id, error));
       return;
-    }
     case 'push': {
       const grads = new Map(msg.grads.map((g) => [g.name, g.data]));
       params

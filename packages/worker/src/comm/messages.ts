@@ -3,9 +3,6 @@ import type { RpcSecurity, ThreadMetrics } from '@tamp/rpc';
 import type { Placement } from '@tamp/core';
 import type { WireSettings } from '@tamp/parameter-server';
 import type { Progress } from '../coordinator-client.js';
-import type { PullTurn } from './pull-ahead.js';
-
-export type { PullTurn };
 
 /**
  * The buffers to transfer with a message carrying these arrays, each once:
@@ -53,7 +50,7 @@ export interface NamedArray {
 }
 
 export type ToComm =
-  | { readonly id: number; readonly type: 'pull'; readonly options: PullOptions; readonly turn?: PullTurn }
+  | { readonly id: number; readonly type: 'pull'; readonly options: PullOptions }
   | {
       readonly id: number;
       readonly type: 'push';
@@ -75,8 +72,7 @@ export interface SerializedError {
 }
 
 export type FromComm =
-  /** `ahead`: the answer of a pull started ahead (pull-ahead.ts). */
-  | { readonly id: number; readonly type: 'pulled'; readonly versions: readonly bigint[]; readonly values: readonly NamedArray[]; readonly ahead: boolean }
+  | { readonly id: number; readonly type: 'pulled'; readonly versions: readonly bigint[]; readonly values: readonly NamedArray[] }
   | { readonly id: number; readonly type: 'pushed'; readonly versions: readonly bigint[]; readonly duplicate: boolean; readonly dropped: boolean }
   | { readonly id: number; readonly type: 'error'; readonly error: SerializedError }
   | { readonly id: number; readonly type: 'metrics'; readonly metrics: ThreadMetrics }
