@@ -413,10 +413,10 @@ describe('deep gradient compression', () => {
 });
 
 describe("top-k's Adam correction", () => {
-  it("returns AMSGrad's direction m̂ / (√v̂max + ε) per key, with both moments bias-corrected", () => {
+  it("returns Adam's direction m̂ / (√v̂ + ε) per key, both moments bias-corrected: the servers' Adam step per unit of learning rate", () => {
     const [b1, b2, eps] = [0.9, 0.999, 1e-7];
     const adam = new AdamDirection(b1, b2, eps);
-    // Large gradients first, then small ones: v̂ falls, the running maximum does not.
+    // Large gradients first, then small ones: v̂ falls, and the direction with it (no running maximum).
     const steps = [
       [2, -4, 0, 1e-3],
       [0.5, -1, 0, 1e-3],
@@ -425,13 +425,11 @@ describe("top-k's Adam correction", () => {
     ];
     let m = [0, 0, 0, 0];
     let v = [0, 0, 0, 0];
-    let top = [0, 0, 0, 0];
     steps.forEach((g, t) => {
       const got = adam.direction('w', Float32Array.from(g));
       m = m.map((mi, i) => b1 * mi + (1 - b1) * (g[i] as number));
       v = v.map((vi, i) => b2 * vi + (1 - b2) * (g[i] as number) ** 2);
-      top = top.map((x, i) => Math.max(x, (v[i] as number) / (1 - b2 ** (t + 1))));
-      const want = m.map((mi, i) => mi / (1 - b1 ** (t + 1)) / (Math.sqrt(top[i] as number) + eps));
+      const want = m.map((mi, i) => mi / (1 - b1 ** (t + 1)) / (Math.sqrt((v[i] as number) / (1 - b2 ** (t + 1))) + eps));
       for (let i = 0; i < 4; i++) expect(got[i]).toBeCloseTo(want[i] as number, 4);
     });
     // The first step is Adam's first step: every non-zero coordinate moves by ±1 (times the learning rate).

@@ -91,7 +91,7 @@ export function dgcAdamCorrection(optimizer: { readonly name: string }, push: { 
   if (push !== 'auto' && push.kind !== 'topk') return { on: false, why: `${push.kind} pushes are dense: the parameter servers apply Adam as usual` };
   if (off) return { on: false, why: 'turned off (--wire-no-adam-correction): the parameter servers keep both of Adam\'s moments, and top-k sends error-fed gradients' };
   const moments =
-    "keeps Adam's moments (AMSGrad's running maximum of the second, from its own dense gradients) and pushes the top-k of Adam's accumulated update direction; the parameter servers apply plain SGD to it, so a coordinate sent once in many steps moves as far as those steps would have moved it";
+    "keeps Adam's moments (from its own dense gradients) and pushes the top-k of Adam's accumulated update direction; the parameter servers apply plain SGD to it, so a coordinate sent once in many steps moves as far as those steps would have moved it";
   if (push === 'auto') {
     return {
       on: true,
@@ -104,15 +104,16 @@ export function dgcAdamCorrection(optimizer: { readonly name: string }, push: { 
 /**
  * A worker's half of the Adam correction (dgcAdamCorrection), per key:
  * m = β1·m + (1−β1)·g, v = β2·v + (1−β2)·g², m̂ = m / (1−β1ᵗ),
- * v̂ = v / (1−β2ᵗ) with t the key's steps, v̂max = max(v̂max, v̂) (AMSGrad,
- * Reddi et al. 2018), and the direction returned is m̂ / (√v̂max + ε): what
- * Adam (AMSGrad) would move the coordinate by, per unit of learning rate. The
- * running maximum keeps a coordinate's scale from falling as its gradients
- * shrink late in training, which with top-k's delayed bursts is what keeps
- * late steps small (measured in BENCHMARKS.md, the wire section).
+ * v̂ = v / (1−β2ᵗ) with t the key's steps, and the direction returned is
+ * m̂ / (√v̂ + ε): what the parameter servers' Adam (optimizers/adam.ts, the
+ * same formula) would move the coordinate by, per unit of learning rate, so
+ * dense it is the job's own Adam. (An AMSGrad form, m̂ / (√max v̂ + ε), kept
+ * late steps smaller than fp32's Adam takes: over eight seeds in sync mode
+ * top-k lost 0.69 points to fp32 with it and 0.29 with this; BENCHMARKS.md,
+ * "wire:seeds-sync".)
  */
 export class AdamDirection {
-  private readonly states = new Map<string, { m: Float32Array; v: Float32Array; vMax: Float32Array; out: Float32Array; t: number }>();
+  private readonly states = new Map<string, { m: Float32Array; v: Float32Array; out: Float32Array; t: number }>();
 
   constructor(
     readonly beta1: number,
@@ -129,7 +130,7 @@ export class AdamDirection {
     const n = grad.length;
     let s = this.states.get(key);
     if (s === undefined || s.v.length !== n) {
-      s = { m: new Float32Array(n), v: new Float32Array(n), vMax: new Float32Array(n), out: new Float32Array(n), t: 0 };
+      s = { m: new Float32Array(n), v: new Float32Array(n), out: new Float32Array(n), t: 0 };
       this.states.set(key, s);
     }
     s.t += 1;
@@ -138,16 +139,14 @@ export class AdamDirection {
     const invCorrection1 = 1 / (1 - b1 ** s.t);
     const invCorrection2 = 1 / (1 - b2 ** s.t);
     const eps = this.epsilon;
-    const { m, v, vMax, out } = s;
+    const { m, v, out } = s;
     for (let i = 0; i < n; i++) {
       const g = grad[i] as number;
       const mi = b1 * (m[i] as number) + (1 - b1) * g;
       m[i] = mi;
       const vi = b2 * (v[i] as number) + (1 - b2) * g * g;
       v[i] = vi;
-      const hat = vi * invCorrection2;
-      const top = hat > (vMax[i] as number) ? (vMax[i] = hat) : (vMax[i] as number);
-      out[i] = (mi * invCorrection1) / (Math.sqrt(top) + eps);
+      out[i] = (mi * invCorrection1) / (Math.sqrt(vi * invCorrection2) + eps);
     }
     return out;
   }
