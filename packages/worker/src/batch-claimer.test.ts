@@ -49,14 +49,20 @@ async function settled(p: Promise<unknown>): Promise<boolean> {
   return done;
 }
 
+/** A claimer in blocks of 4 whose first claim (the idle one, which it waits for) has been answered: it holds batches 0-3. */
+async function started() {
+  const c = heldChief();
+  const claimer = new BatchClaimer(c.chief, 'w0', 4);
+  const first = claimer.head();
+  expect(await settled(first)).toBe(false);
+  c.answer();
+  expect(await first).toEqual({ kind: 'batch', batch: 0 });
+  return { c, claimer };
+}
+
 describe('BatchClaimer', () => {
   it("claims the next block a batch early and takes its answer a step later, so a slow claim is not waited on before the last batch", async () => {
-    const c = heldChief();
-    const claimer = new BatchClaimer(c.chief, 'w0', 4);
-    const first = claimer.head();
-    expect(await settled(first)).toBe(false);
-    c.answer();
-    expect(await first).toEqual({ kind: 'batch', batch: 0 });
+    const { c, claimer } = await started();
     const seen: number[] = [];
     for (let b = 0; b < 4; b++) {
       const head = await claimer.head();
@@ -116,12 +122,7 @@ describe('BatchClaimer', () => {
   });
 
   it('a claim that fails while it runs ahead is thrown where its answer is taken, never as an unhandled rejection', async () => {
-    const c = heldChief();
-    const claimer = new BatchClaimer(c.chief, 'w0', 4);
-    const first = claimer.head();
-    expect(await settled(first)).toBe(false);
-    c.answer();
-    await first;
+    const { c, claimer } = await started();
     await claimer.afterHead();
     claimer.advance();
     await claimer.afterHead();
