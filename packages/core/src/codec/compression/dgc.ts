@@ -109,7 +109,8 @@ export function dgcAdamCorrection(optimizer: { readonly name: string }, push: { 
  * same formula) would move the coordinate by, per unit of learning rate, so
  * dense it is the job's own Adam. (An AMSGrad form, m̂ / (√max v̂ + ε), kept
  * late steps smaller than fp32's Adam takes: over eight seeds in sync mode
- * top-k lost 0.69 points to fp32 with it and 0.29 with this; BENCHMARKS.md,
+ * top-k lost 0.69 points to fp32 on LeNet-300-100 with it and 0.29 with
+ * this, and five seeds of LeNet-5 saw no difference; BENCHMARKS.md,
  * "wire:seeds-sync".)
  */
 export class AdamDirection {
