@@ -14,7 +14,8 @@
  * section without writing BENCHMARKS.md (a check that the harness works).
  *
  * --seeds N: accuracy only, on loopback (`tamp train --local`): both models,
- * fp32, fp16, int8 and top-k (with and without the Adam correction), seeds
+ * fp32, fp16, int8, int4 and top-k (with and without the Adam correction,
+ * and with biases sparsified: --wire-sparse-biases), seeds
  * 1..N, each codec's mean accuracy drop against fp32 over the same seeds.
  * --mode sync (with --seeds): the runs in sync mode, which is deterministic
  * (a seed fixes the result, not only the start), so each seed's drop is the
@@ -124,6 +125,7 @@ const CODECS: readonly Codecs[] = [
         { label: 'topk:0.01 / fp32', flags: ['--wire-push', 'topk:0.01'] },
         { label: 'topk:0.01, no error feedback', flags: ['--wire-push', 'topk:0.01', '--wire-no-feedback'] },
         { label: 'topk:0.01 / fp32, no Adam correction', flags: ['--wire-push', 'topk:0.01', '--wire-no-adam-correction'] },
+        { label: 'topk:0.01 / fp32, sparse biases', flags: ['--wire-push', 'topk:0.01', '--wire-sparse-biases'] },
         // DGC's momentum correction needs momentum SGD (the flags' --lr comes after the plan's, so it wins).
         { label: 'fp32 / fp32, momentum SGD', flags: MOMENTUM },
         { label: 'topk:0.01 / int8, momentum SGD, momentum correction', flags: [...MOMENTUM, '--wire-push', 'topk:0.01', '--wire-pull', 'int8'] },
@@ -230,6 +232,7 @@ function seedsSection(): string {
     { label: 'int4 / int4', flags: ['--wire-push', 'int4', '--wire-pull', 'int4'], goal: 0.2 },
     { label: 'topk:0.01 / fp32 (Adam correction)', flags: ['--wire-push', 'topk:0.01'], goal: 0.5 },
     { label: 'topk:0.01 / fp32, no Adam correction', flags: ['--wire-push', 'topk:0.01', '--wire-no-adam-correction'], goal: 0.5 },
+    { label: 'topk:0.01 / fp32, sparse biases', flags: ['--wire-push', 'topk:0.01', '--wire-sparse-biases'], goal: 0.5 },
   ];
   const unknown = onlyRows?.filter((label) => !codecs.some((c) => c.label === label)) ?? [];
   if (unknown.length > 0) throw new Error(`--rows: no row labelled ${unknown.map((l) => `"${l}"`).join(', ')}; the labels are ${codecs.map((c) => `"${c.label}"`).join(', ')}`);

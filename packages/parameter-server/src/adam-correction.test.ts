@@ -32,13 +32,14 @@ async function start(config: Partial<ShardConfig>): Promise<{ address: string; c
       wirePush: parseWireCodec('topk:0.5', 'push'),
       ...config,
     },
-    [{ name: 'w', shape: [4], dtype: 'float32', data: Float32Array.from(W0), sliceStart: 0 }],
+    [{ name: 'w', shape: [2, 2], dtype: 'float32', data: Float32Array.from(W0), sliceStart: 0 }],
   );
   return { address, chief };
 }
 
 const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 };
-const part = (g: readonly number[]) => [{ name: 'w', shape: [4], dtype: 'float32' as const, data: Float32Array.from(g), sliceStart: 0 }];
+// 'w' is a kernel (rank 2): top-k would send a bias (rank 1) whole.
+const part = (g: readonly number[]) => [{ name: 'w', shape: [2, 2], dtype: 'float32' as const, data: Float32Array.from(g), sliceStart: 0 }];
 const values = async (chief: ShardClient) => [...((await chief.pull('chief')).tensors[0]?.data as Float32Array)];
 
 describe("top-k's Adam correction", () => {
@@ -107,7 +108,7 @@ describe("top-k's Adam correction", () => {
     // A dense Adam-corrected push (a top-k sender's warm-up) from worker-0, a plain gradient from worker-1.
     const d0 = [1, -0.5, 0.25, 0];
     const g1 = [4, 0.02, -2, 1];
-    const fp32 = (x: readonly number[]) => [{ name: 'w', shape: [4], sliceStart: 0, length: 4, codec: 'fp32' as const, bytes: bytesOf(Float32Array.from(x)) }];
+    const fp32 = (x: readonly number[]) => [{ name: 'w', shape: [2, 2], sliceStart: 0, length: 4, codec: 'fp32' as const, bytes: bytesOf(Float32Array.from(x)) }];
     await Promise.all([
       client(address, 'worker-0').pushEncoded({ workerId: 'worker-0', basedOnVersion: 0n, batchSize: 1, step: 0n, adamCorrected: true }, fp32(d0)),
       client(address, 'worker-1').pushEncoded({ workerId: 'worker-1', basedOnVersion: 0n, batchSize: 3, step: 0n }, fp32(g1)),
@@ -123,7 +124,7 @@ describe("top-k's Adam correction", () => {
     const resume = async (v: number) => {
       const address = await server.start();
       const chief = client(address, 'chief');
-      const t = (name: string, data: readonly number[]) => ({ name, shape: [4], dtype: 'float32' as const, data: Float32Array.from(data), sliceStart: 0 });
+      const t = (name: string, data: readonly number[]) => ({ name, shape: [2, 2], dtype: 'float32' as const, data: Float32Array.from(data), sliceStart: 0 });
       await chief.assign(
         { shardIndex: 0, optimizer: optimizerSettings('adam', LR), version: 500n, mode: 'async', syncReplicas: 1, staleness: 0, workerIds: ['worker-0'], wirePush: parseWireCodec('fp32', 'push'), wirePull: parseWireCodec('fp32', 'pull'), wireAuto: true, adamCorrection: true },
         [t('w', W0), t('w:m', [0.5, -0.5, 0.5, 0.5]), t('w:v', [v, v, v, v]), { name: OPTIMIZER_STATE_TENSOR, shape: [2], dtype: 'float32', data: Float32Array.of(0.9 ** 500, 0.999 ** 500), sliceStart: 0 }],

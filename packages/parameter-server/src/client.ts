@@ -53,6 +53,8 @@ export interface WireSettings {
   readonly errorFeedback?: boolean;
   /** topk: scale each step's whole gradient to at most this L2 norm before it is accumulated (DGC's local clipping). */
   readonly clipNorm?: number;
+  /** topk: sparsify biases too (default false: they go whole; PushEncoder). */
+  readonly sparseBiases?: boolean;
   /** `--wire auto`: measure the link before the first step and pick fp32, fp16, int8, int4 or top-k (wire/auto.ts); push and pull are ignored. */
   readonly auto?: boolean;
   /** DGC's momentum correction (the job's ShardConfig.momentumCorrection): top-k pushes keep this momentum factor here and are marked momentum-corrected. */
@@ -302,6 +304,7 @@ export class ParameterClient {
             ...(wire?.errorFeedback !== undefined ? { errorFeedback: wire.errorFeedback } : {}),
             ...(wire?.momentum !== undefined ? { momentum: wire.momentum } : {}),
             ...(wire?.adam !== undefined ? { adam: wire.adam } : {}),
+            ...(wire?.sparseBiases === true ? { sparseBiases: true } : {}),
           });
   }
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { type EncodedTensor, type WireCodec, type WireTensor, bytesOf, decodeTopkSparse, placeVariables, encodeFp16, encodeInt4, encodeInt8, encodeTopk, int4Bytes, int8Bytes, optimizerSettings, parseWireCodec } from '@tamp/core';
+import { type EncodedTensor, type WireCodec, type WireTensor, bytesOf, decodeTopk, decodeTopkSparse, placeVariables, encodeFp16, encodeInt4, encodeInt8, encodeTopk, int4Bytes, int8Bytes, optimizerSettings, parseWireCodec } from '@tamp/core';
 import { CHIEF_SECRET_KEY, RpcError, WORKER_TOKEN_KEY, newSecret, slotToken } from '@tamp/rpc';
 import { ParameterClient, ShardClient } from './client.js';
 import { type RunningParameterServer, startParameterServer } from './server.js';
@@ -207,21 +207,25 @@ describe('wire codecs at the parameter server', () => {
 });
 
 describe('PushEncoder', () => {
-  const part = (data: Float32Array): WireTensor[] => [{ name: 'w', shape: [data.length], dtype: 'float32', data, sliceStart: 0 }];
+  // A kernel (rank 2): top-k sends biases whole (the last test).
+  const part = (data: Float32Array): WireTensor[] => [{ name: 'w', shape: [1, data.length], dtype: 'float32', data, sliceStart: 0 }];
 
   it('top-k starts dense and reaches its fraction after the warm-up; without error feedback it forgets what it did not send', () => {
     const g = series(N, 7);
     const warm = new PushEncoder({ codec: { kind: 'topk', fraction: 0.01 }, warmupSteps: 10 });
     const k = (e: EncodedTensor[]) => new DataView(e[0]?.bytes.buffer as ArrayBuffer, e[0]?.bytes.byteOffset).getUint32(0, true);
-    // Dense top-k takes 3 bytes a value (a half and a one-byte gap) and 8 of header, below fp32's 4.
+    // Dense top-k takes 2 bytes a value (a half; a whole tensor sends no positions) and 8 of header, half of fp32's 4.
     const dense = warm.encode(part(g), 0n)[0];
     expect(dense?.codec).toBe('topk');
-    expect(dense?.bytes.length).toBe(8 + 3 * N);
+    expect(dense?.bytes.length).toBe(8 + 2 * N);
+    expect(decodeTopk(dense?.bytes as Uint8Array, N, 'w')).toEqual(decodeTopk(encodeTopk(g, 1), N, 'w'));
     expect(warm.encode(part(g), 3n)[0]?.codec).toBe('topk');
-    // A tensor of 8 elements or fewer is smaller as fp32: the same decoded values go that way.
-    const tiny = new PushEncoder({ codec: { kind: 'topk', fraction: 1 } }).encode(part(new Float32Array([1, 2, 3, 4, 5, 6, 7, 8])), 0n)[0];
+    // A tensor of 4 elements or fewer is smaller as fp32 (16 bytes against 8 + 8): the same decoded values go that way; 5 go as top-k (18 against 20).
+    const whole = (values: number[]) => new PushEncoder({ codec: { kind: 'topk', fraction: 1 } }).encode(part(Float32Array.from(values)), 0n)[0];
+    const tiny = whole([1, 2, 3, 4]);
     expect(tiny?.codec).toBe('fp32');
-    expect([...new Float32Array((tiny?.bytes as Uint8Array).slice().buffer)]).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect([...new Float32Array((tiny?.bytes as Uint8Array).slice().buffer)]).toEqual([1, 2, 3, 4]);
+    expect(whole([1, 2, 3, 4, 5])?.bytes.length).toBe(18);
     expect(k(warm.encode(part(g), 10n))).toBe(10);
     const forgetful = new PushEncoder({ codec: { kind: 'topk', fraction: 0.01 }, errorFeedback: false });
     const keeping = new PushEncoder({ codec: { kind: 'topk', fraction: 0.01 } });
@@ -235,6 +239,27 @@ describe('PushEncoder', () => {
     const first = (b: Uint8Array) => decodeTopkSparse(b, N, 'w').values[0];
     expect(first(bytesAt(forgetful))).toBe(100);
     expect(first(bytesAt(keeping))).toBe(120);
+  });
+
+  it('top-k sends biases whole (half values, no positions) and kernels at its fraction; --wire-sparse-biases sparsifies both', () => {
+    const kernel = series(N, 8);
+    const bias = series(50, 9);
+    const parts: WireTensor[] = [
+      { name: 'fc/kernel', shape: [20, 50], dtype: 'float32', data: kernel, sliceStart: 0 },
+      { name: 'fc/bias', shape: [50], dtype: 'float32', data: bias, sliceStart: 0 },
+    ];
+    const counts = (e: EncodedTensor[]) => e.map((t) => (t.codec === 'topk' ? decodeTopkSparse(t.bytes, t.length, t.name).values.length : -1));
+    const usual = new PushEncoder({ codec: { kind: 'topk', fraction: 0.01 } });
+    for (let step = 0n; step < 3n; step++) {
+      const e = usual.encode(parts, step);
+      expect(counts(e)).toEqual([10, 50]);
+      // What goes whole goes as half values: the decoded bias is the gradient to half precision, nothing owed but rounding.
+      expect(e[1]?.bytes.length).toBe(8 + 2 * 50);
+      const got = decodeTopk(e[1]?.bytes as Uint8Array, 50, 'fc/bias');
+      for (let i = 0; i < 50; i++) expect(Math.abs((got[i] as number) - (bias[i] as number))).toBeLessThanOrEqual(2 ** -10 * Math.abs(bias[i] as number) + 1e-9);
+    }
+    const sparse = new PushEncoder({ codec: { kind: 'topk', fraction: 0.01 }, sparseBiases: true });
+    expect(counts(sparse.encode(parts, 0n))).toEqual([10, 1]);
   });
 });
 

@@ -23,6 +23,7 @@ export interface TrainingSettings {
    * warmupSteps: top-k's warm-up from dense (default 5% of a worker's steps);
    * errorFeedback false: int8 and top-k forget what they round away (to measure what it buys);
    * clipNorm: top-k's local clipping of each worker's whole gradient;
+   * sparseBiases true: top-k sparsifies biases too (by default they go whole, to measure what that buys);
    * momentumCorrection false: top-k leaves the momentum on the servers (core's dgcMomentumCorrection says when it is on);
    * adamCorrection false: top-k leaves both of Adam's moments on the servers (core's dgcAdamCorrection says when it is on).
    */
@@ -32,6 +33,7 @@ export interface TrainingSettings {
     readonly warmupSteps?: number;
     readonly errorFeedback?: boolean;
     readonly clipNorm?: number;
+    readonly sparseBiases?: boolean;
     readonly momentumCorrection?: boolean;
     readonly adamCorrection?: boolean;
   };

@@ -115,7 +115,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         chiefLostAfterMs: options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS,
         security,
-        wire: { push: wire.wirePush, pull: wire.wirePull, warmupSteps: t.wire?.warmupSteps ?? 0, ...(t.wire?.errorFeedback === false ? { errorFeedback: false } : {}), ...(t.wire?.clipNorm !== undefined ? { clipNorm: t.wire.clipNorm } : {}), ...(wire.wireAuto === true ? { auto: true } : {}), ...(wire.momentumCorrection === true ? { momentum: t.optimizer.momentum } : {}), ...(wire.adamCorrection === true ? { adam: { beta1: t.optimizer.beta1, beta2: t.optimizer.beta2, epsilon: t.optimizer.epsilon } } : {}) },
+        wire: { push: wire.wirePush, pull: wire.wirePull, warmupSteps: t.wire?.warmupSteps ?? 0, ...(t.wire?.errorFeedback === false ? { errorFeedback: false } : {}), ...(t.wire?.clipNorm !== undefined ? { clipNorm: t.wire.clipNorm } : {}), ...(t.wire?.sparseBiases === true ? { sparseBiases: true } : {}), ...(wire.wireAuto === true ? { auto: true } : {}), ...(wire.momentumCorrection === true ? { momentum: t.optimizer.momentum } : {}), ...(wire.adamCorrection === true ? { adam: { beta1: t.optimizer.beta1, beta2: t.optimizer.beta2, epsilon: t.optimizer.epsilon } } : {}) },
         workerToken: joined.workerToken,
         workerKey,
         backend: backend.name,

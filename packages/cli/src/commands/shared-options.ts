@@ -61,6 +61,10 @@ export const trainOptions = {
     description: 'cluster: auto: each worker times pulls of the model in fp32, fp16 and int8 over its own link before its first step and uses the fastest both ways (fp32 unless compression saves a fifth), with top-k pushes where int8 would still spend over twice the first step\'s compute on the wire; report.json says what and why (env TAMP_WIRE)',
   },
   'wire-no-feedback': { type: 'boolean', description: 'cluster: drop what int8 and top-k round away instead of sending it later (only to measure what error feedback buys) (env TAMP_WIRE_NO_FEEDBACK=1)' },
+  'wire-sparse-biases': {
+    type: 'boolean',
+    description: 'cluster, topk: sparsify biases like the other tensors instead of sending them whole (they are well under 1% of a model\'s values; only to measure what sending them whole buys) (env TAMP_WIRE_SPARSE_BIASES=1)',
+  },
   'wire-clip': { type: 'number', min: 0, description: "cluster, topk: scale each worker's gradient to at most this L2 norm before it is accumulated (Deep Gradient Compression's local clipping; default: none) (env TAMP_WIRE_CLIP)" },
   'wire-no-momentum-correction': {
     type: 'boolean',
@@ -83,6 +87,7 @@ export function wireSettings(
     'wire-pull'?: string | undefined;
     'wire-warmup'?: number | undefined;
     'wire-no-feedback'?: boolean | undefined;
+    'wire-sparse-biases'?: boolean | undefined;
     'wire-clip'?: number | undefined;
     'wire-no-momentum-correction'?: boolean | undefined;
     'wire-no-adam-correction'?: boolean | undefined;
@@ -105,6 +110,8 @@ export function wireSettings(
   const warmup = warmupText === undefined ? undefined : Number(warmupText);
   if (warmup !== undefined && !(Number.isInteger(warmup) && warmup >= 0)) throw new UsageError(`TAMP_WIRE_WARMUP=${warmupText}: give a whole number of steps, 0 or more`);
   const noFeedback = o['wire-no-feedback'] === true || /^(1|true|yes|on)$/i.test(env.TAMP_WIRE_NO_FEEDBACK ?? '');
+  const sparseBiases = o['wire-sparse-biases'] === true || /^(1|true|yes|on)$/i.test(env.TAMP_WIRE_SPARSE_BIASES ?? '');
+  if (sparseBiases && push.kind !== 'topk') throw new UsageError('--wire-sparse-biases is about top-k pushes: add --wire-push topk:F, or drop it');
   const clipText = o['wire-clip'] !== undefined ? String(o['wire-clip']) : text(undefined, 'TAMP_WIRE_CLIP');
   const clip = clipText === undefined ? undefined : Number(clipText);
   if (clip !== undefined && !(clip > 0)) throw new UsageError(`--wire-clip ${clipText}: give a positive L2 norm, e.g. 5`);
@@ -115,6 +122,7 @@ export function wireSettings(
     ...(warmup !== undefined ? { warmupSteps: warmup } : {}),
     ...(noFeedback ? { errorFeedback: false } : {}),
     ...(clip !== undefined ? { clipNorm: clip } : {}),
+    ...(sparseBiases ? { sparseBiases: true } : {}),
     ...correction,
   };
 }
@@ -137,6 +145,7 @@ export function trainingSettings(o: {
   'wire-pull'?: string | undefined;
   'wire-warmup'?: number | undefined;
   'wire-no-feedback'?: boolean | undefined;
+  'wire-sparse-biases'?: boolean | undefined;
   'wire-clip'?: number | undefined;
   'wire-no-momentum-correction'?: boolean | undefined;
   'wire-no-adam-correction'?: boolean | undefined;
@@ -185,6 +194,7 @@ export const CHIEF_FLAGS = [
   'wire-pull',
   'wire-warmup',
   'wire-no-feedback',
+  'wire-sparse-biases',
   'wire-clip',
   'wire-no-momentum-correction',
   'wire-no-adam-correction',

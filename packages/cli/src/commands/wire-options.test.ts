@@ -18,6 +18,8 @@ describe('wire flags and their environment variables', () => {
     expect(wireSettings({}, { TAMP_WIRE: 'auto', TAMP_WIRE_NO_MOMENTUM_CORRECTION: '1' })).toEqual({ push: 'auto', pull: 'auto', momentumCorrection: false });
     expect(wireSettings({ 'wire-push': 'topk:0.01', 'wire-no-adam-correction': true }, {})).toEqual({ push: 'topk:0.01', pull: 'fp32', adamCorrection: false });
     expect(wireSettings({}, { TAMP_WIRE_PUSH: 'topk:0.01', TAMP_WIRE_NO_ADAM_CORRECTION: 'yes' })).toEqual({ push: 'topk:0.01', pull: 'fp32', adamCorrection: false });
+    expect(wireSettings({ 'wire-push': 'topk:0.01', 'wire-sparse-biases': true }, {})).toEqual({ push: 'topk:0.01', pull: 'fp32', sparseBiases: true });
+    expect(wireSettings({}, { TAMP_WIRE_PUSH: 'topk:0.01', TAMP_WIRE_SPARSE_BIASES: '1' })).toEqual({ push: 'topk:0.01', pull: 'fp32', sparseBiases: true });
   });
 
   it('refuses what cannot work, saying what to change', () => {
@@ -25,6 +27,7 @@ describe('wire flags and their environment variables', () => {
     expect(() => wireSettings({ wire: 'auto', 'wire-push': 'int8' }, {})).toThrow(/drop --wire-push\/--wire-pull, or drop --wire auto/);
     expect(() => wireSettings({}, { TAMP_WIRE: 'fast' })).toThrow(UsageError);
     expect(() => wireSettings({ 'wire-clip': 5 }, {})).toThrow(/add --wire-push topk:F/);
+    expect(() => wireSettings({ 'wire-push': 'int8', 'wire-sparse-biases': true }, {})).toThrow(/--wire-sparse-biases .* add --wire-push topk:F/);
     expect(() => wireSettings({}, { TAMP_WIRE_WARMUP: 'soon' })).toThrow(/whole number of steps/);
   });
 });

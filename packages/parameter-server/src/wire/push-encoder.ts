@@ -10,7 +10,10 @@
  *    at first and reaching F over `warmupSteps`; with `momentum` (DGC's
  *    momentum correction, the job's momentum factor) the velocity is kept
  *    here and pushes are marked momentum-corrected, which the shards apply
- *    with plain SGD.
+ *    with plain SGD. Biases (parts of rank 1 or less) go whole, as half
+ *    values without positions, unless `sparseBiases`: DGC's reference
+ *    implementation compresses only tensors of more than one dimension, and
+ *    they are a sliver of the bytes (ARCHITECTURE.md, the wire section).
  * With `adam` (the Adam correction) and top-k, Adam's moments are kept here
  * (core's AdamDirection), top-k sends Adam's accumulated update direction,
  * and pushes are marked Adam-corrected, which the shards apply with plain
@@ -46,6 +49,8 @@ export interface PushEncoderOptions {
   readonly momentum?: number;
   /** topk: the Adam correction with the job's Adam settings (default: off, the servers keep both of Adam's moments); other codecs ignore it. */
   readonly adam?: AdamMoments;
+  /** topk: sparsify biases (rank 0 or 1) like every other part (default false: they go whole; only to measure what that buys). */
+  readonly sparseBiases?: boolean;
 }
 
 /** The job's Adam settings a worker's Adam correction needs. */
@@ -61,6 +66,7 @@ export class PushEncoder {
   private readonly dgc: DgcSender | undefined;
   private readonly keep: boolean;
   private readonly adam: AdamDirection | undefined;
+  private readonly sparseBiases: boolean;
   /** Pushes carry DGC's momentum-corrected accumulation (PushRequest.momentum_corrected). */
   readonly momentumCorrected: boolean;
   /** Pushes carry the top-k of Adam's accumulated direction (PushRequest.adam_corrected). */
@@ -77,6 +83,7 @@ export class PushEncoder {
     this.adam = adam !== undefined ? new AdamDirection(adam.beta1, adam.beta2, adam.epsilon) : undefined;
     this.adamCorrected = this.adam !== undefined;
     this.keep = keep;
+    this.sparseBiases = options.sparseBiases === true;
   }
 
   /** Encode one step's parts (float32 gradients) for the wire. */
@@ -104,10 +111,11 @@ export class PushEncoder {
         case 'topk': {
           const dgc = this.dgc as DgcSender;
           // AdamDirection's array is its own, overwritten by this part's next step: encode reads it at once.
-          const bytes = dgc.encode(key, this.adam === undefined ? g : this.adam.direction(key, g), Number(step));
+          const whole = !this.sparseBiases && t.shape.length <= 1;
+          const bytes = dgc.encode(key, this.adam === undefined ? g : this.adam.direction(key, g), Number(step), whole);
           // Without error feedback, what was not sent is forgotten (the velocity too).
           if (!this.keep) dgc.reset();
-          // Dense top-k (the warm-up) takes 3 bytes a value and 8 of header: a tensor of 8 elements or fewer is smaller as the same values in fp32.
+          // Dense top-k (the warm-up, a bias) takes 2 bytes a value and 8 of header: a tensor of 4 elements or fewer is smaller as the same values in fp32.
           if (bytes.length >= 4 * g.length) return { ...base, codec: 'fp32', bytes: bytesOf(decodeTopk(bytes, g.length, t.name)) };
           return { ...base, codec: 'topk', bytes };
         }

@@ -261,6 +261,17 @@ describe('top-k', () => {
     new DataView(huge.buffer).setUint32(0, 0xffffffff, true);
     invalid(() => decodeTopk(huge, 1 << 30, 't')); // refused before allocating 4 billion values
   });
+  it('sends a whole tensor as its values alone (2 bytes each, no positions), and refuses one with a byte too many or too few', () => {
+    const a = new Float32Array([0.5, -2, 0, 3, 1.25]);
+    const whole = encodeTopk(a, 1);
+    expect(whole.length).toBe(8 + 2 * a.length);
+    expect([...decodeTopkSparse(whole, 5, 't').positions]).toEqual([0, 1, 2, 3, 4]);
+    expect([...decodeTopk(whole, 5, 't')]).toEqual([...a]);
+    invalid(() => decodeTopk(Uint8Array.from([...whole, 0]), 5, 't'));
+    invalid(() => decodeTopk(whole.subarray(0, whole.length - 1), 5, 't'));
+    // The same count for a larger tensor is a sparse payload, which needs positions.
+    invalid(() => decodeTopk(whole, 6, 't'));
+  });
 });
 
 describe('error feedback', () => {

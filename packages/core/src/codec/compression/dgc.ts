@@ -177,8 +177,12 @@ export class DgcSender {
     return a;
   }
 
-  /** Accumulate `grad` (already clipped and scaled by the caller) for `key` and encode what is sent at `step`. */
-  encode(key: string, grad: Float32Array, step: number): Uint8Array {
+  /**
+   * Accumulate `grad` (already clipped and scaled by the caller) for `key`
+   * and encode what is sent at `step`: the top-k at the step's density, or
+   * all of it when `whole` (a bias: PushEncoder's `sparseBiases`).
+   */
+  encode(key: string, grad: Float32Array, step: number, whole = false): Uint8Array {
     const n = grad.length;
     const u = this.state(this.velocity, key, n);
     const v = this.state(this.accumulated, key, n);
@@ -188,7 +192,7 @@ export class DgcSender {
       u[i] = ui;
       v[i] = (v[i] as number) + ui;
     }
-    const positions = topkPositions(v, topkCount(n, dgcDensity(step, this.options)));
+    const positions = topkPositions(v, topkCount(n, whole ? 1 : dgcDensity(step, this.options)));
     const sent = new Float32Array(positions.length);
     const bytes = encodeTopkAt(v, positions, sent);
     for (let i = 0; i < positions.length; i++) {

@@ -13,8 +13,10 @@
  * int8. Positions are increasing, so they travel as the gaps between them in
  * LEB128 varints (one byte for gaps under 128: at 1% density the mean gap is
  * 100); the first gap is the first position and each later gap is
- * position[i] - position[i-1] - 1. At 1% density an element costs about 3.3
- * bytes, 0.008x of float32. The decoder refuses a position outside the
+ * position[i] - position[i-1] - 1. When k is the tensor's size (a dense
+ * warm-up step, or a bias top-k sends whole) every position is sent and
+ * no gaps follow: 2 bytes a value, half of float32. At 1% density an element
+ * costs about 3.3 bytes, 0.008x of float32. The decoder refuses a position outside the
  * tensor, a count that does not match, a scale that is not finite or is
  * negative, a half that is not finite, and trailing or missing bytes.
  */
@@ -67,6 +69,10 @@ export function topkPositions(src: Float32Array, k: number): Uint32Array {
   const n = src.length;
   const out = new Uint32Array(k);
   if (k === 0) return out;
+  if (k === n) {
+    for (let i = 0; i < n; i++) out[i] = i;
+    return out;
+  }
   const mags = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     const v = src[i] as number;
@@ -120,13 +126,15 @@ export function topkScale(max: number): number {
  */
 export function encodeTopkAt(src: Float32Array, positions: Uint32Array, sent?: Float32Array): Uint8Array {
   const k = positions.length;
+  // All of the tensor: the positions are 0..n-1 and go without gaps.
+  const whole = k === src.length;
   let gapBytes = 0;
   let prev = -1;
   let max = 0;
   let finite = true;
   for (let i = 0; i < k; i++) {
     const p = positions[i] as number;
-    gapBytes += varintLength(p - prev - 1);
+    if (!whole) gapBytes += varintLength(p - prev - 1);
     prev = p;
     const a = Math.abs(src[p] as number);
     if (a > max) max = a;
@@ -144,6 +152,7 @@ export function encodeTopkAt(src: Float32Array, positions: Uint32Array, sent?: F
     view.setUint16(HEADER_BYTES + 2 * i, h, true);
     if (sent !== undefined) sent[i] = Math.fround(halfValue(h) * scale);
   }
+  if (whole) return out;
   let o = HEADER_BYTES + 2 * k;
   prev = -1;
   for (let i = 0; i < k; i++) {
@@ -177,8 +186,9 @@ export function decodeTopkSparse(bytes: Uint8Array, n: number, name: string): Sp
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const k = view.getUint32(0, true);
   if (k > n) fail(`count ${k} exceeds the tensor's size`);
-  // Every value takes two bytes and every gap at least one: a count the payload cannot hold is refused before allocating for it.
-  if (bytes.length < HEADER_BYTES + 3 * k) fail(`${bytes.length} bytes cannot hold ${k} values and positions`);
+  // Every value takes two bytes and every gap at least one (none when all n are sent): a count the payload cannot hold is refused before allocating for it.
+  const whole = k === n;
+  if (bytes.length < HEADER_BYTES + (whole ? 2 : 3) * k) fail(`${bytes.length} bytes cannot hold ${k} values${whole ? '' : ' and positions'}`);
   const scale = view.getFloat32(4, true);
   if (!(scale >= 0 && scale <= 3.4e38)) fail(`scale ${scale} is not finite and non-negative (the sender's gradient was not finite)`);
   const values = new Float32Array(k);
@@ -189,6 +199,11 @@ export function decodeTopkSparse(bytes: Uint8Array, n: number, name: string): Sp
   }
   const positions = new Uint32Array(k);
   let o = HEADER_BYTES + 2 * k;
+  if (whole) {
+    for (let i = 0; i < k; i++) positions[i] = i;
+    if (o !== bytes.length) fail(`${bytes.length - o} bytes follow the last of its ${n} values (a whole tensor carries no positions)`);
+    return { positions, values };
+  }
   let prev = -1;
   for (let i = 0; i < k; i++) {
     let gap = 0;
