@@ -385,6 +385,15 @@ describe('deep gradient compression', () => {
     expect(clipScale([new Float32Array([3, 4])], 1)).toBeCloseTo(0.2);
     expect(clipScale([new Float32Array([0.3, 0.4])], 1)).toBe(1);
   });
+  it('a tensor sent whole keeps its momentum: what goes is momentum SGD\'s velocity, step by step', () => {
+    const sender = new DgcSender({ fraction: 0.01, momentum: 0.5, warmupSteps: 0 });
+    const sent = (g: number[], step: number) => [...decodeTopk(sender.encode('b', new Float32Array(g), step, true), 3, 'b')];
+    // u ← 0.5·u + g, all of it sent each step (every value exact in half precision).
+    expect(sent([1, -2, 0.5], 0)).toEqual([1, -2, 0.5]);
+    expect(sent([1, 0, 0.5], 1)).toEqual([1.5, -1, 0.75]);
+    expect(sent([0, 0, 0], 2)).toEqual([0.75, -0.5, 0.375]);
+    expect([...(sender.pending('b') as Float32Array)]).toEqual([0, 0, 0]);
+  });
   it('momentum correction and factor masking, step by step against a hand-computed example', () => {
     // m = 0.5, top 2 of 4: u ← m·u + g; v ← v + u; send the top 2 of v; zero u and v where sent (every value here is exact in half precision).
     const sender = new DgcSender({ fraction: 0.5, momentum: 0.5, warmupSteps: 0 });

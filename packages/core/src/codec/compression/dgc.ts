@@ -180,7 +180,8 @@ export class DgcSender {
   /**
    * Accumulate `grad` (already clipped and scaled by the caller) for `key`
    * and encode what is sent at `step`: the top-k at the step's density, or
-   * all of it when `whole` (a bias: PushEncoder's `sparseBiases`).
+   * all of it when `whole` (a bias: PushEncoder's `sparseBiases`), which
+   * keeps its momentum unmasked (momentum SGD on the receiver's side).
    */
   encode(key: string, grad: Float32Array, step: number, whole = false): Uint8Array {
     const n = grad.length;
@@ -197,11 +198,13 @@ export class DgcSender {
     const bytes = encodeTopkAt(v, positions, sent);
     for (let i = 0; i < positions.length; i++) {
       const p = positions[i] as number;
-      // What half precision rounded off stays owed (error feedback); the velocity is masked where it was sent.
+      // What half precision rounded off stays owed (error feedback); the velocity is masked where it was sent,
+      // unless the tensor goes whole every step: then, as DGC's dense tensors, what is sent is the velocity itself
+      // (momentum SGD exactly), and masking would leave it no momentum at all.
       // A non-finite accumulation goes as a NaN scale, which the receiver refuses: it is dropped, not kept forever.
       const s = sent[i] as number;
       v[p] = Number.isFinite(s) ? (v[p] as number) - s : 0;
-      u[p] = 0;
+      if (!whole) u[p] = 0;
     }
     return bytes;
   }
