@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterError, InvalidArgumentError, type Placement, Random, placeVariables, optimizerSettings, sizeOfShape } from '@tamp/core';
 import { CHIEF_SECRET_KEY, WORKER_TOKEN_KEY, newSecret, slotToken } from '@tamp/rpc';
-import { ParameterClient } from './client.js';
+import { ParameterClient } from './parameter-client.js';
 import { type RunningParameterServer, startParameterServer } from './server.js';
 import { reassembleVariables } from './split.js';
 

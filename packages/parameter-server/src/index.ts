@@ -11,6 +11,7 @@ export * from './checkpoint-location.js';
 export { ShardAuthority } from './authority.js';
 export { MAX_ASSIGN_BYTES, MAX_BATCH_SIZE } from './request-bounds.js';
 export * from './client.js';
+export * from './parameter-client.js';
 export { ReplicaClient } from './replica-client.js';
 export * from './optimizers/index.js';
 export * from './wire/push-encoder.js';

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { type EncodedTensor, type WireCodec, type WireTensor, bytesOf, decodeTopk, decodeTopkSparse, placeVariables, encodeFp16, encodeInt4, encodeInt8, encodeTopk, int4Bytes, int8Bytes, optimizerSettings, parseWireCodec } from '@tamp/core';
 import { CHIEF_SECRET_KEY, RpcError, WORKER_TOKEN_KEY, newSecret, slotToken } from '@tamp/rpc';
-import { ParameterClient, ShardClient } from './client.js';
+import { ShardClient } from './client.js';
+import { ParameterClient } from './parameter-client.js';
 import { type RunningParameterServer, startParameterServer } from './server.js';
 import { PushEncoder } from './wire/push-encoder.js';
 
