@@ -73,8 +73,8 @@ export interface ChiefReport extends Omit<TrainReport, 'history'> {
   readonly wireMomentumCorrection: boolean;
   readonly wireMomentumCorrectionWhy: string;
   /**
-   * Top-k's Adam correction: true when the workers keep Adam's second moment and push top-k of the
-   * gradient divided by its root, and the parameter servers apply Adam's first moment alone (adam with topk:F); why, either way.
+   * Top-k's Adam correction: true when the workers keep Adam's moments and push the top-k of Adam's
+   * accumulated direction, which the parameter servers apply with plain SGD (adam with topk:F, or auto); why, either way.
    */
   readonly wireAdamCorrection: boolean;
   readonly wireAdamCorrectionWhy: string;
