@@ -44,8 +44,9 @@ export interface ShardConfig {
   readonly momentumCorrection?: boolean;
   /**
    * The Adam correction (ARCHITECTURE.md, the wire section): the optimizer is Adam and the push
-   * codec top-k (or auto), so workers push gradients already divided by the root of Adam's second
-   * moment, which they keep, and the shard applies Adam's first moment alone.
+   * codec top-k (or auto), so workers keep Adam's moments and may push the top-k of Adam's
+   * accumulated direction (marked adam_corrected), which the shard applies with plain SGD at the
+   * same learning rate; other pushes get the shard's Adam as usual.
    */
   readonly adamCorrection?: boolean;
   /**
