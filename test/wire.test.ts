@@ -28,6 +28,8 @@ interface WireReport {
   wireMomentumCorrectionWhy: string;
   wireAdamCorrection: boolean;
   wireAdamCorrectionWhy: string;
+  wireErrorFeedback: boolean;
+  wireSparseBiases: boolean;
   steps: number;
   wirePush: string;
   wirePull: string;
@@ -71,6 +73,8 @@ describe('compressed communication in a local cluster', () => {
     // Adam (the default optimizer) with top-k: the workers keep Adam's moments, the servers apply plain SGD to their direction.
     expect([...reports.values()].map((r) => r.wireAdamCorrection)).toEqual([false, false, false, false, true]);
     expect(reports.get('topk')?.wireAdamCorrectionWhy).toMatch(/keeps Adam's moments.*plain SGD/);
+    // By default error feedback is on and top-k sends biases whole; report.json says so.
+    for (const [name, r] of reports) expect([r.wireErrorFeedback, r.wireSparseBiases], name).toEqual([true, false]);
     expect([...reports.values()].map((r) => [r.wirePush, r.wirePull])).toEqual([
       ['fp32', 'fp32'],
       ['fp16', 'fp16'],
@@ -96,6 +100,14 @@ describe('compressed communication in a local cluster', () => {
     // int4 pulls: the same first fp32 pull, then 0.141x each: under 0.17x over 33 pulls.
     expect(at('int4').pullBytesPerStep / FP32_BYTES).toBeLessThanOrEqual(0.17);
   });
+});
+
+describe('measurement switches', () => {
+  it('--wire-no-feedback and --wire-sparse-biases reach the job and report.json records them', async () => {
+    // Four steps (the later --epoch-size wins): only the settings are checked.
+    const r = await train('switches', ['--wire-push', 'topk:0.01', '--wire-no-feedback', '--wire-sparse-biases', '--epoch-size', '256']);
+    expect(r).toMatchObject({ steps: 4, wirePush: 'topk:0.01', wireErrorFeedback: false, wireSparseBiases: true });
+  }, 200_000);
 });
 
 describe('top-k with DGC momentum correction', () => {

@@ -301,6 +301,8 @@ describe('chief steps', () => {
       modelPath: join(out, 'model', 'model.json'),
       wirePush: 'fp32',
       wirePull: 'fp32',
+      wireErrorFeedback: true,
+      wireSparseBiases: false,
       // Nothing was pushed or pulled by a worker here (the chief's own pulls are not counted).
       pushBytesPerStep: 0,
       pullBytesPerStep: 0,

@@ -78,6 +78,10 @@ export interface ChiefReport extends Omit<TrainReport, 'history'> {
    */
   readonly wireAdamCorrection: boolean;
   readonly wireAdamCorrectionWhy: string;
+  /** False under --wire-no-feedback: int8, int4 and top-k forgot what they dropped (a measurement setting). */
+  readonly wireErrorFeedback: boolean;
+  /** True under --wire-sparse-biases: top-k sparsified biases too (by default it sends them whole). */
+  readonly wireSparseBiases: boolean;
   /** Tensor bytes one worker step sends (its push, all shards) and receives (its pull), as encoded on the wire: the shards' counts over their pushes and pulls. */
   readonly pushBytesPerStep: number;
   readonly pullBytesPerStep: number;
@@ -197,6 +201,8 @@ export function buildReport(r: ReportInputs): ChiefReport {
     wireMomentumCorrectionWhy: correction.why,
     wireAdamCorrection: adamCorrection.on,
     wireAdamCorrectionWhy: adamCorrection.why,
+    wireErrorFeedback: t.wire?.errorFeedback !== false,
+    wireSparseBiases: t.wire?.sparseBiases === true,
     pushBytesPerStep: bytesPerStep(r.shards, (s) => s.pushBytes, (s) => s.pushesReceived),
     pullBytesPerStep: bytesPerStep(r.shards, (s) => s.pullBytes, (s) => s.pullsServed),
     // sync: each shard skips its part of a step on its own, so the most any shard skipped; async/ssp: refused pushes (parts) over all shards.
