@@ -60,7 +60,7 @@ export const trainOptions = {
     choices: ['auto'],
     description: 'cluster: auto: each worker times pulls of the model in fp32, fp16, int8 and int4 over its own link before its first step and uses the fastest both ways (fp32 unless compression saves a fifth), with top-k pushes where int8 or int4 would still spend over twice the first step\'s compute on the wire; report.json says what and why (env TAMP_WIRE)',
   },
-  'wire-no-feedback': { type: 'boolean', description: 'cluster: drop what int8 and top-k round away instead of sending it later (only to measure what error feedback buys) (env TAMP_WIRE_NO_FEEDBACK=1)' },
+  'wire-no-feedback': { type: 'boolean', description: 'cluster: drop what int8, int4 and top-k round away instead of sending it later (only to measure what error feedback buys) (env TAMP_WIRE_NO_FEEDBACK=1)' },
   'wire-sparse-biases': {
     type: 'boolean',
     description: 'cluster, topk: sparsify biases like the other tensors instead of sending them whole (they are well under 1% of a model\'s values; only to measure what sending them whole buys) (env TAMP_WIRE_SPARSE_BIASES=1)',
