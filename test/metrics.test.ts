@@ -84,7 +84,8 @@ describe('metrics of every role (real processes)', () => {
     const base = await freePortRange(PS + 1 + WORKERS);
     const ports = Array.from({ length: PS + 1 + WORKERS }, (_, i) => base + i);
     let finished = false;
-    const job = runTamp(['train', '--local', '--ps', String(PS), '--workers', String(WORKERS), ...TINY, '--backend', 'wasm', '--out', out, '--metrics-port-base', String(base), '--json'], {
+    // A checkpoint every 2 steps of each worker: barriers in the middle of the job, whose pulls are counted below.
+    const job = runTamp(['train', '--local', '--ps', String(PS), '--workers', String(WORKERS), ...TINY, '--checkpoint-every', '2', '--backend', 'wasm', '--out', out, '--metrics-port-base', String(base), '--json'], {
       env: { TAMP_TEST_HOLD_METRICS_MS: '60000' },
     }).finally(() => (finished = true));
     const { last, during } = await scrapeUntil(() => finished, ports);
@@ -92,6 +93,7 @@ describe('metrics of every role (real processes)', () => {
     expect(r.code, r.stderr).toBe(0);
     const report = jsonOf<Report>(r);
     expect(report.steps).toBe(16);
+    expect(report.checkpoints.length).toBeGreaterThan(2);
 
     const psMetrics = ports.slice(0, PS).map((p) => last.get(p) as Map<string, Family>);
     const chief = last.get(base + PS) as Map<string, Family>;
@@ -163,6 +165,9 @@ describe('metrics of every role (real processes)', () => {
         expect(valueOf(m, 'tamp_worker_step_phase_seconds_total', { ...worker, phase: 'compute' }) as number).toBeGreaterThan(0);
       }
       expect(valueOf(m, 'tamp_rpc_client_handled_total', { method: '/tamp.v1.ParameterServer/Push', code: 'OK' }) ?? 0).toBe(steps * PS);
+      // One pull of each shard per step: made during the step before, or (the first step, and the first after a
+      // checkpoint barrier or a wait for batches) before the step itself; none wasted.
+      expect(valueOf(m, 'tamp_rpc_client_handled_total', { method: '/tamp.v1.ParameterServer/Pull', code: 'OK' }) ?? 0).toBe(steps * PS);
       expect(valueOf(m, 'tamp_rpc_client_handled_total', { method: '/tamp.v1.Coordinator/Heartbeat', code: 'OK' }) as number).toBeGreaterThan(0);
     });
   });

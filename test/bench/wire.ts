@@ -44,10 +44,11 @@
  */
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labUnavailable, NetworkLab } from '../helpers/netlab.js';
 import { TAMP_BIN } from '../helpers/tamp.js';
+import { CpuBusy } from './cpu-busy.js';
 import { fmt, machine, markdownTable, median, writeSection } from './report.js';
 
 const quick = process.argv.includes('--quick');
@@ -144,18 +145,30 @@ const ADAM_ROWS: readonly Codecs[] = [
   { label: 'auto, no Adam correction', flags: ['--wire', 'auto', '--wire-no-adam-correction'] },
 ];
 
-function finished(child: ChildProcess): Promise<{ code: number | null; stderr: string }> {
+/** A role's exit and the tail of its stderr; `onLine` sees each whole line of stderr as it comes. */
+function finished(child: ChildProcess, onLine?: (line: string) => void): Promise<{ code: number | null; stderr: string }> {
   let stderr = '';
+  let partial = '';
   child.stdout?.resume();
-  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-20_000)));
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-20_000);
+    if (onLine === undefined) return;
+    const lines = (partial + d.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) onLine(line);
+  });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stderr }));
   });
 }
 
-/** One job in the lab: ps and chief on host "ps" (1 Gbit/s), worker i on host "w<i>" at `mbit`. */
-async function labRun(name: string, plan: ModelPlan, workers: number, mbit: number, flags: readonly string[], mode = 'async'): Promise<Report> {
+/**
+ * One job in the lab: ps and chief on host "ps" (1 Gbit/s), worker i on host "w<i>" at `mbit`. `coresBusy`: the
+ * machine's busy cores while every worker trained (from the last worker's end of epoch 1 to the first worker's end
+ * of its last epoch), when the plan has at least three epochs.
+ */
+async function labRun(name: string, plan: ModelPlan, workers: number, mbit: number, flags: readonly string[], mode = 'async'): Promise<Report & { coresBusy?: number }> {
   const lab = NetworkLab.create([{ name: 'ps', mbit: 1000 }, ...Array.from({ length: workers }, (_, i) => ({ name: `w${i}`, mbit }))]);
   try {
     const ps = lab.host('ps').address;
@@ -164,15 +177,26 @@ async function labRun(name: string, plan: ModelPlan, workers: number, mbit: numb
     const io = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] };
     const training = ['--model', plan.model, '--dataset', 'mnist', '--epochs', String(plan.epochs), ...EPOCH_SIZE, '--lr', String(plan.lr), '--batch-size', '64', '--seed', '1', '--mode', mode];
     process.stderr.write(`lab: ${name} (${workers} worker(s) at ${mbit} Mbit/s): ${training.join(' ')} ${flags.join(' ')}\n`);
+    // When each worker logged the end of its first and of its last epoch.
+    const firstEpoch: number[] = [];
+    const lastEpoch: number[] = [];
+    const epochEnds = (line: string) => {
+      const m = /worker-\d+: epoch (\d+)\/(\d+) done/.exec(line);
+      if (m?.[1] === '1') firstEpoch.push(performance.now());
+      else if (m !== null && m[1] === m[2]) lastEpoch.push(performance.now());
+    };
+    const cpu = new CpuBusy();
     const roles = [
       finished(lab.spawn('ps', process.execPath, [TAMP_BIN, 'ps', '--index', '0', '--host', ps, '--port', '2222', ...job], io)),
       finished(lab.spawn('ps', process.execPath, [TAMP_BIN, 'chief', '--host', ps, '--port', '2223', '--ps', `${ps}:2222`, '--workers', String(workers), ...training, ...flags, '--out', out, ...job], io)),
-      ...Array.from({ length: workers }, (_, i) => finished(lab.spawn(`w${i}`, process.execPath, [TAMP_BIN, 'worker', '--chief', `${ps}:2223`, '--index', String(i), '--backend', 'wasm', ...job], io))),
+      ...Array.from({ length: workers }, (_, i) => finished(lab.spawn(`w${i}`, process.execPath, [TAMP_BIN, 'worker', '--chief', `${ps}:2223`, '--index', String(i), '--backend', 'wasm', ...job], io), epochEnds)),
     ];
-    const results = await Promise.all(roles);
+    const results = await Promise.all(roles).finally(() => cpu.stop());
     const failed = results.find((r) => r.code !== 0);
     if (failed !== undefined) throw new Error(`${name} failed:\n${failed.stderr.slice(-3000)}`);
-    return JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as Report;
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as Report;
+    const coresBusy = plan.epochs >= 3 && firstEpoch.length === workers && lastEpoch.length > 0 ? cpu.coresBetween(Math.max(...firstEpoch), Math.min(...lastEpoch)) : undefined;
+    return { ...report, ...(coresBusy !== undefined ? { coresBusy } : {}) };
   } finally {
     lab.close();
   }
@@ -202,6 +226,12 @@ function pipelineBound(r: Report, mbit: number): string {
   const wireMs = (((r.pushBytesPerStep + r.pullBytesPerStep) * 8) / (mbit * 1e6)) * 1000;
   const bound = compute + 1.2 * wireMs;
   return `${fmt(bound, 1)} (${stepMs(r) <= bound ? 'met' : 'missed'})`;
+}
+/** A run's step time and compute time per step (ms), the mean over its workers. */
+function meanTimes(r: Report): { step: number; compute: number } {
+  const ws = r.workerStats.filter((w) => w.steps > 0);
+  const mean = (f: (w: Report['workerStats'][number]) => number) => ws.reduce((a, w) => a + (f(w) / w.steps) * 1000, 0) / Math.max(1, ws.length);
+  return { step: mean((w) => w.seconds), compute: mean((w) => w.computeSeconds) };
 }
 const split = (r: Report) => {
   const w = r.workerStats[0];
@@ -393,26 +423,52 @@ async function scaling(): Promise<void> {
   // Scaling where links are the bottleneck: W workers, each on its own 100 Mbit/s link.
   const plan = MODELS[0] as ModelPlan;
   const scaling: Array<Array<string | number>> = [];
+  const cpuNotes: string[] = [];
   const counts = quick ? [1, 2] : [1, 2, 4];
   for (const c of CODECS.filter((x) => x.label === 'fp32 / fp32' || (!quick && x.label === 'int8 / int8'))) {
     // Rounds of 1, 2 and 4 workers in turn, so a busy spell of the machine falls on every count alike.
     const rates = new Map<number, number[]>(counts.map((w) => [w, []]));
     const accuracy = new Map<number, number[]>(counts.map((w) => [w, []]));
+    // Each run's step and compute time (ms, the mean over its workers) and the machine's busy cores while every
+    // worker trained: compute that grows with the workers is time spent waiting for a core.
+    const times = new Map<number, Array<{ step: number; compute: number; cores: number }>>(counts.map((w) => [w, []]));
     for (let round = 0; round < SCALING_ROUNDS; round++) {
       for (const workers of counts) {
         const r = await labRun(`${plan.model} scaling ${c.label} ${workers}${SCALING_ROUNDS > 1 ? ` round ${round + 1}` : ''}`, plan, workers, 100, c.flags);
         rates.get(workers)?.push(r.samplesPerSecond);
         accuracy.get(workers)?.push(r.testAccuracy * 100);
+        times.get(workers)?.push({ ...meanTimes(r), cores: r.coresBusy ?? NaN });
       }
     }
     const one = median(rates.get(1) ?? []);
+    const medianOf = (workers: number, f: (x: { step: number; compute: number; cores: number }) => number) => median((times.get(workers) ?? []).map(f));
     for (const workers of counts) {
       const xs = rates.get(workers) ?? [];
       const runsText = xs.length > 1 ? ` (${xs.map((x) => fmt(x)).join(', ')})` : '';
-      scaling.push([c.label, workers, `${fmt(median(xs))}${runsText}`, `${fmt(median(xs) / one, 2)}x (goal ≥ ${fmt(0.9 * workers, 1)}x)`, (accuracy.get(workers) ?? []).map((a) => `${fmt(a, 2)}%`).join(', ')]);
+      scaling.push([
+        c.label,
+        workers,
+        `${fmt(median(xs))}${runsText}`,
+        `${fmt(median(xs) / one, 2)}x (goal ≥ ${fmt(0.9 * workers, 1)}x)`,
+        `${fmt(medianOf(workers, (x) => x.step), 1)} / ${fmt(medianOf(workers, (x) => x.compute), 1)}`,
+        Number.isFinite(medianOf(workers, (x) => x.cores)) ? fmt(medianOf(workers, (x) => x.cores), 2) : 'not measured (fewer than 3 epochs)',
+        (accuracy.get(workers) ?? []).map((a) => `${fmt(a, 2)}%`).join(', '),
+      ]);
+    }
+    const most = Math.max(...counts);
+    if (Number.isFinite(medianOf(1, (x) => x.cores)) && Number.isFinite(medianOf(most, (x) => x.cores))) {
+      cpuNotes.push(
+      `${c.label}: one worker's job kept ${fmt(medianOf(1, (x) => x.cores), 2)} cores busy, so ${most} workers scaling as the goal asks (${fmt(0.9 * most, 1)}x) would need about ${fmt(0.9 * most * medianOf(1, (x) => x.cores), 2)} of this machine's ${cpus().length}; ${most} kept ${fmt(medianOf(most, (x) => x.cores), 2)} busy, and each worker's compute per step went from ${fmt(medianOf(1, (x) => x.compute), 1)} to ${fmt(medianOf(most, (x) => x.compute), 1)} ms.`,
+      );
     }
   }
-  sections.push(`### Scaling, ${plan.model}, async, each worker on its own 100 Mbit/s link\n\n${markdownTable(['codecs', 'workers', SCALING_ROUNDS > 1 ? 'samples/s (median; each run)' : 'samples/s', 'vs 1 worker', 'test accuracy'], scaling)}`);
+  const header = ['codecs', 'workers', SCALING_ROUNDS > 1 ? 'samples/s (median; each run)' : 'samples/s', 'vs 1 worker', `step / compute ms${SCALING_ROUNDS > 1 ? ' (medians)' : ''}`, `cores busy (of ${cpus().length})`, 'test accuracy'];
+  sections.push(
+    `### Scaling, ${plan.model}, async, each worker on its own 100 Mbit/s link\n\n${markdownTable(header, scaling)}\n\n` +
+      "step / compute ms: each worker's time per step and its compute (forward, backward, readback) per step, the mean over the workers; the same batch is the same arithmetic with any number of workers, so compute that grows with them is time spent waiting for a core. " +
+      "Cores busy: the machine's (/proc/stat, every process and the kernel's packet handling on the lab's links included) while every worker trained, from the last worker's end of epoch 1 to the first worker's end of its last epoch.\n\n" +
+      cpuNotes.map((n) => `- ${n}`).join('\n'),
+  );
 }
 
 /** Loopback (`tamp train --local`): nothing to save on the wire; does compression cost? LOOPBACK_ROUNDS rounds of every codec in turn. */
