@@ -394,6 +394,7 @@ try {
           fmt(stepMs(r), 1),
           split(r),
           pipelineBound(r, mbit),
+          r.coresBusy !== undefined ? fmt(r.coresBusy, 2) : 'not measured',
           `${fmt(r.testAccuracy * 100, 2)}%`,
           timeToTarget(r, plan),
         ]);
@@ -401,7 +402,7 @@ try {
     }
     sections.push(
       `### ${plan.model}, 1 worker, ${plan.epochs} epoch(s), target ${plan.target * 100}%\n\n${markdownTable(
-        ['link', 'push / pull codec', 'push bytes/step', 'pull bytes/step', 'step ms', 'compute / push wait / pull wait ms', 'compute + 1.2 × wire ms (goal: step ≤ it)', 'test accuracy', 'time to target'],
+        ['link', 'push / pull codec', 'push bytes/step', 'pull bytes/step', 'step ms', 'compute / push wait / pull wait ms', 'compute + 1.2 × wire ms (goal: step ≤ it)', `cores busy (of ${cpus().length})`, 'test accuracy', 'time to target'],
         rows,
       )}`,
     );
@@ -516,7 +517,7 @@ function goalsText(): string {
 
 const markdown = `## Compressed communication over real links (\`pnpm bench:wire${quick ? ' --quick' : ''}${loopbackOnly ? ' --loopback' : ''}${scalingOnly ? ' --scaling' : ''}${scalingRoundsAt !== -1 ? ` --scaling-rounds ${SCALING_ROUNDS}` : ''}${loopbackRoundsAt !== -1 ? ` --loopback-rounds ${LOOPBACK_ROUNDS}` : ''}${adamOnly ? ' --adam-correction' : ''}${onlyRows !== undefined ? ` --rows '${onlyRows.join('|')}'` : ''}${modelsAt !== -1 ? ` --models ${PLANS.map((p) => p.model).join(',')}` : ''}${ratesAt !== -1 ? ` --rates ${RATES.join(',')}` : ''}\`)
 
-${machine()}. Network lab: network namespaces and \`tc tbf\` links (test/helpers/netlab.ts); parameter server and chief on a 1 Gbit/s host, each worker on its own host and link; MNIST, batch 64, seed 1, Adam at lr 0.001 (the momentum SGD rows: lr 0.01, momentum 0.9), async. Bytes per step are the tensor payload bytes report.json counts at the parameter server (pushes received, workers' pulls answered; \`--wire auto\`'s probe pulls included). Time to target: epochs take equal time here (trainSeconds / epochs), counted to the first epoch whose validation accuracy reaches the target.
+${machine()}. Network lab: network namespaces and \`tc tbf\` links (test/helpers/netlab.ts); parameter server and chief on a 1 Gbit/s host, each worker on its own host and link; MNIST, batch 64, seed 1, Adam at lr 0.001 (the momentum SGD rows: lr 0.01, momentum 0.9), async. Bytes per step are the tensor payload bytes report.json counts at the parameter server (pushes received, workers' pulls answered; \`--wire auto\`'s probe pulls included). Time to target: epochs take equal time here (trainSeconds / epochs), counted to the first epoch whose validation accuracy reaches the target. Cores busy: the machine's busy cores (/proc/stat: every role, and the kernel moving packets through the lab's links) while every worker trained, from the last worker's end of epoch 1 to the first worker's end of its last epoch; every role shares these cores, so near their count a step waits for the CPU, not the link.
 
 ${sections.join('\n\n')}
 ${goalsText()}
