@@ -5,7 +5,8 @@
  * worker has a host and a link of its own. For LeNet-300-100 and LeNet-5 on
  * MNIST (batch 64, the same epochs and seeds for every codec): bytes per
  * step pushed and pulled (report.json, measured on the wire), step time, the
- * time split, accuracy and the time to a target accuracy, at 100 Mbit/s and
+ * time split, the machine's busy cores while the workers trained (cpu-busy.ts),
+ * accuracy and the time to a target accuracy, at 100 Mbit/s and
  * 1 Gbit/s per worker; error feedback off for comparison; 1, 2 and 4
  * workers on 100 Mbit/s links; and loopback (`tamp train --local`), where
  * compression has nothing to save. Rewrites BENCHMARKS.md's "wire" section.
@@ -459,7 +460,7 @@ async function scaling(): Promise<void> {
     const most = Math.max(...counts);
     if (Number.isFinite(medianOf(1, (x) => x.cores)) && Number.isFinite(medianOf(most, (x) => x.cores))) {
       cpuNotes.push(
-      `${c.label}: one worker's job kept ${fmt(medianOf(1, (x) => x.cores), 2)} cores busy, so ${most} workers scaling as the goal asks (${fmt(0.9 * most, 1)}x) would need about ${fmt(0.9 * most * medianOf(1, (x) => x.cores), 2)} of this machine's ${cpus().length}; ${most} kept ${fmt(medianOf(most, (x) => x.cores), 2)} busy, and each worker's compute per step went from ${fmt(medianOf(1, (x) => x.compute), 1)} to ${fmt(medianOf(most, (x) => x.compute), 1)} ms.`,
+        `${c.label}: one worker's job kept ${fmt(medianOf(1, (x) => x.cores), 2)} cores busy, so ${most} workers scaling as the goal asks (${fmt(0.9 * most, 1)}x) would need about ${fmt(0.9 * most * medianOf(1, (x) => x.cores), 2)} of this machine's ${cpus().length}; ${most} kept ${fmt(medianOf(most, (x) => x.cores), 2)} busy, and each worker's compute per step went from ${fmt(medianOf(1, (x) => x.compute), 1)} to ${fmt(medianOf(most, (x) => x.compute), 1)} ms.`,
       );
     }
   }
