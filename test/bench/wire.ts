@@ -192,12 +192,13 @@ async function labRun(name: string, plan: ModelPlan, workers: number, mbit: numb
       if (m?.[1] === '1') firstEpoch.push(performance.now());
       else if (m !== null && m[1] === m[2]) lastEpoch.push(performance.now());
     };
-    const cpu = new CpuBusy();
     const roles = [
       finished(lab.spawn('ps', process.execPath, [TAMP_BIN, 'ps', '--index', '0', '--host', ps, '--port', '2222', ...job], io)),
       finished(lab.spawn('ps', process.execPath, [TAMP_BIN, 'chief', '--host', ps, '--port', '2223', '--ps', `${ps}:2222`, '--workers', String(workers), ...training, ...flags, '--out', out, ...job], io)),
       ...Array.from({ length: workers }, (_, i) => finished(lab.spawn(`w${i}`, process.execPath, [TAMP_BIN, 'worker', '--chief', `${ps}:2223`, '--index', String(i), '--backend', 'wasm', ...job], io), epochEnds)),
     ];
+    // Sampled from here on: the window scored starts with the end of epoch 1, long after the roles started.
+    const cpu = new CpuBusy();
     const results = await Promise.all(roles).finally(() => cpu.stop());
     const failed = results.find((r) => r.code !== 0);
     if (failed !== undefined) throw new Error(`${name} failed:\n${failed.stderr.slice(-3000)}`);
