@@ -402,7 +402,7 @@ try {
           fmt(stepMs(r), 1),
           split(r),
           pipelineBound(r, mbit),
-          r.coresBusy !== undefined ? fmt(r.coresBusy, 2) : 'not measured',
+          r.coresBusy !== undefined ? fmt(r.coresBusy, 2) : plan.epochs < 3 ? 'not measured (fewer than 3 epochs)' : 'not measured (a worker logged no epoch ends)',
           `${fmt(r.testAccuracy * 100, 2)}%`,
           timeToTarget(r, plan),
         ]);
