@@ -394,6 +394,16 @@ describe('deep gradient compression', () => {
     expect(sent([0, 0, 0], 2)).toEqual([0.75, -0.5, 0.375]);
     expect([...(sender.pending('b') as Float32Array)]).toEqual([0, 0, 0]);
   });
+  it('the dense start of the warm-up keeps the momentum too: all of a tensor sent is momentum SGD\'s velocity', () => {
+    // top 25% after warm-up; its first stage (here steps 0-4 of 10) sends every value.
+    const sender = new DgcSender({ fraction: 0.25, momentum: 0.5, warmupSteps: 10 });
+    expect(dgcDensity(1, sender.options)).toBe(1);
+    const sent = (g: number[], step: number) => [...decodeTopk(sender.encode('w', new Float32Array(g), step), 4, 'w')];
+    expect(sent([1, -2, 0.5, 0.25], 0)).toEqual([1, -2, 0.5, 0.25]);
+    // u ← 0.5·u + g: masked, the velocity would have been lost and this step would send g alone.
+    expect(sent([1, 0, 0.5, 0], 1)).toEqual([1.5, -1, 0.75, 0.125]);
+    expect([...(sender.pending('w') as Float32Array)]).toEqual([0, 0, 0, 0]);
+  });
   it('momentum correction and factor masking, step by step against a hand-computed example', () => {
     // m = 0.5, top 2 of 4: u ← m·u + g; v ← v + u; send the top 2 of v; zero u and v where sent (every value here is exact in half precision).
     const sender = new DgcSender({ fraction: 0.5, momentum: 0.5, warmupSteps: 0 });

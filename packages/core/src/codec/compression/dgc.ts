@@ -180,8 +180,9 @@ export class DgcSender {
   /**
    * Accumulate `grad` (already clipped and scaled by the caller) for `key`
    * and encode what is sent at `step`: the top-k at the step's density, or
-   * all of it when `whole` (a bias: PushEncoder's `sparseBiases`), which
-   * keeps its momentum unmasked (momentum SGD on the receiver's side).
+   * all of it when `whole` (a bias: PushEncoder's `sparseBiases`). A tensor
+   * sent all at once (whole, or at the dense start of the warm-up) keeps its
+   * momentum unmasked: momentum SGD on the receiver's side.
    */
   encode(key: string, grad: Float32Array, step: number, whole = false): Uint8Array {
     const n = grad.length;
@@ -196,15 +197,17 @@ export class DgcSender {
     const positions = topkPositions(v, topkCount(n, whole ? 1 : dgcDensity(step, this.options)));
     const sent = new Float32Array(positions.length);
     const bytes = encodeTopkAt(v, positions, sent);
+    const all = positions.length === n;
     for (let i = 0; i < positions.length; i++) {
       const p = positions[i] as number;
       // What half precision rounded off stays owed (error feedback); the velocity is masked where it was sent,
-      // unless the tensor goes whole every step: then, as DGC's dense tensors, what is sent is the velocity itself
-      // (momentum SGD exactly), and masking would leave it no momentum at all.
+      // unless all of the tensor went (a bias each step, every tensor at the warm-up's dense start): then, as for
+      // DGC's dense tensors, what is sent is the velocity itself (momentum SGD exactly), and masking would leave it
+      // no momentum at all.
       // A non-finite accumulation goes as a NaN scale, which the receiver refuses: it is dropped, not kept forever.
       const s = sent[i] as number;
       v[p] = Number.isFinite(s) ? (v[p] as number) - s : 0;
-      if (!whole) u[p] = 0;
+      if (!all) u[p] = 0;
     }
     return bytes;
   }
