@@ -474,8 +474,7 @@ async function scaling(): Promise<void> {
   const header = ['codecs', 'workers', SCALING_ROUNDS > 1 ? 'samples/s (median; each run)' : 'samples/s', 'vs 1 worker', `step / compute ms${SCALING_ROUNDS > 1 ? ' (medians)' : ''}`, `cores busy (of ${cpus().length})`, 'test accuracy'];
   sections.push(
     `### Scaling, ${plan.model}, async, each worker on its own 100 Mbit/s link\n\n${markdownTable(header, scaling)}\n\n` +
-      "step / compute ms: each worker's time per step and its compute (forward, backward, readback) per step, the mean over the workers; the same batch is the same arithmetic with any number of workers, so compute that grows with them is time spent waiting for a core. " +
-      "Cores busy: the machine's (/proc/stat, every process and the kernel's packet handling on the lab's links included) while every worker trained, from the last worker's end of epoch 1 to the first worker's end of its last epoch.\n\n" +
+      "step / compute ms: each worker's time per step and its compute (forward, backward, readback) per step, the mean over the workers; the same batch is the same arithmetic with any number of workers, so compute that grows with them is time spent waiting for a core; cores busy as in the tables above.\n\n" +
       cpuNotes.map((n) => `- ${n}`).join('\n'),
   );
 }
