@@ -474,7 +474,7 @@ async function scaling(): Promise<void> {
   const header = ['codecs', 'workers', SCALING_ROUNDS > 1 ? 'samples/s (median; each run)' : 'samples/s', 'vs 1 worker', `step / compute ms${SCALING_ROUNDS > 1 ? ' (medians)' : ''}`, `cores busy (of ${cpus().length})`, 'test accuracy'];
   sections.push(
     `### Scaling, ${plan.model}, async, each worker on its own 100 Mbit/s link\n\n${markdownTable(header, scaling)}\n\n` +
-      "step / compute ms: each worker's time per step and its compute (forward, backward, readback) per step, the mean over the workers; the same batch is the same arithmetic with any number of workers, so compute that grows with them is time spent waiting for a core; cores busy as in the tables above.\n\n" +
+      "step / compute ms: each worker's time per step and its compute (forward, backward, readback) per step, the mean over the workers; the same batch is the same arithmetic with any number of workers, so compute that grows with them is time spent waiting for a core; cores busy: as this section's opening paragraph says.\n\n" +
       cpuNotes.map((n) => `- ${n}`).join('\n'),
   );
 }
