@@ -29,6 +29,11 @@ export function adagrad(settings: OptimizerSettings, arena: KernelArena | null =
         value[i] = f(f(f(g / f(Math.sqrt(f(next + BACKEND_EPSILON)))) * c) + (value[i] as number));
       }
     },
+    staysFinite(value, grad, [accSlot]) {
+      const a = accSlot as Float32Array;
+      if (!(arena?.holds(value) && arena.holds(a))) return undefined;
+      return arena.kernels.adagrad_finite(value.byteOffset, arena.stage(grad), a.byteOffset, lanes(value.length), c, BACKEND_EPSILON) === 1;
+    },
     endStep() {},
     globalState: () => ({}),
     restoreGlobalState() {},

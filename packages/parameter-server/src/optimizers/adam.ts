@@ -48,6 +48,12 @@ export function adam(settings: OptimizerSettings, arena: KernelArena | null = nu
         value[i] = (value[i] as number) + (step * mi) / (Math.sqrt(vi * invCorr2) + eps);
       }
     },
+    staysFinite(value, grad, [mSlot, vSlot]) {
+      const m = mSlot as Float32Array;
+      const v = vSlot as Float32Array;
+      if (!(arena?.holds(value) && arena.holds(m) && arena.holds(v))) return undefined;
+      return arena.kernels.adam_finite(value.byteOffset, arena.stage(grad), m.byteOffset, v.byteOffset, lanes(value.length), b1, oneMinusB1, b2, oneMinusB2, f(1 - accBeta1), f(1 - accBeta2), eps, c) === 1;
+    },
     endStep() {
       accBeta1 = f(accBeta1 * b1);
       accBeta2 = f(accBeta2 * b2);

@@ -26,6 +26,11 @@ export function momentum(settings: OptimizerSettings, arena: KernelArena | null 
         value[i] = f(f(c * next) + (value[i] as number));
       }
     },
+    staysFinite(value, grad, [acc]) {
+      const a = acc as Float32Array;
+      if (!(arena?.holds(value) && arena.holds(a))) return undefined;
+      return arena.kernels.momentum_finite(value.byteOffset, arena.stage(grad), a.byteOffset, lanes(value.length), m, c) === 1;
+    },
     endStep() {},
     globalState: () => ({}),
     restoreGlobalState() {},

@@ -33,6 +33,13 @@ export interface ServerOptimizer {
   initSlot(slot: string, size: number): Float32Array;
   /** Apply `grad` to `value` (and its slots) in place. */
   apply(value: Float32Array, grad: Float32Array, slots: readonly Float32Array[]): void;
+  /**
+   * Whether apply(value, grad, slots) would leave the value and every slot
+   * finite, from the update's WebAssembly twin (wasm-kernels.ts,
+   * finiteTwin), which does the same float32 operations and stores nothing;
+   * undefined where the loops are JavaScript (the caller then checks a copy).
+   */
+  staysFinite(value: Float32Array, grad: Float32Array, slots: readonly Float32Array[]): boolean | undefined;
   /** Called once after every part of a step has been applied. */
   endStep(): void;
   /** State shared by all variables (Adam's β powers), for checkpoints. */

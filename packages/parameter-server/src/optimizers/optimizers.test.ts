@@ -133,3 +133,52 @@ describe('kernel arena', () => {
     expect((error as Error).message).toContain(KERNELS_ENV);
   });
 });
+
+describe('staysFinite: the update\'s WebAssembly twin', () => {
+  const n = 301; // not a whole number of lanes: the last lane is part padding
+  const finiteAll = (arrays: readonly Float32Array[]) => arrays.every((a) => a.every((x) => Number.isFinite(x)));
+
+  for (const name of OPTIMIZER_NAMES) {
+    it(`${name}: says what applying the update says, stores nothing; JavaScript loops answer undefined`, () => {
+      const lr = name === 'sgd' ? 0.1 : 0.01;
+      const probe = createServerOptimizer(optimizerSettings(name, lr));
+      expect(probe.staysFinite(new Float32Array(n), new Float32Array(n), probe.slotNames.map(() => new Float32Array(n)))).toBeUndefined();
+      // Room for the variable and its slots, and a copy of each to apply the update to.
+      const arena = KernelArena.create(new Array<number>(2 * (1 + probe.slotNames.length)).fill(n)) as KernelArena;
+      const opt = createServerOptimizer(optimizerSettings(name, lr), arena);
+      const r = new Random(5);
+      const value = arena.alloc(n);
+      value.set(Float32Array.from({ length: n }, () => r.normal()));
+      const slots = opt.slotNames.map((s) => opt.initSlot(s, n));
+      for (let step = 0; step < 3; step++) {
+        opt.apply(value, Float32Array.from({ length: n }, () => r.normal()), slots);
+        opt.endStep();
+      }
+      const copies = [value, ...slots].map(() => arena.alloc(n));
+      const cases: Array<[string, (g: Float32Array) => void]> = [
+        ['ordinary', () => undefined],
+        ['1e20 at the first element (its square overflows float32)', (g) => (g[0] = 1e20)],
+        ['1e20 at the last element, in the lane with padding', (g) => (g[n - 1] = 1e20)],
+        ['3e38 in the middle', (g) => (g[150] = 3e38)],
+        ['-3.4e38 everywhere', (g) => g.fill(-3.4e38)],
+        ['Infinity', (g) => (g[7] = Infinity)],
+        ['NaN at the last element', (g) => (g[n - 1] = NaN)],
+      ];
+      const verdicts: boolean[] = [];
+      for (const [label, edit] of cases) {
+        const grad = Float32Array.from({ length: n }, () => r.normal());
+        edit(grad);
+        const before = [value, ...slots].map((a) => a.slice());
+        const said = opt.staysFinite(value, grad, slots);
+        expect([value, ...slots].map((a) => Array.from(a)), `${label}: nothing stored`).toEqual(before.map((a) => Array.from(a)));
+        copies.forEach((c, i) => c.set(before[i] as Float32Array));
+        opt.apply(copies[0] as Float32Array, grad, copies.slice(1));
+        expect(said, label).toBe(finiteAll(copies));
+        verdicts.push(said as boolean);
+      }
+      // Both answers occur for every optimizer (a test that could only say true would prove nothing).
+      expect(verdicts).toContain(true);
+      expect(verdicts).toContain(false);
+    });
+  }
+});

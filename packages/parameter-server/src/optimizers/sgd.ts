@@ -20,6 +20,10 @@ export function sgd(settings: OptimizerSettings, arena: KernelArena | null = nul
       }
       for (let i = 0; i < value.length; i++) value[i] = f(f(c * (grad[i] as number)) + (value[i] as number));
     },
+    staysFinite(value, grad) {
+      if (!arena?.holds(value)) return undefined;
+      return arena.kernels.sgd_finite(value.byteOffset, arena.stage(grad), lanes(value.length), c) === 1;
+    },
     endStep() {},
     globalState: () => ({}),
     restoreGlobalState() {},

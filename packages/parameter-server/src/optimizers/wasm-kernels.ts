@@ -91,7 +91,12 @@ interface Func {
   readonly params: readonly number[];
   /** Extra locals, in order after the parameters. */
   readonly locals: readonly number[];
-  readonly body: number[];
+  /**
+   * The loop, given the instructions that take (address, value) off the
+   * stack: `store` in the update; in its `_finite` twin (finiteTwin), a
+   * check that stores nothing. No body reads back what it stored.
+   */
+  readonly body: (st: readonly number[]) => number[];
 }
 
 // sgd(value, grad, n, c): value[i] = value[i] + c * grad[i]       (tf.train.sgd: add(mul(c, g), value))
@@ -100,14 +105,14 @@ const SGD: Func = {
   name: 'sgd',
   params: [I32, I32, I32, F32],
   locals: [I32, V128],
-  body: [
+  body: (st) => [
     ...get(3), ...splat, ...set(5),
     ...endOf(0, 2, 4),
     ...loop([0, 1], 4, [
       ...get(0),
       ...get(5), ...get(1), ...load, ...mul,
       ...get(0), ...load, ...add,
-      ...store,
+      ...st,
     ]),
   ],
 };
@@ -119,17 +124,17 @@ const MOMENTUM: Func = {
   name: 'momentum',
   params: [I32, I32, I32, I32, F32, F32],
   locals: [I32, V128, V128, V128],
-  body: [
+  body: (st) => [
     ...get(4), ...splat, ...set(7),
     ...get(5), ...splat, ...set(8),
     ...endOf(0, 3, 6),
     ...loop([0, 1, 2], 6, [
       ...get(2), ...load, ...get(7), ...mul, ...get(1), ...load, ...add, ...set(9),
-      ...get(2), ...get(9), ...store,
+      ...get(2), ...get(9), ...st,
       ...get(0),
       ...get(9), ...get(8), ...mul,
       ...get(0), ...load, ...add,
-      ...store,
+      ...st,
     ]),
   ],
 };
@@ -142,21 +147,21 @@ const ADAM: Func = {
   name: 'adam',
   params: [I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32, F32],
   locals: [I32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
-  body: [
+  body: (st) => [
     ...[5, 6, 7, 8, 9, 10, 11, 12].flatMap((p) => [...get(p), ...splat, ...set(p + 12)]),
     ...endOf(0, 4, 13),
     ...loop([0, 1, 2, 3], 13, [
       ...get(1), ...load, ...set(14),
       ...get(2), ...load, ...get(17), ...mul, ...get(14), ...get(18), ...mul, ...add, ...set(15),
       ...get(3), ...load, ...get(19), ...mul, ...get(14), ...get(14), ...mul, ...get(20), ...mul, ...add, ...set(16),
-      ...get(2), ...get(15), ...store,
-      ...get(3), ...get(16), ...store,
+      ...get(2), ...get(15), ...st,
+      ...get(3), ...get(16), ...st,
       ...get(0),
       ...get(15), ...get(21), ...div,
       ...get(16), ...get(22), ...div, ...sqrt, ...get(23), ...add,
       ...div, ...get(24), ...mul,
       ...get(0), ...load, ...add,
-      ...store,
+      ...st,
     ]),
   ],
 };
@@ -168,34 +173,71 @@ const ADAGRAD: Func = {
   name: 'adagrad',
   params: [I32, I32, I32, I32, F32, F32],
   locals: [I32, V128, V128, V128, V128],
-  body: [
+  body: (st) => [
     ...get(4), ...splat, ...set(7),
     ...get(5), ...splat, ...set(8),
     ...endOf(0, 3, 6),
     ...loop([0, 1, 2], 6, [
       ...get(1), ...load, ...set(9),
       ...get(2), ...load, ...get(9), ...get(9), ...mul, ...add, ...set(10),
-      ...get(2), ...get(10), ...store,
+      ...get(2), ...get(10), ...st,
       ...get(0),
       ...get(9), ...get(10), ...get(8), ...add, ...sqrt, ...div, ...get(7), ...mul,
       ...get(0), ...load, ...add,
-      ...store,
+      ...st,
     ]),
   ],
 };
 
-const FUNCS: readonly Func[] = [SGD, MOMENTUM, ADAM, ADAGRAD];
+const drop = [0x1a];
+const sub = simd(0xe5);
+const ne = simd(0x42); // f32x4.ne
+const anyTrue = simd(0x53); // v128.any_true
+const i32Eqz = [0x45];
 
-/** The module: imports its memory as env.memory, exports one function per optimizer. */
+interface Compiled {
+  readonly name: string;
+  readonly params: readonly number[];
+  readonly results: readonly number[];
+  readonly locals: readonly number[];
+  readonly code: number[];
+}
+
+const update = (f: Func): Compiled => ({ name: f.name, params: f.params, results: [], locals: f.locals, code: f.body(store) });
+
+/**
+ * `<name>_finite(same arguments) -> i32`: 1 when the update would leave
+ * every value it stores finite, 0 when one would be NaN or ±Infinity; it
+ * stores nothing. The same loop with each store replaced by acc += x − x
+ * (0 for finite x, NaN otherwise), so the verdict is exactly the update's:
+ * one pass that reads what the update reads, where computing the update on a
+ * copy and scanning it took three copies, the update and three scans.
+ */
+function finiteTwin(f: Func): Compiled {
+  const x = f.params.length + f.locals.length;
+  const acc = x + 1;
+  const check = [...set(x), ...drop, ...get(acc), ...get(x), ...get(x), ...sub, ...add, ...set(acc)];
+  return {
+    name: `${f.name}_finite`,
+    params: f.params,
+    results: [I32],
+    locals: [...f.locals, V128, V128],
+    code: [...f.body(check), ...get(acc), ...get(acc), ...ne, ...anyTrue, ...i32Eqz],
+  };
+}
+
+const FUNCS: readonly Compiled[] = [SGD, MOMENTUM, ADAM, ADAGRAD].flatMap((f) => [update(f), finiteTwin(f)]);
+
+/** The module: imports its memory as env.memory, exports each optimizer's update and its `_finite` check. */
 export function encodeKernelModule(): Uint8Array<ArrayBuffer> {
-  const types = FUNCS.map((f) => [0x60, ...vec(f.params.map((p) => [p])), 0]);
+  const types = FUNCS.map((f) => [0x60, ...vec(f.params.map((p) => [p])), ...vec(f.results.map((r) => [r]))]);
   const imports = vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]]);
   const functions = vec(FUNCS.map((_, i) => uleb(i)));
   const exports = vec(FUNCS.map((f, i) => [...name(f.name), 0x00, ...uleb(i)]));
   const bodies = vec(
     FUNCS.map((f) => {
       const locals = vec(f.locals.map((t) => [1, t]));
-      const code = [...locals, ...f.body, 0x0b];
+      const code = [...locals, ...f.code, 0x0b];
       return [...uleb(code.length), ...code];
     }),
   );
@@ -216,6 +258,11 @@ export interface KernelExports {
   momentum(value: number, grad: number, acc: number, n: number, m: number, c: number): void;
   adam(value: number, grad: number, m: number, v: number, n: number, b1: number, oneMinusB1: number, b2: number, oneMinusB2: number, corr1: number, corr2: number, eps: number, negLr: number): void;
   adagrad(value: number, grad: number, acc: number, n: number, c: number, eps: number): void;
+  /** The `_finite` twins (finiteTwin): 1 when the update with these arguments would leave everything it stores finite. */
+  sgd_finite(value: number, grad: number, n: number, c: number): number;
+  momentum_finite(value: number, grad: number, acc: number, n: number, m: number, c: number): number;
+  adam_finite(value: number, grad: number, m: number, v: number, n: number, b1: number, oneMinusB1: number, b2: number, oneMinusB2: number, corr1: number, corr2: number, eps: number, negLr: number): number;
+  adagrad_finite(value: number, grad: number, acc: number, n: number, c: number, eps: number): number;
 }
 
 let compiled: WebAssembly.Module | null | undefined;

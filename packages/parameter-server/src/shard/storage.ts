@@ -173,14 +173,17 @@ export class ShardStorage {
    * variable or a slot (a finite but huge gradient: 1e20 squared overflows
    * Adam's v), or undefined when every result is finite. Each part's update
    * (the optimizer step for `grads`, then plain SGD for momentum- or
-   * Adam-corrected `corrected`, as `apply` does them) is computed on a copy in the scratch
-   * arrays, with the optimizer's current state (endStep is not called), and
-   * scanned; nothing of the shard changes. Exact rather than a bound on the
+   * Adam-corrected `corrected`, as `apply` does them) is first checked by the
+   * optimizer's WebAssembly twin (staysFinite, no stores); when that cannot
+   * tell or finds a non-finite result, the update is computed on a copy in the
+   * scratch arrays, with the optimizer's current state (endStep is not
+   * called), and scanned for where; nothing of the shard changes. Exact rather than a bound on the
    * gradient's magnitude: whether an update overflows depends on the values
    * and slots it lands on, and a conservative bound would refuse gradients
    * that are fine.
    */
   checkUpdate(grads: ReadonlyMap<string, Float32Array> | undefined, corrected?: ReadonlyMap<string, Float32Array>): NonFiniteUpdate | undefined {
+    if (this.staysFinite(grads, corrected)) return undefined;
     for (const [key, part] of this.parts) {
       const n = part.sliceLength;
       // Views of exactly this part's length; the lanes past it are zeroed, as the arena's padding is.
@@ -201,6 +204,25 @@ export class ShardStorage {
       }
     }
     return undefined;
+  }
+
+  /**
+   * True when the optimizers' WebAssembly checks (ServerOptimizer.staysFinite)
+   * say one update (of `grads`, or of `corrected`, not both: the second would
+   * start from the first's results) leaves every part finite; false when one
+   * says otherwise or cannot tell, so checkUpdate computes it on a copy and
+   * finds where (the common push costs one read-only pass instead of three
+   * copies, the update and three scans).
+   */
+  private staysFinite(grads: ReadonlyMap<string, Float32Array> | undefined, corrected: ReadonlyMap<string, Float32Array> | undefined): boolean {
+    if ((grads === undefined) === (corrected === undefined)) return false;
+    const optimizer = grads !== undefined ? this.optimizer : this.plainSgd();
+    const given = (grads ?? corrected) as ReadonlyMap<string, Float32Array>;
+    for (const [key, part] of this.parts) {
+      const g = given.get(key);
+      if (g === undefined || optimizer.staysFinite(part.value, g, grads !== undefined ? part.slots : []) !== true) return false;
+    }
+    return true;
   }
 
   /** Refuse (NON_FINITE_UPDATE, nothing changed) gradients whose update would leave a variable or slot non-finite (checkUpdate). */
@@ -226,7 +248,8 @@ export class ShardStorage {
    * SGD: the optimizer's slots are left alone, since the workers kept its
    * state.
    * Callers check them first (refuseNonFinite): the check costs about one
-   * more optimizer pass, a copy and a scan per push, and the update then runs
+   * more optimizer pass per push (with JavaScript loops, also a copy and a
+   * scan), and the update then runs
    * on the real arrays with the same float32 operations, so the same results.
    */
   apply(grads: ReadonlyMap<string, Float32Array> | undefined, corrected?: ReadonlyMap<string, Float32Array>): void {
