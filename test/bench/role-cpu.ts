@@ -17,6 +17,7 @@
  *   --rounds N                        pairs of jobs per codec pair (default 3); the median is reported
  *   --baseline DIR                    also run the checkout in DIR (say, a git worktree of an earlier
  *                                     commit), its jobs alternating with this checkout's in every round
+ *                                     (taking turns to go first) and paired by round in a difference row
  *   --no-write                        print the section instead of writing BENCHMARKS.md
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -113,7 +114,9 @@ const rows: Array<Array<string | number>> = [];
 for (const { push, pull } of PAIRS) {
   const perStep = TREES.map((): Record<Role, number[]> => ({ ps: [], chief: [], worker: [] }));
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [t, tree] of TREES.entries()) {
+    // The trees take turns going first (ABBA), so a drift in the machine's load within a round favours neither.
+    const order = round % 2 === 0 ? [...TREES.entries()] : [...TREES.entries()].reverse();
+    for (const [t, tree] of order) {
       const short = await job(tree.bin, 1, push, pull);
       const long = await job(tree.bin, EPOCHS, push, pull);
       const steps = long.steps - short.steps;
@@ -144,7 +147,7 @@ for (const { push, pull } of PAIRS) {
 
 const markdown = `## CPU per step by role (\`pnpm bench:role-cpu${arg('--codecs') !== undefined ? ` --codecs '${arg('--codecs')}'` : ''}${arg('--rounds') !== undefined ? ` --rounds ${ROUNDS}` : ''}${BASELINE !== undefined ? ' --baseline <worktree>' : ''}\`)
 
-${machine()}. \`tamp train --local\`, LeNet-300-100 on MNIST, one parameter server and one worker, async, loopback, WASM backend. Each role's CPU (utime + stime of all its threads, from /proc) in a job of ${EPOCHS} epochs minus one of 1 epoch, over the difference in steps: milliseconds of CPU per step, the median of ${ROUNDS} pairs of jobs (the range in brackets). The chief's figure includes ${EPOCHS - 1} epoch evaluations spread over the steps. Compare rows of one run: other load on the machine moves every figure.${BASELINE !== undefined ? ' With a baseline, its jobs alternate with this checkout\'s in every round, so a busy spell falls on both.' : ''}
+${machine()}. \`tamp train --local\`, LeNet-300-100 on MNIST, one parameter server and one worker, async, loopback, WASM backend. Each role's CPU (utime + stime of all its threads, from /proc) in a job of ${EPOCHS} epochs minus one of 1 epoch, over the difference in steps: milliseconds of CPU per step, the median of ${ROUNDS} pairs of jobs (the range in brackets). The chief's figure includes ${EPOCHS - 1} epoch evaluations spread over the steps. Compare rows of one run: other load on the machine moves every figure.${BASELINE !== undefined ? ' With a baseline, its jobs alternate with this checkout\'s in every round, the two taking turns to go first, so a busy spell falls on both; the difference row pairs them by round.' : ''}
 
 ${markdownTable(['codecs (push / pull)', 'code', 'parameter server ms', 'chief ms', 'worker ms (both threads)', 'sum ms'], rows)}
 `;
