@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type WireTensor, optimizerSettings } from '@tamp/core';
 import { Shard, ShardClient, setServerKernels, startParameterServer } from '@tamp/parameter-server';
+import { CHIEF_SECRET_KEY, WORKER_TOKEN_KEY, newSecret, slotToken } from '@tamp/rpc';
 import { TAMP_BIN } from '../helpers/tamp.js';
 import { fmt, machine, markdownTable, writeSection } from './report.js';
 
@@ -154,11 +155,14 @@ for (const name of ['sgd', 'adam'] as const) {
   }
 }
 // The same through gRPC on loopback: one client pushing 4 MiB gradients to a parameter server in this process.
-const ps = await startParameterServer({ jobId: 'bench', index: 0 });
-const client = new ShardClient(`127.0.0.1:${ps.port}`, 'bench');
+// The chief's secret for Assign, a worker's slot token for pushes and pulls, as every server checks them.
+const secret = newSecret();
+const ps = await startParameterServer({ jobId: 'bench', index: 0, chiefSecret: secret });
+const chief = new ShardClient(`127.0.0.1:${ps.port}`, 'bench', { rpc: { metadata: { [CHIEF_SECRET_KEY]: secret } } });
+const client = new ShardClient(`127.0.0.1:${ps.port}`, 'bench', { rpc: { metadata: { [WORKER_TOKEN_KEY]: slotToken(secret, 'worker-0', 1) } } });
 const M = 1024 * 1024;
 const t: WireTensor[] = [{ name: 'w', shape: [M], dtype: 'float32', data: grad.subarray(0, M), sliceStart: 0 }];
-await client.assign({ shardIndex: 0, optimizer: optimizerSettings('sgd', 1e-3), version: 0n, mode: 'async', syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] }, t);
+await chief.assign({ shardIndex: 0, optimizer: optimizerSettings('sgd', 1e-3), version: 0n, mode: 'async', syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] }, t);
 for (let i = 0; i < 5; i++) await client.push({ workerId: 'worker-0', step: BigInt(i), basedOnVersion: 0n, batchSize: 1 }, t);
 const pushes = 40;
 const t0 = performance.now();
@@ -171,7 +175,7 @@ const MIB_FLOATS = 262_144; // 1 MiB of float32
 for (const parts of [1, 8, 64]) {
   const n = MIB_FLOATS / parts;
   const tensors: WireTensor[] = Array.from({ length: parts }, (_, i) => ({ name: `w${i}`, shape: [n], dtype: 'float32', data: grad.subarray(i * n, (i + 1) * n), sliceStart: 0 }));
-  await client.assign({ shardIndex: 0, optimizer: optimizerSettings('sgd', 1e-6), version: 0n, mode: 'async', syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] }, tensors);
+  await chief.assign({ shardIndex: 0, optimizer: optimizerSettings('sgd', 1e-6), version: 0n, mode: 'async', syncReplicas: 1, staleness: 0, workerIds: ['worker-0'] }, tensors);
   let step = 0;
   const pushMs: number[] = [];
   const pullMs: number[] = [];
@@ -188,6 +192,7 @@ for (const parts of [1, 8, 64]) {
   messageRows.push([`${parts} x ${fmt((n * 4) / 1024)} KiB`, fmt(Math.min(...pushMs), 2), fmt(Math.min(...pullMs), 2)]);
 }
 client.close();
+chief.close();
 await ps.close();
 rmSync(work, { recursive: true, force: true });
 
