@@ -69,8 +69,13 @@ const store = [...simd(0x0b), 4, 0];
 const splat = simd(0x13); // f32x4.splat
 const sqrt = simd(0xe3);
 const add = simd(0xe4);
+const sub = simd(0xe5);
 const mul = simd(0xe6);
 const div = simd(0xe7);
+const ne = simd(0x42); // f32x4.ne
+const anyTrue = simd(0x53); // v128.any_true
+const drop = [0x1a];
+const i32Eqz = [0x45];
 
 /**
  * `(block (loop (br_if 1 (i32.ge_u $p0 $end)) body... (advance each pointer
@@ -189,12 +194,6 @@ const ADAGRAD: Func = {
   ],
 };
 
-const drop = [0x1a];
-const sub = simd(0xe5);
-const ne = simd(0x42); // f32x4.ne
-const anyTrue = simd(0x53); // v128.any_true
-const i32Eqz = [0x45];
-
 interface Compiled {
   readonly name: string;
   readonly params: readonly number[];
@@ -210,8 +209,12 @@ const update = (f: Func): Compiled => ({ name: f.name, params: f.params, results
  * every value it stores finite, 0 when one would be NaN or ±Infinity; it
  * stores nothing. The same loop with each store replaced by acc += x − x
  * (0 for finite x, NaN otherwise), so the verdict is exactly the update's:
- * one pass that reads what the update reads, where computing the update on a
- * copy and scanning it took three copies, the update and three scans.
+ * one pass that reads what the update reads, where computing the update on
+ * copies of the value and its slots took a copy and a scan of each besides
+ * the update. It covers the padding lanes too: where the update itself
+ * would leave a NaN there (Adam with ε = 0 computes 0/0 on zeros), it
+ * answers 0 and the caller's copy, which scans only the real elements,
+ * decides.
  */
 function finiteTwin(f: Func): Compiled {
   const x = f.params.length + f.locals.length;
