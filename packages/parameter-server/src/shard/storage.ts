@@ -175,12 +175,12 @@ export class ShardStorage {
    * (the optimizer step for `grads`, then plain SGD for momentum- or
    * Adam-corrected `corrected`, as `apply` does them) is first checked by the
    * optimizer's WebAssembly twin (staysFinite, no stores); when that cannot
-   * tell or finds a non-finite result, the update is computed on a copy in the
-   * scratch arrays, with the optimizer's current state (endStep is not
-   * called), and scanned for where; nothing of the shard changes. Exact rather than a bound on the
-   * gradient's magnitude: whether an update overflows depends on the values
-   * and slots it lands on, and a conservative bound would refuse gradients
-   * that are fine.
+   * tell or finds a non-finite result, the update is computed on a copy in
+   * the scratch arrays, with the optimizer's current state (endStep is not
+   * called), and scanned for where; nothing of the shard changes. Exact
+   * rather than a bound on the gradient's magnitude: whether an update
+   * overflows depends on the values and slots it lands on, and a
+   * conservative bound would refuse gradients that are fine.
    */
   checkUpdate(grads: ReadonlyMap<string, Float32Array> | undefined, corrected?: ReadonlyMap<string, Float32Array>): NonFiniteUpdate | undefined {
     if (this.staysFinite(grads, corrected)) return undefined;
@@ -211,8 +211,8 @@ export class ShardStorage {
    * say one update (of `grads`, or of `corrected`, not both: the second would
    * start from the first's results) leaves every part finite; false when one
    * says otherwise or cannot tell, so checkUpdate computes it on a copy and
-   * finds where (the common push costs one read-only pass instead of three
-   * copies, the update and three scans).
+   * finds where (the common push costs one read-only pass instead of a copy
+   * and a scan of the value and of each slot, and the update).
    */
   private staysFinite(grads: ReadonlyMap<string, Float32Array> | undefined, corrected: ReadonlyMap<string, Float32Array> | undefined): boolean {
     if ((grads === undefined) === (corrected === undefined)) return false;
@@ -249,8 +249,8 @@ export class ShardStorage {
    * state.
    * Callers check them first (refuseNonFinite): the check costs about one
    * more optimizer pass per push (with JavaScript loops, also a copy and a
-   * scan), and the update then runs
-   * on the real arrays with the same float32 operations, so the same results.
+   * scan), and the update then runs on the real arrays with the same float32
+   * operations, so the same results.
    */
   apply(grads: ReadonlyMap<string, Float32Array> | undefined, corrected?: ReadonlyMap<string, Float32Array>): void {
     if (grads !== undefined) {
