@@ -37,9 +37,15 @@ describe('BatchClaims', () => {
     expect(c.claim('w0', 4, [])).toEqual({ start: 0, end: 4, checkpointStep: 0, finished: false });
     expect(c.claim('w1', 4, [])).toMatchObject({ start: 4, end: 8 });
     let done: Array<[number, number]> = [[0, 4]];
-    for (let i = 8; i < 40; i += 4) {
-      expect(c.claim('w0', 4, done)).toMatchObject({ start: i, end: i + 4 });
-      done = [[i, i + 4]];
+    // Whole blocks while a worker's share of what is left (ceil(left ÷ 2)) is at least 4, then tapering to the end.
+    const blocks = [8, 12, 16, 20, 24, 28, 32].map((i) => [i, i + 4]).concat([
+      [36, 38],
+      [38, 39],
+      [39, 40],
+    ]);
+    for (const [start, end] of blocks as Array<[number, number]>) {
+      expect(c.claim('w0', 4, done)).toMatchObject({ start, end });
+      done = [[start, end]];
     }
     // All handed out: w0 waits (w1 still holds 4..8), then both report and it is over.
     expect(c.claim('w0', 4, done, true)).toEqual({ start: 0, end: 0, checkpointStep: 0, finished: false });
@@ -80,18 +86,53 @@ describe('BatchClaims', () => {
   });
 
   it('pauses the hand-out at a checkpoint boundary until its barrier is released', () => {
-    const c = new BatchClaims({ ...plan, checkpointEvery: 3 }); // checkpoint step 3 = batch 6
+    const c = new BatchClaims({ ...plan, checkpointEvery: 4 }); // checkpoint step 4 = batch 8
     expect(c.claim('w0', 4, [])).toMatchObject({ start: 0, end: 4, checkpointStep: 0 });
-    expect(c.claim('w1', 4, [])).toMatchObject({ start: 4, end: 6, checkpointStep: 3 });
-    expect(c.claim('w0', 4, [[0, 4]], true)).toEqual({ start: 0, end: 0, checkpointStep: 3, finished: false });
+    // Tapered: half of the 4 left before the boundary, then half of the 2.
+    expect(c.claim('w1', 4, [])).toMatchObject({ start: 4, end: 6, checkpointStep: 0 });
+    expect(c.claim('w1', 4, [])).toMatchObject({ start: 6, end: 7, checkpointStep: 0 });
+    expect(c.claim('w1', 4, [])).toMatchObject({ start: 7, end: 8, checkpointStep: 4 });
+    expect(c.claim('w0', 4, [[0, 4]], true)).toEqual({ start: 0, end: 0, checkpointStep: 4, finished: false });
     expect(c.isIdle('w0')).toBe(true);
-    c.claim('w1', 0, [[4, 6]], true);
-    expect(c.progress.done).toEqual([[0, 6]]);
+    c.claim('w1', 0, [[4, 8]], true);
+    expect(c.progress.done).toEqual([[0, 8]]);
     expect(c.paused).toBe(true);
-    c.barrierReleased(3);
+    c.barrierReleased(4);
     expect(c.paused).toBe(false);
-    expect(c.claim('w0', 4, [])).toMatchObject({ start: 6, end: 10, checkpointStep: 0 });
+    expect(c.claim('w0', 4, [])).toMatchObject({ start: 8, end: 12, checkpointStep: 0 });
     expect(c.isIdle('w0')).toBe(false);
+  });
+
+  it('tapers the blocks toward a checkpoint boundary, so four workers arrive within a batch of each other', () => {
+    // 4 workers, blocks of 4, a checkpoint every 27 steps (batch 108), as in a LeNet-300-100 epoch of 110 batches.
+    const c = new BatchClaims({ totalBatches: 216, batchesPerEpoch: 108, numWorkers: 4, checkpointEvery: 27 });
+    // Each worker takes one batch a round and claims again when its block is used up (in turn: w0, w1, w2, w3).
+    const held = new Map<string, number>();
+    const trained = new Map<string, number>();
+    const sizes: number[] = [];
+    for (let round = 0; round < 200 && !c.paused; round++) {
+      for (const w of ['w0', 'w1', 'w2', 'w3']) {
+        if ((held.get(w) ?? 0) === 0) {
+          const claim = c.claim(w, 4, []);
+          if (claim.end > claim.start) sizes.push(claim.end - claim.start);
+          held.set(w, claim.end - claim.start);
+        }
+        const n = held.get(w) ?? 0;
+        if (n > 0) {
+          held.set(w, n - 1);
+          trained.set(w, (trained.get(w) ?? 0) + 1);
+        }
+      }
+    }
+    expect(c.paused).toBe(true);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(108);
+    // Whole blocks while a share of what is left is 4 or more, then 3, 3, 2 and single batches.
+    expect(sizes).toEqual([...new Array<number>(24).fill(4), 3, 3, 2, 1, 1, 1, 1]);
+    // What each worker still holds at the pause: at most one batch more than another.
+    const left = [...held.values()];
+    expect(Math.max(...left) - Math.min(...left)).toBeLessThanOrEqual(1);
+    // The last claims ask for 4 and would have got them without the taper: one worker would hold 4 more.
+    expect(Math.max(...left)).toBeLessThanOrEqual(1);
   });
 
   it('resumes from a checkpoint: gaps first, then past the furthest batch done', () => {

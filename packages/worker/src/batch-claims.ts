@@ -9,7 +9,9 @@
  * are handed out again before any new one (`release`). Training is over when
  * every planned batch is done. Checkpoints pause the hand-out at their
  * boundary (checkpoint c waits until batch c·every·W), so the done set a
- * checkpoint records matches the shards' state.
+ * checkpoint records matches the shards' state. Near a boundary, and near
+ * the end, a claim gets at most ceil(left ÷ W) batches, so the workers
+ * arrive at the barrier about together.
  */
 import { type BatchRange, BatchRanges } from './batch-ranges.js';
 
@@ -97,7 +99,11 @@ export class BatchClaims {
     if (range === undefined && count > 0) {
       const limit = Math.min(this.plan.totalBatches, boundary?.batch ?? Infinity);
       if (this.next < limit) {
-        range = [this.next, Math.min(limit, this.next + count)];
+        // Tapered toward the limit (guided self-scheduling): at most a worker's share of what is left before it, so
+        // the workers run out of batches at a checkpoint's barrier, or at the end, within about a batch of each
+        // other rather than a whole block (the first there waits for the last).
+        const share = Math.max(1, Math.ceil((limit - this.next) / this.plan.numWorkers));
+        range = [this.next, Math.min(limit, this.next + Math.min(count, share))];
         this.next = range[1];
       }
     }
