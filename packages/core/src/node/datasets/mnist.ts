@@ -84,7 +84,7 @@ export function parsePixels(text: Buffer): Uint8Array {
   if (!Array.isArray(values)) throw new Error('no "data" array');
   const bytes = new Uint8Array(values.length);
   for (let i = 0; i < values.length; i++) {
-    const v = values[i];
+    const v: unknown = values[i];
     if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new Error(`value ${i} is ${String(v)}, not a number in [0, 1]`);
     bytes[i] = Math.round(v * 255);
   }
