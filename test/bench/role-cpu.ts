@@ -19,11 +19,19 @@
  *                                     commit), its jobs alternating with this checkout's in every round
  *                                     (taking turns to go first) and paired by round in a difference row
  *   --no-write                        print the section instead of writing BENCHMARKS.md
+ *   --lab 1,4                         instead of loopback: the network lab (test/helpers/netlab.ts; root),
+ *                                     one job per worker count, the parameter server and the chief on a
+ *                                     1 Gbit/s host, each worker on its own --mbit link (default 100), as
+ *                                     bench:wire's scaling rows run them; the worker column is then the CPU
+ *                                     of all workers over all their steps (one worker's per step of its own),
+ *                                     and a column gives the cores the job kept busy at its step rate. Writes
+ *                                     the section "role-cpu:lab".
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NetworkLab } from '../helpers/netlab.js';
 import { REPO, TAMP_BIN } from '../helpers/tamp.js';
 import { fmt, machine, markdownTable, median, writeSection } from './report.js';
 
@@ -44,6 +52,16 @@ const PAIRS = (arg('--codecs') ?? 'fp32/fp32,int8/int8').split(',').map((pair) =
 });
 const write = !process.argv.includes('--no-write');
 const BASELINE = arg('--baseline');
+/** --lab W1,W2: worker counts in the network lab (undefined: loopback, one worker). */
+const LAB = arg('--lab')
+  ?.split(',')
+  .map((w) => {
+    const n = Number(w);
+    if (!(Number.isInteger(n) && n >= 1 && n <= 16)) throw new Error(`--lab: "${w}" is not a worker count from 1 to 16 (e.g. --lab 1,4)`);
+    return n;
+  });
+const MBIT = Number(arg('--mbit') ?? 100);
+if (!(MBIT > 0)) throw new Error('--mbit N: the workers\' link rate in Mbit/s, above 0');
 
 /** The commit a checkout is at (and whether it has changes), for the table. */
 function revision(dir: string): string {
@@ -83,6 +101,64 @@ function childCpu(parent: number): Map<number, { role: Role; ms: number }> {
 interface Run {
   readonly steps: number;
   readonly ms: Record<Role, number>;
+  /** Seconds the workers trained (the longest worker's), for the cores the job kept busy. */
+  readonly seconds: number;
+}
+
+/** utime + stime (ms) of one process, or undefined once it has ended. */
+function processCpu(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** One job in the network lab with `workers` workers, each role's CPU sampled every 100 ms until it exits. */
+async function labJob(bin: string, epochs: number, push: string, pull: string, workers: number): Promise<Run> {
+  const out = mkdtempSync(join(tmpdir(), 'tamp-role-cpu-'));
+  const lab = NetworkLab.create([{ name: 'ps', mbit: 1000 }, ...Array.from({ length: workers }, (_, i) => ({ name: `w${i}`, mbit: MBIT }))]);
+  try {
+    const ps = lab.host('ps').address;
+    const job = ['--job-id', 'role-cpu', '--insecure'];
+    const training = ['--model', 'lenet-300-100', '--dataset', 'mnist', '--epochs', String(epochs), '--lr', '0.001', '--batch-size', '64', '--seed', '1', '--mode', 'async', '--wire-push', push, '--wire-pull', pull];
+    const roles: Array<[Role, string, string[]]> = [
+      ['ps', 'ps', ['ps', '--index', '0', '--host', ps, '--port', '2222', ...job]],
+      ['chief', 'ps', ['chief', '--host', ps, '--port', '2223', '--ps', `${ps}:2222`, '--workers', String(workers), ...training, '--out', out, ...job]],
+      ...Array.from({ length: workers }, (_, i): [Role, string, string[]] => ['worker', `w${i}`, ['worker', '--chief', `${ps}:2223`, '--index', String(i), '--backend', 'wasm', ...job]]),
+    ];
+    const last = new Map<number, { role: Role; ms: number }>();
+    const children = roles.map(([role, host, args]) => {
+      const child = lab.spawn(host, process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+      const exited = new Promise<void>((resolve, reject) =>
+        child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${role} (${epochs} epochs, ${push}/${pull}) exited ${code}: ${stderr}`)))),
+      );
+      return { role, child, exited };
+    });
+    const sample = () => {
+      for (const { role, child } of children) {
+        const ms = child.pid !== undefined ? processCpu(child.pid) : undefined;
+        if (ms !== undefined && child.pid !== undefined) last.set(child.pid, { role, ms });
+      }
+    };
+    const timer = setInterval(sample, 100);
+    try {
+      await Promise.all(children.map((c) => c.exited));
+    } finally {
+      clearInterval(timer);
+    }
+    const ms: Record<Role, number> = { ps: 0, chief: 0, worker: 0 };
+    for (const c of last.values()) ms[c.role] += c.ms;
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { steps: number; workerStats: Array<{ seconds: number }> };
+    return { steps: report.steps, ms, seconds: Math.max(...report.workerStats.map((w) => w.seconds)) };
+  } finally {
+    lab.close();
+    rmSync(out, { recursive: true, force: true });
+  }
 }
 
 /** One local job; the CPU each role had used at its last sample (a role's exit leaves at most 100 ms unseen). */
@@ -103,53 +179,68 @@ async function job(bin: string, epochs: number, push: string, pull: string): Pro
     if (code !== 0) throw new Error(`tamp train (${epochs} epochs, ${push}/${pull}) exited ${code}: ${stderr}`);
     const ms: Record<Role, number> = { ps: 0, chief: 0, worker: 0 };
     for (const c of seen.values()) ms[c.role] += c.ms;
-    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { steps: number };
-    return { steps: report.steps, ms };
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { steps: number; workerStats: Array<{ seconds: number }> };
+    return { steps: report.steps, ms, seconds: Math.max(...report.workerStats.map((w) => w.seconds)) };
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
 }
 
 const rows: Array<Array<string | number>> = [];
+// Loopback: one setup (one worker, `tamp train --local`); the lab: one per worker count.
 for (const { push, pull } of PAIRS) {
-  const perStep = TREES.map((): Record<Role, number[]> => ({ ps: [], chief: [], worker: [] }));
-  for (let round = 0; round < ROUNDS; round++) {
-    // The trees take turns going first (ABBA), so a drift in the machine's load within a round favours neither.
-    const order = round % 2 === 0 ? [...TREES.entries()] : [...TREES.entries()].reverse();
-    for (const [t, tree] of order) {
-      const short = await job(tree.bin, 1, push, pull);
-      const long = await job(tree.bin, EPOCHS, push, pull);
-      const steps = long.steps - short.steps;
-      const mine = perStep[t] as Record<Role, number[]>;
-      for (const role of ROLES) mine[role].push((long.ms[role] - short.ms[role]) / steps);
-      process.stderr.write(`${tree.label}, ${push}/${pull}, round ${round + 1}: ${ROLES.map((r) => `${r} ${fmt(mine[r].at(-1) as number, 1)}`).join(', ')} ms a step (${steps} steps apart)\n`);
+  for (const workers of LAB ?? [undefined]) {
+    const perStep = TREES.map((): Record<Role, number[]> => ({ ps: [], chief: [], worker: [] }));
+    // The lab: the cores the job kept busy over the added epochs, every role's CPU over the added training seconds.
+    const cores = TREES.map((): number[] => []);
+    const run = (bin: string, epochs: number) => (workers === undefined ? job(bin, epochs, push, pull) : labJob(bin, epochs, push, pull, workers));
+    const setup = `${push} / ${pull}${workers !== undefined ? `, ${workers} worker${workers > 1 ? 's' : ''}` : ''}`;
+    for (let round = 0; round < ROUNDS; round++) {
+      // The trees take turns going first (ABBA), so a drift in the machine's load within a round favours neither.
+      const order = round % 2 === 0 ? [...TREES.entries()] : [...TREES.entries()].reverse();
+      for (const [t, tree] of order) {
+        const short = await run(tree.bin, 1);
+        const long = await run(tree.bin, EPOCHS);
+        const steps = long.steps - short.steps;
+        const mine = perStep[t] as Record<Role, number[]>;
+        for (const role of ROLES) mine[role].push((long.ms[role] - short.ms[role]) / steps);
+        const busy = ROLES.reduce((a, r) => a + long.ms[r] - short.ms[r], 0) / 1000 / (long.seconds - short.seconds);
+        cores[t]?.push(busy);
+        process.stderr.write(`${tree.label}, ${setup}, round ${round + 1}: ${ROLES.map((r) => `${r} ${fmt(mine[r].at(-1) as number, 1)}`).join(', ')} ms a step (${steps} steps apart); ${fmt(busy, 2)} cores busy\n`);
+      }
     }
-  }
-  for (const [t, tree] of TREES.entries()) {
-    const mine = perStep[t] as Record<Role, number[]>;
-    const m = (r: Role) => median(mine[r]);
-    const spread = (r: Role) => `${fmt(Math.min(...mine[r]), 1)}-${fmt(Math.max(...mine[r]), 1)}`;
-    rows.push([`${push} / ${pull}`, tree.label, ...ROLES.map((r) => `${fmt(m(r), 1)} (${spread(r)})`), fmt(ROLES.reduce((a, r) => a + m(r), 0), 1)]);
-  }
-  if (TREES.length === 2) {
-    // Paired by round: each round ran both trees back to back, so the difference cancels what the round's load added to both.
-    const [mine, base] = perStep as [Record<Role, number[]>, Record<Role, number[]>];
-    const diff = (r: Role) => mine[r].map((x, i) => x - (base[r][i] as number));
-    const cell = (d: number[]) => {
-      const mean = d.reduce((a, b) => a + b, 0) / d.length;
-      const sd = d.length > 1 ? Math.sqrt(d.reduce((a, b) => a + (b - mean) ** 2, 0) / (d.length - 1)) : NaN;
-      return `${mean >= 0 ? '+' : '−'}${fmt(Math.abs(mean), 1)} ± ${fmt(sd / Math.sqrt(d.length), 1)}`;
-    };
-    const sums = mine.ps.map((_, i) => ROLES.reduce((a, r) => a + (mine[r][i] as number) - (base[r][i] as number), 0));
-    rows.push([`${push} / ${pull}`, 'difference, paired by round (mean ± standard error)', ...ROLES.map((r) => cell(diff(r))), cell(sums)]);
+    for (const [t, tree] of TREES.entries()) {
+      const mine = perStep[t] as Record<Role, number[]>;
+      const m = (r: Role) => median(mine[r]);
+      const spread = (r: Role) => `${fmt(Math.min(...mine[r]), 1)}-${fmt(Math.max(...mine[r]), 1)}`;
+      const busy = cores[t] ?? [];
+      rows.push([setup, tree.label, ...ROLES.map((r) => `${fmt(m(r), 1)} (${spread(r)})`), fmt(ROLES.reduce((a, r) => a + m(r), 0), 1), ...(LAB !== undefined ? [`${fmt(median(busy), 2)} (${fmt(Math.min(...busy), 2)}-${fmt(Math.max(...busy), 2)})`] : [])]);
+    }
+    if (TREES.length === 2) {
+      // Paired by round: each round ran both trees back to back, so the difference cancels what the round's load added to both.
+      const [mine, base] = perStep as [Record<Role, number[]>, Record<Role, number[]>];
+      const diff = (r: Role) => mine[r].map((x, i) => x - (base[r][i] as number));
+      const cell = (d: number[]) => {
+        const mean = d.reduce((a, b) => a + b, 0) / d.length;
+        const sd = d.length > 1 ? Math.sqrt(d.reduce((a, b) => a + (b - mean) ** 2, 0) / (d.length - 1)) : NaN;
+        return `${mean >= 0 ? '+' : '−'}${fmt(Math.abs(mean), 1)} ± ${fmt(sd / Math.sqrt(d.length), 1)}`;
+      };
+      const sums = mine.ps.map((_, i) => ROLES.reduce((a, r) => a + (mine[r][i] as number) - (base[r][i] as number), 0));
+      rows.push([setup, 'difference, paired by round (mean ± standard error)', ...ROLES.map((r) => cell(diff(r))), cell(sums), ...(LAB !== undefined ? [''] : [])]);
+    }
   }
 }
 
-const markdown = `## CPU per step by role (\`pnpm bench:role-cpu${arg('--codecs') !== undefined ? ` --codecs '${arg('--codecs')}'` : ''}${arg('--rounds') !== undefined ? ` --rounds ${ROUNDS}` : ''}${BASELINE !== undefined ? ' --baseline <worktree>' : ''}\`)
+const command = `pnpm bench:role-cpu${arg('--codecs') !== undefined ? ` --codecs '${arg('--codecs')}'` : ''}${arg('--rounds') !== undefined ? ` --rounds ${ROUNDS}` : ''}${LAB !== undefined ? ` --lab ${LAB.join(',')}` : ''}${arg('--mbit') !== undefined ? ` --mbit ${MBIT}` : ''}${BASELINE !== undefined ? ' --baseline <worktree>' : ''}`;
+const where =
+  LAB === undefined
+    ? '`tamp train --local`, LeNet-300-100 on MNIST, one parameter server and one worker, async, loopback, WASM backend.'
+    : `The network lab (test/helpers/netlab.ts), as \`pnpm bench:wire\`'s scaling rows: the parameter server and the chief on a 1 Gbit/s host, each worker on its own host and ${MBIT} Mbit/s link; LeNet-300-100 on MNIST, batch 64, async, WASM backend. The worker column is all workers' CPU over all their steps (one worker's per step of its own; the parameter server's and the chief's are per step of any worker). Cores busy: every role's CPU over the added epochs' training time (the longest worker's), the median (range); the lab's kernel work on packets is counted only where it lands in a role's system time.`;
+const markdown = `## CPU per step by role (\`${command}\`)
 
-${machine()}. \`tamp train --local\`, LeNet-300-100 on MNIST, one parameter server and one worker, async, loopback, WASM backend. Each role's CPU (utime + stime of all its threads, from /proc) in a job of ${EPOCHS} epochs minus one of 1 epoch, over the difference in steps: milliseconds of CPU per step, the median of ${ROUNDS} pairs of jobs (the range in brackets). The chief's figure includes ${EPOCHS - 1} epoch evaluations spread over the steps. Compare rows of one run: other load on the machine moves every figure.${BASELINE !== undefined ? ' With a baseline, its jobs alternate with this checkout\'s in every round, the two taking turns to go first, so a busy spell falls on both; the difference row pairs them by round.' : ''}
+${machine()}. ${where} Each role's CPU (utime + stime of all its threads, from /proc) in a job of ${EPOCHS} epochs minus one of 1 epoch, over the difference in steps: milliseconds of CPU per step, the median of ${ROUNDS} pairs of jobs (the range in brackets). The chief's figure includes ${EPOCHS - 1} epoch evaluations spread over the steps. Compare rows of one run: other load on the machine moves every figure.${BASELINE !== undefined ? ' With a baseline, its jobs alternate with this checkout\'s in every round, the two taking turns to go first, so a busy spell falls on both; the difference row pairs them by round.' : ''}
 
-${markdownTable(['codecs (push / pull)', 'code', 'parameter server ms', 'chief ms', 'worker ms (both threads)', 'sum ms'], rows)}
+${markdownTable([LAB !== undefined ? 'codecs (push / pull), workers' : 'codecs (push / pull)', 'code', 'parameter server ms', 'chief ms', 'worker ms (both threads)', 'sum ms', ...(LAB !== undefined ? [`cores busy (of ${cpus().length})`] : [])], rows)}
 `;
-if (write) writeSection('role-cpu', markdown);
+if (write) writeSection(LAB !== undefined ? 'role-cpu:lab' : 'role-cpu', markdown);
 else process.stdout.write(markdown);
