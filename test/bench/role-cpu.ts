@@ -77,20 +77,25 @@ const TREES = [
 // Linux's clock ticks per second for /proc's utime and stime (USER_HZ, 100 on every Linux Node supports).
 const TICK_MS = 10;
 
+/** /proc/PID/stat's fields after the command's closing parenthesis: state ppid ... utime (12th) stime (13th). */
+function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+const cpuMs = (fields: readonly string[]) => (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+
 /** utime + stime (ms) of each process whose parent is `parent`, by the role its command line names. */
 function childCpu(parent: number): Map<number, { role: Role; ms: number }> {
   const found = new Map<number, { role: Role; ms: number }>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // Fields after the command's closing parenthesis: state ppid ... utime (12th) stime (13th).
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const fields = statFields(Number(entry));
       if (Number(fields[1]) !== parent) continue;
       const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
       const role = argv[2] as Role;
       if (!ROLES.includes(role)) continue;
-      found.set(Number(entry), { role, ms: (Number(fields[11]) + Number(fields[12])) * TICK_MS });
+      found.set(Number(entry), { role, ms: cpuMs(fields) });
     } catch {
       // The process ended between the listing and the read.
     }
@@ -108,9 +113,7 @@ interface Run {
 /** utime + stime (ms) of one process, or undefined once it has ended. */
 function processCpu(pid: number): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+    return cpuMs(statFields(pid));
   } catch {
     return undefined;
   }
