@@ -1,6 +1,6 @@
 import type { OptimizerSettings } from '@tamp/core/base';
 import { OPTIMIZER_SLOTS, type ServerOptimizer } from './optimizer.js';
-import { type KernelArena, allocFloats, lanes } from './wasm-kernels.js';
+import { type KernelArena, type KernelExports, allocFloats, lanes } from './wasm-kernels.js';
 
 const f = Math.fround;
 /** tfjs's float32 backend epsilon, which tf.train.adagrad adds inside the square root. */
@@ -10,6 +10,9 @@ const BACKEND_EPSILON = f(1e-7);
 export function adagrad(settings: OptimizerSettings, arena: KernelArena | null = null): ServerOptimizer {
   const c = f(-settings.learningRate);
   const init = f(settings.initialAccumulatorValue);
+  /** The WebAssembly loops' arguments, the update's and its `_finite` twin's alike; undefined unless the arena holds every array. */
+  const wasmArgs = (value: Float32Array, grad: Float32Array, a: Float32Array): Parameters<KernelExports['adagrad']> | undefined =>
+    arena?.holds(value) && arena.holds(a) ? [value.byteOffset, arena.stage(grad), a.byteOffset, lanes(value.length), c, BACKEND_EPSILON] : undefined;
   return {
     name: 'adagrad',
     settings,
@@ -18,8 +21,9 @@ export function adagrad(settings: OptimizerSettings, arena: KernelArena | null =
     initSlot: (_slot, size) => allocFloats(arena, size).fill(init),
     apply(value, grad, [accSlot]) {
       const a = accSlot as Float32Array;
-      if (arena?.holds(value) && arena.holds(a)) {
-        arena.kernels.adagrad(value.byteOffset, arena.stage(grad), a.byteOffset, lanes(value.length), c, BACKEND_EPSILON);
+      const args = wasmArgs(value, grad, a);
+      if (args !== undefined && arena !== null) {
+        arena.kernels.adagrad(...args);
         return;
       }
       for (let i = 0; i < value.length; i++) {
@@ -30,9 +34,8 @@ export function adagrad(settings: OptimizerSettings, arena: KernelArena | null =
       }
     },
     staysFinite(value, grad, [accSlot]) {
-      const a = accSlot as Float32Array;
-      if (!(arena?.holds(value) && arena.holds(a))) return undefined;
-      return arena.kernels.adagrad_finite(value.byteOffset, arena.stage(grad), a.byteOffset, lanes(value.length), c, BACKEND_EPSILON) === 1;
+      const args = wasmArgs(value, grad, accSlot as Float32Array);
+      return args !== undefined && arena !== null ? arena.kernels.adagrad_finite(...args) === 1 : undefined;
     },
     endStep() {},
     globalState: () => ({}),

@@ -1,6 +1,6 @@
 import type { OptimizerSettings } from '@tamp/core/base';
 import { OPTIMIZER_SLOTS, type ServerOptimizer } from './optimizer.js';
-import { type KernelArena, allocFloats, lanes } from './wasm-kernels.js';
+import { type KernelArena, type KernelExports, allocFloats, lanes } from './wasm-kernels.js';
 
 const f = Math.fround;
 
@@ -25,6 +25,11 @@ export function adam(settings: OptimizerSettings, arena: KernelArena | null = nu
   const c = f(-settings.learningRate);
   let accBeta1 = b1;
   let accBeta2 = b2;
+  /** The WebAssembly loops' arguments, the update's and its `_finite` twin's alike; undefined unless the arena holds every array. */
+  const wasmArgs = (value: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array): Parameters<KernelExports['adam']> | undefined =>
+    arena?.holds(value) && arena.holds(m) && arena.holds(v)
+      ? [value.byteOffset, arena.stage(grad), m.byteOffset, v.byteOffset, lanes(value.length), b1, oneMinusB1, b2, oneMinusB2, f(1 - accBeta1), f(1 - accBeta2), eps, c]
+      : undefined;
   return {
     name: 'adam',
     settings,
@@ -34,9 +39,10 @@ export function adam(settings: OptimizerSettings, arena: KernelArena | null = nu
     apply(value, grad, [mSlot, vSlot]) {
       const m = mSlot as Float32Array;
       const v = vSlot as Float32Array;
-      if (arena?.holds(value) && arena.holds(m) && arena.holds(v)) {
+      const args = wasmArgs(value, grad, m, v);
+      if (args !== undefined && arena !== null) {
         // tf.train.adam's order, every operation in float32 (see wasm-kernels.ts).
-        arena.kernels.adam(value.byteOffset, arena.stage(grad), m.byteOffset, v.byteOffset, lanes(value.length), b1, oneMinusB1, b2, oneMinusB2, f(1 - accBeta1), f(1 - accBeta2), eps, c);
+        arena.kernels.adam(...args);
         return;
       }
       const step = c / f(1 - accBeta1);
@@ -49,10 +55,8 @@ export function adam(settings: OptimizerSettings, arena: KernelArena | null = nu
       }
     },
     staysFinite(value, grad, [mSlot, vSlot]) {
-      const m = mSlot as Float32Array;
-      const v = vSlot as Float32Array;
-      if (!(arena?.holds(value) && arena.holds(m) && arena.holds(v))) return undefined;
-      return arena.kernels.adam_finite(value.byteOffset, arena.stage(grad), m.byteOffset, v.byteOffset, lanes(value.length), b1, oneMinusB1, b2, oneMinusB2, f(1 - accBeta1), f(1 - accBeta2), eps, c) === 1;
+      const args = wasmArgs(value, grad, mSlot as Float32Array, vSlot as Float32Array);
+      return args !== undefined && arena !== null ? arena.kernels.adam_finite(...args) === 1 : undefined;
     },
     endStep() {
       accBeta1 = f(accBeta1 * b1);

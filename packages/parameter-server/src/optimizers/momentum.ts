@@ -1,6 +1,6 @@
 import type { OptimizerSettings } from '@tamp/core/base';
 import { OPTIMIZER_SLOTS, type ServerOptimizer } from './optimizer.js';
-import { type KernelArena, allocFloats, lanes } from './wasm-kernels.js';
+import { type KernelArena, type KernelExports, allocFloats, lanes } from './wasm-kernels.js';
 
 const f = Math.fround;
 
@@ -8,6 +8,9 @@ const f = Math.fround;
 export function momentum(settings: OptimizerSettings, arena: KernelArena | null = null): ServerOptimizer {
   const m = f(settings.momentum);
   const c = f(-settings.learningRate);
+  /** The WebAssembly loops' arguments, the update's and its `_finite` twin's alike; undefined unless the arena holds every array. */
+  const wasmArgs = (value: Float32Array, grad: Float32Array, a: Float32Array): Parameters<KernelExports['momentum']> | undefined =>
+    arena?.holds(value) && arena.holds(a) ? [value.byteOffset, arena.stage(grad), a.byteOffset, lanes(value.length), m, c] : undefined;
   return {
     name: 'momentum',
     settings,
@@ -16,8 +19,9 @@ export function momentum(settings: OptimizerSettings, arena: KernelArena | null 
     initSlot: (_slot, size) => allocFloats(arena, size),
     apply(value, grad, [acc]) {
       const a = acc as Float32Array;
-      if (arena?.holds(value) && arena.holds(a)) {
-        arena.kernels.momentum(value.byteOffset, arena.stage(grad), a.byteOffset, lanes(value.length), m, c);
+      const args = wasmArgs(value, grad, a);
+      if (args !== undefined && arena !== null) {
+        arena.kernels.momentum(...args);
         return;
       }
       for (let i = 0; i < value.length; i++) {
@@ -27,9 +31,8 @@ export function momentum(settings: OptimizerSettings, arena: KernelArena | null 
       }
     },
     staysFinite(value, grad, [acc]) {
-      const a = acc as Float32Array;
-      if (!(arena?.holds(value) && arena.holds(a))) return undefined;
-      return arena.kernels.momentum_finite(value.byteOffset, arena.stage(grad), a.byteOffset, lanes(value.length), m, c) === 1;
+      const args = wasmArgs(value, grad, acc as Float32Array);
+      return args !== undefined && arena !== null ? arena.kernels.momentum_finite(...args) === 1 : undefined;
     },
     endStep() {},
     globalState: () => ({}),
