@@ -29,8 +29,12 @@ describe('batch claims', () => {
       const name = `killed-${mode}`;
       const out = join(dir, name);
       let victim: ChildProcess | undefined;
-      // 30 steps × 2 workers = 60 batches of 64. Worker 1 waits 300 ms after each step's gradients
-      // (TAMP_TEST_STEP_DELAY_MS), so when it is killed it holds a claimed block it has not reported.
+      let armed = false;
+      // 30 steps × 2 workers = 60 batches of 64. Worker 1 waits 1 s after each step's gradients
+      // (TAMP_TEST_STEP_DELAY_MS) and logs that it does first. It is killed on the first such line after checkpoint 3
+      // is written: then it holds the batch of that step (claimed, not pushed, so not reported) for the whole second,
+      // rather than at whatever point of its loop the checkpoint's file happened to appear (idle at the barrier, or
+      // not yet claiming after it, on a busy machine).
       const job = launchLocalCluster({
         tamp: [process.execPath, TAMP_BIN],
         jobId: name,
@@ -38,16 +42,24 @@ describe('batch claims', () => {
         workers: 2,
         chiefArgs: ['--model', 'mlp-tiny', '--dataset', 'mnist', '--epochs', '1', '--epoch-size', '3840', '--mode', mode, '--staleness', '3', '--heartbeat-timeout', '2', '--checkpoint-every', '3', '--out', out, '--backend', 'wasm'],
         workerArgs: ['--backend', 'wasm'],
-        workerEnvByIndex: [{}, { TAMP_TEST_STEP_DELAY_MS: '300' }],
+        workerEnvByIndex: [{}, { TAMP_TEST_STEP_DELAY_MS: '1000' }],
         maxRestarts: 0,
         onSpawn: (role, child) => {
           if (role === 'worker-1') victim = child;
+        },
+        // Every role's log lines, prefixed with the role: the victim's step-delay lines are the trigger.
+        verbose: true,
+        log: (line) => {
+          if (armed && line.startsWith('[worker-1]') && line.includes('test step delay')) {
+            armed = false;
+            victim?.kill('SIGKILL');
+          }
         },
         out,
       });
       await waitFor(join(out, 'checkpoints', 'step-000000003', 'manifest.json'));
       expect(victim).toBeDefined();
-      victim?.kill('SIGKILL');
+      armed = true;
       const report: ChiefReport = await job;
       expect(report.lostWorkers).toBe(1);
       expect(report.workerStats.find((w) => w.workerId === 'worker-0')?.state).toBe('finished');

@@ -143,7 +143,11 @@ export class ReplicaLoop {
 
   private async gradients(step: number, batch = this.source.batch(step)): Promise<{ grads: NamedArray[]; size: number }> {
     const result = await computeGradients(this.model, batch);
-    if (this.stepDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.stepDelayMs));
+    if (this.stepDelayMs > 0) {
+      // Logged first, so a test knows this worker holds the step's batch (claimed, not yet pushed) for the whole wait.
+      this.log(`${this.id}: test step delay: waiting ${this.stepDelayMs} ms after step ${step + 1}'s gradients`);
+      await new Promise((resolve) => setTimeout(resolve, this.stepDelayMs));
+    }
     this.loss = result.loss;
     this.lap('compute');
     const grads: NamedArray[] = [];
