@@ -17,3 +17,4 @@ export * from './codec/compression/index.js';
 export * from './cluster/index.js';
 export * from './train/optimizer-settings.js';
 export * from './metrics/percentile.js';
+export * as wasm from './wasm/encoder.js';

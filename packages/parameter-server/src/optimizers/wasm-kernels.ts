@@ -16,80 +16,13 @@
  * for one arena, or a runtime without WebAssembly SIMD, uses the JavaScript
  * loops (see each optimizer).
  *
- * The module is small enough to write by hand; the text format of each
- * function is in the comment above its encoder.
+ * The module is small enough to write by hand (with @tamp/core's `wasm`
+ * encoder); the text format of each function is in the comment above it.
  */
 
-import { UsageError } from '@tamp/core/base';
+import { UsageError, wasm } from '@tamp/core/base';
 
-// ---------------------------------------------------------------------------
-// A minimal WebAssembly binary encoder: just what these loops need.
-
-const I32 = 0x7f;
-const F32 = 0x7d;
-const V128 = 0x7b;
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const byte = n & 0x7f;
-    n >>= 7;
-    const done = (n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0);
-    out.push(done ? byte : byte | 0x80);
-    if (done) return out;
-  }
-}
-
-const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
-const name = (s: string): number[] => [...uleb(s.length), ...Buffer.from(s, 'utf8')];
-const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
-
-// Instructions.
-const get = (i: number) => [0x20, ...uleb(i)];
-const set = (i: number) => [0x21, ...uleb(i)];
-const i32 = (n: number) => [0x41, ...sleb(n)];
-const i32Add = [0x6a];
-const i32Shl = [0x74];
-const i32GeU = [0x4f];
-const simd = (op: number) => [0xfd, ...uleb(op)];
-/** v128.load / v128.store with 16-byte alignment (log2 4) and offset 0. */
-const load = [...simd(0x00), 4, 0];
-const store = [...simd(0x0b), 4, 0];
-const splat = simd(0x13); // f32x4.splat
-const sqrt = simd(0xe3);
-const add = simd(0xe4);
-const sub = simd(0xe5);
-const mul = simd(0xe6);
-const div = simd(0xe7);
-const ne = simd(0x42); // f32x4.ne
-const anyTrue = simd(0x53); // v128.any_true
-const drop = [0x1a];
-const i32Eqz = [0x45];
-
-/**
- * `(block (loop (br_if 1 (i32.ge_u $p0 $end)) body... (advance each pointer
- * by 16) (br 0)))`: the loop over four lanes at a time. `pointers` are the
- * local indices of the byte addresses walked together; the first one is
- * compared with `end`.
- */
-function loop(pointers: readonly number[], end: number, body: number[]): number[] {
-  const advance = pointers.flatMap((p) => [...get(p), ...i32(16), ...i32Add, ...set(p)]);
-  return [0x02, 0x40, 0x03, 0x40, ...get(pointers[0] as number), ...get(end), ...i32GeU, 0x0d, 1, ...body, ...advance, 0x0c, 0, 0x0b, 0x0b];
-}
-
-/** `$end = $p + $n * 4` ($n counts float32 elements, a multiple of four). */
-const endOf = (p: number, n: number, end: number) => [...get(p), ...get(n), ...i32(2), ...i32Shl, ...i32Add, ...set(end)];
+const { F32, I32, V128, add, anyTrue, div, drop, encodeModule, endOf, get, i32Eqz, load, loop, mul, ne, set, splat, sqrt, store, sub } = wasm;
 
 interface Func {
   readonly name: string;
@@ -194,13 +127,7 @@ const ADAGRAD: Func = {
   ],
 };
 
-interface Compiled {
-  readonly name: string;
-  readonly params: readonly number[];
-  readonly results: readonly number[];
-  readonly locals: readonly number[];
-  readonly code: number[];
-}
+type Compiled = wasm.WasmFunction;
 
 const update = (f: Func): Compiled => ({ name: f.name, params: f.params, results: [], locals: f.locals, code: f.body(store) });
 
@@ -233,25 +160,7 @@ const FUNCS: readonly Compiled[] = [SGD, MOMENTUM, ADAM, ADAGRAD].flatMap((f) =>
 
 /** The module: imports its memory as env.memory, exports each optimizer's update and its `_finite` check. */
 export function encodeKernelModule(): Uint8Array<ArrayBuffer> {
-  const types = FUNCS.map((f) => [0x60, ...vec(f.params.map((p) => [p])), ...vec(f.results.map((r) => [r]))]);
-  const imports = vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]]);
-  const functions = vec(FUNCS.map((_, i) => uleb(i)));
-  const exports = vec(FUNCS.map((f, i) => [...name(f.name), 0x00, ...uleb(i)]));
-  const bodies = vec(
-    FUNCS.map((f) => {
-      const locals = vec(f.locals.map((t) => [1, t]));
-      const code = [...locals, ...f.code, 0x0b];
-      return [...uleb(code.length), ...code];
-    }),
-  );
-  return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec(types)),
-    ...section(2, imports),
-    ...section(3, functions),
-    ...section(7, exports),
-    ...section(10, bodies),
-  ]);
+  return encodeModule(FUNCS);
 }
 
 // ---------------------------------------------------------------------------

@@ -5,14 +5,18 @@
  * values; an int8 or int4 tensor is a change, added exactly as the server
  * added it to its copy.
  */
-import { CodecError, type WireTensor, isDeltaPull, partKey } from '@tamp/core/base';
+import { CodecError, type WireTensor, addFloats, isDeltaPull, partKey } from '@tamp/core/base';
 
 export class PullReference {
   private values = new Map<string, Float32Array>();
   /** The last completed pull's sequence number (0: none), sent as base_pull. */
   seq = 0n;
 
-  /** Apply one answer (`tensors` as assembled) and return the values as new arrays (the caller may transfer them). */
+  /**
+   * Apply one answer (`tensors` as assembled: a change's data is its
+   * decoder's own array, which this overwrites) and return the values as
+   * new arrays (the caller may transfer them).
+   */
   apply(seq: bigint, tensors: readonly WireTensor[]): WireTensor[] {
     const next = new Map(this.values);
     const out: WireTensor[] = [];
@@ -26,8 +30,9 @@ export class PullReference {
           // The server sends a change only when base_pull matched its record of this worker, which holds every part.
           throw new CodecError('CHUNK_INVALID', `pull: "${t.name}" came as a change to values this worker does not hold; the server's record of its pulls disagrees`, t.name);
         }
-        held = new Float32Array(old.length);
-        for (let i = 0; i < held.length; i++) held[i] = (old[i] as number) + (data[i] as number);
+        // The decoded change is this pull's own array: the sum goes into it (a 1 MB allocation less a step).
+        addFloats(data, old);
+        held = data;
       } else {
         held = data.slice();
       }

@@ -6,6 +6,7 @@
  * receiver refuses the tensor instead of reading zeros for it.
  */
 import { CodecError } from '../../errors.js';
+import { quantizeWasm } from './quantize-wasm.js';
 
 /** The largest block a receiver accepts (bounds the scale array it reads, not an allocation). */
 export const MAX_BLOCK = 1 << 20;
@@ -33,7 +34,8 @@ export interface QuantizeWith {
 
 /**
  * Quantize `src` into `q` and `scales` (see QuantizeWith for `held` and
- * error feedback). The loops are written for V8: rounding is floor(v + 0.5)
+ * error feedback). Where it can, the WebAssembly SIMD twin of this loop runs
+ * instead (quantize-wasm.ts: the same results, bit for bit). The loops are written for V8: rounding is floor(v + 0.5)
  * by truncating a positive number, which is Math.round's half-up rounding
  * (with Math.round and a clamp, int4 took 1.3-2x as long and int8 up to 1.7x
  * in `pnpm bench:codecs`), and the finiteness test is folded into the
@@ -43,6 +45,11 @@ export function quantizeBlocks(src: Float32Array, blockSize: number, limit: numb
   const n = src.length;
   const { held, owed, next } = w;
   for (const a of [held, owed, next]) if (a !== undefined && a.length !== n) throw new CodecError('CHUNK_INVALID', `quantize: ${n} values against ${a.length} held or owed`);
+  const bad = quantizeWasm(src, blockSize, limit, q, scales, held, owed, next);
+  if (bad !== undefined) {
+    if (bad >= 0 && next !== undefined) throw nonFiniteGradient(bad);
+    return;
+  }
   const plain = held === undefined && owed === undefined;
   const d = plain ? src : new Float32Array(Math.min(n, blockSize));
   const bias = limit + 1.5;
@@ -63,7 +70,7 @@ export function quantizeBlocks(src: Float32Array, blockSize: number, limit: numb
     const scale = finite ? Math.fround(max / limit) : NaN;
     scales[b] = scale;
     // A receiver refuses the NaN scale; a sender with error feedback refuses it first, owing nothing new.
-    if (next !== undefined && !finite) throw new CodecError('CHUNK_INVALID', `block ${b} of a gradient holds NaN or ±Infinity: nothing was sent (the loss or learning rate diverged)`);
+    if (next !== undefined && !finite) throw nonFiniteGradient(b);
     if (!(scale > 0)) {
       // Nothing sent from this block (all zero, or too small for a scale): all of it is still owed.
       if (next !== undefined) for (let i = start; i < end; i++) next[i] = d[i - off] as number;
@@ -81,6 +88,8 @@ export function quantizeBlocks(src: Float32Array, blockSize: number, limit: numb
     }
   }
 }
+
+const nonFiniteGradient = (b: number) => new CodecError('CHUNK_INVALID', `block ${b} of a gradient holds NaN or ±Infinity: nothing was sent (the loss or learning rate diverged)`);
 
 /** Read and check a block-quantized payload's header: its block size and scales (each finite and not negative). */
 export function readBlockHeader(codec: string, bytes: Uint8Array, n: number, name: string, payloadBytes: (n: number, blockSize: number) => number): { blockSize: number; scales: Float32Array } {

@@ -5,3 +5,4 @@ export * from './topk.js';
 export * from './feedback.js';
 export * from './dgc.js';
 export * from './wire-codec.js';
+export { addFloats, quantizeKernels, setQuantizeKernels } from './quantize-wasm.js';

@@ -1,0 +1,363 @@
+/**
+ * The block quantizer (blocks.ts) in WebAssembly SIMD: the same arithmetic,
+ * bit for bit, four elements an iteration where V8 runs the JavaScript loop
+ * one double at a time. The wire's int8 and int4 codecs spend their time
+ * here: a worker's push with error feedback and the parameter server's
+ * change-coded pull quantize every element of every step's 1 MB tensors
+ * (`pnpm bench:codecs`).
+ *
+ * Exactness: a float32 sum or difference rounds as JavaScript's double
+ * operation then `Math.fround` does (double has more than twice float32's
+ * precision), and so does the scale's division and each `k × scale` (an
+ * integer of at most 8 bits times a float32 is exact in a double). The
+ * rounding step `(v × inv + (limit + 1.5)) | 0` stays in double precision:
+ * two lanes of f64x2 at a time, truncated as `| 0` truncates (its values are
+ * small and positive). So the code, the scales, the held values and what
+ * error feedback owes are the JavaScript loop's exactly; the property tests
+ * compare the two on the same inputs.
+ *
+ * WebAssembly code reads only its own memory: each call copies its inputs
+ * into one memory per thread (grown to the largest tensor seen, at most
+ * MAX_BYTES) and its outputs back. Block sizes that are not a multiple of 4,
+ * larger tensors and runtimes without SIMD use the JavaScript loop.
+ */
+import * as wasm from '../../wasm/encoder.js';
+
+const { F32, I32, V128, anyTrue, encodeModule, get, i32, i32Add, i32Eqz, i32Shl, i32GeU, load, loop, set, simd, store, tee } = wasm;
+
+// Instructions this module needs beyond the shared ones.
+const f32Const = (x: number): number[] => [0x43, ...new Uint8Array(new Float32Array([x]).buffer)];
+const f64Const = (x: number): number[] => [0x44, ...new Uint8Array(new Float64Array([x]).buffer)];
+const f32Max = [0x97];
+const f32Le = [0x5f];
+const f32Gt = [0x5e];
+const f32Div = [0x95];
+const f32ConvertI32 = [0xb2];
+const f64ConvertI32 = [0xb7];
+const f64PromoteF32 = [0xbb];
+const f64Add = [0xa0];
+const f64Div = [0xa3];
+const f32Store = [0x38, 2, 0];
+const i32Store = [0x36, 0, 0];
+const i32LtU = [0x49];
+const i32LtS = [0x48];
+const i32Sub = [0x6b];
+const select = [0x1b];
+const ifVoid = [0x04, 0x40];
+const ifF32 = [0x04, F32];
+const orElse = [0x05];
+const end = [0x0b];
+const shuffle = (lanes: readonly number[]): number[] => [...simd(0x0d), ...lanes];
+const i32x4Splat = simd(0x11);
+const f32x4Splat = simd(0x13);
+const f64x2Splat = simd(0x14);
+const f32x4Lane = (lane: number): number[] => [...simd(0x1f), lane];
+const store32Lane0 = [...simd(0x5a), 0, 0, 0];
+const f64x2PromoteLow = simd(0x5f);
+const i8x16NarrowS = simd(0x65);
+const i16x8NarrowS = simd(0x85);
+const i32x4Sub = simd(0xb1);
+const i32x4MinS = simd(0xb6);
+const i32x4MaxS = simd(0xb8);
+const f32x4Abs = simd(0xe0);
+const f32x4Add = simd(0xe4);
+const f32x4Sub = simd(0xe5);
+const f32x4Mul = simd(0xe6);
+const i8x16Splat = simd(0x0f);
+const i8x16Eq = simd(0x23);
+const load32Zero = [...simd(0x5c), 0, 0];
+const i16x8ExtendLowI8x16S = simd(0x87);
+const i32x4ExtendLowI16x8S = simd(0xa7);
+const f32Load = [0x2a, 2, 0];
+const f32x4Pmax = simd(0xeb); // b < a ? a : b (a NaN in b is passed over)
+const f32x4Ne = simd(0x42);
+const v128Or = simd(0x50);
+const i32And = [0x71];
+const f64x2Add = simd(0xf0);
+const f64x2Mul = simd(0xf2);
+const i32x4TruncSatF64x2Zero = simd(0xfc);
+const f32x4ConvertI32x4 = simd(0xfa);
+
+const MAX_F32 = 3.4028234663852886e38;
+
+// combine(d, a, len, sign): d[i] = d[i] + a[i] (sign 1) or d[i] - a[i] (sign 0), len a multiple of 4.
+//   locals: end 4
+const COMBINE = (op: number[], name: string): wasm.WasmFunction => ({
+  name,
+  params: [I32, I32, I32],
+  results: [],
+  locals: [I32],
+  code: [
+    ...get(0), ...get(2), ...i32(2), ...i32Shl, ...i32Add, ...set(3),
+    ...loop([0, 1], 3, [...get(0), ...get(0), ...load, ...get(1), ...load, ...op, ...store]),
+  ],
+});
+
+// quantize(d, q, scales, len, bs, limit, held, next) -> first non-finite block or -1
+//   d: len float32 values (len a multiple of 4, zero past the tensor's end); q: len int8 codes;
+//   scales: a float32 per block of bs elements (bs a multiple of 4); held, next: 0 when absent, else
+//   len float32 values: held[i] += k × scale (a change-coded pull), next[i] = d[i] − k × scale (error feedback).
+// Parameters 0-7; locals: p 8, dEnd 9, start 10, blockEnd 11, qp 12, hp 13, np 14, sp 15, blk 16, bad 17,
+//   max 18 (f32), scale 19 (f32), vmax 20, v 21, k 22, sent 23, INV 24, BIAS 25, SCALE 26, L1 27, LIM 28, NLIM 29, NANS 30.
+const [D, Q, SCALES, LEN, BS, LIMIT, HELD, NEXT] = [0, 1, 2, 3, 4, 5, 6, 7];
+const [P, DEND, START, BEND, QP, HP, NP, SP, BLK, BAD, MAX, SCALE, VMAX, V, K, SENT, INV, BIAS, VSCALE, L1, LIM, NLIM, NANS] = Array.from({ length: 23 }, (_, i) => i + 8) as [
+  number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number,
+];
+const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
+const LOW_LANES_OF_BOTH = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
+/** Two lanes in double precision: trunc(lanes × INV + BIAS), as i32x4 [a, b, 0, 0]. */
+const roundHalf = (half: number[]): number[] => [...half, ...f64x2PromoteLow, ...get(INV), ...f64x2Mul, ...get(BIAS), ...f64x2Add, ...i32x4TruncSatF64x2Zero];
+const advance = [16, 4, 16, 16];
+type Mode = 'plain' | 'held' | 'next';
+const quantizeFn = (mode: Mode): wasm.WasmFunction => ({
+  name: `quantize_${mode}`,
+  params: [I32, I32, I32, I32, I32, I32, I32, I32],
+  results: [I32],
+  locals: [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, F32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
+  code: [
+    ...get(D), ...get(LEN), ...i32(2), ...i32Shl, ...i32Add, ...set(DEND),
+    ...get(D), ...set(P), ...get(Q), ...set(QP), ...get(HELD), ...set(HP), ...get(NEXT), ...set(NP), ...get(SCALES), ...set(SP),
+    ...i32(0), ...set(BLK), ...i32(-1), ...set(BAD),
+    ...get(LIMIT), ...f64ConvertI32, ...f64Const(1.5), ...f64Add, ...f64x2Splat, ...set(BIAS),
+    ...get(LIMIT), ...i32(1), ...i32Add, ...i32x4Splat, ...set(L1),
+    ...get(LIMIT), ...i32x4Splat, ...set(LIM),
+    ...i32(0), ...get(LIMIT), ...i32Sub, ...i32x4Splat, ...set(NLIM),
+    // Each block.
+    0x02, 0x40, 0x03, 0x40,
+    ...get(P), ...get(DEND), ...i32GeU, 0x0d, 1,
+    ...get(P), ...set(START),
+    ...get(P), ...get(BS), ...i32(2), ...i32Shl, ...i32Add, ...tee(BEND), ...get(DEND), ...get(BEND), ...get(DEND), ...i32LtU, ...select, ...set(BEND),
+    // max |d| over the block (pmax: one instruction, where f32x4.max's NaN rule takes several), and in NANS
+    // every lane that held a NaN (x ≠ x); ±Infinity shows in the maximum.
+    ...f32Const(0), ...f32x4Splat, ...tee(VMAX), ...set(NANS),
+    ...loop([P], BEND, [
+      ...get(P), ...load, ...tee(V), ...f32x4Abs, ...get(VMAX), ...f32x4Pmax, ...set(VMAX),
+      ...get(NANS), ...get(V), ...get(V), ...f32x4Ne, ...v128Or, ...set(NANS),
+    ]),
+    ...get(VMAX), ...f32x4Lane(0), ...get(VMAX), ...f32x4Lane(1), ...f32Max, ...get(VMAX), ...f32x4Lane(2), ...get(VMAX), ...f32x4Lane(3), ...f32Max, ...f32Max, ...set(MAX),
+    ...get(MAX), ...f32Const(MAX_F32), ...f32Le, ...get(NANS), ...anyTrue, ...i32Eqz, ...i32And,
+    ...ifF32, ...get(MAX), ...get(LIMIT), ...f32ConvertI32, ...f32Div,
+    ...orElse, ...get(BLK), ...get(BAD), ...get(BAD), ...i32(0), ...i32LtS, ...select, ...set(BAD), ...f32Const(NaN),
+    ...end, ...set(SCALE),
+    ...get(SP), ...get(SCALE), ...f32Store, ...get(SP), ...i32(4), ...i32Add, ...set(SP),
+    ...get(START), ...set(P),
+    ...get(SCALE), ...f32Const(0), ...f32Gt,
+    ...ifVoid,
+    ...f64Const(1), ...get(SCALE), ...f64PromoteF32, ...f64Div, ...f64x2Splat, ...set(INV),
+    ...get(SCALE), ...f32x4Splat, ...set(VSCALE),
+    ...loop([P, QP, HP, NP], BEND, [
+      ...get(P), ...load, ...set(V),
+      ...roundHalf(get(V)), ...roundHalf([...get(V), ...get(V), ...shuffle(HIGH_HALF)]), ...shuffle(LOW_LANES_OF_BOTH),
+      ...get(L1), ...i32x4Sub, ...get(LIM), ...i32x4MinS, ...get(NLIM), ...i32x4MaxS, ...set(K),
+      ...get(QP), ...get(K), ...get(K), ...i16x8NarrowS, ...get(K), ...i8x16NarrowS, ...store32Lane0,
+      ...get(K), ...f32x4ConvertI32x4, ...get(VSCALE), ...f32x4Mul, ...set(SENT),
+      ...(mode === 'held' ? [...get(HP), ...get(HP), ...load, ...get(SENT), ...f32x4Add, ...store] : []),
+      ...(mode === 'next' ? [...get(NP), ...get(V), ...get(SENT), ...f32x4Sub, ...store] : []),
+    ], advance),
+    ...orElse,
+    // Nothing sent from this block (all zero, too small for a scale, or not finite): codes 0, all of it still owed.
+    ...loop([P, QP, HP, NP], BEND, [
+      ...get(QP), ...i32(0), ...i32Store,
+      ...(mode === 'next' ? [...get(NP), ...get(P), ...load, ...store] : []),
+    ], advance),
+    ...end,
+    ...get(BLK), ...i32(1), ...i32Add, ...set(BLK),
+    0x0c, 0, 0x0b, 0x0b,
+    ...get(BAD),
+  ],
+});
+
+// dequantize_i8(q, scales, out, len, bs) -> 1 when a code is -128 (refused), else 0
+//   out[i] = q[i] × scale of i's block (the float32 product, as JavaScript's rounded double is).
+// Parameters 0-4; locals: op 5, qp 6, sp 7, oEnd 8, bEnd 9, VSCALE 10, BADS 11, MINUS128 12, codes 13.
+const DEQUANTIZE_I8: wasm.WasmFunction = {
+  name: 'dequantize_i8',
+  params: [I32, I32, I32, I32, I32],
+  results: [I32],
+  locals: [I32, I32, I32, I32, I32, V128, V128, V128, V128],
+  code: [
+    ...get(2), ...set(5), ...get(0), ...set(6), ...get(1), ...set(7),
+    ...get(2), ...get(3), ...i32(2), ...i32Shl, ...i32Add, ...set(8),
+    ...i32(-128), ...i8x16Splat, ...set(12),
+    ...i32(0), ...i8x16Splat, ...set(11),
+    0x02, 0x40, 0x03, 0x40,
+    ...get(5), ...get(8), ...i32GeU, 0x0d, 1,
+    ...get(5), ...get(4), ...i32(2), ...i32Shl, ...i32Add, ...tee(9), ...get(8), ...get(9), ...get(8), ...i32LtU, ...select, ...set(9),
+    ...get(7), ...f32Load, ...f32x4Splat, ...set(10),
+    ...get(7), ...i32(4), ...i32Add, ...set(7),
+    ...loop([5, 6], 9, [
+      ...get(6), ...load32Zero, ...tee(13),
+      ...get(12), ...i8x16Eq, ...get(11), ...v128Or, ...set(11),
+      ...get(5), ...get(13), ...i16x8ExtendLowI8x16S, ...i32x4ExtendLowI16x8S, ...f32x4ConvertI32x4, ...get(10), ...f32x4Mul, ...store,
+    ], [16, 4]),
+    0x0c, 0, 0x0b, 0x0b,
+    ...get(11), ...anyTrue,
+  ],
+};
+
+type QuantizeFn = (d: number, q: number, scales: number, len: number, bs: number, limit: number, held: number, next: number) => number;
+
+interface QuantizeExports {
+  dequantize_i8(q: number, scales: number, out: number, len: number, bs: number): number;
+  add_into(d: number, a: number, len: number): void;
+  sub_into(d: number, a: number, len: number): void;
+  quantize_plain: QuantizeFn;
+  quantize_held: QuantizeFn;
+  quantize_next: QuantizeFn;
+}
+
+export function encodeQuantizeModule(): Uint8Array<ArrayBuffer> {
+  return encodeModule([COMBINE(f32x4Add, 'add_into'), COMBINE(f32x4Sub, 'sub_into'), quantizeFn('plain'), quantizeFn('held'), quantizeFn('next'), DEQUANTIZE_I8]);
+}
+
+const PAGE = 65536;
+/** The largest memory the quantizer grows to; a larger tensor uses the JavaScript loop. */
+export const MAX_BYTES = 2 ** 30;
+const lanes = (n: number): number => (n + 3) & ~3;
+const align16 = (n: number): number => (n + 15) & ~15;
+
+let instance: { memory: WebAssembly.Memory; fns: QuantizeExports } | null | undefined;
+let enabled = true;
+
+/** Use the WebAssembly quantizer where it can run (the default) or always the JavaScript loop (tests and `pnpm bench:codecs` compare the two). */
+export function setQuantizeKernels(kind: 'wasm-simd' | 'js'): void {
+  enabled = kind === 'wasm-simd';
+}
+
+/** The quantizer blocks.ts uses now: WebAssembly SIMD, or JavaScript where the runtime has no SIMD or it was switched off. */
+export function quantizeKernels(): 'wasm-simd' | 'js' {
+  return enabled && instantiate() !== null ? 'wasm-simd' : 'js';
+}
+
+function instantiate(): { memory: WebAssembly.Memory; fns: QuantizeExports } | null {
+  if (instance === undefined) {
+    instance = null;
+    try {
+      const bytes = encodeQuantizeModule();
+      if (typeof WebAssembly !== 'undefined' && WebAssembly.validate(bytes)) {
+        const memory = new WebAssembly.Memory({ initial: 1 });
+        instance = { memory, fns: new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as unknown as QuantizeExports };
+      }
+    } catch {
+      instance = null; // no WebAssembly here: the JavaScript loop still works
+    }
+  }
+  return instance;
+}
+
+/** Grow `memory` to at least `bytes` (at most MAX_BYTES); false when it cannot. */
+function reserve(memory: WebAssembly.Memory, bytes: number): boolean {
+  if (bytes > MAX_BYTES) return false;
+  if (memory.buffer.byteLength >= bytes) return true;
+  try {
+    memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / PAGE));
+    return true;
+  } catch {
+    return false; // the memory could not grow: the JavaScript loop still works
+  }
+}
+
+/**
+ * blocks.ts's quantizeBlocks in WebAssembly, with the same arguments and
+ * results (the block loop's first non-finite block, or -1), or undefined
+ * when it cannot run here (the caller then runs the JavaScript loop).
+ * Nothing is written to `q`, `scales`, `held` or `next` before the
+ * computation has finished.
+ */
+export function quantizeWasm(
+  src: Float32Array,
+  blockSize: number,
+  limit: number,
+  q: Int8Array,
+  scales: Float32Array,
+  held: Float32Array | undefined,
+  owed: Float32Array | undefined,
+  next: Float32Array | undefined,
+): number | undefined {
+  if (!enabled || blockSize % 4 !== 0 || (held !== undefined && next !== undefined)) return undefined;
+  const inst = instantiate();
+  if (inst === null) return undefined;
+  const n = src.length;
+  const len = lanes(n);
+  const aux = held ?? owed ?? next;
+  // Layout: 16 bytes unused (address 0 means "absent"), d, aux, q, scales.
+  const dAt = 16;
+  const auxAt = dAt + len * 4;
+  const qAt = auxAt + (aux !== undefined ? len * 4 : 0);
+  const scalesAt = qAt + align16(len);
+  const bytes = scalesAt + scales.length * 4;
+  const { memory, fns } = inst;
+  if (!reserve(memory, bytes)) return undefined;
+  const buffer = memory.buffer;
+  const d = new Float32Array(buffer, dAt, len);
+  d.set(src);
+  d.fill(0, n);
+  if (aux !== undefined) {
+    const a = new Float32Array(buffer, auxAt, len);
+    if (held !== undefined || owed !== undefined) {
+      a.set(held ?? (owed as Float32Array));
+      a.fill(0, n);
+      if (held !== undefined) fns.sub_into(dAt, auxAt, len);
+      else fns.add_into(dAt, auxAt, len);
+    }
+  }
+  // With error feedback, next's region is aux's (owed is spent once added to d); held is moved in place.
+  const quantize = held !== undefined ? fns.quantize_held : next !== undefined ? fns.quantize_next : fns.quantize_plain;
+  const bad = quantize(dAt, qAt, scalesAt, len, blockSize, limit, held !== undefined ? auxAt : 0, next !== undefined ? auxAt : 0);
+  if (bad >= 0 && next !== undefined) return bad; // the caller refuses the gradient; nothing written
+  q.set(new Int8Array(buffer, qAt, n));
+  scales.set(new Float32Array(buffer, scalesAt, scales.length));
+  if (held !== undefined) held.set(new Float32Array(buffer, auxAt, n));
+  if (next !== undefined) next.set(new Float32Array(buffer, auxAt, n));
+  return bad;
+}
+
+/**
+ * int8.ts's decoding loop in WebAssembly: `codes` (n int8 codes) times their
+ * block's scale, as a new array; 'minus128' when a code is -128 (the caller
+ * finds which and refuses the tensor); undefined when it cannot run here.
+ */
+export function dequantizeInt8Wasm(codes: Int8Array, scales: Float32Array, blockSize: number): Float32Array | 'minus128' | undefined {
+  if (!enabled || blockSize % 4 !== 0) return undefined;
+  const inst = instantiate();
+  if (inst === null) return undefined;
+  const n = codes.length;
+  const len = lanes(n);
+  const qAt = 16;
+  const scalesAt = qAt + align16(len);
+  const outAt = align16(scalesAt + scales.length * 4);
+  if (!reserve(inst.memory, outAt + len * 4)) return undefined;
+  const buffer = inst.memory.buffer;
+  const q = new Int8Array(buffer, qAt, len);
+  q.set(codes);
+  q.fill(0, n);
+  new Float32Array(buffer, scalesAt, scales.length).set(scales);
+  if (inst.fns.dequantize_i8(qAt, scalesAt, outAt, len, blockSize) !== 0) return 'minus128';
+  return new Float32Array(buffer, outAt, n).slice();
+}
+
+/**
+ * `into[i] = a[i] + into[i]` in float32 (as JavaScript's double sum stored
+ * to a Float32Array rounds it), in WebAssembly where it can run: a worker
+ * adds each int8 or int4 pull's decoded change to the values it holds
+ * (wire/pull-reference.ts), 0.5 ms of scalar JavaScript a step for
+ * LeNet-300-100's 266,610 values.
+ */
+export function addFloats(into: Float32Array, a: Float32Array): void {
+  const n = into.length;
+  // Internal invariant: the caller checks the lengths and says which tensor disagrees.
+  if (a.length !== n) throw new RangeError(`addFloats: ${n} values against ${a.length}`);
+  const inst = enabled ? instantiate() : null;
+  const len = lanes(n);
+  const aAt = 16 + len * 4;
+  if (inst === null || !reserve(inst.memory, aAt + len * 4)) {
+    for (let i = 0; i < n; i++) into[i] = (a[i] as number) + (into[i] as number);
+    return;
+  }
+  const d = new Float32Array(inst.memory.buffer, 16, len);
+  const x = new Float32Array(inst.memory.buffer, aAt, len);
+  d.set(into);
+  x.set(a);
+  inst.fns.add_into(16, aAt, len);
+  into.set(d.subarray(0, n));
+}
