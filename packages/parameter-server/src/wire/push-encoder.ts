@@ -103,7 +103,7 @@ export class PushEncoder {
           if (this.feedback === undefined) return { ...base, codec: kind, bytes: kind === 'int8' ? encodeInt8(g) : encodeInt4(g) };
           // Error feedback in the quantizer's own pass: code g + owed, write what is lost to `next`, keep it once encoded.
           const owed = this.feedback.residual(key);
-          const feedback = { ...(owed !== undefined && owed.length === g.length ? { owed } : {}), next: new Float32Array(g.length) };
+          const feedback = { ...(owed !== undefined && owed.length === g.length ? { owed } : {}), next: this.feedback.scratch(key, g.length) };
           const bytes = kind === 'int8' ? encodeInt8(g, INT8_BLOCK, feedback) : encodeInt4(g, INT4_BLOCK, feedback);
           this.feedback.keep(key, feedback.next);
           return { ...base, codec: kind, bytes };

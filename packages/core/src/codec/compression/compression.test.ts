@@ -313,7 +313,8 @@ describe('error feedback', () => {
         for (const g of grads) {
           const owed = fb.residual('w');
           const c = owed === undefined ? g.slice() : g.map((x, i) => x + (owed[i] as number));
-          const next = new Float32Array(n);
+          // The spent residual from two steps back, its stale values overwritten by junk: the codec must write every element.
+          const next = fb.scratch('w', n).fill(12_345);
           const sent = decode(encode(g, 16, { ...(owed !== undefined ? { owed } : {}), next }), n, 'w');
           fb.keep('w', next);
           for (let i = 0; i < n; i++) received[i] = (received[i] as number) + (sent[i] as number);
@@ -328,6 +329,26 @@ describe('error feedback', () => {
         }
       }),
     );
+  });
+});
+
+describe('ErrorFeedback', () => {
+  it('hands back the residual a keep replaced as the next scratch array, once, and only of the asked length', () => {
+    const fb = new ErrorFeedback();
+    const a = fb.scratch('w', 4);
+    fb.keep('w', a);
+    const b = fb.scratch('w', 4);
+    expect(b).not.toBe(a); // a is what is owed now
+    fb.keep('w', b);
+    expect(fb.residual('w')).toBe(b);
+    expect(fb.scratch('w', 4)).toBe(a);
+    expect(fb.scratch('w', 4)).not.toBe(a); // handed out once
+    fb.keep('w', fb.scratch('w', 4));
+    expect(fb.scratch('w', 5)).toHaveLength(5);
+    fb.keep('w', fb.scratch('w', 4));
+    fb.reset();
+    expect(fb.residual('w')).toBeUndefined();
+    expect(fb.scratch('w', 4)).not.toBe(b);
   });
 });
 
