@@ -74,11 +74,11 @@ const row = (codec: string, bytes: number, encodeMs: number, decodeMs: number, e
   process.stderr.write(`${codec}: encode ${fmt(encodeMs, 2)} ms, decode ${fmt(decodeMs, 2)} ms; ${extra}\n`);
 };
 row('fp32 (a copy, for scale)', 4 * N, fp32Copy, fp32Copy, '');
-const f16 = encodeFp16(grad);
-row('fp16', f16.length, time(() => encodeFp16(grad)), time(() => decodeFp16(f16, N, 'g')), '');
-// int8 and int4 with each quantizer (quantize-wasm.ts): WebAssembly SIMD, the default, and the JavaScript loop.
+// fp16, int8 and int4 with each kernel set (quantize-wasm.ts): WebAssembly SIMD, the default, and the JavaScript loop.
 for (const [kernels, label] of [['wasm-simd', 'WebAssembly SIMD'], ['js', 'JavaScript loop']] as const) {
   setQuantizeKernels(kernels);
+  const f16 = encodeFp16(grad);
+  row(`fp16 (${label})`, f16.length, time(() => encodeFp16(grad)), time(() => decodeFp16(f16, N, 'g')), '');
   const i8 = encodeInt8(grad);
   const pulled = new Float32Array(N);
   const add = `; the worker's add of a pull's change ${fmt(time(() => addFloats(pulled, held)), 2)} ms`;
@@ -93,7 +93,7 @@ row('topk:0.01', tk.length, time(() => encodeTopk(grad, 0.01)), time(() => decod
 const warmed = WARM_CALLS === undefined ? `${WARM_MS / 1000} s of warm-up` : `${WARM_CALLS} calls of warm-up`;
 const markdown = `## What the wire codecs cost the CPU (\`pnpm bench:codecs${WARM_CALLS === undefined ? '' : ` --warm-calls ${WARM_CALLS}`}\`)
 
-${machine()}. One process, one tensor of LeNet-300-100's size (${fmt(N)} float32 values, gradient-like: mostly small, a few 20x larger); milliseconds per call, the median of ${RUNS} blocks of ${REPS} calls after ${warmed}. ${cpus().length} cores, but every call runs on one. "pull's change" is the server side of an int8 or int4 pull (code live − held, move held by what the worker adds); "push with error feedback" adds what earlier pushes owe and keeps what this one loses, in the quantizer's own pass. int8 and int4 run with each quantizer (core's quantize-wasm.ts): WebAssembly SIMD, what every role uses where the runtime has it, and the JavaScript loop it replaced (the same bytes, bit for bit); int4's decoding is JavaScript in both.
+${machine()}. One process, one tensor of LeNet-300-100's size (${fmt(N)} float32 values, gradient-like: mostly small, a few 20x larger); milliseconds per call, the median of ${RUNS} blocks of ${REPS} calls after ${warmed}. ${cpus().length} cores, but every call runs on one. "pull's change" is the server side of an int8 or int4 pull (code live − held, move held by what the worker adds); "push with error feedback" adds what earlier pushes owe and keeps what this one loses, in the quantizer's own pass. fp16, int8 and int4 run with each set of loops (core's quantize-wasm.ts): WebAssembly SIMD, what every role uses where the runtime has it, and the JavaScript loops they replaced (the same bytes, bit for bit); int4's decoding is JavaScript in both.
 
 ${markdownTable(['codec', 'bytes', 'encode ms', 'decode ms', 'also'], rows)}
 `;

@@ -6,6 +6,7 @@
  * NaN stays NaN, and the parameter server's finiteness check refuses it.
  */
 import { CodecError } from '../../errors.js';
+import { decodeFp16Wasm, encodeFp16Wasm } from './quantize-wasm.js';
 
 const F32 = new Float32Array(1);
 const U32 = new Uint32Array(F32.buffer);
@@ -63,17 +64,22 @@ export function fp16Bytes(n: number): number {
   return 2 * n;
 }
 
+/** Where it can, in WebAssembly SIMD (quantize-wasm.ts: the same halves, bit for bit). */
 export function encodeFp16(src: Float32Array): Uint8Array {
+  const fast = encodeFp16Wasm(src);
+  if (fast !== undefined) return fast;
   const out = new Uint16Array(src.length);
   for (let i = 0; i < src.length; i++) out[i] = toHalfBits(src[i] as number);
   return new Uint8Array(out.buffer);
 }
 
-/** Decode `n` halves; a payload of any other length is refused. */
+/** Decode `n` halves; a payload of any other length is refused. Where it can, in WebAssembly SIMD (the same floats). */
 export function decodeFp16(bytes: Uint8Array, n: number, name: string): Float32Array {
   if (bytes.length !== fp16Bytes(n)) {
     throw new CodecError('CHUNK_INVALID', `fp16 tensor "${name}": ${bytes.length} bytes for ${n} elements (expected ${fp16Bytes(n)})`, name);
   }
+  const fast = decodeFp16Wasm(bytes, n);
+  if (fast !== undefined) return fast;
   const t = halfTable();
   const out = new Float32Array(n);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

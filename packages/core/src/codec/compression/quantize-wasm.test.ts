@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { quantizeBlocks } from './blocks.js';
+import { decodeFp16, encodeFp16, halfValue, toHalfBits } from './fp16.js';
 import { decodeInt8, encodeInt8 } from './int8.js';
 import { addFloats, encodeQuantizeModule, quantizeKernels, setQuantizeKernels } from './quantize-wasm.js';
 
@@ -84,6 +85,31 @@ describe('the WebAssembly SIMD quantizer', () => {
     const bytes = encodeInt8(new Float32Array(37).fill(0.5), 4);
     bytes[bytes.length - 2] = 0x80;
     expect(() => decodeInt8(bytes, 37, 't')).toThrow(/element 35 is -128/);
+  });
+
+  it('codes fp16 as toHalfBits does, bit for bit: rounding to nearest even, subnormals, saturation at ±65504, NaN', () => {
+    const bits = (x: Float32Array) => Array.from(new Uint16Array(encodeFp16(x).slice().buffer));
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.float(), fc.integer({ min: 0, max: 2 ** 32 - 1 }).map((b) => new Float32Array(new Uint32Array([b]).buffer)[0] as number)), { maxLength: 300 }), (values) => {
+        const x = Float32Array.from(values);
+        expect(bits(x)).toEqual(Array.from(x, (v) => toHalfBits(v)));
+      }),
+      { numRuns: 300 },
+    );
+    // Every boundary class: ties on either side of even, the subnormal edges, the overflow edge, ±0, ±Infinity, NaN.
+    const edges = Float32Array.from([1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -24, 2 ** -25, 3 * 2 ** -26, 2 ** -14, 65504, 65519.99, 65520, 1e20, -0, 0, Infinity, -Infinity, Number.NaN, -6.1e-5, 5.96e-8]);
+    expect(bits(edges)).toEqual(Array.from(edges, (v) => toHalfBits(v)));
+  });
+
+  it('decodes every one of the 65,536 halves to the table\'s float32 (NaN to NaN)', () => {
+    const halves = new Uint16Array(65536).map((_, i) => i);
+    const out = decodeFp16(new Uint8Array(halves.buffer), 65536, 'h');
+    const wrong = [];
+    for (let h = 0; h < 65536; h++) {
+      const want = halfValue(h);
+      if (!(Object.is(out[h], want) || (Number.isNaN(want) && Number.isNaN(out[h])))) wrong.push(`${h.toString(16)}: ${out[h]} (want ${want})`);
+    }
+    expect(wrong).toEqual([]);
   });
 
   it('adds float32 arrays as JavaScript does, and refuses arrays of different lengths', () => {

@@ -1,10 +1,12 @@
 /**
- * The block quantizer (blocks.ts) in WebAssembly SIMD: the same arithmetic,
- * bit for bit, four elements an iteration where V8 runs the JavaScript loop
- * one double at a time. The wire's int8 and int4 codecs spend their time
- * here: a worker's push with error feedback and the parameter server's
- * change-coded pull quantize every element of every step's 1 MB tensors
- * (`pnpm bench:codecs`).
+ * The wire codecs' loops in WebAssembly SIMD: the block quantizer
+ * (blocks.ts) that int8 and int4 share, int8's decoding, fp16's coding both
+ * ways (fp16.ts) and the float32 add a worker applies each change-coded pull
+ * with. The same arithmetic, bit for bit, several elements an instruction
+ * where V8 runs the JavaScript loops one double at a time. A worker's push
+ * with error feedback and the parameter server's change-coded pull run the
+ * quantizer over every element of every step's 1 MB tensors (`pnpm
+ * bench:codecs`).
  *
  * Exactness: a float32 sum or difference rounds as JavaScript's double
  * operation then `Math.fround` does (double has more than twice float32's
@@ -14,7 +16,9 @@
  * two lanes of f64x2 at a time, truncated as `| 0` truncates (its values are
  * small and positive). So the code, the scales, the held values and what
  * error feedback owes are the JavaScript loop's exactly; the property tests
- * compare the two on the same inputs.
+ * compare the two on the same inputs. fp16 uses the float unit's own
+ * rounding to nearest even (fp16's block comment below); its decoding gives
+ * the table's floats, a NaN keeping its payload bits.
  *
  * WebAssembly code reads only its own memory: each call copies its inputs
  * into one memory per thread (grown to the largest tensor seen, at most
@@ -197,7 +201,89 @@ const DEQUANTIZE_I8: wasm.WasmFunction = {
 
 type QuantizeFn = (d: number, q: number, scales: number, len: number, bs: number, limit: number, held: number, next: number) => number;
 
+// fp16 (fp16.ts's toHalfBits and its table, in lanes): the arithmetic of Maratyszcza's FP16 library
+// (fp16_ieee_from_fp32_value, fp16_ieee_to_fp32_value), which has the float unit's own round-to-nearest-even
+// round the mantissa, with fp16.ts's two departures from IEEE: a result that would be infinite saturates to
+// ±65504, and NaN becomes 0x7e00 with its sign. Eight values an iteration; len a multiple of 8.
+const i32x4Shl = simd(0xab);
+const i32x4ShrU = simd(0xad);
+const i32x4Add = simd(0xae);
+const i32x4MinU = simd(0xb7);
+const i32x4MaxU = simd(0xb9);
+const i32x4GtU = simd(0x3c);
+const i32x4LtU = simd(0x3a);
+const v128And = simd(0x4e);
+const bitselect = simd(0x52); // (a, b, mask): a where mask is set, else b
+const i16x8NarrowI32x4U = simd(0x86);
+const i32x4ExtendLowI16x8U = simd(0xa9);
+const i32x4ExtendHighI16x8U = simd(0xaa);
+const loadAt = (offset: number): number[] => [...simd(0x00), 4, ...wasm.uleb(offset)];
+const storeAt = (offset: number): number[] => [...simd(0x0b), 4, ...wasm.uleb(offset)];
+const splatI32 = (c: number): number[] => [...i32(c | 0), ...i32x4Splat];
+const splatF32 = (x: number): number[] => [...f32Const(x), ...f32x4Splat];
+
+// f16_encode(src, out, len): out[i] = the half of src[i] (u16, little endian).
+//   locals: end 3, x 4, constants 5-14, 2w 15, t 16, first four 17
+const [TO_INF, TO_ZERO, SIGN, EXP8, MIN_BIAS, BIAS_ADD, EXP5, MANT12, MAX_HALF, NAN_HALF] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+/** The halves of the four floats at src + offset, as i32x4 lanes of 0..0xffff. */
+const halvesAt = (offset: number): number[] => [
+  ...get(0), ...loadAt(offset), ...set(4),
+  // base = (|x| × 2^112) × 2^-110: out of half's range it overflows to Infinity, below it keeps every bit.
+  ...get(4), ...f32x4Abs, ...get(TO_INF), ...f32x4Mul, ...get(TO_ZERO), ...f32x4Mul,
+  // + the float with bits max(2w & 0xff000000, 0x71000000) / 2 + 0x07800000: the sum rounds base at half's last place.
+  ...get(4), ...get(4), ...i32x4Add, ...tee(15), ...get(EXP8), ...v128And, ...get(MIN_BIAS), ...i32x4MaxU, ...i32(1), ...i32x4ShrU, ...get(BIAS_ADD), ...i32x4Add,
+  ...f32x4Add, ...set(16),
+  // nonsign = ((bits >> 13) & 0x7c00) + (bits & 0xfff), saturated at 0x7bff (Infinity and overflows: ±65504).
+  ...get(16), ...i32(13), ...i32x4ShrU, ...get(EXP5), ...v128And, ...get(16), ...get(MANT12), ...v128And, ...i32x4Add, ...get(MAX_HALF), ...i32x4MinU, ...set(16),
+  // NaN (2w > 0xff000000): 0x7e00. Then the sign, moved down to bit 15.
+  ...get(NAN_HALF), ...get(16), ...get(15), ...get(EXP8), ...i32x4GtU, ...bitselect,
+  ...get(4), ...get(SIGN), ...v128And, ...i32(16), ...i32x4ShrU, ...v128Or,
+];
+const F16_ENCODE: wasm.WasmFunction = {
+  name: 'f16_encode',
+  params: [I32, I32, I32],
+  results: [],
+  locals: [I32, ...Array.from({ length: 14 }, () => V128)],
+  code: [
+    ...[splatF32(2 ** 112), splatF32(2 ** -110), splatI32(0x80000000), splatI32(0xff000000), splatI32(0x71000000),
+      splatI32(0x07800000), splatI32(0x7c00), splatI32(0xfff), splatI32(0x7bff), splatI32(0x7e00)].flatMap((c, k) => [...c, ...set(TO_INF + k)]),
+    ...get(0), ...get(2), ...i32(2), ...i32Shl, ...i32Add, ...set(3),
+    ...loop([0, 1], 3, [...halvesAt(0), ...set(17), ...get(1), ...get(17), ...halvesAt(16), ...i16x8NarrowI32x4U, ...store], [32, 16]),
+  ],
+};
+
+// f16_decode(halves, out, len): out[i] = the float32 of half i.
+//   locals: end 3, eight halves 4, constants 5-10, w 11, 2w 12
+const [D_SIGN, EXP_OFFSET, EXP_SCALE, MAGIC, ONE_HALF, CUTOFF] = [5, 6, 7, 8, 9, 10];
+/** The i32x4 of four halves on the stack → their float32s. */
+const floatsOf: number[] = [
+  ...i32(16), ...i32x4Shl, ...tee(11), ...get(11), ...i32x4Add, ...set(12),
+  ...get(11), ...get(D_SIGN), ...v128And,
+  // Subnormal (2w < 2^27): float(0x3f000000 | 2w >> 17) − 0.5; else float((2w >> 4) + 0x70000000) × 2^-112.
+  ...get(12), ...i32(17), ...i32x4ShrU, ...get(MAGIC), ...v128Or, ...get(ONE_HALF), ...f32x4Sub,
+  ...get(12), ...i32(4), ...i32x4ShrU, ...get(EXP_OFFSET), ...i32x4Add, ...get(EXP_SCALE), ...f32x4Mul,
+  ...get(12), ...get(CUTOFF), ...i32x4LtU, ...bitselect,
+  ...v128Or,
+];
+const F16_DECODE: wasm.WasmFunction = {
+  name: 'f16_decode',
+  params: [I32, I32, I32],
+  results: [],
+  locals: [I32, ...Array.from({ length: 9 }, () => V128)],
+  code: [
+    ...[splatI32(0x80000000), splatI32(0x70000000), splatF32(2 ** -112), splatI32(126 << 23), splatF32(0.5), splatI32(1 << 27)].flatMap((c, k) => [...c, ...set(D_SIGN + k)]),
+    ...get(1), ...get(2), ...i32(2), ...i32Shl, ...i32Add, ...set(3),
+    ...loop([1, 0], 3, [
+      ...get(0), ...load, ...set(4),
+      ...get(1), ...get(4), ...i32x4ExtendLowI16x8U, ...floatsOf, ...store,
+      ...get(1), ...get(4), ...i32x4ExtendHighI16x8U, ...floatsOf, ...storeAt(16),
+    ], [32, 16]),
+  ],
+};
+
 interface QuantizeExports {
+  f16_encode(src: number, out: number, len: number): void;
+  f16_decode(halves: number, out: number, len: number): void;
   dequantize_i8(q: number, scales: number, out: number, len: number, bs: number): number;
   add_into(d: number, a: number, len: number): void;
   sub_into(d: number, a: number, len: number): void;
@@ -207,7 +293,7 @@ interface QuantizeExports {
 }
 
 export function encodeQuantizeModule(): Uint8Array<ArrayBuffer> {
-  return encodeModule([COMBINE(f32x4Add, 'add_into'), COMBINE(f32x4Sub, 'sub_into'), quantizeFn('plain'), quantizeFn('held'), quantizeFn('next'), DEQUANTIZE_I8]);
+  return encodeModule([COMBINE(f32x4Add, 'add_into'), COMBINE(f32x4Sub, 'sub_into'), quantizeFn('plain'), quantizeFn('held'), quantizeFn('next'), DEQUANTIZE_I8, F16_ENCODE, F16_DECODE]);
 }
 
 const PAGE = 65536;
@@ -360,4 +446,35 @@ export function addFloats(into: Float32Array, a: Float32Array): void {
   x.set(a);
   inst.fns.add_into(16, aAt, len);
   into.set(d.subarray(0, n));
+}
+
+const lanes8 = (n: number): number => (n + 7) & ~7;
+
+/** fp16.ts's encoding in WebAssembly (the same halves, bit for bit), or undefined when it cannot run here. */
+export function encodeFp16Wasm(src: Float32Array): Uint8Array | undefined {
+  const inst = enabled ? instantiate() : null;
+  if (inst === null) return undefined;
+  const n = src.length;
+  const len = lanes8(n);
+  const outAt = 16 + len * 4;
+  if (!reserve(inst.memory, outAt + len * 2)) return undefined;
+  const x = new Float32Array(inst.memory.buffer, 16, len);
+  x.set(src);
+  x.fill(0, n);
+  inst.fns.f16_encode(16, outAt, len);
+  return new Uint8Array(inst.memory.buffer, outAt, 2 * n).slice();
+}
+
+/** fp16.ts's decoding in WebAssembly (the same floats; a NaN may keep its payload bits), or undefined when it cannot run here. */
+export function decodeFp16Wasm(halves: Uint8Array, n: number): Float32Array | undefined {
+  const inst = enabled ? instantiate() : null;
+  if (inst === null) return undefined;
+  const len = lanes8(n);
+  const outAt = 16 + align16(len * 2);
+  if (!reserve(inst.memory, outAt + len * 4)) return undefined;
+  const h = new Uint8Array(inst.memory.buffer, 16, len * 2);
+  h.set(halves.subarray(0, 2 * n));
+  h.fill(0, 2 * n);
+  inst.fns.f16_decode(16, outAt, len);
+  return new Float32Array(inst.memory.buffer, outAt, n).slice();
 }
