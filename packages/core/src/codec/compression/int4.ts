@@ -14,6 +14,7 @@
  * scale, so the receiver refuses the tensor.
  */
 import { CodecError } from '../../errors.js';
+import { dequantizeInt4Wasm } from './quantize-wasm.js';
 import { type QuantizeWith, checkBlockSize, quantizeBlocks, readBlockHeader, writeBlockHeader } from './blocks.js';
 
 /** Smaller blocks than int8's: with 15 levels, one large element flattens its whole block to zero. */
@@ -57,6 +58,12 @@ const HAS_MINUS_8 = new Uint8Array(256).map((_, b) => ((b & 0xf) === 8 || b >> 4
 export function decodeInt4(bytes: Uint8Array, n: number, name: string): Float32Array {
   const { blockSize, scales } = readBlockHeader('int4', bytes, n, name, int4Bytes);
   const packed = new Uint8Array(bytes.buffer, bytes.byteOffset + 4 + 4 * scales.length, Math.ceil(n / 2));
+  if (n % 2 === 1 && (packed[packed.length - 1] as number) >> 4 !== 0) {
+    throw new CodecError('CHUNK_INVALID', `int4 tensor "${name}": the unused high nibble after element ${n - 1} is not 0`, name);
+  }
+  const fast = dequantizeInt4Wasm(packed, n, scales, blockSize);
+  if (fast instanceof Float32Array) return fast;
+  // The JavaScript loop: where WebAssembly cannot run, and to name the element that is -8.
   const out = new Float32Array(n);
   let bad = 0;
   for (let b = 0; b < scales.length; b++) {
@@ -89,9 +96,6 @@ export function decodeInt4(bytes: Uint8Array, n: number, name: string): Float32A
       const byte = packed[i >> 1] as number;
       if (((i & 1) === 0 ? LOW[byte] : HIGH[byte]) === -8) throw new CodecError('CHUNK_INVALID', `int4 tensor "${name}": element ${i} is -8 (symmetric int4 uses -7..7)`, name);
     }
-  }
-  if (n % 2 === 1 && (packed[packed.length - 1] as number) >> 4 !== 0) {
-    throw new CodecError('CHUNK_INVALID', `int4 tensor "${name}": the unused high nibble after element ${n - 1} is not 0`, name);
   }
   return out;
 }

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { quantizeBlocks } from './blocks.js';
 import { decodeFp16, encodeFp16, halfValue, toHalfBits } from './fp16.js';
+import { decodeInt4, encodeInt4 } from './int4.js';
 import { decodeInt8, encodeInt8 } from './int8.js';
 import { addFloats, encodeQuantizeModule, quantizeKernels, setQuantizeKernels } from './quantize-wasm.js';
 
@@ -85,6 +86,21 @@ describe('the WebAssembly SIMD quantizer', () => {
     const bytes = encodeInt8(new Float32Array(37).fill(0.5), 4);
     bytes[bytes.length - 2] = 0x80;
     expect(() => decodeInt8(bytes, 37, 't')).toThrow(/element 35 is -128/);
+  });
+
+  it('decodes int4 as the JavaScript loop does (odd lengths, blocks of any multiple of 8), and still names a -8 code', () => {
+    fc.assert(
+      fc.property(fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 700 }), fc.constantFrom(8, 24, 64, 12), (values, blockSize) => {
+        const bytes = encodeInt4(Float32Array.from(values), blockSize);
+        setQuantizeKernels('js');
+        const js = decodeInt4(bytes, values.length, 't');
+        setQuantizeKernels('wasm-simd');
+        expect(decodeInt4(bytes, values.length, 't')).toEqual(js);
+      }),
+    );
+    const bytes = encodeInt4(new Float32Array(37).fill(0.5), 8);
+    bytes[bytes.length - 2] = 0x80; // element 35, the high nibble of the second-last byte
+    expect(() => decodeInt4(bytes, 37, 't')).toThrow(/element 35 is -8/);
   });
 
   it('codes fp16 as toHalfBits does, bit for bit: rounding to nearest even, subnormals, saturation at ±65504, NaN', () => {

@@ -1,6 +1,6 @@
 /**
  * The wire codecs' loops in WebAssembly SIMD: the block quantizer
- * (blocks.ts) that int8 and int4 share, int8's decoding, fp16's coding both
+ * (blocks.ts) that int8 and int4 share, their decoding, fp16's coding both
  * ways (fp16.ts) and the float32 add a worker applies each change-coded pull
  * with. The same arithmetic, bit for bit, several elements an instruction
  * where V8 runs the JavaScript loops one double at a time. A worker's push
@@ -201,10 +201,6 @@ const DEQUANTIZE_I8: wasm.WasmFunction = {
 
 type QuantizeFn = (d: number, q: number, scales: number, len: number, bs: number, limit: number, held: number, next: number) => number;
 
-// fp16 (fp16.ts's toHalfBits and its table, in lanes): the arithmetic of Maratyszcza's FP16 library
-// (fp16_ieee_from_fp32_value, fp16_ieee_to_fp32_value), which has the float unit's own round-to-nearest-even
-// round the mantissa, with fp16.ts's two departures from IEEE: a result that would be infinite saturates to
-// ±65504, and NaN becomes 0x7e00 with its sign. Eight values an iteration; len a multiple of 8.
 const i32x4Shl = simd(0xab);
 const i32x4ShrU = simd(0xad);
 const i32x4Add = simd(0xae);
@@ -222,6 +218,48 @@ const storeAt = (offset: number): number[] => [...simd(0x0b), 4, ...wasm.uleb(of
 const splatI32 = (c: number): number[] => [...i32(c | 0), ...i32x4Splat];
 const splatF32 = (x: number): number[] => [...f32Const(x), ...f32x4Splat];
 
+// dequantize_i4(packed, scales, out, len, bs) -> 1 when a code is -8 (refused), else 0
+//   int4.ts's layout: element 2k in byte k's low nibble, 2k + 1 in its high nibble; len and bs multiples of 8,
+//   so every block starts on a byte and an iteration takes 4 bytes to 8 floats.
+// Parameters 0-4; locals: op 5, qp 6, sp 7, oEnd 8, bEnd 9, VSCALE 10, BADS 11, MINUS8 12, codes 13.
+const i8x16Shl = simd(0x6b);
+const i8x16ShrS = simd(0x6c);
+const i32x4ExtendHighI16x8S = simd(0xa8);
+const INTERLEAVE_NIBBLES = [0, 16, 1, 17, 2, 18, 3, 19, 4, 4, 4, 4, 4, 4, 4, 4]; // lanes 8-15: a zero lane of the low nibbles
+const DEQUANTIZE_I4: wasm.WasmFunction = {
+  name: 'dequantize_i4',
+  params: [I32, I32, I32, I32, I32],
+  results: [I32],
+  locals: [I32, I32, I32, I32, I32, V128, V128, V128, V128],
+  code: [
+    ...get(2), ...set(5), ...get(0), ...set(6), ...get(1), ...set(7),
+    ...get(2), ...get(3), ...i32(2), ...i32Shl, ...i32Add, ...set(8),
+    ...i32(-8), ...i8x16Splat, ...set(12),
+    ...i32(0), ...i8x16Splat, ...set(11),
+    0x02, 0x40, 0x03, 0x40,
+    ...get(5), ...get(8), ...i32GeU, 0x0d, 1,
+    ...get(5), ...get(4), ...i32(2), ...i32Shl, ...i32Add, ...tee(9), ...get(8), ...get(9), ...get(8), ...i32LtU, ...select, ...set(9),
+    ...get(7), ...f32Load, ...f32x4Splat, ...set(10),
+    ...get(7), ...i32(4), ...i32Add, ...set(7),
+    ...loop([5, 6], 9, [
+      // The eight codes, sign-extended: low nibbles (b << 4) >> 4, high nibbles b >> 4, interleaved.
+      ...get(6), ...load32Zero, ...tee(13), ...i32(4), ...i8x16Shl, ...i32(4), ...i8x16ShrS,
+      ...get(13), ...i32(4), ...i8x16ShrS,
+      ...shuffle(INTERLEAVE_NIBBLES), ...tee(13),
+      ...get(12), ...i8x16Eq, ...get(11), ...v128Or, ...set(11),
+      ...get(13), ...i16x8ExtendLowI8x16S, ...set(13),
+      ...get(5), ...get(13), ...i32x4ExtendLowI16x8S, ...f32x4ConvertI32x4, ...get(10), ...f32x4Mul, ...store,
+      ...get(5), ...get(13), ...i32x4ExtendHighI16x8S, ...f32x4ConvertI32x4, ...get(10), ...f32x4Mul, ...storeAt(16),
+    ], [32, 4]),
+    0x0c, 0, 0x0b, 0x0b,
+    ...get(11), ...anyTrue,
+  ],
+};
+
+// fp16 (fp16.ts's toHalfBits and its table, in lanes): the arithmetic of Maratyszcza's FP16 library
+// (fp16_ieee_from_fp32_value, fp16_ieee_to_fp32_value), which has the float unit's own round-to-nearest-even
+// round the mantissa, with fp16.ts's two departures from IEEE: a result that would be infinite saturates to
+// ±65504, and NaN becomes 0x7e00 with its sign. Eight values an iteration; len a multiple of 8.
 // f16_encode(src, out, len): out[i] = the half of src[i] (u16, little endian).
 //   locals: end 3, x 4, constants 5-14, 2w 15, t 16, first four 17
 const [TO_INF, TO_ZERO, SIGN, EXP8, MIN_BIAS, BIAS_ADD, EXP5, MANT12, MAX_HALF, NAN_HALF] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
@@ -282,6 +320,7 @@ const F16_DECODE: wasm.WasmFunction = {
 };
 
 interface QuantizeExports {
+  dequantize_i4(packed: number, scales: number, out: number, len: number, bs: number): number;
   f16_encode(src: number, out: number, len: number): void;
   f16_decode(halves: number, out: number, len: number): void;
   dequantize_i8(q: number, scales: number, out: number, len: number, bs: number): number;
@@ -293,7 +332,7 @@ interface QuantizeExports {
 }
 
 export function encodeQuantizeModule(): Uint8Array<ArrayBuffer> {
-  return encodeModule([COMBINE(f32x4Add, 'add_into'), COMBINE(f32x4Sub, 'sub_into'), quantizeFn('plain'), quantizeFn('held'), quantizeFn('next'), DEQUANTIZE_I8, F16_ENCODE, F16_DECODE]);
+  return encodeModule([COMBINE(f32x4Add, 'add_into'), COMBINE(f32x4Sub, 'sub_into'), quantizeFn('plain'), quantizeFn('held'), quantizeFn('next'), DEQUANTIZE_I8, DEQUANTIZE_I4, F16_ENCODE, F16_DECODE]);
 }
 
 const PAGE = 65536;
@@ -301,6 +340,7 @@ const PAGE = 65536;
 export const MAX_BYTES = 2 ** 30;
 const lanes = (n: number): number => (n + 3) & ~3;
 const align16 = (n: number): number => (n + 15) & ~15;
+const lanes8 = (n: number): number => (n + 7) & ~7;
 
 let instance: { memory: WebAssembly.Memory; fns: QuantizeExports } | null | undefined;
 let enabled = true;
@@ -448,7 +488,6 @@ export function addFloats(into: Float32Array, a: Float32Array): void {
   into.set(d.subarray(0, n));
 }
 
-const lanes8 = (n: number): number => (n + 7) & ~7;
 
 /** fp16.ts's encoding in WebAssembly (the same halves, bit for bit), or undefined when it cannot run here. */
 export function encodeFp16Wasm(src: Float32Array): Uint8Array | undefined {
@@ -477,4 +516,29 @@ export function decodeFp16Wasm(halves: Uint8Array, n: number): Float32Array | un
   h.fill(0, 2 * n);
   inst.fns.f16_decode(16, outAt, len);
   return new Float32Array(inst.memory.buffer, outAt, n).slice();
+}
+
+/**
+ * int4.ts's decoding loop in WebAssembly: `packed` (ceil(n / 2) bytes, two
+ * codes a byte) times their block's scale, as a new array; 'minus8' when a
+ * code is -8 (the caller finds which and refuses the tensor); undefined when
+ * it cannot run here (the block size must be a multiple of 8). The caller
+ * checks an odd tail's unused nibble.
+ */
+export function dequantizeInt4Wasm(packed: Uint8Array, n: number, scales: Float32Array, blockSize: number): Float32Array | 'minus8' | undefined {
+  if (!enabled || blockSize % 8 !== 0) return undefined;
+  const inst = enabled ? instantiate() : null;
+  if (inst === null) return undefined;
+  const len = lanes8(n);
+  const qAt = 16;
+  const scalesAt = qAt + align16(len / 2);
+  const outAt = align16(scalesAt + scales.length * 4);
+  if (!reserve(inst.memory, outAt + len * 4)) return undefined;
+  const buffer = inst.memory.buffer;
+  const q = new Uint8Array(buffer, qAt, len / 2);
+  q.set(packed);
+  q.fill(0, packed.length);
+  new Float32Array(buffer, scalesAt, scales.length).set(scales);
+  if (inst.fns.dequantize_i4(qAt, scalesAt, outAt, len, blockSize) !== 0) return 'minus8';
+  return new Float32Array(buffer, outAt, n).slice();
 }
