@@ -34,21 +34,22 @@ export interface QuantizeWith {
 
 /**
  * Quantize `src` into `q` and `scales` (see QuantizeWith for `held` and
- * error feedback). Where it can, the WebAssembly SIMD twin of this loop runs
+ * error feedback). Returns true when the codes went to `nibbles` instead,
+ * two a byte (int4.ts's layout; only the WebAssembly loop packs them). Where it can, the WebAssembly SIMD twin of this loop runs
  * instead (quantize-wasm.ts: the same results, bit for bit). The loops are written for V8: rounding is floor(v + 0.5)
  * by truncating a positive number, which is Math.round's half-up rounding
  * (with Math.round and a clamp, int4 took 1.3-2x as long and int8 up to 1.7x
  * in `pnpm bench:codecs`), and the finiteness test is folded into the
  * block's maximum.
  */
-export function quantizeBlocks(src: Float32Array, blockSize: number, limit: number, q: Int8Array, scales: Float32Array, w: QuantizeWith = {}): void {
+export function quantizeBlocks(src: Float32Array, blockSize: number, limit: number, q: Int8Array, scales: Float32Array, w: QuantizeWith = {}, nibbles?: Uint8Array): boolean {
   const n = src.length;
   const { held, owed, next } = w;
   for (const a of [held, owed, next]) if (a !== undefined && a.length !== n) throw new CodecError('CHUNK_INVALID', `quantize: ${n} values against ${a.length} held or owed`);
-  const bad = quantizeWasm(src, blockSize, limit, q, scales, held, owed, next);
+  const bad = quantizeWasm(src, blockSize, limit, q, scales, held, owed, next, nibbles);
   if (bad !== undefined) {
     if (bad >= 0 && next !== undefined) throw nonFiniteGradient(bad);
-    return;
+    return nibbles !== undefined;
   }
   const plain = held === undefined && owed === undefined;
   const d = plain ? src : new Float32Array(Math.min(n, blockSize));
@@ -87,6 +88,7 @@ export function quantizeBlocks(src: Float32Array, blockSize: number, limit: numb
       if (next !== undefined) next[i] = v - sent;
     }
   }
+  return false;
 }
 
 const nonFiniteGradient = (b: number) => new CodecError('CHUNK_INVALID', `block ${b} of a gradient holds NaN or ±Infinity: nothing was sent (the loss or learning rate diverged)`);

@@ -42,11 +42,11 @@ function quantizeInt4(src: Float32Array, w: QuantizeWith, blockSize: number): Ui
   const n = src.length;
   const scales = new Float32Array(Math.ceil(n / blockSize));
   const q = new Int8Array(n + 1); // one spare zero: the high nibble of an odd tail
-  quantizeBlocks(src, blockSize, 7, q, scales, w);
   const out = new Uint8Array(int4Bytes(n, blockSize));
-  writeBlockHeader(out, blockSize, scales);
   const at = 4 + 4 * scales.length;
-  for (let k = 0, i = 0; i < n; k++, i += 2) out[at + k] = ((q[i] as number) & 0xf) | (((q[i + 1] as number) & 0xf) << 4);
+  const packed = quantizeBlocks(src, blockSize, 7, q, scales, w, out.subarray(at));
+  writeBlockHeader(out, blockSize, scales);
+  if (!packed) for (let k = 0, i = 0; i < n; k++, i += 2) out[at + k] = ((q[i] as number) & 0xf) | (((q[i + 1] as number) & 0xf) << 4);
   return out;
 }
 

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { quantizeBlocks } from './blocks.js';
 import { decodeFp16, encodeFp16, halfValue, toHalfBits } from './fp16.js';
-import { decodeInt4, encodeInt4 } from './int4.js';
+import { decodeInt4, encodeInt4, encodeInt4Change } from './int4.js';
 import { decodeInt8, encodeInt8 } from './int8.js';
 import { addFloats, encodeQuantizeModule, quantizeKernels, setQuantizeKernels } from './quantize-wasm.js';
 
@@ -86,6 +86,31 @@ describe('the WebAssembly SIMD quantizer', () => {
     const bytes = encodeInt8(new Float32Array(37).fill(0.5), 4);
     bytes[bytes.length - 2] = 0x80;
     expect(() => decodeInt8(bytes, 37, 't')).toThrow(/element 35 is -128/);
+  });
+
+  it('codes int4 to the JavaScript loop\'s bytes (its codes packed two a byte in WebAssembly), plain, with error feedback and as a change', () => {
+    fc.assert(
+      fc.property(fc.array(value, { minLength: 1, maxLength: 700 }), fc.constantFrom(4, 8, 64), fc.constantFrom('plain', 'feedback', 'change'), (values, blockSize, mode) => {
+        const src = Float32Array.from(values);
+        const owed = src.map((x) => x / 7);
+        const code = (kind: Kind) => {
+          setQuantizeKernels(kind);
+          if (mode === 'plain') return { bytes: encodeInt4(src, blockSize) };
+          if (mode === 'change') {
+            const held = owed.slice();
+            return { bytes: encodeInt4Change(src, held, blockSize), held: Array.from(new Uint32Array(held.buffer)) };
+          }
+          const next = new Float32Array(src.length);
+          try {
+            return { bytes: encodeInt4(src, blockSize, { owed, next }), next: Array.from(new Uint32Array(next.buffer)) };
+          } catch (e) {
+            return { error: (e as Error).message };
+          }
+        };
+        expect(code('wasm-simd')).toEqual(code('js'));
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('decodes int4 as the JavaScript loop does (odd lengths, blocks of any multiple of 8), and still names a -8 code', () => {

@@ -256,6 +256,30 @@ const DEQUANTIZE_I4: wasm.WasmFunction = {
   ],
 };
 
+// pack_i4(q, out, len): out[k] = (q[2k] & 0xf) | (q[2k + 1] << 4), int4.ts's two codes a byte; 16 codes an
+// iteration up to len rounded up to 16 (the codes past len are not the caller's: it copies ceil(n / 2) bytes).
+//   locals: end 3, v 4, LOW_NIBBLE 5
+const EVEN_BYTES = [0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0];
+const ODD_BYTES = [1, 3, 5, 7, 9, 11, 13, 15, 0, 0, 0, 0, 0, 0, 0, 0];
+const store64Lane0 = [...simd(0x5b), 0, 0, 0];
+const PACK_I4: wasm.WasmFunction = {
+  name: 'pack_i4',
+  params: [I32, I32, I32],
+  results: [],
+  locals: [I32, V128, V128],
+  code: [
+    ...i32(0x0f), ...i8x16Splat, ...set(5),
+    ...get(0), ...get(2), ...i32(15), ...i32Add, ...i32(-16), ...i32And, ...i32Add, ...set(3),
+    ...loop([0, 1], 3, [
+      ...get(0), ...load, ...set(4),
+      ...get(1),
+      ...get(4), ...get(4), ...shuffle(EVEN_BYTES), ...get(5), ...v128And,
+      ...get(4), ...get(4), ...shuffle(ODD_BYTES), ...i32(4), ...i8x16Shl,
+      ...v128Or, ...store64Lane0,
+    ], [16, 8]),
+  ],
+};
+
 // fp16 (fp16.ts's toHalfBits and its table, in lanes): the arithmetic of Maratyszcza's FP16 library
 // (fp16_ieee_from_fp32_value, fp16_ieee_to_fp32_value), which has the float unit's own round-to-nearest-even
 // round the mantissa, with fp16.ts's two departures from IEEE: a result that would be infinite saturates to
@@ -320,6 +344,7 @@ const F16_DECODE: wasm.WasmFunction = {
 };
 
 interface QuantizeExports {
+  pack_i4(q: number, out: number, len: number): void;
   dequantize_i4(packed: number, scales: number, out: number, len: number, bs: number): number;
   f16_encode(src: number, out: number, len: number): void;
   f16_decode(halves: number, out: number, len: number): void;
@@ -332,7 +357,7 @@ interface QuantizeExports {
 }
 
 export function encodeQuantizeModule(): Uint8Array<ArrayBuffer> {
-  return encodeModule([COMBINE(f32x4Add, 'add_into'), COMBINE(f32x4Sub, 'sub_into'), quantizeFn('plain'), quantizeFn('held'), quantizeFn('next'), DEQUANTIZE_I8, DEQUANTIZE_I4, F16_ENCODE, F16_DECODE]);
+  return encodeModule([COMBINE(f32x4Add, 'add_into'), COMBINE(f32x4Sub, 'sub_into'), quantizeFn('plain'), quantizeFn('held'), quantizeFn('next'), DEQUANTIZE_I8, DEQUANTIZE_I4, PACK_I4, F16_ENCODE, F16_DECODE]);
 }
 
 const PAGE = 65536;
@@ -386,7 +411,9 @@ function reserve(memory: WebAssembly.Memory, bytes: number): boolean {
 /**
  * blocks.ts's quantizeBlocks in WebAssembly, with the same arguments and
  * results (the block loop's first non-finite block, or -1), or undefined
- * when it cannot run here (the caller then runs the JavaScript loop).
+ * when it cannot run here (the caller then runs the JavaScript loop). With
+ * `nibbles`, the codes go there two a byte as int4.ts lays them out, and
+ * not to `q`.
  * Nothing is written to `q`, `scales`, `held` or `next` before the
  * computation has finished.
  */
@@ -399,6 +426,7 @@ export function quantizeWasm(
   held: Float32Array | undefined,
   owed: Float32Array | undefined,
   next: Float32Array | undefined,
+  nibbles?: Uint8Array,
 ): number | undefined {
   if (!enabled || blockSize % 4 !== 0 || (held !== undefined && next !== undefined)) return undefined;
   const inst = instantiate();
@@ -411,7 +439,8 @@ export function quantizeWasm(
   const auxAt = dAt + len * 4;
   const qAt = auxAt + (aux !== undefined ? len * 4 : 0);
   const scalesAt = qAt + align16(len);
-  const bytes = scalesAt + scales.length * 4;
+  const packAt = align16(scalesAt + scales.length * 4);
+  const bytes = packAt + (nibbles !== undefined ? align16(len) / 2 : 0);
   const { memory, fns } = inst;
   if (!reserve(memory, bytes)) return undefined;
   const buffer = memory.buffer;
@@ -431,7 +460,10 @@ export function quantizeWasm(
   const quantize = held !== undefined ? fns.quantize_held : next !== undefined ? fns.quantize_next : fns.quantize_plain;
   const bad = quantize(dAt, qAt, scalesAt, len, blockSize, limit, held !== undefined ? auxAt : 0, next !== undefined ? auxAt : 0);
   if (bad >= 0 && next !== undefined) return bad; // the caller refuses the gradient; nothing written
-  q.set(new Int8Array(buffer, qAt, n));
+  if (nibbles !== undefined) {
+    fns.pack_i4(qAt, packAt, len);
+    nibbles.set(new Uint8Array(buffer, packAt, Math.ceil(n / 2)));
+  } else q.set(new Int8Array(buffer, qAt, n));
   scales.set(new Float32Array(buffer, scalesAt, scales.length));
   if (held !== undefined) held.set(new Float32Array(buffer, auxAt, n));
   if (next !== undefined) next.set(new Float32Array(buffer, auxAt, n));
