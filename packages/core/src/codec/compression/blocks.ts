@@ -73,8 +73,10 @@ export function quantizeBlocks(src: Float32Array, blockSize: number, limit: numb
     // A receiver refuses the NaN scale; a sender with error feedback refuses it first, owing nothing new.
     if (next !== undefined && !finite) throw nonFiniteGradient(b);
     if (!(scale > 0)) {
-      // Nothing sent from this block (all zero, or too small for a scale): all of it is still owed.
+      // Nothing sent from this block (all zero, or too small for a scale): all of it is still owed. The receiver
+      // still adds its decoded zeros, which turn a held -0 into +0: so does held.
       if (next !== undefined) for (let i = start; i < end; i++) next[i] = d[i - off] as number;
+      if (held !== undefined) for (let i = start; i < end; i++) held[i] = (held[i] as number) + 0;
       continue;
     }
     const inv = 1 / scale;

@@ -182,6 +182,12 @@ describe('change-coded pulls', () => {
       }),
     );
     invalid(() => encodeChange(new Float32Array(3), new Float32Array(2)));
+    // A block with nothing to send: the receiver adds decoded zeros, so a held -0 becomes +0 on both sides.
+    const held = Float32Array.from([-0, -0]);
+    const receiver = held.slice();
+    const sent = decode(encodeChange(Float32Array.from([0, 0]), held, 16), 2, 'p');
+    for (let i = 0; i < 2; i++) receiver[i] = (receiver[i] as number) + (sent[i] as number);
+    expect([...held, ...receiver].map((x) => Object.is(x, 0))).toEqual([true, true, true, true]);
   });
 });
 

@@ -73,21 +73,6 @@ describe('the WebAssembly SIMD quantizer', () => {
     );
   });
 
-  it('decodes int8 as the JavaScript loop does, and still names a -128 code', () => {
-    fc.assert(
-      fc.property(fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 700 }), fc.constantFrom(4, 12, 256), (values, blockSize) => {
-        const bytes = encodeInt8(Float32Array.from(values), blockSize);
-        setQuantizeKernels('js');
-        const js = decodeInt8(bytes, values.length, 't');
-        setQuantizeKernels('wasm-simd');
-        expect(decodeInt8(bytes, values.length, 't')).toEqual(js);
-      }),
-    );
-    const bytes = encodeInt8(new Float32Array(37).fill(0.5), 4);
-    bytes[bytes.length - 2] = 0x80;
-    expect(() => decodeInt8(bytes, 37, 't')).toThrow(/element 35 is -128/);
-  });
-
   it('codes int4 to the JavaScript loop\'s bytes (its codes packed two a byte in WebAssembly), plain, with error feedback and as a change', () => {
     fc.assert(
       fc.property(fc.array(value, { minLength: 1, maxLength: 700 }), fc.constantFrom(4, 8, 64), fc.constantFrom('plain', 'feedback', 'change'), (values, blockSize, mode) => {
@@ -113,19 +98,24 @@ describe('the WebAssembly SIMD quantizer', () => {
     );
   });
 
-  it('decodes int4 as the JavaScript loop does (odd lengths, blocks of any multiple of 8), and still names a -8 code', () => {
+  // Block sizes include ones the WebAssembly loops leave to JavaScript (not a multiple of 4 for int8, of 8 for int4).
+  it.each([
+    ['int8', encodeInt8, decodeInt8, [4, 12, 256, 6], 4, /element 35 is -128/],
+    ['int4', encodeInt4, decodeInt4, [8, 24, 64, 12], 8, /element 35 is -8/],
+  ] as const)('decodes %s as the JavaScript loop does (odd lengths, several block sizes), and still names a refused code', (_, encode, decode, blockSizes, small, refused) => {
     fc.assert(
-      fc.property(fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 700 }), fc.constantFrom(8, 24, 64, 12), (values, blockSize) => {
-        const bytes = encodeInt4(Float32Array.from(values), blockSize);
+      fc.property(fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 700 }), fc.constantFrom(...blockSizes), (values, blockSize) => {
+        const bytes = encode(Float32Array.from(values), blockSize);
         setQuantizeKernels('js');
-        const js = decodeInt4(bytes, values.length, 't');
+        const js = decode(bytes, values.length, 't');
         setQuantizeKernels('wasm-simd');
-        expect(decodeInt4(bytes, values.length, 't')).toEqual(js);
+        expect(decode(bytes, values.length, 't')).toEqual(js);
       }),
     );
-    const bytes = encodeInt4(new Float32Array(37).fill(0.5), 8);
-    bytes[bytes.length - 2] = 0x80; // element 35, the high nibble of the second-last byte
-    expect(() => decodeInt4(bytes, 37, 't')).toThrow(/element 35 is -8/);
+    // Element 35 of 37: int8's second-last byte, int4's second-last byte's high nibble.
+    const bytes = encode(new Float32Array(37).fill(0.5), small);
+    bytes[bytes.length - 2] = 0x80;
+    expect(() => decode(bytes, 37, 't')).toThrow(refused);
   });
 
   it('codes fp16 as toHalfBits does, bit for bit: rounding to nearest even, subnormals, saturation at ±65504, NaN', () => {

@@ -163,6 +163,8 @@ const quantizeFn = (mode: Mode): wasm.WasmFunction => ({
     ...loop([P, QP, HP, NP], BEND, [
       ...get(QP), ...i32(0), ...i32Store,
       ...(mode === 'next' ? [...get(NP), ...get(P), ...load, ...store] : []),
+      // held + 0, as the receiver adds its decoded zeros (a held -0 becomes +0).
+      ...(mode === 'held' ? [...get(HP), ...get(HP), ...load, ...f32Const(0), ...f32x4Splat, ...f32x4Add, ...store] : []),
     ], advance),
     ...end,
     ...get(BLK), ...i32(1), ...i32Add, ...set(BLK),
@@ -171,33 +173,45 @@ const quantizeFn = (mode: Mode): wasm.WasmFunction => ({
   ],
 });
 
-// dequantize_i8(q, scales, out, len, bs) -> 1 when a code is -128 (refused), else 0
-//   out[i] = q[i] × scale of i's block (the float32 product, as JavaScript's rounded double is).
-// Parameters 0-4; locals: op 5, qp 6, sp 7, oEnd 8, bEnd 9, VSCALE 10, BADS 11, MINUS128 12, codes 13.
-const DEQUANTIZE_I8: wasm.WasmFunction = {
-  name: 'dequantize_i8',
+/**
+ * dequantize_<name>(codes, scales, out, len, bs) -> 1 when a code is `refused` (-128 for int8, -8 for int4), else 0:
+ * out[i] = code i × its block's scale (the float32 product, as JavaScript's rounded double is). `codes` is the
+ * loop body: it reads the codes at qp (local 6), leaves them as i8x16 in local 13 for the refusal check, and
+ * stores their floats at op (local 5) times VSCALE (local 10); `steps` advances op and qp.
+ * Parameters 0-4; locals: op 5, qp 6, sp 7, oEnd 8, bEnd 9, VSCALE 10, BADS 11, REFUSED 12, codes 13.
+ */
+const dequantizeFn = (name: string, refused: number, codes: { read: number[]; write: number[] }, steps: readonly number[]): wasm.WasmFunction => ({
+  name: `dequantize_${name}`,
   params: [I32, I32, I32, I32, I32],
   results: [I32],
   locals: [I32, I32, I32, I32, I32, V128, V128, V128, V128],
   code: [
     ...get(2), ...set(5), ...get(0), ...set(6), ...get(1), ...set(7),
     ...get(2), ...get(3), ...i32(2), ...i32Shl, ...i32Add, ...set(8),
-    ...i32(-128), ...i8x16Splat, ...set(12),
+    ...i32(refused), ...i8x16Splat, ...set(12),
     ...i32(0), ...i8x16Splat, ...set(11),
+    // Each block: its scale, then its codes.
     0x02, 0x40, 0x03, 0x40,
     ...get(5), ...get(8), ...i32GeU, 0x0d, 1,
     ...get(5), ...get(4), ...i32(2), ...i32Shl, ...i32Add, ...tee(9), ...get(8), ...get(9), ...get(8), ...i32LtU, ...select, ...set(9),
     ...get(7), ...f32Load, ...f32x4Splat, ...set(10),
     ...get(7), ...i32(4), ...i32Add, ...set(7),
-    ...loop([5, 6], 9, [
-      ...get(6), ...load32Zero, ...tee(13),
-      ...get(12), ...i8x16Eq, ...get(11), ...v128Or, ...set(11),
-      ...get(5), ...get(13), ...i16x8ExtendLowI8x16S, ...i32x4ExtendLowI16x8S, ...f32x4ConvertI32x4, ...get(10), ...f32x4Mul, ...store,
-    ], [16, 4]),
+    ...loop([5, 6], 9, [...codes.read, ...get(13), ...get(12), ...i8x16Eq, ...get(11), ...v128Or, ...set(11), ...codes.write], steps),
     0x0c, 0, 0x0b, 0x0b,
     ...get(11), ...anyTrue,
   ],
-};
+});
+
+// dequantize_i8: four codes an iteration.
+const DEQUANTIZE_I8 = dequantizeFn(
+  'i8',
+  -128,
+  {
+    read: [...get(6), ...load32Zero, ...set(13)],
+    write: [...get(5), ...get(13), ...i16x8ExtendLowI8x16S, ...i32x4ExtendLowI16x8S, ...f32x4ConvertI32x4, ...get(10), ...f32x4Mul, ...store],
+  },
+  [16, 4],
+);
 
 type QuantizeFn = (d: number, q: number, scales: number, len: number, bs: number, limit: number, held: number, next: number) => number;
 
@@ -218,43 +232,31 @@ const storeAt = (offset: number): number[] => [...simd(0x0b), 4, ...wasm.uleb(of
 const splatI32 = (c: number): number[] => [...i32(c | 0), ...i32x4Splat];
 const splatF32 = (x: number): number[] => [...f32Const(x), ...f32x4Splat];
 
-// dequantize_i4(packed, scales, out, len, bs) -> 1 when a code is -8 (refused), else 0
+// dequantize_i4 (see dequantizeFn): eight codes an iteration from four bytes.
 //   int4.ts's layout: element 2k in byte k's low nibble, 2k + 1 in its high nibble; len and bs multiples of 8,
 //   so every block starts on a byte and an iteration takes 4 bytes to 8 floats.
-// Parameters 0-4; locals: op 5, qp 6, sp 7, oEnd 8, bEnd 9, VSCALE 10, BADS 11, MINUS8 12, codes 13.
 const i8x16Shl = simd(0x6b);
 const i8x16ShrS = simd(0x6c);
 const i32x4ExtendHighI16x8S = simd(0xa8);
 const INTERLEAVE_NIBBLES = [0, 16, 1, 17, 2, 18, 3, 19, 4, 4, 4, 4, 4, 4, 4, 4]; // lanes 8-15: a zero lane of the low nibbles
-const DEQUANTIZE_I4: wasm.WasmFunction = {
-  name: 'dequantize_i4',
-  params: [I32, I32, I32, I32, I32],
-  results: [I32],
-  locals: [I32, I32, I32, I32, I32, V128, V128, V128, V128],
-  code: [
-    ...get(2), ...set(5), ...get(0), ...set(6), ...get(1), ...set(7),
-    ...get(2), ...get(3), ...i32(2), ...i32Shl, ...i32Add, ...set(8),
-    ...i32(-8), ...i8x16Splat, ...set(12),
-    ...i32(0), ...i8x16Splat, ...set(11),
-    0x02, 0x40, 0x03, 0x40,
-    ...get(5), ...get(8), ...i32GeU, 0x0d, 1,
-    ...get(5), ...get(4), ...i32(2), ...i32Shl, ...i32Add, ...tee(9), ...get(8), ...get(9), ...get(8), ...i32LtU, ...select, ...set(9),
-    ...get(7), ...f32Load, ...f32x4Splat, ...set(10),
-    ...get(7), ...i32(4), ...i32Add, ...set(7),
-    ...loop([5, 6], 9, [
-      // The eight codes, sign-extended: low nibbles (b << 4) >> 4, high nibbles b >> 4, interleaved.
+const DEQUANTIZE_I4 = dequantizeFn(
+  'i4',
+  -8,
+  {
+    // The eight codes, sign-extended: low nibbles (b << 4) >> 4, high nibbles b >> 4, interleaved.
+    read: [
       ...get(6), ...load32Zero, ...tee(13), ...i32(4), ...i8x16Shl, ...i32(4), ...i8x16ShrS,
       ...get(13), ...i32(4), ...i8x16ShrS,
-      ...shuffle(INTERLEAVE_NIBBLES), ...tee(13),
-      ...get(12), ...i8x16Eq, ...get(11), ...v128Or, ...set(11),
+      ...shuffle(INTERLEAVE_NIBBLES), ...set(13),
+    ],
+    write: [
       ...get(13), ...i16x8ExtendLowI8x16S, ...set(13),
       ...get(5), ...get(13), ...i32x4ExtendLowI16x8S, ...f32x4ConvertI32x4, ...get(10), ...f32x4Mul, ...store,
       ...get(5), ...get(13), ...i32x4ExtendHighI16x8S, ...f32x4ConvertI32x4, ...get(10), ...f32x4Mul, ...storeAt(16),
-    ], [32, 4]),
-    0x0c, 0, 0x0b, 0x0b,
-    ...get(11), ...anyTrue,
-  ],
-};
+    ],
+  },
+  [32, 4],
+);
 
 // pack_i4(q, out, len): out[k] = (q[2k] & 0xf) | (q[2k + 1] << 4), int4.ts's two codes a byte; 16 codes an
 // iteration up to len rounded up to 16 (the codes past len are not the caller's: it copies ceil(n / 2) bytes).
