@@ -4,7 +4,8 @@ import { quantizeBlocks } from './blocks.js';
 import { decodeFp16, encodeFp16, halfValue, toHalfBits } from './fp16.js';
 import { decodeInt4, encodeInt4, encodeInt4Change } from './int4.js';
 import { decodeInt8, encodeInt8 } from './int8.js';
-import { addFloats, encodeQuantizeModule, quantizeKernels, setQuantizeKernels } from './quantize-wasm.js';
+import { encodeQuantizeModule } from './codec-kernels.js';
+import { addFloats, quantizeKernels, setQuantizeKernels } from './quantize-wasm.js';
 
 type Kind = 'wasm-simd' | 'js';
 type Mode = 'plain' | 'held' | 'owed' | 'next';
