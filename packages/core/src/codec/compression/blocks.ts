@@ -34,10 +34,13 @@ export interface QuantizeWith {
 
 /**
  * Quantize `src` into `q` and `scales` (see QuantizeWith for `held` and
- * error feedback). Returns true when the codes went to `nibbles` instead,
- * two a byte (int4.ts's layout; only the WebAssembly loop packs them). Where it can, the WebAssembly SIMD twin of this loop runs
- * instead (quantize-wasm.ts: the same results, bit for bit). The loops are written for V8: rounding is floor(v + 0.5)
- * by truncating a positive number, which is Math.round's half-up rounding
+ * error feedback). Where it can, the WebAssembly SIMD twin of this loop runs
+ * instead (quantize-wasm.ts: the same results, bit for bit); with `nibbles`
+ * it also packs the codes there, two a byte (int4.ts's layout), and returns
+ * true, leaving `q` untouched. False: the codes are in `q`.
+ *
+ * The JavaScript loops are written for V8: rounding is floor(v + 0.5) by
+ * truncating a positive number, which is Math.round's half-up rounding
  * (with Math.round and a clamp, int4 took 1.3-2x as long and int8 up to 1.7x
  * in `pnpm bench:codecs`), and the finiteness test is folded into the
  * block's maximum.

@@ -324,12 +324,14 @@ const F16_DECODE: wasm.WasmFunction = {
   ],
 };
 
+type DequantizeFn = (codes: number, scales: number, out: number, len: number, bs: number) => number;
+
 export interface QuantizeExports {
   pack_i4(q: number, out: number, len: number): void;
-  dequantize_i4(packed: number, scales: number, out: number, len: number, bs: number): number;
+  dequantize_i4: DequantizeFn;
   f16_encode(src: number, out: number, len: number): void;
   f16_decode(halves: number, out: number, len: number): void;
-  dequantize_i8(q: number, scales: number, out: number, len: number, bs: number): number;
+  dequantize_i8: DequantizeFn;
   add_into(d: number, a: number, len: number): void;
   sub_into(d: number, a: number, len: number): void;
   quantize_plain: QuantizeFn;

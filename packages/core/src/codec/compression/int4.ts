@@ -14,7 +14,7 @@
  * scale, so the receiver refuses the tensor.
  */
 import { CodecError } from '../../errors.js';
-import { dequantizeInt4Wasm } from './quantize-wasm.js';
+import { dequantizeWasm } from './quantize-wasm.js';
 import { type QuantizeWith, checkBlockSize, quantizeBlocks, readBlockHeader, writeBlockHeader } from './blocks.js';
 
 /** Smaller blocks than int8's: with 15 levels, one large element flattens its whole block to zero. */
@@ -61,7 +61,7 @@ export function decodeInt4(bytes: Uint8Array, n: number, name: string): Float32A
   if (n % 2 === 1 && (packed[packed.length - 1] as number) >> 4 !== 0) {
     throw new CodecError('CHUNK_INVALID', `int4 tensor "${name}": the unused high nibble after element ${n - 1} is not 0`, name);
   }
-  const fast = dequantizeInt4Wasm(packed, n, scales, blockSize);
+  const fast = dequantizeWasm('int4', packed, n, scales, blockSize);
   if (fast instanceof Float32Array) return fast;
   // The JavaScript loop: where WebAssembly cannot run, and to name the element that is -8.
   const out = new Float32Array(n);

@@ -9,7 +9,7 @@
  * the tensor instead of silently sending zeros for it.
  */
 import { CodecError } from '../../errors.js';
-import { dequantizeInt8Wasm } from './quantize-wasm.js';
+import { dequantizeWasm } from './quantize-wasm.js';
 import { type QuantizeWith, checkBlockSize, quantizeBlocks, readBlockHeader, writeBlockHeader } from './blocks.js';
 
 export const INT8_BLOCK = 256;
@@ -46,7 +46,7 @@ export function decodeInt8(bytes: Uint8Array, n: number, name: string): Float32A
   const { blockSize, scales } = readBlockHeader('int8', bytes, n, name, int8Bytes);
   const out = new Float32Array(n);
   const q = new Int8Array(bytes.buffer, bytes.byteOffset + 4 + 4 * scales.length, n);
-  const fast = dequantizeInt8Wasm(q, scales, blockSize);
+  const fast = dequantizeWasm('int8', q, n, scales, blockSize);
   if (fast instanceof Float32Array) return fast;
   // The JavaScript loop: where WebAssembly cannot run, and to name the element that is -128.
   for (let b = 0; b < scales.length; b++) {

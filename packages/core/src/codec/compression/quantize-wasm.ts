@@ -141,26 +141,31 @@ export function quantizeWasm(
 }
 
 /**
- * int8.ts's decoding loop in WebAssembly: `codes` (n int8 codes) times their
- * block's scale, as a new array; 'minus128' when a code is -128 (the caller
- * finds which and refuses the tensor); undefined when it cannot run here.
+ * int8.ts's or int4.ts's decoding loop in WebAssembly: `codes` (int8: n
+ * bytes; int4: ceil(n / 2), two codes a byte) times their block's scale, as
+ * a new array; 'refused' when a code is -128 (int8) or -8 (int4), so the
+ * caller finds which and refuses the tensor; undefined when it cannot run
+ * here (the block size must be a multiple of 4 for int8, of 8 for int4). For
+ * int4 the caller checks an odd tail's unused nibble.
  */
-export function dequantizeInt8Wasm(codes: Int8Array, scales: Float32Array, blockSize: number): Float32Array | 'minus128' | undefined {
-  if (!enabled || blockSize % 4 !== 0) return undefined;
+export function dequantizeWasm(kind: 'int8' | 'int4', codes: Uint8Array | Int8Array, n: number, scales: Float32Array, blockSize: number): Float32Array | 'refused' | undefined {
+  const perIteration = kind === 'int8' ? 4 : 8;
+  if (!enabled || blockSize % perIteration !== 0) return undefined;
   const inst = instantiate();
   if (inst === null) return undefined;
-  const n = codes.length;
-  const len = lanes(n);
+  const len = kind === 'int8' ? lanes(n) : lanes8(n);
+  const codeBytes = kind === 'int8' ? len : len / 2;
   const qAt = 16;
-  const scalesAt = qAt + align16(len);
+  const scalesAt = qAt + align16(codeBytes);
   const outAt = align16(scalesAt + scales.length * 4);
   if (!reserve(inst.memory, outAt + len * 4)) return undefined;
   const buffer = inst.memory.buffer;
-  const q = new Int8Array(buffer, qAt, len);
-  q.set(codes);
-  q.fill(0, n);
+  const q = new Uint8Array(buffer, qAt, codeBytes);
+  q.set(new Uint8Array(codes.buffer, codes.byteOffset, codes.byteLength));
+  q.fill(0, codes.byteLength);
   new Float32Array(buffer, scalesAt, scales.length).set(scales);
-  if (inst.fns.dequantize_i8(qAt, scalesAt, outAt, len, blockSize) !== 0) return 'minus128';
+  const dequantize = kind === 'int8' ? inst.fns.dequantize_i8 : inst.fns.dequantize_i4;
+  if (dequantize(qAt, scalesAt, outAt, len, blockSize) !== 0) return 'refused';
   return new Float32Array(buffer, outAt, n).slice();
 }
 
@@ -190,7 +195,6 @@ export function addFloats(into: Float32Array, a: Float32Array): void {
   into.set(d.subarray(0, n));
 }
 
-
 /** fp16.ts's encoding in WebAssembly (the same halves, bit for bit), or undefined when it cannot run here. */
 export function encodeFp16Wasm(src: Float32Array): Uint8Array | undefined {
   const inst = enabled ? instantiate() : null;
@@ -218,29 +222,4 @@ export function decodeFp16Wasm(halves: Uint8Array, n: number): Float32Array | un
   h.fill(0, 2 * n);
   inst.fns.f16_decode(16, outAt, len);
   return new Float32Array(inst.memory.buffer, outAt, n).slice();
-}
-
-/**
- * int4.ts's decoding loop in WebAssembly: `packed` (ceil(n / 2) bytes, two
- * codes a byte) times their block's scale, as a new array; 'minus8' when a
- * code is -8 (the caller finds which and refuses the tensor); undefined when
- * it cannot run here (the block size must be a multiple of 8). The caller
- * checks an odd tail's unused nibble.
- */
-export function dequantizeInt4Wasm(packed: Uint8Array, n: number, scales: Float32Array, blockSize: number): Float32Array | 'minus8' | undefined {
-  if (!enabled || blockSize % 8 !== 0) return undefined;
-  const inst = enabled ? instantiate() : null;
-  if (inst === null) return undefined;
-  const len = lanes8(n);
-  const qAt = 16;
-  const scalesAt = qAt + align16(len / 2);
-  const outAt = align16(scalesAt + scales.length * 4);
-  if (!reserve(inst.memory, outAt + len * 4)) return undefined;
-  const buffer = inst.memory.buffer;
-  const q = new Uint8Array(buffer, qAt, len / 2);
-  q.set(packed);
-  q.fill(0, packed.length);
-  new Float32Array(buffer, scalesAt, scales.length).set(scales);
-  if (inst.fns.dequantize_i4(qAt, scalesAt, outAt, len, blockSize) !== 0) return 'minus8';
-  return new Float32Array(buffer, outAt, n).slice();
 }
