@@ -63,15 +63,19 @@ export const div = simd(0xe7);
 export const ne = simd(0x42); // f32x4.ne
 export const anyTrue = simd(0x53); // v128.any_true
 
+/** `(block (loop (br_if 1 (i32.ge_u $p $end)) body... (br 0)))`: repeat `body` while local `p` is below local `end`. */
+export function whileBelow(p: number, end: number, body: number[]): number[] {
+  return [0x02, 0x40, 0x03, 0x40, ...get(p), ...get(end), ...i32GeU, 0x0d, 1, ...body, 0x0c, 0, 0x0b, 0x0b];
+}
+
 /**
- * `(block (loop (br_if 1 (i32.ge_u $p0 $end)) body... (advance each pointer
- * by its step, 16 unless given) (br 0)))`: a loop over whole vectors.
- * `pointers` are the local indices of the byte addresses walked together;
- * the first one is compared with `end`.
+ * A loop over whole vectors: whileBelow(pointers[0], end) with each pointer
+ * advanced by its step (16 unless given) after the body. `pointers` are the
+ * local indices of the byte addresses walked together.
  */
 export function loop(pointers: readonly number[], end: number, body: number[], steps: readonly number[] = []): number[] {
   const advance = pointers.flatMap((p, k) => [...get(p), ...i32(steps[k] ?? 16), ...i32Add, ...set(p)]);
-  return [0x02, 0x40, 0x03, 0x40, ...get(pointers[0] as number), ...get(end), ...i32GeU, 0x0d, 1, ...body, ...advance, 0x0c, 0, 0x0b, 0x0b];
+  return whileBelow(pointers[0] as number, end, [...body, ...advance]);
 }
 
 /** `$end = $p + $n * 4` ($n counts float32 elements). */

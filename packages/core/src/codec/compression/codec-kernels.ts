@@ -6,7 +6,7 @@
  */
 import * as wasm from '../../wasm/encoder.js';
 
-const { F32, I32, V128, anyTrue, encodeModule, get, i32, i32Add, i32Eqz, i32Shl, i32GeU, load, loop, set, simd, store, tee } = wasm;
+const { F32, I32, V128, add, anyTrue, encodeModule, endOf, get, i32, i32Add, i32Eqz, i32LtU, i32Shl, i32Sub, load, loop, mul, ne, set, simd, splat, store, sub, tee, whileBelow } = wasm;
 
 // Instructions this module needs beyond the shared ones.
 const f32Const = (x: number): number[] => [0x43, ...new Uint8Array(new Float32Array([x]).buffer)];
@@ -22,9 +22,7 @@ const f64Add = [0xa0];
 const f64Div = [0xa3];
 const f32Store = [0x38, 2, 0];
 const i32Store = [0x36, 0, 0];
-const i32LtU = [0x49];
 const i32LtS = [0x48];
-const i32Sub = [0x6b];
 const select = [0x1b];
 const ifVoid = [0x04, 0x40];
 const ifF32 = [0x04, F32];
@@ -32,7 +30,6 @@ const orElse = [0x05];
 const end = [0x0b];
 const shuffle = (lanes: readonly number[]): number[] => [...simd(0x0d), ...lanes];
 const i32x4Splat = simd(0x11);
-const f32x4Splat = simd(0x13);
 const f64x2Splat = simd(0x14);
 const f32x4Lane = (lane: number): number[] => [...simd(0x1f), lane];
 const store32Lane0 = [...simd(0x5a), 0, 0, 0];
@@ -43,9 +40,6 @@ const i32x4Sub = simd(0xb1);
 const i32x4MinS = simd(0xb6);
 const i32x4MaxS = simd(0xb8);
 const f32x4Abs = simd(0xe0);
-const f32x4Add = simd(0xe4);
-const f32x4Sub = simd(0xe5);
-const f32x4Mul = simd(0xe6);
 const i8x16Splat = simd(0x0f);
 const i8x16Eq = simd(0x23);
 const load32Zero = [...simd(0x5c), 0, 0];
@@ -53,7 +47,6 @@ const i16x8ExtendLowI8x16S = simd(0x87);
 const i32x4ExtendLowI16x8S = simd(0xa7);
 const f32Load = [0x2a, 2, 0];
 const f32x4Pmax = simd(0xeb); // b < a ? a : b (a NaN in b is passed over)
-const f32x4Ne = simd(0x42);
 const v128Or = simd(0x50);
 const i32And = [0x71];
 const f64x2Add = simd(0xf0);
@@ -61,19 +54,42 @@ const f64x2Mul = simd(0xf2);
 const i32x4TruncSatF64x2Zero = simd(0xfc);
 const f32x4ConvertI32x4 = simd(0xfa);
 
+const i32x4Shl = simd(0xab);
+const i32x4ShrU = simd(0xad);
+const i32x4Add = simd(0xae);
+const i32x4MinU = simd(0xb7);
+const i32x4MaxU = simd(0xb9);
+const i32x4GtU = simd(0x3c);
+const i32x4LtU = simd(0x3a);
+const v128And = simd(0x4e);
+const bitselect = simd(0x52); // (a, b, mask): a where mask is set, else b
+const i16x8NarrowI32x4U = simd(0x86);
+const i32x4ExtendLowI16x8U = simd(0xa9);
+const i32x4ExtendHighI16x8U = simd(0xaa);
+const loadAt = (offset: number): number[] => [...simd(0x00), 4, ...wasm.uleb(offset)];
+const storeAt = (offset: number): number[] => [...simd(0x0b), 4, ...wasm.uleb(offset)];
+const splatI32 = (c: number): number[] => [...i32(c | 0), ...i32x4Splat];
+const splatF32 = (x: number): number[] => [...f32Const(x), ...splat];
+const i8x16Shl = simd(0x6b);
+const i8x16ShrS = simd(0x6c);
+const i32x4ExtendHighI16x8S = simd(0xa8);
+const store64Lane0 = [...simd(0x5b), 0, 0, 0];
+
 const MAX_F32 = 3.4028234663852886e38;
 
-// combine(d, a, len, sign): d[i] = d[i] + a[i] (sign 1) or d[i] - a[i] (sign 0), len a multiple of 4.
-//   locals: end 4
+/** `$bEnd = min($p + $bs * 4, $end)`: where the block starting at byte address `p` ends. */
+const blockEnd = (p: number, bs: number, end: number, bEnd: number): number[] => [
+  ...get(p), ...get(bs), ...i32(2), ...i32Shl, ...i32Add, ...tee(bEnd), ...get(end), ...get(bEnd), ...get(end), ...i32LtU, ...select, ...set(bEnd),
+];
+
+// add_into / sub_into(d, a, len): d[i] = d[i] + a[i] or d[i] - a[i], len a multiple of 4.
+//   locals: end 3
 const COMBINE = (op: number[], name: string): wasm.WasmFunction => ({
   name,
   params: [I32, I32, I32],
   results: [],
   locals: [I32],
-  code: [
-    ...get(0), ...get(2), ...i32(2), ...i32Shl, ...i32Add, ...set(3),
-    ...loop([0, 1], 3, [...get(0), ...get(0), ...load, ...get(1), ...load, ...op, ...store]),
-  ],
+  code: [...endOf(0, 2, 3), ...loop([0, 1], 3, [...get(0), ...get(0), ...load, ...get(1), ...load, ...op, ...store])],
 });
 
 // quantize(d, q, scales, len, bs, limit, held, next) -> first non-finite block or -1
@@ -98,7 +114,7 @@ const quantizeFn = (mode: Mode): wasm.WasmFunction => ({
   results: [I32],
   locals: [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, F32, F32, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128, V128],
   code: [
-    ...get(D), ...get(LEN), ...i32(2), ...i32Shl, ...i32Add, ...set(DEND),
+    ...endOf(D, LEN, DEND),
     ...get(D), ...set(P), ...get(Q), ...set(QP), ...get(HELD), ...set(HP), ...get(NEXT), ...set(NP), ...get(SCALES), ...set(SP),
     ...i32(0), ...set(BLK), ...i32(-1), ...set(BAD),
     ...get(LIMIT), ...f64ConvertI32, ...f64Const(1.5), ...f64Add, ...f64x2Splat, ...set(BIAS),
@@ -106,48 +122,47 @@ const quantizeFn = (mode: Mode): wasm.WasmFunction => ({
     ...get(LIMIT), ...i32x4Splat, ...set(LIM),
     ...i32(0), ...get(LIMIT), ...i32Sub, ...i32x4Splat, ...set(NLIM),
     // Each block.
-    0x02, 0x40, 0x03, 0x40,
-    ...get(P), ...get(DEND), ...i32GeU, 0x0d, 1,
-    ...get(P), ...set(START),
-    ...get(P), ...get(BS), ...i32(2), ...i32Shl, ...i32Add, ...tee(BEND), ...get(DEND), ...get(BEND), ...get(DEND), ...i32LtU, ...select, ...set(BEND),
-    // max |d| over the block (pmax: one instruction, where f32x4.max's NaN rule takes several), and in NANS
-    // every lane that held a NaN (x ≠ x); ±Infinity shows in the maximum.
-    ...f32Const(0), ...f32x4Splat, ...tee(VMAX), ...set(NANS),
-    ...loop([P], BEND, [
-      ...get(P), ...load, ...tee(V), ...f32x4Abs, ...get(VMAX), ...f32x4Pmax, ...set(VMAX),
-      ...get(NANS), ...get(V), ...get(V), ...f32x4Ne, ...v128Or, ...set(NANS),
+    ...whileBelow(P, DEND, [
+      ...get(P), ...set(START),
+      ...blockEnd(P, BS, DEND, BEND),
+      // max |d| over the block (pmax: one instruction, where f32x4.max's NaN rule takes several), and in NANS
+      // every lane that held a NaN (x ≠ x); ±Infinity shows in the maximum.
+      ...f32Const(0), ...splat, ...tee(VMAX), ...set(NANS),
+      ...loop([P], BEND, [
+        ...get(P), ...load, ...tee(V), ...f32x4Abs, ...get(VMAX), ...f32x4Pmax, ...set(VMAX),
+        ...get(NANS), ...get(V), ...get(V), ...ne, ...v128Or, ...set(NANS),
+      ]),
+      ...get(VMAX), ...f32x4Lane(0), ...get(VMAX), ...f32x4Lane(1), ...f32Max, ...get(VMAX), ...f32x4Lane(2), ...get(VMAX), ...f32x4Lane(3), ...f32Max, ...f32Max, ...set(MAX),
+      ...get(MAX), ...f32Const(MAX_F32), ...f32Le, ...get(NANS), ...anyTrue, ...i32Eqz, ...i32And,
+      ...ifF32, ...get(MAX), ...get(LIMIT), ...f32ConvertI32, ...f32Div,
+      ...orElse, ...get(BLK), ...get(BAD), ...get(BAD), ...i32(0), ...i32LtS, ...select, ...set(BAD), ...f32Const(NaN),
+      ...end, ...set(SCALE),
+      ...get(SP), ...get(SCALE), ...f32Store, ...get(SP), ...i32(4), ...i32Add, ...set(SP),
+      ...get(START), ...set(P),
+      ...get(SCALE), ...f32Const(0), ...f32Gt,
+      ...ifVoid,
+      ...f64Const(1), ...get(SCALE), ...f64PromoteF32, ...f64Div, ...f64x2Splat, ...set(INV),
+      ...get(SCALE), ...splat, ...set(VSCALE),
+      ...loop([P, QP, HP, NP], BEND, [
+        ...get(P), ...load, ...set(V),
+        ...roundHalf(get(V)), ...roundHalf([...get(V), ...get(V), ...shuffle(HIGH_HALF)]), ...shuffle(LOW_LANES_OF_BOTH),
+        ...get(L1), ...i32x4Sub, ...get(LIM), ...i32x4MinS, ...get(NLIM), ...i32x4MaxS, ...set(K),
+        ...get(QP), ...get(K), ...get(K), ...i16x8NarrowS, ...get(K), ...i8x16NarrowS, ...store32Lane0,
+        ...get(K), ...f32x4ConvertI32x4, ...get(VSCALE), ...mul, ...set(SENT),
+        ...(mode === 'held' ? [...get(HP), ...get(HP), ...load, ...get(SENT), ...add, ...store] : []),
+        ...(mode === 'next' ? [...get(NP), ...get(V), ...get(SENT), ...sub, ...store] : []),
+      ], advance),
+      ...orElse,
+      // Nothing sent from this block (all zero, too small for a scale, or not finite): codes 0, all of it still owed.
+      ...loop([P, QP, HP, NP], BEND, [
+        ...get(QP), ...i32(0), ...i32Store,
+        ...(mode === 'next' ? [...get(NP), ...get(P), ...load, ...store] : []),
+        // held + 0, as the receiver adds its decoded zeros (a held -0 becomes +0).
+        ...(mode === 'held' ? [...get(HP), ...get(HP), ...load, ...f32Const(0), ...splat, ...add, ...store] : []),
+      ], advance),
+      ...end,
+      ...get(BLK), ...i32(1), ...i32Add, ...set(BLK),
     ]),
-    ...get(VMAX), ...f32x4Lane(0), ...get(VMAX), ...f32x4Lane(1), ...f32Max, ...get(VMAX), ...f32x4Lane(2), ...get(VMAX), ...f32x4Lane(3), ...f32Max, ...f32Max, ...set(MAX),
-    ...get(MAX), ...f32Const(MAX_F32), ...f32Le, ...get(NANS), ...anyTrue, ...i32Eqz, ...i32And,
-    ...ifF32, ...get(MAX), ...get(LIMIT), ...f32ConvertI32, ...f32Div,
-    ...orElse, ...get(BLK), ...get(BAD), ...get(BAD), ...i32(0), ...i32LtS, ...select, ...set(BAD), ...f32Const(NaN),
-    ...end, ...set(SCALE),
-    ...get(SP), ...get(SCALE), ...f32Store, ...get(SP), ...i32(4), ...i32Add, ...set(SP),
-    ...get(START), ...set(P),
-    ...get(SCALE), ...f32Const(0), ...f32Gt,
-    ...ifVoid,
-    ...f64Const(1), ...get(SCALE), ...f64PromoteF32, ...f64Div, ...f64x2Splat, ...set(INV),
-    ...get(SCALE), ...f32x4Splat, ...set(VSCALE),
-    ...loop([P, QP, HP, NP], BEND, [
-      ...get(P), ...load, ...set(V),
-      ...roundHalf(get(V)), ...roundHalf([...get(V), ...get(V), ...shuffle(HIGH_HALF)]), ...shuffle(LOW_LANES_OF_BOTH),
-      ...get(L1), ...i32x4Sub, ...get(LIM), ...i32x4MinS, ...get(NLIM), ...i32x4MaxS, ...set(K),
-      ...get(QP), ...get(K), ...get(K), ...i16x8NarrowS, ...get(K), ...i8x16NarrowS, ...store32Lane0,
-      ...get(K), ...f32x4ConvertI32x4, ...get(VSCALE), ...f32x4Mul, ...set(SENT),
-      ...(mode === 'held' ? [...get(HP), ...get(HP), ...load, ...get(SENT), ...f32x4Add, ...store] : []),
-      ...(mode === 'next' ? [...get(NP), ...get(V), ...get(SENT), ...f32x4Sub, ...store] : []),
-    ], advance),
-    ...orElse,
-    // Nothing sent from this block (all zero, too small for a scale, or not finite): codes 0, all of it still owed.
-    ...loop([P, QP, HP, NP], BEND, [
-      ...get(QP), ...i32(0), ...i32Store,
-      ...(mode === 'next' ? [...get(NP), ...get(P), ...load, ...store] : []),
-      // held + 0, as the receiver adds its decoded zeros (a held -0 becomes +0).
-      ...(mode === 'held' ? [...get(HP), ...get(HP), ...load, ...f32Const(0), ...f32x4Splat, ...f32x4Add, ...store] : []),
-    ], advance),
-    ...end,
-    ...get(BLK), ...i32(1), ...i32Add, ...set(BLK),
-    0x0c, 0, 0x0b, 0x0b,
     ...get(BAD),
   ],
 });
@@ -166,17 +181,16 @@ const dequantizeFn = (name: string, refused: number, codes: { read: number[]; wr
   locals: [I32, I32, I32, I32, I32, V128, V128, V128, V128],
   code: [
     ...get(2), ...set(5), ...get(0), ...set(6), ...get(1), ...set(7),
-    ...get(2), ...get(3), ...i32(2), ...i32Shl, ...i32Add, ...set(8),
+    ...endOf(2, 3, 8),
     ...i32(refused), ...i8x16Splat, ...set(12),
     ...i32(0), ...i8x16Splat, ...set(11),
     // Each block: its scale, then its codes.
-    0x02, 0x40, 0x03, 0x40,
-    ...get(5), ...get(8), ...i32GeU, 0x0d, 1,
-    ...get(5), ...get(4), ...i32(2), ...i32Shl, ...i32Add, ...tee(9), ...get(8), ...get(9), ...get(8), ...i32LtU, ...select, ...set(9),
-    ...get(7), ...f32Load, ...f32x4Splat, ...set(10),
-    ...get(7), ...i32(4), ...i32Add, ...set(7),
-    ...loop([5, 6], 9, [...codes.read, ...get(13), ...get(12), ...i8x16Eq, ...get(11), ...v128Or, ...set(11), ...codes.write], steps),
-    0x0c, 0, 0x0b, 0x0b,
+    ...whileBelow(5, 8, [
+      ...blockEnd(5, 4, 8, 9),
+      ...get(7), ...f32Load, ...splat, ...set(10),
+      ...get(7), ...i32(4), ...i32Add, ...set(7),
+      ...loop([5, 6], 9, [...codes.read, ...get(13), ...get(12), ...i8x16Eq, ...get(11), ...v128Or, ...set(11), ...codes.write], steps),
+    ]),
     ...get(11), ...anyTrue,
   ],
 });
@@ -187,36 +201,17 @@ const DEQUANTIZE_I8 = dequantizeFn(
   -128,
   {
     read: [...get(6), ...load32Zero, ...set(13)],
-    write: [...get(5), ...get(13), ...i16x8ExtendLowI8x16S, ...i32x4ExtendLowI16x8S, ...f32x4ConvertI32x4, ...get(10), ...f32x4Mul, ...store],
+    write: [...get(5), ...get(13), ...i16x8ExtendLowI8x16S, ...i32x4ExtendLowI16x8S, ...f32x4ConvertI32x4, ...get(10), ...mul, ...store],
   },
   [16, 4],
 );
 
 type QuantizeFn = (d: number, q: number, scales: number, len: number, bs: number, limit: number, held: number, next: number) => number;
 
-const i32x4Shl = simd(0xab);
-const i32x4ShrU = simd(0xad);
-const i32x4Add = simd(0xae);
-const i32x4MinU = simd(0xb7);
-const i32x4MaxU = simd(0xb9);
-const i32x4GtU = simd(0x3c);
-const i32x4LtU = simd(0x3a);
-const v128And = simd(0x4e);
-const bitselect = simd(0x52); // (a, b, mask): a where mask is set, else b
-const i16x8NarrowI32x4U = simd(0x86);
-const i32x4ExtendLowI16x8U = simd(0xa9);
-const i32x4ExtendHighI16x8U = simd(0xaa);
-const loadAt = (offset: number): number[] => [...simd(0x00), 4, ...wasm.uleb(offset)];
-const storeAt = (offset: number): number[] => [...simd(0x0b), 4, ...wasm.uleb(offset)];
-const splatI32 = (c: number): number[] => [...i32(c | 0), ...i32x4Splat];
-const splatF32 = (x: number): number[] => [...f32Const(x), ...f32x4Splat];
 
 // dequantize_i4 (see dequantizeFn): eight codes an iteration from four bytes.
 //   int4.ts's layout: element 2k in byte k's low nibble, 2k + 1 in its high nibble; len and bs multiples of 8,
 //   so every block starts on a byte and an iteration takes 4 bytes to 8 floats.
-const i8x16Shl = simd(0x6b);
-const i8x16ShrS = simd(0x6c);
-const i32x4ExtendHighI16x8S = simd(0xa8);
 const INTERLEAVE_NIBBLES = [0, 16, 1, 17, 2, 18, 3, 19, 4, 4, 4, 4, 4, 4, 4, 4]; // lanes 8-15: a zero lane of the low nibbles
 const DEQUANTIZE_I4 = dequantizeFn(
   'i4',
@@ -230,8 +225,8 @@ const DEQUANTIZE_I4 = dequantizeFn(
     ],
     write: [
       ...get(13), ...i16x8ExtendLowI8x16S, ...set(13),
-      ...get(5), ...get(13), ...i32x4ExtendLowI16x8S, ...f32x4ConvertI32x4, ...get(10), ...f32x4Mul, ...store,
-      ...get(5), ...get(13), ...i32x4ExtendHighI16x8S, ...f32x4ConvertI32x4, ...get(10), ...f32x4Mul, ...storeAt(16),
+      ...get(5), ...get(13), ...i32x4ExtendLowI16x8S, ...f32x4ConvertI32x4, ...get(10), ...mul, ...store,
+      ...get(5), ...get(13), ...i32x4ExtendHighI16x8S, ...f32x4ConvertI32x4, ...get(10), ...mul, ...storeAt(16),
     ],
   },
   [32, 4],
@@ -242,7 +237,6 @@ const DEQUANTIZE_I4 = dequantizeFn(
 //   locals: end 3, v 4, LOW_NIBBLE 5
 const EVEN_BYTES = [0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0];
 const ODD_BYTES = [1, 3, 5, 7, 9, 11, 13, 15, 0, 0, 0, 0, 0, 0, 0, 0];
-const store64Lane0 = [...simd(0x5b), 0, 0, 0];
 const PACK_I4: wasm.WasmFunction = {
   name: 'pack_i4',
   params: [I32, I32, I32],
@@ -272,10 +266,10 @@ const [TO_INF, TO_ZERO, SIGN, EXP8, MIN_BIAS, BIAS_ADD, EXP5, MANT12, MAX_HALF, 
 const halvesAt = (offset: number): number[] => [
   ...get(0), ...loadAt(offset), ...set(4),
   // base = (|x| × 2^112) × 2^-110: out of half's range it overflows to Infinity, below it keeps every bit.
-  ...get(4), ...f32x4Abs, ...get(TO_INF), ...f32x4Mul, ...get(TO_ZERO), ...f32x4Mul,
+  ...get(4), ...f32x4Abs, ...get(TO_INF), ...mul, ...get(TO_ZERO), ...mul,
   // + the float with bits max(2w & 0xff000000, 0x71000000) / 2 + 0x07800000: the sum rounds base at half's last place.
   ...get(4), ...get(4), ...i32x4Add, ...tee(15), ...get(EXP8), ...v128And, ...get(MIN_BIAS), ...i32x4MaxU, ...i32(1), ...i32x4ShrU, ...get(BIAS_ADD), ...i32x4Add,
-  ...f32x4Add, ...set(16),
+  ...add, ...set(16),
   // nonsign = ((bits >> 13) & 0x7c00) + (bits & 0xfff), saturated at 0x7bff (Infinity and overflows: ±65504).
   ...get(16), ...i32(13), ...i32x4ShrU, ...get(EXP5), ...v128And, ...get(16), ...get(MANT12), ...v128And, ...i32x4Add, ...get(MAX_HALF), ...i32x4MinU, ...set(16),
   // NaN (2w > 0xff000000): 0x7e00. Then the sign, moved down to bit 15.
@@ -290,7 +284,7 @@ const F16_ENCODE: wasm.WasmFunction = {
   code: [
     ...[splatF32(2 ** 112), splatF32(2 ** -110), splatI32(0x80000000), splatI32(0xff000000), splatI32(0x71000000),
       splatI32(0x07800000), splatI32(0x7c00), splatI32(0xfff), splatI32(0x7bff), splatI32(0x7e00)].flatMap((c, k) => [...c, ...set(TO_INF + k)]),
-    ...get(0), ...get(2), ...i32(2), ...i32Shl, ...i32Add, ...set(3),
+    ...endOf(0, 2, 3),
     ...loop([0, 1], 3, [...halvesAt(0), ...set(17), ...get(1), ...get(17), ...halvesAt(16), ...i16x8NarrowI32x4U, ...store], [32, 16]),
   ],
 };
@@ -303,8 +297,8 @@ const floatsOf: number[] = [
   ...i32(16), ...i32x4Shl, ...tee(11), ...get(11), ...i32x4Add, ...set(12),
   ...get(11), ...get(D_SIGN), ...v128And,
   // Subnormal (2w < 2^27): float(0x3f000000 | 2w >> 17) − 0.5; else float((2w >> 4) + 0x70000000) × 2^-112.
-  ...get(12), ...i32(17), ...i32x4ShrU, ...get(MAGIC), ...v128Or, ...get(ONE_HALF), ...f32x4Sub,
-  ...get(12), ...i32(4), ...i32x4ShrU, ...get(EXP_OFFSET), ...i32x4Add, ...get(EXP_SCALE), ...f32x4Mul,
+  ...get(12), ...i32(17), ...i32x4ShrU, ...get(MAGIC), ...v128Or, ...get(ONE_HALF), ...sub,
+  ...get(12), ...i32(4), ...i32x4ShrU, ...get(EXP_OFFSET), ...i32x4Add, ...get(EXP_SCALE), ...mul,
   ...get(12), ...get(CUTOFF), ...i32x4LtU, ...bitselect,
   ...v128Or,
 ];
@@ -315,7 +309,7 @@ const F16_DECODE: wasm.WasmFunction = {
   locals: [I32, ...Array.from({ length: 9 }, () => V128)],
   code: [
     ...[splatI32(0x80000000), splatI32(0x70000000), splatF32(2 ** -112), splatI32(126 << 23), splatF32(0.5), splatI32(1 << 27)].flatMap((c, k) => [...c, ...set(D_SIGN + k)]),
-    ...get(1), ...get(2), ...i32(2), ...i32Shl, ...i32Add, ...set(3),
+    ...endOf(1, 2, 3),
     ...loop([1, 0], 3, [
       ...get(0), ...load, ...set(4),
       ...get(1), ...get(4), ...i32x4ExtendLowI16x8U, ...floatsOf, ...store,
@@ -340,6 +334,6 @@ export interface QuantizeExports {
 }
 
 export function encodeQuantizeModule(): Uint8Array<ArrayBuffer> {
-  return encodeModule([COMBINE(f32x4Add, 'add_into'), COMBINE(f32x4Sub, 'sub_into'), quantizeFn('plain'), quantizeFn('held'), quantizeFn('next'), DEQUANTIZE_I8, DEQUANTIZE_I4, PACK_I4, F16_ENCODE, F16_DECODE]);
+  return encodeModule([COMBINE(add, 'add_into'), COMBINE(sub, 'sub_into'), quantizeFn('plain'), quantizeFn('held'), quantizeFn('next'), DEQUANTIZE_I8, DEQUANTIZE_I4, PACK_I4, F16_ENCODE, F16_DECODE]);
 }
 
