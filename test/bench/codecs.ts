@@ -8,6 +8,8 @@
  */
 import { cpus } from 'node:os';
 import {
+  AdamDirection,
+  DgcSender,
   INT4_BLOCK,
   INT8_BLOCK,
   decodeFp16,
@@ -88,12 +90,17 @@ for (const [kernels, label] of [['wasm-simd', 'WebAssembly SIMD'], ['js', 'JavaS
 }
 setQuantizeKernels('wasm-simd');
 const tk = encodeTopk(grad, 0.01);
-row('topk:0.01', tk.length, time(() => encodeTopk(grad, 0.01)), time(() => decodeTopk(tk, N, 'g')), 'without DGC\'s accumulation');
+// A worker's top-k push as a job with Adam runs it (push-encoder.ts): Adam's direction, accumulated, then the top-k of the sum.
+const adam = new AdamDirection(0.9, 0.999, 1e-7);
+const dgc = new DgcSender({ fraction: 0.01, momentum: 0, warmupSteps: 0 });
+let step = 0;
+const topkPush = time(() => dgc.encode('g', adam.direction('g', grad), step++));
+row('topk:0.01', tk.length, time(() => encodeTopk(grad, 0.01)), time(() => decodeTopk(tk, N, 'g')), `encode: without DGC's accumulation; a worker's push with it and the Adam correction ${fmt(topkPush, 2)} ms`);
 
 const warmed = WARM_CALLS === undefined ? `${WARM_MS / 1000} s of warm-up` : `${WARM_CALLS} calls of warm-up`;
 const markdown = `## What the wire codecs cost the CPU (\`pnpm bench:codecs${WARM_CALLS === undefined ? '' : ` --warm-calls ${WARM_CALLS}`}\`)
 
-${machine()}. One process, one tensor of LeNet-300-100's size (${fmt(N)} float32 values, gradient-like: mostly small, a few 20x larger); milliseconds per call, the median of ${RUNS} blocks of ${REPS} calls after ${warmed}. ${cpus().length} cores, but every call runs on one. "pull's change" is the server side of an int8 or int4 pull (code live − held, move held by what the worker adds); "push with error feedback" adds what earlier pushes owe and keeps what this one loses, in the quantizer's own pass. fp16, int8 and int4 run with each set of loops (core's quantize-wasm.ts): WebAssembly SIMD, what every role uses where the runtime has it, and the JavaScript loops they replaced (the same bytes, bit for bit).
+${machine()}. One process, one tensor of LeNet-300-100's size (${fmt(N)} float32 values, gradient-like: mostly small, a few 20x larger); milliseconds per call, the median of ${RUNS} blocks of ${REPS} calls after ${warmed}. ${cpus().length} cores, but every call runs on one. "pull's change" is the server side of an int8 or int4 pull (code live − held, move held by what the worker adds); "push with error feedback" adds what earlier pushes owe and keeps what this one loses, in the quantizer's own pass; top-k's push with the Adam correction is what a worker pushing top-k under Adam does each step (Adam's direction, DGC's accumulation, the selection, the encoding and what stays owed). fp16, int8 and int4 run with each set of loops (core's quantize-wasm.ts): WebAssembly SIMD, what every role uses where the runtime has it, and the JavaScript loops they replaced (the same bytes, bit for bit).
 
 ${markdownTable(['codec', 'bytes', 'encode ms', 'decode ms', 'also'], rows)}
 `;

@@ -192,6 +192,48 @@ describe('change-coded pulls', () => {
 });
 
 describe('top-k', () => {
+  /** The k largest magnitudes by sorting (NaN as Infinity; ties to the lowest positions), in increasing position. */
+  const byMagnitude = (a: Float32Array): number[] => {
+    const mag = (x: number) => (Number.isNaN(x) ? Infinity : Math.abs(x));
+    return [...a.keys()].sort((i, j) => mag(a[j] as number) - mag(a[i] as number) || i - j);
+  };
+  const sortedTopk = (a: Float32Array, k: number, order = byMagnitude(a)): number[] => order.slice(0, k).sort((i, j) => i - j);
+  // fast-check favours the first constants: the infinities and NaN lead.
+  const specials = [Infinity, Number.NaN, -Infinity, 0, -0, 1, -1, 0.5, -2, 1e-45, -1e-45, 1.17549435e-38, 3.4028234663852886e38];
+  it('selects the same positions as sorting, ties to the lowest positions, NaN tied with Infinity', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          arrays(),
+          // Many ties, and the special values: zeros of both signs, subnormals, the largest float, NaN, infinities.
+          fc.array(fc.constantFrom(...specials), { maxLength: 300 }).map((a) => Float32Array.from(a)),
+          // Magnitudes that share their top bits and differ in the low ones (one radix bucket).
+          fc.array(fc.integer({ min: 0, max: 0xffff }), { maxLength: 300 }).map((a) => new Float32Array(Uint32Array.from(a, (x) => 0x3f800000 + x).buffer)),
+        ),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        (a, f) => {
+          const k = Math.round(f * a.length);
+          expect([...topkPositions(a, k)]).toEqual(sortedTopk(a, k));
+        },
+      ),
+    );
+  });
+  it('counts NaN as tied with Infinity: the lowest positions of either go first', () => {
+    expect([...topkPositions(Float32Array.from([1, Infinity, Number.NaN, -Infinity, Number.NaN]), 2)]).toEqual([1, 2]);
+    expect([...topkPositions(Float32Array.from([-Infinity, Number.NaN, 3]), 1)]).toEqual([0]);
+  });
+  it('selects from a large tensor as sorting does, in a view that starts inside its buffer', () => {
+    const buffer = new Float32Array(100_001);
+    let seed = 7;
+    for (let i = 0; i < buffer.length; i++) {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      // Gradient-like: mostly small, every 50th about 20x larger, and repeated values for ties.
+      buffer[i] = ((seed % 2001) - 1000) * (i % 50 === 0 ? 2e-5 : 1e-6);
+    }
+    const a = buffer.subarray(1);
+    const order = byMagnitude(a);
+    for (const k of [1, 1000, 10_000, 99_999]) expect([...topkPositions(a, k)]).toEqual(sortedTopk(a, k, order));
+  });
   it('keeps exactly the k largest magnitudes, in order, and zeros the rest', () => {
     fc.assert(
       fc.property(arrays(), fc.double({ min: 0.001, max: 1, noNaN: true }), (a, f) => {
