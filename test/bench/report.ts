@@ -22,17 +22,37 @@ export function load(): string {
   return `load average ${one} / ${five} / ${fifteen} (1/5/15 min) on ${cpus().length} cores, shared with other jobs`;
 }
 
-/** Replace (or append) the section of BENCHMARKS.md between this benchmark's markers. */
-export function writeSection(name: string, markdown: string): void {
-  const file = join(REPO, 'BENCHMARKS.md');
+/** The start of a hand note in BENCHMARKS.md (a paragraph written after a run: what its numbers mean, what did not pay). */
+export const HAND_NOTE = '*Note added by hand';
+
+/** The line that heads hand notes carried over from an earlier run of a section. */
+export const KEPT_NOTES =
+  "*Hand notes from earlier runs of this section, kept when a run rewrote it: where a note says \"the table above\" or \"this run\", it means its own run's table, which `git log -p BENCHMARKS.md` still has.*";
+
+/**
+ * `text` with the section `name` (between its BEGIN and END markers) replaced
+ * by `markdown`, or `markdown` appended as that section. The old section's
+ * hand notes (from its first line that starts a hand note, or the line that
+ * heads notes kept before) follow the new markdown under KEPT_NOTES, so a
+ * rerun of a benchmark keeps what was measured and tried around it.
+ */
+export function replaceSection(text: string, name: string, markdown: string): string {
   const begin = `<!-- BEGIN ${name} -->`;
   const end = `<!-- END ${name} -->`;
-  const text = readFileSync(file, 'utf8');
-  const block = `${begin}\n${markdown.trim()}\n${end}`;
   const a = text.indexOf(begin);
   const b = text.indexOf(end);
-  const next = a !== -1 && b > a ? text.slice(0, a) + block + text.slice(b + end.length) : `${text.trimEnd()}\n\n${block}\n`;
-  writeFileSync(file, next);
+  if (a === -1 || b < a) return `${text.trimEnd()}\n\n${begin}\n${markdown.trim()}\n${end}\n`;
+  const old = text.slice(a + begin.length, b);
+  const starts = [KEPT_NOTES, HAND_NOTE].map((line) => old.indexOf(`\n${line}`)).filter((i) => i !== -1);
+  const notes = starts.length === 0 ? '' : old.slice(Math.min(...starts) + 1).trimEnd();
+  const kept = notes === '' ? '' : `\n${notes.startsWith(KEPT_NOTES) ? '' : `${KEPT_NOTES}\n`}${notes}`;
+  return `${text.slice(0, a)}${begin}\n${markdown.trim()}${kept}\n${end}${text.slice(b + end.length)}`;
+}
+
+/** Replace (or append) the section of BENCHMARKS.md between this benchmark's markers, keeping its hand notes (replaceSection). */
+export function writeSection(name: string, markdown: string): void {
+  const file = join(REPO, 'BENCHMARKS.md');
+  writeFileSync(file, replaceSection(readFileSync(file, 'utf8'), name, markdown));
 }
 
 export function markdownTable(header: string[], rows: Array<Array<string | number>>): string {
