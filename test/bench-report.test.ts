@@ -19,12 +19,12 @@ describe('replaceSection', () => {
     const notes = `${HAND_NOTE} (2026-12-07):* the table above is slow.\n- **Tried, not kept:** a faster loop.`;
     const text = section('codecs', `## Codecs\n\n| old |\n${notes}`);
     const once = replaceSection(text, 'codecs', '## Codecs\n\n| new |');
-    expect(once).toBe(section('codecs', `## Codecs\n\n| new |\n${KEPT_NOTES}\n${notes}`));
+    expect(once).toBe(section('codecs', `## Codecs\n\n| new |\n\n${KEPT_NOTES}\n${notes}`));
     // A note added after the first rerun is kept too, and the heading is not repeated.
     const later = `${HAND_NOTE} (later):* after the rerun.`;
     const withLater = once.replace('\n<!-- END codecs -->', `\n${later}\n<!-- END codecs -->`);
     const twice = replaceSection(withLater, 'codecs', '## Codecs\n\n| newer |');
-    expect(twice).toBe(section('codecs', `## Codecs\n\n| newer |\n${KEPT_NOTES}\n${notes}\n${later}`));
+    expect(twice).toBe(section('codecs', `## Codecs\n\n| newer |\n\n${KEPT_NOTES}\n${notes}\n${later}`));
     expect(twice.split(KEPT_NOTES)).toHaveLength(2);
   });
 });

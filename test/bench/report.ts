@@ -45,7 +45,8 @@ export function replaceSection(text: string, name: string, markdown: string): st
   const old = text.slice(a + begin.length, b);
   const starts = [KEPT_NOTES, HAND_NOTE].map((line) => old.indexOf(`\n${line}`)).filter((i) => i !== -1);
   const notes = starts.length === 0 ? '' : old.slice(Math.min(...starts) + 1).trimEnd();
-  const kept = notes === '' ? '' : `\n${notes.startsWith(KEPT_NOTES) ? '' : `${KEPT_NOTES}\n`}${notes}`;
+  // After a blank line: a paragraph right under a table would read as one more row of it.
+  const kept = notes === '' ? '' : `\n\n${notes.startsWith(KEPT_NOTES) ? '' : `${KEPT_NOTES}\n`}${notes}`;
   return `${text.slice(0, a)}${begin}\n${markdown.trim()}${kept}\n${end}${text.slice(b + end.length)}`;
 }
 
